@@ -1,0 +1,88 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace projectionist {
+
+/// Where an error happened: whichever of these the failing operation knew.
+struct error_context {
+    std::string projection;
+    std::optional<std::uint64_t> position;
+    std::string stream;
+    std::string aggregate_id;
+    std::string event_type;
+};
+
+/// The one base of every exception projectionist throws. `what()` is a full sentence that names
+/// the projection, position, aggregate and event type involved, when they are known; the same
+/// facts are available as fields through `context()`.
+class error : public std::runtime_error {
+public:
+    explicit error(std::string message, error_context context = {})
+        : std::runtime_error(std::move(message)), context_(std::move(context)) {}
+
+    [[nodiscard]] const error_context& context() const noexcept { return context_; }
+
+private:
+    error_context context_;
+};
+
+/// Optimistic concurrency: the aggregate was not at the version the writer expected.
+class version_conflict : public error {
+public:
+    version_conflict(std::string_view stream, std::string_view aggregate_id, std::uint64_t expected,
+                     std::uint64_t actual)
+        : error(fmt::format("projectionist: version conflict on stream '{}', aggregate '{}': expected version {}, "
+                            "but the aggregate is at version {}; nothing was appended",
+                            stream, aggregate_id, expected, actual),
+                error_context{{}, {}, std::string(stream), std::string(aggregate_id), {}}),
+          expected_(expected),
+          actual_(actual) {}
+
+    [[nodiscard]] std::uint64_t expected() const noexcept { return expected_; }
+    [[nodiscard]] std::uint64_t actual() const noexcept { return actual_; }
+
+private:
+    std::uint64_t expected_;
+    std::uint64_t actual_;
+};
+
+/// A handler threw, or an event could not be applied: the projection stopped at its last
+/// committed position. The original exception's message is kept in `reason()`.
+class projection_error : public error {
+public:
+    projection_error(error_context context, std::string reason)
+        : error(fmt::format("projectionist: projection '{}' stopped at position {} (aggregate '{}' of stream '{}', "
+                            "event '{}'): {}",
+                            context.projection, context.position.value_or(0), context.aggregate_id, context.stream,
+                            context.event_type, reason),
+                context),
+          reason_(std::move(reason)) {}
+
+    [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
+
+private:
+    std::string reason_;
+};
+
+/// An operation that the projection's current state does not allow (catch_up on a failed
+/// projection, backfill before init with manual kick-off, ...). The message says what to run.
+class state_error : public error {
+public:
+    using error::error;
+};
+
+/// A table operation that broke the table's contract, such as inserting a duplicate key.
+class table_error : public error {
+public:
+    using error::error;
+};
+
+}  // namespace projectionist

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+namespace projectionist::detail {
+
+/// For static_asserts that must only fire when a template is instantiated.
+template <class...>
+inline constexpr bool always_false = false;
+template <class...>
+struct always_false_type : std::false_type {};
+
+template <class List, class T>
+inline constexpr bool list_contains = boost::mp11::mp_contains<List, T>::value;
+
+/// Index of the first element of `List` satisfying `Pred`, or mp_size<List> when none does.
+template <class List, template <class> class Pred>
+inline constexpr std::size_t find_if_v = boost::mp11::mp_find_if<List, Pred>::value;
+
+}  // namespace projectionist::detail

@@ -1,0 +1,181 @@
+#pragma once
+
+#include <type_traits>
+
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+#include <projectionist/meta/type_list.hpp>
+#include <projectionist/storage/memory_storage.hpp>
+#include <projectionist/store/memory_event_store.hpp>
+
+namespace projectionist {
+
+namespace detail {
+struct partitioning_category {};
+struct emission_category {};
+struct kickoff_category {};
+struct failure_category {};
+}  // namespace detail
+
+// ---- partitioning --------------------------------------------------------------------------
+
+/// One position for the whole log; events applied in strict global order. The default.
+struct global {
+    using policy_category = detail::partitioning_category;
+    static constexpr bool partitioned = false;
+    static constexpr std::string_view name = "global";
+};
+
+/// A position per aggregate (its last applied aggregate version). Aggregates are independent:
+/// an event already applied is skipped, a version gap is an error.
+struct per_aggregate {
+    using policy_category = detail::partitioning_category;
+    static constexpr bool partitioned = true;
+    static constexpr std::string_view name = "per_aggregate";
+};
+
+// ---- emission ------------------------------------------------------------------------------
+
+/// `ctx.emit` is not available: calling it is a compile error.
+struct no_emission {
+    using policy_category = detail::emission_category;
+    static constexpr bool allowed = false;
+    static constexpr bool pass(bool /*live*/) noexcept { return false; }
+};
+
+/// Emitted events are dropped (and counted) until the projection is made live, then appended.
+/// The default: a backfill never re-sends history to downstream consumers.
+struct emit_when_live {
+    using policy_category = detail::emission_category;
+    static constexpr bool allowed = true;
+    static constexpr bool pass(bool live) noexcept { return live; }
+};
+
+/// Emitted events are always appended, live or not.
+struct emit_always {
+    using policy_category = detail::emission_category;
+    static constexpr bool allowed = true;
+    static constexpr bool pass(bool /*live*/) noexcept { return true; }
+};
+
+// ---- kick-off ------------------------------------------------------------------------------
+
+/// The projection initializes itself on first use. The default.
+struct auto_kickoff {
+    using policy_category = detail::kickoff_category;
+    static constexpr bool manual = false;
+};
+
+/// The projection stays dormant (creates nothing, processes nothing) until `init` is called.
+struct manual_kickoff {
+    using policy_category = detail::kickoff_category;
+    static constexpr bool manual = true;
+};
+
+// ---- failure -------------------------------------------------------------------------------
+
+/// An event that cannot be applied stops the projection at its last committed position.
+struct stop_on_error {
+    using policy_category = detail::failure_category;
+};
+
+namespace detail {
+
+/// The event store a storage pairs with unless the runner names one: backends specialize it.
+template <class Storage>
+struct default_event_store {
+    using type = memory_event_store;
+};
+
+template <class T>
+concept runner_policy = requires {
+    typename T::policy_category;
+}
+|| requires {
+    typename T::storage_category;
+}
+|| requires {
+    typename T::event_store_category;
+};
+
+template <class T>
+struct category_of {
+    using type = void;
+};
+template <class T>
+requires requires {
+    typename T::policy_category;
+}
+struct category_of<T> {
+    using type = typename T::policy_category;
+};
+template <class T>
+requires requires {
+    typename T::storage_category;
+}
+struct category_of<T> {
+    using type = storage_category;
+};
+template <class T>
+requires requires {
+    typename T::event_store_category;
+}
+struct category_of<T> {
+    using type = event_store_category;
+};
+
+template <class T>
+consteval bool require_policy() {
+    static_assert(
+        runner_policy<T>,
+        "projectionist: runner<Projection, Policies...>: this type is not a runner policy; expected a storage "
+        "(memory_storage, ...), an event store (memory_event_store, ...), a partitioning (global, per_aggregate), an "
+        "emission (no_emission, "
+        "emit_when_live, emit_always), a kick-off (auto_kickoff, manual_kickoff) or a failure policy "
+        "(stop_on_error)");
+    return true;
+}
+
+template <class Category>
+struct in_category {
+    template <class T>
+    using fn = std::is_same<typename category_of<T>::type, Category>;
+};
+
+template <class... Policies>
+consteval bool require_one_of_each() {
+    constexpr auto count = [](auto category) {
+        return boost::mp11::mp_count_if_q<boost::mp11::mp_list<Policies...>, in_category<decltype(category)>>::value;
+    };
+    static_assert(count(storage_category{}) <= 1 && count(event_store_category{}) <= 1 &&
+                      count(partitioning_category{}) <= 1 && count(emission_category{}) <= 1 &&
+                      count(kickoff_category{}) <= 1 && count(failure_category{}) <= 1,
+                  "projectionist: runner<Projection, Policies...>: two policies of the same kind (e.g. both global "
+                  "and per_aggregate); give at most one of each kind");
+    return true;
+}
+
+/// The policy of `Category` in `Policies`, or `Default`. Two of one category is an error.
+template <class Category, class Default, class... Policies>
+struct select_policy {
+    using matches = boost::mp11::mp_copy_if_q<boost::mp11::mp_list<Policies...>, in_category<Category>>;
+    using type =
+        boost::mp11::mp_eval_if_c<boost::mp11::mp_empty<matches>::value, Default, boost::mp11::mp_front, matches>;
+};
+
+/// The runner's policies, each picked from the pack or defaulted; order in the pack is free.
+template <class... Policies>
+struct runner_config {
+    static constexpr bool valid = (require_policy<Policies>() && ...) && require_one_of_each<Policies...>();
+    using storage = typename select_policy<storage_category, memory_storage, Policies...>::type;
+    using event_store =
+        typename select_policy<event_store_category, typename default_event_store<storage>::type, Policies...>::type;
+    using partitioning = typename select_policy<partitioning_category, global, Policies...>::type;
+    using emission = typename select_policy<emission_category, emit_when_live, Policies...>::type;
+    using kickoff = typename select_policy<kickoff_category, auto_kickoff, Policies...>::type;
+    using failure = typename select_policy<failure_category, stop_on_error, Policies...>::type;
+};
+
+}  // namespace detail
+}  // namespace projectionist

@@ -1,0 +1,145 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+#include <projectionist/event/envelope.hpp>
+#include <projectionist/event/stream.hpp>
+#include <projectionist/projection/projection.hpp>
+#include <projectionist/projection/table.hpp>
+
+namespace projectionist {
+
+namespace detail {
+template <class Stream>
+struct emitted_variant {
+    using type = boost::mp11::mp_rename<typename Stream::events, std::variant>;
+};
+template <>
+struct emitted_variant<void> {
+    using type = std::monostate;
+};
+
+template <class Table>
+struct row_of {
+    using type = typename Table::row_type;
+};
+
+struct emission_counters {
+    std::uint64_t dropped = 0;
+};
+}  // namespace detail
+
+/// What a handler receives besides the event: the projection's name, its typed tables,
+/// `emit`, the envelope of the event being applied, and the storage session (for SQL backends,
+/// the raw connection) as an escape hatch.
+///
+///     void on(const ticket_closed& e, auto& ctx) {
+///         ctx.table().update(e.ticket_id, [](ticket_row& r) { r.status = "closed"; });
+///         ctx.emit(ticket_summary_changed{e.ticket_id});
+///     }
+template <class Projection, class Storage, class Emission>
+class handler_context {
+public:
+    using projection_type = Projection;
+    using session_type = typename Storage::session;
+    using table_list = detail::tables_of<Projection>;
+    template <class Table>
+    using handle_ptr = typename Storage::template table_handle<Table>*;
+    using handle_tuple = boost::mp11::mp_rename<boost::mp11::mp_transform<handle_ptr, table_list>, std::tuple>;
+    using emission_stream = typename Projection::emission_stream;
+    using emitted_event = typename detail::emitted_variant<emission_stream>::type;
+
+    /// An emitted event waiting for its batch to commit.
+    struct pending_event {
+        std::string aggregate_id;
+        emitted_event event;
+    };
+
+    handler_context(session_type& session, std::vector<pending_event>& pending, detail::emission_counters& counters)
+        : session_(&session), pending_(&pending), counters_(&counters) {}
+
+    /// The versioned name, e.g. "tickets_v2": the table name of the projection's main table.
+    [[nodiscard]] static constexpr std::string_view name() noexcept { return Projection::versioned_name; }
+
+    /// The projection's first (or only) table.
+    [[nodiscard]] auto& table() noexcept {
+        static_assert(std::tuple_size_v<handle_tuple> > 0,
+                      "projectionist: ctx.table(): the projection declares no table; add "
+                      "'using table = projectionist::table<Row, &Row::key>;' to it");
+        return *std::get<0>(handles_);
+    }
+
+    /// The projection's table of rows of type `Row`: `ctx.table(projectionist::rows<order_row>)`.
+    template <class Row>
+    [[nodiscard]] auto& table(rows_t<Row>) noexcept {
+        using rows = boost::mp11::mp_transform_q<boost::mp11::mp_quote_trait<detail::row_of>, table_list>;
+        constexpr std::size_t index = boost::mp11::mp_find<rows, Row>::value;
+        static_assert(index < boost::mp11::mp_size<rows>::value,
+                      "projectionist: ctx.table(rows<Row>): the projection declares no table of this row type");
+        return *std::get<index>(handles_);
+    }
+
+    /// The envelope of the event being applied.
+    [[nodiscard]] const projectionist::envelope& envelope() const noexcept { return *envelope_; }
+
+    /// Emits `event` downstream for the current event's aggregate; see `emit(event, id)`.
+    template <class Event>
+    void emit(Event&& event) {
+        emit(std::forward<Event>(event), envelope_->aggregate_id);
+    }
+
+    /// Emits `event` to the projection's `emits_to<Stream>` stream, for aggregate `aggregate_id`.
+    /// The event is appended when the batch commits, if the emission policy lets it through
+    /// (with emit_when_live: only once the projection is live); otherwise it is counted as dropped.
+    template <class Event>
+    void emit(Event&& event, std::string_view aggregate_id) {
+        using E = std::remove_cvref_t<Event>;
+        static_assert(Emission::allowed,
+                      "projectionist: ctx.emit(): the runner's emission policy is no_emission; use emit_when_live "
+                      "or emit_always to emit events");
+        if constexpr (Emission::allowed) {
+            static_assert(!std::is_void_v<emission_stream>,
+                          "projectionist: ctx.emit(): the projection declares no stream to emit to; add "
+                          "projectionist::emits_to<Stream> to its projection<Name, Version, ...> arguments");
+            if constexpr (!std::is_void_v<emission_stream>) {
+                static_assert(stream_has_event<emission_stream, E>,
+                              "projectionist: ctx.emit(event): the event is not one of the events of the projection's "
+                              "emits_to<Stream> stream");
+                if constexpr (stream_has_event<emission_stream, E>) {
+                    if (Emission::pass(live_))
+                        pending_->push_back({std::string(aggregate_id), emitted_event(std::forward<Event>(event))});
+                    else
+                        ++counters_->dropped;
+                }
+            }
+        }
+    }
+
+    /// The storage session: for SQL backends, the raw connection and quoted table names.
+    [[nodiscard]] session_type& storage() noexcept { return *session_; }
+
+    // ---- set by the runner ----
+    void bind_tables(const handle_tuple& handles) noexcept { handles_ = handles; }
+    void set_envelope(const projectionist::envelope* env) noexcept { envelope_ = env; }
+    void set_live(bool live) noexcept { live_ = live; }
+
+private:
+    session_type* session_;
+    std::vector<pending_event>* pending_;
+    detail::emission_counters* counters_;
+    handle_tuple handles_{};
+    const projectionist::envelope* envelope_ = nullptr;
+    bool live_ = false;
+};
+
+}  // namespace projectionist

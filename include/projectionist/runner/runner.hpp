@@ -1,0 +1,641 @@
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+#include <projectionist/error.hpp>
+#include <projectionist/event/envelope.hpp>
+#include <projectionist/policy/policies.hpp>
+#include <projectionist/projection/context.hpp>
+#include <projectionist/projection/handler_table.hpp>
+#include <projectionist/projection/lifecycle.hpp>
+#include <projectionist/projection/projection.hpp>
+#include <projectionist/runner/status.hpp>
+#include <projectionist/storage/catalog.hpp>
+#include <projectionist/store/event_type.hpp>
+#include <projectionist/store/expected_version.hpp>
+
+namespace projectionist {
+
+/// Tuning of a runner; the defaults suit most projections.
+struct runner_options {
+    std::size_t batch_size = 1000;                 ///< events per transaction; the checkpoint moves once per batch
+    std::chrono::milliseconds poll_interval{100};  ///< how long `run` waits for new events before looking again
+};
+
+namespace detail {
+
+template <class T>
+decltype(auto) deref(T&& item) noexcept {
+    if constexpr (std::is_pointer_v<std::remove_cvref_t<T>>)
+        return *item;
+    else
+        return std::forward<T>(item);
+}
+
+template <class T>
+concept waitable_store = requires(const T& s, std::uint64_t after, std::chrono::milliseconds timeout,
+                                  std::stop_token st) {
+    { s.wait_for_events(after, timeout, st) } -> std::convertible_to<bool>;
+};
+
+template <class Projection>
+consteval bool require_projection() {
+    static_assert(projection_type<Projection>,
+                  "projectionist: runner<Projection, Policies...>: Projection must derive from "
+                  "projectionist::projection<Name, Version, Streams...>");
+    return true;
+}
+
+template <class P, class Tables>
+struct table_names_fit;
+template <class P, class... Tables>
+struct table_names_fit<P, boost::mp11::mp_list<Tables...>> {
+    static constexpr bool value = (require_table_name_fits<P, Tables>() && ...);
+};
+
+}  // namespace detail
+
+/// Runs one projection version over an event store into a storage, as its policies say.
+///
+///     projectionist::memory_event_store store;
+///     projectionist::memory_storage storage;
+///     projectionist::runner<tickets<2>, projectionist::per_aggregate, projectionist::manual_kickoff> v2(store,
+///     storage); v2.init(); v2.backfill();
+///
+/// Policies (any order, each optional): a storage (default memory_storage), an event store
+/// (default: the storage's own kind), partitioning (global | per_aggregate), emission
+/// (emit_when_live | emit_always | no_emission), kick-off (auto_kickoff | manual_kickoff) and
+/// failure handling (stop_on_error).
+///
+/// The event path has no virtual call, std::function or map keyed by type: a record's interned
+/// type id indexes a small array built once, and `mp_with_index` turns the index into a direct
+/// call of the handler overload. One runner is driven by one thread; `status()` may be called
+/// from any thread.
+template <class Projection, class... Policies>
+class runner {
+    static_assert(detail::require_projection<Projection>());
+    using config = detail::runner_config<Policies...>;
+    static_assert(config::valid);
+
+public:
+    using projection_type = Projection;
+    using storage_type = typename config::storage;
+    using event_store_type = typename config::event_store;
+    using partitioning = typename config::partitioning;
+    using emission = typename config::emission;
+    using kickoff = typename config::kickoff;
+    using failure = typename config::failure;
+    using context_type = handler_context<Projection, storage_type, emission>;
+    using handler_table = basic_handler_table<Projection, context_type>;
+
+    static_assert(detail::check_handlers<Projection, context_type>());
+    static_assert(detail::table_names_fit<Projection, detail::tables_of<Projection>>::value);
+
+    runner(event_store_type& store, storage_type& storage, runner_options options = {})
+        : runner(store, storage, Projection{}, options) {}
+
+    runner(event_store_type& store, storage_type& storage, Projection projection, runner_options options = {})
+        : store_(&store),
+          session_(storage.open(name_of<Projection>)),
+          projection_(std::move(projection)),
+          options_(options),
+          context_(session_, pending_, counters_) {
+        if (options_.batch_size == 0) options_.batch_size = 1;
+        checkpoint_ = &session_.load_checkpoint();
+        if (auto entry = session_.find_catalog()) {
+            state_ = entry->state;
+            live_ = entry->live;
+            if (state_ != projection_state::declared && state_ != projection_state::deleted) open_tables();
+        }
+        publish_status();
+    }
+
+    runner(const runner&) = delete;
+    runner& operator=(const runner&) = delete;
+
+    /// Creates the projection's tables (if missing) and its catalog row, and runs its `init`
+    /// member if it has one. Ends a manual projection's dormancy. Idempotent.
+    void init() {
+        session_.begin();
+        try {
+            create_tables();
+            if constexpr (detail::has_init_hook<Projection, context_type>) projection_.init(context_);
+            session_.commit(*checkpoint_, {});
+        } catch (...) {
+            session_.rollback();
+            throw;
+        }
+        if (state_ == projection_state::declared || state_ == projection_state::deleted)
+            set_state(projection_state::initialized);
+        else
+            save_catalog();
+        publish_status();
+    }
+
+    /// Replays history: from the checkpoint (0 for a new projection) to the head as of this
+    /// call, in batches. Returns the number of events applied. A manual projection must be
+    /// initialized first.
+    std::uint64_t backfill() {
+        if constexpr (kickoff::manual) {
+            if (!initialized())
+                throw state_error(
+                    fmt::format("projectionist: cannot backfill '{}': it is {} (manual kick-off); run "
+                                "init first",
+                                name_of<Projection>, to_string(state_)));
+        } else {
+            start_if_needed();
+        }
+        require_not_failed("backfill");
+        const std::uint64_t target = store_->head();
+        const projection_state before = state_;
+        if (before == projection_state::initialized || before == projection_state::caught_up)
+            set_state(projection_state::backfilling);
+        const std::uint64_t applied = process_until(target);
+        if (state_ == projection_state::backfilling) set_state(projection_state::caught_up);
+        publish_status();
+        return applied;
+    }
+
+    /// Applies every event up to the current head. With manual kick-off and no init yet, does
+    /// nothing and says so in status(); with auto kick-off, initializes first if needed.
+    std::uint64_t catch_up() {
+        if (!start_if_needed()) {
+            publish_status();
+            return 0;
+        }
+        require_not_failed("catch up");
+        const std::uint64_t applied = process_until(std::numeric_limits<std::uint64_t>::max());
+        if (state_ == projection_state::initialized || state_ == projection_state::backfilling)
+            set_state(projection_state::caught_up);
+        publish_status();
+        return applied;
+    }
+
+    /// Catches up, then follows new events until `stop` is requested or the projection fails
+    /// (the error is then in status()). Waits `poll_interval` between looks when idle; a dormant
+    /// projection (manual kick-off, no init yet) only looks again every `poll_interval`.
+    void run(std::stop_token stop) {
+        while (!stop.stop_requested()) {
+            std::uint64_t applied = 0;
+            try {
+                applied = catch_up();
+            } catch (const error&) {
+                return;  // stopped: status() holds the reason
+            }
+            if (applied != 0) continue;
+            if (!initialized()) {
+                sleep_for(options_.poll_interval, stop);
+            } else if constexpr (detail::waitable_store<event_store_type>) {
+                store_->wait_for_events(checkpoint_->position, options_.poll_interval, stop);
+            } else {
+                sleep_for(options_.poll_interval, stop);
+            }
+        }
+    }
+
+    /// Empties the projection's tables and checkpoint (running its `reset` member if it has
+    /// one) so that it replays from the start. The live flag is cleared too: a replay must not
+    /// re-emit history; make it live again once it has caught up.
+    void reset() {
+        if (!initialized())
+            throw state_error(fmt::format("projectionist: cannot reset '{}': it is {}; run init first",
+                                          name_of<Projection>, to_string(state_)));
+        session_.begin();
+        try {
+            if constexpr (detail::has_reset_hook<Projection, context_type>) projection_.reset(context_);
+            clear_tables();
+            session_.reset_checkpoint();
+            session_.commit(*checkpoint_, {});
+        } catch (...) {
+            session_.rollback();
+            throw;
+        }
+        checkpoint_ = &session_.load_checkpoint();
+        error_.reset();
+        live_ = false;
+        set_state(projection_state::initialized);
+        publish_status();
+    }
+
+    /// Drops the tables the catalog lists as this version's own (running its `remove` member
+    /// first, if it has one), its checkpoint and its catalog row. Other versions are untouched.
+    void remove() {
+        auto entry = session_.find_catalog();
+        if (initialized()) {
+            session_.begin();
+            try {
+                if constexpr (detail::has_remove_hook<Projection, context_type>) projection_.remove(context_);
+                session_.commit(*checkpoint_, {});
+            } catch (...) {
+                session_.rollback();
+                throw;
+            }
+        }
+        bind_tables({});
+        tables_open_ = false;
+        if (entry)
+            for (const std::string& t : entry->tables) session_.drop_table(t);
+        session_.reset_checkpoint();
+        checkpoint_ = &session_.load_checkpoint();
+        session_.erase_catalog();
+        error_.reset();
+        live_ = false;
+        state_ = projection_state::deleted;
+        publish_status();
+    }
+
+    /// Lets emitted events through (with emit_when_live). Persisted in the catalog.
+    void make_live() {
+        if (!initialized())
+            throw state_error(fmt::format("projectionist: cannot make '{}' live: it is {}; run init and backfill first",
+                                          name_of<Projection>, to_string(state_)));
+        live_ = true;
+        if (state_ == projection_state::caught_up) state_ = projection_state::live;
+        save_catalog();
+        publish_status();
+    }
+
+    /// Clears a stopped projection's error so that the next catch-up retries from the last
+    /// committed position (after the cause, e.g. a bug in a handler, was fixed).
+    void resume() {
+        error_.reset();
+        publish_status();
+    }
+
+    [[nodiscard]] runner_status status() const {
+        std::lock_guard lock(status_mutex_);
+        runner_status s = status_;
+        s.head = store_->head();
+        s.lag = s.head > s.position ? s.head - s.position : 0;
+        return s;
+    }
+
+    /// Per-aggregate: the last applied version of an aggregate, 0 if none.
+    template <stream_type Stream>
+    [[nodiscard]] std::uint64_t aggregate_position(Stream s, std::string_view aggregate_id) const {
+        static_assert(partitioning::partitioned,
+                      "projectionist: runner::aggregate_position: only per_aggregate runners keep a position per "
+                      "aggregate");
+        auto number = store_->aggregate_number(s, aggregate_id);
+        return number ? checkpoint_->version_of(*number) : 0;
+    }
+
+    [[nodiscard]] std::uint64_t position() const noexcept { return checkpoint_->position; }
+    [[nodiscard]] Projection& projection() noexcept { return projection_; }
+    [[nodiscard]] typename storage_type::session& session() noexcept { return session_; }
+
+private:
+    using entries = typename handler_table::entries;
+    static constexpr std::size_t entry_count = handler_table::size;
+    static constexpr std::uint16_t not_subscribed = 0xFFFF;        // another stream's event: ignored
+    static constexpr std::uint16_t subscribed_unhandled = 0xFFFE;  // ours, no handler: tracked, not applied
+    static_assert(entry_count < subscribed_unhandled, "projectionist: too many handled events in one projection");
+
+    using record_type =
+        std::remove_cvref_t<decltype(detail::deref(*std::declval<typename event_store_type::batch&>().begin()))>;
+    using pending_event = typename context_type::pending_event;
+
+    [[nodiscard]] bool initialized() const noexcept {
+        return state_ != projection_state::declared && state_ != projection_state::deleted;
+    }
+
+    static void sleep_for(std::chrono::milliseconds duration, std::stop_token stop) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        cv.wait_for(lock, stop, duration, [] { return false; });
+    }
+
+    /// Auto kick-off initializes on first use; manual kick-off stays dormant until init.
+    bool start_if_needed() {
+        if (initialized()) return true;
+        if constexpr (kickoff::manual) {
+            return false;
+        } else {
+            init();
+            return true;
+        }
+    }
+
+    void require_not_failed(std::string_view what) const {
+        if (error_)
+            throw state_error(fmt::format("projectionist: cannot {} '{}': it stopped after an error ({}); fix the "
+                                          "cause and call resume(), or reset()",
+                                          what, name_of<Projection>, error_->what()),
+                              error_->context());
+    }
+
+    template <std::size_t... I>
+    void create_tables_impl(std::index_sequence<I...>) {
+        using list = detail::tables_of<Projection>;
+        typename context_type::handle_tuple handles{&session_.template create_table<boost::mp11::mp_at_c<list, I>>(
+            detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>)...};
+        bind_tables(handles);
+    }
+    void create_tables() {
+        create_tables_impl(std::make_index_sequence<boost::mp11::mp_size<detail::tables_of<Projection>>::value>{});
+    }
+
+    template <std::size_t... I>
+    void open_tables_impl(std::index_sequence<I...>) {
+        using list = detail::tables_of<Projection>;
+        typename context_type::handle_tuple handles{session_.template open_table<boost::mp11::mp_at_c<list, I>>(
+            detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>)...};
+        bool all = true;
+        std::apply([&](auto*... h) { ((all = all && h != nullptr), ...); }, handles);
+        if (!all)
+            throw state_error(
+                fmt::format("projectionist: '{}' is {} in the catalog but some of its tables are "
+                            "missing; run reset or remove, then init",
+                            name_of<Projection>, to_string(state_)));
+        bind_tables(handles);
+    }
+    void open_tables() {
+        open_tables_impl(std::make_index_sequence<boost::mp11::mp_size<detail::tables_of<Projection>>::value>{});
+    }
+
+    void bind_tables(const typename context_type::handle_tuple& handles) {
+        handles_ = handles;
+        context_.bind_tables(handles);
+        tables_open_ = true;
+    }
+
+    void clear_tables() {
+        if (!tables_open_) open_tables();
+        std::apply([](auto*... table) { (table->clear(), ...); }, handles_);
+    }
+
+    catalog_entry make_catalog_entry() const {
+        catalog_entry e;
+        e.name = std::string(name_of<Projection>);
+        e.base_name = std::string(Projection::base_name);
+        e.version = Projection::version;
+        e.state = state_;
+        e.live = live_;
+        e.partitioning = std::string(partitioning::name);
+        boost::mp11::mp_for_each<detail::tables_of<Projection>>(
+            [&](auto t) { e.tables.emplace_back(detail::table_name_v<Projection, decltype(t)>); });
+        return e;
+    }
+    void save_catalog() { session_.save_catalog(make_catalog_entry()); }
+    void set_state(projection_state s) {
+        state_ = s;
+        save_catalog();
+    }
+
+    // ---- the event path ------------------------------------------------------------------
+
+    /// Maps store type ids [known, count) to entries of the handler table, by stream and stored
+    /// name (and C++ type, when the store knows it). Runs once per new type, never per event.
+    void refresh_type_map() {
+        const std::uint32_t count = store_->type_count();
+        for (std::uint32_t id = static_cast<std::uint32_t>(type_map_.size()); id < count; ++id) {
+            const event_type_info info = store_->type_info(id);
+            std::uint16_t slot = not_subscribed;
+            boost::mp11::mp_for_each<boost::mp11::mp_iota_c<entry_count>>([&](auto I) {
+                using sub = boost::mp11::mp_at_c<entries, decltype(I)::value>;
+                using E = typename sub::event;
+                if (slot == not_subscribed && info.stream == sub::stream::name && info.name == event_name_of<E>) {
+                    check_identity<E>(info);
+                    slot = static_cast<std::uint16_t>(decltype(I)::value);
+                }
+            });
+            if (slot == not_subscribed) {
+                boost::mp11::mp_for_each<detail::subscriptions_of<Projection>>([&](auto sub) {
+                    using S = decltype(sub);
+                    if (info.stream == S::stream::name && info.name == event_name_of<typename S::event>) {
+                        check_identity<typename S::event>(info);
+                        slot = subscribed_unhandled;
+                    }
+                });
+            }
+            type_map_.push_back(slot);
+        }
+    }
+
+    template <class E>
+    void check_identity(const event_type_info& info) const {
+        if (info.cpp_type != nullptr && info.cpp_type != detail::type_identity<E>())
+            throw error(
+                fmt::format("projectionist: '{}': the store holds stored event '{}' of stream '{}' as another "
+                            "C++ type than the projection's",
+                            name_of<Projection>, info.name, info.stream));
+    }
+
+    std::uint64_t process_until(std::uint64_t target) {
+        const auto started = std::chrono::steady_clock::now();
+        std::uint64_t applied = 0;
+        while (checkpoint_->position < target) {
+            const std::size_t want =
+                static_cast<std::size_t>(std::min<std::uint64_t>(options_.batch_size, target - checkpoint_->position));
+            store_->read(checkpoint_->position, want, batch_);
+            if (batch_.empty()) break;
+            applied += apply_batch();
+            publish_status();
+        }
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        last_rate_ = seconds > 0 ? static_cast<double>(applied) / seconds : 0;
+        return applied;
+    }
+
+    std::uint64_t apply_batch() {
+        const std::uint64_t position_before = checkpoint_->position;
+        const std::uint64_t tracked_before = checkpoint_->aggregates_tracked;
+        const std::uint64_t dropped_before = counters_.dropped;
+        aggregate_undo_.clear();
+        pending_.clear();
+        changed_aggregates_.clear();
+        context_.set_live(live_);
+        const record_type* current = nullptr;
+        std::uint64_t applied = 0;
+        std::uint64_t skipped = 0;
+        session_.begin();
+        try {
+            for (const auto& item : batch_) {
+                const record_type& rec = detail::deref(item);
+                current = &rec;
+                switch (apply_one(rec)) {
+                    case outcome::applied: ++applied; break;
+                    case outcome::duplicate: ++skipped; break;
+                    case outcome::ignored: break;
+                }
+                checkpoint_->position = rec.position();
+            }
+            for (const auto& [number, old] : aggregate_undo_) changed_aggregates_.push_back(number);
+            session_.commit(*checkpoint_, changed_aggregates_);
+        } catch (...) {
+            // Undo everything the batch did: table writes, checkpoint, emitted events.
+            session_.rollback();
+            for (auto it = aggregate_undo_.rbegin(); it != aggregate_undo_.rend(); ++it)
+                checkpoint_->aggregate_versions[it->first] = it->second;
+            checkpoint_->position = position_before;
+            checkpoint_->aggregates_tracked = tracked_before;
+            counters_.dropped = dropped_before;
+            pending_.clear();
+            fail(current, std::current_exception());
+        }
+        append_emitted();
+        events_applied_ += applied;
+        events_skipped_ += skipped;
+        return applied;
+    }
+
+    enum class outcome : std::uint8_t { applied, ignored, duplicate };
+
+    /// Applies one record: runs its handler if the projection has one, and per aggregate moves
+    /// the aggregate's position.
+    outcome apply_one(const record_type& rec) {
+        const std::uint32_t type = rec.type_id();
+        if (type >= type_map_.size()) {
+            refresh_type_map();
+            if (type >= type_map_.size())
+                throw std::runtime_error(
+                    fmt::format("the store returned event type id {}, which it does not list", type));
+        }
+        const std::uint16_t slot = type_map_[type];
+        if (slot == not_subscribed) return outcome::ignored;
+        if constexpr (partitioning::partitioned) {
+            const std::uint64_t number = rec.aggregate_number();
+            auto& versions = checkpoint_->aggregate_versions;
+            if (number >= versions.size()) versions.resize(number + 1 + number / 2, 0);
+            const std::uint64_t applied_version = versions[number];
+            const std::uint64_t version = rec.aggregate_version();
+            if (version <= applied_version) return outcome::duplicate;
+            if (version != applied_version + 1) throw detail_gap(applied_version, version);
+            aggregate_undo_.emplace_back(number, applied_version);
+            if (applied_version == 0) ++checkpoint_->aggregates_tracked;
+            versions[number] = version;
+        }
+        if (slot == subscribed_unhandled) return outcome::ignored;
+        if constexpr (entry_count > 0) {
+            const envelope env = rec.envelope_of();
+            context_.set_envelope(&env);
+            boost::mp11::mp_with_index<entry_count>(slot, [&](auto I) {
+                using E = typename boost::mp11::mp_at_c<entries, decltype(I)::value>::event;
+                detail::invoke_handler(projection_, store_->template event_of<E>(rec), env, context_);
+            });
+            return outcome::applied;
+        } else {
+            return outcome::ignored;
+        }
+    }
+
+    struct version_gap : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+    static version_gap detail_gap(std::uint64_t applied, std::uint64_t got) {
+        return version_gap(
+            fmt::format("aggregate version gap: the last applied version is {}, the next event has "
+                        "version {}",
+                        applied, got));
+    }
+
+    [[noreturn]] void fail(const record_type* rec, std::exception_ptr cause) {
+        error_context where;
+        where.projection = std::string(name_of<Projection>);
+        if (rec) {
+            where.position = rec->position();
+            where.stream = std::string(rec->stream());
+            where.aggregate_id = std::string(rec->aggregate_id());
+            where.event_type = std::string(rec->type_name());
+        }
+        std::string reason;
+        try {
+            std::rethrow_exception(cause);
+        } catch (const std::exception& e) {
+            reason = e.what();
+        } catch (...) {
+            reason = "a handler threw an exception that is not a std::exception";
+        }
+        projection_error err(std::move(where), std::move(reason));
+        error_ = err;
+        publish_status();
+        throw err;
+    }
+
+    void append_emitted() {
+        if (pending_.empty()) return;
+        using S = typename Projection::emission_stream;
+        if constexpr (!std::is_void_v<S>) {
+            for (auto& p : pending_) {
+                std::visit([&](auto& e) { store_->append(S{}, p.aggregate_id, expected_version::any(), std::move(e)); },
+                           p.event);
+                ++emitted_;
+            }
+        }
+        pending_.clear();
+    }
+
+    void publish_status() {
+        std::lock_guard lock(status_mutex_);
+        status_.name = std::string(name_of<Projection>);
+        status_.state = state_;
+        status_.live = live_;
+        status_.dormant = kickoff::manual && !initialized();
+        status_.partitioning = partitioning::name;
+        status_.position = checkpoint_->position;
+        status_.aggregates_tracked = checkpoint_->aggregates_tracked;
+        status_.events_applied = events_applied_;
+        status_.events_skipped = events_skipped_;
+        status_.events_per_second = last_rate_;
+        status_.emitted = emitted_;
+        status_.dropped = counters_.dropped;
+        status_.error = error_ ? std::optional<std::string>(error_->what()) : std::nullopt;
+        if (status_.dormant)
+            status_.note = "dormant: manual kick-off, waiting for init";
+        else if (error_)
+            status_.note = "stopped after an error; resume() or reset() to continue";
+        else if (state_ == projection_state::deleted)
+            status_.note = "removed; init to start again";
+        else
+            status_.note.clear();
+    }
+
+    event_store_type* store_;
+    typename storage_type::session session_;
+    Projection projection_;
+    runner_options options_;
+    std::vector<pending_event> pending_;
+    detail::emission_counters counters_;
+    context_type context_;
+    checkpoint* checkpoint_ = nullptr;
+    typename context_type::handle_tuple handles_{};
+    bool tables_open_ = false;
+    projection_state state_ = projection_state::declared;
+    bool live_ = false;
+    std::optional<projection_error> error_;
+
+    typename event_store_type::batch batch_;
+    std::vector<std::uint16_t> type_map_;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> aggregate_undo_;
+    std::vector<std::uint64_t> changed_aggregates_;
+
+    std::uint64_t events_applied_ = 0;
+    std::uint64_t events_skipped_ = 0;
+    std::uint64_t emitted_ = 0;
+    double last_rate_ = 0;
+
+    mutable std::mutex status_mutex_;
+    runner_status status_;
+};
+
+}  // namespace projectionist

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace projectionist {
+
+/// The life of one projection version, persisted in the catalog so that a command-line process
+/// and the application agree on it (see the README's deployment section).
+enum class projection_state : std::uint8_t {
+    declared,     ///< deployed in code; with manual kick-off, dormant until init
+    initialized,  ///< tables created, nothing processed yet (or reset)
+    backfilling,  ///< replaying history
+    caught_up,    ///< reached the head; follows new events
+    live,         ///< may emit events downstream
+    serving,      ///< receives queries
+    retired,      ///< no longer serves; kept for rollback
+    deleted,      ///< tables dropped
+};
+
+[[nodiscard]] constexpr std::string_view to_string(projection_state s) noexcept {
+    switch (s) {
+        case projection_state::declared: return "declared";
+        case projection_state::initialized: return "initialized";
+        case projection_state::backfilling: return "backfilling";
+        case projection_state::caught_up: return "caught_up";
+        case projection_state::live: return "live";
+        case projection_state::serving: return "serving";
+        case projection_state::retired: return "retired";
+        case projection_state::deleted: return "deleted";
+    }
+    return "unknown";
+}
+
+[[nodiscard]] constexpr std::optional<projection_state> projection_state_from_string(std::string_view s) noexcept {
+    for (auto st : {projection_state::declared, projection_state::initialized, projection_state::backfilling,
+                    projection_state::caught_up, projection_state::live, projection_state::serving,
+                    projection_state::retired, projection_state::deleted})
+        if (to_string(st) == s) return st;
+    return std::nullopt;
+}
+
+/// One row of the projection catalog: what a storage knows about a projection version.
+struct catalog_entry {
+    std::string name;       ///< versioned name, "tickets_v2"
+    std::string base_name;  ///< "tickets"
+    unsigned version = 0;
+    projection_state state = projection_state::declared;
+    bool live = false;                ///< emitted events pass (with emit_when_live)
+    std::string partitioning;         ///< "global" or "per_aggregate"
+    std::vector<std::string> tables;  ///< the tables this version owns; remove drops exactly these
+};
+
+/// Where a projection is in the log. Global projections use `position` alone; per-aggregate
+/// ones also keep, for every aggregate, the last applied aggregate version (indexed by the
+/// store's dense aggregate number, 0 meaning none), and use `position` as the point the next
+/// scan of the log starts from.
+struct checkpoint {
+    std::uint64_t position = 0;
+    std::vector<std::uint64_t> aggregate_versions;
+    std::uint64_t aggregates_tracked = 0;  ///< entries of aggregate_versions that are not 0
+
+    [[nodiscard]] std::uint64_t version_of(std::uint64_t aggregate_number) const noexcept {
+        return aggregate_number < aggregate_versions.size() ? aggregate_versions[aggregate_number] : 0;
+    }
+};
+
+}  // namespace projectionist

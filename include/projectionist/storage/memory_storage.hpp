@@ -1,0 +1,470 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/container_hash/hash.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include <projectionist/error.hpp>
+#include <projectionist/storage/catalog.hpp>
+#include <projectionist/store/event_type.hpp>
+
+namespace projectionist {
+
+namespace detail {
+
+struct storage_category {};
+
+/// Transparent hashing for string keys (find by string_view without a temporary string).
+struct string_key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+template <class Key>
+struct key_lookup {
+    using hash = boost::hash<Key>;
+    using equal = std::equal_to<Key>;
+};
+template <>
+struct key_lookup<std::string> {
+    using hash = string_key_hash;
+    using equal = std::equal_to<>;
+};
+
+/// What a memory session's open batch must undo on rollback: one entry per table written.
+struct transaction_log {
+    struct participant {
+        void* table;
+        void (*rollback)(void*);
+        void (*commit)(void*);
+    };
+    bool active = false;
+    std::vector<participant> participants;
+};
+
+template <class T>
+std::string describe_key(const T& key) {
+    if constexpr (fmt::is_formattable<T>::value)
+        return fmt::format("'{}'", key);
+    else
+        return "(a key that cannot be formatted)";
+}
+
+}  // namespace detail
+
+/// One typed table in memory: rows of `Table::row_type` keyed by `Table::key`, in a
+/// boost::unordered_flat_map. While the owning runner's batch is open every change is journaled
+/// (the old row, or the inserted key), so that a failed batch can be undone exactly.
+template <class Table>
+class memory_table {
+public:
+    using row_type = typename Table::row_type;
+    using key_type = typename Table::key_type;
+    using map_type = boost::unordered_flat_map<key_type, row_type, typename detail::key_lookup<key_type>::hash,
+                                               typename detail::key_lookup<key_type>::equal>;
+
+    explicit memory_table(std::string name) : name_(std::move(name)) {}
+
+    [[nodiscard]] std::string_view name() const noexcept { return name_; }
+
+    /// Adds a row; throws `table_error` if a row with its key exists.
+    void insert(row_type row) {
+        auto [it, inserted] = rows_.try_emplace(Table::key_of(row), std::move(row));
+        if (!inserted)
+            throw table_error(
+                fmt::format("projectionist: insert into table '{}': a row with key {} already exists; "
+                            "use upsert to replace it",
+                            name_, detail::describe_key(it->first)));
+        if (journaling()) journal_inserted(it->first);
+    }
+
+    /// Adds the row, or replaces the row with the same key.
+    void upsert(row_type row) {
+        auto it = rows_.find(Table::key_of(row));
+        if (it == rows_.end()) {
+            auto [pos, inserted] = rows_.try_emplace(Table::key_of(row), std::move(row));
+            if (journaling()) journal_inserted(pos->first);
+            return;
+        }
+        if (journaling()) {
+            journal_.push_back({key_type{}, std::move(it->second)});
+            enlist();
+        }
+        it->second = std::move(row);
+    }
+
+    /// Calls `fn(row&)` on the row with `key`; returns false (and calls nothing) if there is none.
+    /// `fn` must not change the key.
+    template <class K, class F>
+    bool update(const K& key, F&& fn) {
+        auto it = rows_.find(key);
+        if (it == rows_.end()) return false;
+        if (journaling()) {
+            journal_.push_back({key_type{}, it->second});
+            enlist();
+        }
+        std::forward<F>(fn)(it->second);
+        if (!(Table::key_of(it->second) == it->first)) {
+            it->second.*Table::key = it->first;  // keep the row findable under the key it is stored at
+            throw table_error(
+                fmt::format("projectionist: update of table '{}' changed the key of row {}; "
+                            "erase and insert instead",
+                            name_, detail::describe_key(it->first)));
+        }
+        return true;
+    }
+
+    /// Removes the row with `key`; returns whether there was one.
+    template <class K>
+    bool erase(const K& key) {
+        auto it = rows_.find(key);
+        if (it == rows_.end()) return false;
+        if (journaling()) {
+            journal_.push_back({key_type{}, std::move(it->second)});
+            enlist();
+        }
+        rows_.erase(it);
+        return true;
+    }
+
+    /// The row with `key`, or null.
+    template <class K>
+    [[nodiscard]] const row_type* find(const K& key) const {
+        auto it = rows_.find(key);
+        return it == rows_.end() ? nullptr : &it->second;
+    }
+    template <class K>
+    [[nodiscard]] bool contains(const K& key) const {
+        return rows_.find(key) != rows_.end();
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return rows_.size(); }
+    [[nodiscard]] bool empty() const noexcept { return rows_.empty(); }
+
+    /// Calls `fn(const row_type&)` for every row, in no particular order.
+    template <class F>
+    void for_each(F&& fn) const {
+        for (const auto& [key, row] : rows_) fn(row);
+    }
+
+    /// Removes every row (journaled like any other change inside a batch).
+    void clear() {
+        if (journaling()) {
+            for (auto& [key, row] : rows_) journal_.push_back({key_type{}, std::move(row)});
+            enlist();
+        }
+        rows_.clear();
+    }
+
+    /// Binds the table to a session's transaction log (null: no journaling).
+    void attach(detail::transaction_log* log) noexcept { log_ = log; }
+
+private:
+    struct journal_entry {
+        key_type inserted_key;           ///< set when the change inserted a new key
+        std::optional<row_type> before;  ///< set when the change replaced or removed a row
+    };
+
+    [[nodiscard]] bool journaling() const noexcept { return log_ != nullptr && log_->active; }
+
+    void journal_inserted(const key_type& key) {
+        journal_.push_back({key, std::nullopt});
+        enlist();
+    }
+
+    void enlist() {
+        if (enlisted_) return;
+        log_->participants.push_back({this, &rollback_thunk, &commit_thunk});
+        enlisted_ = true;
+    }
+
+    static void commit_thunk(void* self) noexcept {
+        auto* t = static_cast<memory_table*>(self);
+        t->journal_.clear();
+        t->enlisted_ = false;
+    }
+
+    static void rollback_thunk(void* self) {
+        auto* t = static_cast<memory_table*>(self);
+        for (auto it = t->journal_.rbegin(); it != t->journal_.rend(); ++it) {
+            if (it->before) {
+                key_type key = Table::key_of(*it->before);
+                t->rows_.insert_or_assign(std::move(key), std::move(*it->before));
+            } else {
+                t->rows_.erase(it->inserted_key);
+            }
+        }
+        t->journal_.clear();
+        t->enlisted_ = false;
+    }
+
+    std::string name_;
+    map_type rows_;
+    detail::transaction_log* log_ = nullptr;
+    std::vector<journal_entry> journal_;
+    bool enlisted_ = false;
+};
+
+/// Read-model storage in memory: typed tables, checkpoints and the projection catalog of any
+/// number of projection versions. The storage policy a runner uses by default.
+///
+/// Lifecycle operations (creating and dropping tables, the catalog) are thread-safe. A
+/// projection's rows are written by its own runner only, under that projection's lock; readers
+/// on other threads take `lock_shared(name)` while they look.
+class memory_storage {
+public:
+    using storage_category = detail::storage_category;
+
+    template <class Table>
+    using table_handle = memory_table<Table>;
+
+    class session;
+
+    memory_storage() = default;
+    memory_storage(const memory_storage&) = delete;
+    memory_storage& operator=(const memory_storage&) = delete;
+
+    /// A typed view of an existing table, or null if there is no table of that name. Throws if
+    /// the table exists with another row type.
+    template <class Table>
+    [[nodiscard]] memory_table<Table>* find_table(std::string_view name) {
+        return find_table_shared<Table>(name).get();
+    }
+
+    [[nodiscard]] bool has_table(std::string_view name) const {
+        std::lock_guard lock(mutex_);
+        return tables_.find(name) != tables_.end();
+    }
+
+    [[nodiscard]] std::vector<std::string> table_names() const {
+        std::lock_guard lock(mutex_);
+        std::vector<std::string> out;
+        for (const auto& [name, t] : tables_) out.push_back(name);
+        return out;
+    }
+
+    /// The catalog row of a projection version, if it has one.
+    [[nodiscard]] std::optional<catalog_entry> find_catalog(std::string_view name) const {
+        std::lock_guard lock(mutex_);
+        auto it = catalog_.find(name);
+        if (it == catalog_.end()) return std::nullopt;
+        return it->second;
+    }
+
+    /// Every catalog row, ordered by name.
+    [[nodiscard]] std::vector<catalog_entry> catalog() const {
+        std::lock_guard lock(mutex_);
+        std::vector<catalog_entry> out;
+        for (const auto& [name, e] : catalog_) out.push_back(e);
+        return out;
+    }
+
+    void save_catalog(const catalog_entry& entry) {
+        std::lock_guard lock(mutex_);
+        catalog_.insert_or_assign(entry.name, entry);
+    }
+
+    /// Blocks the projection's writer while the caller reads its tables.
+    [[nodiscard]] std::shared_lock<std::shared_mutex> lock_shared(std::string_view projection) {
+        return std::shared_lock(space(projection).rows_mutex);
+    }
+
+    /// Opens a runner's session on one projection version.
+    [[nodiscard]] session open(std::string_view projection);
+
+private:
+    struct erased_table {
+        const void* type = nullptr;
+        std::shared_ptr<void> table;  // memory_table<T>, deleted through the shared_ptr's deleter
+    };
+
+    struct space_t {
+        std::shared_mutex rows_mutex;
+        checkpoint point;
+    };
+
+    space_t& space(std::string_view projection) {
+        std::lock_guard lock(mutex_);
+        return space_locked(projection);
+    }
+    space_t& space_locked(std::string_view projection) {
+        auto it = spaces_.find(projection);
+        if (it == spaces_.end()) it = spaces_.emplace(std::string(projection), std::make_unique<space_t>()).first;
+        return *it->second;
+    }
+
+    // Tables are shared with the sessions that bound them, so that a table dropped through one
+    // session stays valid until every session holding a handle to it has let go.
+    template <class Table>
+    std::shared_ptr<memory_table<Table>> find_table_locked(std::string_view name) {
+        auto it = tables_.find(name);
+        if (it == tables_.end()) return nullptr;
+        if (it->second.type != detail::type_identity<Table>())
+            throw table_error(fmt::format("projectionist: table '{}' exists with another row type", name));
+        return std::static_pointer_cast<memory_table<Table>>(it->second.table);
+    }
+    template <class Table>
+    std::shared_ptr<memory_table<Table>> find_table_shared(std::string_view name) {
+        std::lock_guard lock(mutex_);
+        return find_table_locked<Table>(name);
+    }
+
+    template <class Table>
+    std::shared_ptr<memory_table<Table>> create_table(std::string_view name) {
+        std::lock_guard lock(mutex_);
+        if (auto t = find_table_locked<Table>(name)) return t;
+        auto table = std::make_shared<memory_table<Table>>(std::string(name));
+        tables_.emplace(std::string(name), erased_table{detail::type_identity<Table>(), table});
+        return table;
+    }
+
+    const void* table_address(std::string_view name) const {
+        std::lock_guard lock(mutex_);
+        auto it = tables_.find(name);
+        return it == tables_.end() ? nullptr : it->second.table.get();
+    }
+
+    bool drop_table(std::string_view name) {
+        std::lock_guard lock(mutex_);
+        auto it = tables_.find(name);
+        if (it == tables_.end()) return false;
+        tables_.erase(it);
+        return true;
+    }
+
+    void erase_catalog(std::string_view name) {
+        std::lock_guard lock(mutex_);
+        if (auto it = catalog_.find(name); it != catalog_.end()) catalog_.erase(it);
+    }
+
+    mutable std::mutex mutex_;
+    std::map<std::string, erased_table, std::less<>> tables_;
+    std::map<std::string, catalog_entry, std::less<>> catalog_;
+    std::map<std::string, std::unique_ptr<space_t>, std::less<>> spaces_;
+};
+
+/// One runner's connection to a memory_storage, for one projection version: typed table
+/// handles bound to the session's transaction log, the checkpoint, and batch transactions.
+class memory_storage::session {
+public:
+    session(memory_storage& storage, std::string_view projection)
+        : storage_(&storage), projection_(projection), space_(&storage.space(projection)) {}
+
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+    session(session&&) = default;
+    session& operator=(session&&) = default;
+
+    ~session() {
+        if (log_ && log_->active) rollback();
+        detach_all();
+    }
+
+    [[nodiscard]] memory_storage& storage() noexcept { return *storage_; }
+    [[nodiscard]] std::string_view projection() const noexcept { return projection_; }
+
+    /// The projection's checkpoint. Memory storage hands out the stored object itself: a change
+    /// made inside a batch is undone by the runner if the batch rolls back.
+    [[nodiscard]] checkpoint& load_checkpoint() { return space_->point; }
+
+    /// Creates the table if needed (idempotent) and returns its handle, bound to this session.
+    template <class Table>
+    memory_table<Table>& create_table(std::string_view name) {
+        auto t = storage_->create_table<Table>(name);
+        bind(t);
+        return *t;
+    }
+
+    /// The handle of an existing table, bound to this session; null if it does not exist.
+    template <class Table>
+    memory_table<Table>* open_table(std::string_view name) {
+        auto t = storage_->find_table_shared<Table>(name);
+        if (t) bind(t);
+        return t.get();
+    }
+
+    /// Drops a table by name; returns whether it existed.
+    bool drop_table(std::string_view name) {
+        // Handles into the dropped table must not be touched again, so they are detached; the
+        // session's other tables stay bound (and journaled). While a batch is open its journal
+        // may still point at the dropped table, so the session keeps it alive until it ends.
+        const void* dropped = storage_->table_address(name);
+        std::erase_if(bound_, [&](const auto& b) {
+            if (dropped == nullptr || b.first.get() != dropped) return false;
+            b.second(b.first.get());
+            return !log_->active;
+        });
+        return storage_->drop_table(name);
+    }
+
+    [[nodiscard]] std::optional<catalog_entry> find_catalog() const { return storage_->find_catalog(projection_); }
+    void save_catalog(const catalog_entry& e) { storage_->save_catalog(e); }
+    void erase_catalog() { storage_->erase_catalog(projection_); }
+
+    /// Drops every trace of the projection's checkpoint.
+    void reset_checkpoint() { space_->point = checkpoint{}; }
+
+    /// Opens a batch: from here to commit or rollback, table changes are journaled and the
+    /// projection's rows are locked against readers.
+    void begin() {
+        rows_lock_ = std::unique_lock(space_->rows_mutex);
+        log_->active = true;
+    }
+
+    /// Makes the batch's writes permanent. Memory storage keeps the checkpoint in place, so
+    /// there is nothing to write for it here.
+    void commit(const checkpoint&, std::span<const std::uint64_t> /*changed_aggregates*/) {
+        for (auto& p : log_->participants) p.commit(p.table);
+        finish();
+    }
+
+    /// Undoes every table change of the batch.
+    void rollback() {
+        for (auto it = log_->participants.rbegin(); it != log_->participants.rend(); ++it) it->rollback(it->table);
+        finish();
+    }
+
+private:
+    template <class Table>
+    void bind(const std::shared_ptr<memory_table<Table>>& t) {
+        t->attach(log_.get());
+        bound_.push_back({t, [](void* p) noexcept { static_cast<memory_table<Table>*>(p)->attach(nullptr); }});
+    }
+    void detach_all() noexcept {
+        for (auto& [table, detach] : bound_) detach(table.get());
+        bound_.clear();
+    }
+
+    void finish() noexcept {
+        log_->participants.clear();
+        log_->active = false;
+        if (rows_lock_.owns_lock()) rows_lock_.unlock();
+    }
+
+    memory_storage* storage_;
+    std::string projection_;
+    space_t* space_;
+    std::unique_ptr<detail::transaction_log> log_ = std::make_unique<detail::transaction_log>();
+    std::unique_lock<std::shared_mutex> rows_lock_;
+    std::vector<std::pair<std::shared_ptr<void>, void (*)(void*) noexcept>> bound_;
+};
+
+inline memory_storage::session memory_storage::open(std::string_view projection) {
+    return session(*this, projection);
+}
+
+}  // namespace projectionist

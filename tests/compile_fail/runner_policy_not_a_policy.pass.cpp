@@ -1,0 +1,40 @@
+// Twin of runner_policy_not_a_policy.fail.cpp, the mistake corrected: must compile.
+// runner_options is passed to the constructor.
+#include <string>
+#include <string_view>
+
+#include <boost/hana/define_struct.hpp>
+
+#include <projectionist/projectionist.hpp>
+
+namespace app {
+
+struct ticket_registered {
+    BOOST_HANA_DEFINE_STRUCT(ticket_registered, (std::string, ticket_id));
+    static constexpr std::string_view event_name = "ticket.registered";
+};
+struct ticket_closed {
+    BOOST_HANA_DEFINE_STRUCT(ticket_closed, (std::string, ticket_id));
+    static constexpr std::string_view event_name = "ticket.closed";
+};
+using ticket_stream = projectionist::stream<"ticket", ticket_registered, ticket_closed>;
+
+struct ticket_row {
+    BOOST_HANA_DEFINE_STRUCT(ticket_row, (std::string, ticket_id), (std::string, status));
+};
+
+struct tickets : projectionist::projection<"tickets", 1, ticket_stream> {
+    using table = projectionist::table<ticket_row, &ticket_row::ticket_id>;
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().insert({e.ticket_id, "open"}); }
+    void on(const ticket_closed& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [](ticket_row& r) { r.status = "closed"; });
+    }
+};
+
+}  // namespace app
+
+void run(projectionist::memory_event_store& store, projectionist::memory_storage& storage) {
+    projectionist::runner<app::tickets, projectionist::memory_storage> runner(store, storage,
+                                                                              projectionist::runner_options{});
+    runner.catch_up();
+}

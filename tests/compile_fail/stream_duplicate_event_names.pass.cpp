@@ -1,0 +1,48 @@
+// Twin of stream_duplicate_event_names.fail.cpp, the mistake corrected: must compile.
+// ticket_closed_v2 is stored as "ticket.closed.v2".
+#include <string>
+#include <string_view>
+
+#include <boost/hana/define_struct.hpp>
+
+#include <projectionist/projectionist.hpp>
+
+namespace app {
+
+struct ticket_registered {
+    BOOST_HANA_DEFINE_STRUCT(ticket_registered, (std::string, ticket_id));
+    static constexpr std::string_view event_name = "ticket.registered";
+};
+struct ticket_closed {
+    BOOST_HANA_DEFINE_STRUCT(ticket_closed, (std::string, ticket_id));
+    static constexpr std::string_view event_name = "ticket.closed";
+};
+using ticket_stream = projectionist::stream<"ticket", ticket_registered, ticket_closed>;
+
+struct ticket_row {
+    BOOST_HANA_DEFINE_STRUCT(ticket_row, (std::string, ticket_id), (std::string, status));
+};
+
+struct ticket_closed_v2 {
+    BOOST_HANA_DEFINE_STRUCT(ticket_closed_v2, (std::string, ticket_id), (std::string, reason));
+    static constexpr std::string_view event_name = "ticket.closed.v2";
+};
+using ticket_stream_v2 = projectionist::stream<"ticket", ticket_registered, ticket_closed, ticket_closed_v2>;
+
+struct tickets : projectionist::projection<"tickets", 2, ticket_stream_v2> {
+    using table = projectionist::table<ticket_row, &ticket_row::ticket_id>;
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().insert({e.ticket_id, "open"}); }
+    void on(const ticket_closed& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [](ticket_row& r) { r.status = "closed"; });
+    }
+    void on(const ticket_closed_v2& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [&](ticket_row& r) { r.status = "closed: " + e.reason; });
+    }
+};
+
+}  // namespace app
+
+void run(projectionist::memory_event_store& store, projectionist::memory_storage& storage) {
+    projectionist::runner<app::tickets> runner(store, storage);
+    runner.catch_up();
+}
