@@ -85,4 +85,15 @@ public:
     using error::error;
 };
 
+namespace detail {
+/// A table key in an error message: quoted when fmt can format it.
+template <class T>
+std::string describe_key(const T& key) {
+    if constexpr (fmt::is_formattable<T>::value)
+        return fmt::format("'{}'", key);
+    else
+        return "(a key that cannot be formatted)";
+}
+}  // namespace detail
+
 }  // namespace projectionist

@@ -57,6 +57,14 @@ concept waitable_store = requires(const T& s, std::uint64_t after, std::chrono::
     { s.wait_for_events(after, timeout, st) } -> std::convertible_to<bool>;
 };
 
+/// A store that can append through the storage session's own connection, so that emitted events
+/// commit in the batch's transaction when both are in one database.
+template <class Store, class Session>
+concept transactional_emitter = requires(const Store& store, Session& session) {
+    store.writer_on(session.connection());
+    { store.same_database(session.connection()) } -> std::convertible_to<bool>;
+};
+
 template <class Projection>
 consteval bool require_projection() {
     static_assert(projection_type<Projection>,
@@ -120,6 +128,10 @@ public:
           options_(options),
           context_(session_, pending_, counters_) {
         if (options_.batch_size == 0) options_.batch_size = 1;
+        if constexpr (has_emit_writer) {
+            if (store.same_database(session_.connection()))
+                emit_writer_.emplace(store.writer_on(session_.connection()));
+        }
         checkpoint_ = &session_.load_checkpoint();
         if (auto entry = session_.find_catalog()) {
             state_ = entry->state;
@@ -135,19 +147,18 @@ public:
     /// Creates the projection's tables (if missing) and its catalog row, and runs its `init`
     /// member if it has one. Ends a manual projection's dormancy. Idempotent.
     void init() {
+        const projection_state next = initialized() ? state_ : projection_state::initialized;
         session_.begin();
         try {
             create_tables();
             if constexpr (detail::has_init_hook<Projection, context_type>) projection_.init(context_);
+            session_.save_catalog(make_catalog_entry(next, live_));  // with the tables, atomically
             session_.commit(*checkpoint_, {});
         } catch (...) {
             session_.rollback();
             throw;
         }
-        if (state_ == projection_state::declared || state_ == projection_state::deleted)
-            set_state(projection_state::initialized);
-        else
-            save_catalog();
+        state_ = next;
         publish_status();
     }
 
@@ -224,6 +235,7 @@ public:
             if constexpr (detail::has_reset_hook<Projection, context_type>) projection_.reset(context_);
             clear_tables();
             session_.reset_checkpoint();
+            session_.save_catalog(make_catalog_entry(projection_state::initialized, false));
             session_.commit(*checkpoint_, {});
         } catch (...) {
             session_.rollback();
@@ -232,31 +244,31 @@ public:
         checkpoint_ = &session_.load_checkpoint();
         error_.reset();
         live_ = false;
-        set_state(projection_state::initialized);
+        state_ = projection_state::initialized;
         publish_status();
     }
 
     /// Drops the tables the catalog lists as this version's own (running its `remove` member
     /// first, if it has one), its checkpoint and its catalog row. Other versions are untouched.
     void remove() {
-        auto entry = session_.find_catalog();
-        if (initialized()) {
-            session_.begin();
-            try {
-                if constexpr (detail::has_remove_hook<Projection, context_type>) projection_.remove(context_);
-                session_.commit(*checkpoint_, {});
-            } catch (...) {
-                session_.rollback();
-                throw;
+        const auto entry = session_.find_catalog();
+        session_.begin();
+        try {
+            if constexpr (detail::has_remove_hook<Projection, context_type>) {
+                if (initialized()) projection_.remove(context_);
             }
+            if (entry)
+                for (const std::string& t : entry->tables) session_.drop_table(t);
+            session_.reset_checkpoint();
+            session_.erase_catalog();
+            session_.commit(*checkpoint_, {});
+        } catch (...) {
+            session_.rollback();
+            throw;
         }
         bind_tables({});
         tables_open_ = false;
-        if (entry)
-            for (const std::string& t : entry->tables) session_.drop_table(t);
-        session_.reset_checkpoint();
         checkpoint_ = &session_.load_checkpoint();
-        session_.erase_catalog();
         error_.reset();
         live_ = false;
         state_ = projection_state::deleted;
@@ -308,11 +320,23 @@ private:
     static constexpr std::size_t entry_count = handler_table::size;
     static constexpr std::uint16_t not_subscribed = 0xFFFF;        // another stream's event: ignored
     static constexpr std::uint16_t subscribed_unhandled = 0xFFFE;  // ours, no handler: tracked, not applied
-    static_assert(entry_count < subscribed_unhandled, "projectionist: too many handled events in one projection");
+    static constexpr std::uint16_t unknown_in_stream = 0xFFFD;     // a stream we read, an event it does not list
+    static_assert(entry_count < unknown_in_stream, "projectionist: too many handled events in one projection");
 
     using record_type =
         std::remove_cvref_t<decltype(detail::deref(*std::declval<typename event_store_type::batch&>().begin()))>;
     using pending_event = typename context_type::pending_event;
+    static constexpr bool has_emit_writer =
+        detail::transactional_emitter<event_store_type, typename storage_type::session>;
+    template <class Store, bool>
+    struct emit_writer_of {
+        using type = int;  // no writer: the member stays empty
+    };
+    template <class Store>
+    struct emit_writer_of<Store, true> {
+        using type = decltype(std::declval<const Store&>().writer_on(
+            std::declval<typename storage_type::session&>().connection()));
+    };
 
     [[nodiscard]] bool initialized() const noexcept {
         return state_ != projection_state::declared && state_ != projection_state::deleted;
@@ -384,19 +408,19 @@ private:
         std::apply([](auto*... table) { (table->clear(), ...); }, handles_);
     }
 
-    catalog_entry make_catalog_entry() const {
+    catalog_entry make_catalog_entry(projection_state state, bool live) const {
         catalog_entry e;
         e.name = std::string(name_of<Projection>);
         e.base_name = std::string(Projection::base_name);
         e.version = Projection::version;
-        e.state = state_;
-        e.live = live_;
+        e.state = state;
+        e.live = live;
         e.partitioning = std::string(partitioning::name);
         boost::mp11::mp_for_each<detail::tables_of<Projection>>(
             [&](auto t) { e.tables.emplace_back(detail::table_name_v<Projection, decltype(t)>); });
         return e;
     }
-    void save_catalog() { session_.save_catalog(make_catalog_entry()); }
+    void save_catalog() { session_.save_catalog(make_catalog_entry(state_, live_)); }
     void set_state(projection_state s) {
         state_ = s;
         save_catalog();
@@ -426,6 +450,11 @@ private:
                         check_identity<typename S::event>(info);
                         slot = subscribed_unhandled;
                     }
+                });
+            }
+            if (slot == not_subscribed) {
+                boost::mp11::mp_for_each<typename Projection::streams>([&](auto stream) {
+                    if (info.stream == decltype(stream)::name) slot = unknown_in_stream;
                 });
             }
             type_map_.push_back(slot);
@@ -481,6 +510,9 @@ private:
                 checkpoint_->position = rec.position();
             }
             for (const auto& [number, old] : aggregate_undo_) changed_aggregates_.push_back(number);
+            if constexpr (has_emit_writer) {
+                if (emit_writer_) append_emitted(*emit_writer_);  // commits with the batch
+            }
             session_.commit(*checkpoint_, changed_aggregates_);
         } catch (...) {
             // Undo everything the batch did: table writes, checkpoint, emitted events.
@@ -493,7 +525,7 @@ private:
             pending_.clear();
             fail(current, std::current_exception());
         }
-        append_emitted();
+        append_emitted(*store_);  // a store in another database: right after the commit
         events_applied_ += applied;
         events_skipped_ += skipped;
         return applied;
@@ -513,6 +545,11 @@ private:
         }
         const std::uint16_t slot = type_map_[type];
         if (slot == not_subscribed) return outcome::ignored;
+        if (slot == unknown_in_stream)
+            throw std::runtime_error(
+                fmt::format("unknown event type: stream '{}' has no event '{}' in this build's "
+                            "stream<...> declaration (written by a newer application?)",
+                            rec.stream(), rec.type_name()));
         if constexpr (partitioning::partitioned) {
             const std::uint64_t number = rec.aggregate_number();
             auto& versions = checkpoint_->aggregate_versions;
@@ -572,12 +609,15 @@ private:
         throw err;
     }
 
-    void append_emitted() {
+    /// Appends the batch's emitted events through `target` (the store, or a writer on the
+    /// session's connection) and forgets them.
+    template <class Target>
+    void append_emitted(Target& target) {
         if (pending_.empty()) return;
         using S = typename Projection::emission_stream;
         if constexpr (!std::is_void_v<S>) {
             for (auto& p : pending_) {
-                std::visit([&](auto& e) { store_->append(S{}, p.aggregate_id, expected_version::any(), std::move(e)); },
+                std::visit([&](auto& e) { target.append(S{}, p.aggregate_id, expected_version::any(), std::move(e)); },
                            p.event);
                 ++emitted_;
             }
@@ -625,6 +665,8 @@ private:
     std::optional<projection_error> error_;
 
     typename event_store_type::batch batch_;
+    // Declared after session_: destroyed before the connection its statements were prepared on.
+    std::optional<typename emit_writer_of<event_store_type, has_emit_writer>::type> emit_writer_;
     std::vector<std::uint16_t> type_map_;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> aggregate_undo_;
     std::vector<std::uint64_t> changed_aggregates_;

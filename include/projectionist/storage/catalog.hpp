@@ -8,6 +8,11 @@
 
 namespace projectionist {
 
+namespace detail {
+/// Marks a storage type, so that a runner can take it as a policy.
+struct storage_category {};
+}  // namespace detail
+
 /// The life of one projection version, persisted in the catalog so that a command-line process
 /// and the application agree on it (see the README's deployment section).
 enum class projection_state : std::uint8_t {

@@ -26,8 +26,6 @@ namespace projectionist {
 
 namespace detail {
 
-struct storage_category {};
-
 /// Transparent hashing for string keys (find by string_view without a temporary string).
 struct string_key_hash {
     using is_transparent = void;
@@ -55,14 +53,6 @@ struct transaction_log {
     bool active = false;
     std::vector<participant> participants;
 };
-
-template <class T>
-std::string describe_key(const T& key) {
-    if constexpr (fmt::is_formattable<T>::value)
-        return fmt::format("'{}'", key);
-    else
-        return "(a key that cannot be formatted)";
-}
 
 }  // namespace detail
 

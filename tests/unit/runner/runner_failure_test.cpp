@@ -137,3 +137,30 @@ TEST_CASE("a table contract violation in a handler stops the projection like any
     CHECK(r.position() == 0);  // both events were in one batch: nothing committed
     CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->empty());
 }
+
+namespace {
+// A newer build's declaration of the ticket stream, with an event this build does not know.
+struct ticket_archived {
+    BOOST_HANA_DEFINE_STRUCT(ticket_archived, (std::string, ticket_id));
+    static constexpr std::string_view event_name = "ticket.archived";
+};
+using newer_ticket_stream = pj::stream<"ticket", ticket_registered, ticket_closed, ticket_reopened, ticket_archived>;
+}  // namespace
+
+TEMPLATE_TEST_CASE("an unknown event type in a stream the projection reads stops it", "[runner][failure]", pj::global,
+                   pj::per_aggregate) {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_ticket(store, "t-1", "bug", 0, false);
+    store.append(newer_ticket_stream{}, "t-1", 1, ticket_archived{"t-1"});
+    append_ticket(store, "t-2", "bug", 0, false);
+    pj::runner<tickets<2>, TestType> r(store, storage);
+    try {
+        r.catch_up();
+        FAIL("expected an unknown event type error");
+    } catch (const pj::projection_error& e) {
+        CHECK_THAT(std::string(e.what()), Catch::Contains("unknown event type") && Catch::Contains("ticket.archived") &&
+                                              Catch::Contains("position 2") && Catch::Contains("aggregate 't-1'"));
+    }
+    CHECK(r.position() == 0);  // one batch: nothing of it committed
+}

@@ -1,0 +1,139 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <fmt/format.h>
+
+#include <projectionist/detail/sqlite_api.hpp>
+
+namespace projectionist {
+
+/// How durable a SQLite commit is. `full` (the default) survives power loss; `normal` in WAL
+/// mode survives a crash of the process but may lose the last commits on power loss.
+enum class sqlite_synchronous { full, normal };
+
+/// Options of a SQLite database opened by projectionist.
+struct sqlite_options {
+    sqlite_synchronous synchronous = sqlite_synchronous::full;
+    std::chrono::milliseconds busy_timeout{5000};  ///< how long a writer waits for another process's lock
+    std::size_t max_payload_bytes = 16u << 20;     ///< a larger stored payload is refused when read
+};
+
+namespace detail::sqlite {
+
+/// "PRJT": marks a file as projectionist's, so that a foreign database is never modified.
+inline constexpr std::int32_t application_id = 0x50524A54;
+/// The schema this build reads and writes. A file with a newer one is refused.
+inline constexpr std::int32_t schema_version = 1;
+
+inline std::int64_t pragma_int(const connection& db, const char* pragma) {
+    statement s(db, fmt::format("PRAGMA {}", pragma));
+    return s.step() ? s.int64(0) : 0;
+}
+
+/// Opens (creating if needed) a projectionist database: checks that the file is ours and not
+/// newer than this build before anything is written, then sets WAL mode, the synchronous level
+/// and the busy timeout, and creates the schema (event log, catalog, checkpoints, dead letters).
+/// The same schema serves a file that holds the log, the read models, or both.
+inline connection open_database(const std::string& path, const sqlite_options& options) {
+    connection db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    db.busy_timeout(options.busy_timeout);
+    std::int64_t app = 0;
+    std::int64_t tables = 0;
+    try {
+        app = pragma_int(db, "application_id");
+        statement count(db, "SELECT count(*) FROM sqlite_schema");
+        tables = count.step() ? count.int64(0) : 0;
+    } catch (const sqlite_error& e) {
+        throw error(
+            fmt::format("projectionist: '{}' is not a SQLite database ({}); nothing was changed", path, e.what()));
+    }
+    if (app != 0 && app != application_id)
+        throw error(
+            fmt::format("projectionist: '{}' belongs to another application (application_id {:#x}); "
+                        "nothing was changed",
+                        path, app));
+    if (app == 0 && tables != 0)
+        throw error(
+            fmt::format("projectionist: '{}' is a SQLite database that projectionist did not create ({} "
+                        "schema objects, no projectionist application_id); nothing was changed",
+                        path, tables));
+    const std::int64_t version = pragma_int(db, "user_version");
+    if (app == application_id && version > schema_version)
+        throw error(
+            fmt::format("projectionist: '{}' has schema version {}, newer than this build's {}; upgrade "
+                        "projectionist to open it; nothing was changed",
+                        path, version, schema_version));
+
+    db.exec("PRAGMA journal_mode=WAL");
+    db.exec(options.synchronous == sqlite_synchronous::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    db.exec("BEGIN IMMEDIATE");
+    try {
+        db.exec(fmt::format("PRAGMA application_id={}", application_id));
+        db.exec(fmt::format("PRAGMA user_version={}", schema_version));
+        db.exec(R"sql(
+CREATE TABLE IF NOT EXISTS projectionist_event_types(
+    id INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE(stream, name));
+CREATE TABLE IF NOT EXISTS projectionist_aggregates(
+    number INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    UNIQUE(stream, aggregate_id));
+CREATE TABLE IF NOT EXISTS projectionist_events(
+    position INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    aggregate_number INTEGER NOT NULL,
+    aggregate_version INTEGER NOT NULL,
+    type_id INTEGER NOT NULL REFERENCES projectionist_event_types(id),
+    schema_version INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    metadata TEXT,
+    recorded_at INTEGER NOT NULL,
+    UNIQUE(stream, aggregate_id, aggregate_version));
+CREATE VIEW IF NOT EXISTS events AS
+    SELECT e.position, e.stream, e.aggregate_id, e.aggregate_version, t.name AS type, e.schema_version,
+           e.payload, e.metadata, strftime('%Y-%m-%dT%H:%M:%fZ', e.recorded_at / 1e9, 'unixepoch') AS recorded_at
+    FROM projectionist_events e JOIN projectionist_event_types t ON t.id = e.type_id;
+CREATE TABLE IF NOT EXISTS projectionist_catalog(
+    name TEXT PRIMARY KEY,
+    base_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    live INTEGER NOT NULL,
+    partitioning TEXT NOT NULL,
+    tables TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projectionist_checkpoints(
+    projection TEXT PRIMARY KEY,
+    position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projectionist_aggregate_checkpoints(
+    projection TEXT NOT NULL,
+    aggregate_number INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY(projection, aggregate_number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS projectionist_dead_letters(
+    id INTEGER PRIMARY KEY,
+    projection TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL);
+)sql");
+        db.exec("COMMIT");
+    } catch (...) {
+        db.exec("ROLLBACK");
+        throw;
+    }
+    return db;
+}
+
+}  // namespace detail::sqlite
+}  // namespace projectionist

@@ -1,0 +1,30 @@
+#pragma once
+
+/// The SQLite backend, the embedded default: the event log and the read models in one file (or
+/// two). Link the CMake target `projectionist::sqlite` (SQLite::SQLite3 and Boost.JSON).
+
+#include <projectionist/detail/sqlite_api.hpp>
+#include <projectionist/detail/sqlite_schema.hpp>
+#include <projectionist/event/codec.hpp>
+#include <projectionist/event/json_codec.hpp>
+#include <projectionist/event/schema.hpp>
+#include <projectionist/policy/policies.hpp>
+#include <projectionist/projectionist.hpp>
+#include <projectionist/storage/sqlite_storage.hpp>
+#include <projectionist/storage/sqlite_table.hpp>
+#include <projectionist/store/sqlite_event_store.hpp>
+
+namespace projectionist {
+
+/// The SQLite event log with the readable JSON codec.
+using sqlite_json_event_store = basic_sqlite_event_store<json_codec>;
+
+namespace detail {
+/// A runner over sqlite_storage reads a sqlite_event_store unless it names another store.
+template <>
+struct default_event_store<sqlite_storage> {
+    using type = sqlite_event_store;
+};
+}  // namespace detail
+
+}  // namespace projectionist

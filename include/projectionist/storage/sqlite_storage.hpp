@@ -1,0 +1,299 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <projectionist/detail/sqlite_api.hpp>
+#include <projectionist/detail/sqlite_schema.hpp>
+#include <projectionist/error.hpp>
+#include <projectionist/storage/catalog.hpp>
+#include <projectionist/storage/sqlite_table.hpp>
+
+namespace projectionist {
+
+namespace detail::sqlite {
+
+inline std::string join_lines(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& s : items) out += (out.empty() ? "" : "\n") + s;
+    return out;
+}
+inline std::vector<std::string> split_lines(std::string_view text) {
+    std::vector<std::string> out;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        out.emplace_back(text.substr(0, nl));
+        if (nl == std::string_view::npos) break;
+        text.remove_prefix(nl + 1);
+    }
+    return out;
+}
+
+inline std::optional<catalog_entry> read_catalog(const connection& db, std::string_view name) {
+    statement s(db,
+                "SELECT name, base_name, version, state, live, partitioning, tables FROM projectionist_catalog "
+                "WHERE name = ?");
+    s.bind(1, name);
+    if (!s.step()) return std::nullopt;
+    catalog_entry e;
+    e.name = std::string(s.text(0));
+    e.base_name = std::string(s.text(1));
+    e.version = static_cast<unsigned>(s.int64(2));
+    const auto state = projection_state_from_string(s.text(3));
+    if (!state)
+        throw error(fmt::format("projectionist: the catalog row of '{}' has an unknown state '{}'", name, s.text(3)));
+    e.state = *state;
+    e.live = s.int64(4) != 0;
+    e.partitioning = std::string(s.text(5));
+    e.tables = split_lines(s.text(6));
+    return e;
+}
+
+inline bool table_exists(const connection& db, std::string_view name) {
+    statement s(db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?");
+    s.bind(1, name);
+    return s.step();
+}
+
+}  // namespace detail::sqlite
+
+/// Read-model storage in a SQLite file: a table per projection version (named by its versioned
+/// name), checkpoints and the projection catalog, all in one database, so that a batch's rows,
+/// its checkpoint and its catalog changes commit in one transaction. The file may be the event
+/// log's own (then emitted events commit with the batch too) or another one.
+///
+///     projectionist::sqlite_event_store store("app.db");
+///     projectionist::sqlite_storage storage("app.db");
+///     projectionist::runner<tickets<2>, projectionist::sqlite_storage> v2(store, storage);
+///
+/// Each runner's session opens its own connection; this object's own connection serves the
+/// catalog and table look-ups of queries, from one thread at a time.
+class sqlite_storage {
+public:
+    using storage_category = detail::storage_category;
+
+    template <class Table>
+    using table_handle = sqlite_table<Table>;
+
+    class session;
+
+    explicit sqlite_storage(std::string path, sqlite_options options = {})
+        : path_(std::move(path)), options_(options), db_(detail::sqlite::open_database(path_, options_)) {}
+
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    [[nodiscard]] const sqlite_options& options() const noexcept { return options_; }
+    [[nodiscard]] detail::sqlite::connection& connection() noexcept { return db_; }
+
+    [[nodiscard]] std::optional<catalog_entry> find_catalog(std::string_view name) const {
+        return detail::sqlite::read_catalog(db_, name);
+    }
+
+    [[nodiscard]] std::vector<catalog_entry> catalog() const {
+        std::vector<catalog_entry> out;
+        detail::sqlite::statement s(db_, "SELECT name FROM projectionist_catalog ORDER BY name");
+        while (s.step())
+            if (auto e = find_catalog(s.text(0))) out.push_back(std::move(*e));
+        return out;
+    }
+
+    [[nodiscard]] bool has_table(std::string_view name) const { return detail::sqlite::table_exists(db_, name); }
+
+    /// A typed handle on an existing table, on this object's connection (for queries and tests);
+    /// nullopt if there is no such table.
+    template <class Table>
+    [[nodiscard]] std::optional<sqlite_table<Table>> find_table(std::string_view name) {
+        if (!has_table(name)) return std::nullopt;
+        return sqlite_table<Table>(db_, std::string(name));
+    }
+
+    [[nodiscard]] session open(std::string_view projection);
+
+private:
+    std::string path_;
+    sqlite_options options_;
+    detail::sqlite::connection db_;
+};
+
+/// One runner's connection to a sqlite_storage, for one projection version.
+class sqlite_storage::session {
+public:
+    session(const sqlite_storage& storage, std::string_view projection)
+        : path_(storage.path()),
+          projection_(projection),
+          conn_(std::make_unique<detail::sqlite::connection>(
+              detail::sqlite::open_database(storage.path(), storage.options()))),
+          db_(*conn_) {}
+
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+    session(session&&) = delete;
+    session& operator=(session&&) = delete;
+
+    ~session() {
+        if (in_transaction_) {
+            try {
+                db_.exec("ROLLBACK");
+            } catch (...) {
+            }
+        }
+    }
+
+    [[nodiscard]] std::string_view projection() const noexcept { return projection_; }
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    /// The raw connection, for handlers that write their own SQL inside the batch's transaction.
+    [[nodiscard]] detail::sqlite::connection& connection() noexcept { return db_; }
+    [[nodiscard]] sqlite3* raw() const noexcept { return db_.get(); }
+
+    /// The checkpoint as last committed, loaded on first use and kept up to date by the runner.
+    [[nodiscard]] checkpoint& load_checkpoint() {
+        if (!loaded_) {
+            point_ = checkpoint{};
+            detail::sqlite::statement pos(db_, "SELECT position FROM projectionist_checkpoints WHERE projection = ?");
+            pos.bind(1, projection_);
+            if (pos.step()) point_.position = static_cast<std::uint64_t>(pos.int64(0));
+            detail::sqlite::statement aggs(
+                db_, "SELECT aggregate_number, version FROM projectionist_aggregate_checkpoints WHERE projection = ?");
+            aggs.bind(1, projection_);
+            while (aggs.step()) {
+                const auto number = static_cast<std::uint64_t>(aggs.int64(0));
+                const auto version = static_cast<std::uint64_t>(aggs.int64(1));
+                if (number >= point_.aggregate_versions.size()) point_.aggregate_versions.resize(number + 1, 0);
+                if (point_.aggregate_versions[number] == 0 && version != 0) ++point_.aggregates_tracked;
+                point_.aggregate_versions[number] = version;
+            }
+            loaded_ = true;
+        }
+        return point_;
+    }
+
+    template <class Table>
+    sqlite_table<Table>& create_table(std::string_view name) {
+        auto& t = own(std::make_unique<sqlite_table<Table>>(db_, std::string(name)));
+        db_.exec(t.create_sql());
+        return t;
+    }
+
+    template <class Table>
+    sqlite_table<Table>* open_table(std::string_view name) {
+        if (!detail::sqlite::table_exists(db_, name)) return nullptr;
+        return &own(std::make_unique<sqlite_table<Table>>(db_, std::string(name)));
+    }
+
+    bool drop_table(std::string_view name) {
+        const bool existed = detail::sqlite::table_exists(db_, name);
+        db_.exec(fmt::format("DROP TABLE IF EXISTS {}", detail::sqlite::quote(name)));
+        return existed;
+    }
+
+    [[nodiscard]] std::optional<catalog_entry> find_catalog() const {
+        return detail::sqlite::read_catalog(db_, projection_);
+    }
+
+    void save_catalog(const catalog_entry& e) {
+        detail::sqlite::statement s(db_,
+                                    "INSERT INTO projectionist_catalog(name, base_name, version, state, live, "
+                                    "partitioning, tables) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                                    "SET base_name = excluded.base_name, version = excluded.version, state = "
+                                    "excluded.state, live = excluded.live, partitioning = excluded.partitioning, "
+                                    "tables = excluded.tables");
+        const std::string tables = detail::sqlite::join_lines(e.tables);
+        s.bind(1, e.name);
+        s.bind(2, e.base_name);
+        s.bind(3, static_cast<std::int64_t>(e.version));
+        s.bind(4, to_string(e.state));
+        s.bind(5, static_cast<std::int64_t>(e.live ? 1 : 0));
+        s.bind(6, e.partitioning);
+        s.bind(7, tables);
+        s.run();
+    }
+
+    void erase_catalog() {
+        detail::sqlite::statement s(db_, "DELETE FROM projectionist_catalog WHERE name = ?");
+        s.bind(1, projection_);
+        s.run();
+    }
+
+    /// Forgets the checkpoint (inside the open transaction, if any).
+    void reset_checkpoint() {
+        for (const char* sql : {"DELETE FROM projectionist_checkpoints WHERE projection = ?",
+                                "DELETE FROM projectionist_aggregate_checkpoints WHERE projection = ?"}) {
+            detail::sqlite::statement s(db_, sql);
+            s.bind(1, projection_);
+            s.run();
+        }
+        point_ = checkpoint{};
+        loaded_ = true;
+    }
+
+    void begin() {
+        db_.exec("BEGIN IMMEDIATE");
+        in_transaction_ = true;
+    }
+
+    /// Writes the checkpoint (and the positions of the aggregates the batch changed) and commits
+    /// them with the batch's read-model writes.
+    void commit(const checkpoint& cp, std::span<const std::uint64_t> changed_aggregates) {
+        if (!save_position_.get())
+            save_position_ =
+                detail::sqlite::statement(db_,
+                                          "INSERT INTO projectionist_checkpoints(projection, position) VALUES (?, ?) "
+                                          "ON CONFLICT(projection) DO UPDATE SET position = excluded.position");
+        save_position_.bind(1, projection_);
+        save_position_.bind(2, static_cast<std::int64_t>(cp.position));
+        save_position_.run();
+        if (!changed_aggregates.empty()) {
+            if (!save_aggregate_.get())
+                save_aggregate_ = detail::sqlite::statement(
+                    db_,
+                    "INSERT INTO projectionist_aggregate_checkpoints(projection, aggregate_number, version) "
+                    "VALUES (?, ?, ?) ON CONFLICT(projection, aggregate_number) DO UPDATE SET version = "
+                    "excluded.version");
+            for (const std::uint64_t number : changed_aggregates) {
+                save_aggregate_.bind(1, projection_);
+                save_aggregate_.bind(2, static_cast<std::int64_t>(number));
+                save_aggregate_.bind(3, static_cast<std::int64_t>(cp.version_of(number)));
+                save_aggregate_.run();
+            }
+        }
+        db_.exec("COMMIT");
+        in_transaction_ = false;
+    }
+
+    void rollback() {
+        if (!in_transaction_) return;
+        in_transaction_ = false;
+        db_.exec("ROLLBACK");
+    }
+
+private:
+    template <class T>
+    T& own(std::unique_ptr<T> table) {
+        T& ref = *table;
+        owned_.push_back(std::shared_ptr<void>(std::move(table)));
+        return ref;
+    }
+
+    std::string path_;
+    std::string projection_;
+    std::unique_ptr<detail::sqlite::connection> conn_;  // boxed: table handles point at it
+    detail::sqlite::connection& db_;
+    checkpoint point_;
+    bool loaded_ = false;
+    bool in_transaction_ = false;
+    std::vector<std::shared_ptr<void>> owned_;
+    detail::sqlite::statement save_position_, save_aggregate_;
+};
+
+inline sqlite_storage::session sqlite_storage::open(std::string_view projection) {
+    return session(*this, projection);  // guaranteed copy elision: sessions never move
+}
+
+}  // namespace projectionist

@@ -1,0 +1,322 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/hana/accessors.hpp>
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/length.hpp>
+#include <boost/hana/pair.hpp>
+
+#include <projectionist/detail/sqlite_api.hpp>
+#include <projectionist/error.hpp>
+#include <projectionist/event/codec.hpp>
+#include <projectionist/meta/type_list.hpp>
+
+namespace projectionist {
+
+namespace detail::sqlite {
+
+template <class T>
+struct column_traits {
+    static constexpr bool supported = false;
+};
+template <class T>
+requires(std::is_integral_v<T> || std::is_enum_v<T>) struct column_traits<T> {
+    static constexpr bool supported = true;
+    static constexpr bool nullable = false;
+    static constexpr std::string_view sql_type = "INTEGER";
+    static void bind(statement& s, int i, const T& v) {
+        if constexpr (std::is_enum_v<T>)
+            s.bind(i, static_cast<std::int64_t>(static_cast<std::underlying_type_t<T>>(v)));
+        else
+            s.bind(i, static_cast<std::int64_t>(v));
+    }
+    static void read(const statement& s, int c, T& out) {
+        if constexpr (std::is_same_v<T, bool>)
+            out = s.int64(c) != 0;
+        else if constexpr (std::is_enum_v<T>)
+            out = static_cast<T>(static_cast<std::underlying_type_t<T>>(s.int64(c)));
+        else
+            out = static_cast<T>(s.int64(c));
+    }
+};
+template <class T>
+requires std::is_floating_point_v<T>
+struct column_traits<T> {
+    static constexpr bool supported = true;
+    static constexpr bool nullable = false;
+    static constexpr std::string_view sql_type = "REAL";
+    static void bind(statement& s, int i, const T& v) { s.bind(i, static_cast<double>(v)); }
+    static void read(const statement& s, int c, T& out) { out = static_cast<T>(s.real(c)); }
+};
+template <>
+struct column_traits<std::string> {
+    static constexpr bool supported = true;
+    static constexpr bool nullable = false;
+    static constexpr std::string_view sql_type = "TEXT";
+    static void bind(statement& s, int i, const std::string& v) { s.bind(i, std::string_view(v)); }
+    static void read(const statement& s, int c, std::string& out) { out.assign(s.text(c)); }
+};
+template <class Clock, class Duration>
+struct column_traits<std::chrono::time_point<Clock, Duration>> {
+    using T = std::chrono::time_point<Clock, Duration>;
+    static constexpr bool supported = true;
+    static constexpr bool nullable = false;
+    static constexpr std::string_view sql_type = "INTEGER";
+    static void bind(statement& s, int i, const T& v) {
+        s.bind(i, static_cast<std::int64_t>(v.time_since_epoch().count()));
+    }
+    static void read(const statement& s, int c, T& out) { out = T(Duration(s.int64(c))); }
+};
+template <class T>
+struct column_traits<std::optional<T>> {
+    static constexpr bool supported = column_traits<T>::supported && !column_traits<T>::nullable;
+    static constexpr bool nullable = true;
+    static constexpr std::string_view sql_type = column_traits<T>::sql_type;
+    static void bind(statement& s, int i, const std::optional<T>& v) {
+        if (v)
+            column_traits<T>::bind(s, i, *v);
+        else
+            s.bind_null(i);
+    }
+    static void read(const statement& s, int c, std::optional<T>& out) {
+        if (s.is_null(c)) {
+            out.reset();
+        } else {
+            T v{};
+            column_traits<T>::read(s, c, v);
+            out = std::move(v);
+        }
+    }
+};
+
+template <class Row>
+consteval bool all_columns_supported() {
+    bool ok = true;
+    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
+        using field = std::remove_cvref_t<decltype(boost::hana::second(member)(std::declval<Row&>()))>;
+        ok = ok && column_traits<field>::supported;
+    });
+    return ok;
+}
+
+template <class Row>
+inline constexpr int column_count =
+    static_cast<int>(decltype(boost::hana::length(boost::hana::accessors<Row>()))::value);
+
+/// Binds every field of `row` to parameters first, first+1, ...
+template <class Row>
+void bind_row(statement& s, int first, const Row& row) {
+    int i = first;
+    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
+        const auto& v = boost::hana::second(member)(row);
+        column_traits<std::remove_cvref_t<decltype(v)>>::bind(s, i++, v);
+    });
+}
+
+/// Reads columns 0.. of the current result row into a Row.
+template <class Row>
+Row read_row(const statement& s) {
+    Row row{};
+    int c = 0;
+    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
+        auto& v = boost::hana::second(member)(row);
+        column_traits<std::remove_cvref_t<decltype(v)>>::read(s, c++, v);
+    });
+    return row;
+}
+
+template <class Row>
+std::vector<std::string> column_names() {
+    std::vector<std::string> names;
+    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
+        names.emplace_back(boost::hana::to<const char*>(boost::hana::first(member)));
+    });
+    return names;
+}
+
+template <class Table>
+std::string key_column() {
+    using Row = typename Table::row_type;
+    std::string name;
+    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
+        Row probe{};
+        const void* field = &boost::hana::second(member)(probe);
+        if (field == static_cast<const void*>(&(probe.*Table::key)))
+            name = boost::hana::to<const char*>(boost::hana::first(member));
+    });
+    return name;
+}
+
+}  // namespace detail::sqlite
+
+/// One typed table in a SQLite database: a column per reflected field of `Table::row_type`
+/// (integers, enums and bool as INTEGER, floating point as REAL, std::string as TEXT,
+/// std::optional<T> as a nullable column, time points as INTEGER nanoseconds), primary key from
+/// the declared key. Every operation runs a prepared statement cached in the handle.
+///
+/// `find` returns `std::optional<Row>` (memory storage returns a pointer): write
+/// `if (auto row = table.find(key))`, which reads the same for both.
+template <class Table>
+class sqlite_table {
+public:
+    using row_type = typename Table::row_type;
+    using key_type = typename Table::key_type;
+    static_assert(detail::sqlite::all_columns_supported<row_type>(),
+                  "projectionist: sqlite_storage: a field of this row type has no SQL column type; supported are "
+                  "integers, enums, bool, floating point, std::string, std::chrono::time_point and std::optional of "
+                  "these");
+
+    sqlite_table(detail::sqlite::connection& db, std::string name) : db_(&db), name_(std::move(name)) {
+        quoted_ = detail::sqlite::quote(name_);
+        columns_ = detail::sqlite::column_names<row_type>();
+        key_ = detail::sqlite::key_column<Table>();
+    }
+
+    [[nodiscard]] std::string_view name() const noexcept { return name_; }
+    /// The table name, quoted for SQL: `"tickets_v2"`.
+    [[nodiscard]] const std::string& quoted_name() const noexcept { return quoted_; }
+
+    /// CREATE TABLE IF NOT EXISTS, from the row's reflection.
+    [[nodiscard]] std::string create_sql() const {
+        std::string sql = fmt::format("CREATE TABLE IF NOT EXISTS {} (", quoted_);
+        std::size_t i = 0;
+        boost::hana::for_each(boost::hana::accessors<row_type>(), [&](auto member) {
+            using field = std::remove_cvref_t<decltype(boost::hana::second(member)(std::declval<row_type&>()))>;
+            using traits = detail::sqlite::column_traits<field>;
+            sql += fmt::format("{}{} {}{}", i == 0 ? "" : ", ", detail::sqlite::quote(columns_[i]), traits::sql_type,
+                               traits::nullable ? "" : " NOT NULL");
+            ++i;
+        });
+        sql += fmt::format(", PRIMARY KEY({}))", detail::sqlite::quote(key_));
+        return sql;
+    }
+
+    void insert(const row_type& row) {
+        auto& s = prepared(insert_, [&] {
+            return fmt::format("INSERT INTO {} ({}) VALUES ({})", quoted_, column_list(), placeholders());
+        });
+        detail::sqlite::bind_row(s, 1, row);
+        try {
+            s.run();
+        } catch (const sqlite_error& e) {
+            s.reset();
+            if ((e.code() & 0xFF) == SQLITE_CONSTRAINT)
+                throw table_error(
+                    fmt::format("projectionist: insert into table '{}': a row with key {} already "
+                                "exists; use upsert to replace it",
+                                name_, detail::describe_key(Table::key_of(row))));
+            throw;
+        }
+    }
+
+    void upsert(const row_type& row) {
+        auto& s = prepared(upsert_, [&] {
+            std::string sets;
+            for (const auto& c : columns_)
+                if (c != key_)
+                    sets += fmt::format("{}{} = excluded.{}", sets.empty() ? "" : ", ", detail::sqlite::quote(c),
+                                        detail::sqlite::quote(c));
+            return fmt::format("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT({}) DO {}", quoted_, column_list(),
+                               placeholders(), detail::sqlite::quote(key_),
+                               sets.empty() ? "NOTHING" : "UPDATE SET " + sets);
+        });
+        detail::sqlite::bind_row(s, 1, row);
+        s.run();
+    }
+
+    /// Reads the row with `key`, calls `fn(row&)`, writes it back; false if there is none.
+    template <class F>
+    bool update(const key_type& key, F&& fn) {
+        std::optional<row_type> row = find(key);
+        if (!row) return false;
+        std::forward<F>(fn)(*row);
+        if (!(Table::key_of(*row) == key))
+            throw table_error(
+                fmt::format("projectionist: update of table '{}' changed the key of row {}; erase and "
+                            "insert instead",
+                            name_, detail::describe_key(key)));
+        auto& s = prepared(update_, [&] {
+            std::string sets;
+            for (const auto& c : columns_)
+                sets += fmt::format("{}{} = ?", sets.empty() ? "" : ", ", detail::sqlite::quote(c));
+            return fmt::format("UPDATE {} SET {} WHERE {} = ?", quoted_, sets, detail::sqlite::quote(key_));
+        });
+        detail::sqlite::bind_row(s, 1, *row);
+        detail::sqlite::column_traits<key_type>::bind(s, detail::sqlite::column_count<row_type> + 1, key);
+        s.run();
+        return true;
+    }
+
+    bool erase(const key_type& key) {
+        auto& s = prepared(
+            erase_, [&] { return fmt::format("DELETE FROM {} WHERE {} = ?", quoted_, detail::sqlite::quote(key_)); });
+        detail::sqlite::column_traits<key_type>::bind(s, 1, key);
+        s.run();
+        return sqlite3_changes(db_->get()) > 0;
+    }
+
+    [[nodiscard]] std::optional<row_type> find(const key_type& key) {
+        auto& s = prepared(find_, [&] {
+            return fmt::format("SELECT {} FROM {} WHERE {} = ?", column_list(), quoted_, detail::sqlite::quote(key_));
+        });
+        detail::sqlite::column_traits<key_type>::bind(s, 1, key);
+        std::optional<row_type> out;
+        if (s.step()) out = detail::sqlite::read_row<row_type>(s);
+        s.reset();
+        return out;
+    }
+    [[nodiscard]] bool contains(const key_type& key) { return find(key).has_value(); }
+
+    [[nodiscard]] std::size_t size() {
+        auto& s = prepared(count_, [&] { return fmt::format("SELECT count(*) FROM {}", quoted_); });
+        const auto n = s.step() ? static_cast<std::size_t>(s.int64(0)) : 0;
+        s.reset();
+        return n;
+    }
+    [[nodiscard]] bool empty() { return size() == 0; }
+
+    /// Calls `fn(const row_type&)` for every row, in key order.
+    template <class F>
+    void for_each(F&& fn) {
+        detail::sqlite::statement s(
+            *db_, fmt::format("SELECT {} FROM {} ORDER BY {}", column_list(), quoted_, detail::sqlite::quote(key_)));
+        while (s.step()) fn(detail::sqlite::read_row<row_type>(s));
+    }
+
+    void clear() { db_->exec(fmt::format("DELETE FROM {}", quoted_)); }
+
+private:
+    template <class MakeSql>
+    detail::sqlite::statement& prepared(detail::sqlite::statement& slot, MakeSql&& make) {
+        if (!slot.get()) slot = detail::sqlite::statement(*db_, make());
+        return slot;
+    }
+    [[nodiscard]] std::string column_list() const {
+        std::string out;
+        for (const auto& c : columns_) out += (out.empty() ? "" : ", ") + detail::sqlite::quote(c);
+        return out;
+    }
+    [[nodiscard]] std::string placeholders() const {
+        std::string out;
+        for (std::size_t i = 0; i < columns_.size(); ++i) out += i ? ", ?" : "?";
+        return out;
+    }
+
+    detail::sqlite::connection* db_;
+    std::string name_;
+    std::string quoted_;
+    std::vector<std::string> columns_;
+    std::string key_;
+    detail::sqlite::statement insert_, upsert_, update_, erase_, find_, count_;
+};
+
+}  // namespace projectionist

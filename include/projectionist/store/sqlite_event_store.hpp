@@ -1,0 +1,439 @@
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <projectionist/detail/sqlite_api.hpp>
+#include <projectionist/detail/sqlite_schema.hpp>
+#include <projectionist/error.hpp>
+#include <projectionist/event/codec.hpp>
+#include <projectionist/event/envelope.hpp>
+#include <projectionist/event/event.hpp>
+#include <projectionist/event/schema.hpp>
+#include <projectionist/event/stream.hpp>
+#include <projectionist/store/event_type.hpp>
+#include <projectionist/store/expected_version.hpp>
+
+namespace projectionist {
+
+/// The event log in a SQLite file (WAL mode): one writer and many readers, across processes.
+///
+/// Events are encoded by `Codec` (binary_codec by default, json_codec for a readable log), with
+/// their schema version. Type names and aggregates are interned: a record carries a dense type
+/// id and aggregate number, which the runner maps once to its compile-time tables.
+///
+///     projectionist::sqlite_event_store store("app.db");
+///     store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+///
+/// `sqlite3 app.db "select type, payload from events"` shows the log (readable with json_codec).
+template <class Codec = binary_codec>
+class basic_sqlite_event_store {
+public:
+    using event_store_category = detail::event_store_category;
+    using codec = Codec;
+
+    struct type_entry {
+        std::uint32_t id = 0;
+        std::string stream;
+        std::string name;
+    };
+
+    /// One stored event, as read: the payload is still encoded.
+    class record {
+    public:
+        [[nodiscard]] std::uint64_t position() const noexcept { return position_; }
+        [[nodiscard]] std::uint32_t type_id() const noexcept { return type_->id; }
+        [[nodiscard]] std::string_view type_name() const noexcept { return type_->name; }
+        [[nodiscard]] std::string_view stream() const noexcept { return type_->stream; }
+        [[nodiscard]] std::uint64_t aggregate_number() const noexcept { return aggregate_number_; }
+        [[nodiscard]] std::string_view aggregate_id() const noexcept { return aggregate_id_; }
+        [[nodiscard]] std::uint64_t aggregate_version() const noexcept { return version_; }
+        [[nodiscard]] unsigned schema_version() const noexcept { return schema_version_; }
+        [[nodiscard]] std::string_view payload() const noexcept { return payload_; }
+        [[nodiscard]] std::chrono::system_clock::time_point recorded_at() const noexcept {
+            return std::chrono::system_clock::time_point(
+                std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                    std::chrono::nanoseconds(recorded_ns_)));
+        }
+        [[nodiscard]] envelope envelope_of() const noexcept {
+            return {position_, type_->stream, aggregate_id_, version_, recorded_at(), type_->name};
+        }
+
+    private:
+        friend class basic_sqlite_event_store;
+        std::uint64_t position_ = 0;
+        const type_entry* type_ = nullptr;
+        std::uint64_t aggregate_number_ = 0;
+        std::uint64_t version_ = 0;
+        unsigned schema_version_ = 1;
+        std::int64_t recorded_ns_ = 0;
+        std::string aggregate_id_;
+        std::string payload_;
+    };
+
+    /// What `read` fills. Records are reused between reads, so their strings keep capacity.
+    class batch {
+    public:
+        [[nodiscard]] auto begin() const noexcept { return records_.begin(); }
+        [[nodiscard]] auto end() const noexcept { return records_.begin() + static_cast<std::ptrdiff_t>(size_); }
+        [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+        [[nodiscard]] std::size_t size() const noexcept { return size_; }
+        [[nodiscard]] const record& operator[](std::size_t i) const noexcept { return records_[i]; }
+
+    private:
+        friend class basic_sqlite_event_store;
+        record& next() {
+            if (size_ == records_.size()) records_.emplace_back();
+            return records_[size_++];
+        }
+        std::vector<record> records_;
+        std::size_t size_ = 0;
+    };
+
+    /// Opens (or creates) the log in `path`. Throws `projectionist::error` for a file that is
+    /// not projectionist's or has a newer schema, without modifying it.
+    explicit basic_sqlite_event_store(std::string path, sqlite_options options = {})
+        : path_(std::move(path)), options_(options), db_(detail::sqlite::open_database(path_, options_)) {
+        check_codec();
+    }
+
+    basic_sqlite_event_store(const basic_sqlite_event_store&) = delete;
+    basic_sqlite_event_store& operator=(const basic_sqlite_event_store&) = delete;
+
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    [[nodiscard]] const sqlite_options& options() const noexcept { return options_; }
+    /// The store's connection (the storage may share it, so that emitted events commit with the
+    /// batch). Not thread-safe on its own: use it only from the thread that drives the runner.
+    [[nodiscard]] detail::sqlite::connection& connection() noexcept { return db_; }
+    [[nodiscard]] std::mutex& mutex() const noexcept { return mutex_; }
+
+private:
+    /// BEGIN IMMEDIATE … COMMIT, or a savepoint inside a transaction already open on the
+    /// connection. Rolls back unless committed.
+    class write_scope {
+    public:
+        explicit write_scope(detail::sqlite::connection& db)
+            : db_(&db), nested_(sqlite3_get_autocommit(db.get()) == 0) {
+            db_->exec(nested_ ? "SAVEPOINT projectionist_append" : "BEGIN IMMEDIATE");
+        }
+        write_scope(const write_scope&) = delete;
+        write_scope& operator=(const write_scope&) = delete;
+        void commit() {
+            db_->exec(nested_ ? "RELEASE projectionist_append" : "COMMIT");
+            done_ = true;
+        }
+        ~write_scope() {
+            if (done_) return;
+            try {
+                db_->exec(nested_ ? "ROLLBACK TO projectionist_append; RELEASE projectionist_append" : "ROLLBACK");
+            } catch (...) {
+                // The connection is unusable if even rollback fails; the next call will say so.
+            }
+        }
+
+    private:
+        detail::sqlite::connection* db_;
+        bool nested_;
+        bool done_ = false;
+    };
+
+public:
+    /// Appends events through one connection, with its own prepared statements. The store has
+    /// one for its own connection; a runner whose storage shares the log's file makes one on its
+    /// session's connection, so that emitted events commit in the batch's transaction.
+    class writer {
+    public:
+        explicit writer(detail::sqlite::connection& db) : db_(&db) {}
+
+        /// Appends `events` to one aggregate of `Stream` in one transaction (a savepoint inside a
+        /// transaction already open on the connection), if the aggregate is at `expected`;
+        /// otherwise throws `version_conflict` and writes nothing.
+        template <stream_type Stream, class... Events>
+        append_result append(Stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
+            static_assert(sizeof...(Events) > 0, "projectionist: sqlite_event_store::append needs at least one event");
+            static_assert((stream_has_event<Stream, std::remove_cvref_t<Events>> && ...),
+                          "projectionist: sqlite_event_store::append(Stream, ...): every event must belong to "
+                          "Stream's event list; append it to its own stream instead");
+            std::array<std::string, sizeof...(Events)> payloads;
+            {
+                std::size_t i = 0;
+                ((Codec::encode(events, payloads[i++])), ...);
+            }
+            constexpr std::array<std::string_view, sizeof...(Events)> names{
+                event_name_of<std::remove_cvref_t<Events>>...};
+            constexpr std::array<unsigned, sizeof...(Events)> versions{
+                schema_version_of<std::remove_cvref_t<Events>>...};
+
+            write_scope scope(*db_);
+            std::int64_t number = -1;
+            std::uint64_t current = 0;
+            auto& find = prepared(find_aggregate_,
+                                  "SELECT number, version FROM projectionist_aggregates WHERE stream = ? AND "
+                                  "aggregate_id = ?");
+            find.bind(1, Stream::name);
+            find.bind(2, aggregate_id);
+            if (find.step()) {
+                number = find.int64(0);
+                current = static_cast<std::uint64_t>(find.int64(1));
+            }
+            find.reset();
+            // The version check comes first: a refused append leaves no trace, not even a type.
+            if (!expected.accepts(current))
+                throw version_conflict(Stream::name, aggregate_id, expected.value(), current);
+            std::array<std::int64_t, sizeof...(Events)> type_rows{};
+            for (std::size_t i = 0; i < names.size(); ++i) type_rows[i] = intern_type(Stream::name, names[i]);
+            if (number < 0) {
+                auto& add = prepared(add_aggregate_,
+                                     "INSERT INTO projectionist_aggregates(number, stream, aggregate_id, version) "
+                                     "VALUES ((SELECT count(*) FROM projectionist_aggregates), ?, ?, 0)");
+                add.bind(1, Stream::name);
+                add.bind(2, aggregate_id);
+                add.run();
+                number = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_->get()));
+            }
+
+            const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+            auto& insert = prepared(insert_event_,
+                                    "INSERT INTO projectionist_events(stream, aggregate_id, aggregate_number, "
+                                    "aggregate_version, type_id, schema_version, payload, recorded_at) "
+                                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+            append_result result;
+            std::uint64_t version = current;
+            for (std::size_t i = 0; i < payloads.size(); ++i) {
+                ++version;
+                insert.bind(1, Stream::name);
+                insert.bind(2, aggregate_id);
+                insert.bind(3, number);
+                insert.bind(4, static_cast<std::int64_t>(version));
+                insert.bind(5, type_rows[i]);
+                insert.bind(6, static_cast<std::int64_t>(versions[i]));
+                if constexpr (Codec::text)
+                    insert.bind(7, std::string_view(payloads[i]));
+                else
+                    insert.bind_blob(7, payloads[i]);
+                insert.bind(8, static_cast<std::int64_t>(now));
+                insert.run();
+                const auto position = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_->get()));
+                if (i == 0) result.first_position = position;
+                result.last_position = position;
+            }
+            auto& bump = prepared(bump_aggregate_, "UPDATE projectionist_aggregates SET version = ? WHERE number = ?");
+            bump.bind(1, static_cast<std::int64_t>(version));
+            bump.bind(2, number);
+            bump.run();
+            scope.commit();
+            result.version = version;
+            return result;
+        }
+
+    private:
+        detail::sqlite::statement& prepared(detail::sqlite::statement& slot, std::string_view sql) {
+            if (!slot.get()) slot = detail::sqlite::statement(*db_, sql);
+            return slot;
+        }
+
+        std::int64_t intern_type(std::string_view stream, std::string_view name) {
+            auto& find = prepared(find_type_, "SELECT id FROM projectionist_event_types WHERE stream = ? AND name = ?");
+            find.bind(1, stream);
+            find.bind(2, name);
+            if (find.step()) {
+                const auto id = find.int64(0);
+                find.reset();
+                return id;
+            }
+            find.reset();
+            auto& add = prepared(add_type_, "INSERT INTO projectionist_event_types(stream, name) VALUES (?, ?)");
+            add.bind(1, stream);
+            add.bind(2, name);
+            add.run();
+            return sqlite3_last_insert_rowid(db_->get());
+        }
+
+        detail::sqlite::connection* db_;
+        detail::sqlite::statement find_type_, add_type_, find_aggregate_, add_aggregate_, insert_event_,
+            bump_aggregate_;
+    };
+
+    /// Appends `events` to one aggregate of `Stream` in one transaction, if the aggregate is at
+    /// `expected`; otherwise throws `version_conflict` and writes nothing.
+    template <stream_type Stream, class... Events>
+    append_result append(Stream stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
+        std::lock_guard lock(mutex_);
+        return writer_.append(stream, aggregate_id, expected, std::forward<Events>(events)...);
+    }
+
+    /// A writer on another connection to this log's file (see `writer`).
+    [[nodiscard]] writer writer_on(detail::sqlite::connection& db) const { return writer(db); }
+
+    /// Whether `db` is a connection to this log's database file.
+    [[nodiscard]] bool same_database(const detail::sqlite::connection& db) const {
+        const char* a = sqlite3_db_filename(db_.get(), "main");
+        const char* b = sqlite3_db_filename(db.get(), "main");
+        return a && b && *a && std::string_view(a) == std::string_view(b);
+    }
+
+    /// Position of the last committed event, 0 when the log is empty.
+    [[nodiscard]] std::uint64_t head() const {
+        std::lock_guard lock(mutex_);
+        auto& s = prepared(head_, "SELECT coalesce(max(position), 0) FROM projectionist_events");
+        const auto h = s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
+        s.reset();
+        return h;
+    }
+
+    /// Fills `out` with up to `max` records after position `after`, in global order.
+    void read(std::uint64_t after, std::size_t max, batch& out) const {
+        std::lock_guard lock(mutex_);
+        out.size_ = 0;
+        auto& s = prepared(read_,
+                           "SELECT position, type_id, aggregate_number, aggregate_version, schema_version, "
+                           "recorded_at, aggregate_id, payload FROM projectionist_events WHERE position > ? "
+                           "ORDER BY position LIMIT ?");
+        s.bind(1, static_cast<std::int64_t>(after));
+        s.bind(2, static_cast<std::int64_t>(max));
+        while (s.step()) fill(out.next(), s);
+        s.reset();
+    }
+
+    /// Every event of one aggregate, in version order.
+    template <stream_type Stream>
+    [[nodiscard]] batch read_aggregate(Stream, std::string_view aggregate_id) const {
+        std::lock_guard lock(mutex_);
+        batch out;
+        auto& s = prepared(read_aggregate_,
+                           "SELECT position, type_id, aggregate_number, aggregate_version, schema_version, "
+                           "recorded_at, aggregate_id, payload FROM projectionist_events WHERE stream = ? AND "
+                           "aggregate_id = ? ORDER BY aggregate_version");
+        s.bind(1, Stream::name);
+        s.bind(2, aggregate_id);
+        while (s.step()) fill(out.next(), s);
+        s.reset();
+        return out;
+    }
+
+    template <stream_type Stream>
+    [[nodiscard]] std::uint64_t version_of(Stream, std::string_view aggregate_id) const {
+        auto a = find_aggregate(Stream::name, aggregate_id);
+        return a ? a->second : 0;
+    }
+
+    template <stream_type Stream>
+    [[nodiscard]] std::optional<std::uint64_t> aggregate_number(Stream, std::string_view aggregate_id) const {
+        auto a = find_aggregate(Stream::name, aggregate_id);
+        if (!a) return std::nullopt;
+        return a->first;
+    }
+
+    [[nodiscard]] std::uint32_t type_count() const {
+        std::lock_guard lock(mutex_);
+        load_types();
+        return static_cast<std::uint32_t>(types_.size());
+    }
+    [[nodiscard]] event_type_info type_info(std::uint32_t id) const {
+        std::lock_guard lock(mutex_);
+        load_types();
+        const type_entry& t = types_.at(id);
+        return {t.id, t.stream, t.name, nullptr};
+    }
+
+    /// Decodes a record into `Event`: checks the size limit, decodes with the codec, upcasts
+    /// older schema versions. Throws codec_error with the reason.
+    template <class Event>
+    [[nodiscard]] Event event_of(const record& r) const {
+        if (r.payload_.size() > options_.max_payload_bytes)
+            throw codec_error(fmt::format("payload of {} bytes exceeds the limit of {} bytes", r.payload_.size(),
+                                          options_.max_payload_bytes));
+        return decode_event<Event, Codec>(r.schema_version_, r.payload_);
+    }
+
+private:
+    detail::sqlite::statement& prepared(detail::sqlite::statement& slot, std::string_view sql) const {
+        if (!slot.get()) slot = detail::sqlite::statement(db_, sql);
+        return slot;
+    }
+
+    void check_codec() {
+        db_.exec("CREATE TABLE IF NOT EXISTS projectionist_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+        detail::sqlite::statement get(db_, "SELECT value FROM projectionist_settings WHERE key = 'codec'");
+        if (get.step()) {
+            if (get.text(0) != Codec::name)
+                throw error(
+                    fmt::format("projectionist: the event log in '{}' is encoded with the {} codec, but this "
+                                "store uses the {} codec",
+                                path_, get.text(0), Codec::name));
+            return;
+        }
+        detail::sqlite::statement set(db_,
+                                      "INSERT OR IGNORE INTO projectionist_settings(key, value) VALUES ('codec', ?)");
+        set.bind(1, Codec::name);
+        set.run();
+    }
+
+    /// Loads interned types written since the last look (by this or another process).
+    void load_types() const {
+        auto& s =
+            prepared(load_types_, "SELECT id, stream, name FROM projectionist_event_types WHERE id > ? ORDER BY id");
+        s.bind(1, static_cast<std::int64_t>(types_.size()));
+        while (s.step()) {
+            type_entry& t = types_.emplace_back();
+            t.id = static_cast<std::uint32_t>(s.int64(0) - 1);
+            t.stream = std::string(s.text(1));
+            t.name = std::string(s.text(2));
+        }
+        s.reset();
+    }
+
+    void fill(record& r, const detail::sqlite::statement& s) const {
+        r.position_ = static_cast<std::uint64_t>(s.int64(0));
+        const auto type_index = static_cast<std::size_t>(s.int64(1) - 1);
+        if (type_index >= types_.size()) load_types();
+        r.type_ = &types_.at(type_index);
+        r.aggregate_number_ = static_cast<std::uint64_t>(s.int64(2));
+        r.version_ = static_cast<std::uint64_t>(s.int64(3));
+        r.schema_version_ = static_cast<unsigned>(s.int64(4));
+        r.recorded_ns_ = s.int64(5);
+        r.aggregate_id_.assign(s.text(6));
+        r.payload_.assign(s.blob(7));
+    }
+
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> find_aggregate(std::string_view stream,
+                                                                          std::string_view id) const {
+        std::lock_guard lock(mutex_);
+        auto& find = prepared(find_aggregate_,
+                              "SELECT number, version FROM projectionist_aggregates WHERE stream = ? "
+                              "AND aggregate_id = ?");
+        find.bind(1, stream);
+        find.bind(2, id);
+        std::optional<std::pair<std::uint64_t, std::uint64_t>> out;
+        if (find.step())
+            out.emplace(static_cast<std::uint64_t>(find.int64(0)), static_cast<std::uint64_t>(find.int64(1)));
+        find.reset();
+        return out;
+    }
+
+    std::string path_;
+    sqlite_options options_;
+    mutable std::mutex mutex_;
+    detail::sqlite::connection db_;
+    mutable std::deque<type_entry> types_;  // deque: records point at entries
+    mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_;
+    writer writer_{db_};
+};
+
+/// The SQLite event log with the default (binary) codec.
+using sqlite_event_store = basic_sqlite_event_store<binary_codec>;
+
+}  // namespace projectionist
