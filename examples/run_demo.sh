@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: builds and runs the blue-green demo of the tickets projection.
-# Installs what it needs on Debian 12 (root or sudo), builds in Release, runs the demo.
+# The main job: builds and runs the tickets demo on SQLite, the embedded default.
+# Installs what it needs on Debian 12 (root or sudo), builds in Release, runs the demo, and
+# leaves the database in build/demo/tickets.db for a look with the sqlite3 shell.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -9,5 +10,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 build="$root/build/demo"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPROJECTIONIST_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --target tickets_memory -j"$(nproc)"
-exec "$build/examples/tickets_memory"
+cmake --build "$build" --target tickets_sqlite -j"$(nproc)"
+db="$build/tickets.db"
+rm -f "$db" "$db-wal" "$db-shm"
+"$build/examples/tickets_sqlite" --keep "$db"
+echo
+echo "the database is kept: sqlite3 $db \"select type, payload from events limit 5\""

@@ -130,12 +130,16 @@ public:
     }
     void bind_null(int i) { check(sqlite3_bind_null(stmt_, i), "binding null"); }
 
-    /// Steps once: true if a row is available, false when done.
+    /// Steps once: true if a row is available, false when done. On an error the statement is
+    /// reset before throwing, so that it can be bound and run again.
     bool step() {
         const int rc = sqlite3_step(stmt_);
         if (rc == SQLITE_ROW) return true;
         if (rc == SQLITE_DONE) return false;
-        fail(db_, rc, fmt::format("running '{}'", sqlite3_sql(stmt_)));
+        const std::string doing = fmt::format("running '{}'", sqlite3_sql(stmt_));
+        const std::string why = sqlite3_errmsg(db_);
+        sqlite3_reset(stmt_);
+        throw sqlite_error(fmt::format("projectionist: sqlite: {}: {} (code {})", doing, why, rc), rc);
     }
     /// Steps to completion, for statements that return no rows.
     void run() {

@@ -123,8 +123,10 @@ CREATE TABLE IF NOT EXISTS projectionist_dead_letters(
     position INTEGER NOT NULL,
     stream TEXT NOT NULL,
     aggregate_id TEXT NOT NULL,
+    aggregate_number INTEGER NOT NULL,
     event_type TEXT NOT NULL,
     reason TEXT NOT NULL,
+    parked INTEGER NOT NULL,
     recorded_at INTEGER NOT NULL);
 )sql");
         db.exec("COMMIT");

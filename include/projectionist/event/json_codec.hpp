@@ -154,7 +154,13 @@ struct json_codec {
     template <class T>
     static T decode(std::string_view payload) {
         boost::json::error_code ec;
-        boost::json::value v = boost::json::parse(boost::json::string_view(payload.data(), payload.size()), ec);
+        // encode writes a std::string's bytes as they are (Boost.JSON does not check UTF-8 when
+        // serializing), so decode must accept them too: otherwise an event with non-UTF-8 text
+        // could be appended but never read back.
+        boost::json::parse_options options;
+        options.allow_invalid_utf8 = true;
+        boost::json::value v =
+            boost::json::parse(boost::json::string_view(payload.data(), payload.size()), ec, {}, options);
         if (ec) throw codec_error(fmt::format("corrupt payload: not valid JSON ({})", ec.message()));
         T out{};
         detail::from_json(out, v, "(payload)");

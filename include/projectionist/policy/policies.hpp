@@ -75,9 +75,20 @@ struct manual_kickoff {
 
 // ---- failure -------------------------------------------------------------------------------
 
-/// An event that cannot be applied stops the projection at its last committed position.
+/// An event that cannot be applied stops the projection at its last committed position. The
+/// default.
 struct stop_on_error {
     using policy_category = detail::failure_category;
+    static constexpr bool skips = false;
+};
+
+/// An event that cannot be applied (its handler throws, its payload cannot be decoded, its type
+/// is unknown) is recorded as a dead letter, with position, aggregate, type and reason, and
+/// skipped; the projection goes on. Per aggregate, only the failing aggregate stops: its later
+/// events are parked (recorded as dead letters too) while every other aggregate goes on.
+struct skip_to_dead_letter {
+    using policy_category = detail::failure_category;
+    static constexpr bool skips = true;
 };
 
 namespace detail {
@@ -130,10 +141,9 @@ consteval bool require_policy() {
     static_assert(
         runner_policy<T>,
         "projectionist: runner<Projection, Policies...>: this type is not a runner policy; expected a storage "
-        "(memory_storage, ...), an event store (memory_event_store, ...), a partitioning (global, per_aggregate), an "
-        "emission (no_emission, "
-        "emit_when_live, emit_always), a kick-off (auto_kickoff, manual_kickoff) or a failure policy "
-        "(stop_on_error)");
+        "(memory_storage, sqlite_storage), an event store (memory_event_store, sqlite_event_store), a "
+        "partitioning (global, per_aggregate), an emission (no_emission, emit_when_live, emit_always), a "
+        "kick-off (auto_kickoff, manual_kickoff) or a failure policy (stop_on_error, skip_to_dead_letter)");
     return true;
 }
 

@@ -89,13 +89,20 @@ public:
         return *std::get<index>(handles_);
     }
 
-    /// The envelope of the event being applied.
-    [[nodiscard]] const projectionist::envelope& envelope() const noexcept { return *envelope_; }
+    /// The envelope of the event being applied. Built on first use within a handler call: the
+    /// runner does not pay for it on events whose handlers never look.
+    [[nodiscard]] const projectionist::envelope& envelope() const noexcept {
+        if (!envelope_ready_) {
+            envelope_ = make_envelope_(record_);
+            envelope_ready_ = true;
+        }
+        return envelope_;
+    }
 
     /// Emits `event` downstream for the current event's aggregate; see `emit(event, id)`.
     template <class Event>
     void emit(Event&& event) {
-        emit(std::forward<Event>(event), envelope_->aggregate_id);
+        emit(std::forward<Event>(event), envelope().aggregate_id);
     }
 
     /// Emits `event` to the projection's `emits_to<Stream>` stream, for aggregate `aggregate_id`.
@@ -116,6 +123,7 @@ public:
                               "projectionist: ctx.emit(event): the event is not one of the events of the projection's "
                               "emits_to<Stream> stream");
                 if constexpr (stream_has_event<emission_stream, E>) {
+                    if (replaying_) return;  // rebuilding committed history: emitted long ago
                     if (Emission::pass(live_))
                         pending_->push_back({std::string(aggregate_id), emitted_event(std::forward<Event>(event))});
                     else
@@ -130,16 +138,33 @@ public:
 
     // ---- set by the runner ----
     void bind_tables(const handle_tuple& handles) noexcept { handles_ = handles; }
-    void set_envelope(const projectionist::envelope* env) noexcept { envelope_ = env; }
+    /// How to build an envelope from the store's records (set once by the runner).
+    void set_envelope_source(projectionist::envelope (*make)(const void*) noexcept) noexcept { make_envelope_ = make; }
+    /// The record being applied; its envelope is built only if asked for.
+    void set_record(const void* record) noexcept {
+        record_ = record;
+        envelope_ready_ = false;
+    }
+    /// The record being applied, with its envelope already built.
+    void set_record(const void* record, const projectionist::envelope& env) noexcept {
+        record_ = record;
+        envelope_ = env;
+        envelope_ready_ = true;
+    }
     void set_live(bool live) noexcept { live_ = live; }
+    void set_replaying(bool replaying) noexcept { replaying_ = replaying; }
 
 private:
     session_type* session_;
     std::vector<pending_event>* pending_;
     detail::emission_counters* counters_;
     handle_tuple handles_{};
-    const projectionist::envelope* envelope_ = nullptr;
+    const void* record_ = nullptr;
+    projectionist::envelope (*make_envelope_)(const void*) noexcept = nullptr;
+    mutable projectionist::envelope envelope_{};
+    mutable bool envelope_ready_ = false;
     bool live_ = false;
+    bool replaying_ = false;
 };
 
 }  // namespace projectionist

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -128,11 +129,14 @@ public:
           options_(options),
           context_(session_, pending_, counters_) {
         if (options_.batch_size == 0) options_.batch_size = 1;
+        context_.set_envelope_source(
+            [](const void* rec) noexcept { return static_cast<const record_type*>(rec)->envelope_of(); });
         if constexpr (has_emit_writer) {
             if (store.same_database(session_.connection()))
                 emit_writer_.emplace(store.writer_on(session_.connection()));
         }
         checkpoint_ = &session_.load_checkpoint();
+        load_parked();
         if (auto entry = session_.find_catalog()) {
             state_ = entry->state;
             live_ = entry->live;
@@ -242,6 +246,7 @@ public:
             throw;
         }
         checkpoint_ = &session_.load_checkpoint();
+        parked_.clear();
         error_.reset();
         live_ = false;
         state_ = projection_state::initialized;
@@ -269,6 +274,7 @@ public:
         bind_tables({});
         tables_open_ = false;
         checkpoint_ = &session_.load_checkpoint();
+        parked_.clear();
         error_.reset();
         live_ = false;
         state_ = projection_state::deleted;
@@ -312,6 +318,9 @@ public:
     }
 
     [[nodiscard]] std::uint64_t position() const noexcept { return checkpoint_->position; }
+
+    /// The events this projection skipped (skip_to_dead_letter), oldest first, with reasons.
+    [[nodiscard]] std::vector<dead_letter> dead_letters() const { return session_.dead_letters(); }
     [[nodiscard]] Projection& projection() noexcept { return projection_; }
     [[nodiscard]] typename storage_type::session& session() noexcept { return session_; }
 
@@ -347,6 +356,15 @@ private:
         std::condition_variable_any cv;
         std::unique_lock lock(m);
         cv.wait_for(lock, stop, duration, [] { return false; });
+    }
+
+    /// Per aggregate with skip_to_dead_letter: the aggregates parked by earlier failures.
+    void load_parked() {
+        parked_.clear();
+        if constexpr (failure::skips && partitioning::partitioned) {
+            for (const dead_letter& d : session_.dead_letters())
+                if (!d.parked) parked_.emplace(d.aggregate_number, d.position);
+        }
     }
 
     /// Auto kick-off initializes on first use; manual kick-off stays dormant until init.
@@ -486,49 +504,177 @@ private:
         return applied;
     }
 
+    /// Applies the batch in one transaction. With skip_to_dead_letter, a failing event is
+    /// marked, the batch rolled back and replayed with that event (per aggregate: the rest of its
+    /// aggregate) recorded as a dead letter instead: the happy path pays nothing for it, and the
+    /// dead letters commit with the batch.
     std::uint64_t apply_batch() {
-        const std::uint64_t position_before = checkpoint_->position;
-        const std::uint64_t tracked_before = checkpoint_->aggregates_tracked;
-        const std::uint64_t dropped_before = counters_.dropped;
-        aggregate_undo_.clear();
-        pending_.clear();
-        changed_aggregates_.clear();
-        context_.set_live(live_);
-        const record_type* current = nullptr;
-        std::uint64_t applied = 0;
-        std::uint64_t skipped = 0;
+        batch_failures_.clear();
+        for (;;) {
+            const std::uint64_t position_before = checkpoint_->position;
+            const std::uint64_t tracked_before = checkpoint_->aggregates_tracked;
+            const std::uint64_t dropped_before = counters_.dropped;
+            aggregate_undo_.clear();
+            pending_.clear();
+            changed_aggregates_.clear();
+            context_.set_live(live_);
+            const record_type* current = nullptr;
+            std::uint64_t applied = 0;
+            std::uint64_t skipped = 0;
+            std::uint64_t dead = 0;
+            session_.begin();
+            try {
+                for (const auto& item : batch_) {
+                    const record_type& rec = detail::deref(item);
+                    current = &rec;
+                    if constexpr (failure::skips) {
+                        if (dead_letter_if_marked(rec)) {
+                            ++dead;
+                            checkpoint_->position = rec.position();
+                            continue;
+                        }
+                    }
+                    switch (apply_one(rec)) {
+                        case outcome::applied: ++applied; break;
+                        case outcome::duplicate: ++skipped; break;
+                        case outcome::ignored: break;
+                    }
+                    checkpoint_->position = rec.position();
+                }
+                current = nullptr;  // a failure from here on is not one event's
+                for (const auto& [number, old] : aggregate_undo_) changed_aggregates_.push_back(number);
+                if constexpr (has_emit_writer) {
+                    if (emit_writer_) append_emitted(*emit_writer_);  // commits with the batch
+                }
+                session_.commit(*checkpoint_, changed_aggregates_);
+            } catch (...) {
+                // Undo everything the batch did: table writes, checkpoint, emitted events.
+                const std::exception_ptr cause = std::current_exception();
+                const bool tables_restored = session_.rollback();
+                for (auto it = aggregate_undo_.rbegin(); it != aggregate_undo_.rend(); ++it)
+                    checkpoint_->aggregate_versions[it->first] = it->second;
+                checkpoint_->position = position_before;
+                checkpoint_->aggregates_tracked = tracked_before;
+                counters_.dropped = dropped_before;
+                pending_.clear();
+                if (!tables_restored) rebuild_to(position_before, current, cause);
+                if constexpr (failure::skips) {
+                    if (current != nullptr) {
+                        mark_failed(*current, reason_of(cause));
+                        continue;  // replay the batch without it
+                    }
+                }
+                fail(current, cause);
+            }
+            append_emitted(*store_);  // a store in another database: right after the commit
+            events_applied_ += applied;
+            events_skipped_ += skipped;
+            events_dead_lettered_ += dead;
+            return applied;
+        }
+    }
+
+    /// Brings the tables back to the committed state at `position` by replaying the log from the
+    /// start into emptied tables (storages that do not journal, e.g. memory_storage's default),
+    /// skipping the recorded dead letters. Emission is off and nothing is counted: this history
+    /// was applied (and emitted) before. A handler that fails now, where it succeeded before, is
+    /// not deterministic: the projection stops.
+    void rebuild_to(std::uint64_t position, const record_type* failed, std::exception_ptr cause) {
+        std::vector<std::uint64_t> dead;
+        for (const dead_letter& d : session_.dead_letters()) dead.push_back(d.position);
+        std::sort(dead.begin(), dead.end());
+        const std::uint64_t tracked = checkpoint_->aggregates_tracked;
+        std::vector<std::uint64_t> versions;
+        if constexpr (partitioning::partitioned) versions = checkpoint_->aggregate_versions;
+        clear_tables();
+        std::fill(checkpoint_->aggregate_versions.begin(), checkpoint_->aggregate_versions.end(), 0);
+        checkpoint_->aggregates_tracked = 0;
+        context_.set_replaying(true);
         session_.begin();
         try {
-            for (const auto& item : batch_) {
-                const record_type& rec = detail::deref(item);
-                current = &rec;
-                switch (apply_one(rec)) {
-                    case outcome::applied: ++applied; break;
-                    case outcome::duplicate: ++skipped; break;
-                    case outcome::ignored: break;
+            // Its own buffer: the failed batch (and `failed`) must stay intact for the retry.
+            typename event_store_type::batch history;
+            std::uint64_t at = 0;
+            while (at < position) {
+                store_->read(at, static_cast<std::size_t>(std::min<std::uint64_t>(options_.batch_size, position - at)),
+                             history);
+                if (history.empty()) break;
+                for (const auto& item : history) {
+                    const record_type& rec = detail::deref(item);
+                    at = rec.position();
+                    if (!std::binary_search(dead.begin(), dead.end(), at)) apply_one(rec);
                 }
-                checkpoint_->position = rec.position();
             }
-            for (const auto& [number, old] : aggregate_undo_) changed_aggregates_.push_back(number);
-            if constexpr (has_emit_writer) {
-                if (emit_writer_) append_emitted(*emit_writer_);  // commits with the batch
-            }
-            session_.commit(*checkpoint_, changed_aggregates_);
+            session_.commit(*checkpoint_, {});
         } catch (...) {
-            // Undo everything the batch did: table writes, checkpoint, emitted events.
             session_.rollback();
-            for (auto it = aggregate_undo_.rbegin(); it != aggregate_undo_.rend(); ++it)
-                checkpoint_->aggregate_versions[it->first] = it->second;
-            checkpoint_->position = position_before;
-            checkpoint_->aggregates_tracked = tracked_before;
-            counters_.dropped = dropped_before;
-            pending_.clear();
-            fail(current, std::current_exception());
+            context_.set_replaying(false);
+            fail(failed, std::make_exception_ptr(std::runtime_error(
+                             fmt::format("{}; then rebuilding the tables up to position {} failed ({}): are the "
+                                         "handlers deterministic?",
+                                         reason_of(cause), position, reason_of(std::current_exception())))));
         }
-        append_emitted(*store_);  // a store in another database: right after the commit
-        events_applied_ += applied;
-        events_skipped_ += skipped;
-        return applied;
+        context_.set_replaying(false);
+        checkpoint_->position = position;
+        checkpoint_->aggregates_tracked = tracked;
+        if constexpr (partitioning::partitioned) checkpoint_->aggregate_versions = std::move(versions);
+        aggregate_undo_.clear();
+    }
+
+    struct batch_failure {
+        std::uint64_t position;
+        std::string reason;
+    };
+
+    void mark_failed(const record_type& rec, std::string reason) {
+        if constexpr (partitioning::partitioned) parked_.emplace(rec.aggregate_number(), rec.position());
+        batch_failures_.push_back({rec.position(), std::move(reason)});
+    }
+
+    /// Records `rec` as a dead letter if it failed in an earlier attempt of this batch, or if its
+    /// aggregate is parked (per aggregate); returns whether it did.
+    bool dead_letter_if_marked(const record_type& rec) {
+        for (const auto& f : batch_failures_) {
+            if (f.position == rec.position()) {
+                session_.record_dead_letter(make_dead_letter(rec, f.reason, false));
+                return true;
+            }
+        }
+        if constexpr (partitioning::partitioned) {
+            if (parked_.empty()) return false;
+            const auto it = parked_.find(rec.aggregate_number());
+            if (it == parked_.end() || rec.position() <= it->second || !reads_type(rec)) return false;
+            session_.record_dead_letter(make_dead_letter(
+                rec, fmt::format("parked: an earlier event of this aggregate failed at position {}", it->second),
+                true));
+            return true;
+        }
+        return false;
+    }
+
+    bool reads_type(const record_type& rec) {
+        if (rec.type_id() >= type_map_.size()) refresh_type_map();
+        return rec.type_id() < type_map_.size() && type_map_[rec.type_id()] != not_subscribed;
+    }
+
+    dead_letter make_dead_letter(const record_type& rec, std::string reason, bool parked) const {
+        return {rec.position(),
+                std::string(rec.stream()),
+                std::string(rec.aggregate_id()),
+                rec.aggregate_number(),
+                std::string(rec.type_name()),
+                std::move(reason),
+                parked};
+    }
+
+    static std::string reason_of(std::exception_ptr cause) {
+        try {
+            std::rethrow_exception(cause);
+        } catch (const std::exception& e) {
+            return e.what();
+        } catch (...) {
+            return "a handler threw an exception that is not a std::exception";
+        }
     }
 
     enum class outcome : std::uint8_t { applied, ignored, duplicate };
@@ -564,11 +710,16 @@ private:
         }
         if (slot == subscribed_unhandled) return outcome::ignored;
         if constexpr (entry_count > 0) {
-            const envelope env = rec.envelope_of();
-            context_.set_envelope(&env);
             boost::mp11::mp_with_index<entry_count>(slot, [&](auto I) {
                 using E = typename boost::mp11::mp_at_c<entries, decltype(I)::value>::event;
-                detail::invoke_handler(projection_, store_->template event_of<E>(rec), env, context_);
+                if constexpr (detail::handler_with_envelope<Projection, E, context_type>) {
+                    const envelope env = rec.envelope_of();
+                    context_.set_record(&rec, env);
+                    projection_.on(store_->template event_of<E>(rec), env, context_);
+                } else {
+                    context_.set_record(&rec);  // the envelope is built only if the handler asks
+                    projection_.on(store_->template event_of<E>(rec), context_);
+                }
             });
             return outcome::applied;
         } else {
@@ -595,15 +746,7 @@ private:
             where.aggregate_id = std::string(rec->aggregate_id());
             where.event_type = std::string(rec->type_name());
         }
-        std::string reason;
-        try {
-            std::rethrow_exception(cause);
-        } catch (const std::exception& e) {
-            reason = e.what();
-        } catch (...) {
-            reason = "a handler threw an exception that is not a std::exception";
-        }
-        projection_error err(std::move(where), std::move(reason));
+        projection_error err(std::move(where), reason_of(cause));
         error_ = err;
         publish_status();
         throw err;
@@ -636,6 +779,8 @@ private:
         status_.aggregates_tracked = checkpoint_->aggregates_tracked;
         status_.events_applied = events_applied_;
         status_.events_skipped = events_skipped_;
+        status_.events_dead_lettered = events_dead_lettered_;
+        status_.parked_aggregates = parked_.size();
         status_.events_per_second = last_rate_;
         status_.emitted = emitted_;
         status_.dropped = counters_.dropped;
@@ -673,6 +818,9 @@ private:
 
     std::uint64_t events_applied_ = 0;
     std::uint64_t events_skipped_ = 0;
+    std::uint64_t events_dead_lettered_ = 0;
+    std::vector<batch_failure> batch_failures_;
+    std::map<std::uint64_t, std::uint64_t> parked_;  // aggregate number -> position of its failure
     std::uint64_t emitted_ = 0;
     double last_rate_ = 0;
 

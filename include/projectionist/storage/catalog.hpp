@@ -59,6 +59,20 @@ struct catalog_entry {
     std::vector<std::string> tables;  ///< the tables this version owns; remove drops exactly these
 };
 
+/// An event a projection could not apply and skipped (failure policy skip_to_dead_letter), or,
+/// for per-aggregate projections, a later event of an aggregate parked by such a failure.
+struct dead_letter {
+    std::uint64_t position = 0;
+    std::string stream;
+    std::string aggregate_id;
+    std::uint64_t aggregate_number = 0;
+    std::string event_type;
+    std::string reason;
+    bool parked = false;  ///< skipped because an earlier event of its aggregate failed
+
+    friend bool operator==(const dead_letter&, const dead_letter&) = default;
+};
+
 /// Where a projection is in the log. Global projections use `position` alone; per-aggregate
 /// ones also keep, for every aggregate, the last applied aggregate version (indexed by the
 /// store's dense aggregate number, 0 meaning none), and use `position` as the point the next

@@ -215,6 +215,18 @@ private:
 /// Lifecycle operations (creating and dropping tables, the catalog) are thread-safe. A
 /// projection's rows are written by its own runner only, under that projection's lock; readers
 /// on other threads take `lock_shared(name)` while they look.
+/// How memory storage undoes the writes of a batch whose handler failed.
+enum class memory_rollback {
+    /// The runner rebuilds the projection's tables from the log up to its last committed position.
+    /// Nothing is paid while batches succeed; a failure costs a replay of the projection's history,
+    /// which for an in-memory read model is what every process start costs anyway. The default.
+    rebuild,
+    /// Every write inside a batch records what it replaced (the old row or the inserted key), and
+    /// a failure replays that journal backwards. A failure costs only its batch, but every write
+    /// pays for a copy of the old row. For projections that expect many failures (dead letters).
+    journal,
+};
+
 class memory_storage {
 public:
     using storage_category = detail::storage_category;
@@ -224,7 +236,9 @@ public:
 
     class session;
 
-    memory_storage() = default;
+    /// How a failed batch's writes are undone; see `memory_rollback`.
+    explicit memory_storage(memory_rollback rollback = memory_rollback::rebuild) noexcept : rollback_(rollback) {}
+    [[nodiscard]] memory_rollback rollback_mode() const noexcept { return rollback_; }
     memory_storage(const memory_storage&) = delete;
     memory_storage& operator=(const memory_storage&) = delete;
 
@@ -285,6 +299,7 @@ private:
     struct space_t {
         std::shared_mutex rows_mutex;
         checkpoint point;
+        std::vector<dead_letter> dead_letters;
     };
 
     space_t& space(std::string_view projection) {
@@ -345,6 +360,7 @@ private:
     std::map<std::string, erased_table, std::less<>> tables_;
     std::map<std::string, catalog_entry, std::less<>> catalog_;
     std::map<std::string, std::unique_ptr<space_t>, std::less<>> spaces_;
+    memory_rollback rollback_ = memory_rollback::rebuild;
 };
 
 /// One runner's connection to a memory_storage, for one projection version: typed table
@@ -360,7 +376,7 @@ public:
     session& operator=(session&&) = default;
 
     ~session() {
-        if (log_ && log_->active) rollback();
+        if (log_ && in_batch_) rollback();
         detach_all();
     }
 
@@ -405,27 +421,50 @@ public:
     void save_catalog(const catalog_entry& e) { storage_->save_catalog(e); }
     void erase_catalog() { storage_->erase_catalog(projection_); }
 
-    /// Drops every trace of the projection's checkpoint.
-    void reset_checkpoint() { space_->point = checkpoint{}; }
+    /// Drops every trace of the projection's checkpoint and dead letters.
+    void reset_checkpoint() {
+        space_->point = checkpoint{};
+        space_->dead_letters.clear();
+        pending_dead_letters_.clear();
+    }
+
+    /// Records a dead letter; inside a batch it becomes visible when the batch commits.
+    void record_dead_letter(dead_letter letter) {
+        if (in_batch_)
+            pending_dead_letters_.push_back(std::move(letter));
+        else
+            space_->dead_letters.push_back(std::move(letter));
+    }
+
+    /// The projection's dead letters, oldest first.
+    [[nodiscard]] std::vector<dead_letter> dead_letters() const { return space_->dead_letters; }
 
     /// Opens a batch: from here to commit or rollback, table changes are journaled and the
     /// projection's rows are locked against readers.
     void begin() {
         rows_lock_ = std::unique_lock(space_->rows_mutex);
-        log_->active = true;
+        log_->active = storage_->rollback_ == memory_rollback::journal;
+        in_batch_ = true;
     }
 
     /// Makes the batch's writes permanent. Memory storage keeps the checkpoint in place, so
     /// there is nothing to write for it here.
     void commit(const checkpoint&, std::span<const std::uint64_t> /*changed_aggregates*/) {
         for (auto& p : log_->participants) p.commit(p.table);
+        for (auto& letter : pending_dead_letters_) space_->dead_letters.push_back(std::move(letter));
+        pending_dead_letters_.clear();
         finish();
     }
 
     /// Undoes every table change of the batch.
-    void rollback() {
+    /// Ends the batch without keeping its dead letters. Returns whether the tables are back as
+    /// they were at `begin` (journal mode); if not, the caller must rebuild them.
+    bool rollback() {
+        const bool journaled = log_->active;
         for (auto it = log_->participants.rbegin(); it != log_->participants.rend(); ++it) it->rollback(it->table);
+        pending_dead_letters_.clear();
         finish();
+        return journaled;
     }
 
 private:
@@ -442,6 +481,7 @@ private:
     void finish() noexcept {
         log_->participants.clear();
         log_->active = false;
+        in_batch_ = false;
         if (rows_lock_.owns_lock()) rows_lock_.unlock();
     }
 
@@ -450,6 +490,8 @@ private:
     space_t* space_;
     std::unique_ptr<detail::transaction_log> log_ = std::make_unique<detail::transaction_log>();
     std::unique_lock<std::shared_mutex> rows_lock_;
+    std::vector<dead_letter> pending_dead_letters_;
+    bool in_batch_ = false;
     std::vector<std::pair<std::shared_ptr<void>, void (*)(void*) noexcept>> bound_;
 };
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -221,10 +222,47 @@ public:
         s.run();
     }
 
-    /// Forgets the checkpoint (inside the open transaction, if any).
+    /// Records a dead letter (inside the open transaction, if any).
+    void record_dead_letter(const dead_letter& letter) {
+        if (!save_dead_letter_.get())
+            save_dead_letter_ = detail::sqlite::statement(
+                db_,
+                "INSERT INTO projectionist_dead_letters(projection, position, stream, aggregate_id, "
+                "aggregate_number, event_type, reason, parked, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        auto& s = save_dead_letter_;
+        s.bind(1, projection_);
+        s.bind(2, static_cast<std::int64_t>(letter.position));
+        s.bind(3, letter.stream);
+        s.bind(4, letter.aggregate_id);
+        s.bind(5, static_cast<std::int64_t>(letter.aggregate_number));
+        s.bind(6, letter.event_type);
+        s.bind(7, letter.reason);
+        s.bind(8, static_cast<std::int64_t>(letter.parked ? 1 : 0));
+        s.bind(9, static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count()));
+        s.run();
+    }
+
+    /// The projection's dead letters, oldest first.
+    [[nodiscard]] std::vector<dead_letter> dead_letters() const {
+        detail::sqlite::statement s(db_,
+                                    "SELECT position, stream, aggregate_id, aggregate_number, event_type, reason, "
+                                    "parked FROM projectionist_dead_letters WHERE projection = ? ORDER BY id");
+        s.bind(1, projection_);
+        std::vector<dead_letter> out;
+        while (s.step())
+            out.push_back({static_cast<std::uint64_t>(s.int64(0)), std::string(s.text(1)), std::string(s.text(2)),
+                           static_cast<std::uint64_t>(s.int64(3)), std::string(s.text(4)), std::string(s.text(5)),
+                           s.int64(6) != 0});
+        return out;
+    }
+
+    /// Forgets the checkpoint and dead letters (inside the open transaction, if any).
     void reset_checkpoint() {
         for (const char* sql : {"DELETE FROM projectionist_checkpoints WHERE projection = ?",
-                                "DELETE FROM projectionist_aggregate_checkpoints WHERE projection = ?"}) {
+                                "DELETE FROM projectionist_aggregate_checkpoints WHERE projection = ?",
+                                "DELETE FROM projectionist_dead_letters WHERE projection = ?"}) {
             detail::sqlite::statement s(db_, sql);
             s.bind(1, projection_);
             s.run();
@@ -267,10 +305,12 @@ public:
         in_transaction_ = false;
     }
 
-    void rollback() {
-        if (!in_transaction_) return;
+    /// Rolls the batch back; the tables are as they were at `begin` (returns true).
+    bool rollback() {
+        if (!in_transaction_) return true;
         in_transaction_ = false;
         db_.exec("ROLLBACK");
+        return true;
     }
 
 private:
@@ -289,7 +329,7 @@ private:
     bool loaded_ = false;
     bool in_transaction_ = false;
     std::vector<std::shared_ptr<void>> owned_;
-    detail::sqlite::statement save_position_, save_aggregate_;
+    detail::sqlite::statement save_position_, save_aggregate_, save_dead_letter_;
 };
 
 inline sqlite_storage::session sqlite_storage::open(std::string_view projection) {

@@ -82,7 +82,7 @@ public:
         [[nodiscard]] std::uint32_t type_id() const noexcept { return type_->info.id; }
         [[nodiscard]] std::string_view type_name() const noexcept { return type_->name; }
         [[nodiscard]] std::string_view stream() const noexcept { return type_->stream; }
-        [[nodiscard]] std::uint64_t aggregate_number() const noexcept { return aggregate_->number; }
+        [[nodiscard]] std::uint64_t aggregate_number() const noexcept { return aggregate_number_; }
         [[nodiscard]] std::string_view aggregate_id() const noexcept { return aggregate_->id; }
         [[nodiscard]] std::uint64_t aggregate_version() const noexcept { return version_; }
         [[nodiscard]] std::chrono::system_clock::time_point recorded_at() const noexcept { return recorded_at_; }
@@ -105,6 +105,7 @@ public:
             : position_(position),
               type_(type),
               aggregate_(aggregate),
+              aggregate_number_(aggregate->number),
               version_(version),
               recorded_at_(at),
               payload_(std::move(payload)) {}
@@ -112,6 +113,7 @@ public:
         std::uint64_t position_;
         const type_entry* type_;
         const aggregate_entry* aggregate_;
+        std::uint64_t aggregate_number_;  // inline: per-aggregate runners read it for every event
         std::uint64_t version_;
         std::chrono::system_clock::time_point recorded_at_;
         payload_ptr payload_;

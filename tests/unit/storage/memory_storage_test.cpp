@@ -122,7 +122,7 @@ TEST_CASE("a table that exists with another row type is an error", "[storage][ta
 }
 
 TEST_CASE("drop_table removes a table; creating it again starts empty", "[storage][tables]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto session = storage.open("bank_v1");
     auto& t = session.create_table<accounts>("bank_v1");
     fill(t);
@@ -164,7 +164,7 @@ TEST_CASE("a table dropped by one session is safe to forget in another", "[stora
 }
 
 TEST_CASE("a table dropped inside a batch is safe to roll back", "[storage][tables]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto session = storage.open("bank_v1");
     auto& t = session.create_table<accounts>("bank_v1");
     auto& other = session.create_table<counters>("bank_v1_counters");
@@ -324,7 +324,7 @@ TEST_CASE("erase, for_each and clear", "[storage][rows]") {
 // ---- journaling -----------------------------------------------------------------------------
 
 TEST_CASE("rollback undoes every kind of change exactly", "[storage][journal]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto session = storage.open("bank_v1");
     auto& t = session.create_table<accounts>("bank_v1");
     fill(t);
@@ -387,7 +387,7 @@ TEST_CASE("rollback undoes every kind of change exactly", "[storage][journal]") 
 }
 
 TEST_CASE("rollback undoes several changes to one key in one batch", "[storage][journal]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto session = storage.open("bank_v1");
     auto& t = session.create_table<accounts>("bank_v1");
     fill(t);
@@ -438,7 +438,7 @@ TEST_CASE("rollback undoes several changes to one key in one batch", "[storage][
 }
 
 TEST_CASE("rollback covers every table changed in the batch", "[storage][journal]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto session = storage.open("bank_v1");
     auto& a = session.create_table<accounts>("bank_v1");
     auto& c = session.create_table<counters>("bank_v1_counters");
@@ -467,7 +467,7 @@ TEST_CASE("rollback covers every table changed in the batch", "[storage][journal
 }
 
 TEST_CASE("commit keeps the batch's changes", "[storage][journal]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto session = storage.open("bank_v1");
     auto& t = session.create_table<accounts>("bank_v1");
     fill(t);
@@ -516,7 +516,7 @@ TEST_CASE("commit keeps the batch's changes", "[storage][journal]") {
 }
 
 TEST_CASE("outside a batch nothing is journaled", "[storage][journal]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto session = storage.open("bank_v1");
     auto& t = session.create_table<accounts>("bank_v1");
     fill(t);
@@ -539,7 +539,7 @@ TEST_CASE("outside a batch nothing is journaled", "[storage][journal]") {
 }
 
 TEST_CASE("a table created inside a batch journals that batch", "[storage][journal]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto session = storage.open("bank_v1");
     session.begin();
     auto& t = session.create_table<accounts>("bank_v1");
@@ -550,7 +550,7 @@ TEST_CASE("a table created inside a batch journals that batch", "[storage][journ
 }
 
 TEST_CASE("ending a session with an open batch rolls it back", "[storage][journal]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     {
         auto session = storage.open("bank_v1");
         auto& t = session.create_table<accounts>("bank_v1");
@@ -570,7 +570,7 @@ TEST_CASE("ending a session with an open batch rolls it back", "[storage][journa
 }
 
 TEST_CASE("a moved session keeps its tables and batch", "[storage][journal]") {
-    pj::memory_storage storage;
+    pj::memory_storage storage(pj::memory_rollback::journal);
     auto first = storage.open("bank_v1");
     auto& t = first.create_table<accounts>("bank_v1");
     fill(t);
@@ -729,4 +729,23 @@ TEST_CASE("projection_state converts to and from its name", "[storage][catalog]"
     CHECK_FALSE(pj::projection_state_from_string("caught-up").has_value());
     CHECK(pj::to_string(static_cast<pj::projection_state>(200)) == "unknown");
     CHECK(pj::catalog_entry{}.state == pj::projection_state::declared);
+}
+
+TEST_CASE("by default memory storage does not journal: rollback says the tables need a rebuild", "[storage][journal]") {
+    pj::memory_storage storage;
+    CHECK(storage.rollback_mode() == pj::memory_rollback::rebuild);
+    auto session = storage.open("p_v1");
+    auto& table = session.create_table<accounts>("p_v1");
+    session.begin();
+    table.insert({"a", "alice", 1});
+    CHECK_FALSE(session.rollback());  // not undone: the runner rebuilds from the log instead
+    CHECK(table.contains("a"));
+
+    pj::memory_storage journaled(pj::memory_rollback::journal);
+    auto s2 = journaled.open("p_v1");
+    auto& t2 = s2.create_table<accounts>("p_v1");
+    s2.begin();
+    t2.insert({"a", "alice", 1});
+    CHECK(s2.rollback());
+    CHECK_FALSE(t2.contains("a"));
 }
