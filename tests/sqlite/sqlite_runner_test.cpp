@@ -261,3 +261,25 @@ TEST_CASE("an unknown event type in a SQLite log stops the projection with its p
                                         Catch::Contains("position 2"));
     CHECK(r.position() == 0);
 }
+
+TEST_CASE("a reset that fails after clearing keeps the committed rows and checkpoint", "[sqlite][runner]") {
+    temp_dir dir;
+    pj::sqlite_event_store store(dir.file("app.db"));
+    pj::sqlite_storage storage(dir.file("app.db"));
+    append_ticket(store, "t-1", "bug", 0, false);
+    append_ticket(store, "t-2", "bug", 0, false);
+    pj::runner<tickets<2>, pj::sqlite_storage> r(store, storage);
+    CHECK(r.catch_up() == 2);
+    // The last step of reset, the catalog update, fails: after the rows and the checkpoint were
+    // cleared inside the transaction.
+    storage.connection().exec(
+        "CREATE TRIGGER refuse_reset BEFORE UPDATE ON projectionist_catalog WHEN NEW.state = 'initialized' "
+        "BEGIN SELECT RAISE(ABORT, 'reset refused'); END");
+    CHECK_THROWS_WITH(r.reset(), Catch::Contains("reset refused"));
+    CHECK(r.position() == 2);  // not 0: nothing will be applied twice
+    CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->size() == 2);
+    append_ticket(store, "t-3", "bug", 0, false);
+    CHECK(r.catch_up() == 1);
+    CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->size() == 3);
+    CHECK(sqlite_test::integrity_ok(dir.file("app.db")));
+}

@@ -1,5 +1,6 @@
 #pragma once
-// Helpers for the SQLite tests: a private temporary directory and an integrity check.
+// Helpers for the SQLite tests: a private temporary directory, an integrity check, the bytes of a
+// file, and a plain sqlite3 handle for looking behind projectionist's back.
 
 #include <cstdint>
 #include <filesystem>
@@ -12,16 +13,18 @@
 #include <vector>
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 namespace sqlite_test {
 
-/// A fresh directory under the system temp dir, removed with everything in it at scope exit.
+/// A fresh directory under the system temp dir (or under `base`), removed with everything in it
+/// at scope exit.
 class temp_dir {
 public:
-    temp_dir() {
+    temp_dir() : temp_dir(std::filesystem::temp_directory_path()) {}
+    explicit temp_dir(const std::filesystem::path& base) {
         std::random_device rd;
-        path_ = std::filesystem::temp_directory_path() /
-                ("projectionist-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
+        path_ = base / ("projectionist-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
         std::filesystem::create_directories(path_);
     }
     temp_dir(const temp_dir&) = delete;
@@ -36,6 +39,15 @@ public:
 private:
     std::filesystem::path path_;
 };
+
+/// A base for temp_dir where fsync costs nothing: /dev/shm (tmpfs) when it is a writable
+/// directory, else the system temp dir. For tests that commit often and are not about
+/// durability; the crash tests must not use it.
+inline std::filesystem::path fast_temp_base() {
+    std::error_code ec;
+    if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK | X_OK) == 0) return "/dev/shm";
+    return std::filesystem::temp_directory_path();
+}
 
 /// PRAGMA integrity_check on a separate connection: true when SQLite answers "ok".
 inline bool integrity_ok(const std::string& file) {

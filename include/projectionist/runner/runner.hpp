@@ -243,6 +243,7 @@ public:
             session_.commit(*checkpoint_, {});
         } catch (...) {
             session_.rollback();
+            checkpoint_ = &session_.load_checkpoint();  // what is committed, not what the reset cleared
             throw;
         }
         checkpoint_ = &session_.load_checkpoint();
@@ -269,6 +270,7 @@ public:
             session_.commit(*checkpoint_, {});
         } catch (...) {
             session_.rollback();
+            checkpoint_ = &session_.load_checkpoint();
             throw;
         }
         bind_tables({});

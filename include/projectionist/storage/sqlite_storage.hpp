@@ -269,6 +269,7 @@ public:
         }
         point_ = checkpoint{};
         loaded_ = true;
+        reset_in_transaction_ = in_transaction_;
     }
 
     void begin() {
@@ -303,6 +304,7 @@ public:
         }
         db_.exec("COMMIT");
         in_transaction_ = false;
+        reset_in_transaction_ = false;
     }
 
     /// Rolls the batch back; the tables are as they were at `begin` (returns true).
@@ -310,6 +312,9 @@ public:
         if (!in_transaction_) return true;
         in_transaction_ = false;
         db_.exec("ROLLBACK");
+        // A reset inside the rolled-back transaction cleared the cached checkpoint: read it again.
+        if (reset_in_transaction_) loaded_ = false;
+        reset_in_transaction_ = false;
         return true;
     }
 
@@ -328,6 +333,7 @@ private:
     checkpoint point_;
     bool loaded_ = false;
     bool in_transaction_ = false;
+    bool reset_in_transaction_ = false;
     std::vector<std::shared_ptr<void>> owned_;
     detail::sqlite::statement save_position_, save_aggregate_, save_dead_letter_;
 };
