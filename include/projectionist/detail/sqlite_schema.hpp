@@ -69,6 +69,9 @@ inline connection open_database(const std::string& path, const sqlite_options& o
 
     db.exec("PRAGMA journal_mode=WAL");
     db.exec(options.synchronous == sqlite_synchronous::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    // An initialized file of this version needs no write: opening it then takes no write lock
+    // and costs no fsync (a reader never waits behind a long writer transaction).
+    if (app == application_id && version == schema_version) return db;
     db.exec("BEGIN IMMEDIATE");
     try {
         db.exec(fmt::format("PRAGMA application_id={}", application_id));
