@@ -627,3 +627,17 @@ TEST_CASE("raw SQL from an init hook and from handlers runs in the runner's tran
     }
     CHECK(sqlite_test::integrity_ok(file));
 }
+
+TEST_CASE("settings persist in the database, shared by every connection", "[sqlite][storage][settings]") {
+    sqlite_test::temp_dir dir;
+    const auto file = dir.file("app.db");
+    {
+        projectionist::sqlite_storage storage(file);
+        CHECK_FALSE(storage.find_setting("router/tickets").has_value());
+        storage.save_setting("router/tickets", "primary=tickets_v1");
+        storage.save_setting("router/tickets", "primary=tickets_v2");
+    }
+    projectionist::sqlite_storage again(file);
+    CHECK(again.find_setting("router/tickets") == "primary=tickets_v2");
+    CHECK(sqlite_test::integrity_ok(file));
+}

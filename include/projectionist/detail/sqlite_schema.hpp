@@ -104,6 +104,9 @@ CREATE VIEW IF NOT EXISTS events AS
     SELECT e.position, e.stream, e.aggregate_id, e.aggregate_version, t.name AS type, e.schema_version,
            e.payload, e.metadata, strftime('%Y-%m-%dT%H:%M:%fZ', e.recorded_at / 1e9, 'unixepoch') AS recorded_at
     FROM projectionist_events e JOIN projectionist_event_types t ON t.id = e.type_id;
+CREATE TABLE IF NOT EXISTS projectionist_settings(
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS projectionist_catalog(
     name TEXT PRIMARY KEY,
     base_name TEXT NOT NULL,

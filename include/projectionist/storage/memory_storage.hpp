@@ -282,6 +282,18 @@ public:
         catalog_.insert_or_assign(entry.name, entry);
     }
 
+    /// A persisted setting (e.g. a router's toggles), or nullopt.
+    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
+        std::lock_guard lock(mutex_);
+        auto it = settings_.find(key);
+        if (it == settings_.end()) return std::nullopt;
+        return it->second;
+    }
+    void save_setting(std::string_view key, std::string_view value) {
+        std::lock_guard lock(mutex_);
+        settings_.insert_or_assign(std::string(key), std::string(value));
+    }
+
     /// Blocks the projection's writer while the caller reads its tables.
     [[nodiscard]] std::shared_lock<std::shared_mutex> lock_shared(std::string_view projection) {
         return std::shared_lock(space(projection).rows_mutex);
@@ -359,6 +371,7 @@ private:
     mutable std::mutex mutex_;
     std::map<std::string, erased_table, std::less<>> tables_;
     std::map<std::string, catalog_entry, std::less<>> catalog_;
+    std::map<std::string, std::string, std::less<>> settings_;
     std::map<std::string, std::unique_ptr<space_t>, std::less<>> spaces_;
     memory_rollback rollback_ = memory_rollback::rebuild;
 };

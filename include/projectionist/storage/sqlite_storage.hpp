@@ -107,6 +107,22 @@ public:
 
     [[nodiscard]] bool has_table(std::string_view name) const { return detail::sqlite::table_exists(db_, name); }
 
+    /// A persisted setting (e.g. a router's toggles), or nullopt. Settings live in the database,
+    /// so a command-line process and the application see the same ones.
+    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
+        detail::sqlite::statement s(db_, "SELECT value FROM projectionist_settings WHERE key = ?");
+        s.bind(1, key);
+        if (!s.step()) return std::nullopt;
+        return std::string(s.text(0));
+    }
+    void save_setting(std::string_view key, std::string_view value) {
+        detail::sqlite::statement s(db_, "INSERT INTO projectionist_settings(key, value) VALUES (?, ?) "
+                                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+        s.bind(1, key);
+        s.bind(2, value);
+        s.run();
+    }
+
     /// A typed handle on an existing table, on this object's connection (for queries and tests);
     /// nullopt if there is no such table.
     template <class Table>

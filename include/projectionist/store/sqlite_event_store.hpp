@@ -366,7 +366,6 @@ private:
     }
 
     void check_codec() {
-        db_.exec("CREATE TABLE IF NOT EXISTS projectionist_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
         detail::sqlite::statement get(db_, "SELECT value FROM projectionist_settings WHERE key = 'codec'");
         if (get.step()) {
             if (get.text(0) != Codec::name)

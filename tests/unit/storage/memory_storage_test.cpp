@@ -749,3 +749,13 @@ TEST_CASE("by default memory storage does not journal: rollback says the tables 
     CHECK(s2.rollback());
     CHECK_FALSE(t2.contains("a"));
 }
+
+TEST_CASE("settings are kept by key", "[storage][settings]") {
+    pj::memory_storage storage;
+    CHECK_FALSE(storage.find_setting("a").has_value());
+    storage.save_setting("a", "1");
+    storage.save_setting("a", "2");
+    storage.save_setting("b", "3");
+    CHECK(storage.find_setting("a") == "2");
+    CHECK(storage.find_setting("b") == "3");
+}
