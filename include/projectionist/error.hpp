@@ -79,6 +79,14 @@ public:
     using error::error;
 };
 
+/// Another runner committed this projection version's checkpoint first (a second process on the
+/// same database, e.g. the command line backfilling while the application follows). The batch
+/// was rolled back; the runner reloads the checkpoint and goes on from there.
+class checkpoint_conflict : public error {
+public:
+    using error::error;
+};
+
 /// A table operation that broke the table's contract, such as inserting a duplicate key.
 class table_error : public error {
 public:

@@ -114,7 +114,8 @@ CREATE TABLE IF NOT EXISTS projectionist_catalog(
     state TEXT NOT NULL,
     live INTEGER NOT NULL,
     partitioning TEXT NOT NULL,
-    tables TEXT NOT NULL);
+    tables TEXT NOT NULL,
+    generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS projectionist_checkpoints(
     projection TEXT PRIMARY KEY,
     position INTEGER NOT NULL);

@@ -70,9 +70,22 @@ struct foreign_probe_host : P {
     no_foreign_handler on(const foreign_event_probe<Known>&, ...);
 };
 
+/// Converts to nothing: only an unconstrained `template <class E> on(const E&, ...)` accepts it.
+struct opaque_probe {};
+
+/// Whether P has a catch-all handler. Such a handler takes every event on purpose, so there is
+/// no specific foreign overload to find (and the probe below would bind to the catch-all).
+template <class P, class Ctx>
+concept has_catch_all_handler = requires(P& p, const opaque_probe& x, Ctx& ctx) {
+    p.on(x, ctx);
+}
+|| requires(P& p, const opaque_probe& x, const envelope& env, Ctx& ctx) {
+    p.on(x, env, ctx);
+};
+
 template <class P, class Ctx>
 constexpr bool has_foreign_handler() {
-    if constexpr (!has_on_member<P> || std::is_final_v<P>) {
+    if constexpr (!has_on_member<P> || std::is_final_v<P> || has_catch_all_handler<P, Ctx>) {
         return false;
     } else {
         using host = foreign_probe_host<P, subscribed_events<P>>;

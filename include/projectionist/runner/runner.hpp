@@ -140,6 +140,7 @@ public:
         if (auto entry = session_.find_catalog()) {
             state_ = entry->state;
             live_ = entry->live;
+            generation_ = entry->generation;
             if (state_ != projection_state::declared && state_ != projection_state::deleted) open_tables();
         }
         publish_status();
@@ -151,7 +152,9 @@ public:
     /// Creates the projection's tables (if missing) and its catalog row, and runs its `init`
     /// member if it has one. Ends a manual projection's dormancy. Idempotent.
     void init() {
+        sync_catalog();
         const projection_state next = initialized() ? state_ : projection_state::initialized;
+        if (!initialized()) ++generation_;
         session_.begin();
         try {
             create_tables();
@@ -170,6 +173,7 @@ public:
     /// call, in batches. Returns the number of events applied. A manual projection must be
     /// initialized first.
     std::uint64_t backfill() {
+        sync_catalog();
         if constexpr (kickoff::manual) {
             if (!initialized())
                 throw state_error(
@@ -193,6 +197,7 @@ public:
     /// Applies every event up to the current head. With manual kick-off and no init yet, does
     /// nothing and says so in status(); with auto kick-off, initializes first if needed.
     std::uint64_t catch_up() {
+        sync_catalog();
         if (!start_if_needed()) {
             publish_status();
             return 0;
@@ -239,10 +244,12 @@ public:
             if constexpr (detail::has_reset_hook<Projection, context_type>) projection_.reset(context_);
             clear_tables();
             session_.reset_checkpoint();
+            ++generation_;  // runners of this version in other processes reload their checkpoint
             session_.save_catalog(make_catalog_entry(projection_state::initialized, false));
             session_.commit(*checkpoint_, {});
         } catch (...) {
             session_.rollback();
+            --generation_;
             checkpoint_ = &session_.load_checkpoint();  // what is committed, not what the reset cleared
             throw;
         }
@@ -360,6 +367,31 @@ private:
         cv.wait_for(lock, stop, duration, [] { return false; });
     }
 
+    /// Takes in what another process (the command line, another instance) changed in the catalog:
+    /// init, the live flag, reset (a new generation: reload the checkpoint), delete.
+    void sync_catalog() {
+        const auto entry = session_.find_catalog();
+        if (!entry) {
+            if (initialized()) {  // removed elsewhere: its tables are gone
+                bind_tables({});
+                tables_open_ = false;
+                state_ = projection_state::deleted;
+                checkpoint_ = &session_.reload_checkpoint();
+            }
+            return;
+        }
+        live_ = entry->live;
+        const bool was_initialized = initialized();
+        state_ = entry->state;
+        if (entry->generation != generation_ || (!was_initialized && initialized())) {
+            generation_ = entry->generation;
+            checkpoint_ = &session_.reload_checkpoint();
+            load_parked();
+            error_.reset();
+            if (initialized()) open_tables();
+        }
+    }
+
     /// Per aggregate with skip_to_dead_letter: the aggregates parked by earlier failures.
     void load_parked() {
         parked_.clear();
@@ -436,6 +468,7 @@ private:
         e.state = state;
         e.live = live;
         e.partitioning = std::string(partitioning::name);
+        e.generation = generation_;
         boost::mp11::mp_for_each<detail::tables_of<Projection>>(
             [&](auto t) { e.tables.emplace_back(detail::table_name_v<Projection, decltype(t)>); });
         return e;
@@ -560,6 +593,12 @@ private:
                 counters_.dropped = dropped_before;
                 pending_.clear();
                 if (!tables_restored) rebuild_to(position_before, current, cause);
+                if (is_checkpoint_conflict(cause)) {
+                    // Another runner of this version got there first: go on from where it is.
+                    checkpoint_ = &session_.reload_checkpoint();
+                    load_parked();
+                    return 0;
+                }
                 if constexpr (failure::skips) {
                     if (current != nullptr) {
                         mark_failed(*current, reason_of(cause));
@@ -667,6 +706,16 @@ private:
                 std::string(rec.type_name()),
                 std::move(reason),
                 parked};
+    }
+
+    static bool is_checkpoint_conflict(std::exception_ptr cause) {
+        try {
+            std::rethrow_exception(cause);
+        } catch (const checkpoint_conflict&) {
+            return true;
+        } catch (...) {
+            return false;
+        }
     }
 
     static std::string reason_of(std::exception_ptr cause) {
@@ -808,6 +857,7 @@ private:
     typename context_type::handle_tuple handles_{};
     bool tables_open_ = false;
     projection_state state_ = projection_state::declared;
+    std::uint64_t generation_ = 0;
     bool live_ = false;
     std::optional<projection_error> error_;
 

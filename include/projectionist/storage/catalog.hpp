@@ -57,6 +57,7 @@ struct catalog_entry {
     bool live = false;                ///< emitted events pass (with emit_when_live)
     std::string partitioning;         ///< "global" or "per_aggregate"
     std::vector<std::string> tables;  ///< the tables this version owns; remove drops exactly these
+    std::uint64_t generation = 0;     ///< bumped by reset: other processes' runners reload then
 };
 
 /// An event a projection could not apply and skipped (failure policy skip_to_dead_letter), or,

@@ -399,6 +399,8 @@ public:
     /// The projection's checkpoint. Memory storage hands out the stored object itself: a change
     /// made inside a batch is undone by the runner if the batch rolls back.
     [[nodiscard]] checkpoint& load_checkpoint() { return space_->point; }
+    /// The same object: within one process there is nothing to re-read.
+    checkpoint& reload_checkpoint() { return space_->point; }
 
     /// Creates the table if needed (idempotent) and returns its handle, bound to this session.
     template <class Table>

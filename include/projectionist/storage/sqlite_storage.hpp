@@ -40,8 +40,8 @@ inline std::vector<std::string> split_lines(std::string_view text) {
 
 inline std::optional<catalog_entry> read_catalog(const connection& db, std::string_view name) {
     statement s(db,
-                "SELECT name, base_name, version, state, live, partitioning, tables FROM projectionist_catalog "
-                "WHERE name = ?");
+                "SELECT name, base_name, version, state, live, partitioning, tables, generation FROM "
+                "projectionist_catalog WHERE name = ?");
     s.bind(1, name);
     if (!s.step()) return std::nullopt;
     catalog_entry e;
@@ -55,6 +55,7 @@ inline std::optional<catalog_entry> read_catalog(const connection& db, std::stri
     e.live = s.int64(4) != 0;
     e.partitioning = std::string(s.text(5));
     e.tables = split_lines(s.text(6));
+    e.generation = static_cast<std::uint64_t>(s.int64(7));
     return e;
 }
 
@@ -116,8 +117,9 @@ public:
         return std::string(s.text(0));
     }
     void save_setting(std::string_view key, std::string_view value) {
-        detail::sqlite::statement s(db_, "INSERT INTO projectionist_settings(key, value) VALUES (?, ?) "
-                                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+        detail::sqlite::statement s(db_,
+                                    "INSERT INTO projectionist_settings(key, value) VALUES (?, ?) "
+                                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
         s.bind(1, key);
         s.bind(2, value);
         s.run();
@@ -175,7 +177,9 @@ public:
             point_ = checkpoint{};
             detail::sqlite::statement pos(db_, "SELECT position FROM projectionist_checkpoints WHERE projection = ?");
             pos.bind(1, projection_);
-            if (pos.step()) point_.position = static_cast<std::uint64_t>(pos.int64(0));
+            has_position_row_ = pos.step();
+            if (has_position_row_) point_.position = static_cast<std::uint64_t>(pos.int64(0));
+            committed_position_ = point_.position;
             detail::sqlite::statement aggs(
                 db_, "SELECT aggregate_number, version FROM projectionist_aggregate_checkpoints WHERE projection = ?");
             aggs.bind(1, projection_);
@@ -217,10 +221,11 @@ public:
     void save_catalog(const catalog_entry& e) {
         detail::sqlite::statement s(db_,
                                     "INSERT INTO projectionist_catalog(name, base_name, version, state, live, "
-                                    "partitioning, tables) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
-                                    "SET base_name = excluded.base_name, version = excluded.version, state = "
-                                    "excluded.state, live = excluded.live, partitioning = excluded.partitioning, "
-                                    "tables = excluded.tables");
+                                    "partitioning, tables, generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON "
+                                    "CONFLICT(name) DO UPDATE SET base_name = excluded.base_name, version = "
+                                    "excluded.version, state = excluded.state, live = excluded.live, partitioning = "
+                                    "excluded.partitioning, tables = excluded.tables, generation = "
+                                    "excluded.generation");
         const std::string tables = detail::sqlite::join_lines(e.tables);
         s.bind(1, e.name);
         s.bind(2, e.base_name);
@@ -229,6 +234,7 @@ public:
         s.bind(5, static_cast<std::int64_t>(e.live ? 1 : 0));
         s.bind(6, e.partitioning);
         s.bind(7, tables);
+        s.bind(8, static_cast<std::int64_t>(e.generation));
         s.run();
     }
 
@@ -285,6 +291,8 @@ public:
         }
         point_ = checkpoint{};
         loaded_ = true;
+        has_position_row_ = false;
+        committed_position_ = 0;
         reset_in_transaction_ = in_transaction_;
     }
 
@@ -295,15 +303,31 @@ public:
 
     /// Writes the checkpoint (and the positions of the aggregates the batch changed) and commits
     /// them with the batch's read-model writes.
+    /// Throws checkpoint_conflict, writing nothing, if another runner moved the checkpoint since
+    /// this session loaded or committed it: the position is compared and set in the transaction.
     void commit(const checkpoint& cp, std::span<const std::uint64_t> changed_aggregates) {
-        if (!save_position_.get())
-            save_position_ =
-                detail::sqlite::statement(db_,
-                                          "INSERT INTO projectionist_checkpoints(projection, position) VALUES (?, ?) "
-                                          "ON CONFLICT(projection) DO UPDATE SET position = excluded.position");
-        save_position_.bind(1, projection_);
-        save_position_.bind(2, static_cast<std::int64_t>(cp.position));
-        save_position_.run();
+        if (has_position_row_) {
+            if (!update_position_.get())
+                update_position_ = detail::sqlite::statement(
+                    db_, "UPDATE projectionist_checkpoints SET position = ? WHERE projection = ? AND position = ?");
+            update_position_.bind(1, static_cast<std::int64_t>(cp.position));
+            update_position_.bind(2, projection_);
+            update_position_.bind(3, static_cast<std::int64_t>(committed_position_));
+            update_position_.run();
+            if (sqlite3_changes(db_.get()) != 1) throw_conflict();
+        } else {
+            if (!insert_position_.get())
+                insert_position_ = detail::sqlite::statement(
+                    db_, "INSERT INTO projectionist_checkpoints(projection, position) VALUES (?, ?)");
+            insert_position_.bind(1, projection_);
+            insert_position_.bind(2, static_cast<std::int64_t>(cp.position));
+            try {
+                insert_position_.run();
+            } catch (const sqlite_error& e) {
+                if ((e.code() & 0xFF) == SQLITE_CONSTRAINT) throw_conflict();
+                throw;
+            }
+        }
         if (!changed_aggregates.empty()) {
             if (!save_aggregate_.get())
                 save_aggregate_ = detail::sqlite::statement(
@@ -321,6 +345,14 @@ public:
         db_.exec("COMMIT");
         in_transaction_ = false;
         reset_in_transaction_ = false;
+        has_position_row_ = true;
+        committed_position_ = cp.position;
+    }
+
+    /// Forgets the cached checkpoint and reads it again (another process may have moved it).
+    checkpoint& reload_checkpoint() {
+        loaded_ = false;
+        return load_checkpoint();
     }
 
     /// Rolls the batch back; the tables are as they were at `begin` (returns true).
@@ -350,8 +382,17 @@ private:
     bool loaded_ = false;
     bool in_transaction_ = false;
     bool reset_in_transaction_ = false;
+    bool has_position_row_ = false;
+    std::uint64_t committed_position_ = 0;
     std::vector<std::shared_ptr<void>> owned_;
-    detail::sqlite::statement save_position_, save_aggregate_, save_dead_letter_;
+    [[noreturn]] void throw_conflict() const {
+        throw checkpoint_conflict(
+            fmt::format("projectionist: the checkpoint of '{}' was moved by another runner "
+                        "(expected position {}); this batch was not written",
+                        projection_, committed_position_));
+    }
+
+    detail::sqlite::statement update_position_, insert_position_, save_aggregate_, save_dead_letter_;
 };
 
 inline sqlite_storage::session sqlite_storage::open(std::string_view projection) {

@@ -125,3 +125,12 @@ TEST_CASE("the handler context names the projection", "[projection]") {
     STATIC_REQUIRE(plain_ctx::name() == "tickets_v1");
     CHECK(std::string(hooks_ctx::name()) == "with_hooks_v1");
 }
+
+// A catch-all handler is allowed: it handles every event of the streams, and is not mistaken
+// for a handler of a foreign event.
+struct catch_all : pj::projection<"catch_all", 1, ticket_stream> {
+    template <class E>
+    void on(const E&, auto&) {}
+};
+static_assert(!pj::handler_table<catch_all>::has_foreign_handler);
+static_assert(pj::handler_table<catch_all>::size == 3);
