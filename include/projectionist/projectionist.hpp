@@ -2,6 +2,9 @@
 
 /// The whole library except the backends that link a system library (sqlite.hpp, postgres.hpp).
 
+#include <projectionist/deploy/deployment.hpp>
+#include <projectionist/deploy/router.hpp>
+#include <projectionist/deploy/verify.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/event/envelope.hpp>
 #include <projectionist/event/event.hpp>

@@ -129,6 +129,8 @@ public:
           options_(options),
           context_(session_, pending_, counters_) {
         if (options_.batch_size == 0) options_.batch_size = 1;
+        if constexpr (requires { storage.rollback_mode(); })
+            journaled_ = storage.rollback_mode() == memory_rollback::journal;
         context_.set_envelope_source(
             [](const void* rec) noexcept { return static_cast<const record_type*>(rec)->envelope_of(); });
         if constexpr (has_emit_writer) {
@@ -292,12 +294,40 @@ public:
 
     /// Lets emitted events through (with emit_when_live). Persisted in the catalog.
     void make_live() {
+        sync_catalog();
         if (!initialized())
             throw state_error(fmt::format("projectionist: cannot make '{}' live: it is {}; run init and backfill first",
                                           name_of<Projection>, to_string(state_)));
         live_ = true;
         if (state_ == projection_state::caught_up) state_ = projection_state::live;
         save_catalog();
+        publish_status();
+    }
+
+    /// Takes in what other processes changed in the catalog (state, live flag, reset, delete).
+    void refresh() {
+        sync_catalog();
+        publish_status();
+    }
+
+    /// The version's state, as this runner last saw it in the catalog.
+    [[nodiscard]] projection_state state() const noexcept { return state_; }
+
+    /// Records that the version now serves queries, or no longer does (`serving`, `retired`), or
+    /// is back to following without serving (`caught_up`, `live`). The deployment decides when;
+    /// the runner only persists it. Throws state_error for any other state or before init.
+    void mark(projection_state s) {
+        sync_catalog();
+        if (s != projection_state::serving && s != projection_state::retired && s != projection_state::caught_up &&
+            s != projection_state::live)
+            throw state_error(
+                fmt::format("projectionist: '{}' cannot be marked {}: init, backfill, reset and "
+                            "remove move those states",
+                            name_of<Projection>, to_string(s)));
+        if (!initialized())
+            throw state_error(fmt::format("projectionist: cannot mark '{}' {}: it is {}; run init first",
+                                          name_of<Projection>, to_string(s), to_string(state_)));
+        set_state(s);
         publish_status();
     }
 
@@ -341,9 +371,38 @@ private:
     static constexpr std::uint16_t unknown_in_stream = 0xFFFD;     // a stream we read, an event it does not list
     static_assert(entry_count < unknown_in_stream, "projectionist: too many handled events in one projection");
 
+    /// Every (stream, event) pair the projection reads, with its handler table entry or
+    /// subscribed_unhandled: the table the store's type names are matched against.
+    struct type_key {
+        std::string_view stream;
+        std::string_view name;
+        const void* identity;
+        std::uint16_t entry;
+    };
+    template <class Sub>
+    static constexpr std::uint16_t entry_of() {
+        constexpr std::size_t i = boost::mp11::mp_find<entries, Sub>::value;
+        return i < entry_count ? static_cast<std::uint16_t>(i) : subscribed_unhandled;
+    }
+    template <class... Subs>
+    static constexpr auto make_subscription_keys(boost::mp11::mp_list<Subs...>) {
+        return std::array<type_key, sizeof...(Subs)>{type_key{Subs::stream::name, event_name_of<typename Subs::event>,
+                                                              detail::type_identity<typename Subs::event>(),
+                                                              entry_of<Subs>()}...};
+    }
+    static constexpr auto subscription_keys = make_subscription_keys(detail::subscriptions_of<Projection>{});
+    template <class... Streams>
+    static constexpr auto make_stream_names(boost::mp11::mp_list<Streams...>) {
+        return std::array<std::string_view, sizeof...(Streams)>{Streams::name...};
+    }
+    static constexpr auto stream_names = make_stream_names(typename Projection::streams{});
+
     using record_type =
         std::remove_cvref_t<decltype(detail::deref(*std::declval<typename event_store_type::batch&>().begin()))>;
     using pending_event = typename context_type::pending_event;
+    /// SQL sessions read the committed checkpoint back after a rollback and write the positions of
+    /// the aggregates a batch changed; memory sessions hand out the live object instead.
+    static constexpr bool session_reloads_checkpoint = requires { storage_type::session::persists_checkpoint; };
     static constexpr bool has_emit_writer =
         detail::transactional_emitter<event_store_type, typename storage_type::session>;
     template <class Store, bool>
@@ -488,49 +547,46 @@ private:
         for (std::uint32_t id = static_cast<std::uint32_t>(type_map_.size()); id < count; ++id) {
             const event_type_info info = store_->type_info(id);
             std::uint16_t slot = not_subscribed;
-            boost::mp11::mp_for_each<boost::mp11::mp_iota_c<entry_count>>([&](auto I) {
-                using sub = boost::mp11::mp_at_c<entries, decltype(I)::value>;
-                using E = typename sub::event;
-                if (slot == not_subscribed && info.stream == sub::stream::name && info.name == event_name_of<E>) {
-                    check_identity<E>(info);
-                    slot = static_cast<std::uint16_t>(decltype(I)::value);
-                }
-            });
-            if (slot == not_subscribed) {
-                boost::mp11::mp_for_each<detail::subscriptions_of<Projection>>([&](auto sub) {
-                    using S = decltype(sub);
-                    if (info.stream == S::stream::name && info.name == event_name_of<typename S::event>) {
-                        check_identity<typename S::event>(info);
-                        slot = subscribed_unhandled;
-                    }
-                });
+            // One loop over constant tables, not one unrolled comparison per event type: the
+            // benchmark measured the unrolled form at ~0.6 s of compile time for 50 event types.
+            for (std::size_t i = 0; i < subscription_keys.size(); ++i) {
+                const type_key& key = subscription_keys[i];
+                if (info.stream != key.stream || info.name != key.name) continue;
+                if (info.cpp_type != nullptr && info.cpp_type != key.identity)
+                    throw error(
+                        fmt::format("projectionist: '{}': the store holds stored event '{}' of stream '{}' as "
+                                    "another C++ type than the projection's",
+                                    name_of<Projection>, info.name, info.stream));
+                slot = key.entry;
+                break;
             }
-            if (slot == not_subscribed) {
-                boost::mp11::mp_for_each<typename Projection::streams>([&](auto stream) {
-                    if (info.stream == decltype(stream)::name) slot = unknown_in_stream;
-                });
-            }
+            if (slot == not_subscribed)
+                for (std::string_view stream : stream_names)
+                    if (info.stream == stream) slot = unknown_in_stream;
+            // Globally, an event with no handler is simply passed over; per aggregate it still
+            // moves its aggregate's position.
+            if (!partitioning::partitioned && slot == subscribed_unhandled) slot = not_subscribed;
             type_map_.push_back(slot);
         }
     }
 
-    template <class E>
-    void check_identity(const event_type_info& info) const {
-        if (info.cpp_type != nullptr && info.cpp_type != detail::type_identity<E>())
-            throw error(
-                fmt::format("projectionist: '{}': the store holds stored event '{}' of stream '{}' as another "
-                            "C++ type than the projection's",
-                            name_of<Projection>, info.name, info.stream));
-    }
-
     std::uint64_t process_until(std::uint64_t target) {
         const auto started = std::chrono::steady_clock::now();
+        if constexpr (partitioning::partitioned && requires { store_->aggregate_count(); }) {
+            // One allocation of the exact size instead of growing by half: 8 bytes per aggregate.
+            auto& versions = checkpoint_->aggregate_versions;
+            const auto known = static_cast<std::size_t>(store_->aggregate_count());
+            if (known > versions.size()) versions.resize(known, 0);
+        }
         std::uint64_t applied = 0;
         while (checkpoint_->position < target) {
             const std::size_t want =
                 static_cast<std::size_t>(std::min<std::uint64_t>(options_.batch_size, target - checkpoint_->position));
             store_->read(checkpoint_->position, want, batch_);
             if (batch_.empty()) break;
+            // New event types are mapped here, before the batch's transaction: asking the store
+            // inside it could wait on the store's lock while holding the database's write lock.
+            if (store_->type_count() > type_map_.size()) refresh_type_map();
             applied += apply_batch();
             publish_status();
         }
@@ -565,7 +621,6 @@ private:
                     if constexpr (failure::skips) {
                         if (dead_letter_if_marked(rec)) {
                             ++dead;
-                            checkpoint_->position = rec.position();
                             continue;
                         }
                     }
@@ -574,10 +629,9 @@ private:
                         case outcome::duplicate: ++skipped; break;
                         case outcome::ignored: break;
                     }
-                    checkpoint_->position = rec.position();
                 }
                 current = nullptr;  // a failure from here on is not one event's
-                for (const auto& [number, old] : aggregate_undo_) changed_aggregates_.push_back(number);
+                checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
                 if constexpr (has_emit_writer) {
                     if (emit_writer_) append_emitted(*emit_writer_);  // commits with the batch
                 }
@@ -586,13 +640,18 @@ private:
                 // Undo everything the batch did: table writes, checkpoint, emitted events.
                 const std::exception_ptr cause = std::current_exception();
                 const bool tables_restored = session_.rollback();
-                for (auto it = aggregate_undo_.rbegin(); it != aggregate_undo_.rend(); ++it)
-                    checkpoint_->aggregate_versions[it->first] = it->second;
-                checkpoint_->position = position_before;
-                checkpoint_->aggregates_tracked = tracked_before;
                 counters_.dropped = dropped_before;
                 pending_.clear();
-                if (!tables_restored) rebuild_to(position_before, current, cause);
+                if constexpr (session_reloads_checkpoint) {
+                    checkpoint_ = &session_.reload_checkpoint();  // the committed one, as it is in the database
+                } else if (tables_restored) {
+                    for (auto it = aggregate_undo_.rbegin(); it != aggregate_undo_.rend(); ++it)
+                        checkpoint_->aggregate_versions[it->first] = it->second;
+                    checkpoint_->position = position_before;
+                    checkpoint_->aggregates_tracked = tracked_before;
+                } else {
+                    rebuild_to(position_before, current, cause);  // recomputes the checkpoint too
+                }
                 if (is_checkpoint_conflict(cause)) {
                     // Another runner of this version got there first: go on from where it is.
                     checkpoint_ = &session_.reload_checkpoint();
@@ -624,9 +683,6 @@ private:
         std::vector<std::uint64_t> dead;
         for (const dead_letter& d : session_.dead_letters()) dead.push_back(d.position);
         std::sort(dead.begin(), dead.end());
-        const std::uint64_t tracked = checkpoint_->aggregates_tracked;
-        std::vector<std::uint64_t> versions;
-        if constexpr (partitioning::partitioned) versions = checkpoint_->aggregate_versions;
         clear_tables();
         std::fill(checkpoint_->aggregate_versions.begin(), checkpoint_->aggregate_versions.end(), 0);
         checkpoint_->aggregates_tracked = 0;
@@ -657,9 +713,8 @@ private:
         }
         context_.set_replaying(false);
         checkpoint_->position = position;
-        checkpoint_->aggregates_tracked = tracked;
-        if constexpr (partitioning::partitioned) checkpoint_->aggregate_versions = std::move(versions);
         aggregate_undo_.clear();
+        changed_aggregates_.clear();
     }
 
     struct batch_failure {
@@ -741,12 +796,14 @@ private:
                     fmt::format("the store returned event type id {}, which it does not list", type));
         }
         const std::uint16_t slot = type_map_[type];
-        if (slot == not_subscribed) return outcome::ignored;
-        if (slot == unknown_in_stream)
-            throw std::runtime_error(
-                fmt::format("unknown event type: stream '{}' has no event '{}' in this build's "
-                            "stream<...> declaration (written by a newer application?)",
-                            rec.stream(), rec.type_name()));
+        if (slot >= unknown_in_stream) [[unlikely]] {  // one test on the hot path for the rare slots
+            if (slot == not_subscribed) return outcome::ignored;
+            if (slot == unknown_in_stream)
+                throw std::runtime_error(
+                    fmt::format("unknown event type: stream '{}' has no event '{}' in this build's "
+                                "stream<...> declaration (written by a newer application?)",
+                                rec.stream(), rec.type_name()));
+        }
         if constexpr (partitioning::partitioned) {
             const std::uint64_t number = rec.aggregate_number();
             auto& versions = checkpoint_->aggregate_versions;
@@ -755,11 +812,16 @@ private:
             const std::uint64_t version = rec.aggregate_version();
             if (version <= applied_version) return outcome::duplicate;
             if (version != applied_version + 1) throw detail_gap(applied_version, version);
-            aggregate_undo_.emplace_back(number, applied_version);
+            if constexpr (session_reloads_checkpoint)
+                changed_aggregates_.push_back(number);  // the storage writes their rows at commit
+            else if (journaled_)
+                aggregate_undo_.emplace_back(number, applied_version);  // undone with the tables
             if (applied_version == 0) ++checkpoint_->aggregates_tracked;
             versions[number] = version;
         }
-        if (slot == subscribed_unhandled) return outcome::ignored;
+        if constexpr (partitioning::partitioned) {
+            if (slot == subscribed_unhandled) return outcome::ignored;  // its position moved; nothing to run
+        }
         if constexpr (entry_count > 0) {
             boost::mp11::mp_with_index<entry_count>(slot, [&](auto I) {
                 using E = typename boost::mp11::mp_at_c<entries, decltype(I)::value>::event;
@@ -867,6 +929,7 @@ private:
     std::vector<std::uint16_t> type_map_;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> aggregate_undo_;
     std::vector<std::uint64_t> changed_aggregates_;
+    bool journaled_ = false;  // memory storage in journal mode: per-aggregate positions are undone too
 
     std::uint64_t events_applied_ = 0;
     std::uint64_t events_skipped_ = 0;

@@ -144,6 +144,9 @@ private:
 /// One runner's connection to a sqlite_storage, for one projection version.
 class sqlite_storage::session {
 public:
+    /// The checkpoint lives in the database: after a rollback the runner reads it back.
+    static constexpr bool persists_checkpoint = true;
+
     session(const sqlite_storage& storage, std::string_view projection)
         : path_(storage.path()),
           projection_(projection),

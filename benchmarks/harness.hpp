@@ -1,0 +1,240 @@
+#pragma once
+// A small benchmark harness: sides of a comparison are measured interleaved in one process
+// (warm-up, then A, B, A, B, ...), each repetition timed with steady_clock; ratios come from
+// the medians. Plus the report: a table on stdout and results.json.
+
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace bench {
+
+/// Keeps a value alive for the optimizer without storing it anywhere.
+template <class T>
+inline void keep(const T& value) noexcept {
+    asm volatile("" : : "r,m"(value) : "memory");
+}
+
+// ---- configuration from the environment -----------------------------------------------------
+
+inline std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+    const char* text = std::getenv(name);
+    if (text == nullptr || *text == '\0') return fallback;
+    char* end = nullptr;
+    const unsigned long long value = std::strtoull(text, &end, 10);
+    if (end == text || *end != '\0') throw std::runtime_error(fmt::format("{}={}: not a number", name, text));
+    return value;
+}
+
+inline std::string env_text(const char* name, std::string fallback) {
+    const char* text = std::getenv(name);
+    return text == nullptr || *text == '\0' ? fallback : std::string(text);
+}
+
+// ---- measuring ------------------------------------------------------------------------------
+
+/// One side of a comparison: `prepare` (untimed) brings it to its start state, `run` is timed.
+struct side {
+    std::string name;
+    std::function<void()> prepare;
+    std::function<void()> run;
+};
+
+struct samples {
+    std::string name;
+    std::vector<double> seconds;
+
+    [[nodiscard]] double median() const {
+        std::vector<double> s = seconds;
+        std::sort(s.begin(), s.end());
+        const std::size_t n = s.size();
+        if (n == 0) return 0;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    }
+    [[nodiscard]] double min() const { return *std::min_element(seconds.begin(), seconds.end()); }
+    [[nodiscard]] double max() const { return *std::max_element(seconds.begin(), seconds.end()); }
+};
+
+struct measure_options {
+    unsigned warmup = 1;
+    unsigned repetitions = 7;
+};
+
+/// Runs every side `warmup` times untimed, then `repetitions` rounds in which each side runs
+/// once, in order (A, B, C, A, B, C, ...): drift on a shared machine hits every side alike.
+inline std::vector<samples> measure_interleaved(const std::vector<side>& sides, const measure_options& opt) {
+    using clock = std::chrono::steady_clock;
+    std::vector<samples> out;
+    for (const side& s : sides) out.push_back({s.name, {}});
+    for (unsigned w = 0; w < opt.warmup; ++w)
+        for (const side& s : sides) {
+            s.prepare();
+            s.run();
+        }
+    for (unsigned r = 0; r < opt.repetitions; ++r)
+        for (std::size_t i = 0; i < sides.size(); ++i) {
+            sides[i].prepare();
+            const auto start = clock::now();
+            sides[i].run();
+            const auto stop = clock::now();
+            out[i].seconds.push_back(std::chrono::duration<double>(stop - start).count());
+        }
+    return out;
+}
+
+// ---- reporting ------------------------------------------------------------------------------
+
+/// An extra number or text of a comparison, written into its JSON object.
+struct extra {
+    std::string key;
+    std::variant<double, std::string> value;
+};
+
+struct comparison {
+    std::string name;
+    double ratio = 0;
+    std::string target;
+    bool met = false;
+    std::string summary;  ///< one line for the table: the numbers behind the ratio
+    std::vector<extra> extras;
+};
+
+inline std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20)
+                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+                else
+                    out += c;
+        }
+    }
+    return out + "\"";
+}
+
+inline std::string json_number(double v) {
+    if (!std::isfinite(v)) return "null";
+    if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{:.0f}", v);  // counts stay exact
+    return fmt::format("{:.6g}", v);
+}
+
+struct report {
+    std::string machine;
+    unsigned cpus = 0;
+    std::string compiler;
+    std::string flags;
+    std::string revision;  ///< the library's commit the numbers are for
+    unsigned runs = 0;
+    unsigned warmup = 0;
+    std::vector<extra> data;  ///< what the history was
+    std::vector<comparison> comparisons;
+    std::vector<std::string> pending;  ///< comparisons that have a place but no measurement yet
+
+    void print_table() const {
+        fmt::print("\n{:<56} {:>9}  {:<24} {:<4}  {}\n", "comparison", "ratio", "target", "met", "medians");
+        fmt::print("{:-<56} {:->9}  {:-<24} {:-<4}  {:-<40}\n", "", "", "", "", "");
+        for (const comparison& c : comparisons)
+            fmt::print("{:<56} {:>9.3f}  {:<24} {:<4}  {}\n", c.name, c.ratio, c.target, c.met ? "yes" : "NO",
+                       c.summary);
+        for (const std::string& p : pending) fmt::print("{:<56} {:>9}  {:<24} {:<4}\n", p, "-", "later", "-");
+    }
+
+    [[nodiscard]] std::string to_json() const {
+        const auto extras_json = [](const std::vector<extra>& xs, std::string_view indent) {
+            std::string out;
+            for (const extra& x : xs) {
+                out += fmt::format(",\n{}{}: ", indent, json_string(x.key));
+                if (const double* d = std::get_if<double>(&x.value))
+                    out += json_number(*d);
+                else
+                    out += json_string(std::get<std::string>(x.value));
+            }
+            return out;
+        };
+        std::string out = "{\n";
+        out += fmt::format("  \"machine\": {},\n", json_string(machine));
+        out += fmt::format("  \"cpus\": {},\n", cpus);
+        out += fmt::format("  \"compiler\": {},\n", json_string(compiler));
+        out += fmt::format("  \"flags\": {},\n", json_string(flags));
+        out += fmt::format("  \"library_revision\": {},\n", json_string(revision));
+        out += fmt::format("  \"runs\": {},\n", runs);
+        out += fmt::format("  \"warmup_runs\": {},\n", warmup);
+        out += "  \"data\": {";
+        std::string d = extras_json(data, "    ");
+        if (!d.empty()) d.erase(0, 1);  // no comma before the first member
+        out += d + "\n  },\n";
+        out += "  \"comparisons\": [";
+        for (std::size_t i = 0; i < comparisons.size(); ++i) {
+            const comparison& c = comparisons[i];
+            out += i == 0 ? "\n" : ",\n";
+            out += fmt::format(
+                "    {{\n      \"name\": {},\n      \"ratio\": {},\n      \"target\": {},\n      "
+                "\"met\": {},\n      \"summary\": {}",
+                json_string(c.name), json_number(c.ratio), json_string(c.target), c.met ? "true" : "false",
+                json_string(c.summary));
+            out += extras_json(c.extras, "      ");
+            out += "\n    }";
+        }
+        out += "\n  ],\n  \"pending\": [";
+        for (std::size_t i = 0; i < pending.size(); ++i) out += (i == 0 ? "" : ", ") + json_string(pending[i]);
+        out += "]\n}\n";
+        return out;
+    }
+};
+
+// ---- the machine ----------------------------------------------------------------------------
+
+inline std::string cpu_model() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("model name", 0) == 0) {
+            const auto colon = line.find(':');
+            if (colon != std::string::npos) {
+                std::string m = line.substr(colon + 1);
+                m.erase(0, m.find_first_not_of(" \t"));
+                return m;
+            }
+        }
+    return "unknown";
+}
+
+/// The CPUs this process may run on (what `nproc` prints).
+inline unsigned usable_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+    return static_cast<unsigned>(CPU_COUNT(&set));
+}
+
+inline std::string compiler_name() {
+#if defined(__clang__)
+    return fmt::format("clang {}.{}.{}", __clang_major__, __clang_minor__, __clang_patchlevel__);
+#elif defined(__GNUC__)
+    return fmt::format("gcc {}.{}.{}", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
+#else
+    return "unknown";
+#endif
+}
+
+}  // namespace bench

@@ -1,0 +1,263 @@
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+#include <projectionist/error.hpp>
+#include <projectionist/projection/projection.hpp>
+#include <projectionist/runner/runner.hpp>
+#include <projectionist/storage/catalog.hpp>
+
+namespace projectionist {
+
+namespace detail {
+
+template <class... Runners>
+consteval bool same_projection_distinct_versions() {
+    constexpr std::array<std::string_view, sizeof...(Runners)> bases{Runners::projection_type::base_name...};
+    constexpr std::array<unsigned, sizeof...(Runners)> versions{Runners::projection_type::version...};
+    for (std::size_t i = 0; i < bases.size(); ++i) {
+        if (bases[i] != bases[0]) return false;
+        for (std::size_t j = i + 1; j < versions.size(); ++j)
+            if (versions[i] == versions[j]) return false;
+    }
+    return true;
+}
+
+inline bool serves(projection_state s) noexcept {
+    return s == projection_state::serving;
+}
+inline bool caught_up_or_later(projection_state s) noexcept {
+    return s == projection_state::caught_up || s == projection_state::live || s == projection_state::serving ||
+           s == projection_state::retired;
+}
+
+/// What a version in state `s` must run before it can do `what`: the second half of an error.
+inline std::string what_to_run_first(std::string_view name, projection_state s) {
+    switch (s) {
+        case projection_state::declared:
+        case projection_state::deleted: return fmt::format("run init {} first", name);
+        case projection_state::initialized: return fmt::format("run backfill {} first", name);
+        case projection_state::backfilling:
+            return fmt::format("its backfill has not finished: run backfill {} to completion first", name);
+        default: return "switch traffic to another version first";
+    }
+}
+
+}  // namespace detail
+
+/// The versions of one projection, deployed together over the same event store and storage:
+/// `tickets<1>` serving while `tickets<2>` is initialized, backfilled, verified, switched to and
+/// made live, then `tickets<1>` deleted. Each version keeps its own tables, checkpoint and
+/// catalog row; the deployment adds what spans versions: operations by name (for the command
+/// line), and the rules of the life cycle
+///
+///     declared → initialized → backfilling → caught_up → live → serving → retired → deleted
+///
+/// with an error that says which state a version is in and what to run first when an operation
+/// does not fit (a version cannot serve before it has caught up; a serving version cannot be
+/// reset or deleted).
+///
+///     projectionist::deployment<projectionist::runner<tickets<1>, projectionist::sqlite_storage>,
+///                               projectionist::runner<tickets<2>, projectionist::sqlite_storage,
+///                                                     projectionist::per_aggregate, projectionist::manual_kickoff>>
+///         tickets(store, storage);
+///     tickets.init("tickets_v2");
+///     tickets.backfill("tickets_v2");
+template <class... Runners>
+class deployment {
+    static_assert(sizeof...(Runners) > 0, "projectionist: deployment<Runners...>: give at least one runner");
+    static_assert(detail::same_projection_distinct_versions<Runners...>(),
+                  "projectionist: deployment<Runners...>: the runners must run versions of ONE projection (the same "
+                  "name), each version once");
+
+public:
+    static constexpr std::size_t size = sizeof...(Runners);
+    /// The projection's name without a version, e.g. "tickets".
+    static constexpr std::string_view base_name =
+        boost::mp11::mp_front<boost::mp11::mp_list<typename Runners::projection_type...>>::base_name;
+    /// The versioned names, in the order of the runners.
+    static constexpr std::array<std::string_view, size> names{name_of<typename Runners::projection_type>...};
+
+    template <class Store, class Storage>
+    deployment(Store& store, Storage& storage, runner_options options = {})
+        : runners_(std::make_unique<Runners>(store, storage, options)...) {}
+
+    /// The runner of version `Projection`.
+    template <class Projection>
+    [[nodiscard]] auto& get() noexcept {
+        constexpr std::size_t i =
+            boost::mp11::mp_find<boost::mp11::mp_list<typename Runners::projection_type...>, Projection>::value;
+        static_assert(i < size, "projectionist: deployment::get<P>(): P is not one of the deployed versions");
+        return *std::get<i>(runners_);
+    }
+
+    /// Whether `name` is one of the deployed versions.
+    [[nodiscard]] static constexpr bool contains(std::string_view name) noexcept {
+        for (auto n : names)
+            if (n == name) return true;
+        return false;
+    }
+
+    /// Creates a version's tables and catalog row (ends a manual version's dormancy).
+    void init(std::string_view name) {
+        visit(name, [](auto& r) { r.init(); });
+    }
+
+    /// Replays a version's history up to the head as of the call.
+    std::uint64_t backfill(std::string_view name) {
+        return visit(name, [&](auto& r) -> std::uint64_t {
+            require_initialized(r, "backfill");
+            return r.backfill();
+        });
+    }
+
+    /// Catches every initialized version up to the head; dormant versions stay dormant.
+    std::uint64_t catch_up() {
+        std::uint64_t applied = 0;
+        for_each([&](auto& r) { applied += r.catch_up(); });
+        return applied;
+    }
+
+    /// Lets a version's emitted events through. It must have caught up: a version still
+    /// replaying history would emit it again.
+    void make_live(std::string_view name) {
+        visit(name, [&](auto& r) {
+            r.refresh();
+            if (!detail::caught_up_or_later(r.state()))
+                throw state_error(fmt::format("projectionist: cannot make {} live: it is {}; {}", name,
+                                              to_string(r.state()), detail::what_to_run_first(name, r.state())));
+            r.make_live();
+        });
+    }
+
+    /// Marks `name` as the version that serves queries and every other serving version retired
+    /// (kept, following the log, ready for a rollback). The query router decides per query;
+    /// this records the deployment's state.
+    void serve(std::string_view name) {
+        const std::size_t target = index_of(name);
+        visit(name, [&](auto& r) {
+            r.refresh();
+            if (!detail::caught_up_or_later(r.state()))
+                throw state_error(fmt::format("projectionist: {} cannot serve queries: it is {}; {}", name,
+                                              to_string(r.state()), detail::what_to_run_first(name, r.state())));
+        });
+        std::size_t i = 0;
+        for_each([&](auto& r) {
+            if (i == target)
+                r.mark(projection_state::serving);
+            else if (detail::serves(r.state()))
+                r.mark(projection_state::retired);
+            ++i;
+        });
+    }
+
+    /// Empties a version's tables and checkpoint so that it replays from the start. A serving
+    /// version cannot be reset: its readers would see an empty table.
+    void reset(std::string_view name) {
+        visit(name, [&](auto& r) {
+            r.refresh();
+            require_initialized(r, "reset");
+            require_not_serving(r, name, "reset");
+            r.reset();
+        });
+    }
+
+    /// Drops a version's own tables, checkpoint and catalog row. Other versions are untouched. A
+    /// serving version cannot be deleted.
+    void remove(std::string_view name) {
+        visit(name, [&](auto& r) {
+            r.refresh();
+            require_initialized(r, "delete");
+            require_not_serving(r, name, "delete");
+            r.remove();
+        });
+    }
+
+    /// One status per version, in the order of the runners.
+    [[nodiscard]] std::vector<runner_status> status() const {
+        std::vector<runner_status> out;
+        std::apply([&](const auto&... r) { (out.push_back(r->status()), ...); }, runners_);
+        return out;
+    }
+
+    /// Follows the log with every version until `stop` is requested; each version's failure
+    /// stops only that version (see its status).
+    void run(std::stop_token stop, std::chrono::milliseconds poll = std::chrono::milliseconds(100)) {
+        while (!stop.stop_requested()) {
+            std::uint64_t applied = 0;
+            for_each([&](auto& r) {
+                try {
+                    applied += r.catch_up();
+                } catch (const error&) {
+                    // stopped: status() holds the reason; the other versions go on
+                }
+            });
+            if (applied == 0) {
+                std::mutex m;
+                std::condition_variable_any cv;
+                std::unique_lock lock(m);
+                cv.wait_for(lock, stop, poll, [] { return false; });
+            }
+        }
+    }
+
+    /// Calls `fn(runner&)` with the runner of version `name`. Names are only ever looked up among
+    /// the deployed versions; an unknown one is an error that lists them.
+    template <class F>
+    decltype(auto) visit(std::string_view name, F&& fn) {
+        return boost::mp11::mp_with_index<size>(index_of(name),
+                                                [&](auto I) -> decltype(auto) { return fn(*std::get<I>(runners_)); });
+    }
+
+    /// The position of `name` among the versions; throws `error` listing them if unknown.
+    [[nodiscard]] static std::size_t index_of(std::string_view name) {
+        for (std::size_t i = 0; i < size; ++i)
+            if (names[i] == name) return i;
+        throw error(fmt::format("projectionist: '{}' is not a version of {}; the versions are: {}", name, base_name,
+                                fmt::join(names, ", ")));
+    }
+
+private:
+    template <class F>
+    void for_each(F&& fn) {
+        std::apply([&](auto&... r) { (fn(*r), ...); }, runners_);
+    }
+
+    template <class R>
+    static void require_initialized(const R& r, std::string_view what) {
+        const auto s = r.state();
+        if (s == projection_state::declared || s == projection_state::deleted)
+            throw state_error(fmt::format("projectionist: cannot {} {}: it is {}; {}", what,
+                                          name_of<typename R::projection_type>, to_string(s),
+                                          detail::what_to_run_first(name_of<typename R::projection_type>, s)));
+    }
+
+    template <class R>
+    static void require_not_serving(const R& r, std::string_view name, std::string_view what) {
+        if (detail::serves(r.state()))
+            throw state_error(
+                fmt::format("projectionist: cannot {} {}: it is serving queries; switch traffic to "
+                            "another version first",
+                            what, name));
+    }
+
+    std::tuple<std::unique_ptr<Runners>...> runners_;
+};
+
+}  // namespace projectionist
