@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: builds and runs the tickets demo on SQLite, the embedded default.
+# The main job: builds and runs the tickets blue-green demo on SQLite, the embedded default.
 # Installs what it needs on Debian 12 (root or sudo), builds in Release, runs the demo, and
 # leaves the database in build/demo/tickets.db for a look with the sqlite3 shell.
 set -euo pipefail
@@ -10,9 +10,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 build="$root/build/demo"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPROJECTIONIST_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --target tickets_sqlite -j"$(nproc)"
+cmake --build "$build" --target tickets_blue_green -j"$(nproc)"
 db="$build/tickets.db"
 rm -f "$db" "$db-wal" "$db-shm"
-"$build/examples/tickets_sqlite" --keep "$db"
+"$build/examples/tickets_blue_green" --keep "$db"
 echo
 echo "the database is kept: sqlite3 $db \"select type, payload from events limit 5\""

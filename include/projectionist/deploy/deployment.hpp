@@ -134,16 +134,23 @@ public:
         return applied;
     }
 
-    /// Lets a version's emitted events through. It must have caught up: a version still
-    /// replaying history would emit it again.
+    /// Lets a version's emitted events through, and stops every other version's: downstream
+    /// consumers hear from one version of a projection at a time. It must have caught up: a
+    /// version still replaying history would emit it again.
     void make_live(std::string_view name) {
+        const std::size_t target = index_of(name);
         visit(name, [&](auto& r) {
             r.refresh();
             if (!detail::caught_up_or_later(r.state()))
                 throw state_error(fmt::format("projectionist: cannot make {} live: it is {}; {}", name,
                                               to_string(r.state()), detail::what_to_run_first(name, r.state())));
-            r.make_live();
         });
+        std::size_t i = 0;
+        for_each([&](auto& r) {
+            if (i != target && r.status().live) r.set_live(false);
+            ++i;
+        });
+        visit(name, [](auto& r) { r.make_live(); });
     }
 
     /// Marks `name` as the version that serves queries and every other serving version retired

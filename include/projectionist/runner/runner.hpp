@@ -293,13 +293,18 @@ public:
     }
 
     /// Lets emitted events through (with emit_when_live). Persisted in the catalog.
-    void make_live() {
+    void make_live() { set_live(true); }
+
+    /// Sets the live flag: with emit_when_live, emitted events pass only while it is set.
+    /// Persisted in the catalog, so a command-line process can flip it for the application.
+    void set_live(bool live) {
         sync_catalog();
         if (!initialized())
-            throw state_error(fmt::format("projectionist: cannot make '{}' live: it is {}; run init and backfill first",
-                                          name_of<Projection>, to_string(state_)));
-        live_ = true;
-        if (state_ == projection_state::caught_up) state_ = projection_state::live;
+            throw state_error(fmt::format("projectionist: cannot make '{}' {}: it is {}; run init and backfill first",
+                                          name_of<Projection>, live ? "live" : "not live", to_string(state_)));
+        live_ = live;
+        if (live && state_ == projection_state::caught_up) state_ = projection_state::live;
+        if (!live && state_ == projection_state::live) state_ = projection_state::caught_up;
         save_catalog();
         publish_status();
     }

@@ -212,3 +212,21 @@ TEMPLATE_TEST_CASE("a backfill runs while the serving version keeps following an
     CHECK(rows_of<tickets<1>::table>(*storage, "tickets_v1").size() == 400);
     CHECK(rows_of<tickets<2>::table>(*storage, "tickets_v2").size() == 400);
 }
+
+TEST_CASE("one live version at a time: making v2 live stops v1's emission", "[deploy]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_ticket(store, "t-1", "bug", 0, true);
+    memory_tickets d(store, storage);
+    d.catch_up();
+    d.get<tickets<1>>().make_live();
+    d.init("tickets_v2");
+    d.backfill("tickets_v2");
+    d.make_live("tickets_v2");
+    CHECK_FALSE(d.get<tickets<1>>().status().live);
+    CHECK(d.get<tickets<2>>().status().live);
+    CHECK_FALSE(storage.find_catalog("tickets_v1")->live);
+    d.make_live("tickets_v1");  // and back, for a rollback
+    CHECK(d.get<tickets<1>>().status().live);
+    CHECK_FALSE(d.get<tickets<2>>().status().live);
+}
