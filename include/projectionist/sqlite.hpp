@@ -16,6 +16,15 @@
 
 namespace projectionist {
 
+/// The SQLite connection and prepared statement wrappers, for handlers that write their own SQL
+/// through `ctx.storage().connection()` inside the batch's transaction:
+///
+///     projectionist::sqlite_statement s(ctx.storage().connection(), "UPDATE ... WHERE id = ?");
+///     s.bind(1, std::string_view(e.id));
+///     s.run();
+using sqlite_connection = detail::sqlite::connection;
+using sqlite_statement = detail::sqlite::statement;
+
 /// The SQLite event log with the readable JSON codec.
 using sqlite_json_event_store = basic_sqlite_event_store<json_codec>;
 

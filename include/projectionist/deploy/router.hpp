@@ -568,6 +568,21 @@ public:
         });
     }
 
+    /// Forgets a version that is being deleted: it may no longer be a rollback target. Throws
+    /// state_error if it still receives traffic (it is the primary or the candidate). Call it
+    /// before the version's tables are dropped (the deployment and the command line do).
+    void forget(std::string_view name) {
+        const std::size_t i = require_index(name, "forget");
+        change([&](state& s) {
+            if (s.primary == i || s.candidate == i)
+                throw state_error(fmt::format("projectionist: router '{}': {} still receives traffic; switch it to "
+                                              "another version first",
+                                              projection_name, version_names[i]),
+                                  context());
+            if (s.previous == i) s.previous.reset();
+        });
+    }
+
     /// Re-reads the persisted state (another process or router object may have changed it).
     /// Returns whether the routing changed. Throws if the saved value is corrupt; the router then
     /// keeps routing as before.

@@ -179,4 +179,9 @@ using subscriptions_of = boost::mp11::mp_apply<boost::mp11::mp_append,
 
 }  // namespace detail
 
+/// The name of one of a projection's tables: `table_name_of<orders<2>, orders<2>::transactions>`
+/// is "customer_orders_v2_transactions" (the main table's name is `name_of<P>`).
+template <projection_type Projection, class Table>
+inline constexpr std::string_view table_name_of = detail::table_name_v<Projection, Table>;
+
 }  // namespace projectionist

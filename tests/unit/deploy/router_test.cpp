@@ -744,3 +744,15 @@ TEST_CASE("the discrepancy list keeps the most recent ones; values are formatted
     CHECK(silent.shadow_stats().discrepancies == 1);
     CHECK(silent.discrepancies().empty());
 }
+
+TEST_CASE("a deleted version is forgotten: no rollback to dropped tables", "[router]") {
+    projectionist::memory_storage storage;
+    projectionist::router<tickets_domain::tickets<1>, tickets_domain::tickets<2>> router(storage);
+    router.switch_to<tickets_domain::tickets<2>>();
+    CHECK(router.describe().previous == "tickets_v1");
+    CHECK_THROWS_AS(router.forget("tickets_v2"), projectionist::state_error);  // it serves
+    router.forget("tickets_v1");
+    CHECK_FALSE(router.describe().previous.has_value());
+    CHECK_THROWS_AS(router.rollback(), projectionist::state_error);  // nothing left to roll back to
+    CHECK(router.route("anyone") == "tickets_v2");
+}

@@ -84,3 +84,5 @@ TEST_CASE("versioned names are usable at run time as the same string", "[project
     CHECK(name == "tickets_v123");
     CHECK(std::string(pj::name_of<longest>).size() == pj::max_identifier_length);
 }
+
+static_assert(pj::table_name_of<orders, boost::mp11::mp_at_c<order_tables, 1>> == "customer_orders_v2_transactions");
