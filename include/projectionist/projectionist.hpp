@@ -2,6 +2,7 @@
 
 /// The whole library except the backends that link a system library (sqlite.hpp, postgres.hpp).
 
+#include <projectionist/cli/cli.hpp>
 #include <projectionist/deploy/deployment.hpp>
 #include <projectionist/deploy/router.hpp>
 #include <projectionist/deploy/verify.hpp>

@@ -312,6 +312,12 @@ public:
     /// Takes in what other processes changed in the catalog (state, live flag, reset, delete).
     void refresh() {
         sync_catalog();
+        if constexpr (session_reloads_checkpoint) {
+            if (initialized()) {
+                checkpoint_ = &session_.reload_checkpoint();  // another process may have moved it
+                load_parked();
+            }
+        }
         publish_status();
     }
 
@@ -471,6 +477,9 @@ private:
         if constexpr (kickoff::manual) {
             return false;
         } else {
+            // Only a version never initialized starts itself: a deleted one stays deleted until
+            // init is run again (the next catch-up must not bring back what was just dropped).
+            if (state_ == projection_state::deleted) return false;
             init();
             return true;
         }

@@ -230,3 +230,21 @@ TEST_CASE("one live version at a time: making v2 live stops v1's emission", "[de
     CHECK(d.get<tickets<1>>().status().live);
     CHECK_FALSE(d.get<tickets<2>>().status().live);
 }
+
+TEST_CASE("a deleted version with automatic kick-off stays deleted", "[deploy]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_ticket(store, "t-1", "bug", 0, true);
+    memory_tickets d(store, storage);
+    d.catch_up();
+    d.init("tickets_v2");
+    d.backfill("tickets_v2");
+    d.serve("tickets_v2");
+    d.remove("tickets_v1");
+    append_ticket(store, "t-2", "bug", 0, false);
+    d.catch_up();  // v1 has automatic kick-off: it must not come back by itself
+    CHECK_FALSE(storage.has_table("tickets_v1"));
+    CHECK(d.get<tickets<1>>().state() == pj::projection_state::deleted);
+    d.init("tickets_v1");  // only an explicit init brings it back
+    CHECK(storage.has_table("tickets_v1"));
+}

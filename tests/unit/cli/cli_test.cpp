@@ -1,0 +1,825 @@
+// The command line, driven in-process: the blue-green flow of the seed (status, init, backfill,
+// verify, switch by share then fully, live, rollback, delete) on SQLite and in memory, every
+// error path with its exit status and message, the progress of a backfill, `run` stopped by a
+// duration, a stop token and SIGINT, and a second "process" that sees what the command line did.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <signal.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <projectionist/cli/cli.hpp>
+#include <projectionist/sqlite.hpp>
+#include <sqlite_test_support.hpp>
+#include <tickets_domain.hpp>
+
+namespace pj = projectionist;
+namespace cli = projectionist::detail::cli;
+using namespace tickets_domain;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class Storage>
+using tickets_deployment = pj::deployment<pj::runner<tickets<1>, Storage>,
+                                          pj::runner<tickets<2>, Storage, pj::per_aggregate, pj::manual_kickoff>>;
+using sqlite_tickets = tickets_deployment<pj::sqlite_storage>;
+using memory_tickets = tickets_deployment<pj::memory_storage>;
+using tickets_router = pj::router<tickets<1>, tickets<2>>;
+
+static_assert(cli::router_fits<sqlite_tickets>(std::type_identity<tickets_router>{}));
+static_assert(cli::router_fits<sqlite_tickets>(std::type_identity<pj::router<tickets<2>>>{}));  // a subset
+static_assert(!cli::router_fits<sqlite_tickets>(std::type_identity<pj::router<tickets<1>, tickets<3>>>{}));
+
+/// Options for tests: a fixed program name, plain output, no signal handlers.
+pj::command_line_options test_options() {
+    pj::command_line_options o;
+    o.program_name = "app";
+    o.terminal = false;
+    o.handle_signals = false;
+    o.run_poll = 5ms;
+    o.drain_timeout = 1s;
+    return o;
+}
+
+/// One "process": its own store, storage, deployment, router and command line over one file.
+struct sqlite_app {
+    explicit sqlite_app(const std::string& file, pj::command_line_options options = test_options(),
+                        pj::verify_settings settings = {})
+        : store(file), storage(file), deployment(store, storage, {.batch_size = 64}), router(storage), cli(options) {
+        cli.add(deployment, router, std::move(settings));
+    }
+    pj::sqlite_event_store store;
+    pj::sqlite_storage storage;
+    sqlite_tickets deployment;
+    tickets_router router;
+    pj::command_line cli;
+};
+
+struct outcome {
+    int status = -1;
+    std::string out, err;
+};
+
+outcome run(pj::command_line& c, std::vector<std::string> args) {
+    std::ostringstream out, err;
+    outcome o;
+    o.status = c.run(args, out, err);
+    o.out = out.str();
+    o.err = err.str();
+    return o;
+}
+
+/// 60 tickets: every third reopened once or twice; half closed at the end. v1 ignores reopenings.
+template <class Store>
+void append_tickets(Store& store, int count = 60, int first = 0) {
+    for (int i = first; i < first + count; ++i)
+        append_ticket(store, "t-" + std::to_string(i), i % 2 == 0 ? "bug" : "question", i % 3, i % 2 == 0);
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+    return n;
+}
+
+template <class Predicate>
+bool eventually(Predicate p, std::chrono::milliseconds timeout = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!p()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(2ms);
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlite]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    sqlite_app app(dir.file("app.db"));
+    append_tickets(app.store);
+    app.deployment.catch_up();
+    app.deployment.serve("tickets_v1");
+    const std::string head = std::to_string(app.store.head());
+
+    // status: a row per version and the router's line
+    auto r = run(app.cli, {"status"});
+    CHECK(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK_THAT(r.out, Catch::StartsWith("tickets\n"));
+    CHECK_THAT(r.out, Catch::Contains("version     state     live  position  head  lag  partitioning   traffic"));
+    CHECK_THAT(r.out, Catch::Contains("tickets_v1  serving   no         " + head + "   " + head +
+                                      "    0  global         primary"));
+    CHECK_THAT(r.out, Catch::Contains("tickets_v2  declared  no"));
+    CHECK_THAT(r.out, Catch::Contains("dormant: manual kick-off, waiting for init"));
+    CHECK_THAT(r.out, Catch::Contains("router tickets: primary tickets_v1; nothing to roll back"));
+
+    // out of order: backfill before init
+    r = run(app.cli, {"backfill", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK(r.out.empty());  // no progress for a refused backfill
+    CHECK_THAT(r.err, Catch::Contains("cannot backfill tickets_v2: it is declared") &&
+                          Catch::Contains("run init tickets_v2 first"));
+
+    r = run(app.cli, {"init", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK(r.out == "initialized tickets_v2 (tables: tickets_v2); it is initialized\nnext: app backfill tickets_v2\n");
+    r = run(app.cli, {"init", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("tickets_v2 is initialized already (it is initialized); nothing to do"));
+
+    // v1 serves: it cannot be deleted or reset
+    r = run(app.cli, {"delete", "tickets_v1"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v1: the router sends it queries (the primary)"));
+    r = run(app.cli, {"reset", "tickets_v1"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot reset tickets_v1"));
+    CHECK(app.storage.has_table("tickets_v1"));
+
+    // backfill: plain progress lines (the output is not a terminal)
+    r = run(app.cli, {"backfill", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK_THAT(r.out, Catch::StartsWith("backfill tickets_v2: from position 0 to the head at " + head + " (" + head +
+                                        " events to go)\n"));
+    CHECK_THAT(r.out, Catch::Contains("backfilled tickets_v2: " + head + " events applied, now at position " + head +
+                                      " (head " + head + ")"));
+    CHECK_THAT(r.out, Catch::Contains("it is caught_up\nnext: app verify tickets_v1 tickets_v2\n"));
+    CHECK(r.out.find('\r') == std::string::npos);
+    CHECK(app.deployment.get<tickets<2>>().state() == pj::projection_state::caught_up);
+
+    // verify: v2 changes status and reopened on purpose; without saying so it fails
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.out, Catch::Contains("structural diff: A = tickets_v1, B = tickets_v2") &&
+                          Catch::Contains("OVERALL VERDICT: FAIL") && Catch::Contains("'status'") &&
+                          Catch::Contains("'reopened'"));
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2", "--expect-change", "status"});
+    CHECK(r.status == 1);  // reopened still differs
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2", "--expect-change", "status", "--expect-change=reopened"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("OVERALL VERDICT: PASS"));
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2", "--expect-change", "status,reopened", "--key", "t-1",
+                      "--key", "t-2"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("spot check: A = tickets_v1, B = tickets_v2"));
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2", "--expect-change", "status,reopened", "--key", "t-404"});
+    CHECK(r.status == 1);  // a key missing on both sides fails the spot check
+    CHECK_THAT(r.out, Catch::Contains("t-404"));
+
+    // --json: one JSON document on stdout, the exit status as in text
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2", "--json"});
+    CHECK(r.status == 1);
+    {
+        const auto json = boost::json::parse(r.out);
+        CHECK_FALSE(json.at("pass").as_bool());
+        CHECK(json.at("verdict").as_string() == "fail");
+        CHECK(json.at("structure").at("a").as_string() == "tickets_v1");
+        CHECK(json.at("structure").at("b").as_string() == "tickets_v2");
+        CHECK(json.at("structure").at("rows").at("a").to_number<std::int64_t>() == 60);
+    }
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2", "--json", "--expect-change", "status,reopened"});
+    CHECK(r.status == 0);
+    CHECK(boost::json::parse(r.out).at("pass").as_bool());
+
+    // reset: v2 replays from the start; until then it cannot go live or get traffic
+    r = run(app.cli, {"reset", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("reset tickets_v2: its tables and checkpoint are empty") &&
+                          Catch::Contains("it is initialized\nnext: app backfill tickets_v2"));
+    CHECK(app.deployment.get<tickets<2>>().position() == 0);
+    CHECK(app.storage.find_table<tickets<2>::table>("tickets_v2")->size() == 0);
+    r = run(app.cli, {"live", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot make tickets_v2 live: it is initialized") &&
+                          Catch::Contains("run backfill tickets_v2 first"));
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2", "--percent", "10"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot roll out tickets_v2: it is initialized; run backfill tickets_v2 first"));
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("tickets_v2 cannot serve queries: it is initialized"));
+    CHECK(app.router.describe().primary == "tickets_v1");  // a refused switch moved nothing
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("note: tickets_v2 is initialized (position 0 of " + head +
+                                      "): the comparison is with a partial table"));
+    r = run(app.cli, {"backfill", "tickets_v2", "--progress", "none"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("backfilled tickets_v2: " + head + " events applied"));
+
+    // traffic goes on while v2 is verified and rolled out
+    append_tickets(app.store, 5, 100);
+    r = run(app.cli, {"catch-up"});
+    CHECK(r.status == 0);
+    const std::string now = std::to_string(app.store.head());
+    CHECK(r.out == "tickets_v1: 14 events applied; position " + now + ", head " + now +  // v1 passes reopenings over
+                       ", lag 0\ntickets_v2: 20 events applied; position " + now + ", head " + now + ", lag 0\n");
+
+    // 10% of the routing keys
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2", "--percent", "10"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("tickets: tickets_v2 now gets 10% of the queries (candidate); tickets_v1 "
+                                        "serves the rest\n"));
+    CHECK_THAT(r.out, Catch::Contains("router tickets: primary tickets_v1, candidate tickets_v2 at 10%"));
+    CHECK(app.router.describe().candidate == "tickets_v2");
+    CHECK(app.router.describe().basis_points == 1000);
+    r = run(app.cli, {"status", "tickets"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("primary 90%") && Catch::Contains("candidate 10%"));
+    r = run(app.cli, {"status", "tickets_v2"});  // one version's row
+    CHECK(r.status == 0);
+    CHECK(count_of(r.out, "tickets_v1  ") == 0);
+    CHECK(count_of(r.out, "tickets_v2  ") == 1);
+
+    // the candidate gets queries: it cannot be reset or deleted
+    r = run(app.cli, {"delete", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v2: the router sends it queries (the candidate, for 10% "
+                                      "of them)"));
+    r = run(app.cli, {"reset", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK(app.storage.has_table("tickets_v2"));
+
+    // a share with decimals, then back, then all of it
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2", "--percent", "12.5"});
+    CHECK(r.status == 0);
+    CHECK(app.router.describe().basis_points == 1250);
+    r = run(app.cli, {"rollback", "tickets"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("tickets: cancelled the rollout of tickets_v2; tickets_v1 serves every query"));
+    CHECK_FALSE(app.router.describe().candidate);
+
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("tickets: tickets_v2 now serves every query; tickets_v1 retired (still "
+                                        "following, for a rollback)\n"));
+    CHECK_THAT(r.out, Catch::Contains("router tickets: primary tickets_v2; rollback to tickets_v1"));
+    CHECK(app.deployment.get<tickets<2>>().state() == pj::projection_state::serving);
+    CHECK(app.deployment.get<tickets<1>>().state() == pj::projection_state::retired);
+    CHECK(app.router.route("any-user") == "tickets_v2");
+
+    r = run(app.cli, {"live", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK(r.out == "tickets_v2 is live: the events it emits are appended from now on (it is serving)\n");
+    CHECK(app.deployment.get<tickets<2>>().status().live);
+
+    // rollback: v1 serves again (it kept following); a second rollback has nothing to undo
+    r = run(app.cli, {"rollback", "tickets"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("tickets: rolled back to tickets_v1, which serves every query again; "
+                                        "tickets_v2 is retired\n"));
+    CHECK(app.deployment.get<tickets<1>>().state() == pj::projection_state::serving);
+    CHECK(app.deployment.get<tickets<2>>().state() == pj::projection_state::retired);
+    CHECK(app.router.route("any-user") == "tickets_v1");
+    r = run(app.cli, {"rollback", "tickets"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("nothing to roll back"));
+
+    // switch again; now v1 can go
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
+    CHECK(r.status == 0);
+    r = run(app.cli, {"reset", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot reset tickets_v2: the router sends it queries (the primary)"));
+    r = run(app.cli, {"delete", "tickets_v1"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("deleted tickets_v1: dropped its tables (tickets_v1), checkpoint and catalog "
+                                        "row\n"));
+    CHECK_THAT(r.out, Catch::Contains("note: tickets_v1 has automatic kick-off: a process that still runs it") &&
+                          Catch::Contains("note: the router of tickets still names tickets_v1 as the version to roll "
+                                          "back to"));
+    CHECK_FALSE(app.storage.has_table("tickets_v1"));
+    CHECK(app.storage.has_table("tickets_v2"));
+    r = run(app.cli, {"delete", "tickets_v1"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v1: it is deleted; run init tickets_v1 first"));
+
+    // a rollback to the deleted version is refused; catching up does not bring it back
+    r = run(app.cli, {"rollback", "tickets"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot roll tickets back to tickets_v1: it is deleted"));
+    CHECK(app.router.route("any-user") == "tickets_v2");
+    append_tickets(app.store, 2, 200);
+    r = run(app.cli, {"catch-up", "tickets"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out,
+               Catch::Contains("tickets_v1: deleted; skipped") && Catch::Contains("tickets_v2: 7 events applied"));
+    CHECK_FALSE(app.storage.has_table("tickets_v1"));
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot verify tickets_v1: it is deleted; run init tickets_v1 first"));
+
+    r = run(app.cli, {"status"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("tickets_v1  deleted") && Catch::Contains("tickets_v2  serving  yes") &&
+                          Catch::Contains("removed; init to start again"));
+    CHECK(sqlite_test::integrity_ok(dir.file("app.db")));
+}
+
+TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    sqlite_app app(dir.file("app.db"));
+    append_tickets(app.store, 6);
+    app.deployment.catch_up();
+
+    auto r = run(app.cli, {});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("usage: app <command> [arguments] [--help]"));
+
+    r = run(app.cli, {"frobnicate", "tickets_v2"});
+    CHECK(r.status == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err,
+               Catch::StartsWith("app: unknown command 'frobnicate'; the commands are: init, backfill, "
+                                 "catch-up, status, verify, switch, live, rollback, reset, delete, run, help\n"));
+
+    r = run(app.cli, {"init", "tickets_v9"});
+    CHECK(r.status == 2);
+    CHECK(r.err == "app init: unknown version 'tickets_v9'; the versions are: tickets_v1, tickets_v2\n");
+    r = run(app.cli, {"init", "tickets"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("'tickets' is a projection, not a version; its versions are: tickets_v1, "
+                                      "tickets_v2"));
+    r = run(app.cli, {"delete", "tickets_v1; DROP TABLE projectionist_catalog"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown version 'tickets_v1; DROP TABLE projectionist_catalog'"));
+    CHECK(app.storage.has_table("tickets_v1"));
+    r = run(app.cli, {"init", "\x1b[2J\\x"});  // typed names are echoed without control characters
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app init: unknown version '\\x1b[2J\\x5cx'"));
+
+    r = run(app.cli, {"switch", "orders", "--to", "orders_v2"});
+    CHECK(r.status == 2);
+    CHECK(r.err == "app switch: unknown projection 'orders'; the projections are: tickets\n");
+    r = run(app.cli, {"switch", "tickets_v2", "--to", "tickets_v2"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown projection 'tickets_v2' ('tickets_v2' is a version of tickets)"));
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v7"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown version 'tickets_v7' of tickets; its versions are: tickets_v1, "
+                                      "tickets_v2"));
+    r = run(app.cli, {"rollback", "nope"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown projection 'nope'; the projections are: tickets"));
+    r = run(app.cli, {"status", "nope"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown projection or version 'nope'"));
+    r = run(app.cli, {"catch-up", "nope"});
+    CHECK(r.status == 2);
+
+    // missing and extra arguments: the message, then the command's usage
+    r = run(app.cli, {"switch", "tickets"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app switch: missing option --to <version>\n\nusage: app switch <projection> "
+                                        "--to <version> [--percent N]\n"));
+    r = run(app.cli, {"switch"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app switch: missing argument <projection>\n"));
+    r = run(app.cli, {"init"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app init: missing argument <version>\n\nusage: app init <version>\n"));
+    r = run(app.cli, {"init", "tickets_v2", "tickets_v1"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app init: unexpected argument 'tickets_v1'\n"));
+    r = run(app.cli, {"verify", "tickets_v1"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app verify: missing argument <version B>\n"));
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v1"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("give two different versions, not tickets_v1 twice"));
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2", "--expect-change", "colour"});
+    CHECK(r.status == 2);  // before any state check: v2 is not even initialized
+    CHECK_THAT(r.err, Catch::Contains("unknown column 'colour' in --expect-change; the columns of tickets_v1 and "
+                                      "tickets_v2 are: ticket_id, type, status, reopened"));
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot verify tickets_v2: it is declared; run init tickets_v2 first"));
+
+    // options
+    r = run(app.cli, {"init", "--force", "tickets_v2"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app init: unknown option '--force'; the options are: --help\n"));
+    r = run(app.cli, {"init", "-f", "tickets_v2"});
+    CHECK(r.status == 2);
+    r = run(app.cli, {"switch", "tickets", "--to"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("option --to needs a value (VERSION)"));
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2", "--to", "tickets_v1"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("option --to is given twice"));
+    for (const char* bad : {"150", "-5", "ten", "10.123", "10.", ".5", ""}) {
+        r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2", "--percent", bad});
+        CHECK(r.status == 2);
+    }
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2", "--percent", "150"});
+    CHECK_THAT(r.err, Catch::Contains("--percent '150': give a share from 0 to 100"));
+    r = run(app.cli, {"verify", "tickets_v1", "tickets_v2", "--json=yes"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("option --json takes no value"));
+    r = run(app.cli, {"backfill", "tickets_v2", "--progress", "fancy"});
+    CHECK(r.status == 2);
+    r = run(app.cli, {"run", "--for", "soon"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("--for 'soon': give a duration such as 500ms"));
+    r = run(app.cli, {"run", "extra"});
+    CHECK(r.status == 2);
+
+    // help
+    r = run(app.cli, {"--help"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("usage: app <command> [arguments] [--help]\n"));
+    CHECK_THAT(r.out, Catch::Contains("  switch <projection> --to <version>") &&
+                          Catch::Contains("projections:\n  tickets: tickets_v1, tickets_v2\n") &&
+                          Catch::Contains("exit status: 0 success"));
+    CHECK(run(app.cli, {"help"}).out == r.out);
+    r = run(app.cli, {"help", "verify"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("usage: app verify <version A> <version B> [--expect-change COLUMN]... [--key "
+                                        "KEY]... [--json]\n"));
+    r = run(app.cli, {"help", "nope"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown command 'nope'"));
+    for (const auto& c : cli::commands()) {
+        INFO(c.name);
+        for (const char* flag : {"--help", "-h"}) {
+            // --help wins over anything else on the line, even missing or unknown arguments
+            r = run(app.cli, {std::string(c.name), "tickets_v9", flag, "--bogus"});
+            CHECK(r.status == 0);
+            CHECK(r.err.empty());
+            CHECK_THAT(r.out, Catch::StartsWith(fmt::format("usage: app {} {}\n", c.name, c.synopsis)));
+            CHECK_THAT(r.out, Catch::Contains("\n  --help ") && Catch::Contains(" show this text\n"));
+            CHECK(r.out == app.cli.command_usage(c.name));
+        }
+    }
+    CHECK_THAT(app.cli.command_usage("switch"), Catch::Contains("--percent N   the share of queries") &&
+                                                    Catch::Contains("projections: tickets\n") &&
+                                                    Catch::Contains("versions: tickets_v1, tickets_v2\n"));
+    // nothing above changed anything
+    CHECK(app.deployment.get<tickets<2>>().state() == pj::projection_state::declared);
+    CHECK(app.router.describe().primary == "tickets_v1");
+}
+
+TEST_CASE("cli: other errors exit with 1 and print the library's message", "[cli]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+    sqlite_app app(file);
+    append_tickets(app.store, 6);
+    app.deployment.catch_up();
+
+    // a corrupt routing setting: refused with the router's explanation, nothing else happens
+    app.storage.save_setting(tickets_router::setting_key(), "format=9 primary=tickets_v1");
+    auto r = run(app.cli, {"status"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("the saved setting 'projectionist.router.tickets' is invalid"));
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v1"});
+    CHECK(r.status == 1);
+    app.storage.save_setting(tickets_router::setting_key(), "format=1 primary=tickets_v1");
+    CHECK(run(app.cli, {"status"}).status == 0);
+
+    // a rollout to the primary itself
+    app.deployment.serve("tickets_v1");
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v1", "--percent", "5"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("tickets_v1 is the primary already"));
+
+    // registration mistakes are programming errors, thrown by add()
+    pj::command_line other(test_options());
+    other.add(app.deployment, app.router);
+    CHECK_THROWS_WITH(other.add(app.deployment), Catch::Contains("projection 'tickets' is registered already"));
+    pj::command_line third(test_options());
+    CHECK_THROWS_WITH(third.add(app.deployment, app.router, {.pairs = {{"tickets_v1", "tickets_v9", {}}}}),
+                      Catch::Contains("verify settings name 'tickets_v9', which is not a version of tickets; the "
+                                      "versions are: tickets_v1, tickets_v2"));
+}
+
+TEST_CASE("cli: verify settings registered with the projection", "[cli]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+    SECTION("for every pair") {
+        sqlite_app app(file, test_options(), {.options = {.expected_changes = {"status", "reopened"}}});
+        append_tickets(app.store);
+        app.deployment.catch_up();
+        REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
+        REQUIRE(run(app.cli, {"backfill", "tickets_v2"}).status == 0);
+        CHECK(run(app.cli, {"verify", "tickets_v1", "tickets_v2"}).status == 0);
+        CHECK(run(app.cli, {"verify", "tickets_v2", "tickets_v1"}).status == 0);
+    }
+    SECTION("for one pair, in either order; --expect-change adds to them") {
+        sqlite_app app(file, test_options(),
+                       {.options = {.row_count_tolerance = 0},
+                        .pairs = {{"tickets_v1", "tickets_v2", {.expected_changes = {"status"}}}}});
+        append_tickets(app.store);
+        app.deployment.catch_up();
+        REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
+        REQUIRE(run(app.cli, {"backfill", "tickets_v2"}).status == 0);
+        auto r = run(app.cli, {"verify", "tickets_v2", "tickets_v1"});
+        CHECK(r.status == 1);
+        CHECK_THAT(r.out, Catch::Contains("'reopened'"));
+        CHECK(run(app.cli, {"verify", "tickets_v2", "tickets_v1", "--expect-change", "reopened"}).status == 0);
+    }
+}
+
+TEST_CASE("cli: a second process sees the command line's switch", "[cli][sqlite]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+    sqlite_app ops(file);  // the operator's command line
+    append_tickets(ops.store);
+    auto r = run(ops.cli, {"status"});  // a fresh file: nothing has run yet
+    CHECK_THAT(r.out, Catch::Contains("tickets_v1  declared  no           0   210  210  global         primary  not "
+                                      "initialized: automatic kick-off, the next catch-up or run initializes it\n"));
+    CHECK_THAT(r.out, Catch::Contains("note: WARNING: the router sends queries to tickets_v1, which is declared"));
+    r = run(ops.cli, {"catch-up"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("tickets_v1: 150 events applied; position 210, head 210, lag 0; initialized by "
+                                      "its automatic kick-off, it is caught_up\n"));
+    ops.deployment.serve("tickets_v1");
+
+    sqlite_app service(file);  // the application serving queries, in "another process"
+    service.deployment.catch_up();
+    CHECK(service.router.route("user-1") == "tickets_v1");
+
+    REQUIRE(run(ops.cli, {"init", "tickets_v2"}).status == 0);
+    REQUIRE(run(ops.cli, {"backfill", "tickets_v2"}).status == 0);
+    REQUIRE(run(ops.cli, {"switch", "tickets", "--to", "tickets_v2", "--percent", "10"}).status == 0);
+
+    CHECK(service.router.describe().candidate == std::nullopt);  // not until it looks again
+    CHECK(service.router.refresh());
+    CHECK(service.router.describe().candidate == "tickets_v2");
+    CHECK(service.router.describe().basis_points == 1000);
+    int on_v2 = 0;
+    for (int i = 0; i < 1000; ++i)
+        if (service.router.route("user-" + std::to_string(i)) == "tickets_v2") ++on_v2;
+    CHECK(on_v2 > 50);
+    CHECK(on_v2 < 150);
+
+    REQUIRE(run(ops.cli, {"switch", "tickets", "--to", "tickets_v2"}).status == 0);
+    CHECK(service.router.refresh());
+    CHECK(service.router.route("user-1") == "tickets_v2");
+    CHECK(service.router.describe().previous == "tickets_v1");
+    service.deployment.get<tickets<1>>().refresh();
+    service.deployment.get<tickets<2>>().refresh();
+    const auto statuses = service.deployment.status();
+    CHECK(statuses[0].state == pj::projection_state::retired);
+    CHECK(statuses[1].state == pj::projection_state::serving);
+
+    // the service keeps following; its own command line reports the same state
+    append_tickets(service.store, 3, 500);
+    service.deployment.catch_up();
+    r = run(service.cli, {"status"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("tickets_v2  serving") && Catch::Contains("primary tickets_v2; rollback to "
+                                                                                "tickets_v1"));
+    // and the operator's process sees the service's progress
+    r = run(ops.cli, {"status"});
+    CHECK_THAT(r.out, Catch::Contains("tickets_v2  serving  no         " + std::to_string(ops.store.head())));
+
+    REQUIRE(run(ops.cli, {"delete", "tickets_v1"}).status == 0);
+    service.deployment.get<tickets<1>>().refresh();
+    CHECK(service.deployment.get<tickets<1>>().state() == pj::projection_state::deleted);
+    CHECK_FALSE(service.storage.has_table("tickets_v1"));
+}
+
+TEST_CASE("cli: the same commands over memory storage", "[cli][memory]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_tickets(store);
+    memory_tickets d(store, storage);
+    tickets_router router(storage);
+    pj::command_line c(test_options());
+    c.add(d, router);
+    d.catch_up();
+    d.serve("tickets_v1");
+
+    CHECK(run(c, {"init", "tickets_v2"}).status == 0);
+    CHECK(run(c, {"backfill", "tickets_v2"}).status == 0);
+    CHECK(run(c, {"verify", "tickets_v1", "tickets_v2"}).status == 1);
+    auto r = run(c, {"verify", "tickets_v1", "tickets_v2", "--expect-change", "status,reopened", "--key", "t-3"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("spot check"));
+    CHECK(run(c, {"switch", "tickets", "--to", "tickets_v2"}).status == 0);
+    CHECK(run(c, {"live", "tickets_v2"}).status == 0);
+    CHECK(run(c, {"delete", "tickets_v1"}).status == 0);
+    CHECK_FALSE(storage.has_table("tickets_v1"));
+    CHECK(router.route("x") == "tickets_v2");
+}
+
+TEST_CASE("cli: a projection without a query router", "[cli]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+    pj::sqlite_event_store store(file);
+    pj::sqlite_storage storage(file);
+    append_tickets(store);
+    sqlite_tickets d(store, storage);
+    pj::command_line c(test_options());
+    c.add(d);
+    d.catch_up();
+    d.serve("tickets_v1");
+
+    auto r = run(c, {"status"});
+    CHECK_THAT(r.out, Catch::Contains("router: none registered") && Catch::Contains("global         serving"));
+    r = run(c, {"delete", "tickets_v1"});  // the deployment's own refusal
+    CHECK(r.status == 1);
+    CHECK(r.err ==
+          "projectionist: cannot delete tickets_v1: it is serving queries; switch traffic to another version first\n");
+    CHECK(run(c, {"init", "tickets_v2"}).status == 0);
+    CHECK(run(c, {"backfill", "tickets_v2"}).status == 0);
+    r = run(c, {"switch", "tickets", "--to", "tickets_v2", "--percent", "10"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("no query router is registered for tickets"));
+    r = run(c, {"switch", "tickets", "--to", "tickets_v2", "--percent", "100"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("no query router is registered for tickets: only the catalog records it"));
+    CHECK(d.get<tickets<2>>().state() == pj::projection_state::serving);
+    r = run(c, {"rollback", "tickets"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot roll back tickets: no query router is registered for it"));
+    CHECK(run(c, {"delete", "tickets_v1"}).status == 0);
+    CHECK_THAT(run(c, {"help"}).out, Catch::Contains("tickets: tickets_v1, tickets_v2 (no query router)"));
+}
+
+TEST_CASE("cli: run follows the log until it is stopped", "[cli][run]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+
+    SECTION("for a duration") {
+        auto options = test_options();
+        options.run_report_interval = 0ms;
+        sqlite_app app(file, options);
+        append_tickets(app.store, 10);
+        REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
+        const auto started = std::chrono::steady_clock::now();
+        auto r = run(app.cli, {"run", "--for", "150ms"});
+        CHECK(std::chrono::steady_clock::now() - started >= 150ms);
+        CHECK(r.status == 0);
+        CHECK(r.err.empty());
+        CHECK_THAT(r.out, Catch::StartsWith("run: following the log with tickets_v1, tickets_v2 until stopped, at most "
+                                            "0.150 s\n"));
+        const std::string head = std::to_string(app.store.head());
+        CHECK_THAT(r.out, Catch::Contains("  tickets_v1: +24 events; position " + head + ", lag 0\n"));  // handled
+        CHECK_THAT(r.out, Catch::Contains("  tickets_v2: +" + head + " events; position " + head + ", lag 0\n"));
+        CHECK_THAT(r.out, Catch::Contains("run: stopped (the --for duration elapsed) after 0.1"));
+        CHECK_THAT(r.out, Catch::Contains("  tickets_v1: initialized by its automatic kick-off\n"));
+        CHECK_THAT(r.out, Catch::Contains("  tickets_v2: caught_up, position " + head + ", lag 0\n"));
+        for (const auto& s : app.deployment.status()) CHECK(s.position == app.store.head());
+    }
+
+    SECTION("by a stop token, while events arrive") {
+        std::stop_source source;
+        auto options = test_options();
+        options.stop = source.get_token();
+        sqlite_app app(file, options);
+        append_tickets(app.store, 5);
+        outcome r;
+        std::thread t([&] { r = run(app.cli, {"run"}); });
+        append_tickets(app.store, 20, 100);
+        const auto head = app.store.head();
+        CHECK(eventually([&] { return app.deployment.get<tickets<1>>().status().position == head; }));
+        source.request_stop();
+        t.join();
+        CHECK(r.status == 0);
+        CHECK_THAT(r.out, Catch::Contains("dormant until init: tickets_v2") &&
+                              Catch::Contains("run: stopped (stop requested)") &&
+                              Catch::Contains("tickets_v1: caught_up, position " + std::to_string(head) +
+                                              ", lag 0\n  tickets_v2: declared, position 0"));
+    }
+
+    SECTION("by SIGINT; the previous handler is back afterwards") {
+        auto options = test_options();
+        options.handle_signals = true;
+        sqlite_app app(file, options);
+        append_tickets(app.store, 5);
+        struct sigaction before {};
+        ::sigaction(SIGINT, nullptr, &before);
+        outcome r;
+        std::thread t([&] { r = run(app.cli, {"run", "--for", "60s"}); });
+        const bool installed = eventually([] {
+            struct sigaction now {};
+            ::sigaction(SIGINT, nullptr, &now);
+            return now.sa_handler == &cli::projectionist_cli_on_stop_signal;
+        });
+        REQUIRE(installed);
+        std::raise(SIGINT);
+        t.join();
+        CHECK(r.status == 0);
+        CHECK_THAT(r.out, Catch::Contains("until SIGINT (Ctrl-C) or SIGTERM, at most 1:00") &&
+                              Catch::Contains("run: stopped (SIGINT received)"));
+        struct sigaction after {};
+        ::sigaction(SIGINT, nullptr, &after);
+        CHECK(after.sa_handler == before.sa_handler);
+    }
+
+    SECTION("a version that stops on an error is reported once, and the exit status is 1") {
+        sqlite_app app(file);
+        append_tickets(app.store, 5);
+        // a duplicate registration breaks v1's insert (the ticket exists already)
+        app.store.append(ticket_stream{}, "dup", 0, ticket_registered{"t-1", "bug"});
+        auto r = run(app.cli, {"run", "--for", "100ms"});
+        CHECK(r.status == 1);
+        CHECK(count_of(r.err, "tickets_v1: stopped:") == 1);
+        CHECK_THAT(r.out, Catch::Contains("  tickets_v1: initialized, position 0, lag 17 (stopped after an error)\n"));
+        r = run(app.cli, {"status"});
+        CHECK_THAT(r.out, Catch::Contains("error: projectionist: projection 'tickets_v1' stopped at position"));
+        r = run(app.cli, {"catch-up", "tickets_v1"});
+        CHECK(r.status == 1);
+        CHECK_THAT(r.err, Catch::Contains("cannot catch up 'tickets_v1': it stopped after an error"));
+    }
+}
+
+TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+    auto options = test_options();
+    options.progress_interval = 1ms;
+    options.progress_min_line_interval = 0ms;
+
+    SECTION("a terminal: one line redrawn, ending with a full bar") {
+        options.terminal = true;
+        sqlite_app app(file, options);
+        append_tickets(app.store, 300);
+        REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
+        const std::string head = cli::group_digits(app.store.head());
+        auto r = run(app.cli, {"backfill", "tickets_v2"});
+        CHECK(r.status == 0);
+        CHECK_THAT(r.out, Catch::Contains("\rtickets_v2 [##############################] 100%  " + head + "/" + head +
+                                          " events  "));
+        CHECK_THAT(r.out, Catch::Contains("ETA 0:00\nbackfilled tickets_v2: "));
+        CHECK(count_of(r.out, "\n") == 4);  // start, the bar's line, the result, next
+    }
+
+    SECTION("a log: a plain line every 10%, at most") {
+        sqlite_app app(file, options);
+        append_tickets(app.store, 300);
+        REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
+        auto r = run(app.cli, {"backfill", "tickets_v2"});
+        CHECK(r.status == 0);
+        CHECK(r.out.find('\r') == std::string::npos);
+        const std::size_t lines = count_of(r.out, "backfill tickets_v2: ");
+        CHECK(lines >= 1);  // the start line; progress lines depend on timing
+        CHECK(lines <= 11);
+        std::istringstream in(r.out);
+        for (std::string line; std::getline(in, line);)
+            if (line.find("% (") != std::string::npos)
+                CHECK_THAT(
+                    line,
+                    Catch::Matches(
+                        R"(backfill tickets_v2: \d+% \([\d,]+/[\d,]+ events\), [\d,]+ events/s, ETA (\d+:\d\d|\?))"));
+    }
+
+    SECTION("the lines themselves") {
+        CHECK(cli::progress_bar_line("tickets_v2", 480, 1200, 9600.4, 0.075) ==
+              "tickets_v2 [############------------------]  40%  480/1,200 events  9,600 events/s  ETA 0:00");
+        CHECK(cli::progress_bar_line("v", 5, 10, 0, std::nullopt, 4) ==
+              "v [##--]  50%  5/10 events  0 events/s  ETA ?");
+        CHECK(cli::progress_bar_line("v", 0, 0, 0, 0.0, 4) == "v [####] 100%  0/0 events  0 events/s  ETA 0:00");
+        CHECK(cli::progress_plain_line("tickets_v2", 2'500'000, 10'000'000, 123456.7, 3725.0) ==
+              "backfill tickets_v2: 25% (2,500,000/10,000,000 events), 123,456 events/s, ETA 1:02:05");
+    }
+}
+
+TEST_CASE("cli: parsing of shares, durations and numbers", "[cli]") {
+    CHECK(cli::parse_percent("10") == 1000U);
+    CHECK(cli::parse_percent("10%") == 1000U);
+    CHECK(cli::parse_percent("12.5") == 1250U);
+    CHECK(cli::parse_percent("0.01") == 1U);
+    CHECK(cli::parse_percent("0") == 0U);
+    CHECK(cli::parse_percent("100") == 10000U);
+    CHECK(cli::parse_percent("100.00") == 10000U);
+    for (const char* bad : {"", "%", "100.01", "101", "1000", "-1", "1.234", "1.", ".5", "1e2", "ten", " 5"})
+        CHECK_FALSE(cli::parse_percent(bad));
+
+    CHECK(cli::parse_duration("500ms") == 500ms);
+    CHECK(cli::parse_duration("30") == 30s);
+    CHECK(cli::parse_duration("30s") == 30s);
+    CHECK(cli::parse_duration("5m") == 5min);
+    CHECK(cli::parse_duration("2h") == 2h);
+    for (const char* bad : {"", "s", "5 s", "5x", "-5s", "1.5s", "99999999999999999999"})
+        CHECK_FALSE(cli::parse_duration(bad));
+
+    CHECK(cli::shown("tickets_v2") == "tickets_v2");
+    CHECK(cli::shown("a\tb\\c\xff") == "a\\x09b\\x5cc\\xff");
+    CHECK(cli::shown(std::string(300, 'a')) == std::string(200, 'a') + "...");
+
+    CHECK(cli::group_digits(0) == "0");
+    CHECK(cli::group_digits(999) == "999");
+    CHECK(cli::group_digits(1000) == "1,000");
+    CHECK(cli::group_digits(1234567) == "1,234,567");
+    CHECK(cli::clock_text(4.4) == "0:04");
+    CHECK(cli::clock_text(754) == "12:34");
+    CHECK(cli::clock_text(3723) == "1:02:03");
+    CHECK(cli::elapsed_text(0.0421) == "0.042 s");
+    CHECK(cli::elapsed_text(3.21) == "3.2 s");
+    CHECK(cli::elapsed_text(125) == "2:05");
+}
