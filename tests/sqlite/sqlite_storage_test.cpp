@@ -641,3 +641,13 @@ TEST_CASE("settings persist in the database, shared by every connection", "[sqli
     CHECK(again.find_setting("router/tickets") == "primary=tickets_v2");
     CHECK(sqlite_test::integrity_ok(file));
 }
+
+TEST_CASE("the page cache size option reaches the connection", "[sqlite][storage][options]") {
+    sqlite_test::temp_dir dir;
+    projectionist::sqlite_options options;
+    options.cache_size_kib = 65536;
+    projectionist::sqlite_storage storage(dir.file("app.db"), options);
+    projectionist::detail::sqlite::statement s(storage.connection(), "PRAGMA cache_size");
+    REQUIRE(s.step());
+    CHECK(s.int64(0) == -65536);
+}

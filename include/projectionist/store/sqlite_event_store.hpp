@@ -194,9 +194,10 @@ public:
             std::array<std::int64_t, sizeof...(Events)> type_rows{};
             for (std::size_t i = 0; i < names.size(); ++i) type_rows[i] = intern_type(Stream::name, names[i]);
             if (number < 0) {
-                auto& add = prepared(add_aggregate_,
-                                     "INSERT INTO projectionist_aggregates(number, stream, aggregate_id, version) "
-                                     "VALUES ((SELECT count(*) FROM projectionist_aggregates), ?, ?, 0)");
+                auto& add =
+                    prepared(add_aggregate_,
+                             "INSERT INTO projectionist_aggregates(number, stream, aggregate_id, version) "
+                             "VALUES ((SELECT coalesce(max(number) + 1, 0) FROM projectionist_aggregates), ?, ?, 0)");
                 add.bind(1, Stream::name);
                 add.bind(2, aggregate_id);
                 add.run();

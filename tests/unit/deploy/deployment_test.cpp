@@ -193,6 +193,9 @@ TEMPLATE_TEST_CASE("a backfill runs while the serving version keeps following an
         }
     });
 
+    // The reader is answering before the backfill starts (bounded wait: no timing assumption).
+    for (int i = 0; i < 400 && queries < 3; ++i) std::this_thread::sleep_for(5ms);
+    const int queries_before_backfill = queries;
     runner_v2 v2(static_cast<store_type&>(*store), *storage, pj::runner_options{40});
     v2.init();
     const auto backfilled = v2.backfill();
@@ -200,12 +203,15 @@ TEMPLATE_TEST_CASE("a backfill runs while the serving version keeps following an
     writer.join();
     v2.catch_up();
     for (int i = 0; i < 500 && v1_ref.status().position < store->head(); ++i) std::this_thread::sleep_for(5ms);
+    // ... and still answering after it (again a bounded wait, not a sleep of a guessed length).
+    for (int i = 0; i < 400 && queries < queries_before_backfill + 3; ++i) std::this_thread::sleep_for(5ms);
     stop.request_stop();
     follower.join();
     reader.join();
 
     CHECK(appended == 100);
-    CHECK(queries > 0);
+    CHECK(queries_before_backfill >= 3);
+    CHECK(queries >= queries_before_backfill + 3);
     CHECK_FALSE(query_failed);
     CHECK(v1_ref.position() == store->head());
     CHECK(v2.position() == store->head());
