@@ -68,6 +68,10 @@ using ticket_stream = pj::stream<"ticket", ticket_registered, ticket_assigned, t
 using ticket_events = ticket_stream::events;
 inline constexpr std::size_t event_type_count = boost::mp11::mp_size<ticket_events>::value;
 static_assert(event_type_count >= 8);
+/// An event's index in the stream's list: the case label of the hand-written switches.
+template <class E>
+inline constexpr std::uint8_t alternative = static_cast<std::uint8_t>(boost::mp11::mp_find<ticket_events, E>::value);
+inline constexpr std::uint8_t no_alternative = 0xFF;
 
 // ---- dispatch work: add a per-type weight to a flat counter indexed by ticket number ---------
 //
@@ -231,6 +235,20 @@ inline history_stats generate_history(pj::memory_event_store& store, const histo
         }
     }
     return stats;
+}
+
+/// Store type id -> alternative index, built once by stream and stored name (the runner builds
+/// its own map once too).
+inline std::vector<std::uint8_t> alternatives_of(const pj::memory_event_store& store) {
+    std::vector<std::uint8_t> out(store.type_count(), no_alternative);
+    for (std::uint32_t id = 0; id < out.size(); ++id) {
+        const pj::event_type_info info = store.type_info(id);
+        boost::mp11::mp_for_each<ticket_events>([&](auto e) {
+            using E = decltype(e);
+            if (info.stream == ticket_stream::name && info.name == pj::event_name_of<E>) out[id] = alternative<E>;
+        });
+    }
+    return out;
 }
 
 }  // namespace bench

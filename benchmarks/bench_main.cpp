@@ -1,14 +1,23 @@
-// projectionist's benchmarks: dispatch, in-memory rebuild, partitioning, scan ceiling, and the
-// report of the compile-time measurement (taken by compile_time.sh, read from its samples file).
+// projectionist's benchmarks: dispatch, in-memory rebuild, partitioning, scan ceiling, the SQLite
+// backfill (bench_sqlite.cpp), and the report of the compile-time measurement (taken by
+// compile_time.sh, read from its samples file).
 //
-// Every side of a comparison reads the same records of the same memory_event_store, and the
-// sides of one comparison are measured interleaved in this one process; see README.md.
+// Every side of a comparison reads the same records of the same memory_event_store (the SQLite
+// sides: the same history copied once into a SQLite log), and the sides of one comparison are
+// measured interleaved in this one process; see README.md.
 //
 // Usage: projectionist_bench [--json FILE] [--markdown FILE] [--compile-samples FILE]
 // Environment: PROJECTIONIST_BENCH_EVENTS (default 1000000), PROJECTIONIST_BENCH_AGGREGATES
 // (default events / 8), PROJECTIONIST_BENCH_REPS (default 7), PROJECTIONIST_BENCH_WARMUP
 // (default 1), PROJECTIONIST_BENCH_SEED, PROJECTIONIST_BENCH_ONLY (comma-separated groups:
-// dispatch, rebuild, partitioning, scan, compile; default all).
+// dispatch, rebuild, partitioning, scan, sqlite, shadow, compile; default all; sqlite_attribution adds
+// the SQLite attribution sides; sqlite_log alone only writes the SQLite log and says how long
+// it took), PROJECTIONIST_BENCH_SQLITE_LOG (preregister or append; default preregister),
+// PROJECTIONIST_BENCH_SQLITE_REPS (default 5), PROJECTIONIST_BENCH_SQLITE_WARMUP (default 0),
+// PROJECTIONIST_BENCH_SQLITE_DIR (default /dev/shm if writable, else the current directory),
+// PROJECTIONIST_BENCH_SQLITE_SYNC (full or normal; default full).
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +43,8 @@
 #include <projectionist/projectionist.hpp>
 
 #include "bench_domain.hpp"
+#include "bench_shadow.hpp"
+#include "bench_sqlite.hpp"
 #include "harness.hpp"
 
 #ifdef PROJECTIONIST_BENCH_CONFIG_HEADER
@@ -50,11 +61,8 @@ using store_t = pj::memory_event_store;
 using record = store_t::record;
 
 /// The "std::variant" of the hand-written switch: its alternatives are the stream's events, in
-/// order, and a record's case label is the alternative's index.
+/// order, and a record's case label is the alternative's index (`alternative<E>`).
 using ticket_variant = boost::mp11::mp_rename<ticket_events, std::variant>;
-template <class E>
-constexpr std::uint8_t alternative = static_cast<std::uint8_t>(boost::mp11::mp_find<ticket_events, E>::value);
-constexpr std::uint8_t no_alternative = 0xFF;
 static_assert(std::variant_size_v<ticket_variant> == event_type_count);
 
 // ---- projections ------------------------------------------------------------------------------
@@ -110,19 +118,6 @@ static_assert(std::is_same_v<
                                                      pj::detail::key_lookup<std::string>::equal>>);
 
 // ---- shared pieces of the baselines ---------------------------------------------------------------
-
-/// Store type id -> alternative index, built once (the runner builds its own map once too).
-std::vector<std::uint8_t> alternatives_of(const store_t& store) {
-    std::vector<std::uint8_t> out(store.type_count(), no_alternative);
-    for (std::uint32_t id = 0; id < out.size(); ++id) {
-        const pj::event_type_info info = store.type_info(id);
-        boost::mp11::mp_for_each<ticket_events>([&](auto e) {
-            using E = decltype(e);
-            if (info.stream == ticket_stream::name && info.name == pj::event_name_of<E>) out[id] = alternative<E>;
-        });
-    }
-    return out;
-}
 
 /// Calls `fn(record)` for every record, read from the store in batches of `batch_size`.
 template <class Fn>
@@ -252,11 +247,6 @@ std::uint64_t digest_table(const tickets_table& table) {
     return d;
 }
 
-[[noreturn]] void mismatch(std::string_view what) {
-    fmt::print(stderr, "projectionist_bench: the sides of '{}' did not compute the same result\n", what);
-    std::exit(2);
-}
-
 // ---- the benchmark context --------------------------------------------------------------------
 
 struct bench_context {
@@ -268,37 +258,6 @@ struct bench_context {
     std::size_t aggregates = 0;
     std::vector<comparison> comparisons;
 };
-
-double per_event_ns(double seconds, std::size_t events) {
-    return seconds * 1e9 / static_cast<double>(events);
-}
-double events_per_second(double seconds, std::size_t events) {
-    return static_cast<double>(events) / seconds;
-}
-
-std::string si(double v) {
-    if (v >= 1e6) return fmt::format("{:.2f} M", v / 1e6);
-    if (v >= 1e3) return fmt::format("{:.1f} k", v / 1e3);
-    return fmt::format("{:.0f}", v);
-}
-
-void print_samples(std::string_view group, const std::vector<samples>& s, std::size_t events) {
-    fmt::print("  {}\n", group);
-    for (const samples& x : s)
-        fmt::print("    {:<34} median {:8.2f} ms  ({:6.2f} ns/event; min {:.2f}, max {:.2f} ms)\n", x.name,
-                   x.median() * 1e3, per_event_ns(x.median(), events), x.min() * 1e3, x.max() * 1e3);
-}
-
-std::vector<extra> side_extras(const std::vector<samples>& s, std::size_t events) {
-    std::vector<extra> out;
-    for (const samples& x : s) {
-        out.push_back({x.name + "_median_ms", x.median() * 1e3});
-        out.push_back({x.name + "_ns_per_event", per_event_ns(x.median(), events)});
-        out.push_back({x.name + "_min_ms", x.min() * 1e3});
-        out.push_back({x.name + "_max_ms", x.max() * 1e3});
-    }
-    return out;
-}
 
 // ---- 1. dispatch ------------------------------------------------------------------------------
 
@@ -673,7 +632,7 @@ void report_compile_time(bench_context& b, const std::string& path) {
         units[first].push_back(c);
     }
     const auto median_of = [&](const std::string& unit, double compile_sample::*field) {
-        samples s{unit, {}};
+        samples s{unit, {}, {}, {}};
         for (const compile_sample& c : units[unit]) s.seconds.push_back(c.*field);
         return s.seconds.empty() ? 0.0 : s.median();
     };
@@ -734,10 +693,20 @@ void report_compile_time(bench_context& b, const std::string& path) {
     }
 }
 
+/// Where the SQLite files go: /dev/shm when it is writable (memory, no disk noise), else the
+/// current directory (run.sh passes the build directory in PROJECTIONIST_BENCH_SQLITE_DIR).
+std::string default_sqlite_directory() {
+    if (::access("/dev/shm", W_OK) == 0) return "/dev/shm";
+    return ".";
+}
+
 std::string markdown_table(const report& r) {
     std::string out = "| comparison | ratio | target | met | medians |\n| --- | ---: | --- | --- | --- |\n";
     for (const comparison& c : r.comparisons)
-        out += fmt::format("| {} | {:.3f} | {} | {} | {} |\n", c.name, c.ratio, c.target, c.met ? "yes" : "**no**",
+        out += fmt::format("| {} | {:.3f} | {} | {} | {} |\n", c.name, c.ratio, c.target,
+                           c.informational ? "-"
+                           : c.met         ? "yes"
+                                           : "**no**",
                            c.summary);
     for (const std::string& p : r.pending) out += fmt::format("| {} | - | later | - | |\n", p);
     return out;
@@ -819,9 +788,11 @@ int main(int argc, char** argv) {
                r.revision);
     fmt::print("method: {} warm-up + {} timed repetitions per side, interleaved; medians\n\n", r.warmup, r.runs);
 
-    // PROJECTIONIST_BENCH_ONLY=dispatch,rebuild,partitioning,scan,compile runs a subset.
+    // PROJECTIONIST_BENCH_ONLY=dispatch,rebuild,partitioning,scan,sqlite,compile runs a subset;
+    // sqlite_attribution (not in the default) adds the SQLite attribution sides; sqlite_log
+    // alone writes the SQLite log and reports how long that took.
     const std::string only =
-        "," + env_text("PROJECTIONIST_BENCH_ONLY", "dispatch,rebuild,partitioning,scan,compile") + ",";
+        "," + env_text("PROJECTIONIST_BENCH_ONLY", "dispatch,rebuild,partitioning,scan,sqlite,shadow,compile") + ",";
     const auto wanted = [&](std::string_view group) {
         return only.find(fmt::format(",{},", group)) != std::string::npos;
     };
@@ -843,12 +814,30 @@ int main(int argc, char** argv) {
             [&](counting_projection& p, int which) { p.out = which == 0 ? &t_global : &t_partitioned; },
             [&](pj::memory_storage&, int which) { return which == 0 ? t_global.counts : t_partitioned.counts; });
     if (wanted("scan")) bench_scan(b);
+    // 6. SQLite: its own repetitions (a repetition backfills the whole history into a new file).
+    if (wanted("sqlite") || wanted("sqlite_attribution") || wanted("sqlite_log")) {
+        sqlite_bench_options so;
+        so.directory = env_text("PROJECTIONIST_BENCH_SQLITE_DIR", default_sqlite_directory());
+        so.measure.repetitions = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_SQLITE_REPS", 5));
+        so.measure.warmup = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_SQLITE_WARMUP", 0));
+        const std::string sync = env_text("PROJECTIONIST_BENCH_SQLITE_SYNC", "full");
+        if (sync != "full" && sync != "normal") {
+            fmt::print(stderr, "projectionist_bench: PROJECTIONIST_BENCH_SQLITE_SYNC must be full or normal\n");
+            return 1;
+        }
+        so.synchronous_full = sync == "full";
+        so.main = wanted("sqlite");
+        so.attribution = wanted("sqlite_attribution");
+        so.preregister_aggregates = env_text("PROJECTIONIST_BENCH_SQLITE_LOG", "preregister") != "append";
+        bench_sqlite(b.store, b.stats, so, b.comparisons, r.data);
+    }
+    if (wanted("shadow")) bench_shadow(b.options, b.comparisons);
     if (wanted("compile") && !compile_samples.empty()) report_compile_time(b, compile_samples);
 
     r.comparisons = std::move(b.comparisons);
-    // 6. SQLite and PostgreSQL backfills and 7. shadow reads get their comparisons here once the
-    // backends exist; until then they are listed as pending in the table and in results.json.
-    r.pending = {"6. SQLite backfill (events/s)", "6. PostgreSQL backfill (events/s)", "7. shadow reads"};
+    // PostgreSQL gets its comparison here once the backend exists; until then it is listed as
+    // pending in the table and in results.json.
+    r.pending = {"6. PostgreSQL backfill (events/s)"};
 
     const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     r.data.push_back({"benchmark_process_s", total_s});

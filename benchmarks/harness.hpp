@@ -4,11 +4,13 @@
 // the medians. Plus the report: a table on stdout and results.json.
 
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -55,20 +57,45 @@ struct side {
     std::function<void()> run;
 };
 
+inline double median_of(std::vector<double> s) {
+    std::sort(s.begin(), s.end());
+    const std::size_t n = s.size();
+    if (n == 0) return 0;
+    return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
 struct samples {
     std::string name;
-    std::vector<double> seconds;
+    std::vector<double> seconds;      ///< wall time (steady_clock) of each timed run
+    std::vector<double> cpu_seconds;  ///< the measuring thread's CPU time (user + system) of each run
+    std::vector<double> sys_seconds;  ///< the system part of it
 
-    [[nodiscard]] double median() const {
-        std::vector<double> s = seconds;
-        std::sort(s.begin(), s.end());
-        const std::size_t n = s.size();
-        if (n == 0) return 0;
-        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    [[nodiscard]] double median() const { return median_of(seconds); }
+    [[nodiscard]] double min() const { return seconds.empty() ? 0 : *std::min_element(seconds.begin(), seconds.end()); }
+    [[nodiscard]] double max() const { return seconds.empty() ? 0 : *std::max_element(seconds.begin(), seconds.end()); }
+    [[nodiscard]] double cpu_median() const { return median_of(cpu_seconds); }
+    [[nodiscard]] double cpu_min() const {
+        return cpu_seconds.empty() ? 0 : *std::min_element(cpu_seconds.begin(), cpu_seconds.end());
     }
-    [[nodiscard]] double min() const { return *std::min_element(seconds.begin(), seconds.end()); }
-    [[nodiscard]] double max() const { return *std::max_element(seconds.begin(), seconds.end()); }
+    [[nodiscard]] double cpu_max() const {
+        return cpu_seconds.empty() ? 0 : *std::max_element(cpu_seconds.begin(), cpu_seconds.end());
+    }
 };
+
+/// CPU time of the calling thread: user + system, and system alone (what the sides'
+/// single-threaded work costs, without the time the thread waited for a CPU on a shared machine).
+struct cpu_times {
+    double total = 0;
+    double system = 0;
+};
+inline cpu_times thread_cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_THREAD, &u);
+    const auto seconds = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+    };
+    return {seconds(u.ru_utime) + seconds(u.ru_stime), seconds(u.ru_stime)};
+}
 
 struct measure_options {
     unsigned warmup = 1;
@@ -80,7 +107,7 @@ struct measure_options {
 inline std::vector<samples> measure_interleaved(const std::vector<side>& sides, const measure_options& opt) {
     using clock = std::chrono::steady_clock;
     std::vector<samples> out;
-    for (const side& s : sides) out.push_back({s.name, {}});
+    for (const side& s : sides) out.push_back({s.name, {}, {}, {}});
     for (unsigned w = 0; w < opt.warmup; ++w)
         for (const side& s : sides) {
             s.prepare();
@@ -89,10 +116,14 @@ inline std::vector<samples> measure_interleaved(const std::vector<side>& sides, 
     for (unsigned r = 0; r < opt.repetitions; ++r)
         for (std::size_t i = 0; i < sides.size(); ++i) {
             sides[i].prepare();
+            const cpu_times cpu_start = thread_cpu_seconds();
             const auto start = clock::now();
             sides[i].run();
             const auto stop = clock::now();
+            const cpu_times cpu_stop = thread_cpu_seconds();
             out[i].seconds.push_back(std::chrono::duration<double>(stop - start).count());
+            out[i].cpu_seconds.push_back(cpu_stop.total - cpu_start.total);
+            out[i].sys_seconds.push_back(cpu_stop.system - cpu_start.system);
         }
     return out;
 }
@@ -112,6 +143,7 @@ struct comparison {
     bool met = false;
     std::string summary;  ///< one line for the table: the numbers behind the ratio
     std::vector<extra> extras;
+    bool informational = false;  ///< an attribution with no target: "met" is shown as "-" (null in JSON)
 };
 
 inline std::string json_string(std::string_view s) {
@@ -154,7 +186,10 @@ struct report {
         fmt::print("\n{:<56} {:>9}  {:<24} {:<4}  {}\n", "comparison", "ratio", "target", "met", "medians");
         fmt::print("{:-<56} {:->9}  {:-<24} {:-<4}  {:-<40}\n", "", "", "", "", "");
         for (const comparison& c : comparisons)
-            fmt::print("{:<56} {:>9.3f}  {:<24} {:<4}  {}\n", c.name, c.ratio, c.target, c.met ? "yes" : "NO",
+            fmt::print("{:<56} {:>9.3f}  {:<24} {:<4}  {}\n", c.name, c.ratio, c.target,
+                       c.informational ? "-"
+                       : c.met         ? "yes"
+                                       : "NO",
                        c.summary);
         for (const std::string& p : pending) fmt::print("{:<56} {:>9}  {:<24} {:<4}\n", p, "-", "later", "-");
     }
@@ -190,7 +225,10 @@ struct report {
             out += fmt::format(
                 "    {{\n      \"name\": {},\n      \"ratio\": {},\n      \"target\": {},\n      "
                 "\"met\": {},\n      \"summary\": {}",
-                json_string(c.name), json_number(c.ratio), json_string(c.target), c.met ? "true" : "false",
+                json_string(c.name), json_number(c.ratio), json_string(c.target),
+                c.informational ? "null"
+                : c.met         ? "true"
+                                : "false",
                 json_string(c.summary));
             out += extras_json(c.extras, "      ");
             out += "\n    }";
@@ -201,6 +239,46 @@ struct report {
         return out;
     }
 };
+
+// ---- shared pieces of the comparisons ------------------------------------------------------
+
+/// Exits with status 2: the sides of a comparison did not compute the same result.
+[[noreturn]] inline void mismatch(std::string_view what) {
+    fmt::print(stderr, "projectionist_bench: the sides of '{}' did not compute the same result\n", what);
+    std::exit(2);
+}
+
+inline double per_event_ns(double seconds, std::size_t events) {
+    return seconds * 1e9 / static_cast<double>(events);
+}
+inline double events_per_second(double seconds, std::size_t events) {
+    return static_cast<double>(events) / seconds;
+}
+
+inline std::string si(double v) {
+    if (v >= 1e6) return fmt::format("{:.2f} M", v / 1e6);
+    if (v >= 1e3) return fmt::format("{:.1f} k", v / 1e3);
+    return fmt::format("{:.0f}", v);
+}
+
+inline void print_samples(std::string_view group, const std::vector<samples>& s, std::size_t events) {
+    fmt::print("  {}\n", group);
+    for (const samples& x : s)
+        fmt::print("    {:<34} median {:8.2f} ms  ({:6.2f} ns/event; min {:.2f}, max {:.2f} ms)\n", x.name,
+                   x.median() * 1e3, per_event_ns(x.median(), events), x.min() * 1e3, x.max() * 1e3);
+    std::fflush(stdout);
+}
+
+inline std::vector<extra> side_extras(const std::vector<samples>& s, std::size_t events) {
+    std::vector<extra> out;
+    for (const samples& x : s) {
+        out.push_back({x.name + "_median_ms", x.median() * 1e3});
+        out.push_back({x.name + "_ns_per_event", per_event_ns(x.median(), events)});
+        out.push_back({x.name + "_min_ms", x.min() * 1e3});
+        out.push_back({x.name + "_max_ms", x.max() * 1e3});
+    }
+    return out;
+}
 
 // ---- the machine ----------------------------------------------------------------------------
 

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Builds projectionist's benchmarks in Release (-O2) and runs them: dispatch, in-memory rebuild,
-# partitioning, scan ceiling (projectionist_bench) and compile time (compile_time.sh). Prints
-# the table of comparisons and writes benchmarks/results.json. Installs what it needs on
-# Debian 12 (root or sudo). Never fails on a missed target: the table says met or not.
+# partitioning, scan ceiling, SQLite backfill (projectionist_bench) and compile time
+# (compile_time.sh). Prints the table of comparisons and writes benchmarks/results.json.
+# Installs what it needs on Debian 12 (root or sudo). Never fails on a missed target: the table
+# says met or not.
 #
 # Environment (defaults are the full run; use small numbers while developing):
 #   PROJECTIONIST_BENCH_EVENTS         events in the history (1000000)
 #   PROJECTIONIST_BENCH_AGGREGATES     aggregates (events / 8)
 #   PROJECTIONIST_BENCH_REPS           timed repetitions per side (7)
 #   PROJECTIONIST_BENCH_WARMUP         untimed warm-up runs per side (1)
+#   PROJECTIONIST_BENCH_SQLITE_REPS    timed repetitions per SQLite side (5); each backfills the whole history
+#   PROJECTIONIST_BENCH_SQLITE_WARMUP  untimed warm-up runs per SQLite side (0)
+#   PROJECTIONIST_BENCH_SQLITE_DIR     where the SQLite files go (/dev/shm if writable, else the build directory)
+#   PROJECTIONIST_BENCH_SQLITE_SYNC    PRAGMA synchronous on every SQLite side: full (default) or normal
+#   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,compile
+#                                      (+ sqlite_attribution: the 6x sides, not run by default)
 #   PROJECTIONIST_BENCH_COMPILE_RUNS   timed compiles per unit (5); 0 skips the compile-time part
 #   PROJECTIONIST_BENCH_JSON           where to write the results (benchmarks/results.json)
 #   PROJECTIONIST_JOBS                 build parallelism (2)
@@ -20,7 +27,8 @@ compile_runs="${PROJECTIONIST_BENCH_COMPILE_RUNS:-5}"
 json="${PROJECTIONIST_BENCH_JSON:-$root/benchmarks/results.json}"
 started=$SECONDS
 
-"$root/cmake/install-debian-deps.sh" g++ cmake ninja-build libboost1.81-dev libfmt-dev libbenchmark-dev time
+"$root/cmake/install-debian-deps.sh" g++ cmake ninja-build libboost1.81-dev libboost-json1.81-dev libfmt-dev \
+  libsqlite3-dev libbenchmark-dev time
 
 echo "== build (Release, -O2) in $build"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
@@ -41,6 +49,19 @@ if [ -n "$(git -C "$root" status --porcelain -- include 2>/dev/null)" ]; then
   revision="$revision with uncommitted changes in include/"
 fi
 export PROJECTIONIST_BENCH_REVISION="$revision"
+
+# The SQLite files (a 117 MB log and the read models) go to memory when possible. A run that was
+# killed leaves its directory behind (projectionist-bench-<pid>): remove those whose process is gone.
+if [ -z "${PROJECTIONIST_BENCH_SQLITE_DIR:-}" ]; then
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    export PROJECTIONIST_BENCH_SQLITE_DIR=/dev/shm
+  else
+    export PROJECTIONIST_BENCH_SQLITE_DIR="$build"
+  fi
+fi
+for stale in "$PROJECTIONIST_BENCH_SQLITE_DIR"/projectionist-bench-*; do
+  [ -d "$stale" ] && [ ! -e "/proc/${stale##*-}" ] && rm -rf "$stale"
+done
 
 echo "== runtime comparisons"
 "$build/benchmarks/projectionist_bench" --json "$json" --markdown "$build/results.md" "${samples_args[@]}"
