@@ -24,8 +24,4 @@ struct is_std_optional<std::optional<T>> : std::true_type {};
 template <class List, class T>
 inline constexpr bool list_contains = boost::mp11::mp_contains<List, T>::value;
 
-/// Index of the first element of `List` satisfying `Pred`, or mp_size<List> when none does.
-template <class List, template <class> class Pred>
-inline constexpr std::size_t find_if_v = boost::mp11::mp_find_if<List, Pred>::value;
-
 }  // namespace projectionist::detail

@@ -27,11 +27,13 @@ concept handler_with_envelope = requires(P& p, const E& e, const envelope& env, 
     p.on(e, env, ctx);
 };
 
-/// Calls the projection's handler for `E`, in whichever of the two accepted forms it has.
+/// Calls the projection's handler for `E`, in whichever of the two accepted forms it has. The
+/// envelope comes from the context, which builds it only when asked: the two-argument form never
+/// pays for it.
 template <class P, class E, class Ctx>
-inline void invoke_handler(P& p, const E& e, const envelope& env, Ctx& ctx) {
+inline void invoke_handler(P& p, const E& e, Ctx& ctx) {
     if constexpr (handler_with_envelope<P, E, Ctx>)
-        p.on(e, env, ctx);
+        p.on(e, ctx.envelope(), ctx);
     else
         p.on(e, ctx);
 }

@@ -839,14 +839,8 @@ private:
         if constexpr (entry_count > 0) {
             boost::mp11::mp_with_index<entry_count>(slot, [&](auto I) {
                 using E = typename boost::mp11::mp_at_c<entries, decltype(I)::value>::event;
-                if constexpr (detail::handler_with_envelope<Projection, E, context_type>) {
-                    const envelope env = rec.envelope_of();
-                    context_.set_record(&rec, env);
-                    projection_.on(store_->template event_of<E>(rec), env, context_);
-                } else {
-                    context_.set_record(&rec);  // the envelope is built only if the handler asks
-                    projection_.on(store_->template event_of<E>(rec), context_);
-                }
+                context_.set_record(&rec);  // the envelope is built only if the handler asks
+                detail::invoke_handler(projection_, store_->template event_of<E>(rec), context_);
             });
             return outcome::applied;
         } else {

@@ -116,7 +116,8 @@ TEST_CASE("invoke_handler passes the envelope to handlers that take it", "[proje
     audit_ctx ctx(session, pending, counters);
     pj::envelope env;
     env.position = 42;
-    pj::detail::invoke_handler(p, ticket_registered{"t-1", "bug"}, env, ctx);
+    ctx.set_record(&env, env);  // the record being applied, with its envelope
+    pj::detail::invoke_handler(p, ticket_registered{"t-1", "bug"}, ctx);
     REQUIRE(p.seen.size() == 1);
     CHECK(p.seen[0] == 42);
 }
