@@ -601,9 +601,15 @@ std::int64_t file_checkpoint(const std::string& path) {
 /// or by replaying the proposed delta rows.
 std::pair<std::int64_t, std::int64_t> file_positions(const std::string& path, bool delta) {
     raw_db db(path);
-    if (!delta)
-        return {query_int(db, "SELECT count(*) FROM projectionist_aggregate_checkpoints"),
-                query_int(db, "SELECT sum(version) FROM projectionist_aggregate_checkpoints")};
+    if (!delta) {
+        // The library's file has the view over its folded rows and its position log.
+        const char* table =
+            query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'projectionist_aggregate_positions'") != 0
+                ? "projectionist_aggregate_positions"
+                : "projectionist_aggregate_checkpoints";
+        return {query_int(db, fmt::format("SELECT count(*) FROM {}", table).c_str()),
+                query_int(db, fmt::format("SELECT sum(version) FROM {}", table).c_str())};
+    }
     std::vector<std::uint64_t> versions;
     raw_stmt s(db, "SELECT changes FROM bench_aggregate_deltas ORDER BY id");
     while (sqlite3_step(s) == SQLITE_ROW) {

@@ -18,10 +18,11 @@
 #                                      (+ sqlite_attribution: the 6x sides, not run by default)
 #   PROJECTIONIST_BENCH_COMPILE_RUNS   timed compiles per unit (5); 0 skips the compile-time part
 #   PROJECTIONIST_BENCH_JSON           where to write the results (benchmarks/results.json)
+#   PROJECTIONIST_BENCH_BUILD          the build directory (build/bench)
 #   PROJECTIONIST_JOBS                 build parallelism (2)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="$root/build/bench"
+build="${PROJECTIONIST_BENCH_BUILD:-$root/build/bench}"
 jobs="${PROJECTIONIST_JOBS:-2}"
 compile_runs="${PROJECTIONIST_BENCH_COMPILE_RUNS:-5}"
 json="${PROJECTIONIST_BENCH_JSON:-$root/benchmarks/results.json}"

@@ -7,8 +7,8 @@
 // dormant while parcels keep moving, is initialized and backfilled by hand, verified equal to
 // v1 (a structural diff with no expected change, and a spot check of a few parcels), switched
 // to with the query router, made live, and v1 is deleted. The positions of both are printed:
-// v1's global position, and v2's per-aggregate positions (also visible in the table
-// projectionist_aggregate_checkpoints). Every step is printed; the program checks each outcome
+// v1's global position, and v2's per-aggregate positions (also visible in the view
+// projectionist_aggregate_positions). Every step is printed; the program checks each outcome
 // and exits 1 if one is not what it prints.
 //
 // The SQLite file (parcels-demo.db in the current directory) is removed at the end.
@@ -124,7 +124,7 @@ std::int64_t scalar(pj::sqlite_storage& storage, const std::string& sql) {
     return sqlite3_column_int64(raw, 0);
 }
 std::int64_t checkpoint_rows(pj::sqlite_storage& storage, std::string_view projection) {
-    return scalar(storage, fmt::format("select count(*) from projectionist_aggregate_checkpoints where "
+    return scalar(storage, fmt::format("select count(*) from projectionist_aggregate_positions where "
                                        "projection = '{}'",
                                        projection));
 }
@@ -209,7 +209,7 @@ int main() {
         const std::vector<std::string> some{"p-0000", "p-0003", "p-0042", "p-0199"};
         const bool current = print_aggregate_positions(v2, store, some);
         fmt::print(
-            "  select count(*) from projectionist_aggregate_checkpoints where projection = 'parcels_v2': {}\n"
+            "  select count(*) from projectionist_aggregate_positions where projection = 'parcels_v2': {}\n"
             "  ... where projection = 'parcels_v1': {} (global: no per-aggregate rows)\n",
             tracked, checkpoint_rows(storage, "parcels_v1"));
         check(v2.status().lag == 0 && v2.status().state == pj::projection_state::caught_up, "v2 caught up");
@@ -263,7 +263,7 @@ int main() {
         d.catch_up();
         print_status(v2.status());
         const bool still_current = print_aggregate_positions(v2, store, {"p-0003", "p-0042", "p-0204"});
-        fmt::print("  projectionist_aggregate_checkpoints rows for parcels_v2: {}\n",
+        fmt::print("  projectionist_aggregate_positions rows for parcels_v2: {}\n",
                    checkpoint_rows(storage, "parcels_v2"));
         check(still_current && v2.status().lag == 0, "v2 is current for every parcel shown");
         check(v2.status().aggregates_tracked == 205 && checkpoint_rows(storage, "parcels_v2") == 205,

@@ -162,7 +162,10 @@ using row_map = std::map<std::string, counted_row>;
 template <class Partitioning>
 int child_backfill(const std::string& log, const std::string& models, int ready_fd) {
     pj::sqlite_event_store store(log);
-    pj::sqlite_storage storage(models);
+    // A small log limit folds the per-aggregate position log often, so that kills land in folds.
+    pj::sqlite_options options;
+    options.aggregate_position_log_limit = 256;
+    pj::sqlite_storage storage(models, options);
     pj::runner<counted_tickets, pj::sqlite_storage, Partitioning> r(store, storage, pj::runner_options{batch_size});
     // Tells the parent that start-up is over and the backfill begins now.
     const char ready = 'R';
@@ -363,10 +366,10 @@ inline committed_state inspect(const std::string& log, const std::string& models
     if (partitioned && out.problem.empty()) {
         const std::string q = pj::detail::sqlite::quote(table_name);
         const auto tracked = in.scalar(fmt::format(
-            "SELECT count(*) FROM main.projectionist_aggregate_checkpoints WHERE projection = '{}' AND version > 0",
+            "SELECT count(*) FROM main.projectionist_aggregate_positions WHERE projection = '{}' AND version > 0",
             table_name));
         const auto mismatched = in.scalar(fmt::format(
-            "SELECT count(*) FROM main.projectionist_aggregate_checkpoints c JOIN {}projectionist_aggregates a ON "
+            "SELECT count(*) FROM main.projectionist_aggregate_positions c JOIN {}projectionist_aggregates a ON "
             "a.number = c.aggregate_number LEFT JOIN {} t ON t.ticket_id = a.aggregate_id WHERE c.projection = '{}' "
             "AND c.version > 0 AND (t.applied IS NULL OR t.applied != c.version)",
             ev, t, table_name));
@@ -534,6 +537,12 @@ void check_final(const fixture& f, const std::string& log, const std::string& mo
         INFO(first);
         CHECK(wrong_positions == 0);
         CHECK(r.status().aggregates_tracked == f.h.ids.size());
+        // The children replaced the position log by snapshots along the way: a batch's row holds
+        // at most batch_size positions, a snapshot every tracked aggregate's.
+        pj::detail::sqlite::statement widest(storage.connection(),
+                                             "SELECT max(entries) FROM projectionist_aggregate_position_log");
+        REQUIRE(widest.step());
+        CHECK(widest.int64(0) > static_cast<std::int64_t>(batch_size));
     }
 }
 

@@ -410,8 +410,143 @@ TEST_CASE("a committed checkpoint is what a new session loads", "[sqlite][storag
         CHECK(s.load_checkpoint().aggregates_tracked == 0);
         CHECK(s.load_checkpoint().aggregate_versions.empty());
         CHECK(scalar(storage.connection(),
-                     "SELECT count(*) FROM projectionist_aggregate_checkpoints WHERE projection = 'x_v1'") == 0);
+                     "SELECT count(*) FROM projectionist_aggregate_positions WHERE projection = 'x_v1'") == 0);
     }
+    CHECK(sqlite_test::integrity_ok(file));
+}
+
+TEST_CASE("per-aggregate positions are logged per batch and replaced by a snapshot from time to time",
+          "[sqlite][storage][session]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("models.db");
+    pj::sqlite_options options = fast;
+    options.aggregate_position_log_limit = 8;
+    pj::sqlite_storage storage(file, options);
+    auto& db = storage.connection();
+    auto log_rows = [&] {
+        return scalar(db, "SELECT count(*) FROM projectionist_aggregate_position_log WHERE projection = 'x_v1'");
+    };
+
+    pj::checkpoint expected;
+    std::uint64_t position = 0;
+    // Each batch changes three aggregates, one of them twice (the runner lists it once per event).
+    auto batch = [&](std::initializer_list<std::uint64_t> changed) {
+        auto s = storage.open("x_v1");
+        pj::checkpoint cp = s.load_checkpoint();
+        REQUIRE(cp.position == position);
+        REQUIRE(cp.aggregate_versions == expected.aggregate_versions);
+        REQUIRE(cp.aggregates_tracked == expected.aggregates_tracked);
+        std::vector<std::uint64_t> list;
+        for (const auto n : changed) {
+            if (n >= cp.aggregate_versions.size()) cp.aggregate_versions.resize(n + 1, 0);
+            if (cp.aggregate_versions[n]++ == 0) ++cp.aggregates_tracked;
+            list.push_back(n);
+        }
+        position += changed.size();
+        cp.position = position;
+        s.begin();
+        s.commit(cp, list);
+        expected = cp;
+    };
+
+    batch({1, 2, 2, 7});
+    CHECK(log_rows() == 1);
+    // One row holds the batch's positions, each aggregate once, readable with the JSON functions.
+    CHECK(text(db, "SELECT versions FROM projectionist_aggregate_position_log") == R"({"1":1,"2":2,"7":1})");
+    CHECK(scalar(db, "SELECT entries FROM projectionist_aggregate_position_log") == 3);
+    batch({2, 3, 3});
+    CHECK(log_rows() == 2);
+    // Nine positions for four tracked aggregates, past the limit (8) and twice the tracked: the
+    // batch writes a snapshot of every position instead, and the older rows go.
+    batch({1, 2, 3, 7});
+    CHECK(log_rows() == 1);
+    CHECK(text(db, "SELECT versions FROM projectionist_aggregate_position_log") == R"({"1":2,"2":4,"3":3,"7":2})");
+    CHECK(scalar(db, "SELECT entries FROM projectionist_aggregate_position_log") == 4);
+    batch({2, 4});
+    CHECK(log_rows() == 2);
+
+    // The view shows the positions as one table: the newest version per aggregate.
+    CHECK(scalar(db, "SELECT count(*) FROM projectionist_aggregate_positions WHERE projection = 'x_v1'") == 5);
+    CHECK(scalar(db, "SELECT version FROM projectionist_aggregate_positions WHERE aggregate_number = 2") == 5);
+    CHECK(scalar(db, "SELECT sum(version) FROM projectionist_aggregate_positions WHERE projection = 'x_v1'") ==
+          2 + 5 + 3 + 1 + 2);
+
+    // A new session (another process, after a crash) loads the snapshot and the rows after it.
+    {
+        auto s = storage.open("x_v1");
+        const pj::checkpoint& cp = s.load_checkpoint();
+        CHECK(cp.position == position);
+        CHECK(cp.aggregate_versions == expected.aggregate_versions);
+        CHECK(cp.aggregates_tracked == 5);
+    }
+    // A rolled-back batch leaves no log row.
+    {
+        auto s = storage.open("x_v1");
+        s.begin();
+        s.rollback();
+    }
+    CHECK(log_rows() == 2);
+    // Reset forgets both.
+    {
+        auto s = storage.open("x_v1");
+        s.begin();
+        s.reset_checkpoint();
+        s.commit(s.load_checkpoint(), {});
+    }
+    CHECK(log_rows() == 0);
+    CHECK(scalar(db, "SELECT count(*) FROM projectionist_aggregate_positions") == 0);
+    CHECK(sqlite_test::integrity_ok(file));
+}
+
+TEST_CASE("a version 1 file is upgraded when opened; its per-aggregate rows are kept", "[sqlite][storage]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("models.db");
+    {
+        pj::sqlite_storage storage(file, fast);
+        auto& db = storage.connection();
+        // What a version 1 build left behind: no position log, no view, rows per aggregate.
+        db.exec("DROP VIEW projectionist_aggregate_positions");
+        db.exec("DROP TABLE projectionist_aggregate_position_log");
+        db.exec("PRAGMA user_version = 1");
+        db.exec("INSERT INTO projectionist_checkpoints(projection, position) VALUES ('x_v1', 40)");
+        db.exec(
+            "INSERT INTO projectionist_aggregate_checkpoints(projection, aggregate_number, version) VALUES "
+            "('x_v1', 0, 3), ('x_v1', 5, 2)");
+    }
+    pj::sqlite_storage storage(file, fast);
+    CHECK(scalar(storage.connection(), "PRAGMA user_version") == pj::detail::sqlite::schema_version);
+    CHECK(scalar(storage.connection(), "SELECT count(*) FROM projectionist_aggregate_positions") == 2);
+    auto s = storage.open("x_v1");
+    pj::checkpoint cp = s.load_checkpoint();
+    CHECK(cp.position == 40);
+    CHECK(cp.version_of(0) == 3);
+    CHECK(cp.version_of(5) == 2);
+    CHECK(cp.aggregates_tracked == 2);
+    cp.aggregate_versions[5] = 3;
+    cp.position = 41;
+    const std::vector<std::uint64_t> changed{5};
+    s.begin();
+    s.commit(cp, changed);
+    CHECK(scalar(storage.connection(),
+                 "SELECT version FROM projectionist_aggregate_positions WHERE "
+                 "aggregate_number = 5") == 3);
+    CHECK(scalar(storage.connection(), "SELECT count(*) FROM projectionist_aggregate_checkpoints") == 2);
+    // The first snapshot takes the old rows' place.
+    {
+        pj::sqlite_options tiny = fast;
+        tiny.aggregate_position_log_limit = 1;
+        pj::sqlite_storage small(file, tiny);
+        auto t = small.open("x_v1");
+        pj::checkpoint next = t.load_checkpoint();
+        next.aggregate_versions[0] = 4;
+        next.position = 42;
+        const std::vector<std::uint64_t> first{0};
+        t.begin();
+        t.commit(next, first);
+    }
+    CHECK(scalar(storage.connection(), "SELECT count(*) FROM projectionist_aggregate_checkpoints") == 0);
+    CHECK(text(storage.connection(), "SELECT versions FROM projectionist_aggregate_position_log ORDER BY id DESC") ==
+          R"({"0":4,"5":3})");
     CHECK(sqlite_test::integrity_ok(file));
 }
 

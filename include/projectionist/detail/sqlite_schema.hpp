@@ -22,14 +22,19 @@ struct sqlite_options {
     /// Page cache per connection in KiB; 0 keeps SQLite's default (2 MiB). A backfill whose read
     /// model outgrows the cache reads pages back from the OS: 64 MiB cut one by a fifth.
     std::size_t cache_size_kib = 0;
+    /// Per-aggregate positions are written as one row per batch (the batch's changed positions);
+    /// once the rows hold this many positions, or twice as many as there are tracked aggregates,
+    /// whichever is more, a batch writes one row with every position and the older rows go.
+    std::size_t aggregate_position_log_limit = 65536;
 };
 
 namespace detail::sqlite {
 
 /// "PRJT": marks a file as projectionist's, so that a foreign database is never modified.
 inline constexpr std::int32_t application_id = 0x50524A54;
-/// The schema this build reads and writes. A file with a newer one is refused.
-inline constexpr std::int32_t schema_version = 1;
+/// The schema this build reads and writes. A file with a newer one is refused; an older one is
+/// brought up to date when it is opened (version 2 added the per-batch aggregate positions).
+inline constexpr std::int32_t schema_version = 2;
 
 inline std::int64_t pragma_int(const connection& db, const char* pragma) {
     statement s(db, fmt::format("PRAGMA {}", pragma));
@@ -123,11 +128,30 @@ CREATE TABLE IF NOT EXISTS projectionist_catalog(
 CREATE TABLE IF NOT EXISTS projectionist_checkpoints(
     projection TEXT PRIMARY KEY,
     position INTEGER NOT NULL);
+-- Per-aggregate positions as rows: schema version 1 wrote them; now only read, and cleared by the
+-- projection's first snapshot in the position log.
 CREATE TABLE IF NOT EXISTS projectionist_aggregate_checkpoints(
     projection TEXT NOT NULL,
     aggregate_number INTEGER NOT NULL,
     version INTEGER NOT NULL,
     PRIMARY KEY(projection, aggregate_number)) WITHOUT ROWID;
+-- Per-aggregate positions: one row per batch, `versions` a JSON object {"aggregate number": version},
+-- or a snapshot of every position that replaces the older rows. Query the view below.
+CREATE TABLE IF NOT EXISTS projectionist_aggregate_position_log(
+    id INTEGER PRIMARY KEY,
+    projection TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    entries INTEGER NOT NULL,
+    versions TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS projectionist_aggregate_position_log_by_projection
+    ON projectionist_aggregate_position_log(projection, id);
+CREATE VIEW IF NOT EXISTS projectionist_aggregate_positions AS
+    SELECT projection, aggregate_number, max(version) AS version FROM (
+        SELECT projection, aggregate_number, version FROM projectionist_aggregate_checkpoints
+        UNION ALL
+        SELECT l.projection, CAST(j.key AS INTEGER), j.value
+        FROM projectionist_aggregate_position_log l, json_each(l.versions) j)
+    GROUP BY projection, aggregate_number;
 CREATE TABLE IF NOT EXISTS projectionist_dead_letters(
     id INTEGER PRIMARY KEY,
     projection TEXT NOT NULL,
