@@ -1,0 +1,294 @@
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <projectionist/error.hpp>
+
+namespace projectionist {
+
+/// An error reported by PostgreSQL or libpq; `sqlstate()` is the five-character SQLSTATE code
+/// ("40001", "23505", ...), empty when libpq itself failed (a lost connection, say).
+class postgres_error : public error {
+public:
+    postgres_error(std::string message, std::string sqlstate)
+        : error(std::move(message)), sqlstate_(std::move(sqlstate)) {}
+    [[nodiscard]] const std::string& sqlstate() const noexcept { return sqlstate_; }
+    /// A unique or exclusion constraint refused the row.
+    [[nodiscard]] bool unique_violation() const noexcept { return sqlstate_ == "23505"; }
+    /// The transaction lost a serialization or deadlock race and may be retried.
+    [[nodiscard]] bool retryable() const noexcept { return sqlstate_ == "40001" || sqlstate_ == "40P01"; }
+    /// The statement was cancelled by lock_timeout or statement_timeout.
+    [[nodiscard]] bool timed_out() const noexcept { return sqlstate_ == "55P03" || sqlstate_ == "57014"; }
+
+private:
+    std::string sqlstate_;
+};
+
+namespace detail::pg {
+
+/// `"name"` with embedded quotes doubled, as PostgreSQL quotes identifiers. Every identifier
+/// projectionist writes into SQL goes through here.
+inline std::string quote(std::string_view identifier) {
+    std::string out;
+    out.reserve(identifier.size() + 2);
+    out += '"';
+    for (char c : identifier) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    out += '"';
+    return out;
+}
+
+/// `'text'` with embedded quotes doubled: a string literal, for the few statements (DDL) that
+/// cannot take parameters.
+inline std::string literal(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 2);
+    out += '\'';
+    for (char c : text) {
+        if (c == '\'') out += '\'';
+        out += c;
+    }
+    out += '\'';
+    return out;
+}
+
+/// Parameters of one statement, in order ($1, $2, ...). Values are copied into the object, so
+/// temporaries may be passed. Text format unless added as binary (bytea).
+class params {
+public:
+    params() = default;
+    params(const params&) = delete;
+    params& operator=(const params&) = delete;
+
+    params& add(std::string_view text) {
+        push(text, 0);
+        return *this;
+    }
+    params& add(const char* text) { return add(std::string_view(text)); }
+    params& add(const std::string& text) { return add(std::string_view(text)); }
+    params& add(std::int64_t v) {
+        char buf[24];
+        const auto r = std::to_chars(buf, buf + sizeof buf, v);
+        push(std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)), 0);
+        return *this;
+    }
+    params& add(std::uint64_t v) { return add(static_cast<std::int64_t>(v)); }
+    params& add(int v) { return add(static_cast<std::int64_t>(v)); }
+    params& add(unsigned v) { return add(static_cast<std::int64_t>(v)); }
+    params& add(bool v) { return add(std::string_view(v ? "t" : "f")); }
+    params& add(double v) {
+        push(fmt::format("{}", v), 0);
+        return *this;
+    }
+    /// Raw bytes sent in binary format: the parameter's type must be bytea.
+    params& add_binary(std::string_view bytes) {
+        push(bytes, 1);
+        return *this;
+    }
+    params& add_null() {
+        offsets_.push_back(npos);
+        lengths_.push_back(0);
+        formats_.push_back(0);
+        return *this;
+    }
+    void clear() noexcept {
+        buffer_.clear();
+        offsets_.clear();
+        lengths_.clear();
+        formats_.clear();
+    }
+
+    [[nodiscard]] int size() const noexcept { return static_cast<int>(offsets_.size()); }
+    [[nodiscard]] const int* lengths() const noexcept { return lengths_.data(); }
+    [[nodiscard]] const int* formats() const noexcept { return formats_.data(); }
+    /// Pointers into the buffer; valid until the next add or clear.
+    [[nodiscard]] const char* const* values() const {
+        pointers_.resize(offsets_.size());
+        for (std::size_t i = 0; i < offsets_.size(); ++i)
+            pointers_[i] = offsets_[i] == npos ? nullptr : buffer_.data() + offsets_[i];
+        return pointers_.data();
+    }
+
+private:
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+    void push(std::string_view bytes, int format) {
+        offsets_.push_back(buffer_.size());
+        buffer_.append(bytes);
+        buffer_.push_back('\0');  // text parameters are read as C strings
+        lengths_.push_back(static_cast<int>(bytes.size()));
+        formats_.push_back(format);
+    }
+    std::string buffer_;
+    std::vector<std::size_t> offsets_;
+    std::vector<int> lengths_;
+    std::vector<int> formats_;
+    mutable std::vector<const char*> pointers_;
+};
+
+/// A query's result. Move-only; clears on destruction. Row and column indexes start at 0.
+class result {
+public:
+    result() = default;
+    explicit result(PGresult* r) noexcept : r_(r) {}
+    result(const result&) = delete;
+    result& operator=(const result&) = delete;
+    result(result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+    result& operator=(result&& o) noexcept {
+        if (this != &o) {
+            PQclear(r_);
+            r_ = std::exchange(o.r_, nullptr);
+        }
+        return *this;
+    }
+    ~result() { PQclear(r_); }
+
+    [[nodiscard]] PGresult* get() const noexcept { return r_; }
+    [[nodiscard]] int rows() const noexcept { return PQntuples(r_); }
+    [[nodiscard]] int columns() const noexcept { return PQnfields(r_); }
+    /// Rows changed by an INSERT, UPDATE or DELETE.
+    [[nodiscard]] std::uint64_t affected() const noexcept {
+        const char* n = PQcmdTuples(r_);
+        std::uint64_t v = 0;
+        if (n && *n) std::from_chars(n, n + std::strlen(n), v);
+        return v;
+    }
+    [[nodiscard]] bool is_null(int row, int col) const noexcept { return PQgetisnull(r_, row, col) != 0; }
+    /// The value as the server sent it (text, or raw bytes for binary results).
+    [[nodiscard]] std::string_view text(int row, int col) const noexcept {
+        return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
+    }
+    /// A text-format integer column.
+    [[nodiscard]] std::int64_t int64(int row, int col) const {
+        const auto t = text(row, col);
+        std::int64_t v = 0;
+        const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (r.ec != std::errc{} || r.ptr != t.data() + t.size())
+            throw error(
+                fmt::format("projectionist: postgres: column {} of row {} is not an integer: '{}'", col, row, t));
+        return v;
+    }
+    /// A text-format boolean column.
+    [[nodiscard]] bool boolean(int row, int col) const noexcept { return text(row, col) == "t"; }
+    /// A text-format bytea column (hex, `\x...`), decoded.
+    [[nodiscard]] std::string bytea(int row, int col) const {
+        const auto t = text(row, col);
+        if (t.size() < 2 || t[0] != '\\' || t[1] != 'x')
+            throw error(fmt::format("projectionist: postgres: column {} of row {} is not hex bytea", col, row));
+        std::string out;
+        out.reserve((t.size() - 2) / 2);
+        auto nibble = [&](char c) -> int {
+            if (c >= '0' && c <= '9') return c - '0';
+            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+            throw error(fmt::format("projectionist: postgres: bad hex digit in bytea column {} of row {}", col, row));
+        };
+        for (std::size_t i = 2; i + 1 < t.size(); i += 2)
+            out.push_back(static_cast<char>((nibble(t[i]) << 4) | nibble(t[i + 1])));
+        return out;
+    }
+
+private:
+    PGresult* r_ = nullptr;
+};
+
+/// One connection to a server. Move-only; closes on destruction. Not thread-safe: one thread
+/// at a time, as libpq requires.
+class connection {
+public:
+    connection() = default;
+    /// `conninfo` is a libpq connection string or URI ("postgresql://user@host:port/db").
+    explicit connection(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_str())) {
+        if (!c_ || PQstatus(c_) != CONNECTION_OK) {
+            std::string why = c_ ? PQerrorMessage(c_) : "out of memory";
+            while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+            PQfinish(c_);
+            c_ = nullptr;
+            throw postgres_error(fmt::format("projectionist: postgres: cannot connect: {}", why), {});
+        }
+        exec("SET client_min_messages = warning");  // no NOTICE chatter on stderr
+    }
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+    connection(connection&& o) noexcept : c_(std::exchange(o.c_, nullptr)), prepared_(std::move(o.prepared_)) {}
+    connection& operator=(connection&& o) noexcept {
+        if (this != &o) {
+            close();
+            c_ = std::exchange(o.c_, nullptr);
+            prepared_ = std::move(o.prepared_);
+        }
+        return *this;
+    }
+    ~connection() { close(); }
+
+    [[nodiscard]] PGconn* get() const noexcept { return c_; }
+    explicit operator bool() const noexcept { return c_ != nullptr; }
+    /// The server process serving this connection (pg_backend_pid()).
+    [[nodiscard]] int backend_pid() const noexcept { return PQbackendPID(c_); }
+    /// Inside a transaction block (BEGIN without COMMIT or ROLLBACK yet)?
+    [[nodiscard]] bool in_transaction() const noexcept {
+        const auto s = PQtransactionStatus(c_);
+        return s == PQTRANS_INTRANS || s == PQTRANS_INERROR;
+    }
+
+    /// Runs one or more statements without parameters (the simple query protocol).
+    void exec(const std::string& sql) const { check(PQexec(c_, sql.c_str()), sql); }
+
+    /// Runs one statement with parameters; text results unless `binary_results`.
+    result query(const std::string& sql, const params& p = {}, bool binary_results = false) const {
+        return check(PQexecParams(c_, sql.c_str(), p.size(), nullptr, p.values(), p.lengths(), p.formats(),
+                                  binary_results ? 1 : 0),
+                     sql);
+    }
+
+    /// Prepares `sql` under `name` on this connection (once; later calls are no-ops).
+    void prepare(const std::string& name, const std::string& sql) {
+        for (const auto& n : prepared_)
+            if (n == name) return;
+        check(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr), sql);
+        prepared_.push_back(name);
+    }
+    /// Runs a statement prepared under `name`.
+    result execute(const std::string& name, const params& p = {}, bool binary_results = false) const {
+        return check(
+            PQexecPrepared(c_, name.c_str(), p.size(), p.values(), p.lengths(), p.formats(), binary_results ? 1 : 0),
+            name);
+    }
+
+private:
+    result check(PGresult* raw, std::string_view what) const {
+        result r(raw);
+        const auto status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_IN ||
+            status == PGRES_COPY_OUT || status == PGRES_EMPTY_QUERY)
+            return r;
+        std::string why = raw ? PQresultErrorMessage(raw) : PQerrorMessage(c_);
+        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+        const char* state = raw ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
+        constexpr std::size_t shown = 200;  // long batched statements are cut in the message
+        const std::string_view head = what.substr(0, shown);
+        throw postgres_error(
+            fmt::format("projectionist: postgres: {}{}: {}", head, what.size() > shown ? "..." : "", why),
+            state ? state : "");
+    }
+    void close() noexcept {
+        if (c_) PQfinish(c_);
+        c_ = nullptr;
+        prepared_.clear();
+    }
+    PGconn* c_ = nullptr;
+    std::vector<std::string> prepared_;
+};
+
+}  // namespace detail::pg
+}  // namespace projectionist

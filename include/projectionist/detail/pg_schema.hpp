@@ -1,0 +1,239 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include <projectionist/detail/pg_api.hpp>
+#include <projectionist/error.hpp>
+
+namespace projectionist {
+
+/// Options of a PostgreSQL database opened by projectionist (event store or read-model storage).
+struct postgres_options {
+    /// The schema that holds projectionist's tables; created if missing. Any name works (it is
+    /// always quoted), "Tenant A" or `o"brien` included. Each connection's search_path is set to
+    /// it, so handlers' own SQL finds the read-model tables unqualified.
+    std::string schema = "public";
+    /// How long a statement waits for a lock (another appender's, a row another transaction
+    /// holds) before it fails with a postgres_error whose timed_out() is true. 0 waits forever.
+    std::chrono::milliseconds lock_timeout{5000};
+    /// A larger stored payload is refused when read (codec_error), like the SQLite store's limit.
+    std::size_t max_payload_bytes = 16u << 20;
+    /// `synchronous_commit`: on (the default) a commit returns once its WAL is flushed; off lets
+    /// a server crash lose the last few commits (never corrupting the database).
+    bool synchronous_commit = true;
+};
+
+namespace detail::pg {
+
+/// The application name in the marker table: a schema without it (but with tables) is not ours.
+inline constexpr std::string_view application_name = "projectionist";
+/// The schema version this build reads and writes. A schema with a newer one is refused.
+inline constexpr int schema_version = 1;
+/// Advisory lock class ids ("PRJS", "PRJA"): the first key of pg_advisory_xact_lock(int, int).
+/// `schema_lock_class` serializes schema creation; `append_lock_class` serializes appends to
+/// one schema's event log (see basic_postgres_event_store for why).
+inline constexpr std::int32_t schema_lock_class = 0x50524A53;
+inline constexpr std::int32_t append_lock_class = 0x50524A41;
+
+// ---- projectionist's tables ------------------------------------------------------------------
+// One string, run with search_path set to the schema, every statement idempotent (IF NOT
+// EXISTS). Add new tables at the end; a change to an existing table needs a new schema_version
+// and a migration. Tables and columns mirror sqlite_schema.hpp; PostgreSQL types:
+//  - positions, versions, aggregate numbers, nanosecond times: bigint; flags (live, parked):
+//    boolean; recorded_at: nanoseconds since the Unix epoch, as in SQLite (the events view
+//    shows it as timestamptz).
+//  - projectionist_events stores the payload in exactly one of two columns: `payload` (bytea)
+//    for the binary codec, `payload_json` (jsonb) for the JSON codec, so that a JSON log is
+//    queryable with psql (`select payload_json->>'title' from events`) without storing the
+//    document twice. jsonb normalizes the text (key order, whitespace, number spelling), which
+//    json_codec's decoding does not depend on; it cannot hold "\u0000" or invalid UTF-8, so
+//    such strings need the binary codec (an append of one fails and writes nothing).
+inline constexpr std::string_view schema_ddl = R"sql(
+CREATE TABLE IF NOT EXISTS projectionist_schema(
+    application text NOT NULL,
+    version integer NOT NULL);
+CREATE TABLE IF NOT EXISTS projectionist_event_types(
+    id integer PRIMARY KEY,
+    stream text NOT NULL,
+    name text NOT NULL,
+    UNIQUE(stream, name));
+CREATE TABLE IF NOT EXISTS projectionist_aggregates(
+    number bigint PRIMARY KEY,
+    stream text NOT NULL,
+    aggregate_id text NOT NULL,
+    version bigint NOT NULL,
+    UNIQUE(stream, aggregate_id));
+CREATE TABLE IF NOT EXISTS projectionist_events(
+    position bigint PRIMARY KEY,
+    stream text NOT NULL,
+    aggregate_id text NOT NULL,
+    aggregate_number bigint NOT NULL,
+    aggregate_version bigint NOT NULL,
+    type_id integer NOT NULL REFERENCES projectionist_event_types(id),
+    schema_version integer NOT NULL,
+    payload bytea,
+    payload_json jsonb,
+    metadata text,
+    recorded_at bigint NOT NULL,
+    UNIQUE(stream, aggregate_id, aggregate_version),
+    CHECK((payload IS NULL) <> (payload_json IS NULL)));
+CREATE OR REPLACE VIEW events AS
+    SELECT e.position, e.stream, e.aggregate_id, e.aggregate_version, t.name AS type, e.schema_version,
+           e.payload, e.payload_json, e.metadata,
+           to_timestamp(e.recorded_at / 1e9) AS recorded_at
+    FROM projectionist_events e JOIN projectionist_event_types t ON t.id = e.type_id;
+CREATE TABLE IF NOT EXISTS projectionist_settings(
+    key text PRIMARY KEY,
+    value text NOT NULL);
+CREATE TABLE IF NOT EXISTS projectionist_catalog(
+    name text PRIMARY KEY,
+    base_name text NOT NULL,
+    version integer NOT NULL,
+    state text NOT NULL,
+    live boolean NOT NULL,
+    partitioning text NOT NULL,
+    tables text NOT NULL,
+    generation bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS projectionist_checkpoints(
+    projection text PRIMARY KEY,
+    position bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS projectionist_aggregate_checkpoints(
+    projection text NOT NULL,
+    aggregate_number bigint NOT NULL,
+    version bigint NOT NULL,
+    PRIMARY KEY(projection, aggregate_number));
+CREATE TABLE IF NOT EXISTS projectionist_dead_letters(
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    projection text NOT NULL,
+    position bigint NOT NULL,
+    stream text NOT NULL,
+    aggregate_id text NOT NULL,
+    aggregate_number bigint NOT NULL,
+    event_type text NOT NULL,
+    reason text NOT NULL,
+    parked boolean NOT NULL,
+    recorded_at bigint NOT NULL);
+)sql";
+// ---- end of projectionist's tables -----------------------------------------------------------
+
+/// A 32-bit FNV-1a hash of a schema name: the second key of the schema-creation lock (the
+/// schema has no oid before it exists). Collisions only make two schemas' creation wait for
+/// each other.
+constexpr std::int32_t schema_name_key(std::string_view schema) noexcept {
+    std::uint32_t h = 2166136261u;
+    for (char c : schema) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 16777619u;
+    }
+    return static_cast<std::int32_t>(h);
+}
+
+/// What a schema holds, as seen by `inspect_schema`.
+struct schema_state {
+    bool exists = false;         ///< the schema itself
+    std::int64_t relations = 0;  ///< tables, views and sequences in it (indexes are not counted)
+    bool marked = false;         ///< has the projectionist_schema marker table with a row
+    std::string application;     ///< the marker's application
+    std::int64_t version = 0;    ///< the marker's version
+};
+
+inline schema_state inspect_schema(const connection& db, const std::string& schema) {
+    schema_state s;
+    params p;
+    p.add(schema);
+    auto r = db.query(
+        "SELECT n.oid IS NOT NULL, (SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND "
+        "c.relkind IN ('r', 'p', "
+        "'v', 'm', 'f', 'S')), "
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relname = "
+        "'projectionist_schema' AND c.relkind IN ('r', 'p')) "
+        "FROM (SELECT NULL) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1",
+        p);
+    s.exists = r.boolean(0, 0);
+    s.relations = s.exists ? r.int64(0, 1) : 0;
+    if (!s.exists || !r.boolean(0, 2)) return s;
+    auto m =
+        db.query(fmt::format("SELECT application, version FROM {}.projectionist_schema ORDER BY version DESC "
+                             "LIMIT 1",
+                             quote(schema)));
+    if (m.rows() == 0) return s;
+    s.marked = true;
+    s.application = std::string(m.text(0, 0));
+    s.version = m.int64(0, 1);
+    return s;
+}
+
+/// Throws unless `s` is a schema projectionist may use: missing, empty, or marked as ours with
+/// a version this build knows. Returns whether it is already complete (nothing to create).
+inline bool check_schema(const schema_state& s, const std::string& schema) {
+    if (s.marked) {
+        if (s.application != application_name)
+            throw error(
+                fmt::format("projectionist: postgres schema {} belongs to another application ('{}' in "
+                            "its projectionist_schema table); nothing was changed",
+                            quote(schema), s.application));
+        if (s.version > schema_version)
+            throw error(
+                fmt::format("projectionist: postgres schema {} has projectionist schema version {}, newer "
+                            "than this build's {}; upgrade projectionist to open it; nothing was changed",
+                            quote(schema), s.version, schema_version));
+        return s.version == schema_version;
+    }
+    if (s.relations != 0)
+        throw error(
+            fmt::format("projectionist: postgres schema {} holds {} tables, views or sequences but was not "
+                        "created by "
+                        "projectionist (no projectionist_schema marker); choose another schema in "
+                        "postgres_options::schema; nothing was changed",
+                        quote(schema), s.relations));
+    return false;
+}
+
+/// Connects to `conninfo` and prepares `options.schema` for projectionist: checks, before
+/// writing anything, that the schema is missing, empty, or projectionist's and not newer than
+/// this build; sets search_path, lock_timeout and synchronous_commit on the connection; creates
+/// the schema and its tables if missing, under an advisory lock so that processes starting
+/// together do not race. A complete schema of this version is only read.
+///
+///     auto db = detail::pg::open_database("postgresql://app@db/app", {.schema = "orders"});
+inline connection open_database(const std::string& conninfo, const postgres_options& options) {
+    connection db(conninfo);
+    const std::string& schema = options.schema;
+    if (schema.empty()) throw error("projectionist: postgres_options::schema is empty; name a schema");
+    db.exec(fmt::format("SET search_path TO {}; SET lock_timeout = {}; SET synchronous_commit = {}", quote(schema),
+                        options.lock_timeout.count(), options.synchronous_commit ? "on" : "off"));
+    if (check_schema(inspect_schema(db, schema), schema)) return db;
+
+    db.exec("BEGIN");
+    try {
+        params key;
+        key.add(static_cast<std::int64_t>(schema_lock_class)).add(static_cast<std::int64_t>(schema_name_key(schema)));
+        db.query("SELECT pg_advisory_xact_lock($1::integer, $2::integer)", key);
+        // Again under the lock: another process may have created (or claimed) it meanwhile.
+        const schema_state s = inspect_schema(db, schema);
+        if (!check_schema(s, schema)) {
+            if (!s.exists) db.exec(fmt::format("CREATE SCHEMA {}", quote(schema)));
+            db.exec(std::string(schema_ddl));
+            if (!s.marked)
+                db.exec(fmt::format("INSERT INTO projectionist_schema(application, version) VALUES ({}, {})",
+                                    literal(application_name), schema_version));
+        }
+        db.exec("COMMIT");
+    } catch (...) {
+        try {
+            db.exec("ROLLBACK");
+        } catch (...) {
+            // The connection is lost; closing it discards the transaction anyway.
+        }
+        throw;
+    }
+    return db;
+}
+
+}  // namespace detail::pg
+}  // namespace projectionist

@@ -1,0 +1,492 @@
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <projectionist/detail/pg_api.hpp>
+#include <projectionist/detail/pg_schema.hpp>
+#include <projectionist/error.hpp>
+#include <projectionist/storage/catalog.hpp>
+#include <projectionist/storage/postgres_table.hpp>
+
+namespace projectionist {
+
+namespace detail::pg {
+
+inline std::string join_lines(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& s : items) out += (out.empty() ? "" : "\n") + s;
+    return out;
+}
+inline std::vector<std::string> split_lines(std::string_view text) {
+    std::vector<std::string> out;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        out.emplace_back(text.substr(0, nl));
+        if (nl == std::string_view::npos) break;
+        text.remove_prefix(nl + 1);
+    }
+    return out;
+}
+
+inline constexpr std::string_view catalog_columns =
+    "name, base_name, version, state, live, partitioning, tables, generation";
+
+inline catalog_entry catalog_row(const result& r, int row) {
+    catalog_entry e;
+    e.name = std::string(r.text(row, 0));
+    e.base_name = std::string(r.text(row, 1));
+    e.version = static_cast<unsigned>(r.int64(row, 2));
+    const auto state = projection_state_from_string(r.text(row, 3));
+    if (!state)
+        throw error(
+            fmt::format("projectionist: the catalog row of '{}' has an unknown state '{}'", e.name, r.text(row, 3)));
+    e.state = *state;
+    e.live = r.boolean(row, 4);
+    e.partitioning = std::string(r.text(row, 5));
+    e.tables = split_lines(r.text(row, 6));
+    e.generation = static_cast<std::uint64_t>(r.int64(row, 7));
+    return e;
+}
+
+inline std::optional<catalog_entry> read_catalog(const connection& db, std::string_view name) {
+    params p;
+    p.add(name);
+    const auto r = db.query(fmt::format("SELECT {} FROM projectionist_catalog WHERE name = $1", catalog_columns), p);
+    if (r.rows() == 0) return std::nullopt;
+    return catalog_row(r, 0);
+}
+
+/// Whether the connection's schema (the first of its search_path) has a table `name`.
+inline bool table_exists(const connection& db, std::string_view name) {
+    params p;
+    p.add(name);
+    return db.query(
+                 "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                 "WHERE n.nspname = current_schema() AND c.relname = $1 AND c.relkind IN ('r', 'p')",
+                 p)
+               .rows() != 0;
+}
+
+}  // namespace detail::pg
+
+/// Read-model storage in a PostgreSQL schema: a table per projection version (named by its
+/// versioned name), checkpoints, per-aggregate positions, the projection catalog, dead letters
+/// and settings, all in one database, so that a batch's rows, its checkpoint and its catalog
+/// changes commit in one transaction. The schema may be the event store's own (then emitted
+/// events commit with the batch too) or another one.
+///
+///     projectionist::postgres_event_store store("postgresql://app@db/app");
+///     projectionist::postgres_storage storage("postgresql://app@db/app");
+///     projectionist::runner<tickets<2>, projectionist::postgres_storage> v2(store, storage);
+///
+/// Each runner's session opens its own connection; this object's own connection serves the
+/// catalog, settings and table look-ups of queries, from one thread at a time.
+class postgres_storage {
+public:
+    using storage_category = detail::storage_category;
+
+    template <class Table>
+    using table_handle = postgres_table<Table>;
+
+    class session;
+
+    explicit postgres_storage(std::string conninfo, postgres_options options = {})
+        : conninfo_(std::move(conninfo)),
+          options_(std::move(options)),
+          db_(detail::pg::open_database(conninfo_, options_)) {}
+
+    [[nodiscard]] const std::string& conninfo() const noexcept { return conninfo_; }
+    [[nodiscard]] const postgres_options& options() const noexcept { return options_; }
+    [[nodiscard]] detail::pg::connection& connection() noexcept { return db_; }
+
+    [[nodiscard]] std::optional<catalog_entry> find_catalog(std::string_view name) const {
+        return detail::pg::read_catalog(db_, name);
+    }
+
+    [[nodiscard]] std::vector<catalog_entry> catalog() const {
+        const auto r = db_.query(fmt::format("SELECT {} FROM projectionist_catalog ORDER BY name COLLATE \"C\"",
+                                             detail::pg::catalog_columns));
+        std::vector<catalog_entry> out;
+        for (int i = 0; i < r.rows(); ++i) out.push_back(detail::pg::catalog_row(r, i));
+        return out;
+    }
+
+    [[nodiscard]] bool has_table(std::string_view name) const { return detail::pg::table_exists(db_, name); }
+
+    /// A persisted setting (e.g. a router's toggles), or nullopt. Settings live in the database,
+    /// so a command-line process and the application see the same ones.
+    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
+        detail::pg::params p;
+        p.add(key);
+        const auto r = db_.query("SELECT value FROM projectionist_settings WHERE key = $1", p);
+        if (r.rows() == 0) return std::nullopt;
+        return std::string(r.text(0, 0));
+    }
+    void save_setting(std::string_view key, std::string_view value) {
+        detail::pg::params p;
+        p.add(key).add(value);
+        db_.query(
+            "INSERT INTO projectionist_settings(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = "
+            "excluded.value",
+            p);
+    }
+
+    /// A typed handle on an existing table, on this object's connection (for queries and tests);
+    /// nullopt if there is no such table. Its writes are sent at once.
+    template <class Table>
+    [[nodiscard]] std::optional<postgres_table<Table>> find_table(std::string_view name) {
+        if (!has_table(name)) return std::nullopt;
+        return std::optional<postgres_table<Table>>(std::in_place, db_, std::string(name));
+    }
+
+    [[nodiscard]] session open(std::string_view projection);
+
+private:
+    std::string conninfo_;
+    postgres_options options_;
+    detail::pg::connection db_;
+};
+
+/// One runner's connection to a postgres_storage, for one projection version.
+///
+/// A batch is `begin` ... `commit(checkpoint, changed_aggregates)` or `rollback()`. `begin`
+/// locks the projection's checkpoint row (SELECT ... FOR UPDATE): a second runner of the same
+/// version waits there until the first commits, then finds the checkpoint moved and its batch
+/// ends in checkpoint_conflict, writing nothing. The tables' buffered writes, the checkpoint
+/// (compared and set), the positions of the changed aggregates (one statement), catalog changes,
+/// dead letters and, through `connection()`, emitted events all commit in one transaction.
+class postgres_storage::session {
+public:
+    /// The checkpoint lives in the database: after a rollback the runner reads it back.
+    static constexpr bool persists_checkpoint = true;
+
+    session(const postgres_storage& storage, std::string_view projection)
+        : conninfo_(storage.conninfo()),
+          projection_(projection),
+          conn_(std::make_unique<detail::pg::connection>(
+              detail::pg::open_database(storage.conninfo(), storage.options()))),
+          db_(*conn_),
+          buffer_(std::make_unique<detail::pg::write_behind>()) {}
+
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+    session(session&&) = delete;
+    session& operator=(session&&) = delete;
+
+    ~session() {
+        if (in_transaction_) {
+            try {
+                db_.exec("ROLLBACK");
+            } catch (...) {
+                // The connection is lost: the server rolls the transaction back itself.
+            }
+        }
+        // Tables go first: they unregister from buffer_.
+        owned_.clear();
+    }
+
+    [[nodiscard]] std::string_view projection() const noexcept { return projection_; }
+    [[nodiscard]] const std::string& conninfo() const noexcept { return conninfo_; }
+
+    /// The raw connection, for handlers that write their own SQL inside the batch's transaction
+    /// (and for a store in the same database, which appends emitted events through it). Sends the
+    /// tables' buffered writes first, so that the SQL sees them: call it after those writes.
+    [[nodiscard]] detail::pg::connection& connection() {
+        buffer_->flush_all();
+        buffer_->forget_all();
+        return db_;
+    }
+    [[nodiscard]] PGconn* raw() const noexcept { return db_.get(); }
+
+    /// The checkpoint as last committed, loaded on first use and kept up to date by the runner.
+    [[nodiscard]] checkpoint& load_checkpoint() {
+        if (!loaded_) {
+            point_ = checkpoint{};
+            detail::pg::params p;
+            p.add(projection_);
+            const auto pos = db_.query("SELECT position FROM projectionist_checkpoints WHERE projection = $1", p);
+            has_position_row_ = pos.rows() != 0;
+            if (has_position_row_) point_.position = static_cast<std::uint64_t>(pos.int64(0, 0));
+            committed_position_ = point_.position;
+            const auto aggs = db_.query(
+                "SELECT aggregate_number, version FROM projectionist_aggregate_checkpoints WHERE projection = $1", p);
+            std::uint64_t highest = 0;
+            for (int i = 0; i < aggs.rows(); ++i)
+                highest = std::max(highest, static_cast<std::uint64_t>(aggs.int64(i, 0)));
+            if (aggs.rows() != 0) point_.aggregate_versions.assign(highest + 1, 0);
+            for (int i = 0; i < aggs.rows(); ++i) {
+                const auto number = static_cast<std::uint64_t>(aggs.int64(i, 0));
+                const auto version = static_cast<std::uint64_t>(aggs.int64(i, 1));
+                if (point_.aggregate_versions[number] == 0 && version != 0) ++point_.aggregates_tracked;
+                point_.aggregate_versions[number] = version;
+            }
+            loaded_ = true;
+        }
+        return point_;
+    }
+
+    /// Forgets the cached checkpoint and reads it again (another process may have moved it).
+    checkpoint& reload_checkpoint() {
+        loaded_ = false;
+        return load_checkpoint();
+    }
+
+    template <class Table>
+    postgres_table<Table>& create_table(std::string_view name) {
+        auto& t = own(std::make_unique<postgres_table<Table>>(db_, std::string(name), buffer_.get()));
+        db_.exec(t.create_sql());
+        return t;
+    }
+
+    template <class Table>
+    postgres_table<Table>* open_table(std::string_view name) {
+        if (!detail::pg::table_exists(db_, name)) return nullptr;
+        return &own(std::make_unique<postgres_table<Table>>(db_, std::string(name), buffer_.get()));
+    }
+
+    bool drop_table(std::string_view name) {
+        // What the batch wrote to it is moot, and must not be sent to a table that is gone.
+        for (auto* t : buffer_->tables)
+            if (t->table_name() == name) t->forget_buffer();
+        const bool existed = detail::pg::table_exists(db_, name);
+        db_.exec(fmt::format("DROP TABLE IF EXISTS {}", detail::pg::quote(name)));
+        return existed;
+    }
+
+    [[nodiscard]] std::optional<catalog_entry> find_catalog() const {
+        return detail::pg::read_catalog(db_, projection_);
+    }
+
+    void save_catalog(const catalog_entry& e) {
+        detail::pg::params p;
+        p.add(e.name)
+            .add(e.base_name)
+            .add(static_cast<std::int64_t>(e.version))
+            .add(to_string(e.state))
+            .add(e.live)
+            .add(e.partitioning)
+            .add(detail::pg::join_lines(e.tables))
+            .add(static_cast<std::int64_t>(e.generation));
+        run("pj_save_catalog",
+            "INSERT INTO projectionist_catalog(name, base_name, version, state, live, partitioning, tables, "
+            "generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO UPDATE SET base_name = "
+            "excluded.base_name, version = excluded.version, state = excluded.state, live = excluded.live, "
+            "partitioning = excluded.partitioning, tables = excluded.tables, generation = excluded.generation",
+            p);
+    }
+
+    void erase_catalog() {
+        detail::pg::params p;
+        p.add(projection_);
+        db_.query("DELETE FROM projectionist_catalog WHERE name = $1", p);
+    }
+
+    /// Records a dead letter (inside the open transaction, if any).
+    void record_dead_letter(const dead_letter& letter) {
+        detail::pg::params p;
+        p.add(projection_)
+            .add(static_cast<std::int64_t>(letter.position))
+            .add(letter.stream)
+            .add(letter.aggregate_id)
+            .add(static_cast<std::int64_t>(letter.aggregate_number))
+            .add(letter.event_type)
+            .add(letter.reason)
+            .add(letter.parked)
+            .add(static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()));
+        run("pj_save_dead_letter",
+            "INSERT INTO projectionist_dead_letters(projection, position, stream, aggregate_id, aggregate_number, "
+            "event_type, reason, parked, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            p);
+    }
+
+    /// The projection's dead letters, oldest first.
+    [[nodiscard]] std::vector<dead_letter> dead_letters() const {
+        detail::pg::params p;
+        p.add(projection_);
+        const auto r = db_.query(
+            "SELECT position, stream, aggregate_id, aggregate_number, event_type, reason, parked FROM "
+            "projectionist_dead_letters WHERE projection = $1 ORDER BY id",
+            p);
+        std::vector<dead_letter> out;
+        for (int i = 0; i < r.rows(); ++i)
+            out.push_back({static_cast<std::uint64_t>(r.int64(i, 0)), std::string(r.text(i, 1)),
+                           std::string(r.text(i, 2)), static_cast<std::uint64_t>(r.int64(i, 3)),
+                           std::string(r.text(i, 4)), std::string(r.text(i, 5)), r.boolean(i, 6)});
+        return out;
+    }
+
+    /// Forgets the checkpoint and dead letters (inside the open transaction, if any).
+    void reset_checkpoint() {
+        detail::pg::params p;
+        p.add(projection_);
+        for (const char* sql : {"DELETE FROM projectionist_checkpoints WHERE projection = $1",
+                                "DELETE FROM projectionist_aggregate_checkpoints WHERE projection = $1",
+                                "DELETE FROM projectionist_dead_letters WHERE projection = $1"})
+            db_.query(sql, p);
+        point_ = checkpoint{};
+        loaded_ = true;
+        has_position_row_ = false;
+        committed_position_ = 0;
+        reset_in_transaction_ = in_transaction_;
+        buffer_->conflict.reset();  // a reset starts over whatever another runner committed
+    }
+
+    /// Opens a batch: a transaction, with the projection's checkpoint row locked until it ends.
+    void begin() {
+        db_.exec("BEGIN");
+        in_transaction_ = true;
+        buffer_->active = true;
+        buffer_->conflict.reset();
+        try {
+            detail::pg::params p;
+            p.add(projection_);
+            const auto r = run("pj_lock_checkpoint",
+                               "SELECT position FROM projectionist_checkpoints WHERE projection = $1 FOR UPDATE", p);
+            // The compare of commit's compare-and-set, made early: the row stays locked, so the
+            // answer holds until commit, and a batch that cannot commit sends no table writes.
+            const bool moved = has_position_row_
+                                   ? r.rows() == 0 || static_cast<std::uint64_t>(r.int64(0, 0)) != committed_position_
+                                   : r.rows() != 0;
+            if (moved) buffer_->conflict = conflict_message();
+        } catch (...) {
+            rollback();
+            throw;
+        }
+    }
+
+    /// Sends the tables' buffered writes, writes the checkpoint (and the positions of the
+    /// aggregates the batch changed, in one statement) and commits them all together.
+    /// Throws checkpoint_conflict, writing nothing, if another runner moved the checkpoint since
+    /// this session loaded or committed it.
+    void commit(const checkpoint& cp, std::span<const std::uint64_t> changed_aggregates) {
+        if (buffer_->conflict) throw checkpoint_conflict(*buffer_->conflict);
+        buffer_->flush_all();
+        detail::pg::params p;
+        if (has_position_row_) {
+            p.add(static_cast<std::int64_t>(cp.position))
+                .add(projection_)
+                .add(static_cast<std::int64_t>(committed_position_));
+            const auto r = run("pj_move_checkpoint",
+                               "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND "
+                               "position = $3",
+                               p);
+            if (r.affected() != 1) throw checkpoint_conflict(conflict_message());
+        } else {
+            p.add(projection_).add(static_cast<std::int64_t>(cp.position));
+            try {
+                run("pj_insert_checkpoint",
+                    "INSERT INTO projectionist_checkpoints(projection, position) VALUES ($1, $2)", p);
+            } catch (const postgres_error& e) {
+                if (e.unique_violation()) throw checkpoint_conflict(conflict_message());
+                throw;
+            }
+        }
+        if (!changed_aggregates.empty()) save_aggregates(cp, changed_aggregates);
+        db_.exec("COMMIT");
+        end_transaction();
+        buffer_->eager = false;  // this batch went through: buffer again
+        has_position_row_ = true;
+        committed_position_ = cp.position;
+    }
+
+    /// Rolls the batch back, buffered writes included; the tables are as they were at `begin`
+    /// (returns true).
+    bool rollback() {
+        buffer_->forget_all();
+        if (!in_transaction_) return true;
+        // A reset inside the rolled-back transaction cleared the cached checkpoint: read it again.
+        if (reset_in_transaction_) loaded_ = false;
+        end_transaction();
+        db_.exec("ROLLBACK");
+        return true;
+    }
+
+private:
+    template <class T>
+    T& own(std::unique_ptr<T> table) {
+        T& ref = *table;
+        owned_.push_back(std::shared_ptr<void>(std::move(table)));
+        return ref;
+    }
+
+    /// Runs `sql`, prepared once on this session's connection under `name`.
+    detail::pg::result run(const char* name, const char* sql, const detail::pg::params& p) {
+        db_.prepare(name, sql);
+        return db_.execute(name, p);
+    }
+
+    /// One statement for every aggregate the batch moved: arrays of numbers and versions,
+    /// without duplicates (ON CONFLICT may not touch a row twice in one statement).
+    void save_aggregates(const checkpoint& cp, std::span<const std::uint64_t> changed) {
+        numbers_.assign(changed.begin(), changed.end());
+        std::sort(numbers_.begin(), numbers_.end());
+        numbers_.erase(std::unique(numbers_.begin(), numbers_.end()), numbers_.end());
+        std::string numbers = "{", versions = "{";
+        for (const std::uint64_t n : numbers_) {
+            if (numbers.size() > 1) {
+                numbers += ',';
+                versions += ',';
+            }
+            detail::pg::append_integer(numbers, static_cast<std::int64_t>(n));
+            detail::pg::append_integer(versions, static_cast<std::int64_t>(cp.version_of(n)));
+        }
+        numbers += '}';
+        versions += '}';
+        detail::pg::params p;
+        p.add(projection_).add(numbers).add(versions);
+        run("pj_save_aggregates",
+            "INSERT INTO projectionist_aggregate_checkpoints(projection, aggregate_number, version) SELECT $1, n, v "
+            "FROM unnest($2::bigint[], $3::bigint[]) AS u(n, v) ON CONFLICT (projection, aggregate_number) DO UPDATE "
+            "SET version = excluded.version",
+            p);
+    }
+
+    void end_transaction() noexcept {
+        in_transaction_ = false;
+        reset_in_transaction_ = false;
+        buffer_->active = false;
+        buffer_->conflict.reset();
+        buffer_->forget_all();
+    }
+
+    [[nodiscard]] std::string conflict_message() const {
+        return fmt::format(
+            "projectionist: the checkpoint of '{}' was moved by another runner (expected position {}); "
+            "this batch was not written",
+            projection_, committed_position_);
+    }
+
+    std::string conninfo_;
+    std::string projection_;
+    std::unique_ptr<detail::pg::connection> conn_;  // boxed: table handles point at it
+    detail::pg::connection& db_;
+    std::unique_ptr<detail::pg::write_behind> buffer_;  // boxed: table handles point at it
+    checkpoint point_;
+    bool loaded_ = false;
+    bool in_transaction_ = false;
+    bool reset_in_transaction_ = false;
+    bool has_position_row_ = false;
+    std::uint64_t committed_position_ = 0;
+    std::vector<std::uint64_t> numbers_;
+    std::vector<std::shared_ptr<void>> owned_;
+};
+
+inline postgres_storage::session postgres_storage::open(std::string_view projection) {
+    return session(*this, projection);  // guaranteed copy elision: sessions never move
+}
+
+}  // namespace projectionist
