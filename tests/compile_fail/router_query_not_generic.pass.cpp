@@ -1,0 +1,43 @@
+// clang-format off
+// clang-format on
+//
+// The twin of router_query_not_generic.fail.cpp, with the mistake corrected.
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <boost/hana/define_struct.hpp>
+
+#include <projectionist/deploy/deployment.hpp>
+#include <projectionist/deploy/router.hpp>
+#include <projectionist/projectionist.hpp>
+
+namespace app {
+
+struct ticket_registered {
+    BOOST_HANA_DEFINE_STRUCT(ticket_registered, (std::string, ticket_id));
+    static constexpr std::string_view event_name = "ticket.registered";
+};
+using ticket_stream = projectionist::stream<"ticket", ticket_registered>;
+
+struct ticket_row {
+    BOOST_HANA_DEFINE_STRUCT(ticket_row, (std::string, ticket_id), (std::string, status));
+};
+
+template <unsigned Version>
+struct tickets : projectionist::projection<"tickets", Version, ticket_stream> {
+    using table = projectionist::table<ticket_row, &ticket_row::ticket_id>;
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().upsert({e.ticket_id, "open"}); }
+};
+
+struct orders : projectionist::projection<"orders", 1, ticket_stream> {
+    using table = projectionist::table<ticket_row, &ticket_row::ticket_id>;
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().upsert({e.ticket_id, "open"}); }
+};
+
+}  // namespace app
+
+int use(projectionist::memory_storage& storage) {
+    projectionist::router<app::tickets<1>, app::tickets<2>> router(storage);
+    return router.query("user-1", [](auto) { return 1; });
+}
