@@ -1,0 +1,194 @@
+// The blue-green workflow on the backend the executable was built for, through the library's
+// public API: v1 serves; v2 (manual kick-off, per aggregate) is initialized and backfilled while
+// events keep coming, verified against v1, rolled out to a share of the keys (a toggle that a
+// second "process" on the same database sees), switched to, made live, and v1 deleted.
+
+#include <backend_suite.hpp>
+
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <projectionist/deploy/deployment.hpp>
+#include <projectionist/deploy/router.hpp>
+#include <projectionist/deploy/verify.hpp>
+
+using namespace backend_test;
+using Catch::Contains;
+
+namespace {
+
+namespace verify = pj::verify;
+
+using tickets_deployment =
+    pj::deployment<pj::runner<tickets<1>, backend::storage_type>,
+                   pj::runner<tickets<2>, backend::storage_type, pj::per_aggregate, pj::manual_kickoff>>;
+using tickets_router = pj::router<tickets<1>, tickets<2>>;
+
+/// One "process" on the test's database: its own store, storage, deployment and router.
+struct app {
+    explicit app(backend& fx)
+        : store(fx.store()), storage(fx.storage()), deployment(store, storage, {.batch_size = 16}), router(storage) {}
+    backend::event_store_type store;
+    backend::storage_type storage;
+    tickets_deployment deployment;
+    tickets_router router;
+};
+
+/// A query as an application writes it: the routed version's row for a ticket.
+std::optional<ticket_row> find_ticket(app& a, const std::string& user, const std::string& ticket) {
+    return a.router.query(user, [&]<class P>(std::type_identity<P>) -> std::optional<ticket_row> {
+        auto table = a.storage.template find_table<typename P::table>(pj::name_of<P>);
+        if (!table) return std::nullopt;
+        return table->find(ticket);
+    });
+}
+
+std::string user_routed_to(const tickets_router& router, std::string_view version) {
+    for (int u = 0;; ++u)
+        if (router.route("user-" + std::to_string(u)) == version) return "user-" + std::to_string(u);
+}
+
+}  // namespace
+
+TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[backend][blue_green]") {
+    backend fx;
+    app a(fx);
+    history(a.store);
+    a.deployment.catch_up();
+    a.deployment.serve("tickets_v1");
+    auto& v1 = a.deployment.get<tickets<1>>();
+    auto& v2 = a.deployment.get<tickets<2>>();
+    CHECK(v1.state() == pj::projection_state::serving);
+    CHECK(v2.status().dormant);
+    CHECK_FALSE(a.storage.has_table("tickets_v2"));
+    CHECK_THAT(error_of([&] { a.deployment.backfill("tickets_v2"); }), Contains("init"));
+    CHECK_THAT(error_of([&] { a.deployment.serve("tickets_v2"); }), Contains("tickets_v2"));
+
+    // Init, then backfill while the application keeps appending.
+    a.deployment.init("tickets_v2");
+    CHECK(a.storage.find_catalog("tickets_v2")->state == pj::projection_state::initialized);
+    history(a.store, 5, 100);
+    CHECK(a.deployment.backfill("tickets_v2") == a.store.head());
+    CHECK(v2.state() == pj::projection_state::caught_up);
+    a.deployment.catch_up();
+    CHECK(v1.position() == a.store.head());
+    CHECK(v2.position() == a.store.head());
+    CHECK(rows_of<tickets<2>::table>(a.storage, "tickets_v2").size() == 65);
+
+    // Verification: v2 changes status and reopened on purpose, nothing else.
+    {
+        auto t1 = a.storage.find_table<tickets<1>::table>("tickets_v1");
+        auto t2 = a.storage.find_table<tickets<2>::table>("tickets_v2");
+        const auto strict = verify::structural_diff(t1, t2, {});
+        CHECK_FALSE(strict.pass);
+        verify::diff_options options;
+        options.expected_changes = {"status", "reopened"};
+        const auto diff = verify::structural_diff(t1, t2, options);
+        CHECK(diff.pass);
+        CHECK(diff.a_rows == 65);
+        CHECK(diff.b_rows == 65);
+        const auto spot = verify::spot_check(t1, t2, std::vector<std::string>{"t-1", "t-2", "t-missing"}, options);
+        CHECK(spot.missing_in_both == 1);
+        CHECK(spot.differs + spot.equal == 2);
+        CHECK(t2->find("t-2")->reopened == 2);
+        CHECK(t1->find("t-2")->reopened == 0);
+    }
+
+    // 10% of the keys to v2: persisted, so another process's router routes the same way.
+    a.router.rollout<tickets<2>>(10);
+    CHECK(a.storage.find_setting(tickets_router::setting_key()).has_value());
+    {
+        app other(fx);
+        CHECK(other.router.describe().candidate == "tickets_v2");
+        CHECK(other.router.describe().basis_points == 1000);
+        int on_v2 = 0, disagreements = 0;
+        for (int u = 0; u < 1000; ++u) {
+            const std::string user = "user-" + std::to_string(u);
+            disagreements += other.router.route(user) != a.router.route(user);
+            on_v2 += other.router.route(user) == "tickets_v2";
+        }
+        CHECK(disagreements == 0);
+        CHECK(on_v2 > 50);
+        CHECK(on_v2 < 150);
+        CHECK(find_ticket(other, user_routed_to(other.router, "tickets_v2"), "t-2")->reopened == 2);
+        CHECK(find_ticket(other, user_routed_to(other.router, "tickets_v1"), "t-2")->reopened == 0);
+    }
+    a.router.rollback();
+    CHECK_FALSE(a.router.describe().candidate.has_value());
+
+    // All traffic to v2; v2 serves and goes live; v1 is retired and keeps following.
+    a.router.switch_to<tickets<2>>();
+    a.deployment.serve("tickets_v2");
+    a.deployment.make_live("tickets_v2");
+    CHECK(v2.state() == pj::projection_state::serving);
+    CHECK(v2.status().live);
+    CHECK(v1.state() == pj::projection_state::retired);
+    CHECK(a.router.route("any-user") == "tickets_v2");
+    CHECK(find_ticket(a, "any-user", "t-2")->reopened == 2);
+    {
+        app other(fx);  // sees the catalog and the router's state
+        CHECK(other.router.route("any-user") == "tickets_v2");
+        CHECK(other.storage.find_catalog("tickets_v2")->live);
+        CHECK(other.storage.find_catalog("tickets_v1")->state == pj::projection_state::retired);
+    }
+    history(a.store, 3, 200);
+    a.deployment.catch_up();
+    CHECK(a.storage.find_table<tickets<1>::table>("tickets_v1")->contains("t-200"));
+
+    // Delete v1: not while it serves; then its tables, checkpoint and catalog row go.
+    CHECK_THROWS_AS(a.deployment.remove("tickets_v2"), pj::state_error);
+    a.deployment.remove("tickets_v1");
+    CHECK(v1.state() == pj::projection_state::deleted);
+    CHECK_FALSE(a.storage.has_table("tickets_v1"));
+    CHECK_FALSE(a.storage.find_catalog("tickets_v1").has_value());
+    CHECK(a.storage.find_table<tickets<2>::table>("tickets_v2")->size() == 68);
+    CHECK(a.storage.catalog().size() == 1);
+
+    // A later catch-up does not bring v1 back; v2 follows.
+    history(a.store, 1, 300);
+    a.deployment.catch_up();
+    CHECK_FALSE(a.storage.has_table("tickets_v1"));
+    CHECK(a.storage.find_table<tickets<2>::table>("tickets_v2")->contains("t-300"));
+    CHECK(log_consistent(fx));
+    CHECK(fx.integrity_ok());
+}
+
+TEST_CASE("a version's life cycle persists in the catalog, for every process on the database",
+          "[backend][blue_green]") {
+    backend fx;
+    {
+        app a(fx);
+        history(a.store, 10);
+        a.deployment.catch_up();
+        a.deployment.init("tickets_v2");
+        a.deployment.backfill("tickets_v2");
+        a.deployment.serve("tickets_v1");
+        a.deployment.make_live("tickets_v1");
+    }
+    // A new process: the states, positions and live flags are as the first one left them.
+    app b(fx);
+    auto& v1 = b.deployment.get<tickets<1>>();
+    auto& v2 = b.deployment.get<tickets<2>>();
+    CHECK(v1.state() == pj::projection_state::serving);
+    CHECK(v1.status().live);
+    CHECK(v2.state() == pj::projection_state::caught_up);
+    CHECK_FALSE(v2.status().live);
+    const auto head = b.store.head();
+    CHECK(head > 30);
+    CHECK(v1.position() == head);
+    CHECK(v2.position() == head);
+    // make_live moves the flag: one live version at a time.
+    b.deployment.make_live("tickets_v2");
+    CHECK(b.storage.find_catalog("tickets_v2")->live);
+    CHECK_FALSE(b.storage.find_catalog("tickets_v1")->live);
+    // reset is refused for the serving version, allowed for the other.
+    CHECK_THROWS_AS(b.deployment.reset("tickets_v1"), pj::state_error);
+    b.deployment.reset("tickets_v2");
+    CHECK(v2.position() == 0);
+    CHECK_FALSE(b.storage.find_catalog("tickets_v2")->live);
+    CHECK(b.storage.find_table<tickets<2>::table>("tickets_v2")->empty());
+    CHECK(b.deployment.catch_up() == head);
+    CHECK(rows_of<tickets<2>::table>(b.storage, "tickets_v2") == reference_rows<tickets<2>>(10));
+}

@@ -1,0 +1,281 @@
+#pragma once
+// The backend under test for the shared backend suite (tests/backend/*_test.cpp): one fixture per
+// SQL backend, picked by a compile definition, so that every test states the contract once and
+// each executable instantiates one backend only:
+//
+//   PROJECTIONIST_TEST_BACKEND_SQLITE    -> backend = sqlite_backend    (executable backend_sqlite)
+//   PROJECTIONIST_TEST_BACKEND_POSTGRES  -> backend = postgres_backend  (executable backend_postgres)
+//
+// A fixture object is one test's fresh, isolated environment with two databases: `db::primary`,
+// which holds the log and the read models unless a test says otherwise, and `db::secondary`,
+// "another database" (SQLite: another file in the test's temporary directory; PostgreSQL:
+// another schema of the test's own). Both are removed when the fixture goes.
+//
+// What a fixture gives:
+//  - the backend's types: `event_store_type`, `json_event_store_type`, `storage_type`;
+//  - `at(db)`: a `place` (what the backend's constructors take: a path or a URL, and options,
+//    which a test may change, e.g. `max_payload_bytes`), and `make<T>(place)`; shorthands
+//    `store(db)`, `json_store(db)`, `storage(db)`;
+//  - raw SQL for assertions, on a connection of its own: `exec`, `scalar` (an integer; booleans
+//    read as 0 and 1 on both backends), `text` (nullopt for NULL);
+//  - what differs between the dialects and is not the contract: the payload column of a codec,
+//    how to plant someone else's database or a newer projectionist schema, how to fingerprint a
+//    database to prove a refused open changed nothing, how refusals name the database, and
+//    `integrity_ok` (SQLite: PRAGMA integrity_check; PostgreSQL: every index of the schema valid
+//    and every table of it readable).
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#if defined(PROJECTIONIST_TEST_BACKEND_SQLITE) == defined(PROJECTIONIST_TEST_BACKEND_POSTGRES)
+#error "tests/backend: define exactly one of PROJECTIONIST_TEST_BACKEND_SQLITE and PROJECTIONIST_TEST_BACKEND_POSTGRES"
+#endif
+
+#ifdef PROJECTIONIST_TEST_BACKEND_SQLITE
+#include <projectionist/sqlite.hpp>
+#include <sqlite_test_support.hpp>
+#endif
+#ifdef PROJECTIONIST_TEST_BACKEND_POSTGRES
+#include <postgres_test_support.hpp>
+#include <projectionist/postgres.hpp>
+#endif
+
+namespace backend_test {
+
+/// One of a test's two databases.
+enum class db { primary, secondary };
+
+/// An integer from the text of a SQL value: booleans ("t"/"f" in PostgreSQL) as 1 and 0.
+inline std::int64_t integer_of(const std::string& text, const std::string& sql) {
+    if (text == "t") return 1;
+    if (text == "f") return 0;
+    std::size_t used = 0;
+    const std::int64_t v = std::stoll(text, &used);
+    if (used != text.size()) throw std::runtime_error("backend_test::scalar: not an integer: '" + text + "': " + sql);
+    return v;
+}
+
+#ifdef PROJECTIONIST_TEST_BACKEND_SQLITE
+
+/// SQLite: the two databases are two files in a temporary directory of the test's own.
+class sqlite_backend {
+public:
+    static constexpr std::string_view name = "sqlite";
+    using event_store_type = projectionist::sqlite_event_store;
+    using json_event_store_type = projectionist::sqlite_json_event_store;
+    using storage_type = projectionist::sqlite_storage;
+    using options_type = projectionist::sqlite_options;
+
+    /// What the backend's constructors take.
+    struct place {
+        std::string target;  ///< the file
+        options_type options;
+    };
+
+    /// A refused open of someone else's database says this.
+    static constexpr std::string_view foreign_phrase = "that projectionist did not create";
+
+    sqlite_backend() : dir_(sqlite_test::fast_temp_base()) {}
+
+    [[nodiscard]] place at(db which = db::primary) { return {file(which), options_type{}}; }
+
+    template <class T>
+    [[nodiscard]] T make(const place& p) {
+        return T(p.target, p.options);
+    }
+    [[nodiscard]] event_store_type store(db which = db::primary) { return make<event_store_type>(at(which)); }
+    [[nodiscard]] json_event_store_type json_store(db which = db::primary) {
+        return make<json_event_store_type>(at(which));
+    }
+    [[nodiscard]] storage_type storage(db which = db::primary) { return make<storage_type>(at(which)); }
+
+    void exec(const std::string& sql, db which = db::primary) { sqlite_test::raw_db(file(which)).exec(sql); }
+
+    /// The first column of the first row; nullopt for NULL. Throws when there is no row.
+    [[nodiscard]] std::optional<std::string> text(const std::string& sql, db which = db::primary) {
+        const auto rows = sqlite_test::raw_db(file(which)).rows(sql);
+        if (rows.empty() || rows.front().empty()) throw std::runtime_error("backend_test::text: no row: " + sql);
+        return rows.front().front();
+    }
+
+    [[nodiscard]] std::int64_t scalar(const std::string& sql, db which = db::primary) {
+        const auto t = text(sql, which);
+        if (!t) throw std::runtime_error("backend_test::scalar: NULL: " + sql);
+        return integer_of(*t, sql);
+    }
+
+    /// The column that holds the payloads of `Store`'s codec.
+    template <class Store>
+    [[nodiscard]] static std::string payload_column() {
+        return "payload";
+    }
+
+    [[nodiscard]] bool integrity_ok(db which = db::primary) { return sqlite_test::integrity_ok(file(which)); }
+
+    /// Someone else's database where projectionist would go: a file with a table of its own.
+    void make_foreign(db which) {
+        exec("CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers VALUES (1, 'Ada')",
+             which);
+    }
+    /// A projectionist database (opened once before) of a schema newer than this build's.
+    void make_newer(db which) { exec("PRAGMA user_version = 99", which); }
+    /// The file's bytes: a refused open must leave them as they were.
+    [[nodiscard]] std::string fingerprint(db which) { return sqlite_test::file_bytes(file(which)); }
+    /// How refusals name the database.
+    [[nodiscard]] std::string describe(db which) { return "'" + file(which) + "'"; }
+
+private:
+    [[nodiscard]] std::string file(db which) const { return dir_.file(which == db::primary ? "app.db" : "other.db"); }
+
+    sqlite_test::temp_dir dir_;
+};
+
+using backend = sqlite_backend;
+
+#endif  // PROJECTIONIST_TEST_BACKEND_SQLITE
+
+#ifdef PROJECTIONIST_TEST_BACKEND_POSTGRES
+
+/// PostgreSQL: the two databases are two schemas of the test's own on the test server
+/// (postgres_test::scoped_schema), dropped with everything in them at the end.
+class postgres_backend {
+public:
+    static constexpr std::string_view name = "postgres";
+    using event_store_type = projectionist::postgres_event_store;
+    using json_event_store_type = projectionist::postgres_json_event_store;
+    using storage_type = projectionist::postgres_storage;
+    using options_type = projectionist::postgres_options;
+
+    struct place {
+        std::string target;  ///< the server's URL
+        options_type options;
+    };
+
+    static constexpr std::string_view foreign_phrase = "was not created by projectionist";
+
+    postgres_backend() : primary_("pj_backend") { search_path(primary_); }
+
+    [[nodiscard]] place at(db which = db::primary) { return {postgres_test::pg_url(), schema(which).options()}; }
+
+    template <class T>
+    [[nodiscard]] T make(const place& p) {
+        return T(p.target, p.options);
+    }
+    [[nodiscard]] event_store_type store(db which = db::primary) { return make<event_store_type>(at(which)); }
+    [[nodiscard]] json_event_store_type json_store(db which = db::primary) {
+        return make<json_event_store_type>(at(which));
+    }
+    [[nodiscard]] storage_type storage(db which = db::primary) { return make<storage_type>(at(which)); }
+
+    void exec(const std::string& sql, db which = db::primary) { schema(which).connection().exec(sql); }
+
+    [[nodiscard]] std::optional<std::string> text(const std::string& sql, db which = db::primary) {
+        const auto r = schema(which).connection().query(sql);
+        if (r.rows() == 0 || r.columns() == 0) throw std::runtime_error("backend_test::text: no row: " + sql);
+        if (r.is_null(0, 0)) return std::nullopt;
+        return std::string(r.text(0, 0));
+    }
+
+    [[nodiscard]] std::int64_t scalar(const std::string& sql, db which = db::primary) {
+        const auto t = text(sql, which);
+        if (!t) throw std::runtime_error("backend_test::scalar: NULL: " + sql);
+        return integer_of(*t, sql);
+    }
+
+    /// The binary codec's payloads are bytea, the JSON codec's jsonb, in a column of its own.
+    template <class Store>
+    [[nodiscard]] static std::string payload_column() {
+        return Store::codec::text ? "payload_json" : "payload";
+    }
+
+    /// No amcheck: every index of the schema valid and ready, and every table readable.
+    [[nodiscard]] bool integrity_ok(db which = db::primary) {
+        auto& s = schema(which);
+        projectionist::detail::pg::params p;
+        p.add(s.name());
+        auto& c = s.connection();
+        const auto bad = c.query(
+            "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace WHERE n.nspname = $1 AND NOT (i.indisvalid "
+            "AND i.indisready AND i.indislive)",
+            p);
+        if (bad.int64(0, 0) != 0) return false;
+        const auto tables = c.query(
+            "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind = 'r'",
+            p);
+        for (int i = 0; i < tables.rows(); ++i)
+            c.query("SELECT count(*) FROM " + s.quoted() + "." +
+                    projectionist::detail::pg::quote(std::string(tables.text(i, 0))));
+        return true;
+    }
+
+    /// Someone else's database where projectionist would go: a schema with a table of its own.
+    void make_foreign(db which) {
+        exec("CREATE TABLE customers(id integer PRIMARY KEY, name text); INSERT INTO customers VALUES (1, 'Ada')",
+             which);
+    }
+    void make_newer(db which) { exec("UPDATE projectionist_schema SET version = 99", which); }
+
+    /// Every relation of the schema with its kind, every table's row count, and the marker's rows.
+    [[nodiscard]] std::string fingerprint(db which) {
+        auto& s = schema(which);
+        projectionist::detail::pg::params p;
+        p.add(s.name());
+        auto& c = s.connection();
+        const auto r = c.query(
+            "SELECT c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = $1 ORDER BY c.relname",
+            p);
+        std::string out;
+        for (int i = 0; i < r.rows(); ++i) {
+            const std::string relation(r.text(i, 0));
+            out += relation + ":" + std::string(r.text(i, 1));
+            if (r.text(i, 1) == "r")
+                out += "=" + std::to_string(postgres_test::scalar(c, "SELECT count(*) FROM " + s.quoted() + "." +
+                                                                         projectionist::detail::pg::quote(relation)));
+            out += ";";
+        }
+        return out;
+    }
+    [[nodiscard]] std::string describe(db which) { return schema(which).quoted(); }
+
+private:
+    static void search_path(postgres_test::scoped_schema& s) {
+        s.connection().exec("SET search_path TO " + s.quoted());
+    }
+    postgres_test::scoped_schema& schema(db which) {
+        if (which == db::primary) return primary_;
+        if (!secondary_) {
+            secondary_.emplace("pj_backend_b");
+            search_path(*secondary_);
+        }
+        return *secondary_;
+    }
+
+    postgres_test::scoped_schema primary_;
+    std::optional<postgres_test::scoped_schema> secondary_;
+};
+
+using backend = postgres_backend;
+
+#endif  // PROJECTIONIST_TEST_BACKEND_POSTGRES
+
+/// The message of the projectionist::error that `f` throws ("<no error>" / "<other exception: ...>").
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        std::forward<F>(f)();
+    } catch (const projectionist::error& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        return std::string("<other exception: ") + e.what() + ">";
+    }
+    return "<no error>";
+}
+
+}  // namespace backend_test
