@@ -155,6 +155,7 @@ public:
     [[nodiscard]] std::int64_t int64(int c) const noexcept { return sqlite3_column_int64(stmt_, c); }
     [[nodiscard]] double real(int c) const noexcept { return sqlite3_column_double(stmt_, c); }
     [[nodiscard]] bool is_null(int c) const noexcept { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
+    [[nodiscard]] bool is_text(int c) const noexcept { return sqlite3_column_type(stmt_, c) == SQLITE_TEXT; }
     [[nodiscard]] std::string_view text(int c) const noexcept {
         const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, c));
         return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, c))) : std::string_view{};

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,8 +56,20 @@ struct column_traits<T> {
     static constexpr bool supported = true;
     static constexpr bool nullable = false;
     static constexpr std::string_view sql_type = "REAL";
-    static void bind(statement& s, int i, const T& v) { s.bind(i, static_cast<double>(v)); }
-    static void read(const statement& s, int c, T& out) { out = static_cast<T>(s.real(c)); }
+    // SQLite stores a NaN bound as REAL as NULL: it is written as the text 'NaN' instead (a REAL
+    // column keeps text that is not a number as text) and read back as a quiet NaN.
+    static void bind(statement& s, int i, const T& v) {
+        if (std::isnan(v))
+            s.bind(i, std::string_view("NaN"));
+        else
+            s.bind(i, static_cast<double>(v));
+    }
+    static void read(const statement& s, int c, T& out) {
+        if (s.is_text(c) && s.text(c) == "NaN")
+            out = std::numeric_limits<T>::quiet_NaN();
+        else
+            out = static_cast<T>(s.real(c));
+    }
 };
 template <>
 struct column_traits<std::string> {
@@ -222,11 +236,14 @@ public:
             s.run();
         } catch (const sqlite_error& e) {
             s.reset();
-            if ((e.code() & 0xFF) == SQLITE_CONSTRAINT)
+            if (e.code() == SQLITE_CONSTRAINT_PRIMARYKEY || e.code() == SQLITE_CONSTRAINT_UNIQUE)
                 throw table_error(
                     fmt::format("projectionist: insert into table '{}': a row with key {} already "
                                 "exists; use upsert to replace it",
                                 name_, detail::describe_key(Table::key_of(row))));
+            if ((e.code() & 0xFF) == SQLITE_CONSTRAINT)
+                throw table_error(fmt::format("projectionist: insert into table '{}' of the row with key {}: {}", name_,
+                                              detail::describe_key(Table::key_of(row)), e.what()));
             throw;
         }
     }
