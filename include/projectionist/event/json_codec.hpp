@@ -1,5 +1,6 @@
 #pragma once
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -14,6 +15,7 @@
 #include <boost/hana/for_each.hpp>
 #include <boost/hana/pair.hpp>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <projectionist/event/codec.hpp>
 
@@ -136,6 +138,102 @@ void from_json(T& out, const boost::json::value& v, std::string_view field) {
     }
 }
 
+/// Builds a boost::json::value as Boost.JSON's own parser does, except for floating-point
+/// numbers: their text is read with std::from_chars, which rounds correctly. Boost.JSON 1.81's
+/// own conversion can be an ulp off (-1.2345678901234567e-300) and turns a long spelling of a
+/// large double into infinity: PostgreSQL's jsonb prints 1.7976931348623157e308 as its 309
+/// digits. Reading every number exactly keeps a stored double the double that was appended.
+class exact_number_handler {
+public:
+    static constexpr std::size_t max_object_size = boost::json::object::max_size();
+    static constexpr std::size_t max_array_size = boost::json::array::max_size();
+    static constexpr std::size_t max_key_size = boost::json::string::max_size();
+    static constexpr std::size_t max_string_size = boost::json::string::max_size();
+
+    exact_number_handler() { stack_.reset(); }
+
+    [[nodiscard]] boost::json::value release() { return stack_.release(); }
+
+    bool on_document_begin(boost::json::error_code&) { return true; }
+    bool on_document_end(boost::json::error_code&) { return true; }
+    bool on_array_begin(boost::json::error_code&) { return true; }
+    bool on_array_end(std::size_t n, boost::json::error_code&) {
+        stack_.push_array(n);
+        return true;
+    }
+    bool on_object_begin(boost::json::error_code&) { return true; }
+    bool on_object_end(std::size_t n, boost::json::error_code&) {
+        stack_.push_object(n);
+        return true;
+    }
+    bool on_string_part(boost::json::string_view s, std::size_t, boost::json::error_code&) {
+        stack_.push_chars(s);
+        return true;
+    }
+    bool on_string(boost::json::string_view s, std::size_t, boost::json::error_code&) {
+        stack_.push_string(s);
+        return true;
+    }
+    bool on_key_part(boost::json::string_view s, std::size_t, boost::json::error_code&) {
+        stack_.push_chars(s);
+        return true;
+    }
+    bool on_key(boost::json::string_view s, std::size_t, boost::json::error_code&) {
+        stack_.push_key(s);
+        return true;
+    }
+    bool on_number_part(boost::json::string_view s, boost::json::error_code&) {
+        number_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_int64(std::int64_t i, boost::json::string_view, boost::json::error_code&) {
+        number_.clear();
+        stack_.push_int64(i);
+        return true;
+    }
+    bool on_uint64(std::uint64_t u, boost::json::string_view, boost::json::error_code&) {
+        number_.clear();
+        stack_.push_uint64(u);
+        return true;
+    }
+    bool on_double(double d, boost::json::string_view s, boost::json::error_code&) {
+        number_.append(s.data(), s.size());
+        double exact = 0;
+        const auto [end, ec] = std::from_chars(number_.data(), number_.data() + number_.size(), exact);
+        if (ec == std::errc{} && end == number_.data() + number_.size()) d = exact;
+        number_.clear();
+        stack_.push_double(d);
+        return true;
+    }
+    bool on_bool(bool b, boost::json::error_code&) {
+        stack_.push_bool(b);
+        return true;
+    }
+    bool on_null(boost::json::error_code&) {
+        stack_.push_null();
+        return true;
+    }
+    bool on_comment_part(boost::json::string_view, boost::json::error_code&) { return true; }
+    bool on_comment(boost::json::string_view, boost::json::error_code&) { return true; }
+
+private:
+    boost::json::value_stack stack_;
+    std::string number_;
+};
+
+/// Parses one JSON document, numbers read exactly (exact_number_handler).
+inline boost::json::value parse_exact(std::string_view text, const boost::json::parse_options& options,
+                                      boost::json::error_code& ec) {
+    boost::json::basic_parser<exact_number_handler> parser(options);
+    const std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
+    if (ec) return nullptr;
+    if (used != text.size()) {
+        ec = boost::json::error::extra_data;
+        return nullptr;
+    }
+    return parser.handler().release();
+}
+
 }  // namespace detail
 
 /// A readable codec: one JSON object per event, keys from the struct's Hana reflection, so that
@@ -159,8 +257,7 @@ struct json_codec {
         // could be appended but never read back.
         boost::json::parse_options options;
         options.allow_invalid_utf8 = true;
-        boost::json::value v =
-            boost::json::parse(boost::json::string_view(payload.data(), payload.size()), ec, {}, options);
+        boost::json::value v = detail::parse_exact(payload, options, ec);
         if (ec) throw codec_error(fmt::format("corrupt payload: not valid JSON ({})", ec.message()));
         T out{};
         detail::from_json(out, v, "(payload)");
