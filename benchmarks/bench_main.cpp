@@ -43,6 +43,7 @@
 #include <projectionist/projectionist.hpp>
 
 #include "bench_domain.hpp"
+#include "bench_postgres.hpp"
 #include "bench_shadow.hpp"
 #include "bench_sqlite.hpp"
 #include "harness.hpp"
@@ -792,7 +793,8 @@ int main(int argc, char** argv) {
     // sqlite_attribution (not in the default) adds the SQLite attribution sides; sqlite_log
     // alone writes the SQLite log and reports how long that took.
     const std::string only =
-        "," + env_text("PROJECTIONIST_BENCH_ONLY", "dispatch,rebuild,partitioning,scan,sqlite,shadow,compile") + ",";
+        "," +
+        env_text("PROJECTIONIST_BENCH_ONLY", "dispatch,rebuild,partitioning,scan,sqlite,postgres,shadow,compile") + ",";
     const auto wanted = [&](std::string_view group) {
         return only.find(fmt::format(",{},", group)) != std::string::npos;
     };
@@ -831,13 +833,12 @@ int main(int argc, char** argv) {
         so.preregister_aggregates = env_text("PROJECTIONIST_BENCH_SQLITE_LOG", "preregister") != "append";
         bench_sqlite(b.store, b.stats, so, b.comparisons, r.data);
     }
+    // 6d. PostgreSQL (bench_postgres.cpp): its own server, repetitions and checks.
+    if (wanted("postgres")) bench_postgres(b.store, b.stats, b.comparisons, r.data);
     if (wanted("shadow")) bench_shadow(b.options, b.comparisons);
     if (wanted("compile") && !compile_samples.empty()) report_compile_time(b, compile_samples);
 
     r.comparisons = std::move(b.comparisons);
-    // PostgreSQL gets its comparison here once the backend exists; until then it is listed as
-    // pending in the table and in results.json.
-    r.pending = {"6. PostgreSQL backfill (events/s)"};
 
     const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     r.data.push_back({"benchmark_process_s", total_s});

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds projectionist's benchmarks in Release (-O2) and runs them: dispatch, in-memory rebuild,
-# partitioning, scan ceiling, SQLite backfill (projectionist_bench) and compile time
+# partitioning, scan ceiling, SQLite and PostgreSQL backfill (projectionist_bench) and compile time
 # (compile_time.sh). Prints the table of comparisons and writes benchmarks/results.json.
+# For the PostgreSQL comparison it starts a private server (tests/support/pg_cluster.sh, stopped
+# on exit) unless PROJECTIONIST_PG_URL names one.
 # Installs what it needs on Debian 12 (root or sudo). Never fails on a missed target: the table
 # says met or not.
 #
@@ -14,7 +16,10 @@
 #   PROJECTIONIST_BENCH_SQLITE_WARMUP  untimed warm-up runs per SQLite side (0)
 #   PROJECTIONIST_BENCH_SQLITE_DIR     where the SQLite files go (/dev/shm if writable, else the build directory)
 #   PROJECTIONIST_BENCH_SQLITE_SYNC    PRAGMA synchronous on every SQLite side: full (default) or normal
-#   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,compile
+#   PROJECTIONIST_BENCH_PG_REPS        timed repetitions per PostgreSQL side (5); each backfills the whole history
+#   PROJECTIONIST_BENCH_PG_WARMUP      untimed warm-up runs per PostgreSQL side (0)
+#   PROJECTIONIST_PG_URL               a PostgreSQL server to use instead of starting one (postgresql://user@host:port/db)
+#   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,postgres,compile
 #                                      (+ sqlite_attribution: the 6x sides, not run by default)
 #   PROJECTIONIST_BENCH_COMPILE_RUNS   timed compiles per unit (5); 0 skips the compile-time part
 #   PROJECTIONIST_BENCH_JSON           where to write the results (benchmarks/results.json)
@@ -29,7 +34,7 @@ json="${PROJECTIONIST_BENCH_JSON:-$root/benchmarks/results.json}"
 started=$SECONDS
 
 "$root/cmake/install-debian-deps.sh" g++ cmake ninja-build libboost1.81-dev libboost-json1.81-dev libfmt-dev \
-  libsqlite3-dev libbenchmark-dev time
+  libsqlite3-dev libpq-dev libbenchmark-dev time
 
 echo "== build (Release, -O2) in $build"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
@@ -63,6 +68,30 @@ fi
 for stale in "$PROJECTIONIST_BENCH_SQLITE_DIR"/projectionist-bench-*; do
   [ -d "$stale" ] && [ ! -e "/proc/${stale##*-}" ] && rm -rf "$stale"
 done
+
+# The PostgreSQL comparison (6d) needs a server: PROJECTIONIST_PG_URL, else a private cluster
+# started here (the tests' script: initdb into a new directory under /dev/shm when writable, a
+# free loopback port, fsync=off; see README.md, 6d) and stopped on exit. Only when the group runs
+# and the benchmark was built with libpq.
+pg_state="$build/pg-cluster"
+stop_pg() { bash "$root/tests/support/pg_cluster.sh" stop "$pg_state" || true; }
+if [[ ",${PROJECTIONIST_BENCH_ONLY:-postgres}," == *",postgres,"* ]]; then
+  if ! ldd "$build/benchmarks/projectionist_bench" | grep -q libpq; then
+    echo "== PostgreSQL: the benchmark was built without libpq, so 6d is not measured"
+  elif [ -n "${PROJECTIONIST_PG_URL:-}" ]; then
+    echo "== PostgreSQL: the server at PROJECTIONIST_PG_URL"
+    export PROJECTIONIST_BENCH_PG_URL="$PROJECTIONIST_PG_URL"
+  else
+    echo "== PostgreSQL: starting a private server"
+    trap stop_pg EXIT
+    trap 'exit 130' INT TERM  # exits through the EXIT trap
+    pg_tmp="${TMPDIR:-/tmp}"
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then pg_tmp=/dev/shm; fi
+    TMPDIR="$pg_tmp" bash "$root/tests/support/pg_cluster.sh" start "$pg_state"
+    PROJECTIONIST_BENCH_PG_URL="$(cat "$pg_state/url")"
+    export PROJECTIONIST_BENCH_PG_URL
+  fi
+fi
 
 echo "== runtime comparisons"
 "$build/benchmarks/projectionist_bench" --json "$json" --markdown "$build/results.md" "${samples_args[@]}"
