@@ -30,6 +30,7 @@
 #include <projectionist/event/stream.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
+#include <projectionist/store/stored_record.hpp>
 
 namespace projectionist {
 
@@ -84,63 +85,9 @@ public:
     using event_store_category = detail::event_store_category;
     using codec = Codec;
 
-    struct type_entry {
-        std::uint32_t id = 0;
-        std::string stream;
-        std::string name;
-    };
-
-    /// One stored event, as read: the payload is still encoded.
-    class record {
-    public:
-        [[nodiscard]] std::uint64_t position() const noexcept { return position_; }
-        [[nodiscard]] std::uint32_t type_id() const noexcept { return type_->id; }
-        [[nodiscard]] std::string_view type_name() const noexcept { return type_->name; }
-        [[nodiscard]] std::string_view stream() const noexcept { return type_->stream; }
-        [[nodiscard]] std::uint64_t aggregate_number() const noexcept { return aggregate_number_; }
-        [[nodiscard]] std::string_view aggregate_id() const noexcept { return aggregate_id_; }
-        [[nodiscard]] std::uint64_t aggregate_version() const noexcept { return version_; }
-        [[nodiscard]] unsigned schema_version() const noexcept { return schema_version_; }
-        [[nodiscard]] std::string_view payload() const noexcept { return payload_; }
-        [[nodiscard]] std::chrono::system_clock::time_point recorded_at() const noexcept {
-            return std::chrono::system_clock::time_point(
-                std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                    std::chrono::nanoseconds(recorded_ns_)));
-        }
-        [[nodiscard]] envelope envelope_of() const noexcept {
-            return {position_, type_->stream, aggregate_id_, version_, recorded_at(), type_->name};
-        }
-
-    private:
-        friend class basic_postgres_event_store;
-        std::uint64_t position_ = 0;
-        const type_entry* type_ = nullptr;
-        std::uint64_t aggregate_number_ = 0;
-        std::uint64_t version_ = 0;
-        unsigned schema_version_ = 1;
-        std::int64_t recorded_ns_ = 0;
-        std::string aggregate_id_;
-        std::string payload_;
-    };
-
-    /// What `read` fills. Records are reused between reads, so their strings keep capacity.
-    class batch {
-    public:
-        [[nodiscard]] auto begin() const noexcept { return records_.begin(); }
-        [[nodiscard]] auto end() const noexcept { return records_.begin() + static_cast<std::ptrdiff_t>(size_); }
-        [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
-        [[nodiscard]] std::size_t size() const noexcept { return size_; }
-        [[nodiscard]] const record& operator[](std::size_t i) const noexcept { return records_[i]; }
-
-    private:
-        friend class basic_postgres_event_store;
-        record& next() {
-            if (size_ == records_.size()) records_.emplace_back();
-            return records_[size_++];
-        }
-        std::vector<record> records_;
-        std::size_t size_ = 0;
-    };
+    using type_entry = stored_event_type;
+    using record = stored_record;
+    using batch = stored_batch;
 
 private:
     /// The log's SQL, with the schema quoted into every table name (the statements do not depend
