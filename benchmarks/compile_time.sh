@@ -45,8 +45,12 @@ mkdir -p "$out"
   echo '}  // namespace gen'
 } >"$out/events50.hpp"
 
-# projection.cpp: the projection (exhaustive, one on() per event) and a runner that runs it.
-projection_includes='#include <projectionist/projectionist.hpp>
+# projection.cpp: the projection (exhaustive, one on() per event) and a runner that runs it. It
+# includes what a user of the runner with the in-memory store and storage includes: the runner's
+# header, which brings the policies, memory_storage and memory_event_store (not the umbrella
+# projectionist.hpp, which adds deploy/ and cli/ that neither side uses; the switch likewise
+# includes only the store and storage headers it uses).
+projection_includes='#include <projectionist/runner/runner.hpp>
 #include "events50.hpp"'
 {
   echo "$projection_includes"

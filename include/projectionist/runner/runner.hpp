@@ -24,6 +24,7 @@
 
 #include <projectionist/error.hpp>
 #include <projectionist/event/envelope.hpp>
+#include <projectionist/meta/with_index.hpp>
 #include <projectionist/policy/policies.hpp>
 #include <projectionist/projection/context.hpp>
 #include <projectionist/projection/handler_table.hpp>
@@ -96,9 +97,9 @@ struct table_names_fit<P, boost::mp11::mp_list<Tables...>> {
 /// failure handling (stop_on_error).
 ///
 /// The event path has no virtual call, std::function or map keyed by type: a record's interned
-/// type id indexes a small array built once, and `mp_with_index` turns the index into a direct
-/// call of the handler overload. One runner is driven by one thread; `status()` may be called
-/// from any thread.
+/// type id indexes a small array built once, and one `switch` over that index (`with_index`)
+/// calls the handler overload, inlined in its case. One runner is driven by one thread;
+/// `status()` may be called from any thread.
 template <class Projection, class... Policies>
 class runner {
     static_assert(detail::require_projection<Projection>());
@@ -377,10 +378,13 @@ public:
 private:
     using entries = typename handler_table::entries;
     static constexpr std::size_t entry_count = handler_table::size;
-    static constexpr std::uint16_t not_subscribed = 0xFFFF;        // another stream's event: ignored
-    static constexpr std::uint16_t subscribed_unhandled = 0xFFFE;  // ours, no handler: tracked, not applied
-    static constexpr std::uint16_t unknown_in_stream = 0xFFFD;     // a stream we read, an event it does not list
-    static_assert(entry_count < unknown_in_stream, "projectionist: too many handled events in one projection");
+    // A record's slot: its handler table entry, or one of three more cases right after the
+    // entries, so that one switch over [0, slot_count) covers every record.
+    static constexpr std::uint16_t subscribed_unhandled = entry_count;   // ours, no handler: tracked, not applied
+    static constexpr std::uint16_t not_subscribed = entry_count + 1;     // another stream's event: ignored
+    static constexpr std::uint16_t unknown_in_stream = entry_count + 2;  // a stream we read, an event it does not list
+    static constexpr std::size_t slot_count = entry_count + 3;
+    static_assert(slot_count <= 0xFFFF, "projectionist: too many handled events in one projection");
 
     /// Every (stream, event) pair the projection reads, with its handler table entry or
     /// subscribed_unhandled: the table the store's type names are matched against.
@@ -623,28 +627,11 @@ private:
             pending_.clear();
             changed_aggregates_.clear();
             context_.set_live(live_);
-            const record_type* current = nullptr;
-            std::uint64_t applied = 0;
-            std::uint64_t skipped = 0;
-            std::uint64_t dead = 0;
+            pass_totals totals;
+            failed_ = nullptr;
             session_.begin();
             try {
-                for (const auto& item : batch_) {
-                    const record_type& rec = detail::deref(item);
-                    current = &rec;
-                    if constexpr (failure::skips) {
-                        if (dead_letter_if_marked(rec)) {
-                            ++dead;
-                            continue;
-                        }
-                    }
-                    switch (apply_one(rec)) {
-                        case outcome::applied: ++applied; break;
-                        case outcome::duplicate: ++skipped; break;
-                        case outcome::ignored: break;
-                    }
-                }
-                current = nullptr;  // a failure from here on is not one event's
+                totals = apply_records(batch_.begin(), batch_.end());
                 checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
                 if constexpr (has_emit_writer) {
                     if (emit_writer_) append_emitted(*emit_writer_);  // commits with the batch
@@ -653,6 +640,7 @@ private:
             } catch (...) {
                 // Undo everything the batch did: table writes, checkpoint, emitted events.
                 const std::exception_ptr cause = std::current_exception();
+                const record_type* current = failed_;  // null: the failure is not one event's
                 const bool tables_restored = session_.rollback();
                 counters_.dropped = dropped_before;
                 pending_.clear();
@@ -681,10 +669,10 @@ private:
                 fail(current, cause);
             }
             append_emitted(*store_);  // a store in another database: right after the commit
-            events_applied_ += applied;
-            events_skipped_ += skipped;
-            events_dead_lettered_ += dead;
-            return applied;
+            events_applied_ += totals.applied;
+            events_skipped_ += totals.skipped;
+            events_dead_lettered_ += totals.dead;
+            return totals.applied;
         }
     }
 
@@ -710,11 +698,8 @@ private:
                 store_->read(at, static_cast<std::size_t>(std::min<std::uint64_t>(options_.batch_size, position - at)),
                              history);
                 if (history.empty()) break;
-                for (const auto& item : history) {
-                    const record_type& rec = detail::deref(item);
-                    at = rec.position();
-                    if (!std::binary_search(dead.begin(), dead.end(), at)) apply_one(rec);
-                }
+                replay_records(history.begin(), history.end(), dead);
+                at = detail::deref(history[history.size() - 1]).position();
             }
             session_.commit(*checkpoint_, {});
         } catch (...) {
@@ -797,55 +782,217 @@ private:
         }
     }
 
-    enum class outcome : std::uint8_t { applied, ignored, duplicate };
+    // ---- one pass over records: the per-event work ---------------------------------------------
+    //
+    // A pass keeps what it needs in locals (the type map's bounds, the per-aggregate positions,
+    // counters, a copy of the handler context), and each record is one lookup in the type map and
+    // one switch over its slot, with the handler's body inlined in the case: the code of a
+    // hand-written switch. What only failures and growth need stays out of the loop: a try block
+    // around the whole pass records which record threw, a record that needs the type map or the
+    // positions to grow leaves the inner loop, and the error paths are out-of-line functions.
 
-    /// Applies one record: runs its handler if the projection has one, and per aggregate moves
-    /// the aggregate's position.
-    outcome apply_one(const record_type& rec) {
+    struct pass_totals {
+        std::uint64_t applied = 0;  ///< events whose handler ran
+        std::uint64_t skipped = 0;  ///< per aggregate: events applied before (duplicates)
+        std::uint64_t dead = 0;     ///< events recorded as dead letters
+    };
+
+    /// What a pass keeps in registers. The bounds are re-read only when the vectors grow.
+    struct pass_state {
+        const std::uint16_t* map = nullptr;
+        std::size_t map_size = 0;
+        std::uint64_t* versions = nullptr;
+        std::size_t versions_size = 0;
+        std::uint64_t tracked = 0;  // aggregates applied for the first time in this pass
+        std::uint64_t ignored = 0;  // records with no handler to run (another stream's, or unhandled)
+        pass_totals totals;
+    };
+
+    /// Applies the records [first, last). If one throws, `failed_` points at it. With
+    /// `check_failures` (not on a rebuild's replay, which skips the recorded dead letters instead),
+    /// skip_to_dead_letter records the batch's failed events and parked aggregates' events as dead
+    /// letters instead of applying them.
+    template <class It>
+    pass_totals apply_records(It first, const It last, bool check_failures = true) {
+        // Per aggregate in memory journal mode every event also records its aggregate's old
+        // position, and with skip_to_dead_letter a retried batch checks every record against the
+        // failures: loops of their own, so that the common loop has neither on its path.
+        constexpr bool can_journal = partitioning::partitioned && !session_reloads_checkpoint;
+        if constexpr (failure::skips) {
+            if (check_failures && (!batch_failures_.empty() || !parked_.empty())) {
+                if constexpr (can_journal) {
+                    if (journaled_) return apply_records_as<true, true>(first, last);
+                }
+                return apply_records_as<false, true>(first, last);
+            }
+        }
+        if constexpr (can_journal) {
+            if (journaled_) return apply_records_as<true, false>(first, last);
+        }
+        return apply_records_as<false, false>(first, last);
+    }
+
+    /// Replays the records [first, last) except those at the sorted positions `dead`.
+    template <class It>
+    void replay_records(It first, const It last, const std::vector<std::uint64_t>& dead) {
+        if (dead.empty()) {
+            apply_records(first, last, false);
+            return;
+        }
+        It from = first;
+        auto next_dead = dead.begin();
+        for (It it = first; it != last; ++it) {
+            const std::uint64_t position = detail::deref(*it).position();
+            while (next_dead != dead.end() && *next_dead < position) ++next_dead;
+            if (next_dead != dead.end() && *next_dead == position) {
+                apply_records(from, it, false);
+                from = std::next(it);
+            }
+        }
+        apply_records(from, last, false);
+    }
+
+    template <bool Journaled, bool Filtered, class It>
+    pass_totals apply_records_as(It first, const It last) {
+        // The handlers get a copy of the context on this stack frame: when they are inlined and
+        // never ask for the envelope, the compiler drops the per-event record bookkeeping.
+        context_type ctx = context_;
+        pass_state st;
+        load_bounds(st);
+        It it = first;
+        try {
+            for (;;) {
+                for (; it != last; ++it) {
+                    const record_type& rec = detail::deref(*it);
+                    if constexpr (Filtered) {
+                        if (dead_letter_if_marked(rec)) {
+                            ++st.totals.dead;
+                            continue;
+                        }
+                        if (st.map_size != type_map_.size()) load_bounds(st);  // it may have mapped new types
+                    }
+                    if (!apply_record<Journaled>(rec, ctx, st)) [[unlikely]]
+                        break;
+                }
+                if (it == last) break;
+                make_room(detail::deref(*it), st);  // then the inner loop applies it
+            }
+        } catch (...) {
+            failed_ = &detail::deref(*it);
+            throw;
+        }
+        if constexpr (partitioning::partitioned) checkpoint_->aggregates_tracked += st.tracked;
+        st.totals.applied =
+            static_cast<std::uint64_t>(std::distance(first, last)) - st.ignored - st.totals.skipped - st.totals.dead;
+        return st.totals;
+    }
+
+    PROJECTIONIST_ALWAYS_INLINE void load_bounds(pass_state& st) const {
+        st.map = type_map_.data();
+        st.map_size = type_map_.size();
+        if constexpr (partitioning::partitioned) {
+            st.versions = checkpoint_->aggregate_versions.data();
+            st.versions_size = checkpoint_->aggregate_versions.size();
+        }
+    }
+
+    /// One record: its slot from the type map, per aggregate the position check, then the switch.
+    /// False, with nothing done, when the type map or the positions must grow first.
+    template <bool Journaled>
+    PROJECTIONIST_ALWAYS_INLINE bool apply_record(const record_type& rec, context_type& ctx, pass_state& st) {
         const std::uint32_t type = rec.type_id();
-        if (type >= type_map_.size()) {
-            refresh_type_map();
-            if (type >= type_map_.size())
-                throw std::runtime_error(
-                    fmt::format("the store returned event type id {}, which it does not list", type));
-        }
-        const std::uint16_t slot = type_map_[type];
-        if (slot >= unknown_in_stream) [[unlikely]] {  // one test on the hot path for the rare slots
-            if (slot == not_subscribed) return outcome::ignored;
-            if (slot == unknown_in_stream)
-                throw std::runtime_error(
-                    fmt::format("unknown event type: stream '{}' has no event '{}' in this build's "
-                                "stream<...> declaration (written by a newer application?)",
-                                rec.stream(), rec.type_name()));
-        }
+        if (type >= st.map_size) [[unlikely]]
+            return false;
+        const std::uint16_t slot = st.map[type];
         if constexpr (partitioning::partitioned) {
-            const std::uint64_t number = rec.aggregate_number();
-            auto& versions = checkpoint_->aggregate_versions;
-            if (number >= versions.size()) versions.resize(number + 1 + number / 2, 0);
-            const std::uint64_t applied_version = versions[number];
-            const std::uint64_t version = rec.aggregate_version();
-            if (version <= applied_version) return outcome::duplicate;
-            if (version != applied_version + 1) throw detail_gap(applied_version, version);
-            if constexpr (session_reloads_checkpoint)
-                changed_aggregates_.push_back(number);  // the storage writes their rows at commit
-            else if (journaled_)
-                aggregate_undo_.emplace_back(number, applied_version);  // undone with the tables
-            if (applied_version == 0) ++checkpoint_->aggregates_tracked;
-            versions[number] = version;
+            if (slot <= subscribed_unhandled) {
+                const std::uint64_t number = rec.aggregate_number();
+                if (number >= st.versions_size) [[unlikely]]
+                    return false;
+                if (!advance_aggregate<Journaled>(rec, number, st)) return true;  // applied before
+            }
         }
+        slot_visitor visit{*this, rec, ctx, st};
+        detail::with_index<slot_count>(slot, visit);
+        return true;
+    }
+
+    /// What `apply_record` needs before it can take `rec`: a type id mapped (the store interned
+    /// a type after the batch was read), the aggregate's position in range. Out of the loop.
+    PROJECTIONIST_ALWAYS_INLINE void make_room(const record_type& rec, pass_state& st) {
+        if (rec.type_id() >= type_map_.size()) map_new_type(rec.type_id());
         if constexpr (partitioning::partitioned) {
-            if (slot == subscribed_unhandled) return outcome::ignored;  // its position moved; nothing to run
+            if (type_map_[rec.type_id()] <= subscribed_unhandled &&
+                rec.aggregate_number() >= checkpoint_->aggregate_versions.size())
+                grow_versions(rec.aggregate_number());
         }
-        if constexpr (entry_count > 0) {
-            boost::mp11::mp_with_index<entry_count>(slot, [&](auto I) {
-                using E = typename boost::mp11::mp_at_c<entries, decltype(I)::value>::event;
-                context_.set_record(&rec);  // the envelope is built only if the handler asks
-                detail::invoke_handler(projection_, store_->template event_of<E>(rec), context_);
-            });
-            return outcome::applied;
-        } else {
-            return outcome::ignored;
+        load_bounds(st);
+    }
+
+    /// The case of each slot: the handler of an entry, nothing for an unhandled or foreign event
+    /// (per aggregate its position moved already), an error for an event its stream does not list.
+    struct slot_visitor {
+        runner& self;
+        const record_type& rec;
+        context_type& ctx;
+        pass_state& st;
+
+        template <std::size_t I>
+        PROJECTIONIST_ALWAYS_INLINE void operator()(std::integral_constant<std::size_t, I>) const {
+            if constexpr (I < entry_count) {
+                using E = typename boost::mp11::mp_at_c<entries, I>::event;
+                ctx.set_record(&rec);  // the envelope is built only if the handler asks
+                detail::invoke_handler(self.projection_, self.store_->template event_of<E>(rec), ctx);
+            } else if constexpr (I == unknown_in_stream) {
+                self.unknown_event(rec);
+            } else {
+                ++st.ignored;
+            }
         }
+    };
+
+    /// Per aggregate: moves the record's aggregate to the record's version. False for an event
+    /// applied before; a gap in the versions is an error.
+    template <bool Journaled>
+    PROJECTIONIST_ALWAYS_INLINE bool advance_aggregate(const record_type& rec, std::uint64_t number, pass_state& st) {
+        const std::uint64_t applied_version = st.versions[number];
+        const std::uint64_t version = rec.aggregate_version();
+        if (version != applied_version + 1) [[unlikely]] {
+            if (version <= applied_version) {
+                ++st.totals.skipped;
+                return false;
+            }
+            throw_gap(applied_version, version);
+        }
+        if constexpr (session_reloads_checkpoint)
+            changed_aggregates_.push_back(number);  // the storage writes their rows at commit
+        else if constexpr (Journaled)
+            aggregate_undo_.emplace_back(number, applied_version);  // undone with the tables
+        st.tracked += applied_version == 0 ? 1 : 0;
+        st.versions[number] = version;
+        return true;
+    }
+
+    /// A type id beyond the map: maps the store's new types, or throws if it does not list it.
+    [[gnu::noinline]] void map_new_type(std::uint32_t type) {
+        refresh_type_map();
+        if (type >= type_map_.size())
+            throw std::runtime_error(fmt::format("the store returned event type id {}, which it does not list", type));
+    }
+
+    [[gnu::noinline]] void grow_versions(std::uint64_t number) {
+        checkpoint_->aggregate_versions.resize(number + 1 + number / 2, 0);
+    }
+
+    [[noreturn, gnu::noinline]] void unknown_event(const record_type& rec) const {
+        throw std::runtime_error(
+            fmt::format("unknown event type: stream '{}' has no event '{}' in this build's "
+                        "stream<...> declaration (written by a newer application?)",
+                        rec.stream(), rec.type_name()));
+    }
+
+    [[noreturn, gnu::noinline]] static void throw_gap(std::uint64_t applied, std::uint64_t got) {
+        throw detail_gap(applied, got);
     }
 
     struct version_gap : std::runtime_error {
@@ -937,7 +1084,8 @@ private:
     std::vector<std::uint16_t> type_map_;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> aggregate_undo_;
     std::vector<std::uint64_t> changed_aggregates_;
-    bool journaled_ = false;  // memory storage in journal mode: per-aggregate positions are undone too
+    const record_type* failed_ = nullptr;  // the record whose handler (or decoding) threw in the last pass
+    bool journaled_ = false;               // memory storage in journal mode: per-aggregate positions are undone too
 
     std::uint64_t events_applied_ = 0;
     std::uint64_t events_skipped_ = 0;
