@@ -34,6 +34,7 @@
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
+#include <projectionist/workers/partition.hpp>
 
 namespace projectionist {
 
@@ -41,6 +42,12 @@ namespace projectionist {
 struct runner_options {
     std::size_t batch_size = 1000;                 ///< events per transaction; the checkpoint moves once per batch
     std::chrono::milliseconds poll_interval{100};  ///< how long `run` waits for new events before looking again
+    /// Per aggregate only: apply just the aggregates of this partition (workers run one runner
+    /// per partition they hold). The runner's checkpoint is then the partition's own, while its
+    /// tables, catalog entry and settings stay the projection's; the storage must keep
+    /// checkpoints per partition (`storage.open(name, slice)`, e.g. postgres_storage). The
+    /// default, one partition, is every aggregate.
+    partition_slice slice{};
 };
 
 namespace detail {
@@ -125,7 +132,7 @@ public:
 
     runner(event_store_type& store, storage_type& storage, Projection projection, runner_options options = {})
         : store_(&store),
-          session_(storage.open(name_of<Projection>)),
+          session_(open_session(storage, options)),
           projection_(std::move(projection)),
           options_(options),
           context_(session_, pending_, counters_) {
@@ -374,6 +381,8 @@ public:
     [[nodiscard]] std::vector<dead_letter> dead_letters() const { return session_.dead_letters(); }
     [[nodiscard]] Projection& projection() noexcept { return projection_; }
     [[nodiscard]] typename storage_type::session& session() noexcept { return session_; }
+    /// The partition of the aggregates this runner applies (every aggregate unless sliced).
+    [[nodiscard]] const partition_slice& slice() const noexcept { return options_.slice; }
 
 private:
     using entries = typename handler_table::entries;
@@ -623,6 +632,7 @@ private:
             const std::uint64_t position_before = checkpoint_->position;
             const std::uint64_t tracked_before = checkpoint_->aggregates_tracked;
             const std::uint64_t dropped_before = counters_.dropped;
+            const std::uint64_t emitted_before = emitted_;
             aggregate_undo_.clear();
             pending_.clear();
             changed_aggregates_.clear();
@@ -643,9 +653,14 @@ private:
                 const record_type* current = failed_;  // null: the failure is not one event's
                 const bool tables_restored = session_.rollback();
                 counters_.dropped = dropped_before;
+                emitted_ = emitted_before;  // appended in the transaction: rolled back with it
                 pending_.clear();
+                bool moved = false;
                 if constexpr (session_reloads_checkpoint) {
                     checkpoint_ = &session_.reload_checkpoint();  // the committed one, as it is in the database
+                    // Another runner of this version moved it: the batch failed because it was
+                    // stale (a row that runner wrote, say), not because of its events.
+                    moved = checkpoint_->position != position_before;
                 } else if (tables_restored) {
                     for (auto it = aggregate_undo_.rbegin(); it != aggregate_undo_.rend(); ++it)
                         checkpoint_->aggregate_versions[it->first] = it->second;
@@ -654,7 +669,7 @@ private:
                 } else {
                     rebuild_to(position_before, current, cause);  // recomputes the checkpoint too
                 }
-                if (is_checkpoint_conflict(cause)) {
+                if (moved || is_checkpoint_conflict(cause)) {
                     // Another runner of this version got there first: go on from where it is.
                     checkpoint_ = &session_.reload_checkpoint();
                     load_parked();
@@ -762,6 +777,26 @@ private:
                 parked};
     }
 
+    /// The runner's session: the projection's, or with a slice, its partition's.
+    static typename storage_type::session open_session(storage_type& storage, const runner_options& options) {
+        if (options.slice.whole()) return storage.open(name_of<Projection>);
+        check_slice(options.slice, name_of<Projection>);
+        if constexpr (!partitioning::partitioned) {
+            throw error(
+                fmt::format("projectionist: '{}': runner_options::slice {}/{} on a global projection; only a "
+                            "per_aggregate projection is split into partitions (a global one runs whole, "
+                            "in one worker at a time)",
+                            name_of<Projection>, options.slice.index, options.slice.count));
+        } else if constexpr (requires { storage.open(name_of<Projection>, options.slice); }) {
+            return storage.open(name_of<Projection>, options.slice);
+        } else {
+            throw error(
+                fmt::format("projectionist: '{}': runner_options::slice needs a storage that keeps a "
+                            "checkpoint per partition (storage.open(name, slice), e.g. postgres_storage)",
+                            name_of<Projection>));
+        }
+    }
+
     static bool is_checkpoint_conflict(std::exception_ptr cause) {
         try {
             std::rethrow_exception(cause);
@@ -803,8 +838,10 @@ private:
         std::size_t map_size = 0;
         std::uint64_t* versions = nullptr;
         std::size_t versions_size = 0;
-        std::uint64_t tracked = 0;  // aggregates applied for the first time in this pass
-        std::uint64_t ignored = 0;  // records with no handler to run (another stream's, or unhandled)
+        std::uint64_t tracked = 0;      // aggregates applied for the first time in this pass
+        std::uint64_t ignored = 0;      // records with no handler to run (another stream's, or unhandled)
+        std::uint32_t slice_count = 1;  // per aggregate: the runner's partition slice (1: every aggregate)
+        std::uint32_t slice_index = 0;
         pass_totals totals;
     };
 
@@ -891,6 +928,8 @@ private:
         st.map = type_map_.data();
         st.map_size = type_map_.size();
         if constexpr (partitioning::partitioned) {
+            st.slice_count = options_.slice.count;
+            st.slice_index = options_.slice.index;
             st.versions = checkpoint_->aggregate_versions.data();
             st.versions_size = checkpoint_->aggregate_versions.size();
         }
@@ -905,6 +944,11 @@ private:
             return false;
         const std::uint16_t slot = st.map[type];
         if constexpr (partitioning::partitioned) {
+            if (st.slice_count > 1 && partition_of(rec.stream(), rec.aggregate_id(), st.slice_count) != st.slice_index)
+                [[unlikely]] {
+                ++st.ignored;  // another partition's aggregate: its own runner applies it
+                return true;
+            }
             if (slot <= subscribed_unhandled) {
                 const std::uint64_t number = rec.aggregate_number();
                 if (number >= st.versions_size) [[unlikely]]

@@ -278,3 +278,25 @@ TEST_CASE("make_live is persisted and needs an initialized projection", "[runner
     CHECK(again.status().state == pj::projection_state::live);
     CHECK(storage.find_catalog("tickets_v2")->live);
 }
+
+TEST_CASE("a partition slice needs a per-aggregate projection and a storage with partition checkpoints",
+          "[runner][slice]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    auto sliced = [](std::uint32_t index, std::uint32_t count) {
+        pj::runner_options o;
+        o.slice = pj::partition_slice{count, index};
+        return o;
+    };
+    // Memory storage keeps one checkpoint per projection: it cannot hold a partition's.
+    CHECK_THROWS_WITH((pj::runner<tickets<2>, pj::per_aggregate>(store, storage, sliced(1, 4))),
+                      Catch::Contains("'tickets_v2'") && Catch::Contains("checkpoint per partition"));
+    // A global projection is never split.
+    CHECK_THROWS_WITH((pj::runner<tickets<2>, pj::global>(store, storage, sliced(1, 4))),
+                      Catch::Contains("on a global projection"));
+    CHECK_THROWS_WITH((pj::runner<tickets<2>, pj::per_aggregate>(store, storage, sliced(4, 4))),
+                      Catch::Contains("partition slice 4/4 is invalid"));
+    // The whole slice (the default) is every aggregate: any storage.
+    pj::runner<tickets<2>, pj::per_aggregate> whole(store, storage, sliced(0, 1));
+    CHECK(whole.slice().whole());
+}
