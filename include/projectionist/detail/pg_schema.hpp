@@ -32,8 +32,10 @@ namespace detail::pg {
 
 /// The application name in the marker table: a schema without it (but with tables) is not ours.
 inline constexpr std::string_view application_name = "projectionist";
-/// The schema version this build reads and writes. A schema with a newer one is refused.
-inline constexpr int schema_version = 1;
+/// The schema version this build reads and writes. A schema with a newer one is refused; an older
+/// one is brought up to date when opened (`open_database`). Version 2 added the workers' tables
+/// (projectionist_leases, projectionist_workers), nothing else: its migration is the DDL itself.
+inline constexpr int schema_version = 2;
 /// Advisory lock class ids ("PRJS", "PRJA"): the first key of pg_advisory_xact_lock(int, int).
 /// `schema_lock_class` serializes schema creation; `append_lock_class` serializes appends to
 /// one schema's event log (see basic_postgres_event_store for why).
@@ -42,8 +44,9 @@ inline constexpr std::int32_t append_lock_class = 0x50524A41;
 
 // ---- projectionist's tables ------------------------------------------------------------------
 // One string, run with search_path set to the schema, every statement idempotent (IF NOT
-// EXISTS). Add new tables at the end; a change to an existing table needs a new schema_version
-// and a migration. Tables and columns mirror sqlite_schema.hpp; PostgreSQL types:
+// EXISTS). Add new tables at the end and bump schema_version (a schema marked with the current
+// version is never given the DDL again); a change to an existing table needs a migration too.
+// Tables and columns mirror sqlite_schema.hpp; PostgreSQL types:
 //  - positions, versions, aggregate numbers, nanosecond times: bigint; flags (live, parked):
 //    boolean; recorded_at: nanoseconds since the Unix epoch, as in SQLite (the events view
 //    shows it as timestamptz).
@@ -53,6 +56,11 @@ inline constexpr std::int32_t append_lock_class = 0x50524A41;
 //    document twice. jsonb normalizes the text (key order, whitespace, number spelling), which
 //    json_codec's decoding does not depend on; it cannot hold "\u0000" or invalid UTF-8, so
 //    such strings need the binary codec (an append of one fails and writes nothing).
+//  - projectionist_leases (schema version 2): one row per partition of a projection run by
+//    workers (include/projectionist/workers/): its holder (NULL: released), a fencing epoch that
+//    every claim increments, and an expiry in the server's clock (clock_timestamp()), never a
+//    worker's. `partitions` is the projection's partition count, the same in every row.
+//    projectionist_workers: the live workers of a projection, each row renewed by its heartbeat.
 inline constexpr std::string_view schema_ddl = R"sql(
 CREATE TABLE IF NOT EXISTS projectionist_schema(
     application text NOT NULL,
@@ -118,6 +126,19 @@ CREATE TABLE IF NOT EXISTS projectionist_dead_letters(
     reason text NOT NULL,
     parked boolean NOT NULL,
     recorded_at bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS projectionist_leases(
+    projection text NOT NULL,
+    partition integer NOT NULL,
+    partitions integer NOT NULL,
+    holder text,
+    epoch bigint NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY(projection, partition));
+CREATE TABLE IF NOT EXISTS projectionist_workers(
+    projection text NOT NULL,
+    worker text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY(projection, worker));
 )sql";
 // ---- end of projectionist's tables -----------------------------------------------------------
 
@@ -222,6 +243,8 @@ inline connection open_database(const std::string& conninfo, const postgres_opti
             if (!s.marked)
                 db.exec(fmt::format("INSERT INTO projectionist_schema(application, version) VALUES ({}, {})",
                                     literal(application_name), schema_version));
+            else  // an older version of ours: the DDL above added what it lacked
+                db.exec(fmt::format("UPDATE projectionist_schema SET version = {}", schema_version));
         }
         db.exec("COMMIT");
     } catch (...) {

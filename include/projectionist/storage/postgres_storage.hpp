@@ -19,8 +19,28 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/postgres_table.hpp>
+#include <projectionist/workers/partition.hpp>
 
 namespace projectionist {
+
+/// A fenced session's commit found that its worker no longer holds the partition's lease with the
+/// epoch it was given (the lease expired and another worker claimed it, or it was released): the
+/// batch was rolled back and nothing was written. Not a checkpoint_conflict, on purpose: a runner
+/// reloads and retries after a conflict, while a worker that lost its lease must stop applying
+/// that partition (see include/projectionist/workers/worker.hpp).
+class lease_lost : public error {
+public:
+    using error::error;
+};
+
+/// What a session's commits must prove: that `holder` still holds the lease of `partition` of
+/// `projection` (a row of projectionist_leases) with this `epoch`, unexpired by the server's clock.
+struct lease_fence {
+    std::string projection;
+    std::uint32_t partition = 0;
+    std::string holder;
+    std::uint64_t epoch = 0;
+};
 
 namespace detail::pg {
 
@@ -153,13 +173,25 @@ public:
 
     [[nodiscard]] session open(std::string_view projection);
 
+    /// A session for one partition of a per-aggregate projection: its checkpoint, per-aggregate
+    /// positions and dead letters are the partition's own (stored under
+    /// `checkpoint_key(projection, slice)`, e.g. "tickets_v2#3/8"), while its tables, catalog row
+    /// and settings are the projection's. A whole slice (count 1) is `open(projection)`.
+    ///
+    /// A partition with no checkpoint yet starts from the projection's unsliced checkpoint, if
+    /// there is one (a projection that ran in one process and is now spread over workers goes on
+    /// where it was). Throws projectionist::error if the projection has checkpoints for another
+    /// partition count: its events would be applied twice.
+    [[nodiscard]] session open(std::string_view projection, partition_slice slice);
+
 private:
     std::string conninfo_;
     postgres_options options_;
     detail::pg::connection db_;
 };
 
-/// One runner's connection to a postgres_storage, for one projection version.
+/// One runner's connection to a postgres_storage, for one projection version (or one partition of
+/// it: `postgres_storage::open(projection, slice)`).
 ///
 /// A batch is `begin` ... `commit(checkpoint, changed_aggregates)` or `rollback()`. `begin`
 /// locks the projection's checkpoint row (SELECT ... FOR UPDATE): a second runner of the same
@@ -167,14 +199,22 @@ private:
 /// ends in checkpoint_conflict, writing nothing. The tables' buffered writes, the checkpoint
 /// (compared and set), the positions of the changed aggregates (one statement), catalog changes,
 /// dead letters and, through `connection()`, emitted events all commit in one transaction.
+///
+/// Fencing (workers): after `fence(lease_fence{...})`, every commit first checks, in the batch's
+/// transaction, that the lease row still has that holder and epoch and has not expired, and locks
+/// it FOR SHARE until the commit: a claim by another worker (an UPDATE of that row) waits for this
+/// commit or comes before it and fails the check. A commit that fails it throws lease_lost and
+/// writes nothing, so a worker that was frozen or cut off past its lease cannot commit late.
 class postgres_storage::session {
 public:
     /// The checkpoint lives in the database: after a rollback the runner reads it back.
     static constexpr bool persists_checkpoint = true;
 
-    session(const postgres_storage& storage, std::string_view projection)
+    session(const postgres_storage& storage, std::string_view projection, partition_slice slice = {})
         : conninfo_(storage.conninfo()),
           projection_(projection),
+          slice_(slice),
+          key_(::projectionist::checkpoint_key(projection, slice)),
           conn_(std::make_unique<detail::pg::connection>(
               detail::pg::open_database(storage.conninfo(), storage.options()))),
           db_(*conn_),
@@ -198,6 +238,22 @@ public:
     }
 
     [[nodiscard]] std::string_view projection() const noexcept { return projection_; }
+    /// The partition this session's checkpoint belongs to (count 1: the whole projection).
+    [[nodiscard]] const partition_slice& slice() const noexcept { return slice_; }
+    /// The key of its rows in the checkpoint, per-aggregate position and dead-letter tables.
+    [[nodiscard]] const std::string& checkpoint_key() const noexcept { return key_; }
+
+    /// From now on every commit proves that `f.holder` still holds the lease with `f.epoch`;
+    /// otherwise it throws lease_lost and writes nothing. See the class comment.
+    void fence(lease_fence f) {
+        fence_ = std::move(f);
+        fenced_out_ = false;
+    }
+    /// Commits stop checking a lease.
+    void unfence() noexcept { fence_.reset(); }
+    [[nodiscard]] const std::optional<lease_fence>& current_fence() const noexcept { return fence_; }
+    /// Whether a commit failed because the lease was lost (since the last `fence`).
+    [[nodiscard]] bool fenced_out() const noexcept { return fenced_out_; }
     [[nodiscard]] const std::string& conninfo() const noexcept { return conninfo_; }
 
     /// The raw connection, for handlers that write their own SQL inside the batch's transaction
@@ -215,8 +271,10 @@ public:
         if (!loaded_) {
             point_ = checkpoint{};
             detail::pg::params p;
-            p.add(projection_);
-            const auto pos = db_.query("SELECT position FROM projectionist_checkpoints WHERE projection = $1", p);
+            p.add(key_);
+            auto pos = db_.query("SELECT position FROM projectionist_checkpoints WHERE projection = $1", p);
+            if (pos.rows() == 0 && !slice_.whole() && seed_partition())
+                pos = db_.query("SELECT position FROM projectionist_checkpoints WHERE projection = $1", p);
             has_position_row_ = pos.rows() != 0;
             if (has_position_row_) point_.position = static_cast<std::uint64_t>(pos.int64(0, 0));
             committed_position_ = point_.position;
@@ -296,7 +354,7 @@ public:
     /// Records a dead letter (inside the open transaction, if any).
     void record_dead_letter(const dead_letter& letter) {
         detail::pg::params p;
-        p.add(projection_)
+        p.add(key_)
             .add(static_cast<std::int64_t>(letter.position))
             .add(letter.stream)
             .add(letter.aggregate_id)
@@ -313,10 +371,10 @@ public:
             p);
     }
 
-    /// The projection's dead letters, oldest first.
+    /// The projection's dead letters (a partition's session: the partition's), oldest first.
     [[nodiscard]] std::vector<dead_letter> dead_letters() const {
         detail::pg::params p;
-        p.add(projection_);
+        p.add(key_);
         const auto r = db_.query(
             "SELECT position, stream, aggregate_id, aggregate_number, event_type, reason, parked FROM "
             "projectionist_dead_letters WHERE projection = $1 ORDER BY id",
@@ -329,13 +387,16 @@ public:
         return out;
     }
 
-    /// Forgets the checkpoint and dead letters (inside the open transaction, if any).
+    /// Forgets the checkpoint and dead letters (inside the open transaction, if any): those of the
+    /// projection and of all its partitions, whichever slice this session has, since they all
+    /// describe the same tables, which a reset empties and a remove drops.
     void reset_checkpoint() {
         detail::pg::params p;
-        p.add(projection_);
-        for (const char* sql : {"DELETE FROM projectionist_checkpoints WHERE projection = $1",
-                                "DELETE FROM projectionist_aggregate_checkpoints WHERE projection = $1",
-                                "DELETE FROM projectionist_dead_letters WHERE projection = $1"})
+        p.add(projection_).add(projection_ + "#");
+        for (const char* sql :
+             {"DELETE FROM projectionist_checkpoints WHERE projection = $1 OR starts_with(projection, $2)",
+              "DELETE FROM projectionist_aggregate_checkpoints WHERE projection = $1 OR starts_with(projection, $2)",
+              "DELETE FROM projectionist_dead_letters WHERE projection = $1 OR starts_with(projection, $2)"})
             db_.query(sql, p);
         point_ = checkpoint{};
         loaded_ = true;
@@ -353,7 +414,7 @@ public:
         buffer_->conflict.reset();
         try {
             detail::pg::params p;
-            p.add(projection_);
+            p.add(key_);
             const auto r = run("pj_lock_checkpoint",
                                "SELECT position FROM projectionist_checkpoints WHERE projection = $1 FOR UPDATE", p);
             // The compare of commit's compare-and-set, made early: the row stays locked, so the
@@ -371,22 +432,22 @@ public:
     /// Sends the tables' buffered writes, writes the checkpoint (and the positions of the
     /// aggregates the batch changed, in one statement) and commits them all together.
     /// Throws checkpoint_conflict, writing nothing, if another runner moved the checkpoint since
-    /// this session loaded or committed it.
+    /// this session loaded or committed it, and lease_lost, writing nothing, if the session is
+    /// fenced and its worker no longer holds the lease (checked first).
     void commit(const checkpoint& cp, std::span<const std::uint64_t> changed_aggregates) {
+        if (fence_) check_fence();
         if (buffer_->conflict) throw checkpoint_conflict(*buffer_->conflict);
         buffer_->flush_all();
         detail::pg::params p;
         if (has_position_row_) {
-            p.add(static_cast<std::int64_t>(cp.position))
-                .add(projection_)
-                .add(static_cast<std::int64_t>(committed_position_));
+            p.add(static_cast<std::int64_t>(cp.position)).add(key_).add(static_cast<std::int64_t>(committed_position_));
             const auto r = run("pj_move_checkpoint",
                                "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND "
                                "position = $3",
                                p);
             if (r.affected() != 1) throw checkpoint_conflict(conflict_message());
         } else {
-            p.add(projection_).add(static_cast<std::int64_t>(cp.position));
+            p.add(key_).add(static_cast<std::int64_t>(cp.position));
             try {
                 run("pj_insert_checkpoint",
                     "INSERT INTO projectionist_checkpoints(projection, position) VALUES ($1, $2)", p);
@@ -447,7 +508,7 @@ private:
         numbers += '}';
         versions += '}';
         detail::pg::params p;
-        p.add(projection_).add(numbers).add(versions);
+        p.add(key_).add(numbers).add(versions);
         run("pj_save_aggregates",
             "INSERT INTO projectionist_aggregate_checkpoints(projection, aggregate_number, version) SELECT $1, n, v "
             "FROM unnest($2::bigint[], $3::bigint[]) AS u(n, v) ON CONFLICT (projection, aggregate_number) DO UPDATE "
@@ -467,11 +528,81 @@ private:
         return fmt::format(
             "projectionist: the checkpoint of '{}' was moved by another runner (expected position {}); "
             "this batch was not written",
-            projection_, committed_position_);
+            key_, committed_position_);
+    }
+
+    /// The fence: the lease row, still ours, locked FOR SHARE until the batch commits or rolls back.
+    void check_fence() {
+        detail::pg::params p;
+        p.add(fence_->projection)
+            .add(static_cast<std::int64_t>(fence_->partition))
+            .add(fence_->holder)
+            .add(static_cast<std::int64_t>(fence_->epoch));
+        const auto r = run("pj_check_fence",
+                           "SELECT 1 FROM projectionist_leases WHERE projection = $1 AND partition = $2 AND holder = "
+                           "$3 AND epoch = $4 AND expires_at > clock_timestamp() FOR SHARE",
+                           p);
+        if (r.rows() == 1) return;
+        fenced_out_ = true;
+        throw lease_lost(fmt::format(
+            "projectionist: '{}': worker '{}' no longer holds the lease of partition {} with epoch {} (it expired "
+            "or another worker claimed it); this batch was not written",
+            key_, fence_->holder, fence_->partition, fence_->epoch));
+    }
+
+    /// A partition without a checkpoint row: refuses if the projection has checkpoints for another
+    /// partition count, then copies the projection's unsliced checkpoint (position and aggregate
+    /// positions), if any, to the partition's key. Returns whether it copied one.
+    bool seed_partition() {
+        detail::pg::params p;
+        p.add(projection_ + "#");
+        const auto keys =
+            db_.query("SELECT projection FROM projectionist_checkpoints WHERE starts_with(projection, $1) LIMIT 1", p);
+        if (keys.rows() != 0) {
+            const std::string_view other = keys.text(0, 0);
+            const auto slash = other.rfind('/');
+            const std::string_view count = slash == std::string_view::npos ? other : other.substr(slash + 1);
+            if (count != std::to_string(slice_.count))
+                throw error(fmt::format(
+                    "projectionist: '{}' has checkpoints for another partition count ('{}'), not {}: its events "
+                    "would be applied twice; run it with the same count, or reset it first",
+                    projection_, other, slice_.count));
+        }
+        const bool outer = !in_transaction_;
+        if (outer) db_.exec("BEGIN");
+        try {
+            detail::pg::params q;
+            q.add(projection_).add(key_);
+            const auto copied = db_.query(
+                "INSERT INTO projectionist_checkpoints(projection, position) SELECT $2, position FROM "
+                "projectionist_checkpoints WHERE projection = $1 ON CONFLICT (projection) DO NOTHING",
+                q);
+            if (copied.affected() != 0)
+                db_.query(
+                    "INSERT INTO projectionist_aggregate_checkpoints(projection, aggregate_number, version) SELECT "
+                    "$2, aggregate_number, version FROM projectionist_aggregate_checkpoints WHERE projection = $1 "
+                    "ON CONFLICT (projection, aggregate_number) DO NOTHING",
+                    q);
+            if (outer) db_.exec("COMMIT");
+            return copied.affected() != 0;
+        } catch (...) {
+            if (outer) {
+                try {
+                    db_.exec("ROLLBACK");
+                } catch (...) {
+                    // The connection is lost: the server rolls the transaction back itself.
+                }
+            }
+            throw;
+        }
     }
 
     std::string conninfo_;
-    std::string projection_;
+    std::string projection_;  // the projection: catalog row and tables
+    partition_slice slice_;
+    std::string key_;  // the checkpoint's: the projection's name, or its partition's key
+    std::optional<lease_fence> fence_;
+    bool fenced_out_ = false;
     std::unique_ptr<detail::pg::connection> conn_;  // boxed: table handles point at it
     detail::pg::connection& db_;
     std::unique_ptr<detail::pg::write_behind> buffer_;  // boxed: table handles point at it
@@ -487,6 +618,11 @@ private:
 
 inline postgres_storage::session postgres_storage::open(std::string_view projection) {
     return session(*this, projection);  // guaranteed copy elision: sessions never move
+}
+
+inline postgres_storage::session postgres_storage::open(std::string_view projection, partition_slice slice) {
+    check_slice(slice, projection);
+    return session(*this, projection, slice);
 }
 
 }  // namespace projectionist
