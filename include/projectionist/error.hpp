@@ -87,6 +87,14 @@ public:
     using error::error;
 };
 
+/// A fenced commit found that its worker no longer holds the lease of its partition (another
+/// worker claimed it, or it expired): nothing was written. Not a checkpoint_conflict, because a
+/// runner must not reload and retry: it stops applying that partition (see workers/worker.hpp).
+class lease_lost : public error {
+public:
+    using error::error;
+};
+
 /// A table operation that broke the table's contract, such as inserting a duplicate key.
 class table_error : public error {
 public:

@@ -250,6 +250,31 @@ TEST_CASE("a fenced commit with a lost lease throws lease_lost and writes nothin
     CHECK(stored_position(schema, key) == 9);
 }
 
+TEST_CASE("a runner whose lease is lost throws lease_lost and does not stop the projection", "[failover][fence]") {
+    scoped_schema schema;
+    pj::postgres_event_store store(pg_url(), schema.options());
+    pj::postgres_storage storage(pg_url(), schema.options());
+    for (int i = 0; i < 6; ++i) {
+        const std::string id = "t-" + std::to_string(i);
+        store.append(tickets_domain::ticket_stream{}, id, 0, tickets_domain::ticket_registered{id, "bug"});
+    }
+    auto a = lease_table(schema, "a", 1, 10s);
+    const auto held = a.claim(1);
+    REQUIRE(held.size() == 1);
+    pj::runner_options options;
+    options.batch_size = 2;
+    options.slice = pj::partition_slice{1, 0};
+    pj::runner<failover::counted, pj::postgres_storage, pj::per_aggregate> r(store, storage, options);
+    r.init();
+    r.session().fence(a.fence_for(held[0]));
+    REQUIRE(a.release(held[0]));  // rebalanced away before the first batch
+    CHECK_THROWS_AS(r.catch_up(), pj::lease_lost);
+    CHECK(r.position() == 0);                                      // nothing committed
+    CHECK(r.status().state == pj::projection_state::initialized);  // not stopped by an error
+    CHECK_FALSE(r.status().error.has_value());
+    CHECK(storage.find_table<failover::counted_table>("counted_v1")->empty());
+}
+
 // ---- partition sessions ---------------------------------------------------------------------------
 
 TEST_CASE("partition sessions have their own checkpoints and share the projection's tables and catalog",

@@ -669,6 +669,11 @@ private:
                 } else {
                     rebuild_to(position_before, current, cause);  // recomputes the checkpoint too
                 }
+                if (is_lease_lost(cause)) {
+                    // The worker's claim on this partition is gone: nothing was written, and the
+                    // new holder goes on from the checkpoint. Not this projection's failure.
+                    std::rethrow_exception(cause);
+                }
                 if (moved || is_checkpoint_conflict(cause)) {
                     // Another runner of this version got there first: go on from where it is.
                     checkpoint_ = &session_.reload_checkpoint();
@@ -794,6 +799,16 @@ private:
                 fmt::format("projectionist: '{}': runner_options::slice needs a storage that keeps a "
                             "checkpoint per partition (storage.open(name, slice), e.g. postgres_storage)",
                             name_of<Projection>));
+        }
+    }
+
+    static bool is_lease_lost(std::exception_ptr cause) {
+        try {
+            std::rethrow_exception(cause);
+        } catch (const lease_lost&) {
+            return true;
+        } catch (...) {
+            return false;
         }
     }
 

@@ -23,16 +23,6 @@
 
 namespace projectionist {
 
-/// A fenced session's commit found that its worker no longer holds the partition's lease with the
-/// epoch it was given (the lease expired and another worker claimed it, or it was released): the
-/// batch was rolled back and nothing was written. Not a checkpoint_conflict, on purpose: a runner
-/// reloads and retries after a conflict, while a worker that lost its lease must stop applying
-/// that partition (see include/projectionist/workers/worker.hpp).
-class lease_lost : public error {
-public:
-    using error::error;
-};
-
 /// What a session's commits must prove: that `holder` still holds the lease of `partition` of
 /// `projection` (a row of projectionist_leases) with this `epoch`, unexpired by the server's clock.
 struct lease_fence {
