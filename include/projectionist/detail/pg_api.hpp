@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include <projectionist/detail/sql_text.hpp>
 #include <projectionist/error.hpp>
 
 namespace projectionist {
@@ -35,32 +36,12 @@ private:
 
 namespace detail::pg {
 
-/// `"name"` with embedded quotes doubled, as PostgreSQL quotes identifiers. Every identifier
-/// projectionist writes into SQL goes through here.
-inline std::string quote(std::string_view identifier) {
-    std::string out;
-    out.reserve(identifier.size() + 2);
-    out += '"';
-    for (char c : identifier) {
-        if (c == '"') out += '"';
-        out += c;
-    }
-    out += '"';
-    return out;
-}
+using detail::quote;
 
 /// `'text'` with embedded quotes doubled: a string literal, for the few statements (DDL) that
 /// cannot take parameters.
 inline std::string literal(std::string_view text) {
-    std::string out;
-    out.reserve(text.size() + 2);
-    out += '\'';
-    for (char c : text) {
-        if (c == '\'') out += '\'';
-        out += c;
-    }
-    out += '\'';
-    return out;
+    return sql_quoted(text, '\'');
 }
 
 /// Parameters of one statement, in order ($1, $2, ...). Values are copied into the object, so

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <projectionist/detail/sql_text.hpp>
 #include <projectionist/error.hpp>
 
 namespace projectionist {
@@ -30,19 +31,7 @@ namespace detail::sqlite {
     throw sqlite_error(fmt::format("projectionist: sqlite: {}: {} (code {})", doing, why, rc), rc);
 }
 
-/// `"name"` with embedded quotes doubled: every identifier projectionist writes into SQL goes
-/// through here, even the compile-time validated ones.
-inline std::string quote(std::string_view identifier) {
-    std::string out;
-    out.reserve(identifier.size() + 2);
-    out += '"';
-    for (char c : identifier) {
-        if (c == '"') out += '"';
-        out += c;
-    }
-    out += '"';
-    return out;
-}
+using detail::quote;
 
 /// One open database handle. Move-only; closes on destruction.
 class connection {

@@ -675,8 +675,9 @@ private:
                     std::rethrow_exception(cause);
                 }
                 if (moved || is_checkpoint_conflict(cause)) {
-                    // Another runner of this version got there first: go on from where it is.
-                    checkpoint_ = &session_.reload_checkpoint();
+                    // Another runner of this version got there first: go on from where it is
+                    // (a session that persists its checkpoint was read back above already).
+                    if constexpr (!session_reloads_checkpoint) checkpoint_ = &session_.reload_checkpoint();
                     load_parked();
                     return 0;
                 }

@@ -11,6 +11,23 @@ namespace projectionist {
 namespace detail {
 /// Marks a storage type, so that a runner can take it as a policy.
 struct storage_category {};
+
+/// A catalog entry's tables as SQL storages keep them: one name per line.
+inline std::string join_lines(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& s : items) out += (out.empty() ? "" : "\n") + s;
+    return out;
+}
+inline std::vector<std::string> split_lines(std::string_view text) {
+    std::vector<std::string> out;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        out.emplace_back(text.substr(0, nl));
+        if (nl == std::string_view::npos) break;
+        text.remove_prefix(nl + 1);
+    }
+    return out;
+}
 }  // namespace detail
 
 /// The life of one projection version, persisted in the catalog so that a command-line process

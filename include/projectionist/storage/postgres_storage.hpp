@@ -34,22 +34,6 @@ struct lease_fence {
 
 namespace detail::pg {
 
-inline std::string join_lines(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& s : items) out += (out.empty() ? "" : "\n") + s;
-    return out;
-}
-inline std::vector<std::string> split_lines(std::string_view text) {
-    std::vector<std::string> out;
-    while (!text.empty()) {
-        const auto nl = text.find('\n');
-        out.emplace_back(text.substr(0, nl));
-        if (nl == std::string_view::npos) break;
-        text.remove_prefix(nl + 1);
-    }
-    return out;
-}
-
 inline constexpr std::string_view catalog_columns =
     "name, base_name, version, state, live, partitioning, tables, generation";
 
@@ -325,7 +309,7 @@ public:
             .add(to_string(e.state))
             .add(e.live)
             .add(e.partitioning)
-            .add(detail::pg::join_lines(e.tables))
+            .add(detail::join_lines(e.tables))
             .add(static_cast<std::int64_t>(e.generation));
         run("pj_save_catalog",
             "INSERT INTO projectionist_catalog(name, base_name, version, state, live, partitioning, tables, "

@@ -24,22 +24,6 @@ namespace projectionist {
 
 namespace detail::sqlite {
 
-inline std::string join_lines(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& s : items) out += (out.empty() ? "" : "\n") + s;
-    return out;
-}
-inline std::vector<std::string> split_lines(std::string_view text) {
-    std::vector<std::string> out;
-    while (!text.empty()) {
-        const auto nl = text.find('\n');
-        out.emplace_back(text.substr(0, nl));
-        if (nl == std::string_view::npos) break;
-        text.remove_prefix(nl + 1);
-    }
-    return out;
-}
-
 inline std::optional<catalog_entry> read_catalog(const connection& db, std::string_view name) {
     statement s(db,
                 "SELECT name, base_name, version, state, live, partitioning, tables, generation FROM "
@@ -246,7 +230,7 @@ public:
                                     "excluded.version, state = excluded.state, live = excluded.live, partitioning = "
                                     "excluded.partitioning, tables = excluded.tables, generation = "
                                     "excluded.generation");
-        const std::string tables = detail::sqlite::join_lines(e.tables);
+        const std::string tables = detail::join_lines(e.tables);
         s.bind(1, e.name);
         s.bind(2, e.base_name);
         s.bind(3, static_cast<std::int64_t>(e.version));

@@ -301,10 +301,7 @@ public:
     /// older schema versions. Throws codec_error with the reason.
     template <class Event>
     [[nodiscard]] Event event_of(const record& r) const {
-        if (r.payload_.size() > options_.max_payload_bytes)
-            throw codec_error(fmt::format("payload of {} bytes exceeds the limit of {} bytes", r.payload_.size(),
-                                          options_.max_payload_bytes));
-        return decode_event<Event, Codec>(r.schema_version_, r.payload_);
+        return decode_stored<Event, Codec>(r, options_.max_payload_bytes);
     }
 
 private:

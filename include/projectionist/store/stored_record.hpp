@@ -7,7 +7,11 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include <projectionist/event/codec.hpp>
 #include <projectionist/event/envelope.hpp>
+#include <projectionist/event/schema.hpp>
 
 namespace projectionist {
 
@@ -79,5 +83,15 @@ private:
     std::vector<stored_record> records_;
     std::size_t size_ = 0;
 };
+
+/// Decodes a stored record into `Event` with `Codec`: checks the size limit, decodes, upcasts
+/// older schema versions. Throws codec_error with the reason. The SQL stores' `event_of`.
+template <class Event, class Codec>
+[[nodiscard]] Event decode_stored(const stored_record& r, std::size_t max_payload_bytes) {
+    if (r.payload().size() > max_payload_bytes)
+        throw codec_error(
+            fmt::format("payload of {} bytes exceeds the limit of {} bytes", r.payload().size(), max_payload_bytes));
+    return decode_event<Event, Codec>(r.schema_version(), r.payload());
+}
 
 }  // namespace projectionist
