@@ -1,21 +1,27 @@
 // The blue-green workflow on the backend the executable was built for, through the library's
 // public API: v1 serves; v2 (manual kick-off, per aggregate) is initialized and backfilled while
 // events keep coming, verified against v1, rolled out to a share of the keys (a toggle that a
-// second "process" on the same database sees), switched to, made live, and v1 deleted.
+// second "process" on the same database sees), switched to, made live, rolled back to v1 and
+// forward again, and v1 deleted.
 
 #include <backend_suite.hpp>
 
+#include <chrono>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include <projectionist/cli/cli.hpp>
 #include <projectionist/deploy/deployment.hpp>
 #include <projectionist/deploy/router.hpp>
 #include <projectionist/deploy/verify.hpp>
 
 using namespace backend_test;
 using Catch::Contains;
+using Catch::StartsWith;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -50,7 +56,94 @@ std::string user_routed_to(const tickets_router& router, std::string_view versio
         if (router.route("user-" + std::to_string(u)) == version) return "user-" + std::to_string(u);
 }
 
+struct cli_outcome {
+    int status = -1;
+    std::string out, err;
+};
+
+/// The embedded command line over one "process": what an operator types, and what it prints.
+struct cli_app : app {
+    explicit cli_app(backend& fx) : app(fx), cli(options()) { cli.add(deployment, router, {}); }
+
+    cli_outcome run(std::vector<std::string> args) {
+        std::ostringstream out, err;
+        cli_outcome o;
+        o.status = cli.run(args, out, err);
+        o.out = out.str();
+        o.err = err.str();
+        return o;
+    }
+
+    static pj::command_line_options options() {
+        pj::command_line_options o;
+        o.program_name = "app";
+        o.terminal = false;
+        o.handle_signals = false;
+        o.run_poll = 5ms;
+        o.drain_timeout = 1s;
+        return o;
+    }
+
+    pj::command_line cli;
+};
+
 }  // namespace
+
+TEST_CASE("the command line drives the blue-green steps on this backend", "[backend][blue_green][cli]") {
+    backend fx;
+    cli_app a(fx);
+    history(a.store);
+    a.deployment.catch_up();
+    a.deployment.serve("tickets_v1");
+    const std::string head = std::to_string(a.store.head());
+
+    auto r = a.run({"status"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("tickets_v1  serving   no         " + head + "   " + head + "    0  global"));
+    CHECK_THAT(r.out, Contains("tickets_v2  declared  no"));
+    r = a.run({"backfill", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Contains("run init tickets_v2 first"));
+    r = a.run({"init", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK(a.storage.has_table("tickets_v2"));
+    history(a.store, 5, 100);
+    r = a.run({"backfill", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("it is caught_up"));
+    CHECK(a.deployment.get<tickets<2>>().position() == a.store.head());
+    CHECK(a.run({"catch-up"}).status == 0);
+
+    // v2 changes status and reopened on purpose.
+    r = a.run({"verify", "tickets_v1", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.out, Contains("OVERALL VERDICT: FAIL") && Contains("'reopened'"));
+    r = a.run(
+        {"verify", "tickets_v1", "tickets_v2", "--expect-change", "status,reopened", "--key", "t-1", "--key", "t-3"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("OVERALL VERDICT: PASS") && Contains("spot check"));
+
+    // 10%, seen by another process; rolled back; then all traffic, live, and v1 deleted.
+    CHECK(a.run({"switch", "tickets", "--to", "tickets_v2", "--percent", "10"}).status == 0);
+    CHECK(app(fx).router.describe().basis_points == 1000);
+    CHECK(a.run({"rollback", "tickets"}).status == 0);
+    CHECK_FALSE(app(fx).router.describe().candidate);
+    CHECK(a.run({"switch", "tickets", "--to", "tickets_v2"}).status == 0);
+    CHECK(a.router.route("any-user") == "tickets_v2");
+    CHECK(a.run({"live", "tickets_v2"}).status == 0);
+    CHECK(a.deployment.get<tickets<2>>().status().live);
+    r = a.run({"delete", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK(a.storage.has_table("tickets_v2"));
+    r = a.run({"delete", "tickets_v1"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, StartsWith("deleted tickets_v1"));
+    CHECK_FALSE(a.storage.has_table("tickets_v1"));
+    CHECK_FALSE(a.storage.find_catalog("tickets_v1").has_value());
+    r = a.run({"status"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("tickets_v1  deleted") && Contains("tickets_v2  serving  yes"));
+}
 
 TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[backend][blue_green]") {
     backend fx;
@@ -136,6 +229,24 @@ TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[b
     history(a.store, 3, 200);
     a.deployment.catch_up();
     CHECK(a.storage.find_table<tickets<1>::table>("tickets_v1")->contains("t-200"));
+
+    // Rollback (as the command line's `rollback` does it): v1, which kept following, serves
+    // again; then forward to v2 again.
+    a.deployment.serve("tickets_v1");
+    a.router.rollback();
+    CHECK(v1.state() == pj::projection_state::serving);
+    CHECK(v2.state() == pj::projection_state::retired);
+    CHECK(a.router.route("any-user") == "tickets_v1");
+    CHECK(find_ticket(a, "any-user", "t-200").has_value());
+    CHECK(find_ticket(a, "any-user", "t-2")->reopened == 0);
+    {
+        app other(fx);
+        CHECK(other.router.route("any-user") == "tickets_v1");
+    }
+    a.router.switch_to<tickets<2>>();
+    a.deployment.serve("tickets_v2");
+    CHECK(v2.state() == pj::projection_state::serving);
+    CHECK(a.router.route("any-user") == "tickets_v2");
 
     // Delete v1: not while it serves; then its tables, checkpoint and catalog row go.
     CHECK_THROWS_AS(a.deployment.remove("tickets_v2"), pj::state_error);

@@ -22,7 +22,10 @@
 //    how to plant someone else's database or a newer projectionist schema, how to fingerprint a
 //    database to prove a refused open changed nothing, how refusals name the database, and
 //    `integrity_ok` (SQLite: PRAGMA integrity_check; PostgreSQL: every index of the schema valid
-//    and every table of it readable).
+//    and every table of it readable);
+//  - `aggregate_positions`: the relation with a row per (projection, aggregate_number) and its
+//    version; `in_transaction(c)` and `sees_table(c, name)` on a store's or session's own
+//    connection; `refuse(...)` / `allow(...)`: a trigger that makes a statement fail part-way.
 
 #include <cstdint>
 #include <optional>
@@ -127,6 +130,31 @@ public:
     [[nodiscard]] std::string fingerprint(db which) { return sqlite_test::file_bytes(file(which)); }
     /// How refusals name the database.
     [[nodiscard]] std::string describe(db which) { return "'" + file(which) + "'"; }
+
+    /// The per-aggregate positions, one row per (projection, aggregate_number): a view over the
+    /// position log and the rows of older files.
+    static constexpr std::string_view aggregate_positions = "projectionist_aggregate_positions";
+
+    /// Whether a store's or a session's own connection has a transaction open.
+    [[nodiscard]] static bool in_transaction(const projectionist::detail::sqlite::connection& c) {
+        return sqlite3_get_autocommit(c.get()) == 0;
+    }
+    /// Whether a store's or a session's own connection sees the table (its own transaction's too).
+    [[nodiscard]] static bool sees_table(const projectionist::detail::sqlite::connection& c, std::string_view name) {
+        return projectionist::detail::sqlite::table_exists(c, name);
+    }
+
+    /// A trigger `name`: `operation` ("INSERT", "UPDATE") on `table` fails with `message` for a
+    /// row where `condition` (on NEW) holds. `allow` drops it.
+    void refuse(const std::string& name, const std::string& operation, const std::string& table,
+                const std::string& condition, const std::string& message, db which = db::primary) {
+        exec("CREATE TRIGGER " + name + " BEFORE " + operation + " ON " + table + " WHEN " + condition +
+                 " BEGIN SELECT RAISE(ABORT, '" + message + "'); END",
+             which);
+    }
+    void allow(const std::string& name, const std::string& /*table*/, db which = db::primary) {
+        exec("DROP TRIGGER " + name, which);
+    }
 
 private:
     [[nodiscard]] std::string file(db which) const { return dir_.file(which == db::primary ? "app.db" : "other.db"); }
@@ -243,6 +271,29 @@ public:
         return out;
     }
     [[nodiscard]] std::string describe(db which) { return schema(which).quoted(); }
+
+    /// The per-aggregate positions, one row per (projection, aggregate_number).
+    static constexpr std::string_view aggregate_positions = "projectionist_aggregate_checkpoints";
+
+    [[nodiscard]] static bool in_transaction(const projectionist::detail::pg::connection& c) {
+        return c.in_transaction();
+    }
+    [[nodiscard]] static bool sees_table(const projectionist::detail::pg::connection& c, std::string_view name) {
+        return projectionist::detail::pg::table_exists(c, name);
+    }
+
+    /// A trigger `name` (and its function, in the schema): `operation` on `table` fails with
+    /// `message` for a row where `condition` (on NEW) holds. `allow` drops both.
+    void refuse(const std::string& name, const std::string& operation, const std::string& table,
+                const std::string& condition, const std::string& message, db which = db::primary) {
+        exec("CREATE FUNCTION " + name + "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF " + condition +
+                 " THEN RAISE EXCEPTION '" + message + "'; END IF; RETURN NEW; END $$; CREATE TRIGGER " + name +
+                 " BEFORE " + operation + " ON " + table + " FOR EACH ROW EXECUTE FUNCTION " + name + "()",
+             which);
+    }
+    void allow(const std::string& name, const std::string& table, db which = db::primary) {
+        exec("DROP TRIGGER " + name + " ON " + table + "; DROP FUNCTION " + name + "()", which);
+    }
 
 private:
     static void search_path(postgres_test::scoped_schema& s) {

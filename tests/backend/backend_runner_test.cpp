@@ -3,13 +3,19 @@
 // database or two; restarts resume; a failing handler, a duplicate key or bad input stops the
 // projection at its last committed position naming the event; skip_to_dead_letter parks a
 // per-aggregate aggregate; emitted events commit with their batch; two runners of one version
-// never apply an event twice; init, reset and remove touch one version only.
+// never apply an event twice, and a runner takes in the init, live flag, reset and delete done
+// by another (in another process too); init, reset and remove touch one version only, and a
+// reset that fails changes nothing.
 
 #include <backend_suite.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <boost/hana/define_struct.hpp>
@@ -105,6 +111,7 @@ TEMPLATE_TEST_CASE("the tickets read model equals the in-memory reference", "[ba
     pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage, pj::runner_options{17});
     CHECK(r.catch_up() == store.head());
     CHECK(r.position() == store.head());
+    CHECK(r.status().position == store.head());
     CHECK(r.status().state == pj::projection_state::caught_up);
     CHECK(rows_of<tickets<2>::table>(storage, "tickets_v2") == expected);
     if constexpr (TestType::partitioned) {
@@ -140,6 +147,9 @@ TEMPLATE_TEST_CASE("a restart resumes from the committed checkpoint", "[backend]
     if constexpr (TestType::partitioned) {
         CHECK(r.aggregate_position(ticket_stream{}, "t-1") == 3);
         CHECK(r.aggregate_position(ticket_stream{}, "t-2") == 2);
+        // One row per aggregate.
+        CHECK(fx.scalar("SELECT count(*) FROM " + std::string(backend::aggregate_positions) +
+                        " WHERE projection = 'tickets_v2'") == 2);
     }
     const auto rows = rows_of<tickets<2>::table>(storage, "tickets_v2");
     CHECK(rows.at("t-1") == ticket_row{"t-1", "bug", "open", 1});
@@ -217,6 +227,52 @@ TEMPLATE_TEST_CASE("a duplicate key in a handler is blamed on its own event", "[
     CHECK(fx.scalar("SELECT position FROM projectionist_checkpoints WHERE projection = 'tickets_v1'") == 2);
 }
 
+// On PostgreSQL a batch's writes are buffered: in batch {4, 5} below "a" is not known, so its
+// insert is refused only when the batch is sent, after its event's handler returned. Wherever
+// the duplicate is found, it is blamed on the event that made the write.
+TEMPLATE_TEST_CASE("a duplicate key of a row an earlier batch committed is blamed on its own event",
+                   "[backend][runner]", pj::global, pj::per_aggregate) {
+    backend fx;
+    auto store = fx.store();
+    auto storage = fx.storage();
+    append_ticket(store, "a", "bug", 0, true);                              // 1, 2
+    append_ticket(store, "b", "bug", 0, false);                             // 3
+    store.append(ticket_stream{}, "c", 0, ticket_registered{"a", "task"});  // 4: inserts "a" again
+    append_ticket(store, "d", "bug", 0, false);                             // 5
+    // Batches of 3: {1, 2, 3} commits "a"; {4, 5} fails on 4.
+
+    SECTION("stop_on_error stops at the event that made the write") {
+        pj::runner<tickets<1>, backend::storage_type, TestType> r(store, storage, pj::runner_options{3});
+        try {
+            r.catch_up();
+            FAIL("the duplicate was applied");
+        } catch (const pj::projection_error& e) {
+            CHECK(e.context().position == 4);
+            CHECK(e.context().aggregate_id == "c");
+            CHECK_THAT(e.reason(), Contains("'a'") && Contains("already exists"));
+        }
+        CHECK(r.position() == 3);
+        auto table = storage.find_table<tickets<1>::table>("tickets_v1");
+        CHECK(table->size() == 2);  // d was in the failed batch: not committed
+        CHECK(table->find("a") == ticket_row{"a", "bug", "closed", 0});
+    }
+    SECTION("skip_to_dead_letter records that event and applies the rest of the batch") {
+        pj::runner<tickets<1>, backend::storage_type, TestType, pj::skip_to_dead_letter> r(store, storage,
+                                                                                           pj::runner_options{3});
+        CHECK(r.catch_up() == 4);
+        CHECK(r.position() == 5);
+        const auto letters = r.dead_letters();
+        REQUIRE(letters.size() == 1);
+        CHECK(letters[0].position == 4);
+        CHECK(letters[0].aggregate_id == "c");
+        CHECK_THAT(letters[0].reason, Contains("'a'") && Contains("already exists"));
+        auto table = storage.find_table<tickets<1>::table>("tickets_v1");
+        CHECK(table->size() == 3);
+        CHECK(table->find("a") == ticket_row{"a", "bug", "closed", 0});
+    }
+    CHECK(fx.integrity_ok());
+}
+
 TEST_CASE("bad input stops a stop_on_error projection at its last committed position, naming the event",
           "[backend][runner][bad_input]") {
     backend fx;
@@ -252,11 +308,66 @@ TEST_CASE("bad input stops a stop_on_error projection at its last committed posi
                                  Contains("aggregate '" + aggregate + "'") && Contains(type) && Contains(reason));
     }
     CHECK(r.position() == position - 1);  // batches of one: everything before it is committed
+    // t-1 (registered at 1, closed at 2) is closed only if its close was not the bad event.
+    CHECK(rows_of<tickets<2>::table>(storage, "tickets_v2").at("t-1").status == (position == 2 ? "open" : "closed"));
     // A restart does not skip it.
     pj::runner<tickets<2>, backend::storage_type> again(store, storage, pj::runner_options{100});
     CHECK(again.position() == position - 1);
     CHECK_THROWS_WITH(again.catch_up(), Contains("position " + std::to_string(position)) && Contains(reason));
     CHECK(again.position() == position - 1);
+    CHECK(fx.integrity_ok());
+}
+
+TEMPLATE_TEST_CASE("a payload the runner cannot decode rolls back its batch, with either codec",
+                   "[backend][runner][bad_input]", backend::event_store_type, backend::json_event_store_type) {
+    backend fx;
+    {
+        auto writer = fx.make<TestType>(fx.at());
+        for (int i = 1; i <= 3; ++i) {
+            const std::string id = "t-" + std::to_string(i);
+            writer.append(ticket_stream{}, id, 0, ticket_registered{id, "bug"});
+        }
+        writer.append(ticket_stream{}, "t-4", 0, ticket_registered{"t-4", std::string(300, 'y')});  // 4
+        writer.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"});                             // 5
+    }
+    std::string reason_part;
+    auto place = fx.at();
+    SECTION("a payload over the size limit") {
+        place.options.max_payload_bytes = 100;
+        reason_part = "exceeds the limit of 100 bytes";
+    }
+    SECTION("a corrupt payload") {
+        fx.exec(std::string("UPDATE projectionist_events SET ") +
+                (TestType::codec::text ? backend::payload_column<TestType>() + " = '[1, 2]'"
+                                       : std::string("payload = substr(payload, 1, 5)")) +
+                " WHERE position = 4");
+        reason_part = "payload";
+    }
+    auto store = fx.make<TestType>(place);
+    auto storage = fx.storage();
+    // Batches of 2: {1, 2} commits; {3, 4} inserts t-3, then fails on 4 and is rolled back.
+    pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage, pj::runner_options{2});
+    try {
+        r.catch_up();
+        FAIL("the undecodable payload was applied");
+    } catch (const pj::projection_error& e) {
+        CHECK_THAT(e.what(), Contains("tickets_v2") && Contains("position 4") && Contains("aggregate 't-4'") &&
+                                 Contains("ticket.registered") && Contains(reason_part));
+        CHECK(e.context().position == 4u);
+        CHECK(e.context().aggregate_id == "t-4");
+        CHECK(e.context().event_type == "ticket.registered");
+        CHECK_THAT(e.reason(), Contains(reason_part));
+    }
+    CHECK(r.position() == 2);
+    CHECK(r.status().error.has_value());
+    auto table = storage.find_table<tickets<2>::table>("tickets_v2");
+    REQUIRE(table.has_value());
+    CHECK(table->size() == 2);
+    CHECK(table->contains("t-1"));
+    CHECK(table->contains("t-2"));
+    CHECK_FALSE(table->contains("t-3"));
+    CHECK_FALSE(table->contains("t-4"));
+    CHECK(fx.scalar("SELECT position FROM projectionist_checkpoints WHERE projection = 'tickets_v2'") == 2);
     CHECK(fx.integrity_ok());
 }
 
@@ -307,6 +418,7 @@ TEMPLATE_TEST_CASE("skip_to_dead_letter records bad input and goes on; per aggre
           (TestType::partitioned ? 4 : 3));
     pj::runner<tickets<2>, backend::storage_type, pj::skip_to_dead_letter, TestType> again(store, storage);
     CHECK(again.position() == 6);
+    CHECK(again.status().parked_aggregates == (TestType::partitioned ? 3u : 0u));  // loaded from the database
     CHECK(again.dead_letters().size() == (TestType::partitioned ? 4u : 3u));
     store.append(ticket_stream{}, "t-1", 3, ticket_closed{"t-1"});             // 7
     store.append(ticket_stream{}, "t-4", 0, ticket_registered{"t-4", "bug"});  // 8
@@ -319,6 +431,7 @@ TEMPLATE_TEST_CASE("skip_to_dead_letter records bad input and goes on; per aggre
     } else {
         CHECK(rows.at("t-1").status == "closed");
     }
+    CHECK(fx.integrity_ok());
 }
 
 TEST_CASE("emitted events commit with their batch", "[backend][runner][emission]") {
@@ -345,6 +458,7 @@ TEST_CASE("emitted events commit with their batch", "[backend][runner][emission]
     CHECK(r.catch_up() == 2);
     CHECK(summary_count(store) == 2);
     CHECK(r.status().emitted == 2);
+    CHECK(storage.find_table<ticket_table>("notifier_v1")->contains("t-1"));
     CHECK(store.version_of(ticket_summary_stream{}, "t-1") == 2);
     backend::event_store_type::batch batch;
     store.read(2, 10, batch);
@@ -457,14 +571,18 @@ struct applied_row {
     BOOST_HANA_DEFINE_STRUCT(applied_row, (std::string, ticket_id), (int, applied));
 };
 /// Counts every application per ticket, inserting or updating: a double application shows as a
-/// count above the ticket's number of events.
-struct counting : pj::projection<"counting", 1, ticket_stream> {
+/// count above the ticket's number of events. With `emits_to`, it emits for every registration.
+template <class... Options>
+struct counting_projection : pj::projection<"counting", 1, ticket_stream, Options...> {
     using table = pj::table<applied_row, &applied_row::ticket_id>;
     template <class E>
     void on(const E& e, auto& ctx) {
         if (!ctx.table().update(e.ticket_id, [](applied_row& r) { ++r.applied; })) ctx.table().insert({e.ticket_id, 1});
+        if constexpr (sizeof...(Options) > 0 && std::is_same_v<E, ticket_registered>)
+            ctx.emit(ticket_status_changed{e.ticket_id, "open"});
     }
 };
+using counting = counting_projection<>;
 }  // namespace
 
 TEST_CASE("a stale runner's batch is refused at commit and nothing is applied twice", "[backend][runner][shared]") {
@@ -585,5 +703,147 @@ TEST_CASE("init, reset and remove touch one version only", "[backend][runner][li
     v1.init();
     CHECK(v1.catch_up() == 5);
     CHECK(storage.find_table<tickets<1>::table>("tickets_v1")->size() == 3);
+    CHECK(fx.integrity_ok());
+}
+
+TEST_CASE("a reset that fails after clearing keeps the committed rows and checkpoint", "[backend][runner][lifecycle]") {
+    backend fx;
+    auto store = fx.store();
+    auto storage = fx.storage();
+    append_ticket(store, "t-1", "bug", 0, false);
+    append_ticket(store, "t-2", "bug", 0, false);
+    pj::runner<tickets<2>, backend::storage_type> r(store, storage);
+    CHECK(r.catch_up() == 2);
+    // The last step of reset, the catalog update, fails: after the rows and the checkpoint were
+    // cleared inside the transaction.
+    fx.refuse("refuse_reset", "UPDATE", "projectionist_catalog", "NEW.state = 'initialized'", "reset refused");
+    CHECK_THROWS_WITH(r.reset(), Contains("reset refused"));
+    CHECK(r.position() == 2);  // not 0: nothing will be applied twice
+    CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->size() == 2);
+    CHECK(fx.scalar("SELECT position FROM projectionist_checkpoints WHERE projection = 'tickets_v2'") == 2);
+    append_ticket(store, "t-3", "bug", 0, false);
+    CHECK(r.catch_up() == 1);
+    CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->size() == 3);
+    CHECK(fx.integrity_ok());
+}
+
+// One projection version driven from two places at once, as when the command line backfills or
+// resets tickets_v2 while the application's own runner for it is running: separate store and
+// storage objects (and connections) on one database. Nothing may be applied twice, and each
+// runner takes in what the other changed in the catalog (init, live flag, reset, delete).
+namespace {
+using emitting_counter = counting_projection<pj::emits_to<ticket_summary_stream>>;
+
+using app_runner = pj::runner<emitting_counter, backend::storage_type, pj::manual_kickoff, pj::emit_when_live>;
+
+/// The database, opened as a second process would: its own store and storage objects.
+struct process_view {
+    backend::event_store_type store;
+    backend::storage_type storage;
+    app_runner runner;
+    process_view(backend& fx, const backend::place& place, std::size_t batch = 7)
+        : store(fx.make<backend::event_store_type>(place)),
+          storage(fx.make<backend::storage_type>(place)),
+          runner(store, storage, pj::runner_options{batch}) {}
+    explicit process_view(backend& fx, std::size_t batch = 7) : process_view(fx, fx.at(), batch) {}
+};
+
+int total_applied(backend::storage_type& storage) {
+    int n = 0;
+    storage.find_table<emitting_counter::table>("counting_v1")->for_each([&](const applied_row& r) { n += r.applied; });
+    return n;
+}
+}  // namespace
+
+TEST_CASE("a runner takes in an init done elsewhere, and two of one version take turns applying nothing twice",
+          "[backend][runner][shared]") {
+    backend fx;
+    process_view app(fx), cli(fx);
+    for (int i = 0; i < 30; ++i) append_ticket(app.store, "t-" + std::to_string(i), "bug", i % 2, true);
+    const auto head = app.store.head();
+
+    cli.runner.init();                  // the command line inits and backfills part of it ...
+    CHECK(app.runner.catch_up() > 0);   // ... the app's dormant runner notices init and catches up
+    CHECK(cli.runner.backfill() == 0);  // the CLI's stale runner finds nothing left: it reloads, no reapply
+    CHECK(app.runner.position() == head);
+    CHECK(cli.runner.position() == head);
+    CHECK(total_applied(app.storage) == static_cast<int>(head));
+
+    // Interleaved: both catch up alternately while events keep arriving.
+    for (int round = 0; round < 10; ++round) {
+        append_ticket(app.store, "r-" + std::to_string(round), "bug", 1, true);
+        (round % 2 ? app : cli).runner.catch_up();
+        (round % 2 ? cli : app).runner.catch_up();
+    }
+    CHECK(total_applied(app.storage) == static_cast<int>(app.store.head()));
+    CHECK(fx.integrity_ok());
+}
+
+TEST_CASE("a runner takes in the live flag, reset and delete done elsewhere", "[backend][runner][shared]") {
+    backend fx;
+    process_view app(fx), cli(fx);
+    append_ticket(app.store, "t-1", "bug", 0, true);
+    cli.runner.init();
+    cli.runner.backfill();
+    CHECK(app.runner.catch_up() == 0);  // nothing left for it
+    CHECK(app.runner.status().state == pj::projection_state::caught_up);
+
+    // live, from the command line: the app's runner lets its emitted events through.
+    cli.runner.make_live();
+    append_ticket(app.store, "t-2", "bug", 0, false);
+    CHECK(app.runner.catch_up() == 1);
+    CHECK(app.runner.status().live);
+    CHECK(app.runner.status().emitted == 1);
+
+    // reset, from the command line: the app's runner rebuilds from the start, nothing doubled.
+    cli.runner.reset();
+    CHECK(app.runner.catch_up() == 3);       // the log's 4th event is the summary it emitted: another stream
+    CHECK(total_applied(app.storage) == 3);  // t-1 registered + closed, t-2 registered
+    CHECK_FALSE(app.runner.status().live);   // reset clears the live flag
+
+    // delete, from the command line: the app's runner stops; its tables are gone.
+    cli.runner.remove();
+    CHECK(app.runner.catch_up() == 0);
+    CHECK(app.runner.status().state == pj::projection_state::deleted);
+    CHECK_FALSE(app.storage.has_table("counting_v1"));
+    CHECK(fx.integrity_ok());
+}
+
+TEST_CASE("a second process backfills while the first keeps appending and following", "[backend][runner][shared]") {
+    backend fx;
+    const auto place = fx.at();
+    {
+        auto store = fx.store();
+        for (int i = 0; i < 200; ++i) append_ticket(store, "t-" + std::to_string(i), "bug", i % 3, true);
+    }  // no connection of a store is open across fork()
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // The "command line": init and backfill the version, in its own process.
+        int code = 0;
+        try {
+            process_view cli(fx, place, 16);
+            cli.runner.init();
+            for (int i = 0; i < 5; ++i) cli.runner.backfill();
+        } catch (...) {
+            code = 3;
+        }
+        _exit(code);  // no destructors: the parent's connections (inherited) stay untouched
+    }
+    {
+        // The "application": keeps appending and following with its own runner meanwhile.
+        process_view app(fx, place, 16);
+        for (int i = 0; i < 40; ++i) {
+            append_ticket(app.store, "late-" + std::to_string(i), "bug", 0, true);
+            app.runner.catch_up();
+        }
+        int status = 0;
+        REQUIRE(waitpid(child, &status, 0) == child);
+        REQUIRE(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+        app.runner.catch_up();
+        CHECK(app.runner.position() == app.store.head());
+        CHECK(total_applied(app.storage) == static_cast<int>(app.store.head()));
+    }
     CHECK(fx.integrity_ok());
 }

@@ -1,7 +1,8 @@
 // The storage session's contract, on the backend the executable was built for: a batch commits
 // or rolls back as a whole (rows, tables, checkpoint, positions, catalog, dead letters); the
-// checkpoint's compare-and-set refuses a stale session's batch; per-aggregate positions, the
-// catalog, settings and dead letters round-trip.
+// checkpoint's compare-and-set refuses a stale session's batch; per-aggregate positions (only
+// those a batch changed are written), the catalog, settings and dead letters round-trip;
+// has_table and drop_table.
 
 #include <backend_suite.hpp>
 
@@ -70,6 +71,7 @@ TEST_CASE("a session's rollback undoes the batch; commit makes it permanent", "[
     // Table creation and clear are undone too.
     s.begin();
     s.create_table<ticket_table>("x_v1_extra");
+    CHECK(backend::sees_table(s.connection(), "x_v1_extra"));  // DDL in the batch's transaction
     t.clear();
     CHECK(t.empty());
     s.rollback();
@@ -134,6 +136,84 @@ TEST_CASE("the committed checkpoint is what a new session loads", "[backend][ses
     CHECK(b.reload_checkpoint().position == 15);  // another session's commit
     CHECK(fx.scalar("SELECT position FROM projectionist_checkpoints WHERE projection = 'x_v1'") == 15);
     CHECK(fx.scalar("SELECT count(*) FROM projectionist_checkpoints") == 1);
+}
+
+TEST_CASE("a checkpoint is loaded once per session; a batch writes the positions of the aggregates it changed only",
+          "[backend][session]") {
+    backend fx;
+    auto storage = fx.storage();
+    {
+        auto s = storage.open("x_v1");
+        const pj::checkpoint& fresh = s.load_checkpoint();
+        CHECK(fresh.position == 0);
+        CHECK(fresh.aggregate_versions.empty());
+        CHECK(fresh.aggregates_tracked == 0);
+
+        pj::checkpoint cp;
+        cp.position = 7;
+        cp.aggregate_versions = {3, 0, 5};
+        cp.aggregates_tracked = 2;
+        const std::vector<std::uint64_t> changed{0, 2, 0, 2, 2};  // duplicates, as a batch may list them
+        s.begin();
+        s.commit(cp, changed);
+    }
+    {
+        auto s = storage.open("x_v1");
+        const pj::checkpoint& cp = s.load_checkpoint();
+        CHECK(cp.position == 7);
+        CHECK(cp.version_of(0) == 3);
+        CHECK(cp.version_of(1) == 0);
+        CHECK(cp.version_of(2) == 5);
+        CHECK(cp.version_of(99) == 0);
+        CHECK(cp.aggregates_tracked == 2);
+        CHECK(&s.load_checkpoint() == &cp);  // loaded once, then kept
+
+        // Only the aggregates a batch changed are written.
+        pj::checkpoint next = cp;
+        next.position = 12;
+        next.aggregate_versions = {4, 0, 999, 0, 1};
+        next.aggregates_tracked = 3;
+        const std::vector<std::uint64_t> changed{0, 4};
+        s.begin();
+        s.commit(next, changed);
+    }
+    {
+        auto s = storage.open("x_v1");
+        const pj::checkpoint& cp = s.load_checkpoint();
+        CHECK(cp.position == 12);
+        CHECK(cp.version_of(0) == 4);
+        CHECK(cp.version_of(2) == 5);  // not changed by the batch: not written
+        CHECK(cp.version_of(4) == 1);
+        CHECK(cp.aggregates_tracked == 3);
+    }
+    const std::string positions_of_x =
+        "SELECT count(*) FROM " + std::string(backend::aggregate_positions) + " WHERE projection = 'x_v1'";
+    CHECK(fx.scalar(positions_of_x) == 3);
+    {
+        // A rolled-back reset leaves the stored checkpoint alone.
+        auto s = storage.open("x_v1");
+        s.begin();
+        s.reset_checkpoint();
+        s.rollback();
+        CHECK(s.load_checkpoint().position == 12);
+        auto t = storage.open("x_v1");
+        CHECK(t.load_checkpoint().position == 12);
+    }
+    {
+        auto s = storage.open("x_v1");
+        CHECK(s.load_checkpoint().position == 12);
+        s.begin();
+        s.reset_checkpoint();
+        CHECK(s.load_checkpoint().position == 0);
+        CHECK(s.load_checkpoint().aggregate_versions.empty());
+        s.commit(s.load_checkpoint(), {});
+    }
+    auto s = storage.open("x_v1");
+    CHECK(s.load_checkpoint().position == 0);
+    CHECK(s.load_checkpoint().aggregates_tracked == 0);
+    CHECK(s.load_checkpoint().aggregate_versions.empty());
+    CHECK(fx.scalar(positions_of_x) == 0);
+    CHECK(fx.integrity_ok());
 }
 
 TEST_CASE("the checkpoint's compare-and-set refuses a stale session's batch, which writes nothing",
@@ -295,7 +375,9 @@ TEST_CASE("the catalog round-trips through sessions and the storage", "[backend]
     g.name = "alpha_v1";
     g.base_name = "alpha";
     g.version = 1;
+    g.partitioning = "global";
     alpha.save_catalog(g);
+    check_same(storage.find_catalog("alpha_v1"), g);
     std::vector<std::string> names;
     for (const auto& entry : storage.catalog()) names.push_back(entry.name);
     CHECK(names == std::vector<std::string>{"alpha_v1", "tickets_v10", "tickets_v2"});
@@ -309,6 +391,21 @@ TEST_CASE("the catalog round-trips through sessions and the storage", "[backend]
     s.rollback();
     check_same(storage.find_catalog("tickets_v2"), e);
 
+    // Saved in a batch that commits: kept.
+    s.begin();
+    s.save_catalog(changed);
+    s.commit(s.load_checkpoint(), {});
+    check_same(storage.find_catalog("tickets_v2"), changed);
+    s.save_catalog(e);  // outside a batch: at once
+    check_same(storage.find_catalog("tickets_v2"), e);
+
+    // A rolled-back erase keeps the row.
+    v10.begin();
+    v10.erase_catalog();
+    CHECK_FALSE(v10.find_catalog().has_value());
+    v10.rollback();
+    check_same(storage.find_catalog("tickets_v10"), f);
+
     // erase_catalog removes the session's own row only.
     v10.erase_catalog();
     CHECK_FALSE(storage.find_catalog("tickets_v10").has_value());
@@ -316,6 +413,47 @@ TEST_CASE("the catalog round-trips through sessions and the storage", "[backend]
     CHECK(storage.catalog().size() == 2);
     CHECK(fx.scalar("SELECT count(*) FROM projectionist_catalog") == 2);
     CHECK(fx.scalar("SELECT count(*) FROM projectionist_catalog WHERE live") == (e.live ? 1 : 0) + (g.live ? 1 : 0));
+
+    // A row this build cannot read is an error naming what is wrong, not a guess.
+    fx.exec("UPDATE projectionist_catalog SET state = 'bogus' WHERE name = 'alpha_v1'");
+    CHECK_THROWS_AS(storage.find_catalog("alpha_v1"), pj::error);
+    CHECK_THROWS_WITH(storage.find_catalog("alpha_v1"), Contains("alpha_v1") && Contains("'bogus'"));
+    check_same(storage.find_catalog("tickets_v2"), e);
+    CHECK(fx.integrity_ok());
+}
+
+TEST_CASE("has_table and drop_table, in and out of a batch", "[backend][session]") {
+    backend fx;
+    auto storage = fx.storage();
+    auto s = storage.open("x_v1");
+    CHECK_FALSE(storage.has_table("x_v1"));
+    s.create_table<ticket_table>("x_v1").insert({"a", "bug", "open", 0});
+    s.create_table<ticket_table>("x_v1_other");
+    CHECK(storage.has_table("x_v1"));
+    CHECK(storage.has_table("x_v1_other"));
+    CHECK_FALSE(fx.storage(db::secondary).has_table("x_v1"));  // tables are per database
+    CHECK(s.open_table<ticket_table>("x_v1") != nullptr);
+    CHECK(s.open_table<ticket_table>("x_v1")->size() == 1);
+
+    s.begin();
+    CHECK(s.drop_table("x_v1"));
+    s.rollback();
+    CHECK(storage.has_table("x_v1"));  // a rolled-back drop keeps the table and its rows
+    CHECK(storage.find_table<ticket_table>("x_v1")->size() == 1);
+
+    // Writes to a table dropped later in the same batch do not stop it from committing.
+    auto* h = s.open_table<ticket_table>("x_v1");
+    REQUIRE(h != nullptr);
+    s.begin();
+    h->insert({"b", "bug", "open", 0});
+    CHECK(s.drop_table("x_v1"));
+    s.commit(pj::checkpoint{}, {});
+    CHECK_FALSE(s.drop_table("x_v1"));
+    CHECK_FALSE(storage.has_table("x_v1"));
+    CHECK(storage.has_table("x_v1_other"));  // only the named table
+    CHECK(s.open_table<ticket_table>("x_v1") == nullptr);
+    CHECK_FALSE(s.drop_table("never_was"));
+    CHECK(fx.integrity_ok());
 }
 
 TEST_CASE("settings persist in the database, shared by every connection", "[backend][session][settings]") {
@@ -334,6 +472,7 @@ TEST_CASE("settings persist in the database, shared by every connection", "[back
     CHECK(storage.find_setting("") == std::string());
     CHECK(fx.scalar("SELECT count(*) FROM projectionist_settings WHERE key = 'router.tickets'") == 1);
     CHECK_FALSE(fx.storage(db::secondary).find_setting("router.tickets").has_value());  // another database
+    CHECK(fx.integrity_ok());
 }
 
 TEST_CASE("dead letters commit with their batch, per projection, until a reset", "[backend][session]") {
