@@ -91,7 +91,7 @@ public:
             return;
         }
         if (journaling()) {
-            journal_.push_back({key_type{}, std::move(it->second)});
+            journal_.emplace_back(journal_entry::replaced, std::move(it->second));
             enlist();
         }
         it->second = std::move(row);
@@ -104,7 +104,7 @@ public:
         auto it = rows_.find(key);
         if (it == rows_.end()) return false;
         if (journaling()) {
-            journal_.push_back({key_type{}, it->second});
+            journal_.emplace_back(journal_entry::replaced, it->second);
             enlist();
         }
         std::forward<F>(fn)(it->second);
@@ -124,7 +124,7 @@ public:
         auto it = rows_.find(key);
         if (it == rows_.end()) return false;
         if (journaling()) {
-            journal_.push_back({key_type{}, std::move(it->second)});
+            journal_.emplace_back(journal_entry::replaced, std::move(it->second));
             enlist();
         }
         rows_.erase(it);
@@ -154,7 +154,7 @@ public:
     /// Removes every row (journaled like any other change inside a batch).
     void clear() {
         if (journaling()) {
-            for (auto& [key, row] : rows_) journal_.push_back({key_type{}, std::move(row)});
+            for (auto& [key, row] : rows_) journal_.emplace_back(journal_entry::replaced, std::move(row));
             enlist();
         }
         rows_.clear();
@@ -164,7 +164,15 @@ public:
     void attach(detail::transaction_log* log) noexcept { log_ = log; }
 
 private:
+    /// One undo step. Built in place in the journal (emplace_back): a temporary moved into the
+    /// vector would cost a second construction of the row per write.
     struct journal_entry {
+        static constexpr struct replaced_t {
+        } replaced{};
+        explicit journal_entry(const key_type& key) : inserted_key(key) {}
+        template <class Row>
+        journal_entry(replaced_t, Row&& row) : before(std::in_place, std::forward<Row>(row)) {}
+
         key_type inserted_key;           ///< set when the change inserted a new key
         std::optional<row_type> before;  ///< set when the change replaced or removed a row
     };
@@ -172,7 +180,7 @@ private:
     [[nodiscard]] bool journaling() const noexcept { return log_ != nullptr && log_->active; }
 
     void journal_inserted(const key_type& key) {
-        journal_.push_back({key, std::nullopt});
+        journal_.emplace_back(key);
         enlist();
     }
 
