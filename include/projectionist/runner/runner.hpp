@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -917,6 +918,14 @@ private:
             for (;;) {
                 for (; it != last; ++it) {
                     const record_type& rec = detail::deref(*it);
+                    if constexpr (partitioning::partitioned && std::random_access_iterator<It>) {
+                        // The aggregates' positions are read in random order: fetch a few records ahead.
+                        constexpr std::ptrdiff_t ahead = 16;
+                        if (last - it > ahead) {
+                            const std::uint64_t next = detail::deref(it[ahead]).aggregate_number();
+                            if (next < st.versions_size) __builtin_prefetch(st.versions + next, 1);
+                        }
+                    }
                     if constexpr (Filtered) {
                         if (dead_letter_if_marked(rec)) {
                             ++st.totals.dead;
@@ -1028,7 +1037,9 @@ private:
             changed_aggregates_.push_back(number);  // the storage writes their rows at commit
         else if constexpr (Journaled)
             aggregate_undo_.emplace_back(number, applied_version);  // undone with the tables
-        st.tracked += applied_version == 0 ? 1 : 0;
+        // Here version == applied_version + 1, so this is "applied_version == 0", but it does not
+        // wait for the (often missing) cache line of the position.
+        st.tracked += version == 1 ? 1 : 0;
         st.versions[number] = version;
         return true;
     }
