@@ -727,6 +727,35 @@ TEST_CASE("a reset that fails after clearing keeps the committed rows and checkp
     CHECK(fx.integrity_ok());
 }
 
+namespace {
+/// tickets_v2 whose init hook seeds a row: init is idempotent, so a second init writes the seed
+/// row again and the table refuses it.
+struct seeded_tickets : tickets<2> {
+    void init(auto& ctx) { ctx.table().insert({"seed", "task", "open", 0}); }
+};
+}  // namespace
+
+TEST_CASE("a write refused in a lifecycle hook fails in the hook, as a table error, and changes nothing",
+          "[backend][runner][lifecycle]") {
+    backend fx;
+    auto store = fx.store();
+    auto storage = fx.storage();
+    append_ticket(store, "t-1", "bug", 0, false);
+    pj::runner<seeded_tickets, backend::storage_type> r(store, storage);
+    CHECK(r.catch_up() == 1);  // the first init ran the hook
+    // On PostgreSQL a batch's writes are buffered until commit; a lifecycle transaction's are not,
+    // so the duplicate is the hook's table_error, not a refused flush at commit.
+    CHECK_THROWS_AS(r.init(), pj::table_error);
+    CHECK_THROWS_WITH(r.init(), Contains("already exists") && Contains("seed"));
+    CHECK(r.position() == 1);
+    CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->size() == 2);
+    // The next batches buffer (and commit) as before.
+    append_ticket(store, "t-2", "bug", 1, true);
+    CHECK(r.catch_up() == 4);
+    CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->find("t-2")->reopened == 1);
+    CHECK(fx.integrity_ok());
+}
+
 // One projection version driven from two places at once, as when the command line backfills or
 // resets tickets_v2 while the application's own runner for it is running: separate store and
 // storage objects (and connections) on one database. Nothing may be applied twice, and each

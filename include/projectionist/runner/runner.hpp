@@ -166,7 +166,7 @@ public:
         sync_catalog();
         const projection_state next = initialized() ? state_ : projection_state::initialized;
         if (!initialized()) ++generation_;
-        session_.begin();
+        begin_lifecycle();
         try {
             create_tables();
             if constexpr (detail::has_init_hook<Projection, context_type>) projection_.init(context_);
@@ -250,7 +250,7 @@ public:
         if (!initialized())
             throw state_error(fmt::format("projectionist: cannot reset '{}': it is {}; run init first",
                                           name_of<Projection>, to_string(state_)));
-        session_.begin();
+        begin_lifecycle();
         try {
             if constexpr (detail::has_reset_hook<Projection, context_type>) projection_.reset(context_);
             clear_tables();
@@ -276,7 +276,7 @@ public:
     /// first, if it has one), its checkpoint and its catalog row. Other versions are untouched.
     void remove() {
         const auto entry = session_.find_catalog();
-        session_.begin();
+        begin_lifecycle();
         try {
             if constexpr (detail::has_remove_hook<Projection, context_type>) {
                 if (initialized()) projection_.remove(context_);
@@ -596,6 +596,15 @@ private:
             if (!partitioning::partitioned && slot == subscribed_unhandled) slot = not_subscribed;
             type_map_.push_back(slot);
         }
+    }
+
+    /// Opens the transaction of init, reset or remove. A storage that buffers a batch's writes
+    /// until commit sends these at once instead, so that a refused write fails in its hook.
+    void begin_lifecycle() {
+        if constexpr (requires { session_.begin_unbuffered(); })
+            session_.begin_unbuffered();
+        else
+            session_.begin();
     }
 
     std::uint64_t process_until(std::uint64_t target) {

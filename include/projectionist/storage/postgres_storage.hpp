@@ -403,6 +403,15 @@ public:
         }
     }
 
+    /// Opens a transaction whose table writes are sent at once instead of buffered: the
+    /// lifecycle operations' (init, reset, remove). Their hooks write few rows, and a refused
+    /// write then fails in the hook that made it, as a table_error, rather than at commit.
+    void begin_unbuffered() {
+        restore_buffering_ = !buffer_->eager;
+        buffer_->eager = true;
+        begin();
+    }
+
     /// Sends the tables' buffered writes, writes the checkpoint (and the positions of the
     /// aggregates the batch changed, in one statement) and commits them all together.
     /// Throws checkpoint_conflict, writing nothing, if another runner moved the checkpoint since
@@ -434,6 +443,7 @@ public:
         db_.exec("COMMIT");
         end_transaction();
         buffer_->eager = false;  // this batch went through: buffer again
+        restore_buffering_ = false;
         has_position_row_ = true;
         committed_position_ = cp.position;
     }
@@ -442,6 +452,12 @@ public:
     /// (returns true).
     bool rollback() {
         buffer_->forget_all();
+        if (restore_buffering_) {
+            // An unbuffered transaction failed: the next batch buffers as before. (A batch whose
+            // buffered writes were refused keeps `eager`: its replay sends each write at once.)
+            buffer_->eager = false;
+            restore_buffering_ = false;
+        }
         if (!in_transaction_) return true;
         // A reset inside the rolled-back transaction cleared the cached checkpoint: read it again.
         if (reset_in_transaction_) loaded_ = false;
@@ -583,6 +599,7 @@ private:
     checkpoint point_;
     bool loaded_ = false;
     bool in_transaction_ = false;
+    bool restore_buffering_ = false;  ///< begin_unbuffered turned `eager` on for this transaction only
     bool reset_in_transaction_ = false;
     bool has_position_row_ = false;
     std::uint64_t committed_position_ = 0;
