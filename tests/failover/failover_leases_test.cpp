@@ -334,6 +334,40 @@ TEST_CASE("partition sessions have their own checkpoints and share the projectio
     CHECK(whole.reload_checkpoint().position == 0);
 }
 
+TEST_CASE("a runner without a slice refuses to apply a projection that workers partition", "[failover][slice]") {
+    scoped_schema schema;
+    pj::postgres_event_store store(pg_url(), schema.options());
+    pj::postgres_storage storage(pg_url(), schema.options());
+    for (int i = 0; i < 8; ++i) {
+        const std::string id = "t-" + std::to_string(i);
+        store.append(tickets_domain::ticket_stream{}, id, 0, tickets_domain::ticket_registered{id, "bug"});
+    }
+    pj::runner_options sliced;
+    sliced.slice = pj::partition_slice{2, 0};
+    pj::runner<failover::counted, pj::postgres_storage, pj::per_aggregate> part(store, storage, sliced);
+    part.init();
+    const auto applied_by_partition = part.catch_up();
+    CHECK(applied_by_partition > 0);
+
+    // A command line's catch-up, say: it would start from the unsliced checkpoint (0) and apply
+    // every event the partition applied again.
+    pj::runner<failover::counted, pj::postgres_storage, pj::per_aggregate> whole(store, storage);
+    CHECK_THROWS_WITH(whole.catch_up(), Catch::Contains("is run in partitions by workers") &&
+                                            Catch::Contains("counted_v1#0/2") && Catch::Contains("without a slice"));
+    CHECK(whole.position() == 0);
+    REQUIRE(whole.status().error.has_value());
+    CHECK_THAT(*whole.status().error, Catch::Contains("is run in partitions by workers"));
+    auto table = storage.find_table<failover::counted_table>("counted_v1");
+    CHECK(static_cast<std::uint64_t>(table->size()) == applied_by_partition);  // nothing applied twice
+
+    // Lifecycle operations work without a slice: a reset forgets every partition's checkpoint, and
+    // the projection can then run whole.
+    pj::runner<failover::counted, pj::postgres_storage, pj::per_aggregate> admin(store, storage);
+    admin.reset();
+    CHECK(admin.catch_up() == 8);
+    CHECK(table->size() == 8);
+}
+
 // ---- a worker, in this process ----------------------------------------------------------------------
 
 namespace {

@@ -601,8 +601,8 @@ private:
     /// Opens the transaction of init, reset or remove. A storage that buffers a batch's writes
     /// until commit sends these at once instead, so that a refused write fails in its hook.
     void begin_lifecycle() {
-        if constexpr (requires { session_.begin_unbuffered(); })
-            session_.begin_unbuffered();
+        if constexpr (requires { session_.begin_lifecycle(); })
+            session_.begin_lifecycle();
         else
             session_.begin();
     }
@@ -649,7 +649,15 @@ private:
             context_.set_live(live_);
             pass_totals totals;
             failed_ = nullptr;
-            session_.begin();
+            try {
+                session_.begin();
+            } catch (...) {
+                // Nothing was written. Like a failed commit, this stops the runner with the reason
+                // in status() (e.g. an unsliced runner of a projection that workers partition).
+                const std::exception_ptr cause = std::current_exception();
+                if (is_lease_lost(cause)) std::rethrow_exception(cause);
+                fail(nullptr, cause);
+            }
             try {
                 totals = apply_records(batch_.begin(), batch_.end());
                 checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();

@@ -381,35 +381,22 @@ public:
     }
 
     /// Opens a batch: a transaction, with the projection's checkpoint row locked until it ends.
+    /// A session without a slice refuses to, writing nothing, when
+    /// workers run the projection in partitions (a checkpoint `projection#k/n` exists): it would
+    /// apply their events again from its own checkpoint.
     void begin() {
-        db_.exec("BEGIN");
-        in_transaction_ = true;
-        buffer_->active = true;
-        buffer_->conflict.reset();
-        try {
-            detail::pg::params p;
-            p.add(key_);
-            const auto r = run("pj_lock_checkpoint",
-                               "SELECT position FROM projectionist_checkpoints WHERE projection = $1 FOR UPDATE", p);
-            // The compare of commit's compare-and-set, made early: the row stays locked, so the
-            // answer holds until commit, and a batch that cannot commit sends no table writes.
-            const bool moved = has_position_row_
-                                   ? r.rows() == 0 || static_cast<std::uint64_t>(r.int64(0, 0)) != committed_position_
-                                   : r.rows() != 0;
-            if (moved) buffer_->conflict = conflict_message();
-        } catch (...) {
-            rollback();
-            throw;
-        }
+        open_transaction();
+        if (slice_.whole()) refuse_if_partitioned();
     }
 
-    /// Opens a transaction whose table writes are sent at once instead of buffered: the
-    /// lifecycle operations' (init, reset, remove). Their hooks write few rows, and a refused
-    /// write then fails in the hook that made it, as a table_error, rather than at commit.
-    void begin_unbuffered() {
+    /// Opens the transaction of a lifecycle operation (init, reset, remove). Its table writes are
+    /// sent at once instead of buffered: hooks write few rows, and a refused write then fails in
+    /// the hook that made it, as a table_error, rather than at commit. Allowed without a slice on
+    /// a partitioned projection: a reset or remove covers every partition.
+    void begin_lifecycle() {
         restore_buffering_ = !buffer_->eager;
         buffer_->eager = true;
-        begin();
+        open_transaction();
     }
 
     /// Sends the tables' buffered writes, writes the checkpoint (and the positions of the
@@ -467,6 +454,45 @@ public:
     }
 
 private:
+    /// BEGIN, then the checkpoint row locked until commit (see `begin`).
+    void open_transaction() {
+        db_.exec("BEGIN");
+        in_transaction_ = true;
+        buffer_->active = true;
+        buffer_->conflict.reset();
+        try {
+            detail::pg::params p;
+            p.add(key_);
+            const auto r = run("pj_lock_checkpoint",
+                               "SELECT position FROM projectionist_checkpoints WHERE projection = $1 FOR UPDATE", p);
+            // The compare of commit's compare-and-set, made early: the row stays locked, so the
+            // answer holds until commit, and a batch that cannot commit sends no table writes.
+            const bool moved = has_position_row_
+                                   ? r.rows() == 0 || static_cast<std::uint64_t>(r.int64(0, 0)) != committed_position_
+                                   : r.rows() != 0;
+            if (moved) buffer_->conflict = conflict_message();
+        } catch (...) {
+            rollback();
+            throw;
+        }
+    }
+
+    void refuse_if_partitioned() {
+        detail::pg::params p;
+        p.add(projection_ + "#");
+        const auto r =
+            run("pj_find_partitions",
+                "SELECT projection FROM projectionist_checkpoints WHERE starts_with(projection, $1) LIMIT 1", p);
+        if (r.rows() == 0) return;
+        const std::string found(r.text(0, 0));
+        rollback();
+        throw error(fmt::format(
+            "projectionist: '{}' is run in partitions by workers (checkpoint '{}'); a runner without a slice would "
+            "apply their events again from its own checkpoint, so it applies nothing. Run it through worker<...> or "
+            "with runner_options::slice; without a slice use it for init, status, reset and remove only",
+            projection_, found));
+    }
+
     template <class T>
     T& own(std::unique_ptr<T> table) {
         T& ref = *table;
@@ -599,7 +625,7 @@ private:
     checkpoint point_;
     bool loaded_ = false;
     bool in_transaction_ = false;
-    bool restore_buffering_ = false;  ///< begin_unbuffered turned `eager` on for this transaction only
+    bool restore_buffering_ = false;  ///< begin_lifecycle turned `eager` on for this transaction only
     bool reset_in_transaction_ = false;
     bool has_position_row_ = false;
     std::uint64_t committed_position_ = 0;

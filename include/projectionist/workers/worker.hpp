@@ -34,9 +34,11 @@
 //    leases: the liveness of handlers is the application's.
 //  - Order: per aggregate, each aggregate's events are applied in order by one runner at a time;
 //    globally, in log order by one worker at a time.
-//  - What it does not guard: an unsliced runner (`runner<...>` without a slice, e.g. a command
-//    line's catch-up) applying events of a per-aggregate projection that workers run keeps its
-//    own checkpoint and would apply them again; use it for init, status, reset and remove only.
+//  - A runner without a slice (`runner<...>`, e.g. a command line's catch-up) of a per-aggregate
+//    projection that workers run keeps its own checkpoint and would apply their events again, so
+//    its batches are refused (an error in status(), nothing written) once a partition checkpoint
+//    exists; use it for init, status, reset and remove only. A reset through it forgets every
+//    partition's checkpoint, after which the projection can run whole again.
 //    The partition count is fixed by the first worker (the lease rows, the checkpoint keys); a
 //    worker or runner with another count is refused. A partition whose handler failed stays
 //    stopped at its last commit and held (status().last_error), as a runner stops.
