@@ -381,23 +381,16 @@ public:
     }
 
     /// Opens a batch: a transaction, with the projection's checkpoint row locked until it ends.
-    /// A session without a slice refuses to, writing nothing, when
-    /// workers run the projection in partitions (a checkpoint `projection#k/n` exists): it would
-    /// apply their events again from its own checkpoint.
-    void begin() {
-        open_transaction();
-        if (slice_.whole()) refuse_if_partitioned();
-    }
+    /// A session without a slice refuses to, writing nothing, when workers run the projection in
+    /// partitions (a checkpoint `projection#k/n` exists): it would apply their events again from
+    /// its own checkpoint.
+    void begin() { open_transaction(false); }
 
     /// Opens the transaction of a lifecycle operation (init, reset, remove). Its table writes are
     /// sent at once instead of buffered: hooks write few rows, and a refused write then fails in
     /// the hook that made it, as a table_error, rather than at commit. Allowed without a slice on
     /// a partitioned projection: a reset or remove covers every partition.
-    void begin_lifecycle() {
-        restore_buffering_ = !buffer_->eager;
-        buffer_->eager = true;
-        open_transaction();
-    }
+    void begin_lifecycle() { open_transaction(true); }
 
     /// Sends the tables' buffered writes, writes the checkpoint (and the positions of the
     /// aggregates the batch changed, in one statement) and commits them all together.
@@ -430,7 +423,6 @@ public:
         db_.exec("COMMIT");
         end_transaction();
         buffer_->eager = false;  // this batch went through: buffer again
-        restore_buffering_ = false;
         has_position_row_ = true;
         committed_position_ = cp.position;
     }
@@ -439,12 +431,6 @@ public:
     /// (returns true).
     bool rollback() {
         buffer_->forget_all();
-        if (restore_buffering_) {
-            // An unbuffered transaction failed: the next batch buffers as before. (A batch whose
-            // buffered writes were refused keeps `eager`: its replay sends each write at once.)
-            buffer_->eager = false;
-            restore_buffering_ = false;
-        }
         if (!in_transaction_) return true;
         // A reset inside the rolled-back transaction cleared the cached checkpoint: read it again.
         if (reset_in_transaction_) loaded_ = false;
@@ -454,43 +440,41 @@ public:
     }
 
 private:
-    /// BEGIN, then the checkpoint row locked until commit (see `begin`).
-    void open_transaction() {
+    /// BEGIN, then the checkpoint row locked until commit. In the same statement, a session
+    /// without a slice looks for partition checkpoints (see `begin`).
+    void open_transaction(bool lifecycle) {
         db_.exec("BEGIN");
         in_transaction_ = true;
         buffer_->active = true;
+        buffer_->immediate = lifecycle;
         buffer_->conflict.reset();
         try {
             detail::pg::params p;
-            p.add(key_);
-            const auto r = run("pj_lock_checkpoint",
-                               "SELECT position FROM projectionist_checkpoints WHERE projection = $1 FOR UPDATE", p);
+            p.add(key_).add(projection_ + "#");
+            const auto r =
+                run("pj_lock_checkpoint",
+                    "SELECT (SELECT position FROM projectionist_checkpoints WHERE projection = $1 FOR "
+                    "UPDATE), (SELECT projection FROM projectionist_checkpoints WHERE starts_with(projection, "
+                    "$2) LIMIT 1)",
+                    p);
+            const bool has_row = !r.is_null(0, 0);
             // The compare of commit's compare-and-set, made early: the row stays locked, so the
             // answer holds until commit, and a batch that cannot commit sends no table writes.
             const bool moved = has_position_row_
-                                   ? r.rows() == 0 || static_cast<std::uint64_t>(r.int64(0, 0)) != committed_position_
-                                   : r.rows() != 0;
+                                   ? !has_row || static_cast<std::uint64_t>(r.int64(0, 0)) != committed_position_
+                                   : has_row;
             if (moved) buffer_->conflict = conflict_message();
+            if (!lifecycle && slice_.whole() && !r.is_null(0, 1))
+                throw error(fmt::format(
+                    "projectionist: '{}' is run in partitions by workers (checkpoint '{}'); a runner without a slice "
+                    "would apply their events again from its own checkpoint, so it applies nothing. Run it through "
+                    "worker<...> or with runner_options::slice; without a slice use it for init, status, reset and "
+                    "remove only",
+                    projection_, r.text(0, 1)));
         } catch (...) {
             rollback();
             throw;
         }
-    }
-
-    void refuse_if_partitioned() {
-        detail::pg::params p;
-        p.add(projection_ + "#");
-        const auto r =
-            run("pj_find_partitions",
-                "SELECT projection FROM projectionist_checkpoints WHERE starts_with(projection, $1) LIMIT 1", p);
-        if (r.rows() == 0) return;
-        const std::string found(r.text(0, 0));
-        rollback();
-        throw error(fmt::format(
-            "projectionist: '{}' is run in partitions by workers (checkpoint '{}'); a runner without a slice would "
-            "apply their events again from its own checkpoint, so it applies nothing. Run it through worker<...> or "
-            "with runner_options::slice; without a slice use it for init, status, reset and remove only",
-            projection_, found));
     }
 
     template <class T>
@@ -536,6 +520,7 @@ private:
         in_transaction_ = false;
         reset_in_transaction_ = false;
         buffer_->active = false;
+        buffer_->immediate = false;
         buffer_->conflict.reset();
         buffer_->forget_all();
     }
@@ -625,7 +610,6 @@ private:
     checkpoint point_;
     bool loaded_ = false;
     bool in_transaction_ = false;
-    bool restore_buffering_ = false;  ///< begin_lifecycle turned `eager` on for this transaction only
     bool reset_in_transaction_ = false;
     bool has_position_row_ = false;
     std::uint64_t committed_position_ = 0;

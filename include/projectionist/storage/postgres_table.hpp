@@ -297,13 +297,14 @@ private:
 /// `forget_all` drops them (and the rows read meanwhile).
 struct write_behind {
     std::vector<buffered_table*> tables;
-    bool active = false;  ///< a batch is open: buffer writes
-    bool eager = false;   ///< send every write at once (the replay after a refused flush)
+    bool active = false;     ///< a batch is open: buffer writes
+    bool eager = false;      ///< send every write at once (the replay after a refused flush)
+    bool immediate = false;  ///< this transaction sends every write at once (init, reset, remove)
     /// The batch's checkpoint was moved by another runner (seen at begin): its commit will
     /// throw checkpoint_conflict before it sends anything.
     std::optional<std::string> conflict;
 
-    [[nodiscard]] bool buffering() const noexcept { return active && !eager; }
+    [[nodiscard]] bool buffering() const noexcept { return active && !eager && !immediate; }
     void flush_all() {
         for (auto* t : tables) t->flush_buffer();
     }
