@@ -36,20 +36,6 @@ struct fragile : pj::projection<"fragile", 1, ticket_stream> {
     }
 };
 
-/// Emits a status change for every registration and close.
-struct notifier : pj::projection<"notifier", 1, ticket_stream, pj::emits_to<ticket_summary_stream>> {
-    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
-    bool fail_on_close = false;
-    void on(const ticket_registered& e, auto& ctx) {
-        ctx.table().insert({e.ticket_id, e.type, "open", 0});
-        ctx.emit(ticket_status_changed{e.ticket_id, "open"});
-    }
-    void on(const ticket_closed& e, auto& ctx) {
-        ctx.emit(ticket_status_changed{e.ticket_id, "closed"});
-        if (fail_on_close) throw std::runtime_error("close failed");
-    }
-};
-
 /// Two tables: the tickets, and a count per ticket type.
 struct type_count {
     BOOST_HANA_DEFINE_STRUCT(type_count, (std::string, type), (int, count));
@@ -445,16 +431,16 @@ TEST_CASE("emitted events commit with their batch", "[backend][runner][emission]
     auto storage = fx.storage();
     append_ticket(store, "t-1", "bug", 0, true);
     {
-        notifier failing;
+        status_notifier failing;
         failing.fail_on_close = true;
-        pj::runner<notifier, backend::storage_type, pj::emit_always> r(store, storage, failing);
+        pj::runner<status_notifier, backend::storage_type, pj::emit_always> r(store, storage, failing);
         CHECK_THROWS_AS(r.catch_up(), pj::projection_error);
         CHECK(summary_count(store) == 0);  // the registration's event went with its batch
         CHECK(store.head() == 2);
         CHECK(r.status().emitted == 0);
         CHECK_FALSE(storage.find_table<ticket_table>("notifier_v1")->contains("t-1"));
     }
-    pj::runner<notifier, backend::storage_type, pj::emit_always> r(store, storage);
+    pj::runner<status_notifier, backend::storage_type, pj::emit_always> r(store, storage);
     CHECK(r.catch_up() == 2);
     CHECK(summary_count(store) == 2);
     CHECK(r.status().emitted == 2);
@@ -550,7 +536,7 @@ TEST_CASE("with emit_when_live, events pass only once the version is live", "[ba
     auto store = fx.store();
     auto storage = fx.storage();
     append_ticket(store, "t-1", "bug", 0, true);
-    pj::runner<notifier, backend::storage_type, pj::emit_when_live> r(store, storage);
+    pj::runner<status_notifier, backend::storage_type, pj::emit_when_live> r(store, storage);
     r.catch_up();
     CHECK(summary_count(store) == 0);
     CHECK(r.status().dropped == 2);
@@ -562,7 +548,7 @@ TEST_CASE("with emit_when_live, events pass only once the version is live", "[ba
     CHECK(summary_count(store) == 1);
     CHECK(r.status().emitted == 1);
     // Another runner object of the version reads the live flag from the catalog.
-    pj::runner<notifier, backend::storage_type, pj::emit_when_live> other(store, storage);
+    pj::runner<status_notifier, backend::storage_type, pj::emit_when_live> other(store, storage);
     CHECK(other.status().live);
 }
 

@@ -676,18 +676,6 @@ TEST_CASE("raw SQL from an init hook and from handlers runs in the runner's tran
 }
 
 namespace {
-struct notifier : pj::projection<"notifier", 1, ticket_stream, pj::emits_to<ticket_summary_stream>> {
-    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
-    bool fail_on_close = false;
-    void on(const ticket_registered& e, auto& ctx) {
-        ctx.table().insert({e.ticket_id, e.type, "open", 0});
-        ctx.emit(ticket_status_changed{e.ticket_id, "open"});
-    }
-    void on(const ticket_closed& e, auto& ctx) {
-        ctx.emit(ticket_status_changed{e.ticket_id, "closed"});
-        if (fail_on_close) throw std::runtime_error("close failed");
-    }
-};
 
 template <class Store>
 std::size_t summary_count(Store& store) {
@@ -705,9 +693,9 @@ TEST_CASE("in one SQLite file, emitted events commit in the batch's transaction"
     pj::sqlite_storage storage(dir.file("app.db"));
     append_ticket(store, "t-1", "bug", 0, true);
     SECTION("a failing batch emits nothing") {
-        notifier p;
+        status_notifier p;
         p.fail_on_close = true;
-        pj::runner<notifier, pj::sqlite_storage, pj::emit_always> r(store, storage, p);
+        pj::runner<status_notifier, pj::sqlite_storage, pj::emit_always> r(store, storage, p);
         CHECK_THROWS_AS(r.catch_up(), pj::projection_error);
         CHECK(summary_count(store) == 0);
         CHECK(store.head() == 2);
@@ -719,7 +707,7 @@ TEST_CASE("in one SQLite file, emitted events commit in the batch's transaction"
         int store_commits = 0;
         sqlite3_commit_hook(
             store.connection().get(), [](void* n) { return ++*static_cast<int*>(n), 0; }, &store_commits);
-        pj::runner<notifier, pj::sqlite_storage, pj::emit_always> r(store, storage);
+        pj::runner<status_notifier, pj::sqlite_storage, pj::emit_always> r(store, storage);
         r.catch_up();
         sqlite3_commit_hook(store.connection().get(), nullptr, nullptr);
         CHECK(store_commits == 0);
@@ -735,7 +723,7 @@ TEST_CASE("with the log in another file, emitted events are appended after the c
     pj::sqlite_event_store store(dir.file("log.db"));
     pj::sqlite_storage storage(dir.file("models.db"));
     append_ticket(store, "t-1", "bug", 0, true);
-    pj::runner<notifier, pj::sqlite_storage, pj::emit_when_live> r(store, storage);
+    pj::runner<status_notifier, pj::sqlite_storage, pj::emit_when_live> r(store, storage);
     r.catch_up();
     CHECK(summary_count(store) == 0);  // not live: dropped
     CHECK(r.status().dropped == 2);

@@ -2,6 +2,7 @@
 // The seed's running example, shared by the tests: tickets are registered, closed and reopened.
 // v1 tracks status only and ignores reopening; v2 also counts reopenings (the blue-green change).
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,22 @@ struct ticket_row {
     BOOST_HANA_DEFINE_STRUCT(ticket_row, (std::string, ticket_id), (std::string, type), (std::string, status),
                              (int, reopened));
     friend bool operator==(const ticket_row&, const ticket_row&) = default;
+};
+
+/// A tickets table that also emits a status change for every registration and close; a close
+/// throws when `fail_on_close` is set (after emitting).
+struct status_notifier
+    : projectionist::projection<"notifier", 1, ticket_stream, projectionist::emits_to<ticket_summary_stream>> {
+    using table = projectionist::table<ticket_row, &ticket_row::ticket_id>;
+    bool fail_on_close = false;
+    void on(const ticket_registered& e, auto& ctx) {
+        ctx.table().insert({e.ticket_id, e.type, "open", 0});
+        ctx.emit(ticket_status_changed{e.ticket_id, "open"});
+    }
+    void on(const ticket_closed& e, auto& ctx) {
+        ctx.emit(ticket_status_changed{e.ticket_id, "closed"});
+        if (fail_on_close) throw std::runtime_error("close failed");
+    }
 };
 
 template <unsigned V>
