@@ -31,6 +31,8 @@
 #include <projectionist/projection/handler_table.hpp>
 #include <projectionist/projection/lifecycle.hpp>
 #include <projectionist/projection/projection.hpp>
+#include <projectionist/runner/failure.hpp>
+#include <projectionist/runner/options.hpp>
 #include <projectionist/runner/status.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/store/event_type.hpp>
@@ -38,18 +40,6 @@
 #include <projectionist/workers/partition.hpp>
 
 namespace projectionist {
-
-/// Tuning of a runner; the defaults suit most projections.
-struct runner_options {
-    std::size_t batch_size = 1000;                 ///< events per transaction; the checkpoint moves once per batch
-    std::chrono::milliseconds poll_interval{100};  ///< how long `run` waits for new events before looking again
-    /// Per aggregate only: apply just the aggregates of this partition (workers run one runner
-    /// per partition they hold). The runner's checkpoint is then the partition's own, while its
-    /// tables, catalog entry and settings stay the projection's; the storage must keep
-    /// checkpoints per partition (`storage.open(name, slice)`, e.g. postgres_storage). The
-    /// default, one partition, is every aggregate.
-    partition_slice slice{};
-};
 
 namespace detail {
 
@@ -453,403 +443,65 @@ private:
 
     /// Takes in what another process (the command line, another instance) changed in the catalog:
     /// init, the live flag, reset (a new generation: reload the checkpoint), delete.
-    void sync_catalog() {
-        const auto entry = session_.find_catalog();
-        if (!entry) {
-            if (initialized()) {  // removed elsewhere: its tables are gone
-                bind_tables({});
-                tables_open_ = false;
-                state_ = projection_state::deleted;
-                checkpoint_ = &session_.reload_checkpoint();
-            }
-            return;
-        }
-        live_ = entry->live;
-        const bool was_initialized = initialized();
-        state_ = entry->state;
-        if (entry->generation != generation_ || (!was_initialized && initialized())) {
-            generation_ = entry->generation;
-            checkpoint_ = &session_.reload_checkpoint();
-            load_parked();
-            error_.reset();
-            if (initialized()) open_tables();
-        }
-    }
 
+    // ---- the catalog, the tables and the life cycle: runner/catalog_sync.hpp -----------------
+
+    /// Takes in what another process (the command line, another instance) changed in the catalog:
+    /// init, the live flag, reset (a new generation: reload the checkpoint), delete.
+    void sync_catalog();
     /// Per aggregate with skip_to_dead_letter: the aggregates parked by earlier failures.
-    void load_parked() {
-        parked_.clear();
-        if constexpr (failure::skips && partitioning::partitioned) {
-            for (const dead_letter& d : session_.dead_letters())
-                if (!d.parked) parked_.emplace(d.aggregate_number, d.position);
-        }
-    }
-
+    void load_parked();
     /// Auto kick-off initializes on first use; manual kick-off stays dormant until init.
-    bool start_if_needed() {
-        if (initialized()) return true;
-        if constexpr (kickoff::manual) {
-            return false;
-        } else {
-            // Only a version never initialized starts itself: a deleted one stays deleted until
-            // init is run again (the next catch-up must not bring back what was just dropped).
-            if (state_ == projection_state::deleted) return false;
-            init();
-            return true;
-        }
-    }
-
-    void require_not_failed(std::string_view what) const {
-        if (error_)
-            throw state_error(fmt::format("projectionist: cannot {} '{}': it stopped after an error ({}); fix the "
-                                          "cause and call resume(), or reset()",
-                                          what, name_of<Projection>, error_->what()),
-                              error_->context());
-    }
-
+    bool start_if_needed();
+    void require_not_failed(std::string_view what) const;
     template <std::size_t... I>
-    void create_tables_impl(std::index_sequence<I...>) {
-        using list = detail::tables_of<Projection>;
-        typename context_type::handle_tuple handles{&session_.template create_table<boost::mp11::mp_at_c<list, I>>(
-            detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>)...};
-        bind_tables(handles);
-    }
-    void create_tables() {
-        create_tables_impl(std::make_index_sequence<boost::mp11::mp_size<detail::tables_of<Projection>>::value>{});
-    }
-
+    void create_tables_impl(std::index_sequence<I...>);
+    void create_tables();
     template <std::size_t... I>
-    void open_tables_impl(std::index_sequence<I...>) {
-        using list = detail::tables_of<Projection>;
-        typename context_type::handle_tuple handles{session_.template open_table<boost::mp11::mp_at_c<list, I>>(
-            detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>)...};
-        bool all = true;
-        std::apply([&](auto*... h) { ((all = all && h != nullptr), ...); }, handles);
-        if (!all)
-            throw state_error(
-                fmt::format("projectionist: '{}' is {} in the catalog but some of its tables are "
-                            "missing; run reset or remove, then init",
-                            name_of<Projection>, to_string(state_)));
-        bind_tables(handles);
-    }
-    void open_tables() {
-        open_tables_impl(std::make_index_sequence<boost::mp11::mp_size<detail::tables_of<Projection>>::value>{});
-    }
-
-    void bind_tables(const typename context_type::handle_tuple& handles) {
-        handles_ = handles;
-        context_.bind_tables(handles);
-        tables_open_ = true;
-    }
-
-    void clear_tables() {
-        if (!tables_open_) open_tables();
-        std::apply([](auto*... table) { (table->clear(), ...); }, handles_);
-    }
-
-    catalog_entry make_catalog_entry(projection_state state, bool live) const {
-        catalog_entry e;
-        e.name = std::string(name_of<Projection>);
-        e.base_name = std::string(Projection::base_name);
-        e.version = Projection::version;
-        e.state = state;
-        e.live = live;
-        e.partitioning = std::string(partitioning::name);
-        e.generation = generation_;
-        boost::mp11::mp_for_each<detail::tables_of<Projection>>(
-            [&](auto t) { e.tables.emplace_back(detail::table_name_v<Projection, decltype(t)>); });
-        return e;
-    }
-    void save_catalog() { session_.save_catalog(make_catalog_entry(state_, live_)); }
-    void set_state(projection_state s) {
-        state_ = s;
-        save_catalog();
-    }
-
-    // ---- the event path ------------------------------------------------------------------
-
-    /// Maps store type ids [known, count) to entries of the handler table, by stream and stored
-    /// name (and C++ type, when the store knows it). Runs once per new type, never per event.
-    void refresh_type_map() {
-        const std::uint32_t count = store_->type_count();
-        for (std::uint32_t id = static_cast<std::uint32_t>(type_map_.size()); id < count; ++id) {
-            const event_type_info info = store_->type_info(id);
-            std::uint16_t slot = not_subscribed;
-            // One loop over constant tables, not one unrolled comparison per event type: the
-            // benchmark measured the unrolled form at ~0.6 s of compile time for 50 event types.
-            for (std::size_t i = 0; i < subscription_keys.size(); ++i) {
-                const type_key& key = subscription_keys[i];
-                if (info.stream != key.stream || info.name != key.name) continue;
-                if (info.cpp_type != nullptr && info.cpp_type != key.identity)
-                    throw error(
-                        fmt::format("projectionist: '{}': the store holds stored event '{}' of stream '{}' as "
-                                    "another C++ type than the projection's",
-                                    name_of<Projection>, info.name, info.stream));
-                slot = key.entry;
-                break;
-            }
-            if (slot == not_subscribed)
-                for (std::string_view stream : stream_names)
-                    if (info.stream == stream) slot = unknown_in_stream;
-            // Globally, an event with no handler is simply passed over; per aggregate it still
-            // moves its aggregate's position.
-            if (!partitioning::partitioned && slot == subscribed_unhandled) slot = not_subscribed;
-            type_map_.push_back(slot);
-        }
-    }
-
+    void open_tables_impl(std::index_sequence<I...>);
+    void open_tables();
+    void bind_tables(const typename context_type::handle_tuple& handles);
+    void clear_tables();
+    catalog_entry make_catalog_entry(projection_state state, bool live) const;
+    void set_state(projection_state s);
     /// Opens the transaction of init, reset or remove. A storage that buffers a batch's writes
     /// until commit sends these at once instead, so that a refused write fails in its hook.
-    void begin_lifecycle() {
-        if constexpr (requires { session_.begin_lifecycle(); })
-            session_.begin_lifecycle();
-        else
-            session_.begin();
-    }
+    void begin_lifecycle();
+    /// The runner's session: the projection's, or with a slice, its partition's.
+    static typename storage_type::session open_session(storage_type& storage, const runner_options& options);
+    void save_catalog() { session_.save_catalog(make_catalog_entry(state_, live_)); }
 
-    std::uint64_t process_until(std::uint64_t target) {
-        const auto started = std::chrono::steady_clock::now();
-        if constexpr (partitioning::partitioned && requires { store_->aggregate_count(); }) {
-            // One allocation of the exact size instead of growing by half: 8 bytes per aggregate.
-            auto& versions = checkpoint_->aggregate_versions;
-            const auto known = static_cast<std::size_t>(store_->aggregate_count());
-            if (known > versions.size()) versions.resize(known, 0);
-        }
-        std::uint64_t applied = 0;
-        while (checkpoint_->position < target) {
-            const std::size_t want =
-                static_cast<std::size_t>(std::min<std::uint64_t>(options_.batch_size, target - checkpoint_->position));
-            store_->read(checkpoint_->position, want, batch_);
-            if (batch_.empty()) break;
-            // New event types are mapped here, before the batch's transaction: asking the store
-            // inside it could wait on the store's lock while holding the database's write lock.
-            if (store_->type_count() > type_map_.size()) refresh_type_map();
-            applied += apply_batch();
-            publish_status();
-        }
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        last_rate_ = seconds > 0 ? static_cast<double>(applied) / seconds : 0;
-        return applied;
-    }
+    // ---- the batch transaction, its rollback strategies and failures: runner/batch.hpp -------
 
+    std::uint64_t process_until(std::uint64_t target);
     /// Applies the batch in one transaction. With skip_to_dead_letter, a failing event is
     /// marked, the batch rolled back and replayed with that event (per aggregate: the rest of its
     /// aggregate) recorded as a dead letter instead: the happy path pays nothing for it, and the
     /// dead letters commit with the batch.
-    std::uint64_t apply_batch() {
-        batch_failures_.clear();
-        for (;;) {
-            const std::uint64_t position_before = checkpoint_->position;
-            const std::uint64_t tracked_before = checkpoint_->aggregates_tracked;
-            const std::uint64_t dropped_before = counters_.dropped;
-            const std::uint64_t emitted_before = emitted_;
-            aggregate_undo_.clear();
-            pending_.clear();
-            changed_aggregates_.clear();
-            context_.set_live(live_);
-            pass_totals totals;
-            failed_ = nullptr;
-            try {
-                session_.begin();
-            } catch (...) {
-                // Nothing was written. Like a failed commit, this stops the runner with the reason
-                // in status() (e.g. an unsliced runner of a projection that workers partition).
-                const std::exception_ptr cause = std::current_exception();
-                if (is_lease_lost(cause)) std::rethrow_exception(cause);
-                fail(nullptr, cause);
-            }
-            try {
-                totals = apply_records(batch_.begin(), batch_.end());
-                checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
-                if constexpr (has_emit_writer) {
-                    if (emit_writer_) append_emitted(*emit_writer_);  // commits with the batch
-                }
-                session_.commit(*checkpoint_, changed_aggregates_);
-            } catch (...) {
-                // Undo everything the batch did: table writes, checkpoint, emitted events.
-                const std::exception_ptr cause = std::current_exception();
-                const record_type* current = failed_;  // null: the failure is not one event's
-                const bool tables_restored = session_.rollback();
-                counters_.dropped = dropped_before;
-                emitted_ = emitted_before;  // appended in the transaction: rolled back with it
-                pending_.clear();
-                bool moved = false;
-                if constexpr (session_reloads_checkpoint) {
-                    checkpoint_ = &session_.reload_checkpoint();  // the committed one, as it is in the database
-                    // Another runner of this version moved it: the batch failed because it was
-                    // stale (a row that runner wrote, say), not because of its events.
-                    moved = checkpoint_->position != position_before;
-                } else if (tables_restored) {
-                    for (auto it = aggregate_undo_.rbegin(); it != aggregate_undo_.rend(); ++it)
-                        checkpoint_->aggregate_versions[it->first] = it->second;
-                    checkpoint_->position = position_before;
-                    checkpoint_->aggregates_tracked = tracked_before;
-                } else {
-                    rebuild_to(position_before, current, cause);  // recomputes the checkpoint too
-                }
-                if (is_lease_lost(cause)) {
-                    // The worker's claim on this partition is gone: nothing was written, and the
-                    // new holder goes on from the checkpoint. Not this projection's failure.
-                    std::rethrow_exception(cause);
-                }
-                if (moved || is_checkpoint_conflict(cause)) {
-                    // Another runner of this version got there first: go on from where it is
-                    // (a session that persists its checkpoint was read back above already).
-                    if constexpr (!session_reloads_checkpoint) checkpoint_ = &session_.reload_checkpoint();
-                    load_parked();
-                    return 0;
-                }
-                if constexpr (failure::skips) {
-                    if (current != nullptr) {
-                        mark_failed(*current, reason_of(cause));
-                        continue;  // replay the batch without it
-                    }
-                }
-                fail(current, cause);
-            }
-            append_emitted(*store_);  // a store in another database: right after the commit
-            events_applied_ += totals.applied;
-            events_skipped_ += totals.skipped;
-            events_dead_lettered_ += totals.dead;
-            return totals.applied;
-        }
-    }
-
+    std::uint64_t apply_batch();
     /// Brings the tables back to the committed state at `position` by replaying the log from the
     /// start into emptied tables (storages that do not journal, e.g. memory_storage's default),
     /// skipping the recorded dead letters. Emission is off and nothing is counted: this history
     /// was applied (and emitted) before. A handler that fails now, where it succeeded before, is
     /// not deterministic: the projection stops.
-    void rebuild_to(std::uint64_t position, const record_type* failed, std::exception_ptr cause) {
-        std::vector<std::uint64_t> dead;
-        for (const dead_letter& d : session_.dead_letters()) dead.push_back(d.position);
-        std::sort(dead.begin(), dead.end());
-        clear_tables();
-        std::fill(checkpoint_->aggregate_versions.begin(), checkpoint_->aggregate_versions.end(), 0);
-        checkpoint_->aggregates_tracked = 0;
-        context_.set_replaying(true);
-        session_.begin();
-        try {
-            // Its own buffer: the failed batch (and `failed`) must stay intact for the retry.
-            typename event_store_type::batch history;
-            std::uint64_t at = 0;
-            while (at < position) {
-                store_->read(at, static_cast<std::size_t>(std::min<std::uint64_t>(options_.batch_size, position - at)),
-                             history);
-                if (history.empty()) break;
-                replay_records(history.begin(), history.end(), dead);
-                at = detail::deref(history[history.size() - 1]).position();
-            }
-            session_.commit(*checkpoint_, {});
-        } catch (...) {
-            session_.rollback();
-            context_.set_replaying(false);
-            fail(failed, std::make_exception_ptr(std::runtime_error(
-                             fmt::format("{}; then rebuilding the tables up to position {} failed ({}): are the "
-                                         "handlers deterministic?",
-                                         reason_of(cause), position, reason_of(std::current_exception())))));
-        }
-        context_.set_replaying(false);
-        checkpoint_->position = position;
-        aggregate_undo_.clear();
-        changed_aggregates_.clear();
-    }
-
+    void rebuild_to(std::uint64_t position, const record_type* failed, std::exception_ptr cause);
+    void mark_failed(const record_type& rec, std::string reason);
+    /// Records `rec` as a dead letter if it failed in an earlier attempt of this batch, or if its
+    /// aggregate is parked (per aggregate); returns whether it did.
+    bool dead_letter_if_marked(const record_type& rec);
+    bool reads_type(const record_type& rec);
+    dead_letter make_dead_letter(const record_type& rec, std::string reason, bool parked) const;
+    [[noreturn]] void fail(const record_type* rec, std::exception_ptr cause);
+    /// Appends the batch's emitted events through `target` (the store, or a writer on the
+    /// session's connection) and forgets them.
+    template <class Target>
+    void append_emitted(Target& target);
     struct batch_failure {
         std::uint64_t position;
         std::string reason;
     };
 
-    void mark_failed(const record_type& rec, std::string reason) {
-        if constexpr (partitioning::partitioned) parked_.emplace(rec.aggregate_number(), rec.position());
-        batch_failures_.push_back({rec.position(), std::move(reason)});
-    }
-
-    /// Records `rec` as a dead letter if it failed in an earlier attempt of this batch, or if its
-    /// aggregate is parked (per aggregate); returns whether it did.
-    bool dead_letter_if_marked(const record_type& rec) {
-        for (const auto& f : batch_failures_) {
-            if (f.position == rec.position()) {
-                session_.record_dead_letter(make_dead_letter(rec, f.reason, false));
-                return true;
-            }
-        }
-        if constexpr (partitioning::partitioned) {
-            if (parked_.empty()) return false;
-            const auto it = parked_.find(rec.aggregate_number());
-            if (it == parked_.end() || rec.position() <= it->second || !reads_type(rec)) return false;
-            session_.record_dead_letter(make_dead_letter(
-                rec, fmt::format("parked: an earlier event of this aggregate failed at position {}", it->second),
-                true));
-            return true;
-        }
-        return false;
-    }
-
-    bool reads_type(const record_type& rec) {
-        if (rec.type_id() >= type_map_.size()) refresh_type_map();
-        return rec.type_id() < type_map_.size() && type_map_[rec.type_id()] != not_subscribed;
-    }
-
-    dead_letter make_dead_letter(const record_type& rec, std::string reason, bool parked) const {
-        return {rec.position(),
-                std::string(rec.stream()),
-                std::string(rec.aggregate_id()),
-                rec.aggregate_number(),
-                std::string(rec.type_name()),
-                std::move(reason),
-                parked};
-    }
-
-    /// The runner's session: the projection's, or with a slice, its partition's.
-    static typename storage_type::session open_session(storage_type& storage, const runner_options& options) {
-        if (options.slice.whole()) return storage.open(name_of<Projection>);
-        check_slice(options.slice, name_of<Projection>);
-        if constexpr (!partitioning::partitioned) {
-            throw error(
-                fmt::format("projectionist: '{}': runner_options::slice {}/{} on a global projection; only a "
-                            "per_aggregate projection is split into partitions (a global one runs whole, "
-                            "in one worker at a time)",
-                            name_of<Projection>, options.slice.index, options.slice.count));
-        } else if constexpr (requires { storage.open(name_of<Projection>, options.slice); }) {
-            return storage.open(name_of<Projection>, options.slice);
-        } else {
-            throw error(
-                fmt::format("projectionist: '{}': runner_options::slice needs a storage that keeps a "
-                            "checkpoint per partition (storage.open(name, slice), e.g. postgres_storage)",
-                            name_of<Projection>));
-        }
-    }
-
-    static bool is_lease_lost(std::exception_ptr cause) {
-        try {
-            std::rethrow_exception(cause);
-        } catch (const lease_lost&) {
-            return true;
-        } catch (...) {
-            return false;
-        }
-    }
-
-    static bool is_checkpoint_conflict(std::exception_ptr cause) {
-        try {
-            std::rethrow_exception(cause);
-        } catch (const checkpoint_conflict&) {
-            return true;
-        } catch (...) {
-            return false;
-        }
-    }
-
-    static std::string reason_of(std::exception_ptr cause) {
-        try {
-            std::rethrow_exception(cause);
-        } catch (const std::exception& e) {
-            return e.what();
-        } catch (...) {
-            return "a handler threw an exception that is not a std::exception";
-        }
-    }
+    // ---- one pass over records, the per-event work: runner/event_pass.hpp ---------------------
 
     // ---- one pass over records: the per-event work ---------------------------------------------
     //
@@ -866,263 +518,38 @@ private:
         std::uint64_t dead = 0;     ///< events recorded as dead letters
     };
 
-    /// What a pass keeps in registers. The bounds are re-read only when the vectors grow.
-    struct pass_state {
-        const std::uint16_t* map = nullptr;
-        std::size_t map_size = 0;
-        std::uint64_t* versions = nullptr;
-        std::size_t versions_size = 0;
-        std::uint64_t tracked = 0;      // aggregates applied for the first time in this pass
-        std::uint64_t ignored = 0;      // records with no handler to run (another stream's, or unhandled)
-        std::uint32_t slice_count = 1;  // per aggregate: the runner's partition slice (1: every aggregate)
-        std::uint32_t slice_index = 0;
-        pass_totals totals;
-    };
-
+    struct pass_state;
+    struct slot_visitor;
+    /// Maps store type ids [known, count) to entries of the handler table, by stream and stored
+    /// name (and C++ type, when the store knows it). Runs once per new type, never per event.
+    void refresh_type_map();
     /// Applies the records [first, last). If one throws, `failed_` points at it. With
     /// `check_failures` (not on a rebuild's replay, which skips the recorded dead letters instead),
     /// skip_to_dead_letter records the batch's failed events and parked aggregates' events as dead
     /// letters instead of applying them.
     template <class It>
-    pass_totals apply_records(It first, const It last, bool check_failures = true) {
-        // Per aggregate in memory journal mode every event also records its aggregate's old
-        // position, and with skip_to_dead_letter a retried batch checks every record against the
-        // failures: loops of their own, so that the common loop has neither on its path.
-        constexpr bool can_journal = partitioning::partitioned && !session_reloads_checkpoint;
-        if constexpr (failure::skips) {
-            if (check_failures && (!batch_failures_.empty() || !parked_.empty())) {
-                if constexpr (can_journal) {
-                    if (journaled_) return apply_records_as<true, true>(first, last);
-                }
-                return apply_records_as<false, true>(first, last);
-            }
-        }
-        if constexpr (can_journal) {
-            if (journaled_) return apply_records_as<true, false>(first, last);
-        }
-        return apply_records_as<false, false>(first, last);
-    }
-
+    pass_totals apply_records(It first, const It last, bool check_failures = true);
     /// Replays the records [first, last) except those at the sorted positions `dead`.
     template <class It>
-    void replay_records(It first, const It last, const std::vector<std::uint64_t>& dead) {
-        if (dead.empty()) {
-            apply_records(first, last, false);
-            return;
-        }
-        It from = first;
-        auto next_dead = dead.begin();
-        for (It it = first; it != last; ++it) {
-            const std::uint64_t position = detail::deref(*it).position();
-            while (next_dead != dead.end() && *next_dead < position) ++next_dead;
-            if (next_dead != dead.end() && *next_dead == position) {
-                apply_records(from, it, false);
-                from = std::next(it);
-            }
-        }
-        apply_records(from, last, false);
-    }
-
+    void replay_records(It first, const It last, const std::vector<std::uint64_t>& dead);
     template <bool Journaled, bool Filtered, class It>
-    pass_totals apply_records_as(It first, const It last) {
-        // The handlers get a copy of the context on this stack frame: when they are inlined and
-        // never ask for the envelope, the compiler drops the per-event record bookkeeping.
-        context_type ctx = context_;
-        pass_state st;
-        load_bounds(st);
-        It it = first;
-        try {
-            for (;;) {
-                for (; it != last; ++it) {
-                    const record_type& rec = detail::deref(*it);
-                    if constexpr (partitioning::partitioned && std::random_access_iterator<It>) {
-                        // The aggregates' positions are read in random order: fetch a few records ahead.
-                        constexpr std::ptrdiff_t ahead = 16;
-                        if (last - it > ahead) {
-                            const std::uint64_t next = detail::deref(it[ahead]).aggregate_number();
-                            if (next < st.versions_size) __builtin_prefetch(st.versions + next, 1);
-                        }
-                    }
-                    if constexpr (Filtered) {
-                        if (dead_letter_if_marked(rec)) {
-                            ++st.totals.dead;
-                            continue;
-                        }
-                        if (st.map_size != type_map_.size()) load_bounds(st);  // it may have mapped new types
-                    }
-                    if (!apply_record<Journaled>(rec, ctx, st)) [[unlikely]]
-                        break;
-                }
-                if (it == last) break;
-                make_room(detail::deref(*it), st);  // then the inner loop applies it
-            }
-        } catch (...) {
-            failed_ = &detail::deref(*it);
-            throw;
-        }
-        if constexpr (partitioning::partitioned) checkpoint_->aggregates_tracked += st.tracked;
-        st.totals.applied =
-            static_cast<std::uint64_t>(std::distance(first, last)) - st.ignored - st.totals.skipped - st.totals.dead;
-        return st.totals;
-    }
-
-    PROJECTIONIST_ALWAYS_INLINE void load_bounds(pass_state& st) const {
-        st.map = type_map_.data();
-        st.map_size = type_map_.size();
-        if constexpr (partitioning::partitioned) {
-            st.slice_count = options_.slice.count;
-            st.slice_index = options_.slice.index;
-            st.versions = checkpoint_->aggregate_versions.data();
-            st.versions_size = checkpoint_->aggregate_versions.size();
-        }
-    }
-
+    pass_totals apply_records_as(It first, const It last);
+    PROJECTIONIST_ALWAYS_INLINE void load_bounds(pass_state& st) const;
     /// One record: its slot from the type map, per aggregate the position check, then the switch.
     /// False, with nothing done, when the type map or the positions must grow first.
     template <bool Journaled>
-    PROJECTIONIST_ALWAYS_INLINE bool apply_record(const record_type& rec, context_type& ctx, pass_state& st) {
-        const std::uint32_t type = rec.type_id();
-        if (type >= st.map_size) [[unlikely]]
-            return false;
-        const std::uint16_t slot = st.map[type];
-        if constexpr (partitioning::partitioned) {
-            if (st.slice_count > 1 && partition_of(rec.stream(), rec.aggregate_id(), st.slice_count) != st.slice_index)
-                [[unlikely]] {
-                ++st.ignored;  // another partition's aggregate: its own runner applies it
-                return true;
-            }
-            if (slot <= subscribed_unhandled) {
-                const std::uint64_t number = rec.aggregate_number();
-                if (number >= st.versions_size) [[unlikely]]
-                    return false;
-                if (!advance_aggregate<Journaled>(rec, number, st)) return true;  // applied before
-            }
-        }
-        slot_visitor visit{*this, rec, ctx, st};
-        detail::with_index<slot_count>(slot, visit);
-        return true;
-    }
-
+    PROJECTIONIST_ALWAYS_INLINE bool apply_record(const record_type& rec, context_type& ctx, pass_state& st);
     /// What `apply_record` needs before it can take `rec`: a type id mapped (the store interned
     /// a type after the batch was read), the aggregate's position in range. Out of the loop.
-    PROJECTIONIST_ALWAYS_INLINE void make_room(const record_type& rec, pass_state& st) {
-        if (rec.type_id() >= type_map_.size()) map_new_type(rec.type_id());
-        if constexpr (partitioning::partitioned) {
-            if (type_map_[rec.type_id()] <= subscribed_unhandled &&
-                rec.aggregate_number() >= checkpoint_->aggregate_versions.size())
-                grow_versions(rec.aggregate_number());
-        }
-        load_bounds(st);
-    }
-
-    /// The case of each slot: the handler of an entry, nothing for an unhandled or foreign event
-    /// (per aggregate its position moved already), an error for an event its stream does not list.
-    struct slot_visitor {
-        runner& self;
-        const record_type& rec;
-        context_type& ctx;
-        pass_state& st;
-
-        template <std::size_t I>
-        PROJECTIONIST_ALWAYS_INLINE void operator()(std::integral_constant<std::size_t, I>) const {
-            if constexpr (I < entry_count) {
-                using E = typename boost::mp11::mp_at_c<entries, I>::event;
-                ctx.set_record(&rec);  // the envelope is built only if the handler asks
-                detail::invoke_handler(self.projection_, self.store_->template event_of<E>(rec), ctx);
-            } else if constexpr (I == unknown_in_stream) {
-                self.unknown_event(rec);
-            } else {
-                ++st.ignored;
-            }
-        }
-    };
-
+    PROJECTIONIST_ALWAYS_INLINE void make_room(const record_type& rec, pass_state& st);
     /// Per aggregate: moves the record's aggregate to the record's version. False for an event
     /// applied before; a gap in the versions is an error.
     template <bool Journaled>
-    PROJECTIONIST_ALWAYS_INLINE bool advance_aggregate(const record_type& rec, std::uint64_t number, pass_state& st) {
-        const std::uint64_t applied_version = st.versions[number];
-        const std::uint64_t version = rec.aggregate_version();
-        if (version != applied_version + 1) [[unlikely]] {
-            if (version <= applied_version) {
-                ++st.totals.skipped;
-                return false;
-            }
-            throw_gap(applied_version, version);
-        }
-        if constexpr (session_reloads_checkpoint)
-            changed_aggregates_.push_back(number);  // the storage writes their rows at commit
-        else if constexpr (Journaled)
-            aggregate_undo_.emplace_back(number, applied_version);  // undone with the tables
-        // Here version == applied_version + 1, so this is "applied_version == 0", but it does not
-        // wait for the (often missing) cache line of the position.
-        st.tracked += version == 1 ? 1 : 0;
-        st.versions[number] = version;
-        return true;
-    }
-
+    PROJECTIONIST_ALWAYS_INLINE bool advance_aggregate(const record_type& rec, std::uint64_t number, pass_state& st);
     /// A type id beyond the map: maps the store's new types, or throws if it does not list it.
-    [[gnu::noinline]] void map_new_type(std::uint32_t type) {
-        refresh_type_map();
-        if (type >= type_map_.size())
-            throw std::runtime_error(fmt::format("the store returned event type id {}, which it does not list", type));
-    }
-
-    [[gnu::noinline]] void grow_versions(std::uint64_t number) {
-        checkpoint_->aggregate_versions.resize(number + 1 + number / 2, 0);
-    }
-
-    [[noreturn, gnu::noinline]] void unknown_event(const record_type& rec) const {
-        throw std::runtime_error(
-            fmt::format("unknown event type: stream '{}' has no event '{}' in this build's "
-                        "stream<...> declaration (written by a newer application?)",
-                        rec.stream(), rec.type_name()));
-    }
-
-    [[noreturn, gnu::noinline]] static void throw_gap(std::uint64_t applied, std::uint64_t got) {
-        throw detail_gap(applied, got);
-    }
-
-    struct version_gap : std::runtime_error {
-        using std::runtime_error::runtime_error;
-    };
-    static version_gap detail_gap(std::uint64_t applied, std::uint64_t got) {
-        return version_gap(
-            fmt::format("aggregate version gap: the last applied version is {}, the next event has "
-                        "version {}",
-                        applied, got));
-    }
-
-    [[noreturn]] void fail(const record_type* rec, std::exception_ptr cause) {
-        error_context where;
-        where.projection = std::string(name_of<Projection>);
-        if (rec) {
-            where.position = rec->position();
-            where.stream = std::string(rec->stream());
-            where.aggregate_id = std::string(rec->aggregate_id());
-            where.event_type = std::string(rec->type_name());
-        }
-        projection_error err(std::move(where), reason_of(cause));
-        error_ = err;
-        publish_status();
-        throw err;
-    }
-
-    /// Appends the batch's emitted events through `target` (the store, or a writer on the
-    /// session's connection) and forgets them.
-    template <class Target>
-    void append_emitted(Target& target) {
-        if (pending_.empty()) return;
-        using S = typename Projection::emission_stream;
-        if constexpr (!std::is_void_v<S>) {
-            for (auto& p : pending_) {
-                std::visit([&](auto& e) { target.append(S{}, p.aggregate_id, expected_version::any(), std::move(e)); },
-                           p.event);
-                ++emitted_;
-            }
-        }
-        pending_.clear();
-    }
+    [[gnu::noinline]] void map_new_type(std::uint32_t type);
+    [[gnu::noinline]] void grow_versions(std::uint64_t number);
+    [[noreturn, gnu::noinline]] void unknown_event(const record_type& rec) const;
 
     void publish_status() {
         std::lock_guard lock(status_mutex_);
@@ -1188,3 +615,8 @@ private:
 };
 
 }  // namespace projectionist
+
+// The definitions of the runner's private parts, one file per job.
+#include <projectionist/runner/batch.hpp>
+#include <projectionist/runner/catalog_sync.hpp>
+#include <projectionist/runner/event_pass.hpp>

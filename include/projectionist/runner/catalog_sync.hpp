@@ -1,0 +1,164 @@
+#pragma once
+
+/// The runner's part of the catalog: taking in what other processes changed, the version's tables,
+/// the catalog row it writes, and the transaction of init, reset and remove.
+
+#include <projectionist/runner/runner.hpp>
+
+namespace projectionist {
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::sync_catalog() {
+    const auto entry = session_.find_catalog();
+    if (!entry) {
+        if (initialized()) {  // removed elsewhere: its tables are gone
+            bind_tables({});
+            tables_open_ = false;
+            state_ = projection_state::deleted;
+            checkpoint_ = &session_.reload_checkpoint();
+        }
+        return;
+    }
+    live_ = entry->live;
+    const bool was_initialized = initialized();
+    state_ = entry->state;
+    if (entry->generation != generation_ || (!was_initialized && initialized())) {
+        generation_ = entry->generation;
+        checkpoint_ = &session_.reload_checkpoint();
+        load_parked();
+        error_.reset();
+        if (initialized()) open_tables();
+    }
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::load_parked() {
+    parked_.clear();
+    if constexpr (failure::skips && partitioning::partitioned) {
+        for (const dead_letter& d : session_.dead_letters())
+            if (!d.parked) parked_.emplace(d.aggregate_number, d.position);
+    }
+}
+
+template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::start_if_needed() -> bool {
+    if (initialized()) return true;
+    if constexpr (kickoff::manual) {
+        return false;
+    } else {
+        // Only a version never initialized starts itself: a deleted one stays deleted until
+        // init is run again (the next catch-up must not bring back what was just dropped).
+        if (state_ == projection_state::deleted) return false;
+        init();
+        return true;
+    }
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::require_not_failed(std::string_view what) const {
+    if (error_)
+        throw state_error(fmt::format("projectionist: cannot {} '{}': it stopped after an error ({}); fix the "
+                                      "cause and call resume(), or reset()",
+                                      what, name_of<Projection>, error_->what()),
+                          error_->context());
+}
+
+template <class Projection, class... Policies>
+template <std::size_t... I>
+void runner<Projection, Policies...>::create_tables_impl(std::index_sequence<I...>) {
+    using list = detail::tables_of<Projection>;
+    typename context_type::handle_tuple handles{&session_.template create_table<boost::mp11::mp_at_c<list, I>>(
+        detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>)...};
+    bind_tables(handles);
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::create_tables() {
+    create_tables_impl(std::make_index_sequence<boost::mp11::mp_size<detail::tables_of<Projection>>::value>{});
+}
+
+template <class Projection, class... Policies>
+template <std::size_t... I>
+void runner<Projection, Policies...>::open_tables_impl(std::index_sequence<I...>) {
+    using list = detail::tables_of<Projection>;
+    typename context_type::handle_tuple handles{session_.template open_table<boost::mp11::mp_at_c<list, I>>(
+        detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>)...};
+    bool all = true;
+    std::apply([&](auto*... h) { ((all = all && h != nullptr), ...); }, handles);
+    if (!all)
+        throw state_error(
+            fmt::format("projectionist: '{}' is {} in the catalog but some of its tables are "
+                        "missing; run reset or remove, then init",
+                        name_of<Projection>, to_string(state_)));
+    bind_tables(handles);
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::open_tables() {
+    open_tables_impl(std::make_index_sequence<boost::mp11::mp_size<detail::tables_of<Projection>>::value>{});
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::bind_tables(const typename context_type::handle_tuple& handles) {
+    handles_ = handles;
+    context_.bind_tables(handles);
+    tables_open_ = true;
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::clear_tables() {
+    if (!tables_open_) open_tables();
+    std::apply([](auto*... table) { (table->clear(), ...); }, handles_);
+}
+
+template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::make_catalog_entry(projection_state state, bool live) const -> catalog_entry {
+    catalog_entry e;
+    e.name = std::string(name_of<Projection>);
+    e.base_name = std::string(Projection::base_name);
+    e.version = Projection::version;
+    e.state = state;
+    e.live = live;
+    e.partitioning = std::string(partitioning::name);
+    e.generation = generation_;
+    boost::mp11::mp_for_each<detail::tables_of<Projection>>(
+        [&](auto t) { e.tables.emplace_back(detail::table_name_v<Projection, decltype(t)>); });
+    return e;
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::set_state(projection_state s) {
+    state_ = s;
+    save_catalog();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::begin_lifecycle() {
+    if constexpr (requires { session_.begin_lifecycle(); })
+        session_.begin_lifecycle();
+    else
+        session_.begin();
+}
+
+template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::open_session(storage_type& storage, const runner_options& options) ->
+    typename storage_type::session {
+    if (options.slice.whole()) return storage.open(name_of<Projection>);
+    check_slice(options.slice, name_of<Projection>);
+    if constexpr (!partitioning::partitioned) {
+        throw error(
+            fmt::format("projectionist: '{}': runner_options::slice {}/{} on a global projection; only a "
+                        "per_aggregate projection is split into partitions (a global one runs whole, "
+                        "in one worker at a time)",
+                        name_of<Projection>, options.slice.index, options.slice.count));
+    } else if constexpr (requires { storage.open(name_of<Projection>, options.slice); }) {
+        return storage.open(name_of<Projection>, options.slice);
+    } else {
+        throw error(
+            fmt::format("projectionist: '{}': runner_options::slice needs a storage that keeps a "
+                        "checkpoint per partition (storage.open(name, slice), e.g. postgres_storage)",
+                        name_of<Projection>));
+    }
+}
+
+}  // namespace projectionist

@@ -1,0 +1,60 @@
+#pragma once
+
+/// How the runner reads the exceptions that stop a batch: which are another runner's doing (a
+/// moved checkpoint, a lost lease) and which are the projection's failure, and their text.
+/// Plain functions: they run once per failed batch, never per event.
+
+#include <cstdint>
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
+
+#include <projectionist/error.hpp>
+
+namespace projectionist::detail {
+
+/// Per aggregate: the next event of an aggregate is not the one after its last applied version.
+struct version_gap : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+[[noreturn, gnu::noinline]] inline void throw_version_gap(std::uint64_t applied, std::uint64_t got) {
+    throw version_gap(fmt::format(
+        "aggregate version gap: the last applied version is {}, the next event has version {}", applied, got));
+}
+
+template <class Exception>
+[[nodiscard]] bool holds(const std::exception_ptr& cause) {
+    try {
+        std::rethrow_exception(cause);
+    } catch (const Exception&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+/// A worker's claim on the partition is gone: not the projection's failure.
+[[nodiscard]] inline bool is_lease_lost(const std::exception_ptr& cause) {
+    return holds<lease_lost>(cause);
+}
+
+/// Another runner of the version moved the checkpoint first: go on from where it is.
+[[nodiscard]] inline bool is_checkpoint_conflict(const std::exception_ptr& cause) {
+    return holds<checkpoint_conflict>(cause);
+}
+
+/// The message of `cause`, for status() and dead letters.
+[[nodiscard]] inline std::string reason_of(const std::exception_ptr& cause) {
+    try {
+        std::rethrow_exception(cause);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "a handler threw an exception that is not a std::exception";
+    }
+}
+
+}  // namespace projectionist::detail
