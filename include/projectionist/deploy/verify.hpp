@@ -109,6 +109,7 @@
 #include <boost/hana/tuple.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 
+#include <projectionist/detail/text.hpp>
 #include <projectionist/error.hpp>
 
 namespace projectionist::verify {
@@ -290,6 +291,11 @@ struct report {
 // ---- internals ------------------------------------------------------------------------------------
 
 namespace projectionist::detail::verification {
+
+using detail::join;
+using detail::printable;
+using detail::text_table;
+using detail::utf8_length;
 
 // Own traits, named apart from other layers' detail traits, which may change without notice.
 template <class T>
@@ -740,15 +746,6 @@ inline std::string number_text(double v) {
 
 inline std::string text_or_null(const std::optional<std::string>& v) {
     return v ? "'" + *v + "'" : "null";
-}
-
-inline std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-    std::string out;
-    for (const auto& p : parts) {
-        if (!out.empty()) out += separator;
-        out += p;
-    }
-    return out;
 }
 
 /// Adds `message` to `failures`, keeping at most `cap` of a kind and then one summary line.
@@ -1206,112 +1203,12 @@ template <class A, class B, class Predicate>
 
 namespace projectionist::detail::verification {
 
-/// The length of the valid UTF-8 sequence at s[i], or 0 if the bytes there are not one.
-inline std::size_t utf8_length(std::string_view s, std::size_t i) noexcept {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) return 1;
-    std::size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;  // overlong
-        if (c == 0xED) hi = 0x9F;  // surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;  // overlong
-        if (c == 0xF4) hi = 0x8F;  // beyond U+10FFFF
-    } else {
-        return 0;
-    }
-    if (s.size() - i < n) return 0;
-    const auto c1 = static_cast<unsigned char>(s[i + 1]);
-    if (c1 < lo || c1 > hi) return 0;
-    for (std::size_t k = 2; k < n; ++k) {
-        const auto ck = static_cast<unsigned char>(s[i + k]);
-        if (ck < 0x80 || ck > 0xBF) return 0;
-    }
-    return n;
-}
-
-/// A value made safe for a terminal: control characters and invalid UTF-8 bytes escaped.
-inline std::string printable(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        const std::size_t n = utf8_length(s, i);
-        if (n == 0 || c < 0x20 || c == 0x7F) {
-            if (c == '\n')
-                out += "\\n";
-            else if (c == '\t')
-                out += "\\t";
-            else if (c == '\r')
-                out += "\\r";
-            else
-                out += fmt::format("\\x{:02x}", c);
-            ++i;
-        } else {
-            out.append(s.substr(i, n));
-            i += n;
-        }
-    }
-    return out;
-}
-
-/// Display width: code points (a table cell holds printable text).
-inline std::size_t width(std::string_view s) noexcept {
-    std::size_t w = 0;
-    for (const char ch : s)
-        if ((static_cast<unsigned char>(ch) & 0xC0) != 0x80) ++w;
-    return w;
-}
-
-inline std::string shown(const std::optional<std::string>& v) {
+/// A value in a table cell or a row's details: null, "" for the empty string, else printable.
+inline std::string value_cell(const std::optional<std::string>& v) {
     if (!v) return "null";
     if (v->empty()) return "\"\"";
     return printable(*v);
 }
-
-/// Columns aligned by display width; numbers right-aligned.
-class text_table {
-public:
-    text_table(std::vector<std::string> header, std::vector<bool> right)
-        : header_(std::move(header)), right_(std::move(right)) {}
-    void add(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
-
-    [[nodiscard]] std::string render(std::string_view indent) const {
-        std::vector<std::size_t> w(header_.size(), 0);
-        for (std::size_t i = 0; i < header_.size(); ++i) w[i] = width(header_[i]);
-        for (const auto& r : rows_)
-            for (std::size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], width(r[i]));
-        std::string out;
-        auto line = [&](const std::vector<std::string>& cells) {
-            std::string l(indent);
-            for (std::size_t i = 0; i < w.size(); ++i) {
-                const std::string& cell = i < cells.size() ? cells[i] : std::string();
-                const std::string pad(w[i] - width(cell), ' ');
-                if (i) l += "  ";
-                l += right_[i] ? pad + cell : cell + pad;
-            }
-            while (!l.empty() && l.back() == ' ') l.pop_back();
-            out += l;
-            out += '\n';
-        };
-        line(header_);
-        std::vector<std::string> rule;
-        for (const auto n : w) rule.emplace_back(n, '-');
-        line(rule);
-        for (const auto& r : rows_) line(r);
-        return out;
-    }
-
-private:
-    std::vector<std::string> header_;
-    std::vector<bool> right_;
-    std::vector<std::vector<std::string>> rows_;
-};
 
 inline std::string verdict_text(bool pass, const std::vector<std::string>& failures,
                                 const std::vector<std::string>& notes, std::string_view indent,
@@ -1358,12 +1255,12 @@ inline std::string outcome_text(verify::row_outcome o) {
 inline std::string row_details(const verify::row_comparison& r) {
     std::vector<std::string> parts;
     for (const auto& d : r.differences)
-        parts.push_back(
-            fmt::format("{}: {} -> {}{}", printable(d.field), shown(d.a), shown(d.b), d.expected ? " (expected)" : ""));
+        parts.push_back(fmt::format("{}: {} -> {}{}", printable(d.field), value_cell(d.a), value_cell(d.b),
+                                    d.expected ? " (expected)" : ""));
     for (const auto& f : r.only_in_a)
-        parts.push_back(fmt::format("only in A: {}={}", printable(f.field), shown(f.value)));
+        parts.push_back(fmt::format("only in A: {}={}", printable(f.field), value_cell(f.value)));
     for (const auto& f : r.only_in_b)
-        parts.push_back(fmt::format("only in B: {}={}", printable(f.field), shown(f.value)));
+        parts.push_back(fmt::format("only in B: {}={}", printable(f.field), value_cell(f.value)));
     return join(parts, "; ");
 }
 
@@ -1377,7 +1274,7 @@ inline std::string rows_text(const std::vector<verify::row_comparison>& rows) {
         for (const auto& r : rows) {
             if (r.ok == failing || listed == text_row_cap) continue;
             ++listed;
-            t.add({shown(r.key), outcome_text(r.outcome), r.ok ? "ok" : "FAIL", row_details(r)});
+            t.add({value_cell(r.key), outcome_text(r.outcome), r.ok ? "ok" : "FAIL", row_details(r)});
         }
     std::string out = t.render("  ");
     if (rows.size() > listed)
