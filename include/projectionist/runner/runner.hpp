@@ -82,6 +82,23 @@ struct table_names_fit<P, boost::mp11::mp_list<Tables...>> {
 
 }  // namespace detail
 
+/// Compiles a runner in one translation unit instead of every one that uses it: the standard
+/// `extern template`, spelled once for a runner's template arguments. In a header that the
+/// runner's users include:
+///
+///     PROJECTIONIST_EXTERN_RUNNER(tickets<2>, projectionist::sqlite_storage, projectionist::per_aggregate);
+///
+/// and in exactly one .cpp file (which includes that header):
+///
+///     PROJECTIONIST_INSTANTIATE_RUNNER(tickets<2>, projectionist::sqlite_storage, projectionist::per_aggregate);
+///
+/// The users' translation units then compile no runner code beyond a few inline accessors: the
+/// event pass, the batch transaction and the operations are compiled in that one file. Use the
+/// same arguments, in the same order, in both places and where the runner is named.
+#define PROJECTIONIST_EXTERN_RUNNER(...) extern template class ::projectionist::runner<__VA_ARGS__>
+/// The explicit instantiation that goes with PROJECTIONIST_EXTERN_RUNNER, in one .cpp file.
+#define PROJECTIONIST_INSTANTIATE_RUNNER(...) template class ::projectionist::runner<__VA_ARGS__>
+
 /// Runs one projection version over an event store into a storage, as its policies say.
 ///
 ///     projectionist::memory_event_store store;
@@ -121,204 +138,47 @@ public:
     runner(event_store_type& store, storage_type& storage, runner_options options = {})
         : runner(store, storage, Projection{}, options) {}
 
-    runner(event_store_type& store, storage_type& storage, Projection projection, runner_options options = {})
-        : store_(&store),
-          session_(open_session(storage, options)),
-          projection_(std::move(projection)),
-          options_(options),
-          context_(session_, pending_, counters_) {
-        if (options_.batch_size == 0) options_.batch_size = 1;
-        if constexpr (requires { storage.rollback_mode(); })
-            journaled_ = storage.rollback_mode() == memory_rollback::journal;
-        context_.set_envelope_source(
-            [](const void* rec) noexcept { return static_cast<const record_type*>(rec)->envelope_of(); });
-        if constexpr (has_emit_writer) {
-            if (store.same_database(session_.connection()))
-                emit_writer_.emplace(store.writer_on(session_.connection()));
-        }
-        checkpoint_ = &session_.load_checkpoint();
-        load_parked();
-        if (auto entry = session_.find_catalog()) {
-            state_ = entry->state;
-            live_ = entry->live;
-            generation_ = entry->generation;
-            if (state_ != projection_state::declared && state_ != projection_state::deleted) open_tables();
-        }
-        publish_status();
-    }
+    runner(event_store_type& store, storage_type& storage, Projection projection, runner_options options = {});
 
     runner(const runner&) = delete;
     runner& operator=(const runner&) = delete;
 
     /// Creates the projection's tables (if missing) and its catalog row, and runs its `init`
     /// member if it has one. Ends a manual projection's dormancy. Idempotent.
-    void init() {
-        sync_catalog();
-        const projection_state next = initialized() ? state_ : projection_state::initialized;
-        if (!initialized()) ++generation_;
-        begin_lifecycle();
-        try {
-            create_tables();
-            if constexpr (detail::has_init_hook<Projection, context_type>) projection_.init(context_);
-            session_.save_catalog(make_catalog_entry(next, live_));  // with the tables, atomically
-            session_.commit(*checkpoint_, {});
-        } catch (...) {
-            session_.rollback();
-            throw;
-        }
-        state_ = next;
-        publish_status();
-    }
+    void init();
 
     /// Replays history: from the checkpoint (0 for a new projection) to the head as of this
     /// call, in batches. Returns the number of events applied. A manual projection must be
     /// initialized first.
-    std::uint64_t backfill() {
-        sync_catalog();
-        if constexpr (kickoff::manual) {
-            if (!initialized())
-                throw state_error(
-                    fmt::format("projectionist: cannot backfill '{}': it is {} (manual kick-off); run "
-                                "init first",
-                                name_of<Projection>, to_string(state_)));
-        } else {
-            start_if_needed();
-        }
-        require_not_failed("backfill");
-        const std::uint64_t target = store_->head();
-        const projection_state before = state_;
-        if (before == projection_state::initialized || before == projection_state::caught_up)
-            set_state(projection_state::backfilling);
-        const std::uint64_t applied = process_until(target);
-        if (state_ == projection_state::backfilling) set_state(projection_state::caught_up);
-        publish_status();
-        return applied;
-    }
+    std::uint64_t backfill();
 
     /// Applies every event up to the current head. With manual kick-off and no init yet, does
     /// nothing and says so in status(); with auto kick-off, initializes first if needed.
-    std::uint64_t catch_up() {
-        sync_catalog();
-        if (!start_if_needed()) {
-            publish_status();
-            return 0;
-        }
-        require_not_failed("catch up");
-        const std::uint64_t applied = process_until(std::numeric_limits<std::uint64_t>::max());
-        if (state_ == projection_state::initialized || state_ == projection_state::backfilling)
-            set_state(projection_state::caught_up);
-        publish_status();
-        return applied;
-    }
+    std::uint64_t catch_up();
 
     /// Catches up, then follows new events until `stop` is requested or the projection fails
     /// (the error is then in status()). Waits `poll_interval` between looks when idle; a dormant
     /// projection (manual kick-off, no init yet) only looks again every `poll_interval`.
-    void run(std::stop_token stop) {
-        while (!stop.stop_requested()) {
-            std::uint64_t applied = 0;
-            try {
-                applied = catch_up();
-            } catch (const error&) {
-                return;  // stopped: status() holds the reason
-            }
-            if (applied != 0) continue;
-            if (!initialized()) {
-                sleep_for(options_.poll_interval, stop);
-            } else if constexpr (detail::waitable_store<event_store_type>) {
-                store_->wait_for_events(checkpoint_->position, options_.poll_interval, stop);
-            } else {
-                sleep_for(options_.poll_interval, stop);
-            }
-        }
-    }
+    void run(std::stop_token stop);
 
     /// Empties the projection's tables and checkpoint (running its `reset` member if it has
     /// one) so that it replays from the start. The live flag is cleared too: a replay must not
     /// re-emit history; make it live again once it has caught up.
-    void reset() {
-        if (!initialized())
-            throw state_error(fmt::format("projectionist: cannot reset '{}': it is {}; run init first",
-                                          name_of<Projection>, to_string(state_)));
-        begin_lifecycle();
-        try {
-            if constexpr (detail::has_reset_hook<Projection, context_type>) projection_.reset(context_);
-            clear_tables();
-            session_.reset_checkpoint();
-            ++generation_;  // runners of this version in other processes reload their checkpoint
-            session_.save_catalog(make_catalog_entry(projection_state::initialized, false));
-            session_.commit(*checkpoint_, {});
-        } catch (...) {
-            session_.rollback();
-            --generation_;
-            checkpoint_ = &session_.load_checkpoint();  // what is committed, not what the reset cleared
-            throw;
-        }
-        checkpoint_ = &session_.load_checkpoint();
-        parked_.clear();
-        error_.reset();
-        live_ = false;
-        state_ = projection_state::initialized;
-        publish_status();
-    }
+    void reset();
 
     /// Drops the tables the catalog lists as this version's own (running its `remove` member
     /// first, if it has one), its checkpoint and its catalog row. Other versions are untouched.
-    void remove() {
-        const auto entry = session_.find_catalog();
-        begin_lifecycle();
-        try {
-            if constexpr (detail::has_remove_hook<Projection, context_type>) {
-                if (initialized()) projection_.remove(context_);
-            }
-            if (entry)
-                for (const std::string& t : entry->tables) session_.drop_table(t);
-            session_.reset_checkpoint();
-            session_.erase_catalog();
-            session_.commit(*checkpoint_, {});
-        } catch (...) {
-            session_.rollback();
-            checkpoint_ = &session_.load_checkpoint();
-            throw;
-        }
-        bind_tables({});
-        tables_open_ = false;
-        checkpoint_ = &session_.load_checkpoint();
-        parked_.clear();
-        error_.reset();
-        live_ = false;
-        state_ = projection_state::deleted;
-        publish_status();
-    }
+    void remove();
 
     /// Lets emitted events through (with emit_when_live). Persisted in the catalog.
     void make_live() { set_live(true); }
 
     /// Sets the live flag: with emit_when_live, emitted events pass only while it is set.
     /// Persisted in the catalog, so a command-line process can flip it for the application.
-    void set_live(bool live) {
-        sync_catalog();
-        if (!initialized())
-            throw state_error(fmt::format("projectionist: cannot make '{}' {}: it is {}; run init and backfill first",
-                                          name_of<Projection>, live ? "live" : "not live", to_string(state_)));
-        live_ = live;
-        if (live && state_ == projection_state::caught_up) state_ = projection_state::live;
-        if (!live && state_ == projection_state::live) state_ = projection_state::caught_up;
-        save_catalog();
-        publish_status();
-    }
+    void set_live(bool live);
 
     /// Takes in what other processes changed in the catalog (state, live flag, reset, delete).
-    void refresh() {
-        sync_catalog();
-        if constexpr (session_reloads_checkpoint) {
-            if (initialized()) {
-                checkpoint_ = &session_.reload_checkpoint();  // another process may have moved it
-                load_parked();
-            }
-        }
-        publish_status();
-    }
+    void refresh();
 
     /// The version's state, as this runner last saw it in the catalog.
     [[nodiscard]] projection_state state() const noexcept { return state_; }
@@ -326,20 +186,7 @@ public:
     /// Records that the version now serves queries, or no longer does (`serving`, `retired`), or
     /// is back to following without serving (`caught_up`, `live`). The deployment decides when;
     /// the runner only persists it. Throws state_error for any other state or before init.
-    void mark(projection_state s) {
-        sync_catalog();
-        if (s != projection_state::serving && s != projection_state::retired && s != projection_state::caught_up &&
-            s != projection_state::live)
-            throw state_error(
-                fmt::format("projectionist: '{}' cannot be marked {}: init, backfill, reset and "
-                            "remove move those states",
-                            name_of<Projection>, to_string(s)));
-        if (!initialized())
-            throw state_error(fmt::format("projectionist: cannot mark '{}' {}: it is {}; run init first",
-                                          name_of<Projection>, to_string(s), to_string(state_)));
-        set_state(s);
-        publish_status();
-    }
+    void mark(projection_state s);
 
     /// Clears a stopped projection's error so that the next catch-up retries from the last
     /// committed position (after the cause, e.g. a bug in a handler, was fixed).
@@ -348,13 +195,7 @@ public:
         publish_status();
     }
 
-    [[nodiscard]] runner_status status() const {
-        std::lock_guard lock(status_mutex_);
-        runner_status s = status_;
-        s.head = store_->head();
-        s.lag = s.head > s.position ? s.head - s.position : 0;
-        return s;
-    }
+    [[nodiscard]] runner_status status() const;
 
     /// Per-aggregate: the last applied version of an aggregate, 0 if none.
     template <stream_type Stream>
@@ -434,12 +275,7 @@ private:
         return state_ != projection_state::declared && state_ != projection_state::deleted;
     }
 
-    static void sleep_for(std::chrono::milliseconds duration, std::stop_token stop) {
-        std::mutex m;
-        std::condition_variable_any cv;
-        std::unique_lock lock(m);
-        cv.wait_for(lock, stop, duration, [] { return false; });
-    }
+    static void sleep_for(std::chrono::milliseconds duration, std::stop_token stop);
 
     /// Takes in what another process (the command line, another instance) changed in the catalog:
     /// init, the live flag, reset (a new generation: reload the checkpoint), delete.
@@ -551,32 +387,7 @@ private:
     [[gnu::noinline]] void grow_versions(std::uint64_t number);
     [[noreturn, gnu::noinline]] void unknown_event(const record_type& rec) const;
 
-    void publish_status() {
-        std::lock_guard lock(status_mutex_);
-        status_.name = std::string(name_of<Projection>);
-        status_.state = state_;
-        status_.live = live_;
-        status_.dormant = kickoff::manual && !initialized();
-        status_.partitioning = partitioning::name;
-        status_.position = checkpoint_->position;
-        status_.aggregates_tracked = checkpoint_->aggregates_tracked;
-        status_.events_applied = events_applied_;
-        status_.events_skipped = events_skipped_;
-        status_.events_dead_lettered = events_dead_lettered_;
-        status_.parked_aggregates = parked_.size();
-        status_.events_per_second = last_rate_;
-        status_.emitted = emitted_;
-        status_.dropped = counters_.dropped;
-        status_.error = error_ ? std::optional<std::string>(error_->what()) : std::nullopt;
-        if (status_.dormant)
-            status_.note = "dormant: manual kick-off, waiting for init";
-        else if (error_)
-            status_.note = "stopped after an error; resume() or reset() to continue";
-        else if (state_ == projection_state::deleted)
-            status_.note = "removed; init to start again";
-        else
-            status_.note.clear();
-    }
+    void publish_status();
 
     event_store_type* store_;
     typename storage_type::session session_;
@@ -620,3 +431,4 @@ private:
 #include <projectionist/runner/batch.hpp>
 #include <projectionist/runner/catalog_sync.hpp>
 #include <projectionist/runner/event_pass.hpp>
+#include <projectionist/runner/operations.hpp>

@@ -1,0 +1,255 @@
+#pragma once
+
+/// The runner's operations: construction, init, backfill, catch-up, run, reset, remove, the live
+/// flag, the state marks and the status snapshot.
+
+#include <projectionist/runner/runner.hpp>
+
+namespace projectionist {
+
+template <class Projection, class... Policies>
+runner<Projection, Policies...>::runner(event_store_type& store, storage_type& storage, Projection projection,
+                                        runner_options options)
+    : store_(&store),
+      session_(open_session(storage, options)),
+      projection_(std::move(projection)),
+      options_(options),
+      context_(session_, pending_, counters_) {
+    if (options_.batch_size == 0) options_.batch_size = 1;
+    if constexpr (requires { storage.rollback_mode(); })
+        journaled_ = storage.rollback_mode() == memory_rollback::journal;
+    context_.set_envelope_source(
+        [](const void* rec) noexcept { return static_cast<const record_type*>(rec)->envelope_of(); });
+    if constexpr (has_emit_writer) {
+        if (store.same_database(session_.connection())) emit_writer_.emplace(store.writer_on(session_.connection()));
+    }
+    checkpoint_ = &session_.load_checkpoint();
+    load_parked();
+    if (auto entry = session_.find_catalog()) {
+        state_ = entry->state;
+        live_ = entry->live;
+        generation_ = entry->generation;
+        if (state_ != projection_state::declared && state_ != projection_state::deleted) open_tables();
+    }
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::init() {
+    sync_catalog();
+    const projection_state next = initialized() ? state_ : projection_state::initialized;
+    if (!initialized()) ++generation_;
+    begin_lifecycle();
+    try {
+        create_tables();
+        if constexpr (detail::has_init_hook<Projection, context_type>) projection_.init(context_);
+        session_.save_catalog(make_catalog_entry(next, live_));  // with the tables, atomically
+        session_.commit(*checkpoint_, {});
+    } catch (...) {
+        session_.rollback();
+        throw;
+    }
+    state_ = next;
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::backfill() -> std::uint64_t {
+    sync_catalog();
+    if constexpr (kickoff::manual) {
+        if (!initialized())
+            throw state_error(
+                fmt::format("projectionist: cannot backfill '{}': it is {} (manual kick-off); run "
+                            "init first",
+                            name_of<Projection>, to_string(state_)));
+    } else {
+        start_if_needed();
+    }
+    require_not_failed("backfill");
+    const std::uint64_t target = store_->head();
+    const projection_state before = state_;
+    if (before == projection_state::initialized || before == projection_state::caught_up)
+        set_state(projection_state::backfilling);
+    const std::uint64_t applied = process_until(target);
+    if (state_ == projection_state::backfilling) set_state(projection_state::caught_up);
+    publish_status();
+    return applied;
+}
+
+template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::catch_up() -> std::uint64_t {
+    sync_catalog();
+    if (!start_if_needed()) {
+        publish_status();
+        return 0;
+    }
+    require_not_failed("catch up");
+    const std::uint64_t applied = process_until(std::numeric_limits<std::uint64_t>::max());
+    if (state_ == projection_state::initialized || state_ == projection_state::backfilling)
+        set_state(projection_state::caught_up);
+    publish_status();
+    return applied;
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::run(std::stop_token stop) {
+    while (!stop.stop_requested()) {
+        std::uint64_t applied = 0;
+        try {
+            applied = catch_up();
+        } catch (const error&) {
+            return;  // stopped: status() holds the reason
+        }
+        if (applied != 0) continue;
+        if (!initialized()) {
+            sleep_for(options_.poll_interval, stop);
+        } else if constexpr (detail::waitable_store<event_store_type>) {
+            store_->wait_for_events(checkpoint_->position, options_.poll_interval, stop);
+        } else {
+            sleep_for(options_.poll_interval, stop);
+        }
+    }
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::reset() {
+    if (!initialized())
+        throw state_error(fmt::format("projectionist: cannot reset '{}': it is {}; run init first", name_of<Projection>,
+                                      to_string(state_)));
+    begin_lifecycle();
+    try {
+        if constexpr (detail::has_reset_hook<Projection, context_type>) projection_.reset(context_);
+        clear_tables();
+        session_.reset_checkpoint();
+        ++generation_;  // runners of this version in other processes reload their checkpoint
+        session_.save_catalog(make_catalog_entry(projection_state::initialized, false));
+        session_.commit(*checkpoint_, {});
+    } catch (...) {
+        session_.rollback();
+        --generation_;
+        checkpoint_ = &session_.load_checkpoint();  // what is committed, not what the reset cleared
+        throw;
+    }
+    checkpoint_ = &session_.load_checkpoint();
+    parked_.clear();
+    error_.reset();
+    live_ = false;
+    state_ = projection_state::initialized;
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::remove() {
+    const auto entry = session_.find_catalog();
+    begin_lifecycle();
+    try {
+        if constexpr (detail::has_remove_hook<Projection, context_type>) {
+            if (initialized()) projection_.remove(context_);
+        }
+        if (entry)
+            for (const std::string& t : entry->tables) session_.drop_table(t);
+        session_.reset_checkpoint();
+        session_.erase_catalog();
+        session_.commit(*checkpoint_, {});
+    } catch (...) {
+        session_.rollback();
+        checkpoint_ = &session_.load_checkpoint();
+        throw;
+    }
+    bind_tables({});
+    tables_open_ = false;
+    checkpoint_ = &session_.load_checkpoint();
+    parked_.clear();
+    error_.reset();
+    live_ = false;
+    state_ = projection_state::deleted;
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::set_live(bool live) {
+    sync_catalog();
+    if (!initialized())
+        throw state_error(fmt::format("projectionist: cannot make '{}' {}: it is {}; run init and backfill first",
+                                      name_of<Projection>, live ? "live" : "not live", to_string(state_)));
+    live_ = live;
+    if (live && state_ == projection_state::caught_up) state_ = projection_state::live;
+    if (!live && state_ == projection_state::live) state_ = projection_state::caught_up;
+    save_catalog();
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::refresh() {
+    sync_catalog();
+    if constexpr (session_reloads_checkpoint) {
+        if (initialized()) {
+            checkpoint_ = &session_.reload_checkpoint();  // another process may have moved it
+            load_parked();
+        }
+    }
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::mark(projection_state s) {
+    sync_catalog();
+    if (s != projection_state::serving && s != projection_state::retired && s != projection_state::caught_up &&
+        s != projection_state::live)
+        throw state_error(
+            fmt::format("projectionist: '{}' cannot be marked {}: init, backfill, reset and "
+                        "remove move those states",
+                        name_of<Projection>, to_string(s)));
+    if (!initialized())
+        throw state_error(fmt::format("projectionist: cannot mark '{}' {}: it is {}; run init first",
+                                      name_of<Projection>, to_string(s), to_string(state_)));
+    set_state(s);
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::status() const -> runner_status {
+    std::lock_guard lock(status_mutex_);
+    runner_status s = status_;
+    s.head = store_->head();
+    s.lag = s.head > s.position ? s.head - s.position : 0;
+    return s;
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::sleep_for(std::chrono::milliseconds duration, std::stop_token stop) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    cv.wait_for(lock, stop, duration, [] { return false; });
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::publish_status() {
+    std::lock_guard lock(status_mutex_);
+    status_.name = std::string(name_of<Projection>);
+    status_.state = state_;
+    status_.live = live_;
+    status_.dormant = kickoff::manual && !initialized();
+    status_.partitioning = partitioning::name;
+    status_.position = checkpoint_->position;
+    status_.aggregates_tracked = checkpoint_->aggregates_tracked;
+    status_.events_applied = events_applied_;
+    status_.events_skipped = events_skipped_;
+    status_.events_dead_lettered = events_dead_lettered_;
+    status_.parked_aggregates = parked_.size();
+    status_.events_per_second = last_rate_;
+    status_.emitted = emitted_;
+    status_.dropped = counters_.dropped;
+    status_.error = error_ ? std::optional<std::string>(error_->what()) : std::nullopt;
+    if (status_.dormant)
+        status_.note = "dormant: manual kick-off, waiting for init";
+    else if (error_)
+        status_.note = "stopped after an error; resume() or reset() to continue";
+    else if (state_ == projection_state::deleted)
+        status_.note = "removed; init to start again";
+    else
+        status_.note.clear();
+}
+
+}  // namespace projectionist
