@@ -32,12 +32,4 @@ using postgres_connection = detail::pg::connection;
 using postgres_params = detail::pg::params;
 using postgres_result = detail::pg::result;
 
-namespace detail {
-/// A runner over postgres_storage reads a postgres_event_store unless it names another store.
-template <>
-struct default_event_store<postgres_storage> {
-    using type = postgres_event_store;
-};
-}  // namespace detail
-
 }  // namespace projectionist

@@ -28,12 +28,4 @@ using sqlite_statement = detail::sqlite::statement;
 /// The SQLite event log with the readable JSON codec.
 using sqlite_json_event_store = basic_sqlite_event_store<json_codec>;
 
-namespace detail {
-/// A runner over sqlite_storage reads a sqlite_event_store unless it names another store.
-template <>
-struct default_event_store<sqlite_storage> {
-    using type = sqlite_event_store;
-};
-}  // namespace detail
-
 }  // namespace projectionist

@@ -93,10 +93,22 @@ struct skip_to_dead_letter {
 
 namespace detail {
 
-/// The event store a storage pairs with unless the runner names one: backends specialize it.
+/// The event store a storage pairs with unless the runner names one: the storage's own member
+/// alias `default_event_store` (declared in the storage's header, so the choice never depends on
+/// which headers a translation unit includes, or in which order), else memory_event_store.
+///
+///     static_assert(std::is_same_v<projectionist::detail::default_event_store<projectionist::sqlite_storage>::type,
+///                                  projectionist::sqlite_event_store>);
 template <class Storage>
 struct default_event_store {
     using type = memory_event_store;
+};
+template <class Storage>
+requires requires {
+    typename Storage::default_event_store;
+}
+struct default_event_store<Storage> {
+    using type = typename Storage::default_event_store;
 };
 
 template <class T>

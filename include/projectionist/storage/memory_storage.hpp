@@ -19,8 +19,10 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include <projectionist/error.hpp>
+#include <projectionist/storage/abilities.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/store/event_type.hpp>
+#include <projectionist/store/memory_event_store.hpp>
 
 namespace projectionist {
 
@@ -223,21 +225,11 @@ private:
 /// Lifecycle operations (creating and dropping tables, the catalog) are thread-safe. A
 /// projection's rows are written by its own runner only, under that projection's lock; readers
 /// on other threads take `lock_shared(name)` while they look.
-/// How memory storage undoes the writes of a batch whose handler failed.
-enum class memory_rollback {
-    /// The runner rebuilds the projection's tables from the log up to its last committed position.
-    /// Nothing is paid while batches succeed; a failure costs a replay of the projection's history,
-    /// which for an in-memory read model is what every process start costs anyway. The default.
-    rebuild,
-    /// Every write inside a batch records what it replaced (the old row or the inserted key), and
-    /// a failure replays that journal backwards. A failure costs only its batch, but every write
-    /// pays for a copy of the old row. For projections that expect many failures (dead letters).
-    journal,
-};
-
 class memory_storage {
 public:
     using storage_category = detail::storage_category;
+    /// A runner over memory_storage reads a memory_event_store unless it names another store.
+    using default_event_store = memory_event_store;
 
     template <class Table>
     using table_handle = memory_table<Table>;

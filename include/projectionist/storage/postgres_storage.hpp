@@ -19,7 +19,8 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/postgres_table.hpp>
-#include <projectionist/workers/partition.hpp>
+#include <projectionist/store/partition.hpp>
+#include <projectionist/store/postgres_event_store.hpp>
 
 namespace projectionist {
 
@@ -90,6 +91,8 @@ inline bool table_exists(const connection& db, std::string_view name) {
 class postgres_storage {
 public:
     using storage_category = detail::storage_category;
+    /// A runner over postgres_storage reads a postgres_event_store unless it names another store.
+    using default_event_store = postgres_event_store;
 
     template <class Table>
     using table_handle = postgres_table<Table>;

@@ -19,6 +19,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/sqlite_table.hpp>
+#include <projectionist/store/sqlite_event_store.hpp>
 
 namespace projectionist {
 
@@ -67,6 +68,8 @@ inline bool table_exists(const connection& db, std::string_view name) {
 class sqlite_storage {
 public:
     using storage_category = detail::storage_category;
+    /// A runner over sqlite_storage reads a sqlite_event_store unless it names another store.
+    using default_event_store = sqlite_event_store;
 
     template <class Table>
     using table_handle = sqlite_table<Table>;

@@ -8,7 +8,7 @@
 //     projectionist::partition_slice slice{.count = 8, .index = 3};
 //     projectionist::contains(slice, "ticket", "t-17");                // partition_of(...) == 3
 //
-// No libpq here: the runner includes it.
+// Below the runner and the storages, which both use it; no libpq here.
 
 #include <cstdint>
 #include <string>
@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include <projectionist/error.hpp>
+#include <projectionist/meta/fnv1a.hpp>
 
 namespace projectionist {
 
@@ -37,15 +38,7 @@ struct partition_slice {
 /// byte keeps ("ab", "c") and ("a", "bc") apart (stream names never contain one). Never
 /// std::hash, whose values may change between builds and differ between processes' libraries.
 [[nodiscard]] constexpr std::uint64_t aggregate_hash(std::string_view stream, std::string_view aggregate_id) noexcept {
-    std::uint64_t h = 14695981039346656037ull;
-    auto mix = [&h](unsigned char byte) {
-        h ^= byte;
-        h *= 1099511628211ull;
-    };
-    for (char c : stream) mix(static_cast<unsigned char>(c));
-    mix(0);
-    for (char c : aggregate_id) mix(static_cast<unsigned char>(c));
-    return h;
+    return detail::fnv1a_64(aggregate_id, detail::fnv1a_byte(0, detail::fnv1a_64(stream)));
 }
 
 /// The partition of an aggregate among `count` (0 and 1 both mean one partition, numbered 0).

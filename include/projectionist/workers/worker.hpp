@@ -68,7 +68,7 @@
 #include <projectionist/meta/name.hpp>
 #include <projectionist/runner/runner.hpp>
 #include <projectionist/storage/postgres_storage.hpp>
-#include <projectionist/workers/partition.hpp>
+#include <projectionist/store/partition.hpp>
 #include <projectionist/workers/postgres_leases.hpp>
 
 namespace projectionist {

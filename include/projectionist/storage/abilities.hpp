@@ -1,0 +1,161 @@
+#pragma once
+
+/// The optional abilities of a backend, each a named trait in this one header, so that a runner
+/// asks a trait instead of probing members, and a backend states what it can do in one place.
+///
+/// A backend declares an ability by having the member the trait names (a boolean member constant
+/// is read for its value: a declared `false` is false), or by specializing the trait:
+///
+///     template <>
+///     inline constexpr bool projectionist::has_event_wait<my_store> = false;  // a wait_for_events kept for tests
+///
+///     static_assert(projectionist::has_slices<projectionist::postgres_storage>);
+///     static_assert(!projectionist::has_slices<projectionist::memory_storage>);
+///
+/// What a runner does with and without each ability is written on each trait, and in
+/// docs/backends.md.
+
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <stop_token>
+#include <string_view>
+#include <type_traits>
+
+#include <projectionist/store/partition.hpp>
+
+namespace projectionist {
+
+/// How a storage undoes the writes of a batch whose handler failed, when it can choose (see
+/// `has_journal_rollback`).
+enum class memory_rollback {
+    /// The runner rebuilds the projection's tables from the log up to its last committed position.
+    /// Nothing is paid while batches succeed; a failure costs a replay of the projection's history,
+    /// which for an in-memory read model is what every process start costs anyway. The default.
+    rebuild,
+    /// Every write inside a batch records what it replaced (the old row or the inserted key), and
+    /// a failure replays that journal backwards. A failure costs only its batch, but every write
+    /// pays for a copy of the old row. For projections that expect many failures (dead letters).
+    journal,
+};
+
+namespace detail::abilities {
+template <class S>
+concept rollback_mode_member = requires(const S& s) {
+    { s.rollback_mode() } -> std::same_as<memory_rollback>;
+};
+template <class S>
+concept begin_lifecycle_member = requires(typename S::session& s) {
+    s.begin_lifecycle();
+};
+template <class S>
+concept sliced_open_member = requires(S& s, std::string_view name, partition_slice slice) {
+    { s.open(name, slice) } -> std::same_as<typename S::session>;
+};
+template <class S>
+concept persists_checkpoint_member = requires {
+    { S::session::persists_checkpoint } -> std::convertible_to<bool>;
+};
+template <class S>
+constexpr bool persists_checkpoint_value() {
+    if constexpr (persists_checkpoint_member<S>)
+        return static_cast<bool>(S::session::persists_checkpoint);
+    else
+        return false;
+}
+template <class Store>
+concept wait_member = requires(const Store& s, std::uint64_t after, std::chrono::milliseconds timeout,
+                               std::stop_token stop) {
+    { s.wait_for_events(after, timeout, stop) } -> std::convertible_to<bool>;
+};
+template <class Store>
+concept aggregate_count_member = requires(const Store& s) {
+    { s.aggregate_count() } -> std::convertible_to<std::uint64_t>;
+};
+template <class Store, class Storage>
+concept writer_member = requires(const Store& store, typename Storage::session& session) {
+    store.writer_on(session.connection());
+    { store.same_database(session.connection()) } -> std::convertible_to<bool>;
+};
+}  // namespace detail::abilities
+
+// ---- storage abilities ----------------------------------------------------------------------
+
+/// The storage chooses at run time how a failed batch's table writes are undone:
+/// `rollback_mode() const -> memory_rollback`.
+///
+/// With it, a runner asks once (`detail::journals_rollback(storage)`); in journal mode it records
+/// the per-aggregate positions a batch moved, and a failed batch costs only itself (the session's
+/// `rollback()` restores the tables and returns true). Without it (SQL storages), `rollback()`'s
+/// result alone says whether the tables were restored; if not, the runner rebuilds them from the
+/// log.
+template <class Storage>
+inline constexpr bool has_journal_rollback = detail::abilities::rollback_mode_member<Storage>;
+
+/// The session opens the transaction of init, reset and remove with `session::begin_lifecycle()`
+/// instead of `begin()`: a storage that buffers a batch's writes until commit sends a
+/// lifecycle's writes at once, so that a refused write fails in the user's hook.
+///
+/// With it, a runner calls `begin_lifecycle()` for init, reset and remove; without it, `begin()`.
+template <class Storage>
+inline constexpr bool has_lifecycle_transactions = detail::abilities::begin_lifecycle_member<Storage>;
+
+/// The storage keeps a checkpoint per partition: `open(std::string_view projection,
+/// partition_slice) -> session`.
+///
+/// With it, a runner given `runner_options::slice` opens its partition's session; without it, a
+/// sliced runner throws projectionist::error at construction (an unsliced one is unaffected).
+template <class Storage>
+inline constexpr bool has_slices = detail::abilities::sliced_open_member<Storage>;
+
+/// The session's checkpoint lives outside the process (a database), so that reading it back
+/// gives the committed one: `session::persists_checkpoint`, a boolean member constant whose value
+/// counts (`false` is false).
+///
+/// With it, a runner reads the checkpoint back (`reload_checkpoint()`) after every rollback and
+/// takes a moved one as another runner's progress, and a second storage object, or another
+/// process, over the same place sees what was committed. Without it (memory), the session hands
+/// out the live object and the runner restores it itself.
+template <class Storage>
+inline constexpr bool has_persisted_checkpoint = detail::abilities::persists_checkpoint_value<Storage>();
+
+// ---- event store abilities ------------------------------------------------------------------
+
+/// The store can block until an event is appended after a position:
+/// `wait_for_events(std::uint64_t after, std::chrono::milliseconds timeout, std::stop_token) const
+/// -> bool`.
+///
+/// With it, an idle `runner::run` waits on the store (woken by the append); without it, it sleeps
+/// `poll_interval` between looks.
+template <class EventStore>
+inline constexpr bool has_event_wait = detail::abilities::wait_member<EventStore>;
+
+/// The store knows how many aggregates it numbered: `aggregate_count() const -> std::uint64_t`.
+///
+/// With it, a per-aggregate runner sizes its positions once per catch-up; without it, the
+/// positions grow as aggregates are met.
+template <class EventStore>
+inline constexpr bool has_aggregate_count = detail::abilities::aggregate_count_member<EventStore>;
+
+/// The store can append through the storage session's own connection, so that emitted events
+/// commit in the batch's transaction: `writer_on(session.connection())` (a writer with the
+/// store's `append`) and `same_database(session.connection()) -> bool`.
+///
+/// With it, when `same_database` is true, a runner appends a batch's emitted events inside the
+/// batch's transaction; otherwise (no ability, or another database) right after the commit.
+template <class EventStore, class Storage>
+inline constexpr bool has_transactional_emission = detail::abilities::writer_member<EventStore, Storage>;
+
+namespace detail {
+
+/// Whether a failed batch of `storage` is undone by its journal (see has_journal_rollback).
+template <class Storage>
+[[nodiscard]] bool journals_rollback(const Storage& storage) noexcept {
+    if constexpr (has_journal_rollback<Storage>)
+        return storage.rollback_mode() == memory_rollback::journal;
+    else
+        return false;
+}
+
+}  // namespace detail
+}  // namespace projectionist
