@@ -70,6 +70,38 @@ projection_includes='#include <projectionist/runner/runner.hpp>
   echo '}  // namespace gen'
 } >"$out/projection.cpp"
 
+# projection_extern.cpp: the same projection and runner, as a team that compiles the runner once
+# writes it: the projection and PROJECTIONIST_EXTERN_RUNNER in a header (gen50.hpp), the explicit
+# instantiation in one .cpp (runner_instance.cpp, compiled once, reported on its own), and the
+# translation unit that uses the runner compiles none of its code.
+{
+  echo '#pragma once'
+  echo "$projection_includes"
+  echo 'namespace gen {'
+  echo 'struct gen50 : projectionist::projection<"gen50", 1, gen_stream, projectionist::exhaustive> {'
+  echo '    using table = gen_table;'
+  echo '    void on(const ev00& e, auto& ctx) { ctx.table().insert(make_row(e)); }'
+  for ((i = 1; i < n; ++i)); do
+    printf '    void on(const ev%02d& e, auto& ctx) { ctx.table().update(e.id, [&](row50& r) { apply(e, r); }); }\n' "$i"
+  done
+  echo '};'
+  echo '}  // namespace gen'
+  echo 'PROJECTIONIST_EXTERN_RUNNER(gen::gen50);'
+} >"$out/gen50.hpp"
+{
+  echo '#include "gen50.hpp"'
+  echo 'namespace gen {'
+  echo 'std::uint64_t run_projection_extern(projectionist::memory_event_store& store, projectionist::memory_storage& storage) {'
+  echo '    projectionist::runner<gen50> runner(store, storage);'
+  echo '    return runner.catch_up();'
+  echo '}'
+  echo '}  // namespace gen'
+} >"$out/projection_extern.cpp"
+{
+  echo '#include "gen50.hpp"'
+  echo 'PROJECTIONIST_INSTANTIATE_RUNNER(gen::gen50);'
+} >"$out/runner_instance.cpp"
+
 # switch.cpp: the same 50 handlers as functions, a type-id -> case map built once by stored
 # name, and a switch over the same records of the same store into the same table type.
 switch_includes='#include <cstdint>
@@ -115,9 +147,10 @@ switch_includes='#include <cstdint>
   echo '}  // namespace gen'
 } >"$out/switch.cpp"
 
-# The includes alone, to tell parsing from instantiation.
+# The includes alone, to tell parsing from instantiation; and the umbrella header alone.
 echo "$projection_includes" >"$out/projection_headers.cpp"
 echo "$switch_includes" >"$out/switch_headers.cpp"
+echo '#include <projectionist/projectionist.hpp>' >"$out/umbrella_headers.cpp"
 
 # check50.cpp: both dispatchers on one small history must build the same table.
 {
@@ -129,6 +162,7 @@ echo "$switch_includes" >"$out/switch_headers.cpp"
   echo 'namespace gen {'
   echo 'std::uint64_t run_projection(pj::memory_event_store&, pj::memory_storage&);'
   echo 'std::uint64_t run_switch(const pj::memory_event_store&, pj::memory_table<gen_table>&);'
+  echo 'std::uint64_t run_projection_extern(pj::memory_event_store&, pj::memory_storage&);'
   echo '}'
   echo 'int main() {'
   echo '    using namespace gen;'
@@ -145,7 +179,11 @@ echo "$switch_includes" >"$out/switch_headers.cpp"
   echo '    pj::memory_table<gen_table> table("switch");'
   echo '    const auto switched = run_switch(store, table);'
   echo '    auto* projected = storage.find_table<gen_table>("gen50_v1");'
-  echo '    bool same = applied == switched && applied == store.head() && projected && projected->size() == table.size();'
+  echo '    pj::memory_storage extern_storage;'
+  echo '    const auto applied_extern = run_projection_extern(store, extern_storage);'
+  echo '    auto* projected_extern = extern_storage.find_table<gen_table>("gen50_v1");'
+  echo '    bool same = applied == switched && applied == applied_extern && applied == store.head() && projected &&'
+  echo '                projected_extern && projected->size() == table.size() && projected_extern->size() == table.size();'
   echo '    table.for_each([&](const row50& r) {'
   echo '        const row50* p = projected ? projected->find(r.id) : nullptr;'
   echo '        same = same && p && p->total == r.total && p->last == r.last;'
@@ -175,7 +213,7 @@ compile() {
   printf '%s\t%s\t%s\n' "$unit" "$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')" "$peak"
 }
 
-units=(projection switch projection_headers switch_headers)
+units=(projection projection_extern runner_instance switch projection_headers switch_headers umbrella_headers)
 echo "compile time: warm-up (one untimed compile of each unit)"
 for u in "${units[@]}"; do compile "$u" >/dev/null; done
 for ((r = 1; r <= runs; ++r)); do
@@ -188,5 +226,6 @@ done
 
 # The generated code must do the same work on both sides: link and run the check once.
 "$cxx" "${flags[@]}" -c "$out/check50.cpp" -o "$out/check50.o"
-"$cxx" "$out/check50.o" "$out/projection.o" "$out/switch.o" -o "$out/check50" -lfmt -pthread
+"$cxx" "$out/check50.o" "$out/projection.o" "$out/projection_extern.o" "$out/runner_instance.o" "$out/switch.o" \
+  -o "$out/check50" -lfmt -pthread
 "$out/check50"

@@ -101,20 +101,30 @@ struct table_names_fit<P, boost::mp11::mp_list<Tables...>> {
 
 /// Runs one projection version over an event store into a storage, as its policies say.
 ///
-///     projectionist::memory_event_store store;
-///     projectionist::memory_storage storage;
-///     projectionist::runner<tickets<2>, projectionist::per_aggregate, projectionist::manual_kickoff> v2(store,
-///     storage); v2.init(); v2.backfill();
+///     namespace pj = projectionist;
+///     pj::memory_event_store store;
+///     pj::memory_storage storage;
+///     pj::runner<tickets<2>, pj::per_aggregate, pj::manual_kickoff> v2(store, storage);
+///     v2.init();
+///     v2.backfill();  // replays the history; v1 keeps serving meanwhile
 ///
-/// Policies (any order, each optional): a storage (default memory_storage), an event store
-/// (default: the storage's own kind), partitioning (global | per_aggregate), emission
-/// (emit_when_live | emit_always | no_emission), kick-off (auto_kickoff | manual_kickoff) and
-/// failure handling (stop_on_error).
+/// Policies (any order, each optional, each at most once):
+///   - a storage: memory_storage (the default), sqlite_storage, postgres_storage, or any type
+///     that models the `storage` concept (docs/backends.md);
+///   - an event store: by default the one the storage declares as its own;
+///   - partitioning: global (the default) or per_aggregate;
+///   - emission: emit_when_live (the default), emit_always or no_emission;
+///   - kick-off: auto_kickoff (the default) or manual_kickoff;
+///   - failure handling: stop_on_error (the default) or skip_to_dead_letter.
 ///
 /// The event path has no virtual call, std::function or map keyed by type: a record's interned
 /// type id indexes a small array built once, and one `switch` over that index (`with_index`)
 /// calls the handler overload, inlined in its case. One runner is driven by one thread;
 /// `status()` may be called from any thread.
+///
+/// The class declares the runner's parts; their definitions are in operations.hpp (the public
+/// operations), catalog_sync.hpp (the catalog, tables and life cycle), batch.hpp (the batch
+/// transaction and its failures) and event_pass.hpp (the per-event work).
 template <class Projection, class... Policies>
 class runner {
     static_assert(detail::require_projection<Projection>());
