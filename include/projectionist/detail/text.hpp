@@ -68,6 +68,26 @@ template <class Range>
     return n;
 }
 
+/// `s` as valid UTF-8: each byte that does not start a valid sequence becomes U+FFFD, so a
+/// JSON document (which must be UTF-8) holds whatever a row held, visibly.
+///
+///     valid_utf8("a\xff")   // "a\xef\xbf\xbd" (U+FFFD)
+[[nodiscard]] inline std::string valid_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t n = utf8_length(s, i);
+        if (n == 0) {
+            out += "\xef\xbf\xbd";
+            ++i;
+        } else {
+            out.append(s.substr(i, n));
+            i += n;
+        }
+    }
+    return out;
+}
+
 /// Stored text made safe for a terminal, keeping valid UTF-8: newline, tab and carriage return as
 /// \n, \t, \r, other control characters and invalid bytes as \xNN.
 ///

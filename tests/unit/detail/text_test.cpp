@@ -33,6 +33,14 @@ TEST_CASE("printable keeps UTF-8 and escapes control characters and invalid byte
     CHECK(pd::printable(std::string_view("\x01\x7f\xff", 3)) == "\\x01\\x7f\\xff");
 }
 
+TEST_CASE("valid_utf8 replaces each invalid byte with U+FFFD and keeps the rest", "[text]") {
+    CHECK(pd::valid_utf8("caf\xc3\xa9 \xe2\x82\xac") == "caf\xc3\xa9 \xe2\x82\xac");
+    CHECK(pd::valid_utf8(std::string_view("a\0b", 3)) == std::string_view("a\0b", 3));
+    CHECK(pd::valid_utf8("a\xff") == "a\xef\xbf\xbd");
+    CHECK(pd::valid_utf8("\xc0\xaf") == "\xef\xbf\xbd\xef\xbf\xbd");
+    CHECK(pd::valid_utf8("\xe2\x82") == "\xef\xbf\xbd\xef\xbf\xbd");
+}
+
 TEST_CASE("shown escapes everything but printable ASCII and cuts long text", "[text]") {
     CHECK(pd::shown("tickets_v2") == "tickets_v2");
     CHECK(pd::shown("v\n\\2") == "v\\x0a\\x5c2");
