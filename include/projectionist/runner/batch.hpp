@@ -10,7 +10,7 @@ namespace projectionist {
 template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::process_until(std::uint64_t target) -> std::uint64_t {
     const auto started = std::chrono::steady_clock::now();
-    if constexpr (partitioning::partitioned && requires { store_->aggregate_count(); }) {
+    if constexpr (partitioning::partitioned && has_aggregate_count<event_store_type>) {
         // One allocation of the exact size instead of growing by half: 8 bytes per aggregate.
         auto& versions = checkpoint_->aggregate_versions;
         const auto known = static_cast<std::size_t>(store_->aggregate_count());

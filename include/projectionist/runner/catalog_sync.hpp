@@ -134,7 +134,7 @@ void runner<Projection, Policies...>::set_state(projection_state s) {
 
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::begin_lifecycle() {
-    if constexpr (requires { session_.begin_lifecycle(); })
+    if constexpr (has_lifecycle_transactions<storage_type>)
         session_.begin_lifecycle();
     else
         session_.begin();
@@ -151,7 +151,7 @@ auto runner<Projection, Policies...>::open_session(storage_type& storage, const 
                         "per_aggregate projection is split into partitions (a global one runs whole, "
                         "in one worker at a time)",
                         name_of<Projection>, options.slice.index, options.slice.count));
-    } else if constexpr (requires { storage.open(name_of<Projection>, options.slice); }) {
+    } else if constexpr (has_slices<storage_type>) {
         return storage.open(name_of<Projection>, options.slice);
     } else {
         throw error(

@@ -16,8 +16,7 @@ runner<Projection, Policies...>::runner(event_store_type& store, storage_type& s
       options_(options),
       context_(session_, pending_, counters_) {
     if (options_.batch_size == 0) options_.batch_size = 1;
-    if constexpr (requires { storage.rollback_mode(); })
-        journaled_ = storage.rollback_mode() == memory_rollback::journal;
+    journaled_ = detail::journals_rollback(storage);
     context_.set_envelope_source(
         [](const void* rec) noexcept { return static_cast<const record_type*>(rec)->envelope_of(); });
     if constexpr (has_emit_writer) {
@@ -103,7 +102,7 @@ void runner<Projection, Policies...>::run(std::stop_token stop) {
         if (applied != 0) continue;
         if (!initialized()) {
             sleep_for(options_.poll_interval, stop);
-        } else if constexpr (detail::waitable_store<event_store_type>) {
+        } else if constexpr (has_event_wait<event_store_type>) {
             store_->wait_for_events(checkpoint_->position, options_.poll_interval, stop);
         } else {
             sleep_for(options_.poll_interval, stop);

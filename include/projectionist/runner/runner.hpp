@@ -34,7 +34,10 @@
 #include <projectionist/runner/failure.hpp>
 #include <projectionist/runner/options.hpp>
 #include <projectionist/runner/status.hpp>
+#include <projectionist/storage/abilities.hpp>
 #include <projectionist/storage/catalog.hpp>
+#include <projectionist/storage/concepts.hpp>
+#include <projectionist/store/concepts.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
 #include <projectionist/workers/partition.hpp>
@@ -51,18 +54,19 @@ decltype(auto) deref(T&& item) noexcept {
         return std::forward<T>(item);
 }
 
-template <class T>
-concept waitable_store = requires(const T& s, std::uint64_t after, std::chrono::milliseconds timeout,
-                                  std::stop_token st) {
-    { s.wait_for_events(after, timeout, st) } -> std::convertible_to<bool>;
+/// The backend contract, checked where the runner takes its storage and event store: one message
+/// per missing member (storage/concepts.hpp, store/concepts.hpp).
+template <class Storage, class Tables>
+struct storage_checked;
+template <class Storage, class... Tables>
+struct storage_checked<Storage, boost::mp11::mp_list<Tables...>> {
+    static constexpr bool value = require_storage<Storage, Tables...>();
 };
-
-/// A store that can append through the storage session's own connection, so that emitted events
-/// commit in the batch's transaction when both are in one database.
-template <class Store, class Session>
-concept transactional_emitter = requires(const Store& store, Session& session) {
-    store.writer_on(session.connection());
-    { store.same_database(session.connection()) } -> std::convertible_to<bool>;
+template <class Store, class Streams>
+struct event_store_checked;
+template <class Store, class... Streams>
+struct event_store_checked<Store, boost::mp11::mp_list<Streams...>> {
+    static constexpr bool value = require_event_store<Store, Streams...>();
 };
 
 template <class Projection>
@@ -130,6 +134,8 @@ class runner {
     static_assert(detail::require_projection<Projection>());
     using config = detail::runner_config<Policies...>;
     static_assert(config::valid);
+    static_assert(detail::storage_checked<typename config::storage, detail::tables_of<Projection>>::value);
+    static_assert(detail::event_store_checked<typename config::event_store, typename Projection::streams>::value);
 
 public:
     using projection_type = Projection;
@@ -268,9 +274,8 @@ private:
     using pending_event = typename context_type::pending_event;
     /// SQL sessions read the committed checkpoint back after a rollback and write the positions of
     /// the aggregates a batch changed; memory sessions hand out the live object instead.
-    static constexpr bool session_reloads_checkpoint = requires { storage_type::session::persists_checkpoint; };
-    static constexpr bool has_emit_writer =
-        detail::transactional_emitter<event_store_type, typename storage_type::session>;
+    static constexpr bool session_reloads_checkpoint = has_persisted_checkpoint<storage_type>;
+    static constexpr bool has_emit_writer = has_transactional_emission<event_store_type, storage_type>;
     template <class Store, bool>
     struct emit_writer_of {
         using type = int;  // no writer: the member stays empty
