@@ -24,7 +24,7 @@
 #include <type_traits>
 #include <vector>
 
-#include <projectionist/storage/catalog.hpp>
+#include <projectionist/storage/records.hpp>
 
 namespace projectionist {
 

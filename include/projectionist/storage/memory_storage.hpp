@@ -20,7 +20,7 @@
 
 #include <projectionist/error.hpp>
 #include <projectionist/storage/abilities.hpp>
-#include <projectionist/storage/catalog.hpp>
+#include <projectionist/storage/records.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/memory_event_store.hpp>
 

@@ -25,6 +25,7 @@
 
 #include <projectionist/detail/pg_api.hpp>
 #include <projectionist/error.hpp>
+#include <projectionist/meta/fnv1a.hpp>
 
 namespace projectionist {
 
@@ -258,12 +259,7 @@ Row read_row(const result& r, int row) {
 /// Statement names on a connection are derived from their text: handles of one table share
 /// them, and a handle opened per query does not prepare anything twice.
 inline std::string statement_name(std::string_view sql) {
-    std::uint64_t h = 14695981039346656037ull;
-    for (char c : sql) {
-        h ^= static_cast<unsigned char>(c);
-        h *= 1099511628211ull;
-    }
-    return fmt::format("pj_{:016x}_{}", h, sql.size());
+    return fmt::format("pj_{:016x}_{}", fnv1a_64(sql), sql.size());
 }
 
 /// The part of a table handle its session sees: the name, and how to send or drop its buffer.

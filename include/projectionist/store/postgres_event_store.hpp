@@ -365,7 +365,7 @@ public:
     /// last position it saw never skips an event.
     void read(std::uint64_t after, std::size_t max, batch& out) const {
         std::lock_guard lock(mutex_);
-        out.size_ = 0;
+        out.clear();
         detail::pg::params p;
         const std::uint64_t limit = std::min<std::uint64_t>(max, std::numeric_limits<std::int64_t>::max());
         p.add(static_cast<std::int64_t>(after)).add(static_cast<std::int64_t>(limit));
@@ -497,25 +497,25 @@ private:
         const int rows = r.rows();
         for (int i = 0; i < rows; ++i) {
             record& rec = out.next();
-            rec.position_ = static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 0)));
+            const auto position = static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 0)));
             const auto type_index = static_cast<std::size_t>(detail::pg::binary_int32(PQgetvalue(res, i, 1)) - 1);
             if (type_index >= types_.size()) load_types();
             if (type_index >= types_.size())
                 throw error(
                     fmt::format("projectionist: postgres: the event at position {} has type id {}, which "
                                 "is not in {}.projectionist_event_types",
-                                rec.position_, type_index + 1, detail::pg::quote(options_.schema)));
-            rec.type_ = &types_[type_index];
-            rec.aggregate_number_ = static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 2)));
-            rec.version_ = static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 3)));
-            rec.schema_version_ = static_cast<unsigned>(detail::pg::binary_int32(PQgetvalue(res, i, 4)));
-            rec.recorded_ns_ = detail::pg::binary_int64(PQgetvalue(res, i, 5));
-            rec.aggregate_id_.assign(PQgetvalue(res, i, 6), static_cast<std::size_t>(PQgetlength(res, i, 6)));
+                                position, type_index + 1, detail::pg::quote(options_.schema)));
+            rec.set(position, types_[type_index],
+                    static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 2))),
+                    static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 3))),
+                    static_cast<unsigned>(detail::pg::binary_int32(PQgetvalue(res, i, 4))),
+                    detail::pg::binary_int64(PQgetvalue(res, i, 5)));
+            rec.aggregate_id_buffer().assign(PQgetvalue(res, i, 6), static_cast<std::size_t>(PQgetlength(res, i, 6)));
             if (PQgetisnull(res, i, 7))
                 throw error(
                     fmt::format("projectionist: postgres: the event at position {} (aggregate '{}', type "
                                 "'{}') has no {} payload: the log mixes codecs",
-                                rec.position_, rec.aggregate_id_, rec.type_->name, Codec::name));
+                                position, rec.aggregate_id(), rec.type_name(), Codec::name));
             const char* payload = PQgetvalue(res, i, 7);
             auto size = static_cast<std::size_t>(PQgetlength(res, i, 7));
             if constexpr (Codec::text) {
@@ -524,11 +524,11 @@ private:
                     throw error(
                         fmt::format("projectionist: postgres: the event at position {} has a jsonb payload "
                                     "in an unknown binary format version",
-                                    rec.position_));
+                                    position));
                 ++payload;
                 --size;
             }
-            rec.payload_.assign(payload, size);
+            rec.payload_buffer().assign(payload, size);
         }
     }
 

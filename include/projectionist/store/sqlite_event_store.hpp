@@ -245,7 +245,7 @@ public:
     /// Fills `out` with up to `max` records after position `after`, in global order.
     void read(std::uint64_t after, std::size_t max, batch& out) const {
         std::lock_guard lock(mutex_);
-        out.size_ = 0;
+        out.clear();
         auto& s = prepared(read_,
                            "SELECT position, type_id, aggregate_number, aggregate_version, schema_version, "
                            "recorded_at, aggregate_id, payload FROM projectionist_events WHERE position > ? "
@@ -341,16 +341,12 @@ private:
     }
 
     void fill(record& r, const detail::sqlite::statement& s) const {
-        r.position_ = static_cast<std::uint64_t>(s.int64(0));
         const auto type_index = static_cast<std::size_t>(s.int64(1) - 1);
         if (type_index >= types_.size()) load_types();
-        r.type_ = &types_.at(type_index);
-        r.aggregate_number_ = static_cast<std::uint64_t>(s.int64(2));
-        r.version_ = static_cast<std::uint64_t>(s.int64(3));
-        r.schema_version_ = static_cast<unsigned>(s.int64(4));
-        r.recorded_ns_ = s.int64(5);
-        r.aggregate_id_.assign(s.text(6));
-        r.payload_.assign(s.blob(7));
+        r.set(static_cast<std::uint64_t>(s.int64(0)), types_.at(type_index), static_cast<std::uint64_t>(s.int64(2)),
+              static_cast<std::uint64_t>(s.int64(3)), static_cast<unsigned>(s.int64(4)), s.int64(5));
+        r.aggregate_id_buffer().assign(s.text(6));
+        r.payload_buffer().assign(s.blob(7));
     }
 
     std::optional<std::pair<std::uint64_t, std::uint64_t>> find_aggregate(std::string_view stream,

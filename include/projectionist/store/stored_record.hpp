@@ -15,11 +15,6 @@
 
 namespace projectionist {
 
-template <class Codec>
-class basic_sqlite_event_store;
-template <class Codec>
-class basic_postgres_event_store;
-
 /// An event type as a SQL store interned it: the id records carry, its stream and stored name.
 struct stored_event_type {
     std::uint32_t id = 0;
@@ -27,7 +22,8 @@ struct stored_event_type {
     std::string name;
 };
 
-/// One stored event, as read: the payload is still encoded.
+/// One stored event, as read: the payload is still encoded. A store's `read` fills it through
+/// `set` and the two buffers, whose capacity a reused record keeps.
 class stored_record {
 public:
     [[nodiscard]] std::uint64_t position() const noexcept { return position_; }
@@ -47,11 +43,21 @@ public:
         return {position_, type_->stream, aggregate_id_, version_, recorded_at(), type_->name};
     }
 
+    /// Sets what a store read for this record; `type` must outlive the record's use.
+    void set(std::uint64_t position, const stored_event_type& type, std::uint64_t aggregate_number,
+             std::uint64_t version, unsigned schema_version, std::int64_t recorded_ns) noexcept {
+        position_ = position;
+        type_ = &type;
+        aggregate_number_ = aggregate_number;
+        version_ = version;
+        schema_version_ = schema_version;
+        recorded_ns_ = recorded_ns;
+    }
+    /// The buffers a store reads the aggregate id and the encoded payload into.
+    [[nodiscard]] std::string& aggregate_id_buffer() noexcept { return aggregate_id_; }
+    [[nodiscard]] std::string& payload_buffer() noexcept { return payload_; }
+
 private:
-    template <class>
-    friend class basic_sqlite_event_store;
-    template <class>
-    friend class basic_postgres_event_store;
     std::uint64_t position_ = 0;
     const stored_event_type* type_ = nullptr;
     std::uint64_t aggregate_number_ = 0;
@@ -62,7 +68,8 @@ private:
     std::string payload_;
 };
 
-/// What `read` fills. Records are reused between reads, so their strings keep capacity.
+/// What `read` fills. Records are reused between reads, so their strings keep capacity: a store
+/// calls `clear()`, then `next()` for each record it reads.
 class stored_batch {
 public:
     [[nodiscard]] auto begin() const noexcept { return records_.begin(); }
@@ -71,15 +78,15 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
     [[nodiscard]] const stored_record& operator[](std::size_t i) const noexcept { return records_[i]; }
 
-private:
-    template <class>
-    friend class basic_sqlite_event_store;
-    template <class>
-    friend class basic_postgres_event_store;
-    stored_record& next() {
+    /// Forgets the records (keeping them for reuse).
+    void clear() noexcept { size_ = 0; }
+    /// The next record to fill: a reused one, or a new one.
+    [[nodiscard]] stored_record& next() {
         if (size_ == records_.size()) records_.emplace_back();
         return records_[size_++];
     }
+
+private:
     std::vector<stored_record> records_;
     std::size_t size_ = 0;
 };
