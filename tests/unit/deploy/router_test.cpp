@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <projectionist/deploy/router.hpp>
+#include <projectionist/meta/fnv1a.hpp>
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
@@ -81,14 +82,14 @@ static_assert(std::is_same_v<tickets_router::query_result<decltype(version_query
 static_assert(!std::is_copy_constructible_v<tickets_router> && !std::is_move_constructible_v<tickets_router>);
 // FNV-1a 64 reference values (the published test vectors), and buckets frozen forever: changing
 // them would move users between versions on upgrade.
-static_assert(pj::fnv1a_64("") == 0xcbf29ce484222325ULL);
-static_assert(pj::fnv1a_64("a") == 0xaf63dc4c8601ec8cULL);
-static_assert(pj::fnv1a_64("foobar") == 0x85944171f73967e8ULL);
+static_assert(projectionist::detail::fnv1a_64("") == 0xcbf29ce484222325ULL);
+static_assert(projectionist::detail::fnv1a_64("a") == 0xaf63dc4c8601ec8cULL);
+static_assert(projectionist::detail::fnv1a_64("foobar") == 0x85944171f73967e8ULL);
 static_assert(pj::routing_bucket("user-42") == 1453);
 
 TEST_CASE("routing buckets are stable values", "[router]") {
-    CHECK(pj::fnv1a_64("user-1") == 0xf84ba2aa754a4bd4ULL);
-    CHECK(pj::fnv1a_64("internal-alice") == 0x80a1cb7066136ef1ULL);
+    CHECK(projectionist::detail::fnv1a_64("user-1") == 0xf84ba2aa754a4bd4ULL);
+    CHECK(projectionist::detail::fnv1a_64("internal-alice") == 0x80a1cb7066136ef1ULL);
     CHECK(pj::routing_bucket("") == 4342);
     CHECK(pj::routing_bucket("a") == 8315);
     CHECK(pj::routing_bucket("foobar") == 7275);
@@ -755,4 +756,30 @@ TEST_CASE("a deleted version is forgotten: no rollback to dropped tables", "[rou
     CHECK_FALSE(router.describe().previous.has_value());
     CHECK_THROWS_AS(router.rollback(), projectionist::state_error);  // nothing left to roll back to
     CHECK(router.route("anyone") == "tickets_v2");
+}
+
+TEST_CASE("router state: the persisted text round-trips and a corrupt one names what is wrong", "[router]") {
+    namespace routing = projectionist::detail::routing;
+    constexpr std::array<std::string_view, 3> names{"tickets_v1", "tickets_v2", "tickets_v3"};
+    const routing::routing_names where{"tickets", "projectionist.router.tickets", names};
+
+    const routing::routing_state s{.primary = 1, .candidate = 2, .basis_points = 1250, .previous = 0};
+    const std::string text = routing::format_routing_state(s, names);
+    CHECK(text == "format=1 primary=tickets_v2 candidate=tickets_v3 basis_points=1250 previous=tickets_v1");
+    CHECK(routing::parse_routing_state(text, where) == s);
+    CHECK(routing::format_routing_state({}, names) == "format=1 primary=tickets_v1");
+    CHECK(routing::parse_routing_state("  format=1   primary=tickets_v3 ", where) ==
+          routing::routing_state{.primary = 2});
+
+    CHECK_THROWS_WITH(routing::parse_routing_state("format=1 primary=tickets_v9", where),
+                      Catch::Contains("primary 'tickets_v9' is not a version this router knows") &&
+                          Catch::Contains("tickets_v1, tickets_v2, tickets_v3") &&
+                          Catch::Contains("'projectionist.router.tickets'"));
+    CHECK_THROWS_WITH(routing::parse_routing_state("primary=tickets_v1 format=1", where),
+                      Catch::Contains("it does not start with format=1"));
+    CHECK_THROWS_WITH(routing::parse_routing_state("format=1 primary=tickets_v1 candidate=tickets_v2", where),
+                      Catch::Contains("the candidate has no basis_points"));
+    CHECK_THROWS_WITH(
+        routing::parse_routing_state("format=1 primary=tickets_v1 candidate=tickets_v2 basis_points=10001", where),
+        Catch::Contains("basis_points '10001' is not a number from 0 to 10000"));
 }

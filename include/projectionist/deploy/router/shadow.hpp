@@ -1,0 +1,130 @@
+#pragma once
+
+/// Shadow reads: what a router records when the candidate's answer differs from the primary's (or
+/// the shadow run throws). The counters count every shadow read; the list keeps the most recent
+/// discrepancies with both answers in words (detail/value_text.hpp's answer spelling: strings
+/// quoted, `{ticket_id: "t-1", status: "open"}` for a reflected struct, "(none)" for an empty
+/// optional, at most 16 elements of a range, "(unformattable)" for a type with no text form).
+///
+///     router.shadow_query(user, query);
+///     for (const auto& d : router.discrepancies()) log(d.routing_key, d.primary_value, d.candidate_value);
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <projectionist/detail/value_text.hpp>
+
+namespace projectionist {
+
+/// Tuning of a router.
+struct router_options {
+    /// How many discrepancies of shadow reads are kept (the most recent ones).
+    std::size_t max_discrepancies = 1000;
+};
+
+/// One difference found by a shadow read.
+struct discrepancy {
+    std::string routing_key;
+    std::string primary;          ///< versioned name of the primary
+    std::string candidate;        ///< versioned name of the candidate
+    std::string primary_value;    ///< the primary's answer, formatted (empty when it threw)
+    std::string candidate_value;  ///< the candidate's answer, formatted (empty when it threw)
+    std::string error;            ///< when the shadow run or the comparison threw: what, and its message
+};
+
+/// Counters of shadow reads since the router was created (or `clear_discrepancies`).
+struct shadow_counters {
+    std::uint64_t queries = 0;        ///< shadow_query calls
+    std::uint64_t compared = 0;       ///< of those, run on both versions (there was a candidate)
+    std::uint64_t discrepancies = 0;  ///< of those compared, different answers or an exception
+    std::uint64_t errors = 0;         ///< of the discrepancies, those where the shadow run or comparison threw
+};
+
+}  // namespace projectionist
+
+namespace projectionist::detail::routing {
+
+/// "<who> threw: <message>", for the exception being handled. Never throws: a shadow read must
+/// not turn into an error of the caller's query.
+inline std::string current_exception_text(std::string_view who) noexcept {
+    try {
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            return fmt::format("{} threw: {}", who, e.what());
+        } catch (...) {
+            return fmt::format("{} threw: an exception that is not a std::exception", who);
+        }
+    } catch (...) {
+        return "threw";  // short enough not to allocate
+    }
+}
+
+/// The counters and the most recent discrepancies of one router; safe to use from many threads.
+class shadow_log {
+public:
+    explicit shadow_log(std::size_t max_discrepancies) noexcept : max_(max_discrepancies) {}
+
+    void count_query() noexcept { queries_.fetch_add(1, std::memory_order_relaxed); }
+    void count_compared() noexcept { compared_.fetch_add(1, std::memory_order_relaxed); }
+
+    /// Counts a discrepancy and keeps it (dropping the oldest past the limit). A null answer is
+    /// one that threw. Best effort: if formatting or allocation fails, only the counters change.
+    template <class Result>
+    void record(std::string_view key, std::string_view primary, std::string_view candidate, const Result* primary_value,
+                const Result* candidate_value, std::string error) noexcept {
+        discrepancies_.fetch_add(1, std::memory_order_relaxed);
+        if (!error.empty()) errors_.fetch_add(1, std::memory_order_relaxed);
+        if (max_ == 0) return;
+        try {
+            discrepancy d{std::string(key),
+                          std::string(primary),
+                          std::string(candidate),
+                          primary_value ? answer_text(*primary_value) : std::string(),
+                          candidate_value ? answer_text(*candidate_value) : std::string(),
+                          std::move(error)};
+            std::lock_guard lock(mutex_);
+            if (recent_.size() == max_) recent_.pop_front();
+            recent_.push_back(std::move(d));
+        } catch (...) {
+            // The counters above are kept, and the caller still gets the serving version's answer.
+        }
+    }
+
+    [[nodiscard]] shadow_counters counters() const noexcept {
+        return {queries_.load(), compared_.load(), discrepancies_.load(), errors_.load()};
+    }
+    [[nodiscard]] std::vector<discrepancy> recent() const {
+        std::lock_guard lock(mutex_);
+        return {recent_.begin(), recent_.end()};
+    }
+    void clear() {
+        std::lock_guard lock(mutex_);
+        recent_.clear();
+        queries_ = 0;
+        compared_ = 0;
+        discrepancies_ = 0;
+        errors_ = 0;
+    }
+
+private:
+    std::size_t max_;
+    std::atomic<std::uint64_t> queries_{0};
+    std::atomic<std::uint64_t> compared_{0};
+    std::atomic<std::uint64_t> discrepancies_{0};
+    std::atomic<std::uint64_t> errors_{0};
+    mutable std::mutex mutex_;
+    std::deque<discrepancy> recent_;
+};
+
+}  // namespace projectionist::detail::routing
