@@ -11,12 +11,9 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <boost/hana/accessors.hpp>
-#include <boost/hana/concept/struct.hpp>
-#include <boost/hana/for_each.hpp>
-#include <boost/hana/pair.hpp>
 
 #include <projectionist/error.hpp>
+#include <projectionist/meta/reflection.hpp>
 #include <projectionist/meta/type_list.hpp>
 
 namespace projectionist {
@@ -41,7 +38,7 @@ template <class Clock, class Duration>
 struct is_time_point<std::chrono::time_point<Clock, Duration>> : std::true_type {};
 
 template <class T>
-concept reflected_struct = std::is_class_v<T> && boost::hana::Struct<T>::value;
+concept reflected_struct = std::is_class_v<T> && is_reflected<T>;
 
 /// Appends fixed-width little-endian integers and raw bytes to a string.
 class byte_writer {
@@ -145,8 +142,7 @@ void encode_binary(const T& value, byte_writer& w) {
     } else if constexpr (is_time_point<T>::value) {
         w.integer(static_cast<std::int64_t>(value.time_since_epoch().count()));
     } else {
-        boost::hana::for_each(boost::hana::accessors<T>(),
-                              [&](auto member) { encode_binary(boost::hana::second(member)(value), w); });
+        for_each_field(value, [&](std::string_view, const auto& field) { encode_binary(field, w); });
     }
 }
 
@@ -194,10 +190,7 @@ void decode_binary(T& value, byte_reader& r, std::string_view field) {
     } else if constexpr (is_time_point<T>::value) {
         value = T(typename T::duration(r.integer<std::int64_t>(field)));
     } else {
-        boost::hana::for_each(boost::hana::accessors<T>(), [&](auto member) {
-            constexpr auto name = boost::hana::first(member);
-            decode_binary(boost::hana::second(member)(value), r, boost::hana::to<const char*>(name));
-        });
+        for_each_field(value, [&](std::string_view name, auto& member) { decode_binary(member, r, name); });
     }
 }
 

@@ -11,13 +11,11 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <boost/hana/accessors.hpp>
-#include <boost/hana/for_each.hpp>
-#include <boost/hana/pair.hpp>
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 
 #include <projectionist/event/codec.hpp>
+#include <projectionist/meta/reflection.hpp>
 
 namespace projectionist {
 
@@ -52,10 +50,7 @@ boost::json::value to_json(const T& value) {
         return boost::json::value(static_cast<std::int64_t>(value.time_since_epoch().count()));
     } else {
         boost::json::object o;
-        boost::hana::for_each(boost::hana::accessors<T>(), [&](auto member) {
-            o.emplace(boost::hana::to<const char*>(boost::hana::first(member)),
-                      to_json(boost::hana::second(member)(value)));
-        });
+        for_each_field(value, [&](std::string_view name, const auto& field) { o.emplace(name, to_json(field)); });
         return o;
     }
 }
@@ -126,9 +121,7 @@ void from_json(T& out, const boost::json::value& v, std::string_view field) {
     } else {
         if (!v.is_object()) json_type_error(field, "an object", v);
         const auto& o = v.get_object();
-        boost::hana::for_each(boost::hana::accessors<T>(), [&](auto member) {
-            const char* name = boost::hana::to<const char*>(boost::hana::first(member));
-            auto& target = boost::hana::second(member)(out);
+        for_each_field(out, [&](std::string_view name, auto& target) {
             if (const auto* found = o.if_contains(name)) {
                 from_json(target, *found, name);
             } else if constexpr (!is_std_optional<std::remove_cvref_t<decltype(target)>>::value) {
