@@ -79,9 +79,10 @@
 /// `discrepancy` is recorded (key, both names, both answers formatted, the error) in a list that
 /// keeps the last `router_options::max_discrepancies`, and counted in `shadow_stats()`. An
 /// exception in the shadow run never reaches the caller; one in the serving run does, as with
-/// `query`. Answers are formatted with fmt when it can; otherwise optionals, Hana-reflected
-/// structs (`{ticket_id: "t-1", status: "open"}`), pairs and ranges are spelled out, and
-/// anything else is "(unformattable)".
+/// `query`. Answers are spelled by the library's one value text (detail/value_text.hpp): strings
+/// quoted, an empty optional as "(none)", pairs, ranges (at most 16 elements), time points
+/// (ISO-8601 UTC) and Hana-reflected structs (`{ticket_id: "t-1", status: "open"}`) spelled out
+/// whether or not fmt could format them, other types with fmt, anything else "(unformattable)".
 ///
 /// The parts, one job each, under deploy/router/: `bucket.hpp` (the stable bucket of a key),
 /// `state.hpp` (the routing state, its persisted text, the status a router reports),

@@ -44,8 +44,9 @@
 /// - **Values are compared by canonical text** (`value_text`): fmt's shortest round-trip form
 ///   for numbers, `true`/`false`, enums as their underlying integer, time points as ISO-8601
 ///   UTC (`2024-05-01T12:00:00.250Z`, as many fraction digits as the duration has), an empty
-///   optional as null (kept apart from the string "null"), vectors and nested reflected structs
-///   spelled out. So `int 3` in v1 equals `std::int64_t 3` in v2, a NaN equals a NaN, and a
+///   optional as null (kept apart from the string "null"), pairs, vectors and other ranges, and
+///   nested reflected structs spelled out (detail/value_text.hpp, which the router's shadow reads
+///   share). So `int 3` in v1 equals `std::int64_t 3` in v2, a NaN equals a NaN, and a
 ///   value compares the same in memory and in SQLite. A field type with no text form does not
 ///   compile (make it formattable with fmt).
 /// - **Column types** are compared by a label (`int32`, `optional<string>`, `time_point<ns>`,
