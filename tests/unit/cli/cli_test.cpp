@@ -1,4 +1,4 @@
-// The command line, driven in-process: the blue-green flow of the seed (status, init, backfill,
+// The command line, driven in-process: the blue-green flow (status, init, backfill,
 // verify, switch by share then fully, live, rollback, delete) on SQLite and in memory, every
 // error path with its exit status and message, the progress of a backfill, `run` stopped by a
 // duration, a stop token and SIGINT, and a second "process" that sees what the command line did.
@@ -25,6 +25,7 @@
 
 namespace pj = projectionist;
 namespace cli = projectionist::detail::cli;
+namespace text = projectionist::detail;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
 
@@ -37,9 +38,9 @@ using sqlite_tickets = tickets_deployment<pj::sqlite_storage>;
 using memory_tickets = tickets_deployment<pj::memory_storage>;
 using tickets_router = pj::router<tickets<1>, tickets<2>>;
 
-static_assert(cli::router_fits<sqlite_tickets>(std::type_identity<tickets_router>{}));
-static_assert(cli::router_fits<sqlite_tickets>(std::type_identity<pj::router<tickets<2>>>{}));  // a subset
-static_assert(!cli::router_fits<sqlite_tickets>(std::type_identity<pj::router<tickets<1>, tickets<3>>>{}));
+static_assert(pj::detail::router_fits<sqlite_tickets>(std::type_identity<tickets_router>{}));
+static_assert(pj::detail::router_fits<sqlite_tickets>(std::type_identity<pj::router<tickets<2>>>{}));  // a subset
+static_assert(!pj::detail::router_fits<sqlite_tickets>(std::type_identity<pj::router<tickets<1>, tickets<3>>>{}));
 
 /// Options for tests: a fixed program name, plain output, no signal handlers.
 pj::command_line_options test_options() {
@@ -750,7 +751,7 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
         sqlite_app app(file, options);
         append_tickets(app.store, 300);
         REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
-        const std::string head = cli::group_digits(app.store.head());
+        const std::string head = text::group_digits(app.store.head());
         auto r = run(app.cli, {"backfill", "tickets_v2"});
         CHECK(r.status == 0);
         CHECK_THAT(r.out, Catch::Contains("\rtickets_v2 [##############################] 100%  " + head + "/" + head +
@@ -808,18 +809,18 @@ TEST_CASE("cli: parsing of shares, durations and numbers", "[cli]") {
     for (const char* bad : {"", "s", "5 s", "5x", "-5s", "1.5s", "99999999999999999999"})
         CHECK_FALSE(cli::parse_duration(bad));
 
-    CHECK(cli::shown("tickets_v2") == "tickets_v2");
-    CHECK(cli::shown("a\tb\\c\xff") == "a\\x09b\\x5cc\\xff");
-    CHECK(cli::shown(std::string(300, 'a')) == std::string(200, 'a') + "...");
+    CHECK(text::shown("tickets_v2") == "tickets_v2");
+    CHECK(text::shown("a\tb\\c\xff") == "a\\x09b\\x5cc\\xff");
+    CHECK(text::shown(std::string(300, 'a')) == std::string(200, 'a') + "...");
 
-    CHECK(cli::group_digits(0) == "0");
-    CHECK(cli::group_digits(999) == "999");
-    CHECK(cli::group_digits(1000) == "1,000");
-    CHECK(cli::group_digits(1234567) == "1,234,567");
-    CHECK(cli::clock_text(4.4) == "0:04");
-    CHECK(cli::clock_text(754) == "12:34");
-    CHECK(cli::clock_text(3723) == "1:02:03");
-    CHECK(cli::elapsed_text(0.0421) == "0.042 s");
-    CHECK(cli::elapsed_text(3.21) == "3.2 s");
-    CHECK(cli::elapsed_text(125) == "2:05");
+    CHECK(text::group_digits(0) == "0");
+    CHECK(text::group_digits(999) == "999");
+    CHECK(text::group_digits(1000) == "1,000");
+    CHECK(text::group_digits(1234567) == "1,234,567");
+    CHECK(text::clock_text(4.4) == "0:04");
+    CHECK(text::clock_text(754) == "12:34");
+    CHECK(text::clock_text(3723) == "1:02:03");
+    CHECK(text::elapsed_text(0.0421) == "0.042 s");
+    CHECK(text::elapsed_text(3.21) == "3.2 s");
+    CHECK(text::elapsed_text(125) == "2:05");
 }

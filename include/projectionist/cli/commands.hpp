@@ -1,0 +1,373 @@
+#pragma once
+
+/// The commands: each finds the names it was given among the registered controllers, calls the
+/// controller (which keeps the rules of the deployment) and says what happened and what to run
+/// next. `run`, the long-running one, is in cli/run.hpp.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <projectionist/cli/options.hpp>
+#include <projectionist/cli/parser.hpp>
+#include <projectionist/cli/progress.hpp>
+#include <projectionist/deploy/controller/any_controller.hpp>
+#include <projectionist/deploy/verify.hpp>
+#include <projectionist/detail/text.hpp>
+#include <projectionist/error.hpp>
+#include <projectionist/runner/status.hpp>
+#include <projectionist/storage/catalog.hpp>
+
+namespace projectionist::detail::cli {
+
+/// What one command works with: the streams, the options, the program's name, the projections.
+struct session {
+    std::ostream& out;
+    std::ostream& err;
+    bool terminal;
+    const command_line_options& options;
+    std::string program;
+    const std::vector<any_controller*>& entries;
+};
+
+using entry_ptr = any_controller*;
+
+// ---- names -----------------------------------------------------------------------------------------
+
+inline std::vector<std::string_view> projections_of(const std::vector<any_controller*>& entries) {
+    std::vector<std::string_view> out;
+    for (const auto* e : entries) out.push_back(e->base_name());
+    return out;
+}
+
+inline std::vector<std::string_view> versions_of(const std::vector<any_controller*>& entries) {
+    std::vector<std::string_view> out;
+    for (const auto* e : entries) out.insert(out.end(), e->versions().begin(), e->versions().end());
+    return out;
+}
+
+inline std::pair<entry_ptr, std::string_view> find_version(const session& s, std::string_view name) {
+    for (auto* e : s.entries)
+        for (auto v : e->versions())
+            if (v == name) return {e, v};
+    for (auto* e : s.entries)
+        if (e->base_name() == name)
+            throw name_error(fmt::format("'{}' is a projection, not a version; its versions are: {}", e->base_name(),
+                                         join(e->versions())));
+    throw name_error(fmt::format("unknown version '{}'; the versions are: {}", shown(name),
+                                 s.entries.empty() ? std::string("(none registered)") : join(versions_of(s.entries))));
+}
+
+inline entry_ptr find_projection(const session& s, std::string_view name) {
+    for (auto* e : s.entries)
+        if (e->base_name() == name) return e;
+    std::string hint;
+    for (auto* e : s.entries)
+        for (auto v : e->versions())
+            if (v == name) hint = fmt::format(" ('{}' is a version of {})", v, e->base_name());
+    throw name_error(
+        fmt::format("unknown projection '{}'{}; the projections are: {}", shown(name), hint,
+                    s.entries.empty() ? std::string("(none registered)") : join(projections_of(s.entries))));
+}
+
+/// A projection, or one of its versions: (controller, version or empty).
+inline std::pair<entry_ptr, std::string_view> find_projection_or_version(const session& s, std::string_view name) {
+    for (auto* e : s.entries) {
+        if (e->base_name() == name) return {e, {}};
+        for (auto v : e->versions())
+            if (v == name) return {e, v};
+    }
+    throw name_error(fmt::format("unknown projection or version '{}'; the projections are: {}; the versions are: {}",
+                                 shown(name), join(projections_of(s.entries)), join(versions_of(s.entries))));
+}
+
+// ---- the life cycle --------------------------------------------------------------------------------
+
+inline int cmd_init(const parsed_command& p, session& s) {
+    auto [e, v] = find_version(s, p.args[0]);
+    const projection_state before = e->refresh(v);
+    if (!e->init(v)) {  // initialized already: init only created a table a newer build declares, if any
+        s.out << fmt::format("{} is initialized already (it is {}); nothing to do\n", v, to_string(before));
+        return 0;
+    }
+    s.out << fmt::format("initialized {} (tables: {}); it is {}\nnext: {} backfill {}\n", v, join(e->tables_of(v)),
+                         to_string(e->refresh(v)), s.program, v);
+    return 0;
+}
+
+inline int cmd_backfill(const parsed_command& p, session& s) {
+    const std::string mode = p.value("progress").value_or("auto");
+    if (mode != "auto" && mode != "bar" && mode != "lines" && mode != "none")
+        throw usage_error(fmt::format("--progress '{}': the modes are auto, bar, lines and none", shown(mode)));
+    auto [e, v] = find_version(s, p.args[0]);
+    if (const projection_state st = e->refresh(v); st == projection_state::declared || st == projection_state::deleted)
+        e->backfill(v);  // the deployment's refusal, before any progress is shown
+    const runner_status before = e->status_of(v);
+    const bool show = mode != "none";
+    const bool bar = mode == "bar" || (mode == "auto" && s.terminal);
+    if (show) {
+        if (before.head > before.position)
+            s.out << fmt::format("backfill {}: from position {} to the head at {} ({} events to go)\n", v,
+                                 group_digits(before.position), group_digits(before.head),
+                                 group_digits(before.head - before.position));
+        else
+            s.out << fmt::format("backfill {}: at the head already (position {})\n", v, group_digits(before.position));
+        s.out << std::flush;
+    }
+    std::optional<backfill_progress> progress;
+    if (show)
+        progress.emplace(s.out, bar, s.options, std::string(v), before.position, before.head,
+                         [e = e, v = v] { return e->status_of(v).position; });
+    const auto started = std::chrono::steady_clock::now();
+    std::uint64_t applied = 0;
+    try {
+        applied = e->backfill(v);
+    } catch (...) {
+        if (progress) progress->finish(false, 0);
+        throw;
+    }
+    const runner_status after = e->status_of(v);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (progress) progress->finish(true, after.position);
+    const double scanned = static_cast<double>(after.position > before.position ? after.position - before.position : 0);
+    s.out << fmt::format(
+        "backfilled {}: {} events applied, now at position {} (head {}) in {}{}; it is {}\n", v, group_digits(applied),
+        group_digits(after.position), group_digits(after.head), elapsed_text(seconds),
+        seconds > 0 && scanned > 0
+            ? fmt::format(" ({} events/s)", group_digits(static_cast<std::uint64_t>(scanned / seconds)))
+            : std::string(),
+        to_string(after.state));
+    if (auto other = e->serving_peer(v)) s.out << fmt::format("next: {} verify {} {}\n", s.program, *other, v);
+    return 0;
+}
+
+inline int cmd_catch_up(const parsed_command& p, session& s) {
+    std::vector<std::pair<entry_ptr, std::string_view>> targets;
+    if (p.args.empty()) {
+        for (auto* e : s.entries)
+            for (auto v : e->versions()) targets.emplace_back(e, v);
+    } else {
+        auto [e, v] = find_projection_or_version(s, p.args[0]);
+        if (v.empty())
+            for (auto each : e->versions()) targets.emplace_back(e, each);
+        else
+            targets.emplace_back(e, v);
+    }
+    int status = 0;
+    for (auto [e, v] : targets) {
+        e->refresh(v);
+        const runner_status before = e->status_of(v);
+        try {
+            const auto applied = e->catch_up(v, false);  // refreshed just now
+            if (!applied) {
+                s.out << fmt::format("{}: deleted; skipped (run init {} to start it again)\n", v, v);
+                continue;
+            }
+            const runner_status after = e->status_of(v);
+            if (after.dormant)
+                s.out << fmt::format("{}: dormant (manual kick-off); run init {} to start it\n", v, v);
+            else
+                s.out << fmt::format(
+                    "{}: {} events applied; position {}, head {}, lag {}{}\n", v, group_digits(*applied),
+                    group_digits(after.position), group_digits(after.head), group_digits(after.lag),
+                    before.state == projection_state::declared && after.state != projection_state::declared
+                        ? fmt::format("; initialized by its automatic kick-off, it is {}", to_string(after.state))
+                    : before.state != after.state ? fmt::format("; it is {}", to_string(after.state))
+                                                  : std::string());
+        } catch (const error& x) {
+            s.err << x.what() << '\n';
+            status = 1;
+        }
+    }
+    return status;
+}
+
+inline int cmd_status(const parsed_command& p, session& s) {
+    std::vector<std::pair<entry_ptr, std::string_view>> targets;  // version empty: all of it
+    if (p.args.empty()) {
+        for (auto* e : s.entries) targets.emplace_back(e, std::string_view{});
+    } else {
+        targets.push_back(find_projection_or_version(s, p.args[0]));
+    }
+    if (targets.empty()) s.out << "no projections are registered\n";
+    bool first = true;
+    for (auto [e, only] : targets) {
+        const std::vector<version_status> all = e->status();  // refreshed
+        const auto routing = e->routing();
+        if (!first) s.out << '\n';
+        first = false;
+        s.out << e->base_name() << '\n';
+        text_table t({"version", "state", "live", "position", "head", "lag", "partitioning", "traffic", "error / note"},
+                     {false, false, false, true, true, true, false, false, false}, table_header::plain);
+        std::vector<std::string> notes;
+        for (const version_status& vs : all) {
+            const std::string_view v = vs.name;
+            if (!only.empty() && v != only) continue;
+            const runner_status& st = vs.status;
+            std::string note = st.error ? fmt::format("error: {}", *st.error) : st.note;
+            if (note.empty() && st.state == projection_state::declared && !vs.manual_kickoff)
+                note = "not initialized: automatic kick-off, the next catch-up or run initializes it";
+            t.add({std::string(v), std::string(to_string(st.state)), st.live ? "yes" : "no", group_digits(st.position),
+                   group_digits(st.head), group_digits(st.lag), std::string(st.partitioning), vs.traffic, note});
+            if (routing && routing->primary == v && st.state != projection_state::serving &&
+                caught_up_or_later(st.state))
+                notes.push_back(
+                    fmt::format("the router's primary {} is {} in the catalog, not serving; run '{} "
+                                "switch {} --to {}' to record it",
+                                v, to_string(st.state), s.program, e->base_name(), v));
+            if (routing && (routing->primary == v || routing->candidate == v) &&
+                (st.state == projection_state::deleted || st.state == projection_state::declared))
+                notes.push_back(
+                    fmt::format("WARNING: the router sends queries to {}, which is {}", v, to_string(st.state)));
+        }
+        s.out << t.render("  ");
+        if (routing)
+            s.out << "  router " << routing->to_string() << '\n';
+        else
+            s.out << "  router: none registered\n";
+        for (const auto& n : notes) s.out << "  note: " << n << '\n';
+    }
+    return 0;
+}
+
+inline int cmd_verify(const parsed_command& p, session& s) {
+    auto [ea, a] = find_version(s, p.args[0]);
+    auto [eb, b] = find_version(s, p.args[1]);
+    if (ea != eb)
+        throw usage_error(fmt::format("{} and {} are versions of different projections ({} and {})", a, b,
+                                      ea->base_name(), eb->base_name()));
+    if (a == b) throw usage_error(fmt::format("give two different versions, not {} twice", a));
+    verify_request request;
+    for (const auto& value : p.values("expect-change")) {
+        std::size_t pos = 0;
+        while (pos <= value.size()) {
+            const std::size_t comma = std::min(value.find(',', pos), value.size());
+            if (comma > pos) request.expected_changes.push_back(value.substr(pos, comma - pos));
+            pos = comma + 1;
+        }
+    }
+    request.keys = p.values("key");
+    ea->validate(a, b, request);
+    for (auto v : {a, b}) {
+        const projection_state st = ea->refresh(v);
+        if (st == projection_state::declared || st == projection_state::deleted) break;  // verify refuses it
+        const runner_status rs = ea->status_of(v);
+        if (!caught_up_or_later(st))
+            s.err << fmt::format("note: {} is {} (position {} of {}): the comparison is with a partial table\n", v,
+                                 to_string(st), rs.position, rs.head);
+        else if (rs.lag != 0)
+            s.err << fmt::format("note: {} is {} events behind the head; run '{} catch-up' for an exact comparison\n",
+                                 v, rs.lag, s.program);
+    }
+    const verify::report r = ea->verify(a, b, request);
+    if (p.has("json"))
+        s.out << verify::to_json(r) << '\n';
+    else
+        s.out << verify::to_text(r);
+    return verify::exit_status(r);
+}
+
+// ---- traffic -----------------------------------------------------------------------------------------
+
+inline int cmd_switch(const parsed_command& p, session& s) {
+    const auto to = p.value("to");
+    if (!to) throw usage_error("missing option --to <version>");
+    std::optional<unsigned> basis_points;
+    if (auto percent = p.value("percent")) {
+        basis_points = parse_percent(*percent);
+        if (!basis_points)
+            throw usage_error(
+                fmt::format("--percent '{}': give a share from 0 to 100, with at most two decimals (e.g. 10, 12.5)",
+                            shown(*percent)));
+    }
+    entry_ptr e = find_projection(s, p.args[0]);
+    const auto& vs = e->versions();
+    const auto found = std::find(vs.begin(), vs.end(), *to);
+    if (found == vs.end())
+        throw name_error(
+            fmt::format("unknown version '{}' of {}; its versions are: {}", shown(*to), e->base_name(), join(vs)));
+    const std::string_view v = *found;
+    if (e->has_router() && !e->routes(v))
+        throw name_error(fmt::format("the router of {} does not route to {}; the versions it routes to are: {}",
+                                     e->base_name(), v, join(e->routing()->versions)));
+    if (basis_points && *basis_points < routing_buckets) {
+        e->rollout_basis_points(v, *basis_points);  // refused for a version that has not caught up
+        const auto routing = e->routing();
+        s.out << fmt::format("{}: {} now gets {} of the queries (candidate); {} serves the rest\n", e->base_name(), v,
+                             router_status::format_share(*basis_points), routing->primary);
+        s.out << "  router " << routing->to_string() << '\n';
+        return 0;
+    }
+    e->switch_to(v);  // refused for a version that has not caught up, before any traffic moves
+    std::vector<std::string> retired;
+    for (auto other : vs)
+        if (other != v && e->status_of(other).state == projection_state::retired) retired.emplace_back(other);
+    s.out << fmt::format(
+        "{}: {} now serves every query{}\n", e->base_name(), v,
+        retired.empty() ? std::string() : fmt::format("; {} retired (still following, for a rollback)", join(retired)));
+    if (auto routing = e->routing())
+        s.out << "  router " << routing->to_string() << '\n';
+    else
+        s.out << fmt::format("  no query router is registered for {}: only the catalog records it\n", e->base_name());
+    return 0;
+}
+
+inline int cmd_live(const parsed_command& p, session& s) {
+    auto [e, v] = find_version(s, p.args[0]);
+    e->make_live(v);
+    s.out << fmt::format("{} is live: the events it emits are appended from now on (it is {})\n", v,
+                         to_string(e->refresh(v)));
+    return 0;
+}
+
+inline int cmd_rollback(const parsed_command& p, session& s) {
+    entry_ptr e = find_projection(s, p.args[0]);
+    const rollback_result r = e->rollback();
+    if (r.cancelled_candidate)
+        s.out << fmt::format("{}: cancelled the rollout of {}; {} serves every query\n", e->base_name(), r.version,
+                             r.primary);
+    else
+        s.out << fmt::format("{}: rolled back to {}, which serves every query again; {} is {}\n", e->base_name(),
+                             r.version, r.primary, to_string(e->refresh(r.primary)));
+    s.out << "  router " << e->routing()->to_string() << '\n';
+    return 0;
+}
+
+// ---- removal -----------------------------------------------------------------------------------------
+
+inline int cmd_reset(const parsed_command& p, session& s) {
+    auto [e, v] = find_version(s, p.args[0]);
+    e->reset(v);  // refused while the router sends it queries or it serves; drained first
+    s.out << fmt::format(
+        "reset {}: its tables and checkpoint are empty and it is not live; it is {}\nnext: {} backfill {}\n", v,
+        to_string(e->refresh(v)), s.program, v);
+    return 0;
+}
+
+inline int cmd_delete(const parsed_command& p, session& s) {
+    auto [e, v] = find_version(s, p.args[0]);
+    const auto tables = e->remove(v);  // refused while the router sends it queries or it serves; drained first
+    s.out << fmt::format("deleted {}: dropped its tables ({}), checkpoint and catalog row\n", v, join(tables));
+    if (!e->manual_kickoff(v))
+        s.out << fmt::format(
+            "note: {} has automatic kick-off: a process that still runs it (the application following the log, or "
+            "catch-up and run in another process) initializes it again and replays history; remove it from the "
+            "deployment in code\n",
+            v);
+    if (auto routing = e->routing(); routing && routing->previous == v)
+        s.out << fmt::format(
+            "note: the router of {} still names {} as the version to roll back to; a rollback is refused until it "
+            "is initialized and backfilled again\n",
+            e->base_name(), v);
+    return 0;
+}
+
+}  // namespace projectionist::detail::cli

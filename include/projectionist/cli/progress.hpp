@@ -1,0 +1,159 @@
+#pragma once
+
+/// The progress of a backfill: a redrawn bar on a terminal, plain lines every few percent
+/// otherwise, drawn by a watcher thread that polls the runner's position.
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <ostream>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include <projectionist/cli/options.hpp>
+#include <projectionist/detail/text.hpp>
+
+namespace projectionist::detail::cli {
+
+/// "tickets_v2 [############------------------]  40%  480/1,200 events  9,600 events/s  ETA 0:01"
+inline std::string progress_bar_line(std::string_view name, std::uint64_t done, std::uint64_t total, double rate,
+                                     std::optional<double> eta, std::size_t width = 30) {
+    const std::uint64_t shown = std::min(done, total);
+    const std::size_t filled = total == 0 ? width : static_cast<std::size_t>(shown * width / total);
+    const std::uint64_t percent = total == 0 ? 100 : shown * 100 / total;
+    std::string bar(filled, '#');
+    bar.append(width - filled, '-');
+    return fmt::format("{} [{}] {:3}%  {}/{} events  {} events/s  ETA {}", name, bar, percent, group_digits(shown),
+                       group_digits(total), group_digits(static_cast<std::uint64_t>(rate)),
+                       eta ? clock_text(*eta) : std::string("?"));
+}
+
+/// "backfill tickets_v2: 40% (480/1,200 events), 9,600 events/s, ETA 0:01"
+inline std::string progress_plain_line(std::string_view name, std::uint64_t done, std::uint64_t total, double rate,
+                                       std::optional<double> eta) {
+    const std::uint64_t shown = std::min(done, total);
+    const std::uint64_t percent = total == 0 ? 100 : shown * 100 / total;
+    return fmt::format("backfill {}: {}% ({}/{} events), {} events/s, ETA {}", name, percent, group_digits(shown),
+                       group_digits(total), group_digits(static_cast<std::uint64_t>(rate)),
+                       eta ? clock_text(*eta) : std::string("?"));
+}
+
+/// Shows a backfill's progress while it runs on another thread: `position()` is polled from a
+/// watcher thread, which alone writes to `out` until `finish`.
+class backfill_progress {
+public:
+    using clock = std::chrono::steady_clock;
+
+    backfill_progress(std::ostream& out, bool terminal, const command_line_options& options, std::string name,
+                      std::uint64_t from, std::uint64_t to, std::function<std::uint64_t()> position)
+        : out_(out),
+          terminal_(terminal),
+          interval_(std::max(options.progress_interval, std::chrono::milliseconds(1))),
+          step_(std::max(1U, options.progress_step_percent)),
+          min_line_interval_(options.progress_min_line_interval),
+          name_(std::move(name)),
+          from_(from),
+          to_(std::max(from, to)),
+          position_(std::move(position)),
+          started_(clock::now()),
+          last_line_(started_) {
+        if (to_ > from_) watcher_ = std::jthread([this](std::stop_token stop) { watch(stop); });
+    }
+    backfill_progress(const backfill_progress&) = delete;
+    backfill_progress& operator=(const backfill_progress&) = delete;
+    ~backfill_progress() { stop(); }
+
+    /// Stops the watcher; on success shows the final state (a full bar on a terminal), and ends
+    /// a terminal's line in any case.
+    void finish(bool ok, std::uint64_t position) {
+        stop();
+        if (terminal_ && (drawn_ != 0 || ok)) {
+            if (ok && to_ > from_) draw(position);
+            if (drawn_ != 0) out_ << '\n' << std::flush;
+            drawn_ = 0;
+        }
+    }
+
+private:
+    void stop() {
+        if (watcher_.joinable()) {
+            watcher_.request_stop();
+            watcher_.join();
+        }
+    }
+
+    void watch(std::stop_token stop) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        while (!cv.wait_for(lock, stop, interval_, [] { return false; }) && !stop.stop_requested()) {
+            try {
+                const std::uint64_t position = position_();
+                if (terminal_)
+                    draw(position);
+                else
+                    line(position);
+            } catch (...) {
+                return;  // progress is best effort; the backfill reports its own errors
+            }
+        }
+    }
+
+    [[nodiscard]] std::pair<double, std::optional<double>> rate_and_eta(std::uint64_t position) const {
+        const std::uint64_t done = position > from_ ? position - from_ : 0;
+        const double seconds = std::chrono::duration<double>(clock::now() - started_).count();
+        const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
+        std::optional<double> eta;
+        if (position >= to_)
+            eta = 0;
+        else if (rate > 0)
+            eta = static_cast<double>(to_ - position) / rate;
+        return {rate, eta};
+    }
+
+    void draw(std::uint64_t position) {
+        const auto [rate, eta] = rate_and_eta(position);
+        std::string text = progress_bar_line(name_, position > from_ ? position - from_ : 0, to_ - from_, rate, eta);
+        const std::size_t length = text.size();
+        if (length < drawn_) text.append(drawn_ - length, ' ');
+        drawn_ = length;
+        out_ << '\r' << text << std::flush;
+    }
+
+    void line(std::uint64_t position) {
+        const std::uint64_t done = std::min(position > from_ ? position - from_ : 0, to_ - from_);
+        const std::uint64_t step = done * 100 / (to_ - from_) / step_;
+        const auto now = clock::now();
+        if (step <= last_step_ || done == to_ - from_ || now - last_line_ < min_line_interval_) return;
+        last_step_ = step;
+        last_line_ = now;
+        const auto [rate, eta] = rate_and_eta(position);
+        out_ << progress_plain_line(name_, done, to_ - from_, rate, eta) << '\n' << std::flush;
+    }
+
+    std::ostream& out_;
+    bool terminal_;
+    std::chrono::milliseconds interval_;
+    unsigned step_;
+    std::chrono::milliseconds min_line_interval_;
+    std::string name_;
+    std::uint64_t from_, to_;
+    std::function<std::uint64_t()> position_;
+    clock::time_point started_;
+    clock::time_point last_line_;
+    std::uint64_t last_step_ = 0;
+    std::size_t drawn_ = 0;
+    std::jthread watcher_;  // last: stopped before the members it reads are destroyed
+};
+
+}  // namespace projectionist::detail::cli

@@ -1,0 +1,315 @@
+#pragma once
+
+/// `controller<Deployment, Router>`: the `any_controller` interface over one deployment and its
+/// query router (or `no_router_t`), with the typed parts: names, tables and verification of the
+/// versions' main tables.
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+#include <boost/mp11/utility.hpp>
+
+#include <projectionist/deploy/controller/any_controller.hpp>
+#include <projectionist/deploy/deployment.hpp>
+#include <projectionist/deploy/router.hpp>
+#include <projectionist/deploy/verify.hpp>
+#include <projectionist/detail/text.hpp>
+#include <projectionist/error.hpp>
+#include <projectionist/meta/reflection.hpp>
+#include <projectionist/projection/projection.hpp>
+
+namespace projectionist {
+
+namespace detail {
+
+/// Whether a router fits a deployment: it routes versions of the deployment's projection, each
+/// one of the deployment's versions (all of them, or a subset).
+template <class Deployment, class... Versions>
+consteval bool router_fits(std::type_identity<router<Versions...>>) {
+    return router<Versions...>::projection_name == Deployment::base_name &&
+           (Deployment::contains(Versions::versioned_name) && ...);
+}
+template <class Deployment>
+consteval bool router_fits(std::type_identity<no_router_t>) {
+    return true;
+}
+
+/// A key typed by a user, as a value of the table's key type.
+template <class Key>
+Key parse_key(std::string_view text, std::string_view version) {
+    if constexpr (std::is_constructible_v<Key, std::string>) {
+        return Key(std::string(text));
+    } else if constexpr (std::is_integral_v<Key> && !std::is_same_v<Key, bool>) {
+        Key value{};
+        auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty())
+            throw usage_error(fmt::format("--key '{}': the keys of {} are integers", shown(text), version));
+        return value;
+    } else {
+        throw usage_error(
+            fmt::format("--key: the keys of {} are neither text nor integers, so they cannot be typed", version));
+    }
+}
+
+}  // namespace detail
+
+/// The blue-green controller of one projection: its deployment (`projectionist::deployment<...>`)
+/// and optionally its query router (`projectionist::router<...>` over the same versions or a
+/// subset, checked at compile time), both held by reference. An application that drives the
+/// steps itself calls the controller instead of the deployment and the router, and so keeps the
+/// rules the command line keeps (see `any_controller`):
+///
+///     projectionist::controller control(deployment, router);     // or (deployment, no_router)
+///     control.init("tickets_v2");
+///     control.backfill("tickets_v2");
+///     control.verify("tickets_v1", "tickets_v2", {.expected_changes = {"status"}});
+///     control.rollout("tickets_v2", 10);     // refused until tickets_v2 has caught up
+///     control.switch_to("tickets_v2");       // the catalog records it serving; the router switches
+///     control.rollback();                    // tickets_v1 serves again
+///     control.remove("tickets_v1");          // refused: the router sends it queries
+///
+/// Errors: `state_error` for a step the life cycle refuses, with the version's state and what to
+/// run first; `error` for a name that is not a version, or a share without a router.
+template <class Deployment, class Router = no_router_t>
+class controller final : public any_controller {
+    static constexpr bool routed = !std::is_same_v<Router, no_router_t>;
+    static_assert(detail::router_fits<Deployment>(std::type_identity<Router>{}),
+                  "projectionist: controller(deployment, router): the router must route versions of the deployment's "
+                  "projection, each of them one of the deployment's versions");
+
+public:
+    using deployment_type = Deployment;
+    using router_type = Router;
+
+    /// Throws `error` if the verify settings name a version that is not deployed.
+    controller(Deployment& deployment, Router& router, verify_settings settings = {},
+               controller_options options = {}) requires routed
+        : controller(deployment, &router, std::move(settings), std::move(options)) {}
+
+    controller(Deployment& deployment, no_router_t = no_router, verify_settings settings = {},
+               controller_options options = {}) requires(!routed)
+        : controller(deployment, nullptr, std::move(settings), std::move(options)) {}
+
+    [[nodiscard]] Deployment& deployment() noexcept { return deployment_; }
+
+    [[nodiscard]] std::string_view base_name() const noexcept override { return Deployment::base_name; }
+    [[nodiscard]] const std::vector<std::string_view>& versions() const noexcept override { return versions_; }
+    [[nodiscard]] bool has_router() const noexcept override { return routed; }
+    [[nodiscard]] bool routes(std::string_view version) const noexcept override {
+        if constexpr (routed) {
+            for (auto n : Router::version_names)
+                if (n == version) return true;
+        } else {
+            (void)version;
+        }
+        return false;
+    }
+
+    void refresh() override {
+        for (auto v : versions_) refresh(v);
+        if constexpr (routed) router_->refresh();
+    }
+    projection_state refresh(std::string_view version, bool checkpoint = true) override {
+        return deployment_.visit(version, [&](auto& r) {
+            // runner::refresh() reloads the checkpoint only after a reset; an application that
+            // follows the log in another process moves it too. Between batches, re-reading what
+            // is committed is what the runner itself does after a checkpoint conflict.
+            if constexpr (requires { r.session().reload_checkpoint(); })
+                if (checkpoint) r.session().reload_checkpoint();
+            r.refresh();
+            return r.state();
+        });
+    }
+    [[nodiscard]] runner_status status_of(std::string_view version) override {
+        return deployment_.visit(version, [](auto& r) { return r.status(); });
+    }
+    [[nodiscard]] std::optional<router_status> routing() const override {
+        if constexpr (routed)
+            return router_->describe();
+        else
+            return std::nullopt;
+    }
+    [[nodiscard]] std::vector<std::string> tables_of(std::string_view version) override {
+        return deployment_.visit(version, [](auto& r) {
+            using P = typename std::remove_reference_t<decltype(r)>::projection_type;
+            std::vector<std::string> out;
+            boost::mp11::mp_for_each<boost::mp11::mp_transform<boost::mp11::mp_identity, detail::tables_of<P>>>(
+                [&](auto t) { out.emplace_back(detail::table_name_v<P, typename decltype(t)::type>); });
+            return out;
+        });
+    }
+    [[nodiscard]] bool manual_kickoff(std::string_view version) override {
+        return deployment_.visit(version,
+                                 [](auto& r) { return std::remove_reference_t<decltype(r)>::kickoff::manual; });
+    }
+
+    void validate(std::string_view a, std::string_view b, const verify_request& request) override {
+        deployment_.visit(a,
+                          [&](auto& ra) { deployment_.visit(b, [&](auto& rb) { check_request(ra, rb, request); }); });
+    }
+
+protected:
+    void init_version(std::string_view version) override { deployment_.init(version); }
+    std::uint64_t backfill_version(std::string_view version) override { return deployment_.backfill(version); }
+    std::uint64_t catch_up_version(std::string_view version) override {
+        return deployment_.visit(version, [](auto& r) { return r.catch_up(); });
+    }
+    void make_live_version(std::string_view version) override { deployment_.make_live(version); }
+    void serve_version(std::string_view version) override { deployment_.serve(version); }
+    void reset_version(std::string_view version) override { deployment_.reset(version); }
+    void remove_version(std::string_view version) override { deployment_.remove(version); }
+
+    void router_switch_to(std::string_view version) override {
+        if constexpr (routed)
+            router_->switch_to(version);
+        else
+            (void)version;
+    }
+    void router_rollout(std::string_view version, unsigned basis_points) override {
+        if constexpr (routed)
+            router_->rollout_basis_points(version, basis_points);
+        else
+            (void)version, (void)basis_points;
+    }
+    void router_rollback() override {
+        if constexpr (routed) router_->rollback();
+    }
+    bool router_wait_for_drain(std::string_view version, std::chrono::milliseconds timeout) override {
+        if constexpr (routed) {
+            if (routes(version)) return router_->wait_for_drain(version, timeout);
+        } else {
+            (void)version, (void)timeout;
+        }
+        return true;
+    }
+
+    [[nodiscard]] verify::report compare(std::string_view a, std::string_view b,
+                                         const verify_request& request) override {
+        verify::diff_options options = options_for(a, b);
+        for (const auto& c : request.expected_changes)
+            if (std::find(options.expected_changes.begin(), options.expected_changes.end(), c) ==
+                options.expected_changes.end())
+                options.expected_changes.push_back(c);
+        return deployment_.visit(a, [&](auto& ra) {
+            return deployment_.visit(b, [&](auto& rb) { return compare_tables(ra, rb, options, request); });
+        });
+    }
+
+private:
+    controller(Deployment& deployment, Router* router, verify_settings settings, controller_options options)
+        : deployment_(deployment),
+          router_(router),
+          settings_(std::move(settings)),
+          versions_(Deployment::names.begin(), Deployment::names.end()) {
+        set_options(std::move(options));
+        for (const auto& p : settings_.pairs)
+            for (const std::string& n : {p.a, p.b})
+                if (!Deployment::contains(n))
+                    throw error(
+                        fmt::format("projectionist: command_line::add: verify settings name '{}', which is "
+                                    "not a version of {}; the versions are: {}",
+                                    n, Deployment::base_name, detail::join(Deployment::names)));
+    }
+
+    [[nodiscard]] verify::diff_options options_for(std::string_view a, std::string_view b) const {
+        for (const auto& p : settings_.pairs)
+            if ((p.a == a && p.b == b) || (p.a == b && p.b == a)) return p.options;
+        return settings_.options;
+    }
+
+    /// Checks the expected changes (columns of A or B) and the keys (of B's key type).
+    template <class RA, class RB>
+    static void check_request(RA&, RB&, const verify_request& request) {
+        using PA = typename RA::projection_type;
+        using PB = typename RB::projection_type;
+        using tables_a = detail::tables_of<PA>;
+        using tables_b = detail::tables_of<PB>;
+        if constexpr (boost::mp11::mp_empty<tables_a>::value || boost::mp11::mp_empty<tables_b>::value) {
+            throw error(fmt::format("projectionist: cannot verify {} against {}: {} has no tables to compare",
+                                    name_of<PA>, name_of<PB>,
+                                    boost::mp11::mp_empty<tables_a>::value ? name_of<PA> : name_of<PB>));
+        } else {
+            using table_a = boost::mp11::mp_front<tables_a>;
+            using table_b = boost::mp11::mp_front<tables_b>;
+            const auto columns_a = detail::field_names<typename table_a::row_type>();
+            const auto columns_b = detail::field_names<typename table_b::row_type>();
+            for (const auto& c : request.expected_changes) {
+                const auto known = [&](const std::vector<std::string>& cs) {
+                    return std::find(cs.begin(), cs.end(), c) != cs.end();
+                };
+                if (!known(columns_a) && !known(columns_b)) {
+                    std::vector<std::string> all = columns_a;
+                    for (const auto& cb : columns_b)
+                        if (std::find(all.begin(), all.end(), cb) == all.end()) all.push_back(cb);
+                    throw detail::name_error(
+                        fmt::format("unknown column '{}' in --expect-change; the columns of {} and {} are: {}",
+                                    detail::shown(c), name_of<PA>, name_of<PB>, detail::join(all)));
+                }
+            }
+            using key_b = typename table_b::key_type;
+            for (const auto& k : request.keys) (void)detail::parse_key<key_b>(k, name_of<PB>);
+            if constexpr (!std::is_constructible_v<typename table_a::key_type, const key_b&>)
+                if (!request.keys.empty())
+                    throw detail::usage_error(
+                        fmt::format("--key: the keys of {} and {} have unrelated types", name_of<PA>, name_of<PB>));
+        }
+    }
+
+    template <class RA, class RB>
+    static verify::report compare_tables(RA& ra, RB& rb, const verify::diff_options& options,
+                                         const verify_request& request) {
+        check_request(ra, rb, request);
+        using PA = typename RA::projection_type;
+        using PB = typename RB::projection_type;
+        using tables_a = detail::tables_of<PA>;
+        using tables_b = detail::tables_of<PB>;
+        if constexpr (!boost::mp11::mp_empty<tables_a>::value && !boost::mp11::mp_empty<tables_b>::value) {
+            using table_a = boost::mp11::mp_front<tables_a>;
+            using table_b = boost::mp11::mp_front<tables_b>;
+            using key_b = typename table_b::key_type;
+            std::vector<key_b> keys;
+            for (const auto& k : request.keys) keys.push_back(detail::parse_key<key_b>(k, name_of<PB>));
+            auto* ha = ra.session().template open_table<table_a>(detail::table_name_v<PA, table_a>);
+            auto* hb = rb.session().template open_table<table_b>(detail::table_name_v<PB, table_b>);
+            if (ha == nullptr || hb == nullptr) {
+                const std::string_view missing =
+                    ha == nullptr ? detail::table_name_v<PA, table_a> : detail::table_name_v<PB, table_b>;
+                throw state_error(fmt::format(
+                    "projectionist: cannot verify: table {} does not exist; run init and backfill first", missing));
+            }
+            verify::report r;
+            r.structure = verify::structural_diff(ha, hb, options);
+            if constexpr (std::is_constructible_v<typename table_a::key_type, const key_b&>)
+                if (!keys.empty()) r.spot_checks.push_back(verify::spot_check(ha, hb, keys, options));
+            return r;
+        } else {
+            return {};  // check_request threw
+        }
+    }
+
+    Deployment& deployment_;
+    Router* router_;
+    verify_settings settings_;
+    std::vector<std::string_view> versions_;
+};
+
+template <class... Runners, class... Versions>
+controller(deployment<Runners...>&, router<Versions...>&, verify_settings = {}, controller_options = {})
+    -> controller<deployment<Runners...>, router<Versions...>>;
+template <class... Runners>
+controller(deployment<Runners...>&, no_router_t = no_router, verify_settings = {}, controller_options = {})
+    -> controller<deployment<Runners...>, no_router_t>;
+
+}  // namespace projectionist
