@@ -1,4 +1,4 @@
-// The seed "Immutable projections": the customer-support dashboard of an e-commerce platform.
+// Immutable projections: the customer-support dashboard of an e-commerce platform.
 //
 // v1 (customer_orders_v1) was written when a customer could place ONE order per transaction: it
 // keeps one CustomerOrder row per order that also holds the transaction's data (total, amount
@@ -39,6 +39,9 @@
 #include <fmt/format.h>
 #include <boost/hana/define_struct.hpp>
 
+#include <projectionist/deploy/deployment.hpp>
+#include <projectionist/deploy/router.hpp>
+#include <projectionist/deploy/verify.hpp>
 #include <projectionist/sqlite.hpp>
 
 namespace pj = projectionist;
@@ -331,7 +334,7 @@ private:
     std::map<std::string, customer_order> rows_;
 };
 
-/// The seed's query dispatcher: get_order goes to the version the feature toggle picks for the user.
+/// The dashboard's query dispatcher: get_order goes to the version the feature toggle picks for the user.
 struct answer {
     std::string_view version;
     std::optional<customer_order> order;

@@ -1,4 +1,4 @@
-// The seed's last section, "Upgrading from Global to Partitioned", on one SQLite file.
+// Upgrading a projection from global to partitioned tracking, on one SQLite file.
 //
 // parcels_v1 is a globally tracked projection: one position in the log, every event applied in
 // strict global order. parcels_v2 is the SAME projection (the same handlers, the same table
@@ -32,6 +32,9 @@
 #include <fmt/format.h>
 #include <boost/hana/define_struct.hpp>
 
+#include <projectionist/deploy/deployment.hpp>
+#include <projectionist/deploy/router.hpp>
+#include <projectionist/deploy/verify.hpp>
 #include <projectionist/sqlite.hpp>
 
 namespace pj = projectionist;

@@ -1,11 +1,13 @@
-// The seed's blue-green deployment of the tickets projection, end to end, on one SQLite file.
+// The blue-green deployment of the tickets projection, end to end, on one SQLite file.
 //
 // v1 serves. Its bug: a ticket closed and then reopened stays "closed". v2 fixes that and adds a
 // column (how many times a ticket was reopened); it is deployed beside v1 with manual kick-off
 // (dormant), initialized, backfilled while new events keep arriving, verified against v1 (the
 // diff must show the expected difference and no other), switched to for 10% of the users and
 // then for everyone, made live (only now do its emitted events reach downstream), and v1 is
-// deleted. Every step is printed; the program checks each outcome and exits 1 if one is wrong.
+// deleted. The traffic steps go through the blue-green controller, which refuses what would
+// hurt readers (traffic to a version still replaying, deleting a version that gets queries).
+// Every step is printed; the program checks each outcome and exits 1 if one is wrong.
 //
 // Usage: tickets_blue_green [--keep] [DATABASE]   (default: a fresh file in the temp directory,
 // removed at the end unless --keep)
@@ -24,6 +26,7 @@
 #include <fmt/format.h>
 #include <boost/hana/define_struct.hpp>
 
+#include <projectionist/deploy.hpp>
 #include <projectionist/sqlite.hpp>
 
 namespace pj = projectionist;
@@ -139,6 +142,17 @@ std::string ticket_status(const tickets_router& router, pj::sqlite_storage& stor
     });
 }
 
+/// The message of the error `f` throws, or empty.
+template <class F>
+std::string refusal(F&& f) {
+    try {
+        f();
+    } catch (const pj::error& e) {
+        return e.what();
+    }
+    return {};
+}
+
 std::size_t board_events(pj::sqlite_event_store& store) {
     pj::sqlite_event_store::batch batch;
     std::size_t n = 0;
@@ -251,30 +265,34 @@ int main(int argc, char** argv) {
               "without --expect-change status, the diff fails: it gates a deploy script");
 
         step(5, "switch 10% of the users to tickets_v2, then everyone");
+        pj::controller control(deployment, router);  // the rules of blue-green, whoever calls
         deployment.catch_up();
-        router.rollout<tickets<2>>(10);
+        control.rollout("tickets_v2", 10);
         int on_v2 = 0;
         for (int u = 0; u < 1000; ++u) on_v2 += router.route(fmt::format("user-{}", u)) == "tickets_v2";
         fmt::print("   routing: {}; {} of 1000 users now see tickets_v2\n", router.describe().to_string(), on_v2);
         check(on_v2 > 60 && on_v2 < 140, "about 10% of users are on v2, each always on the same version");
-        router.switch_to<tickets<2>>();
-        deployment.serve("tickets_v2");
+        const std::string refused = refusal([&] { control.remove("tickets_v2"); });
+        fmt::print("   delete tickets_v2 now? {}\n", refused);
+        check(refused.find("the router sends it queries (the candidate, for 10% of them)") != std::string::npos &&
+                  storage.has_table("tickets_v2"),
+              "the controller refuses to delete a version that gets queries");
+        control.switch_to("tickets_v2");  // the catalog records it serving, then the router switches
         fmt::print("   the agent asks again: {}\n", ticket_status(router, storage, "agent-7", reopened_ticket));
         check(ticket_status(router, storage, "agent-7", reopened_ticket) == "open", "v2 answers: the ticket is open");
         print_status(deployment);
 
         step(6, "make tickets_v2 live: from now on its events reach the board, and v1's no longer do");
         const auto board_before = board_events(store);
-        deployment.make_live("tickets_v2");
+        control.make_live("tickets_v2");
         ticket_life(store, 5002);  // registered and closed: two board events, once each
         deployment.catch_up();
         check(board_events(store) == board_before + 2, "downstream hears each change once, from v2");
         check(!deployment.status()[0].live && deployment.status()[1].live, "one live version at a time");
 
         step(7, "delete tickets_v1 (kept until now for an instant rollback)");
-        router.forget("tickets_v1");  // no rollback to it from now on: its tables are going
-        router.wait_for_drain("tickets_v1", std::chrono::seconds(1));
-        deployment.remove("tickets_v1");
+        router.forget("tickets_v1");   // no rollback to it from now on: its tables are going
+        control.remove("tickets_v1");  // waits for queries still running on it, then drops its table
         check(!storage.has_table("tickets_v1") && storage.has_table("tickets_v2"), "only v1's table was dropped");
         print_status(deployment);
     } catch (const pj::error& e) {

@@ -1,4 +1,4 @@
-// The seed's tickets projection, deployed blue-green in memory.
+// The tickets projection, deployed blue-green in memory.
 //
 // v1 serves queries. v2 fixes a bug (a reopened ticket stayed "closed" in v1) and adds a column
 // (how many times a ticket was reopened). v2 is deployed beside v1 with manual kick-off, stays

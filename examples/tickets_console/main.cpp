@@ -1,0 +1,183 @@
+// The command line embedded in an application: the tickets projection's blue-green deployment
+// driven command by command, as an operator types them.
+//
+//     tickets_console DATABASE <command> [arguments]   one command on a SQLite file, e.g.
+//                                                      tickets_console app.db status
+//     tickets_console                                  the whole walk on a fresh file, checked:
+//                                                      status, init, backfill, verify, switch by
+//                                                      share then fully, rollback, live, delete
+//
+// The application registers its deployment and router once; the commands keep the rules of the
+// deployment (the blue-green controller's): a switch to a version still replaying is refused, so
+// is deleting a version that still gets queries. Exit status: 0 success, 1 refused or failed (a
+// verify that fails), 2 a usage error.
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <boost/hana/define_struct.hpp>
+
+#include <projectionist/cli.hpp>
+#include <projectionist/deploy.hpp>
+#include <projectionist/sqlite.hpp>
+
+namespace pj = projectionist;
+
+// ---- events and the projection's two versions (v2 fixes reopened tickets, adds a column) -------
+struct ticket_registered {
+    BOOST_HANA_DEFINE_STRUCT(ticket_registered, (std::string, ticket_id), (std::string, type));
+    static constexpr std::string_view event_name = "ticket.registered";
+};
+struct ticket_closed {
+    BOOST_HANA_DEFINE_STRUCT(ticket_closed, (std::string, ticket_id));
+    static constexpr std::string_view event_name = "ticket.closed";
+};
+struct ticket_reopened {
+    BOOST_HANA_DEFINE_STRUCT(ticket_reopened, (std::string, ticket_id));
+    static constexpr std::string_view event_name = "ticket.reopened";
+};
+using ticket_stream = pj::stream<"ticket", ticket_registered, ticket_closed, ticket_reopened>;
+
+struct ticket_v1 {
+    BOOST_HANA_DEFINE_STRUCT(ticket_v1, (std::string, ticket_id), (std::string, type), (std::string, status));
+};
+struct ticket_v2 {
+    BOOST_HANA_DEFINE_STRUCT(ticket_v2, (std::string, ticket_id), (std::string, type), (std::string, status),
+                             (int, reopened));
+};
+
+template <unsigned V>
+struct tickets;
+
+template <>
+struct tickets<1> : pj::projection<"tickets", 1, ticket_stream> {
+    using table = pj::table<ticket_v1, &ticket_v1::ticket_id>;
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().insert({e.ticket_id, e.type, "open"}); }
+    void on(const ticket_closed& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [](ticket_v1& t) { t.status = "closed"; });
+    }
+};
+
+template <>
+struct tickets<2> : pj::projection<"tickets", 2, ticket_stream, pj::exhaustive> {
+    using table = pj::table<ticket_v2, &ticket_v2::ticket_id>;
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().insert({e.ticket_id, e.type, "open", 0}); }
+    void on(const ticket_closed& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [](ticket_v2& t) { t.status = "closed"; });
+    }
+    void on(const ticket_reopened& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [](ticket_v2& t) {
+            t.status = "open";
+            ++t.reopened;
+        });
+    }
+};
+
+using tickets_deployment = pj::deployment<pj::runner<tickets<1>, pj::sqlite_storage>,
+                                          pj::runner<tickets<2>, pj::sqlite_storage, pj::manual_kickoff>>;
+using tickets_router = pj::router<tickets<1>, tickets<2>>;
+
+/// What the application holds: the store, the storage, the deployment, the router and the
+/// command line over them, all on one SQLite file.
+struct application {
+    application(const std::string& path, pj::command_line_options options)
+        : store(path), storage(path), deployment(store, storage), router(storage), cli(std::move(options)) {
+        cli.add(deployment, router, {.options = {.expected_changes = {"reopened"}}});  // v2's new column
+    }
+    pj::sqlite_event_store store;
+    pj::sqlite_storage storage;
+    tickets_deployment deployment;
+    tickets_router router;
+    pj::command_line cli;
+};
+
+namespace {
+
+int failures = 0;
+
+/// Runs one command as if typed, prints what it printed, and checks its exit status.
+void type(application& app, std::vector<std::string> args, int expected) {
+    fmt::print("\n$ tickets_console {}\n", fmt::join(args, " "));
+    std::fflush(stdout);
+    const int status = app.cli.run(args, std::cout, std::cout);
+    std::cout << std::flush;
+    const bool ok = status == expected;
+    fmt::print("  [{}] exit status {}{}\n", ok ? "ok" : "FAILED", status,
+               ok ? std::string() : fmt::format(", expected {}", expected));
+    if (!ok) ++failures;
+}
+
+/// One ticket's life: registered, closed; every fifth is reopened afterwards (v1's bug).
+void ticket_life(pj::sqlite_event_store& store, int i) {
+    const std::string id = fmt::format("T-{:04}", i);
+    auto v = store.append(ticket_stream{}, id, 0, ticket_registered{id, i % 3 ? "bug" : "question"}).version;
+    if (i % 4 != 0) v = store.append(ticket_stream{}, id, v, ticket_closed{id}).version;
+    if (i % 5 == 1 && i % 4 != 0) store.append(ticket_stream{}, id, v, ticket_reopened{id});
+}
+
+int walk() {
+    const std::string path =
+        (std::filesystem::temp_directory_path() / fmt::format("projectionist-console-{}.db", ::getpid())).string();
+    pj::command_line_options options;
+    options.program_name = "tickets_console";
+    options.terminal = false;  // plain progress lines: the output is a log
+    {
+        application app(path, options);
+        for (int i = 0; i < 400; ++i) ticket_life(app.store, i);
+        app.deployment.catch_up();  // v1 is in production...
+        app.deployment.serve("tickets_v1");
+
+        type(app, {"status"}, 0);
+        type(app, {"switch", "tickets", "--to", "tickets_v2"}, 1);  // refused: v2 is not even initialized
+        type(app, {"init", "tickets_v2"}, 0);
+        type(app, {"backfill", "tickets_v2", "--progress", "none"}, 0);
+        type(app, {"verify", "tickets_v1", "tickets_v2"}, 1);  // FAIL: the status column changed
+        type(app, {"verify", "tickets_v1", "tickets_v2", "--expect-change", "status", "--key", "T-0001"}, 0);
+        type(app, {"switch", "tickets", "--to", "tickets_v2", "--percent", "10"}, 0);
+        type(app, {"delete", "tickets_v2"}, 1);  // refused: it gets 10% of the queries
+        type(app, {"switch", "tickets", "--to", "tickets_v2"}, 0);
+        type(app, {"rollback", "tickets"}, 0);  // v1 serves again: it kept following the log
+        type(app, {"switch", "tickets", "--to", "tickets_v2"}, 0);
+        type(app, {"live", "tickets_v2"}, 0);
+        type(app, {"delete", "tickets_v1"}, 0);
+        type(app, {"switch", "tickets", "--percent", "10"}, 2);  // a usage error: --to is missing
+        type(app, {"status"}, 0);
+        if (app.storage.has_table("tickets_v1") || !app.storage.has_table("tickets_v2")) {
+            fmt::print("FAILED: only tickets_v2's table should be left\n");
+            ++failures;
+        }
+    }
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    fmt::print("\n{}\n", failures == 0 ? "tickets_console: the walk is done" : "tickets_console: FAILED");
+    return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc == 1) return walk();
+    const std::string_view first = argv[1];
+    if (first == "--help" || first == "-h" || first.starts_with("-") || argc < 3) {
+        fmt::print(first == "--help" || first == "-h" ? stdout : stderr,
+                   "usage: tickets_console DATABASE <command> [arguments]   (or no arguments: the whole walk)\n");
+        return first == "--help" || first == "-h" ? 0 : 2;
+    }
+    try {
+        pj::command_line_options options;
+        options.program_name = fmt::format("tickets_console {}", first);  // hints to copy and paste
+        application app(std::string(first), options);
+        return app.cli.main(argc - 1, argv + 1);
+    } catch (const pj::error& e) {
+        fmt::print(stderr, "tickets_console: {}\n", e.what());
+        return 1;
+    }
+}
