@@ -780,3 +780,47 @@ TEST_CASE("verify: JSON and text outputs of a whole report, and its exit status"
         CHECK(verify::to_json(strict).find("\"verdict\":\"fail\"") != std::string::npos);
     }
 }
+
+TEST_CASE("verify: the JSON keeps its members in order, and a non-finite number is null", "[verify][json]") {
+    auto keys = [](const boost::json::object& o) {
+        std::vector<std::string> out;
+        for (const auto& kv : o) out.emplace_back(kv.key());
+        return out;
+    };
+    pj::memory_table<measure_table> a("a");
+    pj::memory_table<measure_table> b("b");
+    a.insert({"m1", 1, 0.5, false, colour::red, millis{}, 7});
+    b.insert({"m1", 1, std::numeric_limits<double>::infinity(), false, colour::red, millis{}, 7});
+    verify::report r;
+    r.structure = verify::structural_diff(a, b);
+    r.spot_checks.push_back(verify::spot_check(a, b, {"m1"}));
+    r.samples.push_back(verify::sample(
+        a, b, [](const measure_row&) { return true; }, 5));
+    const auto json = boost::json::parse(verify::to_json(r));
+    const auto& top = json.as_object();
+    CHECK(keys(top) == std::vector<std::string>{"pass", "verdict", "failures", "structure", "spot_checks", "samples"});
+    const auto& structure = top.at("structure").as_object();
+    CHECK(keys(structure) ==
+          std::vector<std::string>{"check", "a", "b", "pass", "verdict", "failures", "notes", "rows", "columns"});
+    const auto& weight = json_column(top.at("structure"), "weight");
+    CHECK(keys(weight) == std::vector<std::string>{"name", "presence", "expected_change", "type_changed", "ok",
+                                                   "differences", "tolerated", "a", "b"});
+    CHECK(keys(weight.at("b").as_object()) == std::vector<std::string>{"type", "values", "nulls", "distinct", "numeric",
+                                                                       "min", "max", "sum", "integer_sum", "min_text",
+                                                                       "max_text", "frequencies"});
+    CHECK(weight.at("a").at("sum").to_number<double>() == 0.5);
+    CHECK(weight.at("b").at("sum").is_null());  // infinity: not a JSON number
+    CHECK(weight.at("b").at("max").is_null());
+    CHECK(weight.at("b").at("integer_sum").is_null());
+    CHECK(weight.at("b").at("max_text").as_string() == "inf");
+    const auto& spot = top.at("spot_checks").as_array().at(0).as_object();
+    CHECK(keys(spot) ==
+          std::vector<std::string>{"check", "a", "b", "pass", "verdict", "failures", "notes", "counts", "rows"});
+    CHECK(keys(spot.at("rows").as_array().at(0).as_object()) ==
+          std::vector<std::string>{"key", "outcome", "ok", "differences", "only_in_a", "only_in_b"});
+    const auto& sample = top.at("samples").as_array().at(0).as_object();
+    CHECK(keys(sample) == std::vector<std::string>{"check", "name", "a", "b", "expect", "pass", "verdict", "failures",
+                                                   "notes", "counts", "differing_fields", "rows"});
+    CHECK(keys(sample.at("counts").as_object()) ==
+          std::vector<std::string>{"limit", "matched", "compared", "equal", "differs", "missing_in_a"});
+}
