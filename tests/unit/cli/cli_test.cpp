@@ -18,7 +18,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
-#include <projectionist/cli/cli.hpp>
+#include <projectionist/cli.hpp>
+#include <projectionist/deploy.hpp>
 #include <projectionist/sqlite.hpp>
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
@@ -143,7 +144,9 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     // v1 serves: it cannot be deleted or reset
     r = run(app.cli, {"delete", "tickets_v1"});
     CHECK(r.status == 1);
-    CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v1: the router sends it queries (the primary)"));
+    CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v1: the router sends it queries (the primary); move them "
+                                      "to another version first (app switch tickets --to <version>, or app rollback "
+                                      "tickets)"));
     r = run(app.cli, {"reset", "tickets_v1"});
     CHECK(r.status == 1);
     CHECK_THAT(r.err, Catch::Contains("cannot reset tickets_v1"));
@@ -617,6 +620,36 @@ TEST_CASE("cli: the same commands over memory storage", "[cli][memory]") {
     CHECK(router.route("x") == "tickets_v2");
 }
 
+TEST_CASE("cli: an application's own controller, registered by reference", "[cli][controller]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_tickets(store);
+    memory_tickets d(store, storage);
+    tickets_router router(storage);
+    pj::controller control(d, router, {}, {.drain_timeout = 1s});  // the application drives it too
+    pj::command_line c(test_options());
+    c.add(control);
+    CHECK_THROWS_WITH(c.add(d, router), Catch::Contains("projection 'tickets' is registered already"));
+    control.catch_up();
+    control.switch_to("tickets_v1");
+
+    CHECK(run(c, {"init", "tickets_v2"}).status == 0);
+    CHECK(run(c, {"backfill", "tickets_v2"}).status == 0);
+    CHECK(run(c, {"switch", "tickets", "--to", "tickets_v2", "--percent", "25"}).status == 0);
+    CHECK(control.routing()->candidate == "tickets_v2");  // the same router, the same controller
+    // its options are its own: the refusal names the controller's operations, not the program's
+    auto r = run(c, {"delete", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK(r.err ==
+          "projectionist: cannot delete tickets_v2: the router sends it queries (the candidate, for 25% of them); "
+          "move them to another version first (switch_to another version, or rollback)\n");
+    control.switch_to("tickets_v2");
+    r = run(c, {"status"});
+    CHECK_THAT(r.out, Catch::Contains("tickets_v1  retired") && Catch::Contains("tickets_v2  serving"));
+    CHECK(run(c, {"rollback", "tickets"}).status == 0);
+    CHECK(d.get<tickets<1>>().state() == pj::projection_state::serving);
+}
+
 TEST_CASE("cli: a projection without a query router", "[cli]") {
     sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
     const auto file = dir.file("app.db");
@@ -646,7 +679,9 @@ TEST_CASE("cli: a projection without a query router", "[cli]") {
     CHECK(d.get<tickets<2>>().state() == pj::projection_state::serving);
     r = run(c, {"rollback", "tickets"});
     CHECK(r.status == 1);
-    CHECK_THAT(r.err, Catch::Contains("cannot roll back tickets: no query router is registered for it"));
+    CHECK(r.err ==
+          "projectionist: cannot roll back tickets: no query router is registered for it; run 'app switch tickets --to "
+          "<version>' instead\n");
     CHECK(run(c, {"delete", "tickets_v1"}).status == 0);
     CHECK_THAT(run(c, {"help"}).out, Catch::Contains("tickets: tickets_v1, tickets_v2 (no query router)"));
 }
