@@ -44,6 +44,7 @@
 
 #include <projectionist/projectionist.hpp>
 
+#include "bench_bulk.hpp"
 #include "bench_domain.hpp"
 #include "bench_postgres.hpp"
 #include "bench_shadow.hpp"
@@ -869,7 +870,9 @@ int main(int argc, char** argv) {
     // alone writes the SQLite log and reports how long that took.
     const std::string only =
         "," +
-        env_text("PROJECTIONIST_BENCH_ONLY", "dispatch,rebuild,partitioning,scan,sqlite,postgres,shadow,compile") + ",";
+        env_text("PROJECTIONIST_BENCH_ONLY",
+                 "dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,pg_live,shadow,compile") +
+        ",";
     const auto wanted = [&](std::string_view group) {
         return only.find(fmt::format(",{},", group)) != std::string::npos;
     };
@@ -910,6 +913,24 @@ int main(int argc, char** argv) {
     }
     // 6d. PostgreSQL (bench_postgres.cpp): its own server, repetitions and checks.
     if (wanted("postgres")) bench_postgres(b.store, b.stats, b.comparisons, r.data);
+    // 8. Bulk backfill baselines (bench_bulk_sqlite.cpp, bench_bulk_postgres.cpp): their own
+    // repetitions; bulk_sqlite and bulk_postgres run one half of "bulk".
+    if (wanted("bulk") || wanted("bulk_sqlite") || wanted("bulk_postgres") || wanted("pg_live")) {
+        bulk_options bo;
+        bo.directory = env_text("PROJECTIONIST_BENCH_SQLITE_DIR", default_sqlite_directory());
+        bo.synchronous_full = env_text("PROJECTIONIST_BENCH_SQLITE_SYNC", "full") != "normal";
+        bo.repetitions = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_BULK_REPS", bo.repetitions));
+        bo.pg_runner_repetitions =
+            static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_BULK_PG_RUNNER_REPS", bo.pg_runner_repetitions));
+        bo.live_repetitions =
+            static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_PG_LIVE_REPS", bo.live_repetitions));
+        bo.live_events = env_number("PROJECTIONIST_BENCH_PG_LIVE_EVENTS", bo.live_events);
+        bo.sqlite = wanted("bulk") || wanted("bulk_sqlite");
+        bo.postgres = wanted("bulk") || wanted("bulk_postgres");
+        bo.live = wanted("pg_live");
+        if (bo.sqlite) bench_bulk_sqlite(b.store, b.stats, bo, b.comparisons, r.data);
+        if (bo.postgres || bo.live) bench_bulk_postgres(b.store, b.stats, bo, b.comparisons, r.data);
+    }
     if (wanted("shadow")) bench_shadow(b.options, b.comparisons);
     if (wanted("compile") && !compile_samples.empty()) report_compile_time(b, compile_samples);
 

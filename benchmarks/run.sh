@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds projectionist's benchmarks in Release (-O2) and runs them: dispatch, in-memory rebuild,
-# partitioning, scan ceiling, SQLite and PostgreSQL backfill (projectionist_bench) and compile time
+# partitioning, scan ceiling, SQLite and PostgreSQL backfill, the bulk backfill baselines
+# (projectionist_bench) and compile time
 # (compile_time.sh). Prints the table of comparisons and writes benchmarks/results.json.
 # For the PostgreSQL comparison it starts a private server (tests/support/pg_cluster.sh, stopped
 # on exit) unless PROJECTIONIST_PG_URL names one.
@@ -19,8 +20,13 @@
 #   PROJECTIONIST_BENCH_PG_REPS        timed repetitions per PostgreSQL side (5); each backfills the whole history
 #   PROJECTIONIST_BENCH_PG_WARMUP      untimed warm-up runs per PostgreSQL side (0)
 #   PROJECTIONIST_PG_URL               a PostgreSQL server to use instead of starting one (postgresql://user@host:port/db)
-#   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,postgres,compile
-#                                      (+ sqlite_attribution: the 6x sides, not run by default)
+#   PROJECTIONIST_BENCH_BULK_REPS      timed repetitions per side of 8a-8d, the bulk backfill baselines (3)
+#   PROJECTIONIST_BENCH_BULK_PG_RUNNER_REPS  repetitions of 8b's runner_batch side (1: about a minute each at 1M events)
+#   PROJECTIONIST_BENCH_PG_LIVE_REPS   timed repetitions per side of 8e, the live catch-up (5)
+#   PROJECTIONIST_BENCH_PG_LIVE_EVENTS new events of 8e (10000)
+#   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,
+#                                      pg_live,shadow,compile (+ sqlite_attribution: the 6x sides, not run by default;
+#                                      bulk_sqlite, bulk_postgres: one half of bulk)
 #   PROJECTIONIST_BENCH_COMPILE_RUNS   timed compiles per unit (5); 0 skips the compile-time part
 #   PROJECTIONIST_BENCH_JSON           where to write the results (benchmarks/results.json)
 #   PROJECTIONIST_BENCH_BUILD          the build directory (build/bench)
@@ -69,15 +75,17 @@ for stale in "$PROJECTIONIST_BENCH_SQLITE_DIR"/projectionist-bench-*; do
   [ -d "$stale" ] && [ ! -e "/proc/${stale##*-}" ] && rm -rf "$stale"
 done
 
-# The PostgreSQL comparison (6d) needs a server: PROJECTIONIST_PG_URL, else a private cluster
-# started here (the tests' script: initdb into a new directory under /dev/shm when writable, a
-# free loopback port, fsync=off; see README.md, 6d) and stopped on exit. Only when the group runs
-# and the benchmark was built with libpq.
+# The PostgreSQL comparisons (6d, 8b, 8d, 8e) need a server: PROJECTIONIST_PG_URL, else a private
+# cluster started here (the tests' script: initdb into a new directory under /dev/shm when
+# writable, a free loopback port, fsync=off; see README.md, 6d) and stopped on exit. Only when one
+# of their groups runs and the benchmark was built with libpq.
 pg_state="$build/pg-cluster"
 stop_pg() { bash "$root/tests/support/pg_cluster.sh" stop "$pg_state" || true; }
-if [[ ",${PROJECTIONIST_BENCH_ONLY:-postgres}," == *",postgres,"* ]]; then
+pg_groups=",${PROJECTIONIST_BENCH_ONLY:-postgres},"
+if [[ "$pg_groups" == *",postgres,"* || "$pg_groups" == *",bulk,"* || "$pg_groups" == *",bulk_postgres,"* ||
+  "$pg_groups" == *",pg_live,"* ]]; then
   if ! ldd "$build/benchmarks/projectionist_bench" | grep -q libpq; then
-    echo "== PostgreSQL: the benchmark was built without libpq, so 6d is not measured"
+    echo "== PostgreSQL: the benchmark was built without libpq, so 6d, 8b, 8d and 8e are not measured"
   elif [ -n "${PROJECTIONIST_PG_URL:-}" ]; then
     echo "== PostgreSQL: the server at PROJECTIONIST_PG_URL"
     export PROJECTIONIST_BENCH_PG_URL="$PROJECTIONIST_PG_URL"

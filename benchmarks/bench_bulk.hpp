@@ -1,0 +1,321 @@
+#pragma once
+// Comparison 8, the baselines of a bulk backfill: the runner as it backfills today against the
+// best hand-written method known (read the log once, build the read model in memory, write the
+// final rows in bulk: "Sequent's replay"), and against the physical limits (reading and decoding
+// the log alone, writing the final rows alone). 8a/8c on SQLite (bench_bulk_sqlite.cpp), 8b/8d
+// and the live catch-up 8e on PostgreSQL (bench_bulk_postgres.cpp). README.md, "8. Bulk
+// backfill baselines", says what every side does.
+//
+// A comparison's sides are a plain vector of `bulk_side`: a new side (the library's bulk mode,
+// for one) is one more element, and every number the report prints or writes is derived from
+// the vector, side by side.
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/mp11/algorithm.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include <projectionist/event/codec.hpp>
+
+#include "bench_domain.hpp"
+#include "harness.hpp"
+
+namespace bench {
+
+// ---- what main passes ------------------------------------------------------------------------------
+
+struct bulk_options {
+    std::string directory;               ///< where the SQLite files go (a fresh subdirectory)
+    bool synchronous_full = true;        ///< PRAGMA synchronous=FULL (projectionist's default) or NORMAL, every side
+    unsigned repetitions = 3;            ///< timed repetitions per side (PROJECTIONIST_BENCH_BULK_REPS)
+    unsigned pg_runner_repetitions = 1;  ///< of 8b's runner_batch side (PROJECTIONIST_BENCH_BULK_PG_RUNNER_REPS)
+    unsigned live_repetitions = 5;       ///< per side of 8e (PROJECTIONIST_BENCH_PG_LIVE_REPS)
+    std::size_t live_events = 10'000;    ///< 8e: the new events (PROJECTIONIST_BENCH_PG_LIVE_EVENTS)
+    bool sqlite = true;                  ///< 8a, 8c
+    bool postgres = true;                ///< 8b, 8d
+    bool live = true;                    ///< 8e
+};
+
+/// 8a and 8c: writes the history into a SQLite log of its own (once), then measures.
+void bench_bulk_sqlite(const pj::memory_event_store& history, const history_stats& stats, const bulk_options& options,
+                       std::vector<comparison>& out, std::vector<extra>& data);
+
+/// 8b, 8d and 8e: writes the history into a PostgreSQL log of its own (once, on the server named
+/// by PROJECTIONIST_BENCH_PG_URL), then measures. Without a server, or without libpq, says so.
+void bench_bulk_postgres(const pj::memory_event_store& history, const history_stats& stats, const bulk_options& options,
+                         std::vector<comparison>& out, std::vector<extra>& data);
+
+// ---- the projection every runner side runs -----------------------------------------------------------
+
+/// The tickets read model with 6a's handlers (storage-generic): a registration inserts the row;
+/// every other event reads it with `find`, changes it with the shared `apply` and writes it back.
+struct bulk_tickets : pj::projection<"bench_tickets", 1, ticket_stream, pj::exhaustive> {
+    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
+
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().insert(make_row(e)); }
+    void on(const ticket_assigned& e, auto& ctx) { change(e, ctx); }
+    void on(const ticket_prioritized& e, auto& ctx) { change(e, ctx); }
+    void on(const ticket_commented& e, auto& ctx) { change(e, ctx); }
+    void on(const ticket_closed& e, auto& ctx) { change(e, ctx); }
+    void on(const ticket_reopened& e, auto& ctx) { change(e, ctx); }
+    void on(const ticket_escalated& e, auto& ctx) { change(e, ctx); }
+    void on(const ticket_tagged& e, auto& ctx) { change(e, ctx); }
+
+    template <class E>
+    static void change(const E& e, auto& ctx) {
+        auto& table = ctx.table();
+        if (std::optional<ticket_row> row = table.find(e.ticket_id)) {
+            apply(e, *row);
+            table.upsert(*row);
+        }
+    }
+};
+inline constexpr std::string_view bulk_model_table = pj::name_of<bulk_tickets>;
+static_assert(bulk_model_table == "bench_tickets_v1");
+
+// ---- the in-memory read model of the hand-written sides ------------------------------------------------
+
+/// The rows of the hand-written sides, by key: boost::unordered_flat_map, what memory_table uses.
+using bulk_row_map = boost::unordered_flat_map<std::string, ticket_row>;
+
+/// Applies one decoded event to the in-memory rows, with the shared make_row/apply.
+template <class E>
+inline void apply_to(bulk_row_map& rows, E&& e) {
+    using T = std::remove_cvref_t<E>;
+    if constexpr (std::is_same_v<T, ticket_registered>) {
+        rows.try_emplace(e.ticket_id, make_row(e));
+    } else {
+        if (const auto it = rows.find(e.ticket_id); it != rows.end()) apply(e, it->second);
+    }
+}
+
+/// Decodes a stored payload of the event whose switch label is `alt` (binary_codec, as the
+/// stores store it) and calls `f(event)`.
+template <class F>
+inline void decode_event(std::uint8_t alt, std::string_view payload, F&& f) {
+    switch (alt) {
+        case alternative<ticket_registered>: f(pj::binary_codec::decode<ticket_registered>(payload)); break;
+        case alternative<ticket_assigned>: f(pj::binary_codec::decode<ticket_assigned>(payload)); break;
+        case alternative<ticket_prioritized>: f(pj::binary_codec::decode<ticket_prioritized>(payload)); break;
+        case alternative<ticket_commented>: f(pj::binary_codec::decode<ticket_commented>(payload)); break;
+        case alternative<ticket_closed>: f(pj::binary_codec::decode<ticket_closed>(payload)); break;
+        case alternative<ticket_reopened>: f(pj::binary_codec::decode<ticket_reopened>(payload)); break;
+        case alternative<ticket_escalated>: f(pj::binary_codec::decode<ticket_escalated>(payload)); break;
+        case alternative<ticket_tagged>: f(pj::binary_codec::decode<ticket_tagged>(payload)); break;
+        default: throw std::runtime_error("bulk: an event type that is not in the ticket stream");
+    }
+}
+
+/// The switch label of a stored event type, by stream and name (no_alternative if not ours).
+inline std::uint8_t alternative_of(std::string_view stream, std::string_view name) {
+    std::uint8_t out = no_alternative;
+    boost::mp11::mp_for_each<ticket_events>([&](auto e) {
+        using E = decltype(e);
+        if (stream == ticket_stream::name && name == pj::event_name_of<E>) out = alternative<E>;
+    });
+    return out;
+}
+
+/// The read model after the history's events up to `position` (all of them by default), built
+/// in memory from the history itself: what every side must have written, and the rows the
+/// insert-only sides write.
+inline bulk_row_map rows_at(const pj::memory_event_store& history, std::uint64_t position = ~std::uint64_t{0}) {
+    const std::vector<std::uint8_t> alternatives = alternatives_of(history);
+    bulk_row_map rows;
+    pj::memory_event_store::batch batch;
+    history.read(0, std::min<std::uint64_t>(position, history.head()), batch);
+    for (const pj::memory_event_store::record* rec : batch)
+        boost::mp11::mp_with_index<event_type_count>(alternatives.at(rec->type_id()), [&](auto I) {
+            using E = boost::mp11::mp_at_c<ticket_events, decltype(I)::value>;
+            apply_to(rows, pj::memory_event_store::event_of<E>(*rec));
+        });
+    return rows;
+}
+
+/// The rows in key order (bytewise, which is also PostgreSQL's "C" collation and SQLite's
+/// BINARY): written in this order, every insert lands at the right edge of the key's B-tree.
+inline std::vector<const ticket_row*> sorted_rows(const bulk_row_map& rows) {
+    std::vector<const ticket_row*> out;
+    out.reserve(rows.size());
+    for (const auto& [key, row] : rows) out.push_back(&row);
+    std::sort(out.begin(), out.end(),
+              [](const ticket_row* a, const ticket_row* b) { return a->ticket_id < b->ticket_id; });
+    return out;
+}
+
+/// The order-independent digest of a set of rows (the count plus every row's digest).
+inline std::uint64_t rows_digest(const bulk_row_map& rows) {
+    std::uint64_t d = rows.size();
+    for (const auto& [key, row] : rows) d += digest(row);
+    return d;
+}
+
+// ---- measuring ----------------------------------------------------------------------------------
+
+/// One side of a bulk comparison. `run` returns the events it processed (checked); `backends`,
+/// if set, names the server processes whose CPU time is the side's too (PostgreSQL);
+/// `repetitions` 0 means the group's default.
+struct bulk_side {
+    std::string name;
+    std::function<void()> prepare;
+    std::function<std::uint64_t()> run;
+    std::function<std::vector<int>()> backends = {};
+    unsigned repetitions = 0;
+    std::string what = {};  ///< one line: what the side does (results.json)
+};
+
+struct bulk_samples {
+    std::string name;
+    std::string what;
+    std::vector<double> wall;
+    std::vector<double> thread;  ///< the measuring thread's CPU time (user + system)
+    std::vector<double> server;  ///< the side's server processes' CPU time (PostgreSQL on this machine)
+    [[nodiscard]] std::vector<double> total() const {
+        std::vector<double> t = thread;
+        for (std::size_t i = 0; i < t.size() && i < server.size(); ++i) t[i] += server[i];
+        return t;
+    }
+};
+
+/// CPU seconds of a process of this machine (a server backend), or a negative number.
+inline double process_cpu_seconds(int pid) {
+    clockid_t clock{};
+    timespec ts{};
+    if (clock_getcpuclockid(pid, &clock) != 0 || clock_gettime(clock, &ts) != 0) return -1;
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+inline double processes_cpu_seconds(const std::vector<int>& pids) {
+    double sum = 0;
+    for (const int pid : pids) {
+        const double s = process_cpu_seconds(pid);
+        if (s < 0) return -1;
+        sum += s;
+    }
+    return sum;
+}
+
+/// Interleaved rounds (A, B, C, A, B, C, ...): in round r, every side that still has
+/// repetitions left runs once (prepare untimed, run timed). No warm-up run: every repetition
+/// starts from a new, empty read model anyway, and the log's pages are warm from writing it.
+inline std::vector<bulk_samples> measure_bulk(const std::vector<bulk_side>& sides, unsigned default_repetitions,
+                                              std::uint64_t expected_events, std::string_view group) {
+    using clock = std::chrono::steady_clock;
+    std::vector<bulk_samples> out;
+    unsigned rounds = 0;
+    for (const bulk_side& s : sides) {
+        out.push_back({s.name, s.what, {}, {}, {}});
+        rounds = std::max(rounds, s.repetitions != 0 ? s.repetitions : default_repetitions);
+    }
+    const bool verbose = std::getenv("PROJECTIONIST_BENCH_BULK_VERBOSE") != nullptr;
+    for (unsigned r = 0; r < rounds; ++r)
+        for (std::size_t i = 0; i < sides.size(); ++i) {
+            const bulk_side& s = sides[i];
+            if (r >= (s.repetitions != 0 ? s.repetitions : default_repetitions)) continue;
+            s.prepare();
+            const std::vector<int> pids = s.backends ? s.backends() : std::vector<int>{};
+            const double server_start = pids.empty() ? 0 : processes_cpu_seconds(pids);
+            const cpu_times cpu_start = thread_cpu_seconds();
+            const auto start = clock::now();
+            const std::uint64_t events = s.run();
+            const auto stop = clock::now();
+            const cpu_times cpu_stop = thread_cpu_seconds();
+            const double server_stop = pids.empty() ? 0 : processes_cpu_seconds(pids);
+            if (events != expected_events)
+                mismatch(fmt::format("{}: {} processed {} events, not {}", group, s.name, events, expected_events));
+            out[i].wall.push_back(std::chrono::duration<double>(stop - start).count());
+            out[i].thread.push_back(cpu_stop.total - cpu_start.total);
+            if (!pids.empty() && server_start >= 0 && server_stop >= 0)
+                out[i].server.push_back(server_stop - server_start);
+            if (verbose)
+                fmt::print("      {:<16} #{} wall {:.0f} ms, thread CPU {:.0f} ms, server CPU {:.0f} ms\n", s.name, r,
+                           out[i].wall.back() * 1e3, out[i].thread.back() * 1e3,
+                           out[i].server.empty() ? -1.0 : out[i].server.back() * 1e3);
+            std::fflush(stdout);
+        }
+    return out;
+}
+
+/// What a comparison's rates are computed from.
+enum class time_basis : std::uint8_t {
+    thread_cpu,         ///< the measuring thread's CPU time (SQLite: all the work is on this thread)
+    thread_plus_server  ///< plus the side's server backends' (PostgreSQL on this machine)
+};
+
+inline double basis_median(const bulk_samples& s, time_basis b) {
+    if (b == time_basis::thread_plus_server && s.server.size() == s.thread.size()) return median_of(s.total());
+    return median_of(s.thread);
+}
+
+/// The sides' absolute numbers, for a comparison's extras and the printed lines: per side its
+/// events/s (from the basis and from wall time), medians, minimums, maximums and repetitions,
+/// and every side's rate over every other's (`a_over_b`), so that a new side is compared with
+/// the others without further code.
+inline std::vector<extra> bulk_side_extras(const std::vector<bulk_samples>& s, std::size_t events, time_basis b) {
+    std::vector<extra> out;
+    for (const bulk_samples& x : s) {
+        const double t = basis_median(x, b);
+        out.push_back({x.name + "_events_per_s", events_per_second(t, events)});
+        out.push_back({x.name + "_events_per_s_wall", events_per_second(median_of(x.wall), events)});
+        out.push_back({x.name + "_median_ms", t * 1e3});
+        out.push_back({x.name + "_wall_median_ms", median_of(x.wall) * 1e3});
+        out.push_back({x.name + "_wall_min_ms", *std::min_element(x.wall.begin(), x.wall.end()) * 1e3});
+        out.push_back({x.name + "_wall_max_ms", *std::max_element(x.wall.begin(), x.wall.end()) * 1e3});
+        out.push_back({x.name + "_thread_cpu_median_ms", median_of(x.thread) * 1e3});
+        if (!x.server.empty()) out.push_back({x.name + "_server_cpu_median_ms", median_of(x.server) * 1e3});
+        out.push_back({x.name + "_runs", static_cast<double>(x.wall.size())});
+        if (!x.what.empty()) out.push_back({x.name + "_does", x.what});
+    }
+    for (const bulk_samples& x : s)
+        for (const bulk_samples& y : s)
+            if (&x != &y) out.push_back({x.name + "_over_" + y.name, basis_median(y, b) / basis_median(x, b)});
+    return out;
+}
+
+inline void print_bulk_samples(std::string_view group, const std::vector<bulk_samples>& s, std::size_t events,
+                               time_basis b) {
+    fmt::print("  {}\n", group);
+    for (const bulk_samples& x : s)
+        fmt::print(
+            "    {:<16} {:>10}ev/s ({}; {} runs, median {:.0f} ms)  wall {:>10}ev/s (median {:.0f} ms, min {:.0f}, "
+            "max {:.0f}){}\n",
+            x.name, si(events_per_second(basis_median(x, b), events)),
+            b == time_basis::thread_cpu || x.server.empty() ? "thread CPU" : "thread + server CPU", x.wall.size(),
+            basis_median(x, b) * 1e3, si(events_per_second(median_of(x.wall), events)), median_of(x.wall) * 1e3,
+            *std::min_element(x.wall.begin(), x.wall.end()) * 1e3,
+            *std::max_element(x.wall.begin(), x.wall.end()) * 1e3,
+            x.server.empty() ? std::string()
+                             : fmt::format("; CPU thread {:.0f} + server {:.0f} ms", median_of(x.thread) * 1e3,
+                                           median_of(x.server) * 1e3));
+    std::fflush(stdout);
+}
+
+/// The samples of the side called `name` (which must exist).
+inline const bulk_samples& side_named(const std::vector<bulk_samples>& s, std::string_view name) {
+    for (const bulk_samples& x : s)
+        if (x.name == name) return x;
+    throw std::logic_error(fmt::format("bulk: no side named {}", name));
+}
+
+/// "runner_batch 95.1 kev/s, sequent_loop 1.20 Mev/s, ...": every side's rate, for the table.
+inline std::string rates_line(const std::vector<bulk_samples>& s, std::size_t events, time_basis b) {
+    std::string out;
+    for (const bulk_samples& x : s)
+        out += fmt::format("{}{} {}ev/s", out.empty() ? "" : ", ", x.name,
+                           si(events_per_second(basis_median(x, b), events)));
+    return out;
+}
+
+}  // namespace bench

@@ -1,0 +1,1018 @@
+// Comparisons 8b, 8d and 8e, PostgreSQL: the baselines of a bulk backfill, and of the live path.
+//
+// The history of the other comparisons is written once into a PostgreSQL log of this group's
+// own (COPY, one transaction), then each side writes into its own schema, dropped and created
+// again before every repetition:
+//
+//   8b/8d (group "bulk"):
+//   runner_batch    runner<bulk_tickets, postgres_storage, global>: backfill() (today's path)
+//   sequent_loop    the best hand-written method: the log read through one server-side cursor
+//                   (FETCH of 50,000 rows, binary results), binary_codec, the rows built in a
+//                   boost::unordered_flat_map, then the final rows in key order by one binary
+//                   COPY and the checkpoint, in ONE transaction
+//   read_only_scan  the loop's read and decode alone
+//   insert_only     the loop's COPY (and checkpoint) alone, of the final rows built beforehand
+//
+//   8e (group "pg_live"): the read model at head - 10,000 (copied in, untimed), then the last
+//   10,000 events:
+//   runner_batch    runner<...>::catch_up(), batches of 1000: a SELECT per key a batch reads
+//   any_loop        by hand, batches of 1000: one SELECT ... WHERE key = ANY($1) per batch for
+//                   every key the batch reads, then the runner's multi-row writes
+//
+// Adding a side (the library's bulk mode) is one more element of a `sides` vector below.
+
+#include <string>
+
+#include <fmt/format.h>
+
+#include "bench_bulk.hpp"
+
+#ifndef PROJECTIONIST_BENCH_POSTGRES
+
+namespace bench {
+
+void bench_bulk_postgres(const pj::memory_event_store&, const history_stats&, const bulk_options&,
+                         std::vector<comparison>&, std::vector<extra>& data) {
+    fmt::print("  8b/8e. PostgreSQL: not built (libpq was not found when the benchmarks were configured)\n");
+    data.push_back({"bulk_postgres", std::string("not built: libpq was not found at configure time")});
+}
+
+}  // namespace bench
+
+#else
+
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <boost/mp11/algorithm.hpp>
+
+#include <projectionist/postgres.hpp>
+
+namespace bench {
+namespace {
+
+using mem_store = pj::memory_event_store;
+using log_store = pj::postgres_event_store;
+
+// ---- plain libpq ------------------------------------------------------------------------------------
+
+std::string quote(std::string_view identifier) {
+    std::string out = "\"";
+    for (const char c : identifier) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + '"';
+}
+
+class result {
+public:
+    explicit result(PGresult* r) noexcept : r_(r) {}
+    result(const result&) = delete;
+    result& operator=(const result&) = delete;
+    result(result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+    result& operator=(result&&) = delete;
+    ~result() { PQclear(r_); }
+    [[nodiscard]] PGresult* get() const noexcept { return r_; }
+    [[nodiscard]] int rows() const noexcept { return PQntuples(r_); }
+    [[nodiscard]] std::string_view text(int row, int col) const noexcept {
+        return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
+    }
+    [[nodiscard]] std::int64_t int64(int row, int col) const {
+        const std::string_view t = text(row, col);
+        std::int64_t v = 0;
+        std::from_chars(t.data(), t.data() + t.size(), v);
+        return v;
+    }
+
+private:
+    PGresult* r_;
+};
+
+class connection {
+public:
+    explicit connection(const std::string& url) : c_(PQconnectdb(url.c_str())) {
+        if (PQstatus(c_) != CONNECTION_OK) {
+            const std::string why = PQerrorMessage(c_);
+            PQfinish(c_);
+            throw std::runtime_error("libpq: cannot connect: " + why);
+        }
+        exec("SET client_min_messages = warning");
+    }
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+    ~connection() { PQfinish(c_); }
+    [[nodiscard]] PGconn* get() const noexcept { return c_; }
+    [[nodiscard]] int backend_pid() const noexcept { return PQbackendPID(c_); }
+
+    result checked(PGresult* r, ExecStatusType want, std::string_view what) const {
+        result out(r);
+        if (PQresultStatus(r) != want)
+            throw std::runtime_error(fmt::format("libpq: {}: {}", what.substr(0, 200),
+                                                 r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(c_)));
+        return out;
+    }
+    void exec(const std::string& sql) const { checked(PQexec(c_, sql.c_str()), PGRES_COMMAND_OK, sql); }
+    result query(const std::string& sql) const { return checked(PQexec(c_, sql.c_str()), PGRES_TUPLES_OK, sql); }
+    void prepare(const char* name, const std::string& sql) const {
+        checked(PQprepare(c_, name, sql.c_str(), 0, nullptr), PGRES_COMMAND_OK, sql);
+    }
+
+private:
+    PGconn* c_;
+};
+
+inline std::int64_t be64(const char* p) noexcept {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return static_cast<std::int64_t>(v);
+}
+inline std::int32_t be32(const char* p) noexcept {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return static_cast<std::int32_t>(v);
+}
+template <class T>
+void put_be(std::string& out, T v) {
+    using U = std::make_unsigned_t<T>;
+    const auto u = static_cast<U>(v);
+    for (int shift = static_cast<int>(sizeof(T) * 8) - 8; shift >= 0; shift -= 8)
+        out.push_back(static_cast<char>((u >> shift) & 0xFF));
+}
+void field(std::string& out, std::string_view bytes) {
+    put_be<std::int32_t>(out, static_cast<std::int32_t>(bytes.size()));
+    out.append(bytes);
+}
+void field64(std::string& out, std::int64_t v) {
+    put_be<std::int32_t>(out, 8);
+    put_be<std::int64_t>(out, v);
+}
+void field32(std::string& out, std::int32_t v) {
+    put_be<std::int32_t>(out, 4);
+    put_be<std::int32_t>(out, v);
+}
+
+/// COPY ... FROM STDIN (FORMAT binary): the header, then `rows(out, flush)` appends tuples to
+/// `out` and calls `flush()` after each (which sends `out` once it passes 1 MB), then the trailer.
+template <class Rows>
+void copy_in(const connection& db, const std::string& sql, Rows&& rows) {
+    db.checked(PQexec(db.get(), sql.c_str()), PGRES_COPY_IN, sql);
+    std::string buf("PGCOPY\n\377\r\n\0", 11);
+    put_be<std::int32_t>(buf, 0);
+    put_be<std::int32_t>(buf, 0);
+    const auto send = [&] {
+        if (PQputCopyData(db.get(), buf.data(), static_cast<int>(buf.size())) != 1)
+            throw std::runtime_error(std::string("libpq: COPY: ") + PQerrorMessage(db.get()));
+        buf.clear();
+    };
+    rows(buf, [&] {
+        if (buf.size() >= (1u << 20)) send();
+    });
+    put_be<std::int16_t>(buf, -1);
+    send();
+    if (PQputCopyEnd(db.get(), nullptr) != 1)
+        throw std::runtime_error(std::string("libpq: COPY end: ") + PQerrorMessage(db.get()));
+    while (PGresult* r = PQgetResult(db.get())) db.checked(r, PGRES_COMMAND_OK, sql);
+}
+
+/// Appends `v` to a text array literal, quoted.
+void append_quoted(std::string& array, std::string_view v) {
+    array += '"';
+    for (const char c : v) {
+        if (c == '"' || c == '\\') array += '\\';
+        array += c;
+    }
+    array += '"';
+}
+void append_int(std::string& array, std::int64_t v) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    array.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+int parse_int(std::string_view t) {
+    int v = 0;
+    std::from_chars(t.data(), t.data() + t.size(), v);
+    return v;
+}
+
+// ---- the statements -----------------------------------------------------------------------------
+
+#define BULK_COLUMNS \
+    R"("ticket_id", "type", "status", "assignee", "last_tag", "priority", "comments", "reopened", "escalation")"
+#define BULK_UNNEST                                                                                     \
+    "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::integer[], " \
+    "$8::integer[], $9::integer[])"
+/// The read model's table as postgres_storage creates it (checked against the runner's schema).
+constexpr const char* model_ddl =
+    R"(CREATE TABLE IF NOT EXISTS "bench_tickets_v1" ("ticket_id" text COLLATE "C" NOT NULL, )"
+    R"("type" text COLLATE "C" NOT NULL, "status" text COLLATE "C" NOT NULL, "assignee" text COLLATE "C" NOT NULL, )"
+    R"("last_tag" text COLLATE "C" NOT NULL, "priority" integer NOT NULL, "comments" integer NOT NULL, )"
+    R"("reopened" integer NOT NULL, "escalation" integer NOT NULL, PRIMARY KEY ("ticket_id")))";
+constexpr const char* checkpoint_ddl =
+    "CREATE TABLE IF NOT EXISTS projectionist_checkpoints(projection text PRIMARY KEY, position bigint NOT NULL)";
+constexpr const char* copy_sql = R"(COPY "bench_tickets_v1" ()" BULK_COLUMNS R"() FROM STDIN (FORMAT binary))";
+constexpr const char* select_all_sql = "SELECT " BULK_COLUMNS " FROM ";
+/// 8e's loop: every key a batch reads, in one statement.
+constexpr const char* fetch_any_sql = "SELECT " BULK_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = ANY($1))";
+/// postgres_table's multi-row writes (the runner's statements at the end of a batch).
+constexpr const char* insert_sql = R"(INSERT INTO "bench_tickets_v1" ()" BULK_COLUMNS ") SELECT * FROM " BULK_UNNEST
+                                   R"( ON CONFLICT ("ticket_id") DO NOTHING RETURNING "ticket_id")";
+constexpr const char* upsert_sql =
+    R"(INSERT INTO "bench_tickets_v1" ()" BULK_COLUMNS ") SELECT * FROM " BULK_UNNEST
+    R"( ON CONFLICT ("ticket_id") DO UPDATE SET "type" = excluded."type", "status" = excluded."status", )"
+    R"("assignee" = excluded."assignee", "last_tag" = excluded."last_tag", "priority" = excluded."priority", )"
+    R"("comments" = excluded."comments", "reopened" = excluded."reopened", "escalation" = excluded."escalation")";
+#undef BULK_UNNEST
+#undef BULK_COLUMNS
+constexpr const char* checkpoint_sql =
+    "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND position = $3";
+
+std::string session_settings(const std::string& schema) {
+    return fmt::format("SET search_path TO {}; SET lock_timeout = 5000; SET synchronous_commit = on", quote(schema));
+}
+
+/// A new, empty schema with the read model's table and the checkpoint row at `position`.
+void create_model(const connection& m, const std::string& schema, std::uint64_t position) {
+    m.exec(fmt::format("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}", quote(schema)));
+    m.exec(session_settings(schema));
+    m.exec(model_ddl);
+    m.exec(checkpoint_ddl);
+    m.exec(fmt::format("INSERT INTO projectionist_checkpoints(projection, position) VALUES ('{}', {})",
+                       bulk_model_table, position));
+}
+
+/// The rows, in key order, by one binary COPY into the read model's table (on the search path).
+void copy_rows(const connection& m, const std::vector<const ticket_row*>& sorted) {
+    copy_in(m, copy_sql, [&](std::string& out, auto&& flush) {
+        for (const ticket_row* r : sorted) {
+            put_be<std::int16_t>(out, 9);
+            field(out, r->ticket_id);
+            field(out, r->type);
+            field(out, r->status);
+            field(out, r->assignee);
+            field(out, r->last_tag);
+            field32(out, r->priority);
+            field32(out, r->comments);
+            field32(out, r->reopened);
+            field32(out, r->escalation);
+            flush();
+        }
+    });
+}
+
+/// The checkpoint, compare and set, in the open transaction.
+void move_checkpoint(const connection& m, std::uint64_t from, std::uint64_t to) {
+    const std::string to_text = std::to_string(to);
+    const std::string from_text = std::to_string(from);
+    const std::string projection(bulk_model_table);
+    const char* params[3] = {to_text.c_str(), projection.c_str(), from_text.c_str()};
+    const result r = m.checked(PQexecParams(m.get(), checkpoint_sql, 3, nullptr, params, nullptr, nullptr, 0),
+                               PGRES_COMMAND_OK, "checkpoint");
+    if (std::strcmp(PQcmdTuples(r.get()), "1") != 0) throw std::runtime_error("bulk loop: the checkpoint moved");
+}
+
+/// Type id -> the switch's case label, from the log's event types.
+std::vector<std::uint8_t> log_alternatives(const connection& log, const std::string& log_schema) {
+    const result types =
+        log.query(fmt::format("SELECT id, stream, name FROM {}.projectionist_event_types", quote(log_schema)));
+    std::vector<std::uint8_t> out;
+    for (int i = 0; i < types.rows(); ++i) {
+        const auto id = static_cast<std::size_t>(types.int64(i, 0));
+        if (id >= out.size()) out.resize(id + 1, no_alternative);
+        out[id] = alternative_of(types.text(i, 1), types.text(i, 2));
+    }
+    return out;
+}
+
+// ---- 8b: the hand-written sides -----------------------------------------------------------------------
+
+/// Sequent's replay by hand on libpq, or one of its halves (see bench_bulk_sqlite.cpp):
+///   - `full`: one server-side cursor over the log (FETCH `fetch` rows at a time, binary), decode,
+///     apply in the flat map; then one transaction: the rows in key order by binary COPY, and the
+///     checkpoint;
+///   - `scan`: the cursor and the decoding only;
+///   - `insert_only`: the COPY and the checkpoint, of the final rows built beforehand.
+class sequent_loop {
+public:
+    enum class mode : std::uint8_t { full, scan, insert_only };
+
+    sequent_loop(std::string url, const std::string& log_schema, std::string schema, mode m, std::size_t fetch,
+                 const bulk_row_map* final_rows, std::uint64_t head)
+        : url_(std::move(url)),
+          schema_(std::move(schema)),
+          mode_(m),
+          fetch_(fetch),
+          final_rows_(final_rows),
+          head_(head),
+          log_(url_),
+          alternatives_(log_alternatives(log_, log_schema)),
+          declare_(fmt::format("DECLARE bulk_log NO SCROLL CURSOR FOR SELECT position, type_id, payload FROM "
+                               "{}.projectionist_events ORDER BY position",
+                               quote(log_schema))),
+          fetch_sql_(fmt::format("FETCH {} FROM bulk_log", fetch)) {}
+
+    void prepare() {
+        model_.reset();
+        rows_ = bulk_row_map{};
+        checksum_ = 0;
+        model_ = std::make_unique<connection>(url_);
+        if (mode_ != mode::scan) create_model(*model_, schema_, 0);
+    }
+
+    std::uint64_t run() {
+        if (mode_ == mode::insert_only) {
+            write(*final_rows_, head_);
+            return head_;
+        }
+        const auto started = std::chrono::steady_clock::now();
+        log_.exec("BEGIN READ ONLY");
+        log_.exec(declare_);
+        std::uint64_t read = 0;
+        std::uint64_t last = 0;
+        for (;;) {
+            const result page =
+                log_.checked(PQexecParams(log_.get(), fetch_sql_.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 1),
+                             PGRES_TUPLES_OK, "FETCH");
+            PGresult* r = page.get();
+            const int n = page.rows();
+            for (int i = 0; i < n; ++i) {
+                const auto type = static_cast<std::size_t>(be32(PQgetvalue(r, i, 1)));
+                const std::string_view payload(PQgetvalue(r, i, 2), static_cast<std::size_t>(PQgetlength(r, i, 2)));
+                const std::uint8_t alt = type < alternatives_.size() ? alternatives_[type] : no_alternative;
+                if (mode_ == mode::scan)
+                    decode_event(alt, payload, [&](auto&& e) { checksum_ += e.ticket_no + e.ticket_id.size(); });
+                else
+                    decode_event(alt, payload, [&](auto&& e) { apply_to(rows_, std::move(e)); });
+            }
+            if (n > 0) last = static_cast<std::uint64_t>(be64(PQgetvalue(r, n - 1, 0)));
+            read += static_cast<std::uint64_t>(n);
+            if (static_cast<std::size_t>(n) < fetch_) break;
+        }
+        log_.exec("COMMIT");
+        const auto built = std::chrono::steady_clock::now();
+        build_s_.push_back(std::chrono::duration<double>(built - started).count());
+        if (mode_ == mode::full) {
+            write(rows_, last);
+            write_s_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - built).count());
+        }
+        return read;
+    }
+
+    [[nodiscard]] const std::string& schema() const noexcept { return schema_; }
+    [[nodiscard]] std::vector<int> backends() const { return {log_.backend_pid(), model_->backend_pid()}; }
+    [[nodiscard]] std::uint64_t checksum() const noexcept { return checksum_; }
+    [[nodiscard]] const std::vector<double>& build_seconds() const noexcept { return build_s_; }
+    [[nodiscard]] const std::vector<double>& write_seconds() const noexcept { return write_s_; }
+
+private:
+    void write(const bulk_row_map& rows, std::uint64_t position) {
+        const connection& m = *model_;
+        const std::vector<const ticket_row*> sorted = sorted_rows(rows);
+        m.exec("BEGIN");
+        copy_rows(m, sorted);
+        move_checkpoint(m, 0, position);
+        m.exec("COMMIT");
+    }
+
+    std::string url_;
+    std::string schema_;
+    mode mode_;
+    std::size_t fetch_;
+    const bulk_row_map* final_rows_;
+    std::uint64_t head_;
+    connection log_;
+    std::vector<std::uint8_t> alternatives_;
+    std::string declare_;
+    std::string fetch_sql_;
+    std::unique_ptr<connection> model_;
+    bulk_row_map rows_;
+    std::uint64_t checksum_ = 0;
+    std::vector<double> build_s_;
+    std::vector<double> write_s_;
+};
+
+// ---- 8e: the live path by hand ------------------------------------------------------------------------
+
+/// Catches up from `start` in batches of `batch_size`, each in one transaction: the log read with
+/// the store's statement (binary), the batch's events decoded once; the keys the batch reads
+/// before writing them fetched by ONE `SELECT ... WHERE "ticket_id" = ANY($1)`; the events
+/// applied to the rows in a hash map; then postgres_table's multi-row insert and upsert
+/// (unnest), the checkpoint (compare and set) and COMMIT.
+class any_loop {
+public:
+    any_loop(std::string url, const std::string& log_schema, std::string schema, std::size_t batch_size,
+             std::uint64_t start, const std::vector<const ticket_row*>* start_rows)
+        : url_(std::move(url)),
+          schema_(std::move(schema)),
+          batch_size_(batch_size),
+          start_(start),
+          start_rows_(start_rows),
+          log_(url_),
+          alternatives_(log_alternatives(log_, log_schema)) {
+        log_.prepare("bulk_live_read",
+                     fmt::format("SELECT position, type_id, aggregate_number, aggregate_version, schema_version, "
+                                 "recorded_at, aggregate_id, payload FROM {}.projectionist_events WHERE position > $1 "
+                                 "ORDER BY position LIMIT $2",
+                                 quote(log_schema)));
+    }
+
+    /// A new schema holding the read model at `start` (untimed), analyzed, statements prepared.
+    void prepare() {
+        model_.reset();
+        model_ = std::make_unique<connection>(url_);
+        const connection& m = *model_;
+        create_model(m, schema_, start_);
+        copy_rows(m, *start_rows_);
+        m.exec(R"(VACUUM (ANALYZE) "bench_tickets_v1")");
+        m.prepare("bulk_fetch_any", fetch_any_sql);
+        m.prepare("bulk_insert", insert_sql);
+        m.prepare("bulk_upsert", upsert_sql);
+        m.prepare("bulk_checkpoint", checkpoint_sql);
+        rows_.clear();
+    }
+
+    std::uint64_t run() {
+        const connection& m = *model_;
+        std::uint64_t after = start_;
+        std::uint64_t applied = 0;
+        const std::string limit = std::to_string(batch_size_);
+        const std::string projection(bulk_model_table);
+        for (;;) {
+            const std::string after_text = std::to_string(after);
+            const char* read_params[2] = {after_text.c_str(), limit.c_str()};
+            const result batch =
+                log_.checked(PQexecPrepared(log_.get(), "bulk_live_read", 2, read_params, nullptr, nullptr, 1),
+                             PGRES_TUPLES_OK, "read");
+            const int n = batch.rows();
+            if (n == 0) return applied;
+            m.exec("BEGIN");
+            // The batch's events, decoded once; registrations become inserts, and every other key
+            // not seen yet in the batch is one to fetch.
+            events_.clear();
+            keys_.assign(1, '{');
+            std::size_t fetch = 0;
+            PGresult* r = batch.get();
+            for (int i = 0; i < n; ++i) {
+                const auto type = static_cast<std::size_t>(be32(PQgetvalue(r, i, 1)));
+                const std::string_view payload(PQgetvalue(r, i, 7), static_cast<std::size_t>(PQgetlength(r, i, 7)));
+                decode_event(type < alternatives_.size() ? alternatives_[type] : no_alternative, payload,
+                             [&](auto&& e) {
+                                 using E = std::remove_cvref_t<decltype(e)>;
+                                 if constexpr (std::is_same_v<E, ticket_registered>) {
+                                     rows_.insert_or_assign(e.ticket_id, entry{state::insert, make_row(e)});
+                                 } else if (rows_.try_emplace(e.ticket_id, entry{state::absent, {}}).second) {
+                                     if (fetch++ != 0) keys_ += ',';
+                                     append_quoted(keys_, e.ticket_id);
+                                 }
+                                 events_.emplace_back(std::move(e));
+                             });
+            }
+            if (fetch != 0) {
+                keys_ += '}';
+                const char* params[1] = {keys_.c_str()};
+                const result found =
+                    m.checked(PQexecPrepared(m.get(), "bulk_fetch_any", 1, params, nullptr, nullptr, 0),
+                              PGRES_TUPLES_OK, "fetch");
+                for (int i = 0; i < found.rows(); ++i) {
+                    entry& x = rows_.find(std::string(found.text(i, 0)))->second;
+                    x.kind = state::clean;
+                    x.row = ticket_row{
+                        std::string(found.text(i, 0)), std::string(found.text(i, 1)), std::string(found.text(i, 2)),
+                        std::string(found.text(i, 3)), std::string(found.text(i, 4)), parse_int(found.text(i, 5)),
+                        parse_int(found.text(i, 6)),   parse_int(found.text(i, 7)),   parse_int(found.text(i, 8))};
+                }
+                fetches_ += 1;
+                keys_fetched_ += fetch;
+            }
+            for (const event& ev : events_)
+                std::visit(
+                    [&](const auto& e) {
+                        using E = std::remove_cvref_t<decltype(e)>;
+                        if constexpr (!std::is_same_v<E, ticket_registered>) {
+                            entry& x = rows_.find(e.ticket_id)->second;
+                            if (x.kind == state::absent) return;
+                            apply(e, x.row);
+                            if (x.kind == state::clean) x.kind = state::upsert;
+                        }
+                    },
+                    ev);
+            const auto last = static_cast<std::uint64_t>(be64(PQgetvalue(r, n - 1, 0)));
+            flush();
+            const std::string last_text = std::to_string(last);
+            const char* cp_params[3] = {last_text.c_str(), projection.c_str(), after_text.c_str()};
+            const result cp = m.checked(PQexecPrepared(m.get(), "bulk_checkpoint", 3, cp_params, nullptr, nullptr, 0),
+                                        PGRES_COMMAND_OK, "checkpoint");
+            if (std::strcmp(PQcmdTuples(cp.get()), "1") != 0)
+                throw std::runtime_error("any loop: the checkpoint moved");
+            m.exec("COMMIT");
+            rows_.clear();
+            after = last;
+            applied += static_cast<std::uint64_t>(n);
+        }
+    }
+
+    [[nodiscard]] const std::string& schema() const noexcept { return schema_; }
+    [[nodiscard]] std::vector<int> backends() const { return {log_.backend_pid(), model_->backend_pid()}; }
+    [[nodiscard]] std::uint64_t fetches() const noexcept { return fetches_; }
+    [[nodiscard]] std::uint64_t keys_fetched() const noexcept { return keys_fetched_; }
+
+private:
+    enum class state : std::uint8_t { clean, absent, upsert, insert };
+    struct entry {
+        state kind;
+        ticket_row row;
+    };
+    using event = boost::mp11::mp_rename<ticket_events, std::variant>;
+
+    /// The batch's inserts, then its upserts, each as one statement of column arrays.
+    void flush() {
+        for (auto& a : inserts_) a.assign(1, '{');
+        for (auto& a : upserts_) a.assign(1, '{');
+        std::size_t inserts = 0;
+        std::size_t upserts = 0;
+        for (const auto& [key, x] : rows_) {
+            if (x.kind != state::insert && x.kind != state::upsert) continue;
+            auto& a = x.kind == state::insert ? inserts_ : upserts_;
+            if ((x.kind == state::insert ? inserts++ : upserts++) != 0)
+                for (auto& s : a) s += ',';
+            append_quoted(a[0], x.row.ticket_id);
+            append_quoted(a[1], x.row.type);
+            append_quoted(a[2], x.row.status);
+            append_quoted(a[3], x.row.assignee);
+            append_quoted(a[4], x.row.last_tag);
+            append_int(a[5], x.row.priority);
+            append_int(a[6], x.row.comments);
+            append_int(a[7], x.row.reopened);
+            append_int(a[8], x.row.escalation);
+        }
+        const auto send = [&](const char* name, std::array<std::string, 9>& a, ExecStatusType want) {
+            const char* params[9];
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                a[i] += '}';
+                params[i] = a[i].c_str();
+            }
+            return model_->checked(PQexecPrepared(model_->get(), name, 9, params, nullptr, nullptr, 0), want, name);
+        };
+        if (inserts != 0) {
+            const result r = send("bulk_insert", inserts_, PGRES_TUPLES_OK);
+            if (static_cast<std::size_t>(r.rows()) != inserts)
+                throw std::runtime_error("any loop: an inserted key already existed");
+        }
+        if (upserts != 0) send("bulk_upsert", upserts_, PGRES_COMMAND_OK);
+    }
+
+    std::string url_;
+    std::string schema_;
+    std::size_t batch_size_;
+    std::uint64_t start_;
+    const std::vector<const ticket_row*>* start_rows_;
+    connection log_;
+    std::vector<std::uint8_t> alternatives_;
+    std::unique_ptr<connection> model_;
+    boost::unordered_flat_map<std::string, entry> rows_;
+    std::vector<event> events_;
+    std::string keys_;
+    std::array<std::string, 9> inserts_;
+    std::array<std::string, 9> upserts_;
+    std::uint64_t fetches_ = 0;
+    std::uint64_t keys_fetched_ = 0;
+};
+
+// ---- the runner's sides -----------------------------------------------------------------------------
+
+/// Today's runner into a new schema per repetition. With `start_rows`, the read model is first
+/// brought to `start` (untimed): after init(), the rows are copied into the runner's table, the
+/// checkpoint is set to `start`, and a new runner is made and initialized on the storage; the
+/// timed part is then catch_up() (8e). Without, it is backfill() from 0 (8b).
+class runner_side {
+public:
+    using runner_type = pj::runner<bulk_tickets, pj::postgres_storage, pj::global>;
+
+    runner_side(log_store& log, std::string url, std::string schema, std::uint64_t start = 0,
+                const std::vector<const ticket_row*>* start_rows = nullptr)
+        : log_(&log), url_(std::move(url)), schema_(std::move(schema)), start_(start), start_rows_(start_rows) {}
+
+    void prepare() {
+        runner_.reset();
+        storage_.reset();
+        {
+            const connection admin(url_);
+            admin.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema_)));
+        }
+        pj::postgres_options options;
+        options.schema = schema_;
+        storage_ = std::make_unique<pj::postgres_storage>(url_, options);
+        runner_ = std::make_unique<runner_type>(*log_, *storage_);
+        runner_->init();
+        if (start_rows_ != nullptr) {
+            runner_.reset();
+            {
+                const connection admin(url_);
+                admin.exec(session_settings(schema_));
+                admin.exec("BEGIN");
+                copy_rows(admin, *start_rows_);
+                admin.exec(fmt::format("UPDATE projectionist_checkpoints SET position = {} WHERE projection = '{}'",
+                                       start_, bulk_model_table));
+                admin.exec("COMMIT");
+                admin.exec(R"(VACUUM (ANALYZE) "bench_tickets_v1")");
+            }
+            runner_ = std::make_unique<runner_type>(*log_, *storage_);
+            runner_->init();
+            if (runner_->position() != start_)
+                mismatch("8e. PostgreSQL live: the runner did not start at the checkpoint");
+        }
+    }
+    std::uint64_t run() { return start_rows_ != nullptr ? runner_->catch_up() : runner_->backfill(); }
+
+    [[nodiscard]] const std::string& schema() const noexcept { return schema_; }
+    [[nodiscard]] std::vector<int> backends() const {
+        return {log_->connection().backend_pid(), PQbackendPID(runner_->session().raw()),
+                storage_->connection().backend_pid()};
+    }
+
+private:
+    log_store* log_;
+    std::string url_;
+    std::string schema_;
+    std::uint64_t start_;
+    const std::vector<const ticket_row*>* start_rows_;
+    std::unique_ptr<pj::postgres_storage> storage_;
+    std::unique_ptr<runner_type> runner_;
+};
+
+// ---- the log and the checks ---------------------------------------------------------------------------
+
+/// Writes the history into the store's (empty) tables in one transaction under the store's append
+/// lock: the event types (ids from 1) and aggregates (numbers from 0, at their last version) in
+/// order of first appearance, the events by binary COPY at their positions; then VACUUM (ANALYZE).
+double write_log(const mem_store& history, const std::string& url, const std::string& schema) {
+    const auto started = std::chrono::steady_clock::now();
+    const connection db(url);
+    const std::string s = quote(schema);
+    mem_store::batch all;
+    history.read(0, history.head(), all);
+    const std::vector<std::uint8_t> alternatives = alternatives_of(history);
+    db.exec("BEGIN");
+    db.query(
+        fmt::format("SELECT pg_advisory_xact_lock({}, (SELECT oid::integer FROM pg_catalog.pg_namespace WHERE "
+                    "nspname = '{}'))",
+                    pj::detail::pg::append_lock_class, schema));
+    std::vector<std::int32_t> type_ids(history.type_count(), 0);
+    std::int32_t next_type = 0;
+    std::vector<std::uint64_t> final_version;
+    for (const mem_store::record* rec : all) {
+        std::int32_t& id = type_ids.at(rec->type_id());
+        if (id == 0) {
+            id = ++next_type;
+            db.exec(fmt::format("INSERT INTO {}.projectionist_event_types(id, stream, name) VALUES ({}, '{}', '{}')", s,
+                                id, rec->stream(), rec->type_name()));
+        }
+        const std::uint64_t number = rec->aggregate_number();
+        if (number >= final_version.size()) final_version.resize(number + 1, 0);
+        final_version[number] = rec->aggregate_version();
+    }
+    copy_in(db,
+            fmt::format("COPY {}.projectionist_aggregates(number, stream, aggregate_id, version) FROM STDIN (FORMAT "
+                        "binary)",
+                        s),
+            [&](std::string& out, auto&& flush) {
+                std::uint64_t next = 0;
+                for (const mem_store::record* rec : all) {
+                    if (rec->aggregate_version() != 1) continue;
+                    if (rec->aggregate_number() != next++) mismatch("8b. PostgreSQL: aggregate numbers out of order");
+                    put_be<std::int16_t>(out, 4);
+                    field64(out, static_cast<std::int64_t>(rec->aggregate_number()));
+                    field(out, rec->stream());
+                    field(out, rec->aggregate_id());
+                    field64(out, static_cast<std::int64_t>(final_version[rec->aggregate_number()]));
+                    flush();
+                }
+            });
+    copy_in(db,
+            fmt::format("COPY {}.projectionist_events(position, stream, aggregate_id, aggregate_number, "
+                        "aggregate_version, type_id, schema_version, payload, recorded_at) FROM STDIN (FORMAT binary)",
+                        s),
+            [&](std::string& out, auto&& flush) {
+                std::string payload;
+                for (const mem_store::record* rec : all) {
+                    unsigned version = 1;
+                    payload.clear();
+                    boost::mp11::mp_with_index<event_type_count>(alternatives.at(rec->type_id()), [&](auto I) {
+                        using E = boost::mp11::mp_at_c<ticket_events, decltype(I)::value>;
+                        pj::binary_codec::encode(mem_store::event_of<E>(*rec), payload);
+                        version = pj::schema_version_of<E>;
+                    });
+                    put_be<std::int16_t>(out, 9);
+                    field64(out, static_cast<std::int64_t>(rec->position()));
+                    field(out, rec->stream());
+                    field(out, rec->aggregate_id());
+                    field64(out, static_cast<std::int64_t>(rec->aggregate_number()));
+                    field64(out, static_cast<std::int64_t>(rec->aggregate_version()));
+                    field32(out, type_ids.at(rec->type_id()));
+                    field32(out, static_cast<std::int32_t>(version));
+                    field(out, payload);
+                    field64(out,
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(rec->recorded_at().time_since_epoch())
+                                .count());
+                    flush();
+                }
+            });
+    db.exec("COMMIT");
+    db.exec(fmt::format(
+        "VACUUM (ANALYZE) {0}.projectionist_events, {0}.projectionist_aggregates, {0}.projectionist_event_types", s));
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+std::uint64_t schema_digest(const connection& db, const std::string& schema) {
+    const result r = db.query(std::string(select_all_sql) + quote(schema) + R"(."bench_tickets_v1")");
+    std::uint64_t d = static_cast<std::uint64_t>(r.rows());
+    for (int i = 0; i < r.rows(); ++i)
+        d += digest(ticket_row{std::string(r.text(i, 0)), std::string(r.text(i, 1)), std::string(r.text(i, 2)),
+                               std::string(r.text(i, 3)), std::string(r.text(i, 4)), parse_int(r.text(i, 5)),
+                               parse_int(r.text(i, 6)), parse_int(r.text(i, 7)), parse_int(r.text(i, 8))});
+    return d;
+}
+
+std::int64_t schema_checkpoint(const connection& db, const std::string& schema) {
+    const result r = db.query(fmt::format("SELECT position FROM {}.projectionist_checkpoints WHERE projection = '{}'",
+                                          quote(schema), bulk_model_table));
+    return r.rows() == 1 ? r.int64(0, 0) : -1;
+}
+
+/// The read model's table as the server describes it: columns, types, collations, nullability
+/// and the primary key.
+std::string table_shape(const connection& db, const std::string& schema) {
+    const result r = db.query(fmt::format(
+        "SELECT string_agg(column_name || ' ' || data_type || ' ' || coalesce(collation_name, '-') || ' ' || "
+        "is_nullable, ', ' ORDER BY ordinal_position) || ' | ' || (SELECT pg_get_constraintdef(c.oid) FROM "
+        "pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = t.relnamespace WHERE n.nspname = '{0}' AND t.relname = '{1}' AND c.contype = 'p') FROM "
+        "information_schema.columns WHERE table_schema = '{0}' AND table_name = '{1}'",
+        schema, bulk_model_table));
+    return std::string(r.text(0, 0));
+}
+
+/// Whether the server's processes are this machine's: then their CPU time can be read.
+bool server_is_local(const connection& db) {
+    const result r = db.query("SELECT inet_server_addr()::text");
+    const std::string_view addr = PQgetisnull(r.get(), 0, 0) ? std::string_view() : r.text(0, 0);
+    if (!addr.empty() && !addr.starts_with("127.") && !addr.starts_with("::1")) return false;
+    std::ifstream comm(fmt::format("/proc/{}/comm", db.backend_pid()));
+    std::string name;
+    return std::getline(comm, name) && name == "postgres" && process_cpu_seconds(db.backend_pid()) >= 0;
+}
+
+struct drop_schemas {
+    std::string url;
+    std::vector<std::string> schemas;
+    ~drop_schemas() {
+        try {
+            const connection db(url);
+            for (const std::string& s : schemas) db.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(s)));
+        } catch (...) {
+            // The server is gone: nothing to clean up on it.
+        }
+    }
+};
+
+}  // namespace
+
+void bench_bulk_postgres(const mem_store& history, const history_stats& stats, const bulk_options& o,
+                         std::vector<comparison>& out, std::vector<extra>& data) {
+    const std::string url = env_text("PROJECTIONIST_BENCH_PG_URL", "");
+    if (url.empty()) {
+        fmt::print("  8b/8e. PostgreSQL: skipped, PROJECTIONIST_BENCH_PG_URL is not set (run.sh starts a server)\n");
+        data.push_back({"bulk_postgres", std::string("skipped: no server (PROJECTIONIST_BENCH_PG_URL not set)")});
+        return;
+    }
+    const std::size_t n = stats.events;
+    const std::string stem = fmt::format("projectionist_bench_bulk_{}", ::getpid());
+    const std::string log_schema = stem + "_log";
+    const drop_schemas cleanup{url,
+                               {log_schema, stem + "_runner", stem + "_sequent", stem + "_scan", stem + "_insert",
+                                stem + "_live_runner", stem + "_live_any"}};
+    const connection admin(url);
+    const result server = admin.query(
+        "SELECT version(), current_setting('fsync'), current_setting('synchronous_commit'), "
+        "current_setting('full_page_writes'), current_setting('shared_buffers'), current_setting('max_wal_size')");
+    const std::string version(server.text(0, 0));
+    const std::string settings =
+        fmt::format("fsync={}, synchronous_commit={}, full_page_writes={}, shared_buffers={}, max_wal_size={}",
+                    server.text(0, 1), server.text(0, 2), server.text(0, 3), server.text(0, 4), server.text(0, 5));
+    const bool local = server_is_local(admin);
+    bool can_checkpoint = true;
+    try {
+        admin.exec("CHECKPOINT");
+    } catch (const std::exception&) {
+        can_checkpoint = false;
+    }
+    const auto checkpoint = [&] {
+        if (can_checkpoint) admin.exec("CHECKPOINT");
+    };
+    const time_basis b = local ? time_basis::thread_plus_server : time_basis::thread_cpu;
+    const std::string basis = local ? "events/s from the median of CPU time: the measuring thread's plus the side's "
+                                      "server backends' (as 6d); wall-time rates beside them"
+                                    : "events/s from the median of the thread's CPU time (the server is not local)";
+
+    admin.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(log_schema)));
+    pj::postgres_options log_options;
+    log_options.schema = log_schema;
+    log_store log(url, log_options);
+    fmt::print("  8b. PostgreSQL bulk baselines ({}; {}): writing the history into schema {} ...\n",
+               version.substr(0, version.find(" on ")), settings, log_schema);
+    std::fflush(stdout);
+    const double write_s = write_log(history, url, log_schema);
+    if (log.head() != n) mismatch("8b. PostgreSQL: the log's head");
+    {
+        const result a = admin.query(
+            fmt::format("SELECT count(*), sum(version) FROM {}.projectionist_aggregates", quote(log_schema)));
+        if (a.int64(0, 0) != static_cast<std::int64_t>(stats.aggregates) ||
+            a.int64(0, 1) != static_cast<std::int64_t>(n))
+            mismatch("8b. PostgreSQL: the log's aggregates");
+    }
+    fmt::print(
+        "     {} events in {:.1f} s (COPY, VACUUM ANALYZE); a new schema per side and repetition, CHECKPOINT "
+        "before each\n",
+        n, write_s);
+    std::fflush(stdout);
+    const auto check = [&](const std::string& schema, std::uint64_t digest, std::uint64_t position, const char* what,
+                           const std::string& reference) {
+        if (schema_digest(admin, schema) != digest) mismatch(fmt::format("{}: the rows in {}", what, schema));
+        if (schema_checkpoint(admin, schema) != static_cast<std::int64_t>(position))
+            mismatch(fmt::format("{}: the checkpoint in {}", what, schema));
+        if (table_shape(admin, schema) != table_shape(admin, reference))
+            mismatch(fmt::format("{}: the table in {} is not the one postgres_storage creates", what, schema));
+    };
+
+    if (o.postgres) {
+        const bulk_row_map final_rows = rows_at(history);
+        const std::uint64_t expected = rows_digest(final_rows);
+        constexpr std::size_t fetch = 50'000;
+        using mode = sequent_loop::mode;
+        runner_side runner(log, url, stem + "_runner");
+        sequent_loop loop(url, log_schema, stem + "_sequent", mode::full, fetch, nullptr, n);
+        sequent_loop scan(url, log_schema, stem + "_scan", mode::scan, fetch, nullptr, n);
+        sequent_loop insert(url, log_schema, stem + "_insert", mode::insert_only, fetch, &final_rows, n);
+        const auto with_checkpoint = [&](auto& side) {
+            return [&side, &checkpoint] {
+                side.prepare();
+                checkpoint();
+            };
+        };
+        // The sides. The library's bulk mode is one more element here (and its schema one more
+        // entry of `schemas`, checked like the others).
+        std::vector<bulk_side> sides{
+            {"runner_batch", with_checkpoint(runner), [&] { return runner.run(); }, [&] { return runner.backends(); },
+             o.pg_runner_repetitions,
+             "runner<bulk_tickets, postgres_storage, global>::backfill(), default runner_options (batches of 1000)"},
+            {"sequent_loop", with_checkpoint(loop), [&] { return loop.run(); }, [&] { return loop.backends(); }, 0,
+             "libpq: one server-side cursor over the log (FETCH 50000, binary), binary_codec, a flat map; then one "
+             "transaction: binary COPY of the rows in key order, and the checkpoint"},
+            {"read_only_scan", with_checkpoint(scan), [&] { return scan.run(); }, [&] { return scan.backends(); }, 0,
+             "the sequent loop's cursor and decoding alone"},
+            {"insert_only", with_checkpoint(insert), [&] { return insert.run(); }, [&] { return insert.backends(); }, 0,
+             "the sequent loop's COPY and checkpoint alone, of the final rows built beforehand"},
+        };
+        const std::vector<std::string> schemas{runner.schema(), loop.schema(), insert.schema()};
+        fmt::print(
+            "     8b: {} repetitions per side, runner_batch {} (PROJECTIONIST_BENCH_BULK_REPS, "
+            "PROJECTIONIST_BENCH_BULK_PG_RUNNER_REPS), interleaved\n",
+            o.repetitions, o.pg_runner_repetitions);
+        std::fflush(stdout);
+        const std::vector<bulk_samples> s = measure_bulk(sides, o.repetitions, n, "8b. PostgreSQL bulk");
+        print_bulk_samples(fmt::format("8b. PostgreSQL bulk backfill baselines ({} events)", n), s, n, b);
+        for (const std::string& schema : schemas) check(schema, expected, n, "8b. PostgreSQL bulk", runner.schema());
+        std::uint64_t expected_checksum = 0;
+        {
+            const std::vector<std::uint8_t> alternatives = alternatives_of(history);
+            mem_store::batch all;
+            history.read(0, history.head(), all);
+            for (const mem_store::record* rec : all)
+                boost::mp11::mp_with_index<event_type_count>(alternatives.at(rec->type_id()), [&](auto I) {
+                    using E = boost::mp11::mp_at_c<ticket_events, decltype(I)::value>;
+                    const E& e = mem_store::event_of<E>(*rec);
+                    expected_checksum += e.ticket_no + e.ticket_id.size();
+                });
+        }
+        if (scan.checksum() != expected_checksum) mismatch("8b. PostgreSQL bulk: the read-only scan's events");
+
+        std::vector<extra> extras{
+            {"events", static_cast<double>(n)},
+            {"rows", static_cast<double>(final_rows.size())},
+            {"runs", static_cast<double>(o.repetitions)},
+            {"runner_batch_runs_setting", static_cast<double>(o.pg_runner_repetitions)},
+            {"server", version},
+            {"server_settings", settings},
+            {"loop_fetch_rows", static_cast<double>(fetch)},
+            {"time", basis},
+            {"log_write_s", write_s},
+            {"sequent_loop_build_median_ms", median_of(loop.build_seconds()) * 1e3},
+            {"sequent_loop_write_median_ms", median_of(loop.write_seconds()) * 1e3},
+        };
+        for (extra& x : bulk_side_extras(s, n, b)) extras.push_back(std::move(x));
+        const double runner_t = basis_median(side_named(s, "runner_batch"), b);
+        const double loop_t = basis_median(side_named(s, "sequent_loop"), b);
+        const double scan_t = basis_median(side_named(s, "read_only_scan"), b);
+        const double insert_t = basis_median(side_named(s, "insert_only"), b);
+        comparison cb{"8b. PostgreSQL bulk: sequent loop / runner batch (events/s)",
+                      runner_t / loop_t,
+                      "none (headroom)",
+                      false,
+                      rates_line(s, n, b),
+                      extras};
+        cb.informational = true;
+        comparison cd{
+            "8d. PostgreSQL bulk: (scan + insert) / sequent loop (time)",
+            (scan_t + insert_t) / loop_t,
+            "none (physical limit)",
+            false,
+            fmt::format("sequent loop {:.0f} ms = read+decode {:.0f} ms + COPY {:.0f} ms + the rest {:.0f} ms",
+                        loop_t * 1e3, scan_t * 1e3, insert_t * 1e3, (loop_t - scan_t - insert_t) * 1e3),
+            extras};
+        cd.informational = true;
+        out.push_back(std::move(cb));
+        out.push_back(std::move(cd));
+    }
+
+    if (o.live) {
+        const std::size_t live = o.live_events < n ? o.live_events : n / 10;
+        const std::uint64_t start = n - live;
+        const bulk_row_map start_map = rows_at(history, start);
+        const std::vector<const ticket_row*> start_rows = sorted_rows(start_map);
+        const std::uint64_t expected = rows_digest(rows_at(history));
+        const std::size_t batch_size = pj::runner_options{}.batch_size;
+        runner_side runner(log, url, stem + "_live_runner", start, &start_rows);
+        any_loop loop(url, log_schema, stem + "_live_any", batch_size, start, &start_rows);
+        const std::vector<bulk_side> sides{
+            {"runner_batch",
+             [&] {
+                 runner.prepare();
+                 checkpoint();
+             },
+             [&] { return runner.run(); }, [&] { return runner.backends(); }, 0,
+             "runner<bulk_tickets, postgres_storage, global>::catch_up() from the read model at head - live events"},
+            {"any_loop",
+             [&] {
+                 loop.prepare();
+                 checkpoint();
+             },
+             [&] { return loop.run(); }, [&] { return loop.backends(); }, 0,
+             "libpq, batches of 1000: one SELECT ... = ANY($1) per batch for the keys it reads, the runner's "
+             "multi-row writes, checkpoint, COMMIT"},
+        };
+        fmt::print(
+            "  8e. PostgreSQL live catch-up: the read model at position {} ({} rows, copied in untimed), then "
+            "{} events; {} repetitions per side (PROJECTIONIST_BENCH_PG_LIVE_REPS)\n",
+            start, start_rows.size(), live, o.live_repetitions);
+        std::fflush(stdout);
+        const std::vector<bulk_samples> s = measure_bulk(sides, o.live_repetitions, live, "8e. PostgreSQL live");
+        print_bulk_samples(fmt::format("8e. PostgreSQL live catch-up ({} new events, batches of {})", live, batch_size),
+                           s, live, b);
+        check(runner.schema(), expected, n, "8e. PostgreSQL live", runner.schema());
+        check(loop.schema(), expected, n, "8e. PostgreSQL live", runner.schema());
+        std::vector<extra> extras{
+            {"events", static_cast<double>(live)},
+            {"start_position", static_cast<double>(start)},
+            {"start_rows", static_cast<double>(start_rows.size())},
+            {"batch_size", static_cast<double>(batch_size)},
+            {"runs", static_cast<double>(o.live_repetitions)},
+            {"server", version},
+            {"server_settings", settings},
+            {"time", basis},
+            {"any_loop_keys_per_select",
+             loop.fetches() == 0 ? 0.0
+                                 : static_cast<double>(loop.keys_fetched()) / static_cast<double>(loop.fetches())},
+        };
+        for (extra& x : bulk_side_extras(s, live, b)) extras.push_back(std::move(x));
+        const double runner_t = basis_median(side_named(s, "runner_batch"), b);
+        const double loop_t = basis_median(side_named(s, "any_loop"), b);
+        comparison ce{"8e. PostgreSQL live: = ANY loop / runner batch (events/s)",
+                      runner_t / loop_t,
+                      "none (headroom)",
+                      false,
+                      rates_line(s, live, b),
+                      std::move(extras)};
+        ce.informational = true;
+        out.push_back(std::move(ce));
+    }
+    data.push_back({"bulk_postgres_log_write_s", write_s});
+    data.push_back({"bulk_postgres_server", version});
+    data.push_back({"bulk_postgres_settings", settings});
+}
+
+}  // namespace bench
+
+#endif  // PROJECTIONIST_BENCH_POSTGRES

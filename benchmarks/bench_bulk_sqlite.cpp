@@ -1,0 +1,554 @@
+// Comparisons 8a and 8c, SQLite: the baselines of a bulk backfill.
+//
+// The history of the other comparisons is written once into a SQLite log of this group's own,
+// then, each side into its own read-model file (deleted and created again before every
+// repetition):
+//
+//   runner_batch    runner<bulk_tickets, sqlite_storage, global>: backfill() (today's path:
+//                   a transaction per batch of 1000, find + upsert per event)
+//   sequent_loop    the best hand-written method: one pass over the log (raw sqlite3, large
+//                   pages), binary_codec, the rows built in a boost::unordered_flat_map, then
+//                   the final rows in key order by multi-row INSERTs and the checkpoint, in ONE
+//                   transaction
+//   read_only_scan  the loop's read and decode alone (a physical limit)
+//   insert_only     the loop's write alone, of the final rows built beforehand (the other one)
+//
+// Adding a side (the library's bulk mode) is one more element of the vector `sides` in
+// bench_bulk_sqlite(); the table, the extras and the checks of its file follow from it.
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/mp11/algorithm.hpp>
+
+#include <projectionist/sqlite.hpp>
+
+#include "bench_bulk.hpp"
+
+namespace bench {
+namespace {
+
+namespace fs = std::filesystem;
+using mem_store = pj::memory_event_store;
+using log_store = pj::sqlite_event_store;
+
+// ---- the sqlite3 C API, thinly wrapped --------------------------------------------------------------
+
+[[noreturn]] void fail(sqlite3* db, int rc, std::string_view doing) {
+    throw std::runtime_error(fmt::format("sqlite3: {}: {} (code {})", doing.substr(0, 200),
+                                         db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc));
+}
+
+class database {
+public:
+    explicit database(const std::string& path) {
+        const int rc = sqlite3_open_v2(path.c_str(), &db_,
+                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+        if (rc != SQLITE_OK) fail(db_, rc, "opening " + path);
+    }
+    database(const database&) = delete;
+    database& operator=(const database&) = delete;
+    ~database() { sqlite3_close_v2(db_); }
+    [[nodiscard]] sqlite3* get() const noexcept { return db_; }
+    void exec(const std::string& sql) const {
+        const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+        if (rc != SQLITE_OK) fail(db_, rc, sql);
+    }
+
+private:
+    sqlite3* db_ = nullptr;
+};
+
+class statement {
+public:
+    statement(const database& db, std::string_view sql) {
+        const int rc = sqlite3_prepare_v3(db.get(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                                          &s_, nullptr);
+        if (rc != SQLITE_OK) fail(db.get(), rc, sql);
+    }
+    statement(const statement&) = delete;
+    statement& operator=(const statement&) = delete;
+    ~statement() { sqlite3_finalize(s_); }
+    operator sqlite3_stmt*() const noexcept { return s_; }  // NOLINT: reads like the C API
+    /// Runs a statement that returns no rows, then resets it.
+    void done() const {
+        const int rc = sqlite3_step(s_);
+        sqlite3_reset(s_);
+        if (rc != SQLITE_DONE) fail(sqlite3_db_handle(s_), rc, sqlite3_sql(s_));
+    }
+
+private:
+    sqlite3_stmt* s_ = nullptr;
+};
+
+void bind_text(sqlite3_stmt* s, int i, std::string_view v) {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+std::string_view column_text(sqlite3_stmt* s, int c) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, c));
+    return p != nullptr ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s, c)))
+                        : std::string_view{};
+}
+std::int64_t query_int(const database& db, const std::string& sql) {
+    const statement s(db, sql);
+    return sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+}
+void remove_database(const std::string& path) {
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(path + suffix, ec);
+}
+
+// ---- the statements ------------------------------------------------------------------------------
+
+/// The read model's table as sqlite_storage creates it (checked against the runner's file).
+constexpr const char* model_ddl =
+    R"(CREATE TABLE IF NOT EXISTS "bench_tickets_v1" ("ticket_id" TEXT NOT NULL, "type" TEXT NOT NULL, )"
+    R"("status" TEXT NOT NULL, "assignee" TEXT NOT NULL, "last_tag" TEXT NOT NULL, "priority" INTEGER NOT NULL, )"
+    R"("comments" INTEGER NOT NULL, "reopened" INTEGER NOT NULL, "escalation" INTEGER NOT NULL, )"
+    R"(PRIMARY KEY("ticket_id")))";
+constexpr const char* checkpoint_ddl =
+    "CREATE TABLE IF NOT EXISTS projectionist_checkpoints(projection TEXT PRIMARY KEY, position INTEGER NOT NULL)";
+constexpr const char* columns =
+    R"("ticket_id", "type", "status", "assignee", "last_tag", "priority", "comments", "reopened", "escalation")";
+/// One page of the log, in position order: only the columns a backfill of one stream needs.
+constexpr const char* page_sql =
+    "SELECT position, type_id, payload FROM projectionist_events WHERE position > ? ORDER BY position LIMIT ?";
+constexpr const char* checkpoint_sql =
+    "UPDATE projectionist_checkpoints SET position = ? WHERE projection = ? AND position = ?";
+
+std::string multi_insert_sql(std::size_t rows) {
+    std::string sql = fmt::format(R"(INSERT INTO "bench_tickets_v1" ({}) VALUES )", columns);
+    for (std::size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?,?,?,?,?,?,?,?,?)" : ",(?,?,?,?,?,?,?,?,?)";
+    return sql;
+}
+
+// ---- the hand-written sides ------------------------------------------------------------------------
+
+struct loop_config {
+    bool synchronous_full = true;
+    std::size_t page = 100'000;         ///< events per page of the log's SELECT
+    std::size_t rows_per_insert = 250;  ///< rows per multi-row INSERT (9 parameters each)
+    int model_cache_kib = 64 * 1024;    ///< PRAGMA cache_size=-N on the read-model connection
+    std::int64_t log_mmap_bytes = 0;    ///< PRAGMA mmap_size on the log connection (0: off, SQLite's default)
+};
+
+/// Sequent's replay by hand on the sqlite3 API, or one of its two halves:
+///   - `full`: read the log page by page, decode, apply in the flat map; then, in one
+///     transaction, the rows in key order by multi-row INSERT, and the checkpoint;
+///   - `scan`: read and decode only (the decoded events are summed up, then dropped);
+///   - `insert_only`: the write half, of the final rows built beforehand.
+class sequent_loop {
+public:
+    enum class mode : std::uint8_t { full, scan, insert_only };
+
+    sequent_loop(const std::string& log_path, std::string model_path, mode m, loop_config cfg,
+                 const bulk_row_map* final_rows, std::uint64_t head)
+        : model_path_(std::move(model_path)),
+          mode_(m),
+          cfg_(cfg),
+          final_rows_(final_rows),
+          head_(head),
+          log_(log_path),
+          page_((configure(log_, cfg.synchronous_full), log_mmap(log_, cfg.log_mmap_bytes), log_), page_sql) {
+        const statement types(log_, "SELECT id, stream, name FROM projectionist_event_types");
+        while (sqlite3_step(types) == SQLITE_ROW) {
+            const auto id = static_cast<std::size_t>(sqlite3_column_int64(types, 0));
+            if (id >= alternatives_.size()) alternatives_.resize(id + 1, no_alternative);
+            alternatives_[id] = alternative_of(column_text(types, 1), column_text(types, 2));
+        }
+    }
+
+    /// A new, empty read-model file with the table and the checkpoint row at 0 (not for `scan`).
+    void prepare() {
+        model_.reset();
+        rows_ = bulk_row_map{};
+        checksum_ = 0;
+        if (mode_ == mode::scan) return;
+        remove_database(model_path_);
+        model_ = std::make_unique<database>(model_path_);
+        configure(*model_, cfg_.synchronous_full);
+        model_->exec(fmt::format("PRAGMA cache_size=-{}", cfg_.model_cache_kib));
+        model_->exec(model_ddl);
+        model_->exec(checkpoint_ddl);
+        model_->exec(fmt::format("INSERT INTO projectionist_checkpoints(projection, position) VALUES ('{}', 0)",
+                                 bulk_model_table));
+    }
+
+    /// Returns the number of events read (for `insert_only`: the events the rows stand for).
+    std::uint64_t run() {
+        if (mode_ == mode::insert_only) {
+            write(*final_rows_, head_);
+            return head_;
+        }
+        const auto started = std::chrono::steady_clock::now();
+        std::uint64_t after = 0;
+        std::uint64_t read = 0;
+        for (;;) {
+            sqlite3_bind_int64(page_, 1, static_cast<sqlite3_int64>(after));
+            sqlite3_bind_int64(page_, 2, static_cast<sqlite3_int64>(cfg_.page));
+            std::uint64_t in_page = 0;
+            int rc = 0;
+            while ((rc = sqlite3_step(page_)) == SQLITE_ROW) {
+                after = static_cast<std::uint64_t>(sqlite3_column_int64(page_, 0));
+                const auto type = static_cast<std::size_t>(sqlite3_column_int64(page_, 1));
+                const auto* p = static_cast<const char*>(sqlite3_column_blob(page_, 2));
+                const std::string_view payload(p, static_cast<std::size_t>(sqlite3_column_bytes(page_, 2)));
+                const std::uint8_t alt = type < alternatives_.size() ? alternatives_[type] : no_alternative;
+                if (mode_ == mode::scan)
+                    decode_event(alt, payload, [&](auto&& e) { checksum_ += e.ticket_no + e.ticket_id.size(); });
+                else
+                    decode_event(alt, payload, [&](auto&& e) { apply_to(rows_, std::move(e)); });
+                ++in_page;
+            }
+            sqlite3_reset(page_);
+            if (rc != SQLITE_DONE) fail(log_.get(), rc, "reading the log");
+            read += in_page;
+            if (in_page < cfg_.page) break;
+        }
+        const auto built = std::chrono::steady_clock::now();
+        build_s_.push_back(std::chrono::duration<double>(built - started).count());
+        if (mode_ == mode::full) {
+            write(rows_, after);
+            write_s_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - built).count());
+        }
+        return read;
+    }
+
+    [[nodiscard]] const std::string& path() const noexcept { return model_path_; }
+    [[nodiscard]] std::uint64_t checksum() const noexcept { return checksum_; }
+    /// Per run: the time of reading, decoding and applying; of writing (full mode).
+    [[nodiscard]] const std::vector<double>& build_seconds() const noexcept { return build_s_; }
+    [[nodiscard]] const std::vector<double>& write_seconds() const noexcept { return write_s_; }
+
+private:
+    static void configure(const database& db, bool synchronous_full) {
+        sqlite3_busy_timeout(db.get(), 5000);
+        db.exec("PRAGMA journal_mode=WAL");
+        db.exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    }
+    static void log_mmap(const database& db, std::int64_t bytes) {
+        if (bytes > 0) db.exec(fmt::format("PRAGMA mmap_size={}", bytes));
+    }
+
+    static void bind_row(sqlite3_stmt* s, int first, const ticket_row& r) {
+        bind_text(s, first, r.ticket_id);
+        bind_text(s, first + 1, r.type);
+        bind_text(s, first + 2, r.status);
+        bind_text(s, first + 3, r.assignee);
+        bind_text(s, first + 4, r.last_tag);
+        sqlite3_bind_int(s, first + 5, r.priority);
+        sqlite3_bind_int(s, first + 6, r.comments);
+        sqlite3_bind_int(s, first + 7, r.reopened);
+        sqlite3_bind_int(s, first + 8, r.escalation);
+    }
+
+    /// One transaction: the rows in key order, `rows_per_insert` per statement, then the
+    /// checkpoint (compare and set from 0).
+    void write(const bulk_row_map& rows, std::uint64_t position) {
+        const database& m = *model_;
+        const std::vector<const ticket_row*> sorted = sorted_rows(rows);
+        m.exec("BEGIN IMMEDIATE");
+        const std::size_t per = cfg_.rows_per_insert;
+        const statement full(m, multi_insert_sql(per));
+        std::size_t i = 0;
+        for (; i + per <= sorted.size(); i += per) {
+            for (std::size_t k = 0; k < per; ++k) bind_row(full, static_cast<int>(k * 9 + 1), *sorted[i + k]);
+            full.done();
+        }
+        if (i < sorted.size()) {
+            const statement rest(m, multi_insert_sql(sorted.size() - i));
+            for (std::size_t k = 0; i + k < sorted.size(); ++k)
+                bind_row(rest, static_cast<int>(k * 9 + 1), *sorted[i + k]);
+            rest.done();
+        }
+        const statement cp(m, checkpoint_sql);
+        sqlite3_bind_int64(cp, 1, static_cast<sqlite3_int64>(position));
+        bind_text(cp, 2, bulk_model_table);
+        sqlite3_bind_int64(cp, 3, 0);
+        cp.done();
+        if (sqlite3_changes(m.get()) != 1) throw std::runtime_error("sequent loop: the checkpoint moved");
+        m.exec("COMMIT");
+    }
+
+    std::string model_path_;
+    mode mode_;
+    loop_config cfg_;
+    const bulk_row_map* final_rows_;
+    std::uint64_t head_;
+    database log_;
+    statement page_;
+    std::vector<std::uint8_t> alternatives_;
+    std::unique_ptr<database> model_;
+    bulk_row_map rows_;
+    std::uint64_t checksum_ = 0;
+    std::vector<double> build_s_;
+    std::vector<double> write_s_;
+};
+
+// ---- the runner's side ----------------------------------------------------------------------------
+
+/// Today's runner over a new, empty read-model file per repetition (storage and runner made
+/// again, and init() run, outside the timed part).
+class runner_side {
+public:
+    using runner_type = pj::runner<bulk_tickets, pj::sqlite_storage, pj::global>;
+
+    runner_side(log_store& log, std::string path, pj::sqlite_options options)
+        : log_(&log), path_(std::move(path)), options_(options) {}
+
+    void prepare() {
+        runner_.reset();
+        storage_.reset();
+        remove_database(path_);
+        storage_ = std::make_unique<pj::sqlite_storage>(path_, options_);
+        runner_ = std::make_unique<runner_type>(*log_, *storage_);
+        runner_->init();
+    }
+    std::uint64_t run() { return runner_->backfill(); }
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+private:
+    log_store* log_;
+    std::string path_;
+    pj::sqlite_options options_;
+    std::unique_ptr<pj::sqlite_storage> storage_;
+    std::unique_ptr<runner_type> runner_;
+};
+
+// ---- the log and the checks ---------------------------------------------------------------------
+
+/// Copies the history into a SQLite log: the aggregates first (the rows append would create,
+/// numbered in order of first appearance, version 0), then every event through
+/// sqlite_event_store::append with its expected version, 50,000 per transaction; each append's
+/// position and version are checked against the history.
+double write_log(const mem_store& history, const std::string& path, const pj::sqlite_options& options) {
+    const auto started = std::chrono::steady_clock::now();
+    log_store log(path, options);
+    const std::vector<std::uint8_t> alternatives = alternatives_of(history);
+    mem_store::batch batch;
+    {
+        pj::detail::sqlite::connection& db = log.connection();
+        db.exec("BEGIN IMMEDIATE");
+        pj::detail::sqlite::statement add(
+            db, "INSERT INTO projectionist_aggregates(number, stream, aggregate_id, version) VALUES (?, ?, ?, 0)");
+        history.read(0, history.head(), batch);
+        std::uint64_t next = 0;
+        for (const mem_store::record* rec : batch) {
+            if (rec->aggregate_version() != 1) continue;
+            if (rec->aggregate_number() != next++)
+                mismatch("8a. SQLite: aggregate numbers out of first-appearance order");
+            add.bind(1, static_cast<std::int64_t>(rec->aggregate_number()));
+            add.bind(2, rec->stream());
+            add.bind(3, rec->aggregate_id());
+            add.run();
+        }
+        db.exec("COMMIT");
+    }
+    for (std::uint64_t after = 0;;) {
+        history.read(after, 50'000, batch);
+        if (batch.empty()) break;
+        log.connection().exec("BEGIN IMMEDIATE");
+        for (const mem_store::record* rec : batch) {
+            pj::append_result r;
+            boost::mp11::mp_with_index<event_type_count>(alternatives.at(rec->type_id()), [&](auto I) {
+                using E = boost::mp11::mp_at_c<ticket_events, decltype(I)::value>;
+                r = log.append(ticket_stream{}, rec->aggregate_id(), pj::expected_version(rec->aggregate_version() - 1),
+                               mem_store::event_of<E>(*rec));
+            });
+            if (r.last_position != rec->position() || r.version != rec->aggregate_version())
+                mismatch("8a. SQLite: copying the history into the log");
+        }
+        log.connection().exec("COMMIT");
+        after += batch.size();
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+std::uint64_t file_digest(const std::string& path) {
+    const database db(path);
+    const statement s(db, fmt::format(R"(SELECT {} FROM "bench_tickets_v1")", columns));
+    std::uint64_t d = 0;
+    std::uint64_t n = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        d += digest(ticket_row{std::string(column_text(s, 0)), std::string(column_text(s, 1)),
+                               std::string(column_text(s, 2)), std::string(column_text(s, 3)),
+                               std::string(column_text(s, 4)), sqlite3_column_int(s, 5), sqlite3_column_int(s, 6),
+                               sqlite3_column_int(s, 7), sqlite3_column_int(s, 8)});
+        ++n;
+    }
+    return d + n;
+}
+
+std::string table_sql(const std::string& path) {
+    const database db(path);
+    const statement s(db, "SELECT sql FROM sqlite_schema WHERE name = 'bench_tickets_v1'");
+    return sqlite3_step(s) == SQLITE_ROW ? std::string(column_text(s, 0)) : std::string();
+}
+
+double file_mb(const std::string& path) {
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    return ec ? 0.0 : static_cast<double>(size) / (1024.0 * 1024.0);
+}
+
+}  // namespace
+
+void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, const bulk_options& o,
+                       std::vector<comparison>& out, std::vector<extra>& data) {
+    const std::size_t n = stats.events;
+    const fs::path dir = fs::path(o.directory) / fmt::format("projectionist-bench-bulk-{}", ::getpid());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    struct remove_at_exit {
+        fs::path dir;
+        ~remove_at_exit() {
+            std::error_code ec;
+            fs::remove_all(dir, ec);
+        }
+    } cleanup{dir};
+    const pj::sqlite_options options{.synchronous = o.synchronous_full ? pj::sqlite_synchronous::full
+                                                                       : pj::sqlite_synchronous::normal};
+    const std::string synchronous = o.synchronous_full ? "FULL" : "NORMAL";
+    const auto path = [&](std::string_view name) { return (dir / fmt::format("{}.db", name)).string(); };
+
+    const std::string log_path = path("log");
+    fmt::print("  8a. SQLite bulk baselines: writing the history into {} ...\n", log_path);
+    std::fflush(stdout);
+    const double write_s = write_log(history, log_path, options);
+    log_store log(log_path, options);
+    if (log.head() != n) mismatch("8a. SQLite: the log's head");
+
+    const bulk_row_map final_rows = rows_at(history);
+    const std::uint64_t expected = rows_digest(final_rows);
+    std::uint64_t expected_checksum = 0;
+    {
+        const std::vector<std::uint8_t> alternatives = alternatives_of(history);
+        mem_store::batch all;
+        history.read(0, history.head(), all);
+        for (const mem_store::record* rec : all)
+            boost::mp11::mp_with_index<event_type_count>(alternatives.at(rec->type_id()), [&](auto I) {
+                using E = boost::mp11::mp_at_c<ticket_events, decltype(I)::value>;
+                const E& e = mem_store::event_of<E>(*rec);
+                expected_checksum += e.ticket_no + e.ticket_id.size();
+            });
+    }
+
+    loop_config cfg;
+    cfg.synchronous_full = o.synchronous_full;
+    using mode = sequent_loop::mode;
+    runner_side runner(log, path("runner_batch"), options);
+    sequent_loop loop(log_path, path("sequent_loop"), mode::full, cfg, nullptr, n);
+    sequent_loop scan(log_path, path("read_only_scan"), mode::scan, cfg, nullptr, n);
+    sequent_loop insert(log_path, path("insert_only"), mode::insert_only, cfg, &final_rows, n);
+
+    // The sides. The library's bulk mode is one more element here (its read-model file goes into
+    // `files` to be checked like the others).
+    std::vector<bulk_side> sides{
+        {"runner_batch",
+         [&] { runner.prepare(); },
+         [&] { return runner.run(); },
+         {},
+         0,
+         "runner<bulk_tickets, sqlite_storage, global>::backfill(), default runner_options (batches of 1000)"},
+        {"sequent_loop",
+         [&] { loop.prepare(); },
+         [&] { return loop.run(); },
+         {},
+         0,
+         "raw sqlite3: the log in pages of 100000, binary_codec, a flat map; then one transaction of 250-row "
+         "INSERTs in key order and the checkpoint"},
+        {"read_only_scan",
+         [&] { scan.prepare(); },
+         [&] { return scan.run(); },
+         {},
+         0,
+         "the sequent loop's read and decode alone"},
+        {"insert_only",
+         [&] { insert.prepare(); },
+         [&] { return insert.run(); },
+         {},
+         0,
+         "the sequent loop's write alone, of the final rows built beforehand"},
+    };
+    const std::vector<std::string> files{runner.path(), loop.path(), insert.path()};
+
+    fmt::print(
+        "     {} events in {:.1f} s ({:.0f} MB); a new read-model file per side and repetition in {}; "
+        "synchronous={}, journal_mode=WAL; the loops' read-model connection cache_size={} MB; {} repetitions per "
+        "side, interleaved; rates from the thread's CPU time\n",
+        n, write_s, file_mb(log_path), o.directory, synchronous, cfg.model_cache_kib / 1024, o.repetitions);
+    std::fflush(stdout);
+    const std::vector<bulk_samples> s = measure_bulk(sides, o.repetitions, n, "8a. SQLite bulk");
+    print_bulk_samples(fmt::format("8a. SQLite bulk backfill baselines ({} events, synchronous={})", n, synchronous), s,
+                       n, time_basis::thread_cpu);
+
+    for (const std::string& f : files) {
+        if (file_digest(f) != expected) mismatch("8a. SQLite bulk: the rows in " + f);
+        const database db(f);
+        if (query_int(db, fmt::format("SELECT position FROM projectionist_checkpoints WHERE projection = '{}'",
+                                      bulk_model_table)) != static_cast<std::int64_t>(n))
+            mismatch("8a. SQLite bulk: the checkpoint in " + f);
+        if (table_sql(f) != table_sql(runner.path()))
+            mismatch("8a. SQLite bulk: the table in " + f + " is not the one sqlite_storage creates");
+    }
+    if (scan.checksum() != expected_checksum) mismatch("8a. SQLite bulk: the read-only scan's events");
+
+    const time_basis b = time_basis::thread_cpu;
+    std::vector<extra> extras{
+        {"events", static_cast<double>(n)},
+        {"rows", static_cast<double>(final_rows.size())},
+        {"runs", static_cast<double>(o.repetitions)},
+        {"synchronous", synchronous},
+        {"journal_mode", std::string("WAL (every connection)")},
+        {"loop_model_cache_size_kib", static_cast<double>(cfg.model_cache_kib)},
+        {"loop_log_mmap_size", static_cast<double>(cfg.log_mmap_bytes)},
+        {"loop_page_events", static_cast<double>(cfg.page)},
+        {"loop_rows_per_insert", static_cast<double>(cfg.rows_per_insert)},
+        {"runner_cache", std::string("SQLite's default page cache (2 MB), as projectionist leaves it")},
+        {"time", std::string("events/s from the median of the measuring thread's CPU time (SQLite works on the "
+                             "calling thread; the files are in memory); wall-time rates beside them")},
+        {"log_write_s", write_s},
+        {"log_mb", file_mb(log_path)},
+        {"read_model_mb", file_mb(loop.path())},
+        {"sequent_loop_build_median_ms", median_of(loop.build_seconds()) * 1e3},
+        {"sequent_loop_write_median_ms", median_of(loop.write_seconds()) * 1e3},
+    };
+    for (extra& x : bulk_side_extras(s, n, b)) extras.push_back(std::move(x));
+
+    const double runner_t = basis_median(side_named(s, "runner_batch"), b);
+    const double loop_t = basis_median(side_named(s, "sequent_loop"), b);
+    const double scan_t = basis_median(side_named(s, "read_only_scan"), b);
+    const double insert_t = basis_median(side_named(s, "insert_only"), b);
+    comparison a{"8a. SQLite bulk: sequent loop / runner batch (events/s)",
+                 runner_t / loop_t,
+                 "none (headroom)",
+                 false,
+                 rates_line(s, n, b),
+                 extras};
+    a.informational = true;
+    comparison c{"8c. SQLite bulk: (scan + insert) / sequent loop (time)",
+                 (scan_t + insert_t) / loop_t,
+                 "none (physical limit)",
+                 false,
+                 fmt::format("sequent loop {:.0f} ms = read+decode {:.0f} ms + insert {:.0f} ms + the rest {:.0f} ms",
+                             loop_t * 1e3, scan_t * 1e3, insert_t * 1e3, (loop_t - scan_t - insert_t) * 1e3),
+                 extras};
+    c.informational = true;
+    out.push_back(std::move(a));
+    out.push_back(std::move(c));
+    data.push_back({"bulk_sqlite_log_write_s", write_s});
+}
+
+}  // namespace bench
