@@ -105,8 +105,10 @@ inline boost::json::array json_rows(const std::vector<verify::row_comparison>& r
     for (const auto& r : rows) {
         boost::json::array differences;
         for (const auto& d : r.differences)
-            differences.push_back(boost::json::object{
-                {"field", json_text(d.field)}, {"a", json_text_or_null(d.a)}, {"b", json_text_or_null(d.b)}, {"expected", d.expected}});
+            differences.push_back(boost::json::object{{"field", json_text(d.field)},
+                                                      {"a", json_text_or_null(d.a)},
+                                                      {"b", json_text_or_null(d.b)},
+                                                      {"expected", d.expected}});
         auto fields = [](const std::vector<verify::field_value>& list) {
             boost::json::array a;
             for (const auto& f : list)
