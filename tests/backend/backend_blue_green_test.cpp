@@ -47,7 +47,7 @@ std::optional<ticket_row> find_ticket(app& a, const std::string& user, const std
     return a.router.query(user, [&]<class P>(std::type_identity<P>) -> std::optional<ticket_row> {
         auto table = a.storage.template find_table<typename P::table>(pj::name_of<P>);
         if (!table) return std::nullopt;
-        return table->find(ticket);
+        return as_optional(table->find(ticket));
     });
 }
 
@@ -125,9 +125,12 @@ TEST_CASE("the command line drives the blue-green steps on this backend", "[back
 
     // 10%, seen by another process; rolled back; then all traffic, live, and v1 deleted.
     CHECK(a.run({"switch", "tickets", "--to", "tickets_v2", "--percent", "10"}).status == 0);
-    CHECK(app(fx).router.describe().basis_points == 1000);
+    const bool shared = pj::has_persisted_checkpoint<backend::storage_type>;
+    if (shared) CHECK(app(fx).router.describe().basis_points == 1000);
     CHECK(a.run({"rollback", "tickets"}).status == 0);
-    CHECK_FALSE(app(fx).router.describe().candidate);
+    if (shared) CHECK_FALSE(app(fx).router.describe().candidate);
+    if (!shared)
+        WARN("not checked on " << backend::name << ": another process sees the switch (has_persisted_checkpoint)");
     CHECK(a.run({"switch", "tickets", "--to", "tickets_v2"}).status == 0);
     CHECK(a.router.route("any-user") == "tickets_v2");
     CHECK(a.run({"live", "tickets_v2"}).status == 0);
@@ -192,7 +195,11 @@ TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[b
     // 10% of the keys to v2: persisted, so another process's router routes the same way.
     a.router.rollout<tickets<2>>(10);
     CHECK(a.storage.find_setting(tickets_router::setting_key()).has_value());
-    {
+    const bool shared = pj::has_persisted_checkpoint<backend::storage_type>;
+    if (!shared)
+        WARN("not checked on " << backend::name
+                               << ": another process routes the same way (has_persisted_checkpoint is false)");
+    if (shared) {
         app other(fx);
         CHECK(other.router.describe().candidate == "tickets_v2");
         CHECK(other.router.describe().basis_points == 1000);
@@ -220,7 +227,7 @@ TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[b
     CHECK(v1.state() == pj::projection_state::retired);
     CHECK(a.router.route("any-user") == "tickets_v2");
     CHECK(find_ticket(a, "any-user", "t-2")->reopened == 2);
-    {
+    if (shared) {
         app other(fx);  // sees the catalog and the router's state
         CHECK(other.router.route("any-user") == "tickets_v2");
         CHECK(other.storage.find_catalog("tickets_v2")->live);
@@ -239,7 +246,7 @@ TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[b
     CHECK(a.router.route("any-user") == "tickets_v1");
     CHECK(find_ticket(a, "any-user", "t-200").has_value());
     CHECK(find_ticket(a, "any-user", "t-2")->reopened == 0);
-    {
+    if (shared) {
         app other(fx);
         CHECK(other.router.route("any-user") == "tickets_v1");
     }
@@ -268,6 +275,7 @@ TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[b
 
 TEST_CASE("a version's life cycle persists in the catalog, for every process on the database",
           "[backend][blue_green]") {
+    BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>, "another process over one database");
     backend fx;
     {
         app a(fx);

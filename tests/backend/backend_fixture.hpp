@@ -5,6 +5,11 @@
 //
 //   PROJECTIONIST_TEST_BACKEND_SQLITE    -> backend = sqlite_backend    (executable backend_sqlite)
 //   PROJECTIONIST_TEST_BACKEND_POSTGRES  -> backend = postgres_backend  (executable backend_postgres)
+//   PROJECTIONIST_TEST_BACKEND_MEMORY    -> backend = memory_backend    (executable backend_memory)
+//
+// memory has no SQL and no second view of one database: `backend::speaks_sql` is false there (its
+// exec, scalar and text throw), and the cases that need what memory lacks are skipped with a
+// WARN naming the ability trait (backend_suite.hpp, BACKEND_SKIP_UNLESS).
 //
 // A fixture object is one test's fresh, isolated environment with two databases: `db::primary`,
 // which holds the log and the read models unless a test says otherwise, and `db::secondary`,
@@ -34,8 +39,9 @@
 #include <string_view>
 #include <utility>
 
-#if defined(PROJECTIONIST_TEST_BACKEND_SQLITE) == defined(PROJECTIONIST_TEST_BACKEND_POSTGRES)
-#error "tests/backend: define exactly one of PROJECTIONIST_TEST_BACKEND_SQLITE and PROJECTIONIST_TEST_BACKEND_POSTGRES"
+#if (defined(PROJECTIONIST_TEST_BACKEND_SQLITE) + defined(PROJECTIONIST_TEST_BACKEND_POSTGRES) + \
+     defined(PROJECTIONIST_TEST_BACKEND_MEMORY)) != 1
+#error "tests/backend: define exactly one of PROJECTIONIST_TEST_BACKEND_SQLITE, _POSTGRES and _MEMORY"
 #endif
 
 #ifdef PROJECTIONIST_TEST_BACKEND_SQLITE
@@ -45,6 +51,9 @@
 #ifdef PROJECTIONIST_TEST_BACKEND_POSTGRES
 #include <postgres_test_support.hpp>
 #include <projectionist/postgres.hpp>
+#endif
+#ifdef PROJECTIONIST_TEST_BACKEND_MEMORY
+#include <projectionist/projectionist.hpp>
 #endif
 
 namespace backend_test {
@@ -68,10 +77,22 @@ inline std::int64_t integer_of(const std::string& text, const std::string& sql) 
 class sqlite_backend {
 public:
     static constexpr std::string_view name = "sqlite";
+    static constexpr bool speaks_sql = true;
     using event_store_type = projectionist::sqlite_event_store;
     using json_event_store_type = projectionist::sqlite_json_event_store;
     using storage_type = projectionist::sqlite_storage;
     using options_type = projectionist::sqlite_options;
+
+    /// What the backend can do (backend_contract_test checks the traits against this).
+    struct abilities {
+        static constexpr bool journal_rollback = false;
+        static constexpr bool lifecycle_transactions = false;
+        static constexpr bool slices = false;
+        static constexpr bool persisted_checkpoint = true;
+        static constexpr bool event_wait = false;
+        static constexpr bool aggregate_count = false;
+        static constexpr bool transactional_emission = true;
+    };
 
     /// What the backend's constructors take.
     struct place {
@@ -173,10 +194,22 @@ using backend = sqlite_backend;
 class postgres_backend {
 public:
     static constexpr std::string_view name = "postgres";
+    static constexpr bool speaks_sql = true;
     using event_store_type = projectionist::postgres_event_store;
     using json_event_store_type = projectionist::postgres_json_event_store;
     using storage_type = projectionist::postgres_storage;
     using options_type = projectionist::postgres_options;
+
+    /// What the backend can do (backend_contract_test checks the traits against this).
+    struct abilities {
+        static constexpr bool journal_rollback = false;
+        static constexpr bool lifecycle_transactions = true;
+        static constexpr bool slices = true;
+        static constexpr bool persisted_checkpoint = true;
+        static constexpr bool event_wait = true;
+        static constexpr bool aggregate_count = false;
+        static constexpr bool transactional_emission = true;
+    };
 
     struct place {
         std::string target;  ///< the server's URL
@@ -315,6 +348,74 @@ private:
 using backend = postgres_backend;
 
 #endif  // PROJECTIONIST_TEST_BACKEND_POSTGRES
+
+#ifdef PROJECTIONIST_TEST_BACKEND_MEMORY
+
+/// Memory: every `store()` and `storage()` is a new, empty one (there is no database to open
+/// twice); the SQL helpers throw, so the cases that read SQL check `speaks_sql` first.
+class memory_backend {
+public:
+    static constexpr std::string_view name = "memory";
+    static constexpr bool speaks_sql = false;
+    using event_store_type = projectionist::memory_event_store;
+    using json_event_store_type = projectionist::memory_event_store;
+    using storage_type = projectionist::memory_storage;
+
+    /// What the backend can do (backend_contract_test checks the traits against this).
+    struct abilities {
+        static constexpr bool journal_rollback = true;
+        static constexpr bool lifecycle_transactions = false;
+        static constexpr bool slices = false;
+        static constexpr bool persisted_checkpoint = false;
+        static constexpr bool event_wait = true;
+        static constexpr bool aggregate_count = true;
+        static constexpr bool transactional_emission = false;
+    };
+
+    /// Memory stores hold events, not payloads: the limit is there for the suite to compile.
+    struct options_type {
+        std::size_t max_payload_bytes = 0;
+    };
+    struct place {
+        std::string target;
+        options_type options;
+    };
+
+    static constexpr std::string_view foreign_phrase = "";
+
+    [[nodiscard]] place at(db which = db::primary) { return {which == db::primary ? "primary" : "secondary", {}}; }
+    template <class T>
+    [[nodiscard]] T make(const place&) {
+        return T{};
+    }
+    [[nodiscard]] event_store_type store(db = db::primary) { return event_store_type{}; }
+    [[nodiscard]] json_event_store_type json_store(db = db::primary) { return json_event_store_type{}; }
+    [[nodiscard]] storage_type storage(db = db::primary) { return storage_type{}; }
+
+    [[noreturn]] void exec(const std::string& sql, db = db::primary) { no_sql(sql); }
+    [[noreturn]] std::optional<std::string> text(const std::string& sql, db = db::primary) { no_sql(sql); }
+    [[noreturn]] std::int64_t scalar(const std::string& sql, db = db::primary) { no_sql(sql); }
+    template <class Store>
+    [[nodiscard]] static std::string payload_column() {
+        return "payload";
+    }
+    [[nodiscard]] bool integrity_ok(db = db::primary) { return true; }
+    static constexpr std::string_view aggregate_positions = "";
+    [[noreturn]] void refuse(const std::string& name, const std::string&, const std::string&, const std::string&,
+                             const std::string&, db = db::primary) {
+        no_sql(name);
+    }
+    [[noreturn]] void allow(const std::string& name, const std::string&, db = db::primary) { no_sql(name); }
+
+private:
+    [[noreturn]] static void no_sql(const std::string& what) {
+        throw std::logic_error("backend_test: memory speaks no SQL; check backend::speaks_sql first: " + what);
+    }
+};
+
+using backend = memory_backend;
+
+#endif  // PROJECTIONIST_TEST_BACKEND_MEMORY
 
 /// The message of the projectionist::error that `f` throws ("<no error>" / "<other exception: ...>").
 template <class F>

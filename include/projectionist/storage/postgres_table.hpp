@@ -17,13 +17,12 @@
 
 #include <fmt/format.h>
 #include <boost/container_hash/hash.hpp>
-#include <boost/hana/accessors.hpp>
-#include <boost/hana/for_each.hpp>
-#include <boost/hana/length.hpp>
-#include <boost/hana/pair.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include <projectionist/detail/pg_api.hpp>
+#include <projectionist/detail/pg_columns.hpp>
+#include <projectionist/detail/pg_write_behind.hpp>
+#include <projectionist/detail/sql_dialect.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/meta/fnv1a.hpp>
 
@@ -42,273 +41,11 @@ public:
 
 namespace detail::pg {
 
-// ---- columns: C++ field types as PostgreSQL types, text in and out -------------------------------
-
-inline void append_integer(std::string& out, std::int64_t v) {
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, static_cast<std::size_t>(r.ptr - buf));
-}
-
-inline std::int64_t parse_integer(std::string_view text) {
-    std::int64_t v = 0;
-    const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (r.ec != std::errc{} || r.ptr != text.data() + text.size())
-        throw error(fmt::format("projectionist: postgres: '{}' is not an integer", text));
-    return v;
-}
-
-template <class T>
-constexpr std::string_view integer_sql_type() {
-    if constexpr (sizeof(T) == 1 || (std::is_signed_v<T> && sizeof(T) == 2))
-        return "smallint";
-    else if constexpr (sizeof(T) == 2 || (std::is_signed_v<T> && sizeof(T) == 4))
-        return "integer";
-    else
-        return "bigint";  // 64-bit unsigned values are stored as their int64 bit pattern, as in SQLite
-}
-
-/// How one field type maps to a column: its SQL type, whether it is written quoted in an array
-/// literal (text), and its text form in both directions.
-template <class T>
-struct column_traits {
-    static constexpr bool supported = false;
-};
-template <class T>
-requires(std::is_integral_v<T> && !std::is_same_v<T, bool>) struct column_traits<T> {
-    static constexpr bool supported = true;
-    static constexpr bool nullable = false;
-    static constexpr bool quoted = false;
-    static constexpr std::string_view sql_type = integer_sql_type<T>();
-    static void write(std::string& out, const T& v) { append_integer(out, static_cast<std::int64_t>(v)); }
-    static void read(std::string_view text, T& out) { out = static_cast<T>(parse_integer(text)); }
-};
-template <>
-struct column_traits<bool> {
-    static constexpr bool supported = true;
-    static constexpr bool nullable = false;
-    static constexpr bool quoted = false;
-    static constexpr std::string_view sql_type = "boolean";
-    static void write(std::string& out, bool v) { out += v ? 't' : 'f'; }
-    static void read(std::string_view text, bool& out) { out = text == "t"; }
-};
-template <class T>
-requires std::is_enum_v<T>
-struct column_traits<T> {
-    using underlying = column_traits<std::underlying_type_t<T>>;
-    static constexpr bool supported = true;
-    static constexpr bool nullable = false;
-    static constexpr bool quoted = false;
-    static constexpr std::string_view sql_type = underlying::sql_type;
-    static void write(std::string& out, const T& v) {
-        underlying::write(out, static_cast<std::underlying_type_t<T>>(v));
-    }
-    static void read(std::string_view text, T& out) {
-        std::underlying_type_t<T> v{};
-        underlying::read(text, v);
-        out = static_cast<T>(v);
-    }
-};
-template <class T>
-requires std::is_floating_point_v<T>
-struct column_traits<T> {
-    static constexpr bool supported = true;
-    static constexpr bool nullable = false;
-    static constexpr bool quoted = false;
-    static constexpr std::string_view sql_type = sizeof(T) == sizeof(float) ? "real" : "double precision";
-    static void write(std::string& out, const T& v) {
-        if (std::isnan(v))
-            out += "NaN";
-        else if (std::isinf(v))
-            out += v > 0 ? "Infinity" : "-Infinity";
-        else
-            fmt::format_to(std::back_inserter(out), "{}", v);  // shortest text that reads back exactly
-    }
-    static void read(std::string_view text, T& out) {
-        if (text == "NaN") {
-            out = std::numeric_limits<T>::quiet_NaN();
-        } else if (text == "Infinity" || text == "-Infinity") {
-            out = text[0] == '-' ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-        } else {
-            const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
-            if (r.ec != std::errc{} || r.ptr != text.data() + text.size())
-                throw error(fmt::format("projectionist: postgres: '{}' is not a floating-point number", text));
-        }
-    }
-};
-template <>
-struct column_traits<std::string> {
-    static constexpr bool supported = true;
-    static constexpr bool nullable = false;
-    static constexpr bool quoted = true;
-    // Byte order, as SQLite's BINARY collation: the same key order on both backends, and
-    // comparisons without the locale's cost.
-    static constexpr std::string_view sql_type = "text COLLATE \"C\"";
-    static constexpr std::string_view cast_type = "text";
-    static void write(std::string& out, const std::string& v) { out += v; }
-    static void read(std::string_view text, std::string& out) { out.assign(text); }
-};
-template <class Clock, class Duration>
-struct column_traits<std::chrono::time_point<Clock, Duration>> {
-    using T = std::chrono::time_point<Clock, Duration>;
-    static constexpr bool supported = true;
-    static constexpr bool nullable = false;
-    static constexpr bool quoted = false;
-    static constexpr std::string_view sql_type = "bigint";  // ticks of Duration since the epoch, as in SQLite
-    static void write(std::string& out, const T& v) {
-        append_integer(out, static_cast<std::int64_t>(v.time_since_epoch().count()));
-    }
-    static void read(std::string_view text, T& out) {
-        out = T(Duration(static_cast<typename Duration::rep>(parse_integer(text))));
-    }
-};
-template <class T>
-struct column_traits<std::optional<T>> {
-    using inner = column_traits<T>;
-    static constexpr bool supported = inner::supported && !inner::nullable;
-    static constexpr bool nullable = true;
-    static constexpr bool quoted = inner::quoted;
-    static constexpr std::string_view sql_type = inner::sql_type;
-};
-
-/// The type a parameter array is cast to: the column's type without its collation.
-template <class T>
-constexpr std::string_view cast_type_of() {
-    if constexpr (requires { column_traits<T>::cast_type; })
-        return column_traits<T>::cast_type;
-    else if constexpr (requires { typename column_traits<T>::inner; })
-        return cast_type_of<typename T::value_type>();
-    else
-        return column_traits<T>::sql_type;
-}
-
-/// Appends `v` to an array literal being built (`{...}`): NULL, a bare number, or a quoted string
-/// with `"` and `\` escaped.
-template <class T>
-void append_element(std::string& array, const T& v) {
-    if constexpr (requires { typename column_traits<T>::inner; }) {
-        if (!v)
-            array += "NULL";
-        else
-            append_element(array, *v);
-    } else if constexpr (column_traits<T>::quoted) {
-        std::string text;
-        column_traits<T>::write(text, v);
-        array += '"';
-        for (char c : text) {
-            if (c == '"' || c == '\\') array += '\\';
-            array += c;
-        }
-        array += '"';
-    } else {
-        column_traits<T>::write(array, v);
-    }
-}
-
-/// The text of one parameter value (not NULL).
-template <class T>
-std::string parameter_text(const T& v) {
-    std::string out;
-    column_traits<T>::write(out, v);
-    return out;
-}
-
-/// Reads a text-format column into a field.
-template <class T>
-void read_field(const result& r, int row, int col, T& out) {
-    if constexpr (requires { typename column_traits<T>::inner; }) {
-        if (r.is_null(row, col)) {
-            out.reset();
-        } else {
-            typename T::value_type v{};
-            column_traits<typename T::value_type>::read(r.text(row, col), v);
-            out = std::move(v);
-        }
-    } else {
-        if (r.is_null(row, col))
-            throw error(
-                fmt::format("projectionist: postgres: column {} of a read-model row is NULL, but its field "
-                            "is not a std::optional",
-                            col));
-        column_traits<T>::read(r.text(row, col), out);
-    }
-}
-
-template <class Row>
-consteval bool all_columns_supported() {
-    bool ok = true;
-    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
-        using field = std::remove_cvref_t<decltype(boost::hana::second(member)(std::declval<Row&>()))>;
-        ok = ok && column_traits<field>::supported;
-    });
-    return ok;
-}
-
-template <class Row>
-inline constexpr std::size_t column_count = decltype(boost::hana::length(boost::hana::accessors<Row>()))::value;
-
-template <class Row>
-Row read_row(const result& r, int row) {
-    Row out{};
-    int c = 0;
-    boost::hana::for_each(boost::hana::accessors<Row>(),
-                          [&](auto member) { read_field(r, row, c++, boost::hana::second(member)(out)); });
-    return out;
-}
-
 /// Statement names on a connection are derived from their text: handles of one table share
 /// them, and a handle opened per query does not prepare anything twice.
 inline std::string statement_name(std::string_view sql) {
     return fmt::format("pj_{:016x}_{}", fnv1a_64(sql), sql.size());
 }
-
-/// The part of a table handle its session sees: the name, and how to send or drop its buffer.
-/// Plain function pointers rather than virtual functions: called at batch boundaries only.
-class buffered_table {
-public:
-    buffered_table(const buffered_table&) = delete;
-    buffered_table& operator=(const buffered_table&) = delete;
-    [[nodiscard]] std::string_view table_name() const noexcept { return name_; }
-    /// Sends the buffered writes; the rows read stay cached until the batch ends.
-    void flush_buffer() { flush_(this); }
-    /// Drops the buffered writes and cached rows.
-    void forget_buffer() noexcept { forget_(this); }
-
-protected:
-    buffered_table(std::string name, void (*flush)(buffered_table*), void (*forget)(buffered_table*) noexcept)
-        : name_(std::move(name)), flush_(flush), forget_(forget) {}
-    ~buffered_table() = default;
-    buffered_table(buffered_table&&) = default;
-    buffered_table& operator=(buffered_table&&) = default;
-
-    std::string name_;
-
-private:
-    void (*flush_)(buffered_table*);
-    void (*forget_)(buffered_table*) noexcept;
-};
-
-/// A storage session's tables, as seen at batch boundaries: while a batch is open (`active`),
-/// table writes are buffered and sent as multi-row statements; `flush_all` sends them,
-/// `forget_all` drops them (and the rows read meanwhile).
-struct write_behind {
-    std::vector<buffered_table*> tables;
-    bool active = false;     ///< a batch is open: buffer writes
-    bool eager = false;      ///< send every write at once (the replay after a refused flush)
-    bool immediate = false;  ///< this transaction sends every write at once (init, reset, remove)
-    /// The batch's checkpoint was moved by another runner (seen at begin): its commit will
-    /// throw checkpoint_conflict before it sends anything.
-    std::optional<std::string> conflict;
-
-    [[nodiscard]] bool buffering() const noexcept { return active && !eager && !immediate; }
-    void flush_all() {
-        for (auto* t : tables) t->flush_buffer();
-    }
-    void forget_all() noexcept {
-        for (auto* t : tables) t->forget_buffer();
-    }
-    void remove(const buffered_table* t) noexcept { std::erase(tables, t); }
-};
 
 /// Is this a refusal by a constraint (SQLSTATE class 23), rather than a lost connection or a
 /// bad statement?
@@ -345,7 +82,7 @@ public:
     using table_type = Table;
     using row_type = typename Table::row_type;
     using key_type = typename Table::key_type;
-    static_assert(detail::pg::all_columns_supported<row_type>(),
+    static_assert(detail::sql::all_columns_supported<row_type, detail::pg::dialect>(),
                   "projectionist: postgres_storage: a field of this row type has no SQL column type; supported "
                   "are integers, enums, bool, floating point, std::string, std::chrono::time_point and "
                   "std::optional of these");
@@ -359,17 +96,9 @@ public:
               [](buffered_table* t) noexcept { static_cast<postgres_table*>(t)->forget(); }),
           db_(&db),
           session_(session),
-          quoted_(detail::pg::quote(name_)) {
-        std::size_t i = 0;
-        boost::hana::for_each(boost::hana::accessors<row_type>(), [&](auto member) {
-            std::string column = boost::hana::to<const char*>(boost::hana::first(member));
-            row_type probe{};
-            if (static_cast<const void*>(&boost::hana::second(member)(probe)) ==
-                static_cast<const void*>(&(probe.*Table::key)))
-                key_index_ = i;
-            columns_.push_back(detail::pg::quote(column));
-            ++i;
-        });
+          quoted_(detail::pg::quote(name_)),
+          columns_(detail::sql::quoted_columns<row_type>()),
+          key_index_(detail::sql::key_index<Table>()) {
         build_statements();
         if (session_) session_->tables.push_back(this);
     }
@@ -415,17 +144,7 @@ public:
 
     /// CREATE TABLE IF NOT EXISTS, from the row's reflection.
     [[nodiscard]] std::string create_sql() const {
-        std::string sql = fmt::format("CREATE TABLE IF NOT EXISTS {} (", quoted_);
-        std::size_t i = 0;
-        boost::hana::for_each(boost::hana::accessors<row_type>(), [&](auto member) {
-            using field = std::remove_cvref_t<decltype(boost::hana::second(member)(std::declval<row_type&>()))>;
-            using traits = detail::pg::column_traits<field>;
-            sql += fmt::format("{}{} {}{}", i == 0 ? "" : ", ", columns_[i], traits::sql_type,
-                               traits::nullable ? "" : " NOT NULL");
-            ++i;
-        });
-        sql += fmt::format(", PRIMARY KEY ({}))", quoted_key());
-        return sql;
+        return detail::sql::create_table<row_type, detail::pg::dialect>(quoted_, columns_, key_index_);
     }
 
     /// Adds a row; throws table_error if a row with its key exists (in a batch: if the batch
@@ -695,10 +414,10 @@ private:
             const entry& e = kv.second;
             if (e.kind != s) continue;
             std::size_t c = 0;
-            boost::hana::for_each(boost::hana::accessors<row_type>(), [&](auto member) {
+            detail::for_each_field(e.row, [&](std::string_view, const auto& field) {
                 std::string& a = arrays[c++];
                 if (a.size() > 1) a += ',';
-                detail::pg::append_element(a, boost::hana::second(member)(e.row));
+                detail::pg::append_element(a, field);
             });
         }
         detail::pg::params p;
@@ -767,14 +486,11 @@ private:
     }
 
     void build_statements() {
-        std::string columns, unnest, sets;
+        std::string columns, unnest;
         std::size_t i = 0;
-        boost::hana::for_each(boost::hana::accessors<row_type>(), [&](auto member) {
-            using field = std::remove_cvref_t<decltype(boost::hana::second(member)(std::declval<row_type&>()))>;
-            const std::string& c = columns_[i];
-            columns += (i ? ", " : "") + c;
-            unnest += fmt::format("{}${}::{}[]", i ? ", " : "", i + 1, detail::pg::cast_type_of<field>());
-            if (i != key_index_) sets += fmt::format("{}{} = excluded.{}", sets.empty() ? "" : ", ", c, c);
+        detail::for_each_field_type<row_type>([&]<class Field>(std::string_view, std::type_identity<Field>) {
+            columns += (i ? ", " : "") + columns_[i];
+            unnest += fmt::format("{}${}::{}[]", i ? ", " : "", i + 1, detail::pg::cast_type_of<Field>());
             ++i;
         });
         using key_traits_type = key_type;
@@ -796,7 +512,7 @@ private:
                                             quoted_, columns, unnest, key, key));
         make(statement::upsert,
              fmt::format("INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO {}", quoted_, columns,
-                         unnest, key, sets.empty() ? "NOTHING" : "UPDATE SET " + sets));
+                         unnest, key, detail::sql::upsert_action(columns_, key_index_)));
         make(statement::erase, fmt::format("DELETE FROM {} WHERE {} = ANY($1::{}[])", quoted_, key, key_cast));
         make(statement::claimed,
              fmt::format("SELECT {} FROM {} WHERE {} = ANY($1::{}[])", key, quoted_, key, key_cast));

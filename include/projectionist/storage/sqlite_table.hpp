@@ -12,11 +12,8 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <boost/hana/accessors.hpp>
-#include <boost/hana/for_each.hpp>
-#include <boost/hana/length.hpp>
-#include <boost/hana/pair.hpp>
 
+#include <projectionist/detail/sql_dialect.hpp>
 #include <projectionist/detail/sqlite_api.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/event/codec.hpp>
@@ -112,38 +109,20 @@ struct column_traits<std::optional<T>> {
     }
 };
 
-template <class Row>
-consteval bool all_columns_supported() {
-    bool ok = true;
-    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
-        using field = std::remove_cvref_t<decltype(boost::hana::second(member)(std::declval<Row&>()))>;
-        ok = ok && column_traits<field>::supported;
-    });
-    return ok;
-}
+/// SQLite's column types and key spelling for detail/sql_dialect.hpp.
+struct dialect {
+    template <class Field>
+    using traits = column_traits<Field>;
+    static constexpr std::string_view primary_key = "PRIMARY KEY(";
+};
 
+/// Binds every field of `row` but the one at `skip` (none by default) to parameters first,
+/// first+1, ...; returns the next parameter index.
 template <class Row>
-inline constexpr int column_count =
-    static_cast<int>(decltype(boost::hana::length(boost::hana::accessors<Row>()))::value);
-
-/// Binds every field of `row` to parameters first, first+1, ...
-template <class Row>
-void bind_row(statement& s, int first, const Row& row) {
-    int i = first;
-    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
-        const auto& v = boost::hana::second(member)(row);
-        column_traits<std::remove_cvref_t<decltype(v)>>::bind(s, i++, v);
-    });
-}
-
-/// Binds every field of `row` but the one at `skip` to parameters first, first+1, ...; returns
-/// the next parameter index.
-template <class Row>
-int bind_row_except(statement& s, int first, const Row& row, std::size_t skip) {
+int bind_row(statement& s, int first, const Row& row, std::size_t skip = static_cast<std::size_t>(-1)) {
     int i = first;
     std::size_t field = 0;
-    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
-        const auto& v = boost::hana::second(member)(row);
+    for_each_field(row, [&](std::string_view, const auto& v) {
         if (field++ != skip) column_traits<std::remove_cvref_t<decltype(v)>>::bind(s, i++, v);
     });
     return i;
@@ -154,33 +133,9 @@ template <class Row>
 Row read_row(const statement& s) {
     Row row{};
     int c = 0;
-    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
-        auto& v = boost::hana::second(member)(row);
-        column_traits<std::remove_cvref_t<decltype(v)>>::read(s, c++, v);
-    });
+    for_each_field(
+        row, [&](std::string_view, auto& v) { column_traits<std::remove_cvref_t<decltype(v)>>::read(s, c++, v); });
     return row;
-}
-
-template <class Row>
-std::vector<std::string> column_names() {
-    std::vector<std::string> names;
-    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
-        names.emplace_back(boost::hana::to<const char*>(boost::hana::first(member)));
-    });
-    return names;
-}
-
-template <class Table>
-std::string key_column() {
-    using Row = typename Table::row_type;
-    std::string name;
-    boost::hana::for_each(boost::hana::accessors<Row>(), [&](auto member) {
-        Row probe{};
-        const void* field = &boost::hana::second(member)(probe);
-        if (field == static_cast<const void*>(&(probe.*Table::key)))
-            name = boost::hana::to<const char*>(boost::hana::first(member));
-    });
-    return name;
 }
 
 }  // namespace detail::sqlite
@@ -197,15 +152,15 @@ class sqlite_table {
 public:
     using row_type = typename Table::row_type;
     using key_type = typename Table::key_type;
-    static_assert(detail::sqlite::all_columns_supported<row_type>(),
+    static_assert(detail::sql::all_columns_supported<row_type, detail::sqlite::dialect>(),
                   "projectionist: sqlite_storage: a field of this row type has no SQL column type; supported are "
                   "integers, enums, bool, floating point, std::string, std::chrono::time_point and std::optional of "
                   "these");
 
     sqlite_table(detail::sqlite::connection& db, std::string name) : db_(&db), name_(std::move(name)) {
         quoted_ = detail::sqlite::quote(name_);
-        columns_ = detail::sqlite::column_names<row_type>();
-        key_ = detail::sqlite::key_column<Table>();
+        columns_ = detail::sql::quoted_columns<row_type>();
+        key_index_ = detail::sql::key_index<Table>();
     }
 
     [[nodiscard]] std::string_view name() const noexcept { return name_; }
@@ -214,17 +169,7 @@ public:
 
     /// CREATE TABLE IF NOT EXISTS, from the row's reflection.
     [[nodiscard]] std::string create_sql() const {
-        std::string sql = fmt::format("CREATE TABLE IF NOT EXISTS {} (", quoted_);
-        std::size_t i = 0;
-        boost::hana::for_each(boost::hana::accessors<row_type>(), [&](auto member) {
-            using field = std::remove_cvref_t<decltype(boost::hana::second(member)(std::declval<row_type&>()))>;
-            using traits = detail::sqlite::column_traits<field>;
-            sql += fmt::format("{}{} {}{}", i == 0 ? "" : ", ", detail::sqlite::quote(columns_[i]), traits::sql_type,
-                               traits::nullable ? "" : " NOT NULL");
-            ++i;
-        });
-        sql += fmt::format(", PRIMARY KEY({}))", detail::sqlite::quote(key_));
-        return sql;
+        return detail::sql::create_table<row_type, detail::sqlite::dialect>(quoted_, columns_, key_index_);
     }
 
     void insert(const row_type& row) {
@@ -250,14 +195,8 @@ public:
 
     void upsert(const row_type& row) {
         auto& s = prepared(upsert_, [&] {
-            std::string sets;
-            for (const auto& c : columns_)
-                if (c != key_)
-                    sets += fmt::format("{}{} = excluded.{}", sets.empty() ? "" : ", ", detail::sqlite::quote(c),
-                                        detail::sqlite::quote(c));
             return fmt::format("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT({}) DO {}", quoted_, column_list(),
-                               placeholders(), detail::sqlite::quote(key_),
-                               sets.empty() ? "NOTHING" : "UPDATE SET " + sets);
+                               placeholders(), quoted_key(), detail::sql::upsert_action(columns_, key_index_));
         });
         detail::sqlite::bind_row(s, 1, row);
         s.run();
@@ -278,29 +217,27 @@ public:
         // backfill benchmark, for a value that cannot change here.
         auto& s = prepared(update_, [&] {
             std::string sets;
-            for (const auto& c : columns_)
-                if (c != key_) sets += fmt::format("{}{} = ?", sets.empty() ? "" : ", ", detail::sqlite::quote(c));
-            if (sets.empty()) sets = fmt::format("{0} = {0}", detail::sqlite::quote(key_));  // a key-only row
-            return fmt::format("UPDATE {} SET {} WHERE {} = ?", quoted_, sets, detail::sqlite::quote(key_));
+            for (std::size_t i = 0; i < columns_.size(); ++i)
+                if (i != key_index_) sets += fmt::format("{}{} = ?", sets.empty() ? "" : ", ", columns_[i]);
+            if (sets.empty()) sets = fmt::format("{0} = {0}", quoted_key());  // a key-only row
+            return fmt::format("UPDATE {} SET {} WHERE {} = ?", quoted_, sets, quoted_key());
         });
-        const int next = detail::sqlite::bind_row_except(s, 1, *row, key_index());
+        const int next = detail::sqlite::bind_row(s, 1, *row, key_index_);
         detail::sqlite::column_traits<key_type>::bind(s, next, key);
         s.run();
         return true;
     }
 
     bool erase(const key_type& key) {
-        auto& s = prepared(
-            erase_, [&] { return fmt::format("DELETE FROM {} WHERE {} = ?", quoted_, detail::sqlite::quote(key_)); });
+        auto& s = prepared(erase_, [&] { return fmt::format("DELETE FROM {} WHERE {} = ?", quoted_, quoted_key()); });
         detail::sqlite::column_traits<key_type>::bind(s, 1, key);
         s.run();
         return sqlite3_changes(db_->get()) > 0;
     }
 
     [[nodiscard]] std::optional<row_type> find(const key_type& key) {
-        auto& s = prepared(find_, [&] {
-            return fmt::format("SELECT {} FROM {} WHERE {} = ?", column_list(), quoted_, detail::sqlite::quote(key_));
-        });
+        auto& s = prepared(
+            find_, [&] { return fmt::format("SELECT {} FROM {} WHERE {} = ?", column_list(), quoted_, quoted_key()); });
         detail::sqlite::column_traits<key_type>::bind(s, 1, key);
         std::optional<row_type> out;
         if (s.step()) out = detail::sqlite::read_row<row_type>(s);
@@ -320,8 +257,8 @@ public:
     /// Calls `fn(const row_type&)` for every row, in key order.
     template <class F>
     void for_each(F&& fn) {
-        detail::sqlite::statement s(
-            *db_, fmt::format("SELECT {} FROM {} ORDER BY {}", column_list(), quoted_, detail::sqlite::quote(key_)));
+        detail::sqlite::statement s(*db_,
+                                    fmt::format("SELECT {} FROM {} ORDER BY {}", column_list(), quoted_, quoted_key()));
         while (s.step()) fn(detail::sqlite::read_row<row_type>(s));
     }
 
@@ -333,14 +270,10 @@ private:
         if (!slot.get()) slot = detail::sqlite::statement(*db_, make());
         return slot;
     }
-    [[nodiscard]] std::size_t key_index() const noexcept {
-        for (std::size_t i = 0; i < columns_.size(); ++i)
-            if (columns_[i] == key_) return i;
-        return columns_.size();
-    }
+    [[nodiscard]] const std::string& quoted_key() const noexcept { return columns_[key_index_]; }
     [[nodiscard]] std::string column_list() const {
         std::string out;
-        for (const auto& c : columns_) out += (out.empty() ? "" : ", ") + detail::sqlite::quote(c);
+        for (const auto& c : columns_) out += (out.empty() ? "" : ", ") + c;
         return out;
     }
     [[nodiscard]] std::string placeholders() const {
@@ -352,8 +285,8 @@ private:
     detail::sqlite::connection* db_;
     std::string name_;
     std::string quoted_;
-    std::vector<std::string> columns_;
-    std::string key_;
+    std::vector<std::string> columns_;  // quoted
+    std::size_t key_index_ = 0;
     detail::sqlite::statement insert_, upsert_, update_, erase_, find_, count_;
 };
 

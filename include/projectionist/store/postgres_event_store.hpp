@@ -21,6 +21,7 @@
 
 #include <projectionist/detail/pg_api.hpp>
 #include <projectionist/detail/pg_schema.hpp>
+#include <projectionist/detail/sql_event_store.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/event/codec.hpp>
 #include <projectionist/event/envelope.hpp>
@@ -80,14 +81,16 @@ inline std::int32_t binary_int32(const char* p) noexcept {
 /// taken before the lock would not see the latest position (the append would then fail on the
 /// primary key, writing nothing).
 template <class Codec = binary_codec>
-class basic_postgres_event_store {
-public:
-    using event_store_category = detail::event_store_category;
-    using codec = Codec;
+class basic_postgres_event_store : public detail::sql_event_store<basic_postgres_event_store<Codec>, Codec> {
+    using base = detail::sql_event_store<basic_postgres_event_store<Codec>, Codec>;
+    friend base;
+    using base::mutex_;
+    using base::types_;
 
-    using type_entry = stored_event_type;
-    using record = stored_record;
-    using batch = stored_batch;
+public:
+    using typename base::batch;
+    using typename base::record;
+    using typename base::type_entry;
 
 private:
     /// The log's SQL, with the schema quoted into every table name (the statements do not depend
@@ -329,7 +332,6 @@ public:
     [[nodiscard]] const std::string& schema() const noexcept { return options_.schema; }
     /// The store's connection. Not thread-safe on its own: hold `mutex()` while using it.
     [[nodiscard]] detail::pg::connection& connection() noexcept { return db_; }
-    [[nodiscard]] std::mutex& mutex() const noexcept { return mutex_; }
 
     /// Appends `events` to one aggregate of `Stream` in one transaction, if the aggregate is at
     /// `expected`; otherwise throws `version_conflict` and writes nothing.
@@ -381,38 +383,6 @@ public:
         p.add(Stream::name).add(aggregate_id);
         fill_all(db_.execute(sql_.prefix + "read_aggregate", p, true), out);
         return out;
-    }
-
-    template <stream_type Stream>
-    [[nodiscard]] std::uint64_t version_of(Stream, std::string_view aggregate_id) const {
-        auto a = find_aggregate(Stream::name, aggregate_id);
-        return a ? a->second : 0;
-    }
-
-    template <stream_type Stream>
-    [[nodiscard]] std::optional<std::uint64_t> aggregate_number(Stream, std::string_view aggregate_id) const {
-        auto a = find_aggregate(Stream::name, aggregate_id);
-        if (!a) return std::nullopt;
-        return a->first;
-    }
-
-    [[nodiscard]] std::uint32_t type_count() const {
-        std::lock_guard lock(mutex_);
-        load_types();
-        return static_cast<std::uint32_t>(types_.size());
-    }
-    [[nodiscard]] event_type_info type_info(std::uint32_t id) const {
-        std::lock_guard lock(mutex_);
-        load_types();
-        const type_entry& t = types_.at(id);
-        return {t.id, t.stream, t.name, nullptr};
-    }
-
-    /// Decodes a record into `Event`: checks the size limit, decodes with the codec, upcasts
-    /// older schema versions. Throws codec_error with the reason.
-    template <class Event>
-    [[nodiscard]] Event event_of(const record& r) const {
-        return decode_stored<Event, Codec>(r, options_.max_payload_bytes);
     }
 
     /// Blocks until the head passes `after`, `timeout` elapses or `stop` is requested; woken by
@@ -483,12 +453,7 @@ private:
         detail::pg::params p;
         p.add(static_cast<std::int64_t>(types_.size()));
         auto r = db_.execute(sql_.prefix + "load_types", p);
-        for (int i = 0; i < r.rows(); ++i) {
-            type_entry& t = types_.emplace_back();
-            t.id = static_cast<std::uint32_t>(r.int64(i, 0) - 1);
-            t.stream = std::string(r.text(i, 1));
-            t.name = std::string(r.text(i, 2));
-        }
+        for (int i = 0; i < r.rows(); ++i) this->intern_loaded(r.int64(i, 0), r.text(i, 1), r.text(i, 2));
     }
 
     /// Binary-format rows of `read`/`read_aggregate` into records: no text parsing, no hex.
@@ -549,11 +514,9 @@ private:
 
     std::string conninfo_;
     postgres_options options_;
-    mutable std::mutex mutex_;
     detail::pg::connection db_;
     statements sql_;
     std::string server_identity_;
-    mutable std::deque<type_entry> types_;  // deque: records point at entries
     writer writer_;
     mutable std::mutex listen_mutex_;
     mutable detail::pg::connection listener_;

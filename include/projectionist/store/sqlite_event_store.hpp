@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <projectionist/detail/sql_event_store.hpp>
 #include <projectionist/detail/sqlite_api.hpp>
 #include <projectionist/detail/sqlite_schema.hpp>
 #include <projectionist/error.hpp>
@@ -39,14 +40,16 @@ namespace projectionist {
 ///
 /// `sqlite3 app.db "select type, payload from events"` shows the log (readable with json_codec).
 template <class Codec = binary_codec>
-class basic_sqlite_event_store {
-public:
-    using event_store_category = detail::event_store_category;
-    using codec = Codec;
+class basic_sqlite_event_store : public detail::sql_event_store<basic_sqlite_event_store<Codec>, Codec> {
+    using base = detail::sql_event_store<basic_sqlite_event_store<Codec>, Codec>;
+    friend base;
+    using base::mutex_;
+    using base::types_;
 
-    using type_entry = stored_event_type;
-    using record = stored_record;
-    using batch = stored_batch;
+public:
+    using typename base::batch;
+    using typename base::record;
+    using typename base::type_entry;
 
     /// Opens (or creates) the log in `path`. Throws `projectionist::error` for a file that is
     /// not projectionist's or has a newer schema, without modifying it.
@@ -63,7 +66,6 @@ public:
     /// The store's connection (the storage may share it, so that emitted events commit with the
     /// batch). Not thread-safe on its own: use it only from the thread that drives the runner.
     [[nodiscard]] detail::sqlite::connection& connection() noexcept { return db_; }
-    [[nodiscard]] std::mutex& mutex() const noexcept { return mutex_; }
 
 private:
     /// BEGIN IMMEDIATE … COMMIT, or a savepoint inside a transaction already open on the
@@ -272,38 +274,6 @@ public:
         return out;
     }
 
-    template <stream_type Stream>
-    [[nodiscard]] std::uint64_t version_of(Stream, std::string_view aggregate_id) const {
-        auto a = find_aggregate(Stream::name, aggregate_id);
-        return a ? a->second : 0;
-    }
-
-    template <stream_type Stream>
-    [[nodiscard]] std::optional<std::uint64_t> aggregate_number(Stream, std::string_view aggregate_id) const {
-        auto a = find_aggregate(Stream::name, aggregate_id);
-        if (!a) return std::nullopt;
-        return a->first;
-    }
-
-    [[nodiscard]] std::uint32_t type_count() const {
-        std::lock_guard lock(mutex_);
-        load_types();
-        return static_cast<std::uint32_t>(types_.size());
-    }
-    [[nodiscard]] event_type_info type_info(std::uint32_t id) const {
-        std::lock_guard lock(mutex_);
-        load_types();
-        const type_entry& t = types_.at(id);
-        return {t.id, t.stream, t.name, nullptr};
-    }
-
-    /// Decodes a record into `Event`: checks the size limit, decodes with the codec, upcasts
-    /// older schema versions. Throws codec_error with the reason.
-    template <class Event>
-    [[nodiscard]] Event event_of(const record& r) const {
-        return decode_stored<Event, Codec>(r, options_.max_payload_bytes);
-    }
-
 private:
     detail::sqlite::statement& prepared(detail::sqlite::statement& slot, std::string_view sql) const {
         if (!slot.get()) slot = detail::sqlite::statement(db_, sql);
@@ -331,12 +301,7 @@ private:
         auto& s =
             prepared(load_types_, "SELECT id, stream, name FROM projectionist_event_types WHERE id > ? ORDER BY id");
         s.bind(1, static_cast<std::int64_t>(types_.size()));
-        while (s.step()) {
-            type_entry& t = types_.emplace_back();
-            t.id = static_cast<std::uint32_t>(s.int64(0) - 1);
-            t.stream = std::string(s.text(1));
-            t.name = std::string(s.text(2));
-        }
+        while (s.step()) this->intern_loaded(s.int64(0), s.text(1), s.text(2));
         s.reset();
     }
 
@@ -366,9 +331,7 @@ private:
 
     std::string path_;
     sqlite_options options_;
-    mutable std::mutex mutex_;
     detail::sqlite::connection db_;
-    mutable std::deque<type_entry> types_;  // deque: records point at entries
     mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_;
     writer writer_{db_};
 };
