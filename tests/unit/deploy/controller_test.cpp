@@ -233,4 +233,9 @@ TEST_CASE("controller: verify compares the main tables, with the request's expec
     CHECK_THROWS_WITH(f.control.validate("tickets_v1", "tickets_v2", {.expected_changes = {"colour"}}),
                       Contains("unknown column 'colour' in --expect-change"));
     CHECK(f.control.serving_peer("tickets_v2") == "tickets_v1");
+    // settings for a pair of versions name deployed versions only
+    using controller_type = pj::controller<memory_tickets, tickets_router>;
+    CHECK_THROWS_WITH(controller_type(f.deployment, f.router, {.pairs = {{"tickets_v1", "tickets_v9", {}}}}),
+                      "projectionist: controller(deployment, router, verify_settings): verify settings name "
+                      "'tickets_v9', which is not a version of tickets; the versions are: tickets_v1, tickets_v2");
 }

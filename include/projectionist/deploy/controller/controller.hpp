@@ -218,8 +218,8 @@ private:
             for (const std::string& n : {p.a, p.b})
                 if (!Deployment::contains(n))
                     throw error(
-                        fmt::format("projectionist: command_line::add: verify settings name '{}', which is "
-                                    "not a version of {}; the versions are: {}",
+                        fmt::format("projectionist: controller(deployment, router, verify_settings): verify settings "
+                                    "name '{}', which is not a version of {}; the versions are: {}",
                                     n, Deployment::base_name, detail::join(Deployment::names)));
     }
 
