@@ -84,7 +84,29 @@ struct bulk_tickets : pj::projection<"bench_tickets", 1, ticket_stream, pj::exha
     }
 };
 inline constexpr std::string_view bulk_model_table = pj::name_of<bulk_tickets>;
+
+/// The options of every `runner_batch` side: the defaults, in batch mode (a transaction per
+/// batch of 1000). Where runner_options has a `backfill` mode, it is set to `batch` explicitly:
+/// its default may choose a bulk backfill on a database, and these sides measure today's path.
+template <class Options = pj::runner_options>
+constexpr bool backfill_mode_selectable() {
+    return requires(Options & x) {
+        x.backfill = decltype(x.backfill)::batch;
+    };
+}
+template <class Options = pj::runner_options>
+Options batch_runner_options() {
+    Options o{};
+    if constexpr (backfill_mode_selectable<Options>()) o.backfill = decltype(o.backfill)::batch;
+    return o;
+}
 static_assert(bulk_model_table == "bench_tickets_v1");
+
+/// What the runner_batch sides ran, for results.json.
+inline std::string runner_batch_mode() {
+    return backfill_mode_selectable() ? "batch (runner_options::backfill set to batch)"
+                                      : "batch (this library's only mode: runner_options has no backfill mode)";
+}
 
 // ---- the in-memory read model of the hand-written sides ------------------------------------------------
 

@@ -602,8 +602,14 @@ public:
     using runner_type = pj::runner<bulk_tickets, pj::postgres_storage, pj::global>;
 
     runner_side(log_store& log, std::string url, std::string schema, std::uint64_t start = 0,
-                const std::vector<const ticket_row*>* start_rows = nullptr)
-        : log_(&log), url_(std::move(url)), schema_(std::move(schema)), start_(start), start_rows_(start_rows) {}
+                const std::vector<const ticket_row*>* start_rows = nullptr,
+                pj::runner_options runner_options = batch_runner_options())
+        : log_(&log),
+          url_(std::move(url)),
+          schema_(std::move(schema)),
+          start_(start),
+          start_rows_(start_rows),
+          runner_options_(runner_options) {}
 
     void prepare() {
         runner_.reset();
@@ -615,7 +621,7 @@ public:
         pj::postgres_options options;
         options.schema = schema_;
         storage_ = std::make_unique<pj::postgres_storage>(url_, options);
-        runner_ = std::make_unique<runner_type>(*log_, *storage_);
+        runner_ = std::make_unique<runner_type>(*log_, *storage_, runner_options_);
         runner_->init();
         if (start_rows_ != nullptr) {
             runner_.reset();
@@ -629,7 +635,7 @@ public:
                 admin.exec("COMMIT");
                 admin.exec(R"(VACUUM (ANALYZE) "bench_tickets_v1")");
             }
-            runner_ = std::make_unique<runner_type>(*log_, *storage_);
+            runner_ = std::make_unique<runner_type>(*log_, *storage_, runner_options_);
             runner_->init();
             if (runner_->position() != start_)
                 mismatch("8e. PostgreSQL live: the runner did not start at the checkpoint");
@@ -649,6 +655,7 @@ private:
     std::string schema_;
     std::uint64_t start_;
     const std::vector<const ticket_row*>* start_rows_;
+    pj::runner_options runner_options_;
     std::unique_ptr<pj::postgres_storage> storage_;
     std::unique_ptr<runner_type> runner_;
 };
@@ -872,12 +879,14 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                 checkpoint();
             };
         };
-        // The sides. The library's bulk mode is one more element here (and its schema one more
-        // entry of `schemas`, checked like the others).
+        // The sides. The library's bulk mode is one more element here, a runner_side with its
+        // options (say `runner_side bulk(log, url, stem + "_bulk", 0, nullptr, {.backfill = bulk})`),
+        // and its schema one more entry of `schemas` (and of `cleanup`), checked like the others.
         std::vector<bulk_side> sides{
             {"runner_batch", with_checkpoint(runner), [&] { return runner.run(); }, [&] { return runner.backends(); },
              o.pg_runner_repetitions,
-             "runner<bulk_tickets, postgres_storage, global>::backfill(), default runner_options (batches of 1000)"},
+             "runner<bulk_tickets, postgres_storage, global>::backfill(), default runner_options in batch mode "
+             "(batches of 1000)"},
             {"sequent_loop", with_checkpoint(loop), [&] { return loop.run(); }, [&] { return loop.backends(); }, 0,
              "libpq: one server-side cursor over the log (FETCH 50000, binary), binary_codec, a flat map; then one "
              "transaction: binary COPY of the rows in key order, and the checkpoint"},
@@ -911,6 +920,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
 
         std::vector<extra> extras{
             {"events", static_cast<double>(n)},
+            {"runner_batch_mode", runner_batch_mode()},
             {"rows", static_cast<double>(final_rows.size())},
             {"runs", static_cast<double>(o.repetitions)},
             {"runner_batch_runs_setting", static_cast<double>(o.pg_runner_repetitions)},
@@ -985,6 +995,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         check(loop.schema(), expected, n, "8e. PostgreSQL live", runner.schema());
         std::vector<extra> extras{
             {"events", static_cast<double>(live)},
+            {"runner_batch_mode", runner_batch_mode()},
             {"start_position", static_cast<double>(start)},
             {"start_rows", static_cast<double>(start_rows.size())},
             {"batch_size", static_cast<double>(batch_size)},

@@ -305,15 +305,16 @@ class runner_side {
 public:
     using runner_type = pj::runner<bulk_tickets, pj::sqlite_storage, pj::global>;
 
-    runner_side(log_store& log, std::string path, pj::sqlite_options options)
-        : log_(&log), path_(std::move(path)), options_(options) {}
+    runner_side(log_store& log, std::string path, pj::sqlite_options options,
+                pj::runner_options runner_options = batch_runner_options())
+        : log_(&log), path_(std::move(path)), options_(options), runner_options_(runner_options) {}
 
     void prepare() {
         runner_.reset();
         storage_.reset();
         remove_database(path_);
         storage_ = std::make_unique<pj::sqlite_storage>(path_, options_);
-        runner_ = std::make_unique<runner_type>(*log_, *storage_);
+        runner_ = std::make_unique<runner_type>(*log_, *storage_, runner_options_);
         runner_->init();
     }
     std::uint64_t run() { return runner_->backfill(); }
@@ -323,6 +324,7 @@ private:
     log_store* log_;
     std::string path_;
     pj::sqlite_options options_;
+    pj::runner_options runner_options_;
     std::unique_ptr<pj::sqlite_storage> storage_;
     std::unique_ptr<runner_type> runner_;
 };
@@ -453,15 +455,17 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
     sequent_loop scan(log_path, path("read_only_scan"), mode::scan, cfg, nullptr, n);
     sequent_loop insert(log_path, path("insert_only"), mode::insert_only, cfg, &final_rows, n);
 
-    // The sides. The library's bulk mode is one more element here (its read-model file goes into
-    // `files` to be checked like the others).
+    // The sides. The library's bulk mode is one more element here, a runner_side with its
+    // options (say `runner_side bulk(log, path("runner_bulk"), options, {.backfill = bulk})`),
+    // and its read-model file one more entry of `files`, checked like the others.
     std::vector<bulk_side> sides{
         {"runner_batch",
          [&] { runner.prepare(); },
          [&] { return runner.run(); },
          {},
          0,
-         "runner<bulk_tickets, sqlite_storage, global>::backfill(), default runner_options (batches of 1000)"},
+         "runner<bulk_tickets, sqlite_storage, global>::backfill(), default runner_options in batch mode (batches of "
+         "1000)"},
         {"sequent_loop",
          [&] { loop.prepare(); },
          [&] { return loop.run(); },
@@ -508,6 +512,7 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
     const time_basis b = time_basis::thread_cpu;
     std::vector<extra> extras{
         {"events", static_cast<double>(n)},
+        {"runner_batch_mode", runner_batch_mode()},
         {"rows", static_cast<double>(final_rows.size())},
         {"runs", static_cast<double>(o.repetitions)},
         {"synchronous", synchronous},
