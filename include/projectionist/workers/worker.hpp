@@ -67,6 +67,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/meta/name.hpp>
 #include <projectionist/runner/runner.hpp>
+#include <projectionist/storage/abilities.hpp>
 #include <projectionist/storage/postgres_storage.hpp>
 #include <projectionist/store/partition.hpp>
 #include <projectionist/workers/postgres_leases.hpp>
@@ -445,7 +446,7 @@ private:
             if (!pr.failed && state != projection_state::declared && state != projection_state::deleted)
                 after = std::min(after, pr.runner->position());
         }
-        if constexpr (detail::waitable_store<event_store_type>) {
+        if constexpr (has_event_wait<event_store_type>) {
             if (after != std::numeric_limits<std::uint64_t>::max()) {
                 store_->wait_for_events(after, options_.poll, stop);
                 return;
