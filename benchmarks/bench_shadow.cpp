@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <boost/hana/define_struct.hpp>
 
+#include <projectionist/deploy/router.hpp>
 #include <projectionist/projectionist.hpp>
 
 namespace {

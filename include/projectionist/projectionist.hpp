@@ -1,11 +1,15 @@
 #pragma once
 
-/// The whole library except the backends that link a system library (sqlite.hpp, postgres.hpp).
+/// The core: events, streams, projections, the runner and its policies, and the in-memory event
+/// store and storage. Included where projections are defined and run; the rest is included where
+/// it is used:
+///   - <projectionist/sqlite.hpp>, <projectionist/postgres.hpp>: the backends that link a system
+///     library (CMake targets projectionist::sqlite, projectionist::postgres);
+///   - <projectionist/deploy.hpp>: deployments, the blue-green controller, the query router and
+///     verification (projectionist::tools, for verification's JSON);
+///   - <projectionist/cli.hpp>: the embeddable command line (projectionist::tools);
+///   - <projectionist/workers/worker.hpp>: worker processes sharing a projection (PostgreSQL).
 
-#include <projectionist/cli/cli.hpp>
-#include <projectionist/deploy/deployment.hpp>
-#include <projectionist/deploy/router.hpp>
-#include <projectionist/deploy/verify.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/event/envelope.hpp>
 #include <projectionist/event/event.hpp>

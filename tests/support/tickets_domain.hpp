@@ -1,5 +1,5 @@
 #pragma once
-// The seed's running example, shared by the tests: tickets are registered, closed and reopened.
+// The running example, shared by the tests: tickets are registered, closed and reopened.
 // v1 tracks status only and ignores reopening; v2 also counts reopenings (the blue-green change).
 
 #include <stdexcept>

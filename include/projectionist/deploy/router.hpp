@@ -1,6 +1,6 @@
 #pragma once
 
-/// The query router: the seed's "query dispatcher behind a feature toggle", for the versions of
+/// The query router: a query dispatcher behind a feature toggle, for the versions of
 /// one projection.
 ///
 ///     pj::router<tickets<1>, tickets<2>> router(storage);          // any storage with settings
