@@ -95,6 +95,14 @@ public:
     using error::error;
 };
 
+/// Thrown inside a bulk backfill when a handler asks what the in-memory row store cannot serve
+/// (the raw connection, the size of a whole table, a scan, a clear). The runner catches it, drops
+/// what it applied since its last flush and goes on in batch mode; `status().note` says why.
+class bulk_fallback : public error {
+public:
+    using error::error;
+};
+
 /// A table operation that broke the table's contract, such as inserting a duplicate key.
 class table_error : public error {
 public:

@@ -159,23 +159,34 @@ using row_map = std::map<std::string, counted_row>;
 
 // ---- the child -----------------------------------------------------------------------------------
 
+/// How a child backfills: in batches, or in bulk with a flush every few hundred events (so that
+/// kills land in the apply phase and in flushes, and every life can make progress).
+pj::runner_options child_options(bool bulk) {
+    if (!bulk) return {.batch_size = batch_size, .backfill = pj::backfill_mode::batch};
+    return {.batch_size = batch_size,
+            .backfill = pj::backfill_mode::bulk,
+            .bulk_read_size = batch_size,
+            .bulk_flush_every = 4 * batch_size};
+}
+
 template <class Partitioning>
-int child_backfill(const std::string& log, const std::string& models, int ready_fd) {
+int child_backfill(const std::string& log, const std::string& models, int ready_fd, bool bulk) {
     pj::sqlite_event_store store(log);
     // A small log limit folds the per-aggregate position log often, so that kills land in folds.
     pj::sqlite_options options;
     options.aggregate_position_log_limit = 256;
     pj::sqlite_storage storage(models, options);
-    pj::runner<counted_tickets, pj::sqlite_storage, Partitioning> r(store, storage, pj::runner_options{batch_size});
+    pj::runner<counted_tickets, pj::sqlite_storage, Partitioning> r(store, storage, child_options(bulk));
     // Tells the parent that start-up is over and the backfill begins now.
     const char ready = 'R';
     if (::write(ready_fd, &ready, 1) != 1) return 3;
     ::close(ready_fd);
     r.backfill();
+    if (bulk && r.status().bulk_flushes == 0 && r.position() != 0) return 5;  // it did not run in bulk
     return r.position() == store.head() ? 0 : 4;
 }
 
-/// `crash_test --crash-child <global|per_aggregate> <log db> <models db> <ready fd>`
+/// `crash_test --crash-child <global|per_aggregate>[-bulk] <log db> <models db> <ready fd>`
 int child_main(int argc, char** argv) {
     if (argc != 6) {
         std::fprintf(stderr, "crash_test child: expected 4 arguments, got %d\n", argc - 2);
@@ -184,8 +195,10 @@ int child_main(int argc, char** argv) {
     const std::string mode = argv[2];
     const int ready_fd = std::atoi(argv[5]);
     try {
-        if (mode == "global") return child_backfill<pj::global>(argv[3], argv[4], ready_fd);
-        if (mode == "per_aggregate") return child_backfill<pj::per_aggregate>(argv[3], argv[4], ready_fd);
+        const bool bulk = mode.ends_with("-bulk");
+        const std::string partitioning = bulk ? mode.substr(0, mode.size() - 5) : mode;
+        if (partitioning == "global") return child_backfill<pj::global>(argv[3], argv[4], ready_fd, bulk);
+        if (partitioning == "per_aggregate") return child_backfill<pj::per_aggregate>(argv[3], argv[4], ready_fd, bulk);
         std::fprintf(stderr, "crash_test child: unknown mode '%s'\n", mode.c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "crash_test child (%s): %s\n", mode.c_str(), e.what());
@@ -550,11 +563,11 @@ void check_final(const fixture& f, const std::string& log, const std::string& mo
 /// mid-backfill; each round starts from a fresh copy of the history and ends with a complete
 /// backfill (a child that exits 0 by itself) and the final checks.
 template <class Partitioning>
-void crash_and_resume(bool two_files, std::uint64_t config) {
+void crash_and_resume(bool two_files, std::uint64_t config, bool bulk = false) {
     using clock = std::chrono::steady_clock;
     fixture& f = fixture::get();
     const std::uint64_t required = required_kills();
-    const std::string mode(Partitioning::name);
+    const std::string mode = std::string(Partitioning::name) + (bulk ? "-bulk" : "");
     const std::string label = fmt::format("{}, {}", mode, two_files ? "two files" : "one file");
     const std::string exe = self_exe();
     std::mt19937_64 rng(kill_seed() + config);
@@ -654,6 +667,9 @@ TEMPLATE_TEST_CASE("a backfill killed at random instants resumes to the referenc
     }
     SECTION("log and read model in two files") {
         crash::crash_and_resume<TestType>(true, config + 1);
+    }
+    SECTION("a bulk backfill, killed while it applies and while it flushes") {
+        crash::crash_and_resume<TestType>(true, config + 4, true);
     }
 }
 

@@ -12,6 +12,7 @@
 #include <boost/mp11/algorithm.hpp>
 #include <boost/mp11/list.hpp>
 
+#include <projectionist/error.hpp>
 #include <projectionist/event/envelope.hpp>
 #include <projectionist/event/stream.hpp>
 #include <projectionist/projection/projection.hpp>
@@ -37,6 +38,14 @@ struct row_of {
 struct emission_counters {
     std::uint64_t dropped = 0;
 };
+
+/// An emitted event waiting for its batch to commit: one type per projection, whatever the
+/// context (a runner's batch and bulk contexts share one queue).
+template <class Projection>
+struct pending_event {
+    std::string aggregate_id;
+    typename emitted_variant<typename Projection::emission_stream>::type event;
+};
 }  // namespace detail
 
 /// What a handler receives besides the event: the projection's name, its typed tables,
@@ -60,10 +69,7 @@ public:
     using emitted_event = typename detail::emitted_variant<emission_stream>::type;
 
     /// An emitted event waiting for its batch to commit.
-    struct pending_event {
-        std::string aggregate_id;
-        emitted_event event;
-    };
+    using pending_event = detail::pending_event<Projection>;
 
     handler_context(session_type& session, std::vector<pending_event>& pending, detail::emission_counters& counters)
         : session_(&session), pending_(&pending), counters_(&counters) {}
@@ -133,8 +139,16 @@ public:
         }
     }
 
-    /// The storage session: for SQL backends, the raw connection and quoted table names.
-    [[nodiscard]] session_type& storage() noexcept { return *session_; }
+    /// The storage session: for SQL backends, the raw connection and quoted table names. During
+    /// a bulk backfill the tables live in memory, so the first call makes the runner go on in
+    /// batch mode from its last flush (it throws `bulk_fallback`, which the runner catches).
+    [[nodiscard]] session_type& storage() {
+        if (storage_blocked_) [[unlikely]]
+            throw bulk_fallback(
+                "projectionist: a handler used ctx.storage() (the raw connection), which a bulk backfill cannot "
+                "serve from memory");
+        return *session_;
+    }
 
     // ---- set by the runner ----
     void bind_tables(const handle_tuple& handles) noexcept { handles_ = handles; }
@@ -153,6 +167,8 @@ public:
     }
     void set_live(bool live) noexcept { live_ = live; }
     void set_replaying(bool replaying) noexcept { replaying_ = replaying; }
+    /// During a bulk backfill: storage() throws bulk_fallback.
+    void block_storage(bool blocked) noexcept { storage_blocked_ = blocked; }
 
 private:
     session_type* session_;
@@ -165,6 +181,7 @@ private:
     mutable bool envelope_ready_ = false;
     bool live_ = false;
     bool replaying_ = false;
+    bool storage_blocked_ = false;
 };
 
 }  // namespace projectionist

@@ -17,6 +17,7 @@ auto runner<Projection, Policies...>::process_until(std::uint64_t target) -> std
         if (known > versions.size()) versions.resize(known, 0);
     }
     std::uint64_t applied = 0;
+    if (bulk_eligible()) applied += bulk_until(target);  // stops early at its last flush if it must
     while (checkpoint_->position < target) {
         const std::size_t want =
             static_cast<std::size_t>(std::min<std::uint64_t>(options_.batch_size, target - checkpoint_->position));

@@ -21,17 +21,14 @@ struct runner<Projection, Policies...>::pass_state {
     pass_totals totals;
 };
 
-/// Applies the records [first, last). If one throws, `failed_` points at it. With
-/// `check_failures` (not on a rebuild's replay, which skips the recorded dead letters instead),
-/// skip_to_dead_letter records the batch's failed events and parked aggregates' events as dead
-
 /// The case of each slot: the handler of an entry, nothing for an unhandled or foreign event
 /// (per aggregate its position moved already), an error for an event its stream does not list.
 template <class Projection, class... Policies>
+template <class Ctx>
 struct runner<Projection, Policies...>::slot_visitor {
     runner& self;
     const record_type& rec;
-    context_type& ctx;
+    Ctx& ctx;
     pass_state& st;
 
     template <std::size_t I>
@@ -47,8 +44,6 @@ struct runner<Projection, Policies...>::slot_visitor {
         }
     }
 };
-
-/// Per aggregate: moves the record's aggregate to the record's version. False for an event
 
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::refresh_type_map() {
@@ -89,15 +84,15 @@ auto runner<Projection, Policies...>::apply_records(It first, const It last, boo
     if constexpr (failure::skips) {
         if (check_failures && (!batch_failures_.empty() || !parked_.empty())) {
             if constexpr (can_journal) {
-                if (journaled_) return apply_records_as<true, true>(first, last);
+                if (journaled_) return apply_records_as<true, true>(first, last, context_);
             }
-            return apply_records_as<false, true>(first, last);
+            return apply_records_as<false, true>(first, last, context_);
         }
     }
     if constexpr (can_journal) {
-        if (journaled_) return apply_records_as<true, false>(first, last);
+        if (journaled_) return apply_records_as<true, false>(first, last, context_);
     }
-    return apply_records_as<false, false>(first, last);
+    return apply_records_as<false, false>(first, last, context_);
 }
 
 template <class Projection, class... Policies>
@@ -121,11 +116,11 @@ void runner<Projection, Policies...>::replay_records(It first, const It last, co
 }
 
 template <class Projection, class... Policies>
-template <bool Journaled, bool Filtered, class It>
-auto runner<Projection, Policies...>::apply_records_as(It first, const It last) -> pass_totals {
+template <bool Journaled, bool Filtered, class It, class Ctx>
+auto runner<Projection, Policies...>::apply_records_as(It first, const It last, const Ctx& context) -> pass_totals {
     // The handlers get a copy of the context on this stack frame: when they are inlined and
     // never ask for the envelope, the compiler drops the per-event record bookkeeping.
-    context_type ctx = context_;
+    Ctx ctx = context;
     pass_state st;
     load_bounds(st);
     It it = first;
@@ -177,10 +172,9 @@ PROJECTIONIST_ALWAYS_INLINE void runner<Projection, Policies...>::load_bounds(pa
 }
 
 template <class Projection, class... Policies>
-template <bool Journaled>
-PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::apply_record(const record_type& rec,
-                                                                               context_type& ctx, pass_state& st)
-    -> bool {
+template <bool Journaled, class Ctx>
+PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::apply_record(const record_type& rec, Ctx& ctx,
+                                                                               pass_state& st) -> bool {
     const std::uint32_t type = rec.type_id();
     if (type >= st.map_size) [[unlikely]]
         return false;
@@ -198,7 +192,7 @@ PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::apply_record(c
             if (!advance_aggregate<Journaled>(rec, number, st)) return true;  // applied before
         }
     }
-    slot_visitor visit{*this, rec, ctx, st};
+    slot_visitor<Ctx> visit{*this, rec, ctx, st};
     detail::with_index<slot_count>(slot, visit);
     return true;
 }

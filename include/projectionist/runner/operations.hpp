@@ -67,6 +67,7 @@ auto runner<Projection, Policies...>::backfill() -> std::uint64_t {
     require_not_failed("backfill");
     const std::uint64_t target = store_->head();
     const projection_state before = state_;
+    tables_private_ = before == projection_state::initialized || before == projection_state::backfilling;
     if (before == projection_state::initialized || before == projection_state::caught_up)
         set_state(projection_state::backfilling);
     const std::uint64_t applied = process_until(target);
@@ -83,6 +84,7 @@ auto runner<Projection, Policies...>::catch_up() -> std::uint64_t {
         return 0;
     }
     require_not_failed("catch up");
+    tables_private_ = state_ == projection_state::initialized || state_ == projection_state::backfilling;
     const std::uint64_t applied = process_until(std::numeric_limits<std::uint64_t>::max());
     if (state_ == projection_state::initialized || state_ == projection_state::backfilling)
         set_state(projection_state::caught_up);
@@ -231,6 +233,9 @@ void runner<Projection, Policies...>::publish_status() {
     status_.live = live_;
     status_.dormant = kickoff::manual && !initialized();
     status_.partitioning = partitioning::name;
+    status_.mode = mode_;
+    status_.bulk_flushes = bulk_flushes_;
+    status_.bulk_rows_flushed = bulk_rows_flushed_;
     status_.position = checkpoint_->position;
     status_.aggregates_tracked = checkpoint_->aggregates_tracked;
     status_.events_applied = events_applied_;
@@ -247,6 +252,8 @@ void runner<Projection, Policies...>::publish_status() {
         status_.note = "stopped after an error; resume() or reset() to continue";
     else if (state_ == projection_state::deleted)
         status_.note = "removed; init to start again";
+    else if (!bulk_note_.empty())
+        status_.note = bulk_note_;
     else
         status_.note.clear();
 }

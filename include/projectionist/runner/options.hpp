@@ -2,10 +2,34 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string_view>
 
 #include <projectionist/workers/partition.hpp>
 
 namespace projectionist {
+
+/// How a runner replays history into a version that serves no queries yet (declared,
+/// initialized or backfilling: its tables are private to it).
+enum class backfill_mode : std::uint8_t {
+    /// Bulk on a database storage (has_persisted_checkpoint), batch on memory, where the tables
+    /// already are an in-memory row store. The default.
+    automatic,
+    /// The same today: bulk wherever the storage allows it.
+    bulk,
+    /// Always batch: one transaction per batch, as for a live version.
+    batch,
+};
+
+[[nodiscard]] constexpr std::string_view to_string(backfill_mode m) noexcept {
+    switch (m) {
+        case backfill_mode::automatic: return "automatic";
+        case backfill_mode::bulk: return "bulk";
+        case backfill_mode::batch: return "batch";
+    }
+    return "unknown";
+}
 
 /// Tuning of a runner; the defaults suit most projections.
 ///
@@ -19,6 +43,20 @@ struct runner_options {
     /// checkpoints per partition (`storage.open(name, slice)`, e.g. postgres_storage). The
     /// default, one partition, is every aggregate.
     partition_slice slice{};
+    /// How history is replayed into a version that serves no queries yet; see backfill_mode.
+    /// Once caught up (or serving, or live) a version always runs in batch mode.
+    backfill_mode backfill = backfill_mode::automatic;
+    /// Bulk mode: the rows held in memory before they are flushed and evicted, roughly (the rows'
+    /// objects and the heap blocks of their text and vector fields). `unbounded` flushes only at
+    /// the end of the history.
+    std::size_t bulk_memory_budget = std::size_t{256} << 20;
+    /// Bulk mode: events read from the store at a time.
+    std::size_t bulk_read_size = 10000;
+    /// Bulk mode: a flush at least every this many positions, so that a crash or a kill loses at
+    /// most this much work however small the read model is.
+    std::uint64_t bulk_flush_every = 10'000'000;
+
+    static constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
 };
 
 }  // namespace projectionist

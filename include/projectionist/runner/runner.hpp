@@ -35,6 +35,7 @@
 #include <projectionist/runner/options.hpp>
 #include <projectionist/runner/status.hpp>
 #include <projectionist/storage/abilities.hpp>
+#include <projectionist/storage/bulk_table.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/concepts.hpp>
 #include <projectionist/store/concepts.hpp>
@@ -53,6 +54,17 @@ decltype(auto) deref(T&& item) noexcept {
     else
         return std::forward<T>(item);
 }
+
+/// A projection opts out of bulk backfills (its handlers are then compiled for batch mode only)
+/// with `static constexpr bool bulk_backfill = false;`: for handlers that call members of one
+/// backend's table handles that a bulk backfill's in-memory rows do not have.
+template <class Projection>
+inline constexpr bool allows_bulk_backfill = [] {
+    if constexpr (requires { Projection::bulk_backfill; })
+        return static_cast<bool>(Projection::bulk_backfill);
+    else
+        return true;
+}();
 
 /// The backend contract, checked where the runner takes its storage and event store: one message
 /// per missing member (storage/concepts.hpp, store/concepts.hpp).
@@ -370,6 +382,7 @@ private:
     };
 
     struct pass_state;
+    template <class Ctx>
     struct slot_visitor;
     /// Maps store type ids [known, count) to entries of the handler table, by stream and stored
     /// name (and C++ type, when the store knows it). Runs once per new type, never per event.
@@ -383,13 +396,14 @@ private:
     /// Replays the records [first, last) except those at the sorted positions `dead`.
     template <class It>
     void replay_records(It first, const It last, const std::vector<std::uint64_t>& dead);
-    template <bool Journaled, bool Filtered, class It>
-    pass_totals apply_records_as(It first, const It last);
+    /// The pass itself, with handlers given a copy of `context` (the runner's, or a bulk one).
+    template <bool Journaled, bool Filtered, class It, class Ctx>
+    pass_totals apply_records_as(It first, const It last, const Ctx& context);
     PROJECTIONIST_ALWAYS_INLINE void load_bounds(pass_state& st) const;
     /// One record: its slot from the type map, per aggregate the position check, then the switch.
     /// False, with nothing done, when the type map or the positions must grow first.
-    template <bool Journaled>
-    PROJECTIONIST_ALWAYS_INLINE bool apply_record(const record_type& rec, context_type& ctx, pass_state& st);
+    template <bool Journaled, class Ctx>
+    PROJECTIONIST_ALWAYS_INLINE bool apply_record(const record_type& rec, Ctx& ctx, pass_state& st);
     /// What `apply_record` needs before it can take `rec`: a type id mapped (the store interned
     /// a type after the batch was read), the aggregate's position in range. Out of the loop.
     PROJECTIONIST_ALWAYS_INLINE void make_room(const record_type& rec, pass_state& st);
@@ -401,6 +415,35 @@ private:
     [[gnu::noinline]] void map_new_type(std::uint32_t type);
     [[gnu::noinline]] void grow_versions(std::uint64_t number);
     [[noreturn, gnu::noinline]] void unknown_event(const record_type& rec) const;
+
+    // ---- bulk backfill: runner/bulk.hpp -----------------------------------------------------
+
+    template <class Table>
+    using bulk_table_of = bulk_table<Table, typename storage_type::template table_handle<Table>>;
+    /// The handlers' view of the storage during a bulk backfill: the same session, tables in memory.
+    struct bulk_view {
+        using session = typename storage_type::session;
+        template <class Table>
+        using table_handle = bulk_table_of<Table>;
+    };
+    using bulk_context_type = handler_context<Projection, bulk_view, emission>;
+    using bulk_tables =
+        boost::mp11::mp_rename<boost::mp11::mp_transform<bulk_table_of, detail::tables_of<Projection>>, std::tuple>;
+    /// Bulk backfills are compiled for storages that keep their tables outside the process (a
+    /// database: memory's tables are an in-memory row store already), unless the projection opts
+    /// out, and when every handler can be called with the bulk context (a handler that names the
+    /// runner's own context type cannot: that projection always runs in batch mode).
+    static constexpr bool bulk_capable =
+        has_persisted_checkpoint<storage_type> && detail::allows_bulk_backfill<Projection> &&
+        std::is_same_v<typename basic_handler_table<Projection, bulk_context_type>::entries, entries>;
+    /// Whether the next catch-up or backfill starts in bulk mode.
+    [[nodiscard]] bool bulk_eligible() const;
+    /// Applies history up to `target` in bulk mode; returns the events applied and flushed. Stops
+    /// early, at its last flush, if a handler fails or needs what bulk mode cannot serve: the
+    /// batch loop then goes on from there.
+    std::uint64_t bulk_until(std::uint64_t target);
+    /// Writes the changed rows and moves the checkpoint, in one transaction.
+    void bulk_flush(bulk_tables& tables);
 
     void publish_status();
 
@@ -418,6 +461,11 @@ private:
     std::uint64_t generation_ = 0;
     bool live_ = false;
     std::optional<projection_error> error_;
+    std::string_view mode_ = "batch";
+    bool tables_private_ = false;  ///< set by backfill and catch_up: the version served nothing when they started
+    std::string bulk_note_;        ///< why the last bulk backfill went on in batch mode, if it did
+    std::uint64_t bulk_flushes_ = 0;
+    std::uint64_t bulk_rows_flushed_ = 0;
 
     typename event_store_type::batch batch_;
     // Declared after session_: destroyed before the connection its statements were prepared on.
@@ -444,6 +492,7 @@ private:
 
 // The definitions of the runner's private parts, one file per job.
 #include <projectionist/runner/batch.hpp>
+#include <projectionist/runner/bulk.hpp>
 #include <projectionist/runner/catalog_sync.hpp>
 #include <projectionist/runner/event_pass.hpp>
 #include <projectionist/runner/operations.hpp>

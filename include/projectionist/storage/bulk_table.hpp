@@ -1,0 +1,255 @@
+#pragma once
+
+/// The row store of a bulk backfill: a projection's handlers write to it as to any table, while
+/// its rows live in memory; the runner writes the changed rows to the real table at each flush,
+/// in one transaction with the checkpoint, and may then evict them.
+///
+/// It reads a row it does not hold from the real table (the `Source` handle), except when that
+/// table was empty when the backfill started and the row's key was never flushed: then the row
+/// is known to be absent without a query. A row found absent is remembered as absent.
+///
+/// What it cannot answer from memory (the size of the whole table, a scan of every row, clearing
+/// it) throws `bulk_fallback`: the runner then continues the backfill in batch mode from its last
+/// flush, with the reason in its status.
+
+#include <algorithm>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
+
+#include <projectionist/error.hpp>
+#include <projectionist/meta/reflection.hpp>
+#include <projectionist/storage/memory_storage.hpp>
+
+namespace projectionist {
+
+namespace detail {
+
+/// What a row costs in memory, roughly: the object, plus the heap blocks of its text and vector
+/// fields (short strings live in the object). Used against the bulk memory budget.
+template <class T>
+[[nodiscard]] std::size_t heap_bytes(const T& value) noexcept {
+    if constexpr (std::is_same_v<T, std::string>) {
+        return value.capacity() > 15 ? value.capacity() + 1 : 0;
+    } else if constexpr (requires {
+                             value.capacity();
+                             value.begin();
+                         }) {
+        std::size_t n = value.capacity() * sizeof(typename T::value_type);
+        for (const auto& e : value) n += heap_bytes(e);
+        return n;
+    } else if constexpr (requires {
+                             value.has_value();
+                             *value;
+                         }) {
+        return value.has_value() ? heap_bytes(*value) : 0;
+    } else if constexpr (is_reflected<T>) {
+        std::size_t n = 0;
+        for_each_field(value, [&](std::string_view, const auto& field) { n += heap_bytes(field); });
+        return n;
+    } else {
+        return 0;
+    }
+}
+
+}  // namespace detail
+
+/// A table of a projection during a bulk backfill; see the header comment. `Source` is the
+/// storage session's own handle of the same table (the rows flushed before, and the rows that
+/// were there when the backfill started).
+template <class Table, class Source>
+class bulk_table {
+public:
+    using row_type = typename Table::row_type;
+    using key_type = typename Table::key_type;
+
+    explicit bulk_table(std::string name) : name_(std::move(name)) {}
+
+    [[nodiscard]] std::string_view name() const noexcept { return name_; }
+
+    /// The real table's quoted name, for handlers that write SQL of their own (they reach the
+    /// connection through ctx.storage(), which sends the backfill to batch mode first).
+    [[nodiscard]] decltype(auto) quoted_name() const requires requires(const Source& s) { s.quoted_name(); }
+    { return source_->quoted_name(); }
+
+    /// Starts a bulk pass over `source`. `source_empty`: the real table holds no rows now, so a
+    /// key that this store never flushed is absent without asking.
+    void attach(Source* source, bool source_empty) {
+        source_ = source;
+        source_empty_ = source_empty;
+        rows_.clear();
+        flushed_keys_.clear();
+        dirty_ = 0;
+        bytes_ = 0;
+    }
+
+    // ---- what handlers call: the table API of every backend ----------------------------------
+
+    /// Adds a row; throws `table_error` if a row with its key exists.
+    void insert(row_type row) {
+        entry& e = load(Table::key_of(row));
+        if (!e.absent)
+            throw table_error(
+                fmt::format("projectionist: insert into table '{}': a row with key {} already exists; "
+                            "use upsert to replace it",
+                            name_, detail::describe_key(Table::key_of(row))));
+        set(e, std::move(row));
+    }
+
+    /// Adds the row, or replaces the row with the same key.
+    void upsert(row_type row) {
+        entry& e = load(Table::key_of(row));
+        set(e, std::move(row));
+    }
+
+    /// Calls `fn(row&)` on the row with `key`; returns false (and calls nothing) if there is none.
+    template <class K, class F>
+    bool update(const K& key, F&& fn) {
+        entry& e = load(key);
+        if (e.absent) return false;
+        std::forward<F>(fn)(e.row);
+        if (!(Table::key_of(e.row) == key_type(key))) {
+            e.row.*Table::key = key_type(key);
+            throw table_error(
+                fmt::format("projectionist: update of table '{}' changed the key of row {}; erase and "
+                            "insert instead",
+                            name_, detail::describe_key(key_type(key))));
+        }
+        mark_dirty(e);
+        return true;
+    }
+
+    /// Removes the row with `key`; returns whether there was one.
+    template <class K>
+    bool erase(const K& key) {
+        entry& e = load(key);
+        if (e.absent) return false;
+        e.absent = true;
+        e.row = row_type{};
+        mark_dirty(e);
+        return true;
+    }
+
+    /// The row with `key`, in the shape the real table's handle gives it: a copy in an optional
+    /// (the SQL backends), or a pointer that stays valid until the next write (memory).
+    template <class K>
+    [[nodiscard]] auto find(const K& key) {
+        const entry& e = load(key);
+        if constexpr (std::is_pointer_v<decltype(source_->find(key))>) {
+            return e.absent ? nullptr : &e.row;
+        } else {
+            return e.absent ? std::nullopt : std::optional<row_type>(e.row);
+        }
+    }
+
+    template <class K>
+    [[nodiscard]] bool contains(const K& key) {
+        return !load(key).absent;
+    }
+
+    [[noreturn]] std::size_t size() const { fallback("size()"); }
+    template <class F>
+    [[noreturn]] void for_each(F&&) const {
+        fallback("for_each()");
+    }
+    [[noreturn]] void clear() { fallback("clear()"); }
+
+    // ---- what the runner calls -------------------------------------------------------------
+
+    /// Rows held in memory, and roughly what they cost.
+    [[nodiscard]] std::size_t rows_in_memory() const noexcept { return rows_.size(); }
+    [[nodiscard]] std::size_t approximate_bytes() const noexcept { return bytes_; }
+    /// Rows changed since the last flush.
+    [[nodiscard]] std::size_t dirty_rows() const noexcept { return dirty_; }
+
+    /// Writes the changed rows to `source` (inside the caller's transaction). They stay changed
+    /// until `flushed()`: a failed transaction loses nothing.
+    void write_changes() {
+        for (auto& [key, e] : rows_) {
+            if (!e.dirty) continue;
+            if (e.absent)
+                source_->erase(key);
+            else
+                source_->upsert(e.row);
+        }
+    }
+
+    /// The transaction of `write_changes` committed: every row is clean.
+    void flushed() {
+        for (auto& [key, e] : rows_) {
+            if (!e.dirty) continue;
+            e.dirty = false;
+            if (source_empty_) flushed_keys_.insert(key);
+        }
+        dirty_ = 0;
+    }
+
+    /// Forgets the rows held in memory (they are all flushed): later reads go to the real table.
+    void evict() {
+        rows_.clear();
+        bytes_ = 0;
+        dirty_ = 0;
+    }
+
+private:
+    struct entry {
+        row_type row{};
+        bool absent = true;  ///< no such row (never was, or erased)
+        bool dirty = false;  ///< changed since the last flush
+    };
+
+    template <class K>
+    entry& load(const K& key) {
+        auto it = rows_.find(key);
+        if (it != rows_.end()) return it->second;
+        entry e;
+        if (!source_empty_ || flushed_keys_.contains(key)) {
+            if (auto row = source_->find(key)) {
+                e.row = std::move(*row);
+                e.absent = false;
+            }
+        }
+        const std::size_t cost = sizeof(entry) + sizeof(key_type) + detail::heap_bytes(e.row);
+        bytes_ += cost;
+        return rows_.try_emplace(key_type(key), std::move(e)).first->second;
+    }
+
+    void set(entry& e, row_type&& row) {
+        bytes_ -= std::min(bytes_, detail::heap_bytes(e.row));
+        e.row = std::move(row);
+        bytes_ += detail::heap_bytes(e.row);
+        e.absent = false;
+        mark_dirty(e);
+    }
+
+    void mark_dirty(entry& e) noexcept {
+        if (!e.dirty) ++dirty_;
+        e.dirty = true;
+    }
+
+    [[noreturn]] void fallback(std::string_view what) const {
+        throw bulk_fallback(
+            fmt::format("projectionist: table '{}': {} is not available during a bulk backfill, "
+                        "which holds only the rows the handlers touched",
+                        name_, what));
+    }
+
+    using lookup = detail::key_lookup<key_type>;
+    std::string name_;
+    Source* source_ = nullptr;
+    bool source_empty_ = false;
+    boost::unordered_flat_map<key_type, entry, typename lookup::hash, typename lookup::equal> rows_;
+    boost::unordered_flat_set<key_type, typename lookup::hash, typename lookup::equal> flushed_keys_;
+    std::size_t dirty_ = 0;
+    std::size_t bytes_ = 0;
+};
+
+}  // namespace projectionist

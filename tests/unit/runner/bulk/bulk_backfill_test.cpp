@@ -1,0 +1,269 @@
+// The bulk backfill: the same read model as batch mode, on memory (forced) and on SQLite (the
+// default there), with flushes at a memory budget, evicted rows read back, failures and the raw
+// connection handled in batch mode from the last flush, and live events in batch mode afterwards.
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <projectionist/sqlite.hpp>
+#include <sqlite_test_support.hpp>
+#include <tickets_domain.hpp>
+
+namespace pj = projectionist;
+using namespace tickets_domain;
+
+namespace {
+
+/// A random interleaving of tickets' lives (registered, closed, reopened, ...), continued by each
+/// call: later calls add new tickets and new events of old ones.
+class history {
+public:
+    explicit history(unsigned seed) : rng_(seed) {}
+
+    template <class Store>
+    void append(Store& store, int tickets, int steps) {
+        version_.resize(static_cast<std::size_t>(tickets), 0);
+        status_.resize(static_cast<std::size_t>(tickets), 0);
+        for (int step = 0; step < steps; ++step) {
+            const auto i = static_cast<std::size_t>(rng_() % static_cast<unsigned>(tickets));
+            const std::string id = "t-" + std::to_string(i);
+            if (status_[i] == 0) {
+                version_[i] = store.append(ticket_stream{}, id, version_[i], ticket_registered{id, "bug"}).version;
+                status_[i] = 1;
+            } else if (status_[i] == 1) {
+                version_[i] = store.append(ticket_stream{}, id, version_[i], ticket_closed{id}).version;
+                status_[i] = 2;
+            } else {
+                version_[i] = store.append(ticket_stream{}, id, version_[i], ticket_reopened{id}).version;
+                status_[i] = 1;
+            }
+        }
+    }
+
+private:
+    std::mt19937 rng_;
+    std::vector<std::uint64_t> version_;
+    std::vector<int> status_;
+};
+
+template <class Store>
+void append_history(Store& store, int tickets, int steps, unsigned seed) {
+    history(seed).append(store, tickets, steps);
+}
+
+template <class Storage>
+std::map<std::string, ticket_row> rows_of(Storage& storage, std::string_view name) {
+    std::map<std::string, ticket_row> out;
+    auto table = storage.template find_table<tickets<2>::table>(name);
+    REQUIRE(table);
+    table->for_each([&](const ticket_row& r) { out.emplace(r.ticket_id, r); });
+    return out;
+}
+
+/// tickets<2> that fails on one ticket's first close, or reaches for the raw connection there.
+template <unsigned V>
+struct touchy : pj::projection<"touchy", V, ticket_stream> {
+    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
+    enum class on_close { nothing, fail, raw_connection, count_rows } action = on_close::nothing;
+    std::string target = "t-7";
+
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().insert({e.ticket_id, e.type, "open", 0}); }
+    void on(const ticket_closed& e, auto& ctx) {
+        if (e.ticket_id == target) {
+            if (action == on_close::fail) throw std::runtime_error("close refused");
+            if (action == on_close::raw_connection) (void)ctx.storage();
+            if (action == on_close::count_rows) (void)ctx.table().size();
+        }
+        ctx.table().update(e.ticket_id, [](ticket_row& r) { r.status = "closed"; });
+    }
+    void on(const ticket_reopened& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [](ticket_row& r) {
+            r.status = "open";
+            ++r.reopened;
+        });
+    }
+};
+
+/// The log and the bulk version in one SQLite file, the batch-mode reference in another.
+struct sqlite_backend {
+    static constexpr pj::backfill_mode bulk = pj::backfill_mode::automatic;  // bulk is SQLite's default
+    sqlite_test::temp_dir dir{sqlite_test::fast_temp_base()};
+    pj::sqlite_event_store store{dir.file("app.db")};
+    pj::sqlite_storage storage{dir.file("app.db")};
+    pj::sqlite_storage reference_storage{dir.file("reference.db")};
+};
+
+template <class Backend, class Partitioning>
+struct setup {
+    using backend = Backend;
+    using partitioning = Partitioning;
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("a bulk backfill builds the read model batch mode builds", "[bulk]",
+                   (setup<sqlite_backend, pj::global>), (setup<sqlite_backend, pj::per_aggregate>)) {
+    using P = typename TestType::partitioning;
+    typename TestType::backend b;
+    history h(7);
+    h.append(b.store, 200, 1500);
+
+    using bulk_runner = pj::runner<tickets<2>, P, pj::manual_kickoff, std::remove_cvref_t<decltype(b.storage)>,
+                                   std::remove_cvref_t<decltype(b.store)>>;
+    SECTION("unbounded: one flush at the end of the history") {
+        bulk_runner bulk(b.store, b.storage, {.backfill = TestType::backend::bulk});
+        bulk.init();
+        const std::uint64_t applied = bulk.backfill();
+        CHECK(applied == bulk.status().events_applied);
+        bulk_runner batch(b.store, b.reference_storage, {.backfill = pj::backfill_mode::batch});
+        batch.init();
+        batch.backfill();
+
+        CHECK(rows_of(b.storage, "tickets_v2") == rows_of(b.reference_storage, "tickets_v2"));
+        const pj::runner_status s = bulk.status();
+        CHECK(s.position == b.store.head());
+        CHECK(s.events_applied == batch.status().events_applied);
+        CHECK(s.bulk_flushes == 1);
+        CHECK(s.bulk_rows_flushed == rows_of(b.storage, "tickets_v2").size());
+        CHECK(s.mode == "batch");  // bulk only while it backfills
+        CHECK(s.note.empty());
+        CHECK(batch.status().bulk_flushes == 0);
+    }
+    SECTION("a budget of one byte: a flush and an eviction after every read, evicted rows read back") {
+        bulk_runner bulk(b.store, b.storage,
+                         {.backfill = TestType::backend::bulk, .bulk_memory_budget = 1, .bulk_read_size = 100});
+        bulk.init();
+        bulk.backfill();
+        bulk_runner batch(b.store, b.reference_storage, {.backfill = pj::backfill_mode::batch});
+        batch.init();
+        batch.backfill();
+        CHECK(rows_of(b.storage, "tickets_v2") == rows_of(b.reference_storage, "tickets_v2"));
+        CHECK(bulk.status().bulk_flushes == 15);  // 1500 events, 100 at a time
+        CHECK(bulk.status().events_applied == batch.status().events_applied);
+    }
+    SECTION("once caught up, new events are applied in batch mode, with no gap and no repeat") {
+        bulk_runner bulk(b.store, b.storage, {.backfill = TestType::backend::bulk});
+        bulk.init();
+        bulk.backfill();
+        h.append(b.store, 250, 300);  // new tickets, and new events of old ones
+        const auto flushes = bulk.status().bulk_flushes;
+        bulk.catch_up();
+        CHECK(bulk.status().bulk_flushes == flushes);  // caught_up: batch mode
+
+        bulk_runner batch(b.store, b.reference_storage, {.backfill = pj::backfill_mode::batch});
+        batch.init();
+        batch.backfill();
+        CHECK(rows_of(b.storage, "tickets_v2") == rows_of(b.reference_storage, "tickets_v2"));
+        CHECK(bulk.status().events_applied == batch.status().events_applied);
+        CHECK(bulk.status().position == b.store.head());
+    }
+}
+
+TEST_CASE("what bulk mode cannot serve makes it go on in batch mode from its last flush", "[bulk]") {
+    using TestType = sqlite_backend;
+    TestType b;
+    append_history(b.store, 50, 600, 11);
+    using R = pj::runner<touchy<2>, pj::manual_kickoff, std::remove_cvref_t<decltype(b.storage)>,
+                         std::remove_cvref_t<decltype(b.store)>>;
+    using action = typename touchy<2>::on_close;
+    const auto run = [&](auto& storage, pj::backfill_mode mode, action a) {
+        touchy<2> p;
+        p.action = a;
+        R r(b.store, storage, p, {.backfill = mode, .bulk_memory_budget = 1, .bulk_read_size = 100});
+        r.init();
+        r.backfill();
+        return r.status();
+    };
+
+    SECTION("the raw connection") {
+        const pj::runner_status s = run(b.storage, TestType::bulk, action::raw_connection);
+        run(b.reference_storage, pj::backfill_mode::batch, action::nothing);
+        CHECK(s.note.find("went on in batch mode") != std::string::npos);
+        CHECK(s.note.find("ctx.storage()") != std::string::npos);
+        CHECK(s.position == b.store.head());
+        CHECK(s.mode == "batch");
+    }
+    SECTION("a whole-table question") {
+        const pj::runner_status s = run(b.storage, TestType::bulk, action::count_rows);
+        run(b.reference_storage, pj::backfill_mode::batch, action::nothing);
+        CHECK(s.note.find("size() is not available during a bulk backfill") != std::string::npos);
+        CHECK(s.position == b.store.head());
+    }
+    auto bulk_rows = rows_of(b.storage, "touchy_v2");
+    // The reference ran with no action; the actions above do nothing to the rows.
+    CHECK(bulk_rows == rows_of(b.reference_storage, "touchy_v2"));
+}
+
+TEST_CASE("a failing handler stops a bulk backfill where batch mode stops", "[bulk]") {
+    using TestType = sqlite_backend;
+    TestType b;
+    append_history(b.store, 50, 600, 13);
+    using R = pj::runner<touchy<2>, pj::manual_kickoff, std::remove_cvref_t<decltype(b.storage)>,
+                         std::remove_cvref_t<decltype(b.store)>>;
+    const auto run = [&](auto& storage, pj::backfill_mode mode) {
+        touchy<2> p;
+        p.action = touchy<2>::on_close::fail;
+        R r(b.store, storage, p, {.backfill = mode, .bulk_memory_budget = 1, .bulk_read_size = 100});
+        r.init();
+        std::string error;
+        try {
+            r.backfill();
+        } catch (const pj::projection_error& e) {
+            error = e.what();
+        }
+        return std::pair(r.status(), error);
+    };
+    const auto [bulk, bulk_error] = run(b.storage, TestType::bulk);
+    const auto [batch, batch_error] = run(b.reference_storage, pj::backfill_mode::batch);
+    REQUIRE_FALSE(batch_error.empty());
+    CHECK(bulk_error == batch_error);  // same position, aggregate, event and reason
+    CHECK(bulk.position == batch.position);
+    CHECK(bulk.events_applied == batch.events_applied);
+    CHECK(bulk.error == batch.error);
+    CHECK(rows_of(b.storage, "touchy_v2") == rows_of(b.reference_storage, "touchy_v2"));
+}
+
+TEST_CASE("a version that has caught up is never backfilled in bulk", "[bulk]") {
+    sqlite_backend b;
+    history h(3);
+    h.append(b.store, 20, 100);
+    pj::runner<tickets<2>, pj::manual_kickoff, pj::sqlite_storage> r(b.store, b.storage);
+    r.init();
+    r.backfill();
+    CHECK(r.status().bulk_flushes == 1);
+    h.append(b.store, 30, 50);
+    r.backfill();  // caught_up: batch mode
+    CHECK(r.status().bulk_flushes == 1);
+    r.reset();  // initialized again: the next backfill is a bulk one
+    r.backfill();
+    CHECK(r.status().bulk_flushes == 2);
+}
+
+TEST_CASE("a flush at least every bulk_flush_every positions, however small the read model", "[bulk]") {
+    sqlite_backend b;
+    history h(5);
+    h.append(b.store, 10, 1000);
+    pj::runner<tickets<2>, pj::manual_kickoff, pj::sqlite_storage> r(b.store, b.storage,
+                                                                     {.bulk_read_size = 100, .bulk_flush_every = 250});
+    r.init();
+    r.backfill();
+    CHECK(r.status().bulk_flushes == 4);  // at 300, 600, 900 and the end: each read is 100 positions
+    CHECK(r.status().position == b.store.head());
+}
+
+TEST_CASE("memory storage backfills in batch mode: its tables are in memory already", "[bulk]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    history h(9);
+    h.append(store, 20, 200);
+    pj::runner<tickets<2>, pj::manual_kickoff> r(store, storage, {.backfill = pj::backfill_mode::bulk});
+    r.init();
+    r.backfill();
+    CHECK(r.status().bulk_flushes == 0);
+    CHECK(r.status().position == store.head());
+}
