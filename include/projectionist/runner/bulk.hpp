@@ -93,6 +93,7 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
                 failed_ = nullptr;
                 const pass_totals totals = apply_records_as<false, false>(batch_.begin(), batch_.end(), ctx);
                 checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
+                last_event_recorded_at_ = detail::deref(batch_[batch_.size() - 1]).envelope_of().recorded_at;
                 unflushed += totals.applied;
                 skipped += totals.skipped;
                 if (checkpoint_->position - flushed_position >= options_.bulk_flush_every) {
@@ -136,6 +137,7 @@ template <class Projection, class... Policies>
 void runner<Projection, Policies...>::bulk_flush(bulk_tables& tables) {
     std::size_t rows = 0;
     std::apply([&](const auto&... t) { rows = (std::size_t{0} + ... + t.dirty_rows()); }, tables);
+    const auto started = std::chrono::steady_clock::now();
     session_.begin();
     try {
         std::apply([](auto&... t) { (t.write_changes(), ...); }, tables);
@@ -153,7 +155,9 @@ void runner<Projection, Policies...>::bulk_flush(bulk_tables& tables) {
     std::apply([](auto&... t) { (t.flushed(), ...); }, tables);
     changed_aggregates_.clear();
     ++bulk_flushes_;
+    ++batches_committed_;
     bulk_rows_flushed_ += rows;
+    flush_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
 }  // namespace projectionist

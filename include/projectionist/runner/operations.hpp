@@ -236,6 +236,10 @@ void runner<Projection, Policies...>::publish_status() {
     status_.mode = mode_;
     status_.bulk_flushes = bulk_flushes_;
     status_.bulk_rows_flushed = bulk_rows_flushed_;
+    status_.batches_committed = batches_committed_;
+    status_.batch_seconds = batch_seconds_;
+    status_.flush_seconds = flush_seconds_;
+    status_.last_event_recorded_at = last_event_recorded_at_;
     status_.position = checkpoint_->position;
     status_.aggregates_tracked = checkpoint_->aggregates_tracked;
     status_.events_applied = events_applied_;

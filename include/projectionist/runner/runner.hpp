@@ -465,6 +465,10 @@ private:
     bool tables_private_ = false;  ///< set by backfill and catch_up: the version served nothing when they started
     std::string bulk_note_;        ///< why the last bulk backfill went on in batch mode, if it did
     std::uint64_t bulk_flushes_ = 0;
+    std::uint64_t batches_committed_ = 0;
+    duration_histogram batch_seconds_;
+    duration_histogram flush_seconds_;
+    std::optional<std::chrono::system_clock::time_point> last_event_recorded_at_;
     std::uint64_t bulk_rows_flushed_ = 0;
 
     typename event_store_type::batch batch_;

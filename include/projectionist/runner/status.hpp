@@ -1,5 +1,8 @@
 #pragma once
 
+#include <array>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -8,6 +11,23 @@
 #include <projectionist/storage/catalog.hpp>
 
 namespace projectionist {
+
+/// Durations in fixed buckets (seconds), for histograms an operator scrapes: `counts[i]` holds
+/// the observations in (bounds[i-1], bounds[i]], the last one those above every bound.
+struct duration_histogram {
+    static constexpr std::array<double, 11> bounds{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
+    std::array<std::uint64_t, bounds.size() + 1> counts{};
+    double sum = 0;           ///< seconds, over every observation
+    std::uint64_t count = 0;  ///< observations
+
+    void observe(double seconds) noexcept {
+        std::size_t i = 0;
+        while (i < bounds.size() && seconds > bounds[i]) ++i;
+        ++counts[i];
+        sum += seconds;
+        ++count;
+    }
+};
 
 /// A snapshot of one runner, safe to take from any thread.
 struct runner_status {
@@ -30,8 +50,14 @@ struct runner_status {
     double events_per_second = 0;            ///< applied per second over the last catch-up or backfill
     std::uint64_t emitted = 0;               ///< emitted events appended to the store
     std::uint64_t dropped = 0;               ///< emitted events dropped by the emission policy
-    std::optional<std::string> error;        ///< why the projection stopped, if it did
-    std::string note;                        ///< what the runner is waiting for, in words
+    std::uint64_t batches_committed = 0;     ///< batch transactions (and bulk flushes) committed by this runner
+    duration_histogram batch_seconds;        ///< batch mode: each committed batch, from read to commit
+    duration_histogram flush_seconds;        ///< bulk mode: each flush's transaction
+    /// When the last applied event was recorded in the log (its envelope's recorded_at): with the
+    /// clock, the lag in seconds.
+    std::optional<std::chrono::system_clock::time_point> last_event_recorded_at;
+    std::optional<std::string> error;  ///< why the projection stopped, if it did
+    std::string note;                  ///< what the runner is waiting for, in words
 };
 
 }  // namespace projectionist
