@@ -1,0 +1,282 @@
+#pragma once
+
+/// What an operator scrapes: the metrics of runners, deployments and routers, read from their
+/// status snapshots at scrape time. Nothing runs on the event path: a runner publishes its
+/// `status()` once per batch whether or not anyone looks, and the exporter only reads it when
+/// `render()` is called (by the HTTP endpoint in observe/http.hpp, or by the application).
+///
+///     projectionist::metrics_exporter metrics;
+///     metrics.add(tickets_deployment);   // every version: projection="tickets", version="tickets_v1", ...
+///     metrics.add(tickets_router);       // rollout share, queries in flight, shadow reads
+///     std::string page = metrics.render();                  // Prometheus text format 0.0.4
+///     auto r = metrics.ready("tickets_v2", 100);            // caught up within 100 events?
+///     if (!r) std::puts(r.reason.c_str());
+///
+/// `add` keeps a reference: a source must outlive the exporter (or the exporter must no longer be
+/// rendered). Sources are recognised by what they offer, not by their type, so this header needs
+/// no deploy/ include: a runner (`status()` returning `runner_status`, and a `projection_type`),
+/// a deployment (`status()` returning one `runner_status` per version, and a `base_name`), a
+/// router (`describe()`, `shadow_stats()`, `in_flight(name)`). Any other source of statuses is
+/// added with `add_source(projection, fn)`. Add a runner once: through its deployment or alone,
+/// not both (the series would be written twice, which a scraper rejects).
+///
+/// `render()` and `ready()` may be called from any thread, concurrently with `add`.
+
+#include <algorithm>
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <projectionist/observe/metrics.hpp>
+#include <projectionist/runner/status.hpp>
+#include <projectionist/storage/catalog.hpp>
+
+namespace projectionist {
+
+/// A source of runner statuses, as `metrics_exporter::add` finds in a runner.
+template <class R>
+concept observable_runner = requires(const R& r) {
+    typename R::projection_type;
+    { R::projection_type::base_name } -> std::convertible_to<std::string_view>;
+    { r.status() } -> std::convertible_to<runner_status>;
+};
+
+/// Every version of one projection, as `metrics_exporter::add` finds in a deployment.
+template <class D>
+concept observable_deployment = requires(const D& d) {
+    { D::base_name } -> std::convertible_to<std::string_view>;
+    { d.status() } -> std::convertible_to<std::vector<runner_status>>;
+};
+
+/// A query router, as `metrics_exporter::add` finds it.
+template <class R>
+concept observable_router = requires(const R& r) {
+    r.describe().projection;
+    r.describe().versions;
+    r.describe().basis_points;
+    r.shadow_stats().compared;
+    r.shadow_stats().discrepancies;
+    { r.in_flight(std::string_view{}) } -> std::convertible_to<std::size_t>;
+};
+
+/// Whether a version may take traffic: `ready` and, when it is not, why, in words.
+struct readiness {
+    bool ready = false;
+    std::string reason;
+    explicit operator bool() const noexcept { return ready; }
+};
+
+/// Collects sources and renders their metrics; see the comment at the top of this file.
+class metrics_exporter {
+public:
+    using clock = std::chrono::system_clock;
+
+    /// Statuses of one projection's versions, read at scrape time.
+    struct status_source {
+        std::string projection;  ///< the base name, for the `projection` label
+        std::function<std::vector<runner_status>()> read;
+    };
+
+    /// What a router reports, read at scrape time.
+    struct router_snapshot {
+        std::string projection;
+        std::string primary;
+        std::optional<std::string> candidate;
+        unsigned basis_points = 0;
+        std::vector<std::pair<std::string, std::size_t>> in_flight;  ///< per version
+        std::uint64_t shadow_queries = 0;
+        std::uint64_t shadow_compared = 0;
+        std::uint64_t shadow_discrepancies = 0;
+        std::uint64_t shadow_errors = 0;
+    };
+
+    metrics_exporter() = default;
+    /// A fixed clock for tests: the lag in seconds is measured against it.
+    explicit metrics_exporter(std::function<clock::time_point()> now) : now_(std::move(now)) {}
+
+    template <observable_runner R>
+    void add(R& runner) {
+        add_source(std::string(R::projection_type::base_name),
+                   [&runner] { return std::vector<runner_status>{runner.status()}; });
+    }
+
+    template <observable_deployment D>
+    requires(!observable_runner<D>) void add(D& deployment) {
+        add_source(std::string(D::base_name), [&deployment] { return deployment.status(); });
+    }
+
+    template <observable_router R>
+    void add(R& router) {
+        std::lock_guard lock(mutex_);
+        routers_.push_back([&router] {
+            const auto d = router.describe();
+            const auto s = router.shadow_stats();
+            router_snapshot out;
+            out.projection = std::string(d.projection);
+            out.primary = std::string(d.primary);
+            if (d.candidate) out.candidate = std::string(*d.candidate);
+            out.basis_points = d.basis_points;
+            for (const auto& v : d.versions) out.in_flight.emplace_back(std::string(v), router.in_flight(v));
+            out.shadow_queries = s.queries;
+            out.shadow_compared = s.compared;
+            out.shadow_discrepancies = s.discrepancies;
+            out.shadow_errors = s.errors;
+            return out;
+        });
+    }
+
+    /// Any other source: `read` returns the statuses of versions of `projection`.
+    void add_source(std::string projection, std::function<std::vector<runner_status>()> read) {
+        std::lock_guard lock(mutex_);
+        sources_.push_back({std::move(projection), std::move(read)});
+    }
+
+    /// The metrics of every source, in the Prometheus text format 0.0.4.
+    [[nodiscard]] std::string render() const {
+        auto [sources, routers] = copy_sources();
+        metrics_text m;
+        const auto now = now_ ? now_() : clock::now();
+        for (const auto& src : sources)
+            for (const auto& s : src.read()) write_runner(m, src.projection, s, now);
+        for (const auto& r : routers) write_router(m, r());
+        return m.str();
+    }
+
+    /// Whether `version` is caught up within `max_lag` events: found among the sources, not
+    /// stopped by an error, not dormant, past its backfill (caught_up, live, serving or retired)
+    /// and at most `max_lag` events behind the head. Otherwise `reason` says which.
+    [[nodiscard]] readiness ready(std::string_view version, std::uint64_t max_lag) const {
+        auto sources = copy_sources().first;
+        for (const auto& src : sources)
+            for (const auto& s : src.read())
+                if (s.name == version) return readiness_of(s, max_lag);
+        return {false, fmt::format("{} is not a version this exporter knows", version)};
+    }
+
+    /// Whether every version of every source is ready (see the other overload).
+    [[nodiscard]] readiness ready(std::uint64_t max_lag) const {
+        auto sources = copy_sources().first;
+        for (const auto& src : sources)
+            for (const auto& s : src.read())
+                if (auto r = readiness_of(s, max_lag); !r) return r;
+        return {true, "every version is caught up"};
+    }
+
+    /// Readiness of one status: see `ready(version, max_lag)`.
+    [[nodiscard]] static readiness readiness_of(const runner_status& s, std::uint64_t max_lag) {
+        if (s.error) return {false, fmt::format("{} has stopped: {}", s.name, *s.error)};
+        if (s.dormant) return {false, fmt::format("{} is dormant: it waits for init", s.name)};
+        switch (s.state) {
+            case projection_state::caught_up:
+            case projection_state::live:
+            case projection_state::serving:
+            case projection_state::retired: break;
+            default: return {false, fmt::format("{} is {}, not caught up yet", s.name, to_string(s.state))};
+        }
+        if (s.lag > max_lag)
+            return {false, fmt::format("{} is {} events behind the head (at most {} allowed)", s.name, s.lag, max_lag)};
+        return {true, fmt::format("{} is caught up: {} events behind the head", s.name, s.lag)};
+    }
+
+private:
+    std::pair<std::vector<status_source>, std::vector<std::function<router_snapshot()>>> copy_sources() const {
+        std::lock_guard lock(mutex_);
+        return {sources_, routers_};
+    }
+
+    static void write_runner(metrics_text& m, const std::string& projection, const runner_status& s,
+                             clock::time_point now) {
+        const metric_labels l{{"projection", projection}, {"version", s.name}};
+        auto u = [](std::uint64_t v) { return static_cast<double>(v); };
+        m.gauge("projectionist_position", "The last position this version applied (per-aggregate: its scan position).",
+                l, u(s.position));
+        m.gauge("projectionist_head", "The event store's head when the status was read.", l, u(s.head));
+        m.gauge("projectionist_lag_events", "Events between the head and this version's position.", l, u(s.lag));
+        // Caught up: no lag. Behind: the age of the last applied event, an upper bound of how old
+        // the oldest unapplied one is. Behind with nothing applied yet: unknown, so not written.
+        if (s.lag == 0) {
+            m.gauge("projectionist_lag_seconds",
+                    "Seconds since the last applied event was recorded, 0 when caught up (upper bound).", l, 0);
+        } else if (s.last_event_recorded_at) {
+            const double age = std::chrono::duration<double>(now - *s.last_event_recorded_at).count();
+            m.gauge("projectionist_lag_seconds",
+                    "Seconds since the last applied event was recorded, 0 when caught up (upper bound).", l,
+                    std::max(age, 0.0));
+        }
+        m.counter("projectionist_events_applied_total", "Handlers run by this version's runner.", l,
+                  u(s.events_applied));
+        m.counter("projectionist_events_skipped_total", "Per-aggregate: events already applied and not applied again.",
+                  l, u(s.events_skipped));
+        m.counter("projectionist_dead_letters_total", "Events recorded as dead letters.", l, u(s.events_dead_lettered));
+        m.gauge("projectionist_parked_aggregates", "Per-aggregate: aggregates stopped after a dead letter.", l,
+                u(s.parked_aggregates));
+        m.counter("projectionist_emitted_total", "Emitted events appended to the store.", l, u(s.emitted));
+        m.counter("projectionist_dropped_total", "Emitted events dropped by the emission policy.", l, u(s.dropped));
+        m.counter("projectionist_batches_total", "Batch transactions and bulk flushes committed.", l,
+                  u(s.batches_committed));
+        m.counter("projectionist_bulk_rows_flushed_total", "Bulk mode: rows written by flushes.", l,
+                  u(s.bulk_rows_flushed));
+        m.histogram("projectionist_batch_duration_seconds", "Batch mode: each committed batch, from read to commit.", l,
+                    duration_histogram::bounds, s.batch_seconds.counts, s.batch_seconds.sum, s.batch_seconds.count);
+        m.histogram("projectionist_flush_duration_seconds", "Bulk mode: each flush's transaction.", l,
+                    duration_histogram::bounds, s.flush_seconds.counts, s.flush_seconds.sum, s.flush_seconds.count);
+        m.gauge("projectionist_stopped", "1 when the version stopped on an error (see its status), else 0.", l,
+                s.error ? 1 : 0);
+        for (auto st : all_states) {
+            metric_labels sl = l;
+            sl.emplace_back("state", std::string(to_string(st)));
+            m.gauge("projectionist_state", "1 for the version's deployment state, 0 for the others.", sl,
+                    s.state == st ? 1 : 0);
+        }
+        m.gauge("projectionist_dormant", "1 while a manual-kick-off version waits for init.", l, s.dormant ? 1 : 0);
+        m.gauge("projectionist_bulk_mode", "1 while a bulk backfill applies or flushes.", l, s.mode == "bulk" ? 1 : 0);
+        m.gauge("projectionist_live", "1 when the version's emitted events go downstream.", l, s.live ? 1 : 0);
+    }
+
+    static void write_router(metrics_text& m, const router_snapshot& r) {
+        for (const auto& [version, n] : r.in_flight) {
+            const metric_labels l{{"projection", r.projection}, {"version", version}};
+            double share = 0;
+            if (version == r.primary) share = 1.0 - (r.candidate ? r.basis_points / 10000.0 : 0.0);
+            if (r.candidate && version == *r.candidate) share = r.basis_points / 10000.0;
+            m.gauge("projectionist_rollout_share", "The share of routing keys sent to this version (0 to 1).", l,
+                    share);
+            m.gauge("projectionist_router_primary", "1 for the router's primary version.", l,
+                    version == r.primary ? 1 : 0);
+            m.gauge("projectionist_router_in_flight_queries", "Queries running on this version now.", l,
+                    static_cast<double>(n));
+        }
+        const metric_labels l{{"projection", r.projection}};
+        auto u = [](std::uint64_t v) { return static_cast<double>(v); };
+        m.counter("projectionist_shadow_queries_total", "shadow_query calls.", l, u(r.shadow_queries));
+        m.counter("projectionist_shadow_reads_total", "Shadow queries run on both versions and compared.", l,
+                  u(r.shadow_compared));
+        m.counter("projectionist_shadow_discrepancies_total",
+                  "Compared shadow reads whose answers differed or whose shadow run threw.", l,
+                  u(r.shadow_discrepancies));
+        m.counter("projectionist_shadow_errors_total", "Discrepancies where the shadow run or comparison threw.", l,
+                  u(r.shadow_errors));
+    }
+
+    static constexpr projection_state all_states[] = {projection_state::declared,    projection_state::initialized,
+                                                      projection_state::backfilling, projection_state::caught_up,
+                                                      projection_state::live,        projection_state::serving,
+                                                      projection_state::retired,     projection_state::deleted};
+
+    std::function<clock::time_point()> now_;
+    mutable std::mutex mutex_;
+    std::vector<status_source> sources_;
+    std::vector<std::function<router_snapshot()>> routers_;
+};
+
+}  // namespace projectionist
