@@ -9,7 +9,7 @@ jobs="${PROJECTIONIST_JOBS:-$(nproc)}"
 builds="${PROJECTIONIST_BUILD_ROOT:-$root/build}"
 
 "$root/cmake/install-debian-deps.sh" g++ cmake ninja-build libboost1.81-dev libboost-json1.81-dev libfmt-dev catch2 libsqlite3-dev \
-  postgresql libpq-dev clang-14 clang-format-14
+  postgresql libpq-dev clang-14 clang-format-14 prometheus
 
 started=$SECONDS
 section() { printf '\n=== %s (%ds)\n' "$1" $((SECONDS - started)); }

@@ -260,3 +260,60 @@ TEST_CASE("the endpoint serves /metrics, /healthz and /readyz on a port it picks
     // Stopped by its destructor: nothing listens any more.
     CHECK_THROWS(observe_support::http_get(port, "/healthz"));
 }
+
+// ---- workers -----------------------------------------------------------------------------------
+
+namespace {
+
+// What the exporter reads from a worker (workers/worker.hpp needs PostgreSQL): the same members
+// as worker_status.
+struct fake_lease {
+    std::uint32_t partition = 0;
+    std::uint64_t epoch = 0;
+};
+struct fake_worker_status {
+    std::string id;
+    std::vector<fake_lease> held;
+    std::uint32_t live_workers = 0;
+    std::uint64_t claims = 0;
+    std::uint64_t releases = 0;
+    std::uint64_t leases_lost = 0;
+    std::uint64_t fenced_commits = 0;
+    std::uint64_t runner_restarts = 0;
+    std::uint64_t events_applied = 0;
+};
+struct fake_worker {
+    using runner_type = pj::runner<tickets<2>>;
+    std::string id_ = "host:42:0000abcd";
+    [[nodiscard]] const std::string& id() const noexcept { return id_; }
+    [[nodiscard]] fake_worker_status status() const {
+        fake_worker_status s;
+        s.id = id_;
+        s.held = {{0, 3}, {2, 1}};
+        s.live_workers = 2;
+        s.claims = 4;
+        s.releases = 1;
+        s.leases_lost = 1;
+        s.fenced_commits = 1;
+        s.events_applied = 99;
+        return s;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("the exporter writes a worker's partitions and lease counters", "[metrics]") {
+    static_assert(pj::observable_worker<fake_worker>);
+    static_assert(!pj::observable_worker<pj::runner<tickets<2>>>);
+    fake_worker w;
+    pj::metrics_exporter metrics;
+    metrics.add(w);
+    const std::string text = metrics.render();
+    const std::string l = "{projection=\"tickets\",version=\"tickets_v2\",worker=\"host:42:0000abcd\"}";
+    CHECK(has_line(text, "projectionist_worker_partitions_held" + l + " 2"));
+    CHECK(has_line(text, "projectionist_worker_live_workers" + l + " 2"));
+    CHECK(has_line(text, "projectionist_worker_leases_claimed_total" + l + " 4"));
+    CHECK(has_line(text, "projectionist_worker_leases_lost_total" + l + " 1"));
+    CHECK(has_line(text, "projectionist_worker_fenced_commits_total" + l + " 1"));
+    CHECK(has_line(text, "projectionist_worker_events_applied_total" + l + " 99"));
+}

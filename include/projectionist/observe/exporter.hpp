@@ -16,7 +16,8 @@
 /// rendered). Sources are recognised by what they offer, not by their type, so this header needs
 /// no deploy/ include: a runner (`status()` returning `runner_status`, and a `projection_type`),
 /// a deployment (`status()` returning one `runner_status` per version, and a `base_name`), a
-/// router (`describe()`, `shadow_stats()`, `in_flight(name)`). Any other source of statuses is
+/// router (`describe()`, `shadow_stats()`, `in_flight(name)`), a worker (`id()`, and a `status()`
+/// with the partitions held and lease counters). Any other source of statuses is
 /// added with `add_source(projection, fn)`. Add a runner once: through its deployment or alone,
 /// not both (the series would be written twice, which a scraper rejects).
 ///
@@ -69,6 +70,21 @@ concept observable_router = requires(const R& r) {
     { r.in_flight(std::string_view{}) } -> std::convertible_to<std::size_t>;
 };
 
+/// A worker (workers/worker.hpp), as `metrics_exporter::add` finds it.
+template <class W>
+concept observable_worker = requires(const W& w) {
+    { W::runner_type::projection_type::versioned_name } -> std::convertible_to<std::string_view>;
+    w.id();
+    w.status().held.size();
+    w.status().live_workers;
+    w.status().claims;
+    w.status().releases;
+    w.status().leases_lost;
+    w.status().fenced_commits;
+    w.status().runner_restarts;
+    w.status().events_applied;
+};
+
 /// Whether a version may take traffic: `ready` and, when it is not, why, in words.
 struct readiness {
     bool ready = false;
@@ -98,6 +114,21 @@ public:
         std::uint64_t shadow_compared = 0;
         std::uint64_t shadow_discrepancies = 0;
         std::uint64_t shadow_errors = 0;
+    };
+
+    /// What a worker reports, read at scrape time.
+    struct worker_snapshot {
+        std::string projection;
+        std::string version;
+        std::string id;
+        std::size_t partitions_held = 0;
+        std::uint32_t live_workers = 0;
+        std::uint64_t claims = 0;
+        std::uint64_t releases = 0;
+        std::uint64_t leases_lost = 0;
+        std::uint64_t fenced_commits = 0;
+        std::uint64_t runner_restarts = 0;
+        std::uint64_t events_applied = 0;
     };
 
     metrics_exporter() = default;
@@ -135,6 +166,29 @@ public:
         });
     }
 
+    /// A worker: the partitions it holds and what happened to its leases (label `worker`: its id).
+    template <observable_worker W>
+    void add(W& worker) {
+        using projection = typename W::runner_type::projection_type;
+        std::lock_guard lock(mutex_);
+        workers_.push_back([&worker] {
+            const auto s = worker.status();
+            worker_snapshot out;
+            out.projection = std::string(projection::base_name);
+            out.version = std::string(projection::versioned_name);
+            out.id = std::string(worker.id());
+            out.partitions_held = s.held.size();
+            out.live_workers = s.live_workers;
+            out.claims = s.claims;
+            out.releases = s.releases;
+            out.leases_lost = s.leases_lost;
+            out.fenced_commits = s.fenced_commits;
+            out.runner_restarts = s.runner_restarts;
+            out.events_applied = s.events_applied;
+            return out;
+        });
+    }
+
     /// Any other source: `read` returns the statuses of versions of `projection`.
     void add_source(std::string projection, std::function<std::vector<runner_status>()> read) {
         std::lock_guard lock(mutex_);
@@ -144,11 +198,17 @@ public:
     /// The metrics of every source, in the Prometheus text format 0.0.4.
     [[nodiscard]] std::string render() const {
         auto [sources, routers] = copy_sources();
+        std::vector<std::function<worker_snapshot()>> workers;
+        {
+            std::lock_guard lock(mutex_);
+            workers = workers_;
+        }
         metrics_text m;
         const auto now = now_ ? now_() : clock::now();
         for (const auto& src : sources)
             for (const auto& s : src.read()) write_runner(m, src.projection, s, now);
         for (const auto& r : routers) write_router(m, r());
+        for (const auto& w : workers) write_worker(m, w());
         return m.str();
     }
 
@@ -268,6 +328,25 @@ private:
                   u(r.shadow_errors));
     }
 
+    static void write_worker(metrics_text& m, const worker_snapshot& w) {
+        const metric_labels l{{"projection", w.projection}, {"version", w.version}, {"worker", w.id}};
+        auto u = [](std::uint64_t v) { return static_cast<double>(v); };
+        m.gauge("projectionist_worker_partitions_held", "Partitions whose lease this worker holds.", l,
+                u(w.partitions_held));
+        m.gauge("projectionist_worker_live_workers", "Workers alive at this worker's last heartbeat.", l,
+                u(w.live_workers));
+        m.counter("projectionist_worker_leases_claimed_total", "Leases claimed.", l, u(w.claims));
+        m.counter("projectionist_worker_leases_released_total", "Leases given back to rebalance or on leaving.", l,
+                  u(w.releases));
+        m.counter("projectionist_worker_leases_lost_total", "Leases found expired or taken over.", l, u(w.leases_lost));
+        m.counter("projectionist_worker_fenced_commits_total", "Batches refused by the fence (lease lost).", l,
+                  u(w.fenced_commits));
+        m.counter("projectionist_worker_runner_restarts_total",
+                  "Runners dropped after an error that was not a handler's.", l, u(w.runner_restarts));
+        m.counter("projectionist_worker_events_applied_total", "Handlers run by this worker's runners.", l,
+                  u(w.events_applied));
+    }
+
     static constexpr projection_state all_states[] = {projection_state::declared,    projection_state::initialized,
                                                       projection_state::backfilling, projection_state::caught_up,
                                                       projection_state::live,        projection_state::serving,
@@ -277,6 +356,7 @@ private:
     mutable std::mutex mutex_;
     std::vector<status_source> sources_;
     std::vector<std::function<router_snapshot()>> routers_;
+    std::vector<std::function<worker_snapshot()>> workers_;
 };
 
 }  // namespace projectionist
