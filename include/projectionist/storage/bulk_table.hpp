@@ -13,6 +13,7 @@
 /// flush, with the reason in its status.
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -172,13 +173,20 @@ public:
 
     /// Writes the changed rows to `source` (inside the caller's transaction). They stay changed
     /// until `flushed()`: a failed transaction loses nothing.
+    /// Rows are written in key order where keys are ordered: a B-tree index then takes them as
+    /// appends instead of random inserts, which keeps a small page cache from thrashing.
     void write_changes() {
-        for (auto& [key, e] : rows_) {
-            if (!e.dirty) continue;
-            if (e.absent)
-                source_->erase(key);
+        std::vector<const std::pair<const key_type, entry>*> changed;
+        changed.reserve(dirty_);
+        for (const auto& item : rows_)
+            if (item.second.dirty) changed.push_back(&item);
+        if constexpr (std::totally_ordered<key_type>)
+            std::sort(changed.begin(), changed.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+        for (const auto* item : changed) {
+            if (item->second.absent)
+                source_->erase(item->first);
             else
-                source_->upsert(e.row);
+                source_->upsert(item->second.row);
         }
     }
 
