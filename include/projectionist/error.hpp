@@ -59,10 +59,12 @@ private:
 class projection_error : public error {
 public:
     projection_error(error_context context, std::string reason)
-        : error(fmt::format("projectionist: projection '{}' stopped at position {} (aggregate '{}' of stream '{}', "
-                            "event '{}'): {}",
-                            context.projection, context.position.value_or(0), context.aggregate_id, context.stream,
-                            context.event_type, reason),
+        : error(context.position
+                    ? fmt::format("projectionist: projection '{}' stopped at position {} (aggregate '{}' "
+                                  "of stream '{}', event '{}'): {}",
+                                  context.projection, *context.position, context.aggregate_id, context.stream,
+                                  context.event_type, reason)
+                    : fmt::format("projectionist: projection '{}' stopped: {}", context.projection, reason),
                 context),
           reason_(std::move(reason)) {}
 
@@ -101,6 +103,21 @@ public:
 class bulk_fallback : public error {
 public:
     using error::error;
+};
+
+/// The database failed, not the event being applied: it is read-only, full, corrupt, cannot be
+/// opened, had an I/O error, or stayed locked past the busy timeout. A runner stops on it
+/// whatever its failure policy (skipping the event would dead-letter every event after it);
+/// `code()` is the backend's own code (SQLite's extended result code).
+///
+///     catch (const projectionist::storage_error& e) { alert(e.what()); }  // "... is read-only ..."
+class storage_error : public error {
+public:
+    storage_error(std::string message, int code) : error(std::move(message)), code_(code) {}
+    [[nodiscard]] int code() const noexcept { return code_; }
+
+private:
+    int code_;
 };
 
 /// A table operation that broke the table's contract, such as inserting a duplicate key.

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include <projectionist/event/stream.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/stored_record.hpp>
@@ -52,7 +54,8 @@ public:
         return a->first;
     }
 
-    /// Interned event types (this or another process's); ids are dense, from 0.
+    /// Interned event types (this or another process's); ids are dense, from 0: an id with no
+    /// row in the type table (a gap) is an unknown type, with no stream and no name.
     [[nodiscard]] std::uint32_t type_count() const {
         std::lock_guard lock(mutex_);
         self().load_types();
@@ -75,16 +78,40 @@ public:
 protected:
     sql_event_store() = default;
 
-    /// Adds a type read from the store's type table, whose ids start at 1.
+    /// Adds a type read from the store's type table, whose ids start at 1, in id order. Ids are
+    /// mapped by their value, never by rank: a gap in the ids is kept as an unknown type.
     void intern_loaded(std::int64_t stored_id, std::string_view stream, std::string_view name) const {
+        if (stored_id < 1 || stored_id > max_type_id) return;  // no record can name it as a valid type
+        while (static_cast<std::int64_t>(types_.size()) < stored_id - 1) {
+            type_entry& gap = types_.emplace_back();
+            gap.id = static_cast<std::uint32_t>(types_.size() - 1);
+            gap.known = false;
+        }
         type_entry& t = types_.emplace_back();
         t.id = static_cast<std::uint32_t>(stored_id - 1);
         t.stream = std::string(stream);
         t.name = std::string(name);
     }
 
+    /// The type whose stored id is `stored_id` (under mutex_), loading new types if needed. An id
+    /// with no type row gives `unknown_type_` (`known` false, an id no type map holds): mark the
+    /// record with `unknown_type_defect`, which names the position and the id.
+    [[nodiscard]] const type_entry& type_of(std::int64_t stored_id) const {
+        if (stored_id < 1 || stored_id > max_type_id) return unknown_type_;
+        const auto index = static_cast<std::size_t>(stored_id - 1);
+        if (index >= types_.size()) self().load_types();
+        return index < types_.size() && types_[index].known ? types_[index] : unknown_type_;
+    }
+    [[nodiscard]] static std::string unknown_type_defect(std::uint64_t position, std::int64_t stored_id) {
+        return fmt::format("the event at position {} has type id {}, which is not in projectionist_event_types",
+                           position, stored_id);
+    }
+
+    static constexpr std::int64_t max_type_id = 0x7FFFFFFF;
+
     mutable std::mutex mutex_;
     mutable std::deque<type_entry> types_;  // deque: records point at entries
+    const type_entry unknown_type_{0xFFFFFFFFu, {}, {}, false};
 
 private:
     [[nodiscard]] const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }

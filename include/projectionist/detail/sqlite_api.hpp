@@ -26,9 +26,50 @@ private:
 
 namespace detail::sqlite {
 
-[[noreturn]] inline void fail(sqlite3* db, int rc, std::string_view doing) {
-    const char* why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+/// Whether `rc` says that the database failed (read-only, full, I/O, corrupt, locked past the
+/// busy timeout) rather than the statement: such a failure is no event's, and is thrown as
+/// storage_error.
+[[nodiscard]] constexpr bool is_storage_failure(int rc) noexcept {
+    switch (rc & 0xFF) {
+        case SQLITE_READONLY:
+        case SQLITE_FULL:
+        case SQLITE_IOERR:
+        case SQLITE_CANTOPEN:
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+        case SQLITE_BUSY:
+        case SQLITE_NOMEM: return true;
+        default: return false;
+    }
+}
+
+/// What a storage failure says of the database, in words.
+[[nodiscard]] constexpr std::string_view storage_failure_words(int rc) noexcept {
+    switch (rc & 0xFF) {
+        case SQLITE_READONLY: return "is read-only";
+        case SQLITE_FULL: return "is full (no space left on the disk, or max_page_count reached)";
+        case SQLITE_IOERR: return "had an I/O error";
+        case SQLITE_CANTOPEN: return "cannot be opened";
+        case SQLITE_CORRUPT: return "is corrupt";
+        case SQLITE_NOTADB: return "is not a database";
+        case SQLITE_BUSY: return "stayed locked by another connection past the busy timeout";
+        default: return "is out of memory";
+    }
+}
+
+/// Throws storage_error for a failure of the database (naming its file), else sqlite_error.
+[[noreturn]] inline void throw_error(sqlite3* db, int rc, std::string_view doing, std::string_view why) {
+    if (is_storage_failure(rc)) {
+        const char* file = db ? sqlite3_db_filename(db, "main") : nullptr;
+        throw storage_error(fmt::format("projectionist: sqlite: the database '{}' {}: {}: {} (code {})",
+                                        file && *file ? file : ":memory:", storage_failure_words(rc), doing, why, rc),
+                            rc);
+    }
     throw sqlite_error(fmt::format("projectionist: sqlite: {}: {} (code {})", doing, why, rc), rc);
+}
+
+[[noreturn]] inline void fail(sqlite3* db, int rc, std::string_view doing) {
+    throw_error(db, rc, doing, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 using detail::quote;
@@ -43,6 +84,9 @@ public:
         if (rc != SQLITE_OK) {
             std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
             sqlite3_close_v2(db);
+            if (is_storage_failure(rc))
+                throw storage_error(fmt::format("projectionist: sqlite: cannot open '{}': {} (code {})", path, why, rc),
+                                    rc);
             throw sqlite_error(fmt::format("projectionist: sqlite: cannot open '{}': {} (code {})", path, why, rc), rc);
         }
         db_ = db;
@@ -70,7 +114,7 @@ public:
         if (rc != SQLITE_OK) {
             std::string why = message ? message : sqlite3_errstr(rc);
             sqlite3_free(message);
-            throw sqlite_error(fmt::format("projectionist: sqlite: {}: {} (code {})", sql, why, rc), rc);
+            throw_error(db_, rc, sql, why);
         }
     }
 
@@ -128,7 +172,7 @@ public:
         const std::string doing = fmt::format("running '{}'", sqlite3_sql(stmt_));
         const std::string why = sqlite3_errmsg(db_);
         sqlite3_reset(stmt_);
-        throw sqlite_error(fmt::format("projectionist: sqlite: {}: {} (code {})", doing, why, rc), rc);
+        throw_error(db_, rc, doing, why);
     }
     /// Steps to completion, for statements that return no rows.
     void run() {

@@ -54,7 +54,7 @@ inline connection open_database(const std::string& path, const sqlite_options& o
         app = pragma_int(db, "application_id");
         statement count(db, "SELECT count(*) FROM sqlite_schema");
         tables = count.step() ? count.int64(0) : 0;
-    } catch (const sqlite_error& e) {
+    } catch (const error& e) {  // sqlite_error, or storage_error for SQLITE_NOTADB
         throw error(
             fmt::format("projectionist: '{}' is not a SQLite database ({}); nothing was changed", path, e.what()));
     }

@@ -21,7 +21,15 @@ auto runner<Projection, Policies...>::process_until(std::uint64_t target) -> std
     while (checkpoint_->position < target) {
         const std::size_t want =
             static_cast<std::size_t>(std::min<std::uint64_t>(options_.batch_size, target - checkpoint_->position));
-        store_->read(checkpoint_->position, want, batch_);
+        try {
+            store_->read(checkpoint_->position, want, batch_);
+        } catch (const lease_lost&) {
+            throw;
+        } catch (const error&) {
+            // The log cannot be read (the database failed, or holds what no store writes): no
+            // event is at fault, and the runner stops with the reason in status().
+            fail(nullptr, std::current_exception());
+        }
         if (batch_.empty()) break;
         // New event types are mapped here, before the batch's transaction: asking the store
         // inside it could wait on the store's lock while holding the database's write lock.
@@ -41,6 +49,19 @@ auto runner<Projection, Policies...>::process_until(std::uint64_t target) -> std
 template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
     batch_failures_.clear();
+    // A record the store read but could not make sense of (a type id with no type, a field out
+    // of range) is that event's failure, before any handler sees it.
+    for (const auto& item : batch_) {
+        const record_type& rec = detail::deref(item);
+        std::string defect = detail::record_defect(rec);
+        if (defect.empty()) [[likely]]
+            continue;
+        if constexpr (failure::skips) {
+            mark_failed(rec, std::move(defect));
+        } else {
+            fail(&rec, std::make_exception_ptr(error(std::move(defect))));
+        }
+    }
     for (;;) {
         const std::uint64_t position_before = checkpoint_->position;
         const std::uint64_t tracked_before = checkpoint_->aggregates_tracked;
@@ -72,13 +93,24 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
             // Undo everything the batch did: table writes, checkpoint, emitted events.
             const std::exception_ptr cause = std::current_exception();
             const record_type* current = failed_;  // null: the failure is not one event's
-            const bool tables_restored = session_.rollback();
+            bool tables_restored = false;
+            try {
+                tables_restored = session_.rollback();
+            } catch (...) {
+                // The cause is the error to report, not the rollback's (after SQLITE_FULL the
+                // transaction is gone already): the tables are rebuilt or read back below.
+            }
             counters_.dropped = dropped_before;
             emitted_ = emitted_before;  // appended in the transaction: rolled back with it
             pending_.clear();
             bool moved = false;
+            const bool storage_failed = detail::is_storage_failure(cause);
             if constexpr (session_reloads_checkpoint) {
-                checkpoint_ = &session_.reload_checkpoint();  // the committed one, as it is in the database
+                try {
+                    checkpoint_ = &session_.reload_checkpoint();  // the committed one, as it is in the database
+                } catch (...) {
+                    if (!storage_failed) throw;  // the database that failed may fail this read too
+                }
                 // Another runner of this version moved it: the batch failed because it was
                 // stale (a row that runner wrote, say), not because of its events.
                 moved = checkpoint_->position != position_before;
@@ -94,6 +126,11 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
                 // The worker's claim on this partition is gone: nothing was written, and the
                 // new holder goes on from the checkpoint. Not this projection's failure.
                 std::rethrow_exception(cause);
+            }
+            if (storage_failed) {
+                // The database failed, not an event: skipping events cannot help, and writing
+                // dead letters would fail too (or record every later event as one).
+                fail(nullptr, cause);
             }
             if (moved || detail::is_checkpoint_conflict(cause)) {
                 // Another runner of this version got there first: go on from where it is

@@ -46,6 +46,22 @@ template <class Exception>
     return holds<checkpoint_conflict>(cause);
 }
 
+/// The database failed (read-only, full, I/O error, ...): not the event's failure, so it stops
+/// the runner whatever its failure policy, and is never recorded as a dead letter.
+[[nodiscard]] inline bool is_storage_failure(const std::exception_ptr& cause) {
+    return holds<storage_error>(cause);
+}
+
+/// What is wrong with a record as read, beyond what decoding checks; empty when nothing is.
+/// The SQL stores mark a type id that has no type, and fields out of range.
+template <class Record>
+[[nodiscard]] std::string record_defect(const Record& rec) {
+    if constexpr (requires { rec.defect(); })
+        return std::string(rec.defect());
+    else
+        return {};
+}
+
 /// The message of `cause`, for status() and dead letters.
 [[nodiscard]] inline std::string reason_of(const std::exception_ptr& cause) {
     try {

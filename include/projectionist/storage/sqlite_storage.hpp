@@ -353,11 +353,20 @@ public:
         return load_checkpoint();
     }
 
-    /// Rolls the batch back; the tables are as they were at `begin` (returns true).
-    bool rollback() {
+    /// Rolls the batch back; the tables are as they were at `begin` (returns true). Never
+    /// throws: a rollback follows a failure, whose error is the one to report. SQLite rolls a
+    /// transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR, ...): then there
+    /// is nothing left to roll back.
+    bool rollback() noexcept {
         if (!in_transaction_) return true;
         in_transaction_ = false;
-        db_.exec("ROLLBACK");
+        if (sqlite3_get_autocommit(db_.get()) == 0) {
+            try {
+                db_.exec("ROLLBACK");
+            } catch (...) {
+                // The connection is unusable if even this fails; its next use says so.
+            }
+        }
         // A reset inside the rolled-back transaction cleared the cached checkpoint: read it again.
         if (reset_in_transaction_) loaded_ = false;
         reset_in_transaction_ = false;

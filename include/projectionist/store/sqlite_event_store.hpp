@@ -103,7 +103,11 @@ public:
     /// session's connection, so that emitted events commit in the batch's transaction.
     class writer {
     public:
-        explicit writer(detail::sqlite::connection& db) : db_(&db) {}
+        /// `max_payload_bytes`: the limit of the store's reads (sqlite_options), refused here
+        /// already so that no event is written that no runner could read.
+        explicit writer(detail::sqlite::connection& db,
+                        std::size_t max_payload_bytes = sqlite_options{}.max_payload_bytes)
+            : db_(&db), max_payload_bytes_(max_payload_bytes) {}
 
         /// Appends `events` to one aggregate of `Stream` in one transaction (a savepoint inside a
         /// transaction already open on the connection), if the aggregate is at `expected`;
@@ -123,6 +127,14 @@ public:
                 event_name_of<std::remove_cvref_t<Events>>...};
             constexpr std::array<unsigned, sizeof...(Events)> versions{
                 schema_version_of<std::remove_cvref_t<Events>>...};
+
+            for (std::size_t i = 0; i < payloads.size(); ++i)
+                if (payloads[i].size() > max_payload_bytes_)
+                    throw codec_error(
+                        fmt::format("projectionist: sqlite_event_store::append: the encoded '{}' "
+                                    "event is {} bytes, over the limit of {} bytes (max_payload_bytes) "
+                                    "that reads refuse; nothing was appended",
+                                    names[i], payloads[i].size(), max_payload_bytes_));
 
             write_scope scope(*db_);
             std::int64_t number = -1;
@@ -213,6 +225,7 @@ public:
         }
 
         detail::sqlite::connection* db_;
+        std::size_t max_payload_bytes_;
         detail::sqlite::statement find_type_, add_type_, find_aggregate_, add_aggregate_, insert_event_,
             bump_aggregate_;
     };
@@ -226,7 +239,9 @@ public:
     }
 
     /// A writer on another connection to this log's file (see `writer`).
-    [[nodiscard]] writer writer_on(detail::sqlite::connection& db) const { return writer(db); }
+    [[nodiscard]] writer writer_on(detail::sqlite::connection& db) const {
+        return writer(db, options_.max_payload_bytes);
+    }
 
     /// Whether `db` is a connection to this log's database file.
     [[nodiscard]] bool same_database(const detail::sqlite::connection& db) const {
@@ -248,10 +263,8 @@ public:
     void read(std::uint64_t after, std::size_t max, batch& out) const {
         std::lock_guard lock(mutex_);
         out.clear();
-        auto& s = prepared(read_,
-                           "SELECT position, type_id, aggregate_number, aggregate_version, schema_version, "
-                           "recorded_at, aggregate_id, payload FROM projectionist_events WHERE position > ? "
-                           "ORDER BY position LIMIT ?");
+        if (after == 0) check_positions();
+        auto& s = prepared(read_, fmt::format("{}WHERE e.position > ? ORDER BY e.position LIMIT ?", read_columns));
         s.bind(1, static_cast<std::int64_t>(after));
         s.bind(2, static_cast<std::int64_t>(max));
         while (s.step()) fill(out.next(), s);
@@ -263,10 +276,9 @@ public:
     [[nodiscard]] batch read_aggregate(Stream, std::string_view aggregate_id) const {
         std::lock_guard lock(mutex_);
         batch out;
-        auto& s = prepared(read_aggregate_,
-                           "SELECT position, type_id, aggregate_number, aggregate_version, schema_version, "
-                           "recorded_at, aggregate_id, payload FROM projectionist_events WHERE stream = ? AND "
-                           "aggregate_id = ? ORDER BY aggregate_version");
+        auto& s = prepared(read_aggregate_, fmt::format("{}WHERE e.stream = ? AND e.aggregate_id = ? ORDER BY "
+                                                        "e.aggregate_version",
+                                                        read_columns));
         s.bind(1, Stream::name);
         s.bind(2, aggregate_id);
         while (s.step()) fill(out.next(), s);
@@ -305,13 +317,58 @@ private:
         s.reset();
     }
 
+    /// The columns `fill` reads, in order; the last says whether the aggregate number is the one
+    /// the aggregate table gave the event's aggregate.
+    static constexpr std::string_view read_columns =
+        "SELECT e.position, e.type_id, e.aggregate_number, e.aggregate_version, e.schema_version, e.recorded_at, "
+        "e.aggregate_id, e.payload, (a.stream IS e.stream AND a.aggregate_id IS e.aggregate_id) FROM "
+        "projectionist_events e LEFT JOIN projectionist_aggregates a ON a.number = e.aggregate_number ";
+
+    /// One row of `read_columns` into `r`. What a store never writes (a type id with no type, an
+    /// aggregate number that is not its aggregate's) marks the record instead of being used: no
+    /// event is applied as another type, and no stored number sizes an allocation.
     void fill(record& r, const detail::sqlite::statement& s) const {
-        const auto type_index = static_cast<std::size_t>(s.int64(1) - 1);
-        if (type_index >= types_.size()) load_types();
-        r.set(static_cast<std::uint64_t>(s.int64(0)), types_.at(type_index), static_cast<std::uint64_t>(s.int64(2)),
-              static_cast<std::uint64_t>(s.int64(3)), static_cast<unsigned>(s.int64(4)), s.int64(5));
+        const auto position = static_cast<std::uint64_t>(s.int64(0));
+        const std::int64_t type_id = s.int64(1);
+        const type_entry& type = this->type_of(type_id);
+        const std::int64_t number = s.int64(2);
+        const std::int64_t version = s.int64(3);
+        const std::int64_t schema = s.int64(4);
+        std::string defect;
+        if (!type.known) [[unlikely]]
+            defect = this->unknown_type_defect(position, type_id);
+        else if (s.int64(8) == 0) [[unlikely]]
+            defect = fmt::format(
+                "the event at position {} has aggregate_number {}, which is not the number of its "
+                "aggregate '{}' in projectionist_aggregates",
+                position, number, s.text(6));
+        else if (version < 1) [[unlikely]]
+            defect = fmt::format("the event at position {} has aggregate_version {}; versions start at 1", position,
+                                 version);
+        else if (schema < 1 || schema > 0xFFFF) [[unlikely]]
+            defect = fmt::format("the event at position {} has schema_version {}, out of range", position, schema);
+        // A marked record has the unknown type: a runner that does not look at the mark fails
+        // on its type before it uses any other field.
+        r.set(position, defect.empty() ? type : this->unknown_type_, static_cast<std::uint64_t>(number),
+              static_cast<std::uint64_t>(version), static_cast<unsigned>(schema), s.int64(5));
         r.aggregate_id_buffer().assign(s.text(6));
         r.payload_buffer().assign(s.blob(7));
+        if (!defect.empty()) [[unlikely]]
+            r.set_defect(std::move(defect));
+    }
+
+    /// An event at a position below 1 is never read (reads go after a position >= 0): refuse
+    /// the log instead of passing over it in silence.
+    void check_positions() const {
+        auto& s = prepared(min_position_, "SELECT min(position) FROM projectionist_events");
+        const bool has = s.step() && !s.is_null(0);
+        const std::int64_t first = has ? s.int64(0) : 1;
+        s.reset();
+        if (first < 1)
+            throw error(
+                fmt::format("projectionist: the event log in '{}' holds an event at position {}: positions "
+                            "start at 1, so it would never be read",
+                            path_, first));
     }
 
     std::optional<std::pair<std::uint64_t, std::uint64_t>> find_aggregate(std::string_view stream,
@@ -332,8 +389,8 @@ private:
     std::string path_;
     sqlite_options options_;
     detail::sqlite::connection db_;
-    mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_;
-    writer writer_{db_};
+    mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_, min_position_;
+    writer writer_{db_, options_.max_payload_bytes};
 };
 
 /// The SQLite event log with the default (binary) codec.

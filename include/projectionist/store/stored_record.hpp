@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,6 +21,9 @@ struct stored_event_type {
     std::uint32_t id = 0;
     std::string stream;
     std::string name;
+    /// False for an id with no row in the store's type table (a gap, or a row deleted by hand):
+    /// a record of that type is refused (see stored_record::defect), never read as another type.
+    bool known = true;
 };
 
 /// One stored event, as read: the payload is still encoded. A store's `read` fills it through
@@ -43,9 +47,22 @@ public:
         return {position_, type_->stream, aggregate_id_, version_, recorded_at(), type_->name};
     }
 
+    /// What is wrong with the record as read (a type id with no type, a field out of range),
+    /// naming its position and the field; empty when nothing is. The runner fails the event
+    /// (or dead-letters it) before any handler sees it.
+    [[nodiscard]] std::string defect() const {
+        if (!defect_.empty()) [[unlikely]]
+            return defect_;
+        if (!type_->known) [[unlikely]]
+            return fmt::format("the event at position {} has type id {}, which is not in projectionist_event_types",
+                               position_, std::uint64_t{type_->id} + 1);
+        return {};
+    }
+
     /// Sets what a store read for this record; `type` must outlive the record's use.
     void set(std::uint64_t position, const stored_event_type& type, std::uint64_t aggregate_number,
              std::uint64_t version, unsigned schema_version, std::int64_t recorded_ns) noexcept {
+        defect_.clear();
         position_ = position;
         type_ = &type;
         aggregate_number_ = aggregate_number;
@@ -56,6 +73,8 @@ public:
     /// The buffers a store reads the aggregate id and the encoded payload into.
     [[nodiscard]] std::string& aggregate_id_buffer() noexcept { return aggregate_id_; }
     [[nodiscard]] std::string& payload_buffer() noexcept { return payload_; }
+    /// Marks the record as unusable, with the reason (after `set`).
+    void set_defect(std::string reason) { defect_ = std::move(reason); }
 
 private:
     std::uint64_t position_ = 0;
@@ -66,6 +85,7 @@ private:
     std::int64_t recorded_ns_ = 0;
     std::string aggregate_id_;
     std::string payload_;
+    std::string defect_;
 };
 
 /// What `read` fills. Records are reused between reads, so their strings keep capacity: a store

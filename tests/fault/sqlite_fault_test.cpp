@@ -1,0 +1,414 @@
+// What the SQLite backend does with a log edited by hand (a type row deleted, positions and
+// aggregate numbers that no store writes) and with a database that fails (read-only, full):
+// the error's kind and words, that nothing is applied as what it is not, and that the read
+// model equals the one the events before the stop give.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <projectionist/sqlite.hpp>
+#include <sqlite_test_support.hpp>
+#include <tickets_domain.hpp>
+
+namespace pj = projectionist;
+using namespace tickets_domain;
+using Catch::Contains;
+using sqlite_test::temp_dir;
+
+namespace {
+
+const pj::sqlite_options fast{pj::sqlite_synchronous::normal};
+using ticket_table = pj::table<ticket_row, &ticket_row::ticket_id>;
+
+/// One event per batch, in batch mode: a stop leaves the checkpoint right before the failure.
+pj::runner_options one_by_one() {
+    pj::runner_options o;
+    o.batch_size = 1;
+    o.backfill = pj::backfill_mode::batch;
+    return o;
+}
+
+std::vector<ticket_row> rows_of(pj::sqlite_storage& storage, std::string_view table) {
+    std::vector<ticket_row> out;
+    auto t = storage.find_table<ticket_table>(table);
+    REQUIRE(t);
+    t->for_each([&](const ticket_row& r) { out.push_back(r); });
+    std::sort(out.begin(), out.end(),
+              [](const ticket_row& a, const ticket_row& b) { return a.ticket_id < b.ticket_id; });
+    return out;
+}
+
+/// 1: t-1 registered, 2: t-2 registered, 3: t-1 closed, 4: t-1 reopened, 5: t-2 closed.
+void append_history(pj::sqlite_event_store& store) {
+    store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+    store.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "task"});
+    store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"});
+    store.append(ticket_stream{}, "t-1", 2, ticket_reopened{"t-1"});
+    store.append(ticket_stream{}, "t-2", 1, ticket_closed{"t-2"});
+}
+
+/// The projection_error that `f` throws; fails the test if it throws anything else or nothing.
+template <class F>
+std::string projection_error_of(F&& f) {
+    try {
+        f();
+    } catch (const pj::projection_error& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        FAIL("not a projection_error: " << e.what());
+    }
+    FAIL("no error");
+    return {};
+}
+
+/// Ends the process if a test runs for longer than a bound: a runner that loops is a failure,
+/// not a hang.
+class watchdog {
+public:
+    explicit watchdog(std::chrono::seconds limit)
+        : thread_([limit](std::stop_token stop) {
+              const auto until = std::chrono::steady_clock::now() + limit;
+              while (!stop.stop_requested()) {
+                  if (std::chrono::steady_clock::now() > until) {
+                      std::fputs("fault_sqlite: a runner did not stop within the time limit\n", stderr);
+                      std::_Exit(3);
+                  }
+                  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+              }
+          }) {}
+
+private:
+    std::jthread thread_;
+};
+
+}  // namespace
+
+// ---- Type ids are mapped by their value ----
+
+TEST_CASE("an event whose type row was deleted stops the runner, naming its position and type id", "[fault][types]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    {
+        pj::sqlite_event_store store(file, fast);
+        append_history(store);
+    }
+    sqlite_test::raw_db raw(file);
+    raw.exec("DELETE FROM projectionist_event_types WHERE name = 'ticket.closed'");  // id 2 of 1..3
+
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_storage storage(file, fast);
+    pj::runner<tickets<2>, pj::sqlite_storage> r(store, storage, one_by_one());
+    const std::string what = projection_error_of([&] { r.catch_up(); });
+    CHECK_THAT(what, Contains("position 3") && Contains("type id 2") && Contains("projectionist_event_types"));
+    REQUIRE(r.status().error);
+    CHECK_THAT(*r.status().error, Contains("type id 2"));
+    CHECK_THAT(r.status().note, Contains("stopped"));
+    CHECK(r.position() == 2);
+    // Nothing was applied as another type: the events before the stop, as they are.
+    CHECK(rows_of(storage, "tickets_v2") ==
+          std::vector<ticket_row>{{"t-1", "bug", "open", 0}, {"t-2", "task", "open", 0}});
+}
+
+TEST_CASE("with skip_to_dead_letter an event of a deleted type is a dead letter and later types keep theirs",
+          "[fault][types]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    {
+        pj::sqlite_event_store store(file, fast);
+        append_history(store);
+    }
+    sqlite_test::raw_db raw(file);
+    raw.exec("DELETE FROM projectionist_event_types WHERE name = 'ticket.closed'");
+
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_storage storage(file, fast);
+    pj::runner<tickets<2>, pj::sqlite_storage, pj::skip_to_dead_letter> r(store, storage, one_by_one());
+    r.catch_up();
+    CHECK_FALSE(r.status().error);
+    CHECK(r.position() == 5);
+    const auto dead = r.dead_letters();
+    REQUIRE(dead.size() == 2);
+    CHECK(dead[0].position == 3);
+    CHECK_THAT(dead[0].reason, Contains("type id 2"));
+    CHECK(dead[1].position == 5);
+    // Position 4 (type id 3) is still a reopening, not a close.
+    CHECK(rows_of(storage, "tickets_v2") ==
+          std::vector<ticket_row>{{"t-1", "bug", "open", 1}, {"t-2", "task", "open", 0}});
+}
+
+TEST_CASE("a type id with no type row is refused by a bulk backfill too", "[fault][types]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    {
+        pj::sqlite_event_store store(file, fast);
+        append_history(store);
+    }
+    sqlite_test::raw_db raw(file);
+    raw.exec("UPDATE projectionist_events SET type_id = 77 WHERE position = 4");
+
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_storage storage(file, fast);
+    pj::runner<tickets<2>, pj::sqlite_storage> r(store, storage);  // automatic: bulk while private
+    const std::string what = projection_error_of([&] { r.catch_up(); });
+    CHECK_THAT(what, Contains("position 4") && Contains("type id 77"));
+    CHECK(r.position() < 4);
+}
+
+// ---- A failed rollback does not hide the cause; the database's failures are not the event's ----
+
+namespace {
+
+/// Writes rows of 64 KiB; its init hook caps the session's database at a few more pages, so
+/// that the second or third row finds it full.
+struct bulky : pj::projection<"bulky", 1, ticket_stream> {
+    using table = ticket_table;
+    void init(auto& ctx) {
+        auto& db = ctx.storage().connection();
+        pj::detail::sqlite::statement pages(db, "PRAGMA page_count");
+        REQUIRE(pages.step());
+        const auto count = pages.int64(0);
+        pages.reset();
+        db.exec(fmt::format("PRAGMA max_page_count={}", count + 40));
+    }
+    void on(const ticket_registered& e, auto& ctx) {
+        ctx.table().insert({e.ticket_id, std::string(64 * 1024, 'x'), "open", 0});
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a full database is reported as full, not as the rollback that follows", "[fault][full]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_storage storage(file, fast);
+    for (int i = 0; i < 20; ++i)
+        store.append(ticket_stream{}, fmt::format("t-{}", i), 0, ticket_registered{fmt::format("t-{}", i), "bug"});
+
+    pj::runner<bulky, pj::sqlite_storage> r(store, storage, one_by_one());
+    r.init();
+    CHECK_THROWS_AS(r.catch_up(), pj::projection_error);
+    REQUIRE(r.status().error);
+    CHECK_THAT(*r.status().error, Contains("database or disk is full") && Contains("is full"));
+    CHECK_THAT(*r.status().error, !Contains("ROLLBACK"));
+    CHECK(r.status().events_dead_lettered == 0);
+    // The committed batches are there, one row per position.
+    CHECK(r.position() > 0);
+    CHECK(r.position() < 20);
+    CHECK(rows_of(storage, "bulky_v1").size() == r.position());
+}
+
+TEST_CASE("skip_to_dead_letter over a full database stops instead of dead-lettering", "[fault][full]") {
+    watchdog bound(std::chrono::seconds(60));
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_storage storage(file, fast);
+    for (int i = 0; i < 20; ++i)
+        store.append(ticket_stream{}, fmt::format("t-{}", i), 0, ticket_registered{fmt::format("t-{}", i), "bug"});
+
+    pj::runner<bulky, pj::sqlite_storage, pj::skip_to_dead_letter> r(store, storage, one_by_one());
+    r.init();
+    try {
+        r.catch_up();
+        FAIL("no error");
+    } catch (const pj::projection_error& e) {
+        CHECK_THAT(e.reason(), Contains("database or disk is full"));
+        CHECK_FALSE(e.context().position);  // not an event's failure
+    }
+    REQUIRE(r.status().error);
+    CHECK(r.dead_letters().empty());
+    CHECK(r.status().events_dead_lettered == 0);
+    CHECK(rows_of(storage, "bulky_v1").size() == r.position());
+}
+
+TEST_CASE("a read-only database stops a skip_to_dead_letter runner with the database's reason", "[fault][readonly]") {
+    watchdog bound(std::chrono::seconds(60));
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_storage storage(file, fast);
+    append_history(store);
+
+    pj::runner<tickets<2>, pj::sqlite_storage, pj::skip_to_dead_letter> r(store, storage, one_by_one());
+    r.init();
+    r.session().connection().exec("PRAGMA query_only=1");  // as a file the process may not write
+    try {
+        r.catch_up();
+        FAIL("no error");
+    } catch (const pj::projection_error& e) {
+        CHECK_THAT(e.reason(), Contains("is read-only") && Contains(file));
+        CHECK_FALSE(e.context().position);
+        CHECK_THAT(std::string(e.what()), !Contains("position"));
+    }
+    REQUIRE(r.status().error);
+    CHECK_THAT(*r.status().error, Contains("read-only") && Contains(file));
+    CHECK_THAT(r.status().note, Contains("stopped after an error"));
+    CHECK(r.status().events_dead_lettered == 0);
+    CHECK(r.position() == 0);
+    r.session().connection().exec("PRAGMA query_only=0");
+    CHECK(r.dead_letters().empty());
+
+    // Writable again: resume() and the runner goes on with every event.
+    r.resume();
+    r.catch_up();
+    CHECK(r.position() == 5);
+    CHECK(rows_of(storage, "tickets_v2") ==
+          std::vector<ticket_row>{{"t-1", "bug", "open", 1}, {"t-2", "task", "closed", 0}});
+}
+
+namespace {
+
+/// Makes its own connection read-only in the middle of a batch, from its second registration on:
+/// the handler's write then fails for a reason that is the database's, not the event's.
+struct sealing : pj::projection<"sealing", 1, ticket_stream> {
+    using table = ticket_table;
+    int registered = 0;
+    void on(const ticket_registered& e, auto& ctx) {
+        if (++registered == 2) ctx.storage().connection().exec("PRAGMA query_only=1");
+        ctx.table().insert({e.ticket_id, e.type, "open", 0});
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a handler's write to a read-only database is not the event's failure", "[fault][readonly]") {
+    watchdog bound(std::chrono::seconds(60));
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_storage storage(file, fast);
+    append_history(store);
+
+    pj::runner<sealing, pj::sqlite_storage, pj::skip_to_dead_letter> r(store, storage, one_by_one());
+    try {
+        r.catch_up();
+        FAIL("no error");
+    } catch (const pj::projection_error& e) {
+        CHECK_THAT(e.reason(), Contains("is read-only") && Contains(file) && Contains("attempt to write a readonly"));
+        CHECK_FALSE(e.context().position);
+    }
+    REQUIRE(r.status().error);
+    CHECK_THAT(*r.status().error, !Contains("stopped at position"));
+    CHECK(r.status().events_dead_lettered == 0);
+    CHECK(r.position() == 1);
+    r.session().connection().exec("PRAGMA query_only=0");
+    CHECK(r.dead_letters().empty());
+    CHECK(rows_of(storage, "sealing_v1") == std::vector<ticket_row>{{"t-1", "bug", "open", 0}});
+}
+
+TEST_CASE("a read-only database is a storage_error from the sqlite layer, naming the file", "[fault][readonly]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    pj::sqlite_event_store store(file, fast);
+    store.connection().exec("PRAGMA query_only=1");
+    try {
+        store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+        FAIL("no error");
+    } catch (const pj::storage_error& e) {
+        CHECK((e.code() & 0xFF) == SQLITE_READONLY);
+        CHECK_THAT(std::string(e.what()), Contains("is read-only") && Contains(file));
+    }
+    // The event's own failure (a constraint) stays a sqlite_error.
+    store.connection().exec("PRAGMA query_only=0");
+    CHECK_THROWS_AS(store.connection().exec("INSERT INTO projectionist_settings(key, value) VALUES ('codec', 'x')"),
+                    pj::sqlite_error);
+}
+
+// ---- What the store reads is validated ----
+
+TEST_CASE("an event at a position below 1 is refused, not passed over", "[fault][validate]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    {
+        pj::sqlite_event_store store(file, fast);
+        append_history(store);
+    }
+    sqlite_test::raw_db raw(file);
+    raw.exec(
+        "INSERT INTO projectionist_events(position, stream, aggregate_id, aggregate_number, aggregate_version, "
+        "type_id, schema_version, payload, recorded_at) SELECT -4, stream, aggregate_id, aggregate_number, 9, "
+        "type_id, schema_version, payload, recorded_at FROM projectionist_events WHERE position = 1");
+
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_storage storage(file, fast);
+    pj::runner<tickets<2>, pj::sqlite_storage> r(store, storage, one_by_one());
+    const std::string what = projection_error_of([&] { r.catch_up(); });
+    CHECK_THAT(what, Contains("position -4") && Contains("positions start at 1"));
+    REQUIRE(r.status().error);
+    CHECK(r.position() == 0);
+}
+
+TEST_CASE("an aggregate number that is not its aggregate's is refused, naming position and field",
+          "[fault][validate]") {
+    for (const std::int64_t number : {std::int64_t{1}, std::int64_t{100'000'000'000}, std::int64_t{-1}}) {
+        DYNAMIC_SECTION("aggregate_number " << number) {
+            temp_dir dir(sqlite_test::fast_temp_base());
+            const std::string file = dir.file("app.db");
+            {
+                pj::sqlite_event_store store(file, fast);
+                append_history(store);
+            }
+            sqlite_test::raw_db raw(file);
+            // Position 3 is t-1's (number 0); 1 is t-2's.
+            raw.exec(fmt::format("UPDATE projectionist_events SET aggregate_number = {} WHERE position = 3", number));
+
+            pj::sqlite_event_store store(file, fast);
+            pj::sqlite_storage storage(file, fast);
+            {
+                pj::runner<tickets<2>, pj::sqlite_storage, pj::per_aggregate> r(store, storage, one_by_one());
+                const std::string what = projection_error_of([&] { r.catch_up(); });
+                CHECK_THAT(what,
+                           Contains("position 3") && Contains("aggregate_number") && Contains(std::to_string(number)));
+                CHECK(r.position() == 2);
+                CHECK(rows_of(storage, "tickets_v2") ==
+                      std::vector<ticket_row>{{"t-1", "bug", "open", 0}, {"t-2", "task", "open", 0}});
+            }
+            // Per aggregate with skip_to_dead_letter: a dead letter; t-1 is parked after it.
+            pj::runner<tickets<3>, pj::sqlite_storage, pj::per_aggregate, pj::skip_to_dead_letter> s(store, storage);
+            s.catch_up();
+            CHECK_FALSE(s.status().error);
+            const auto dead = s.dead_letters();
+            REQUIRE_FALSE(dead.empty());
+            CHECK(dead[0].position == 3);
+            CHECK_THAT(dead[0].reason, Contains("aggregate_number"));
+        }
+    }
+}
+
+// ---- The payload limit holds on both sides ----
+
+TEST_CASE("append refuses a payload over the limit that reads refuse", "[fault][payload]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    pj::sqlite_options small = fast;
+    small.max_payload_bytes = 1000;
+    pj::sqlite_event_store store(file, small);
+    store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", std::string(900, 'x')});
+    try {
+        store.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", std::string(2000, 'x')});
+        FAIL("no error");
+    } catch (const pj::codec_error& e) {
+        CHECK_THAT(std::string(e.what()), Contains("ticket.registered") && Contains("limit of 1000 bytes") &&
+                                              Contains("nothing was appended"));
+    }
+    CHECK(store.head() == 1);
+    CHECK_FALSE(store.aggregate_number(ticket_stream{}, "t-2"));
+
+    // The default limit is the same on both sides: 16 MiB.
+    pj::sqlite_event_store defaults(dir.file("big.db"), fast);
+    CHECK_THROWS_AS(
+        defaults.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", std::string((16u << 20) + 1, 'x')}),
+        pj::codec_error);
+    CHECK(defaults.head() == 0);
+}
