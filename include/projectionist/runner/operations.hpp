@@ -131,12 +131,7 @@ void runner<Projection, Policies...>::reset() {
         checkpoint_ = &session_.load_checkpoint();  // what is committed, not what the reset cleared
         throw;
     }
-    checkpoint_ = &session_.load_checkpoint();
-    parked_.clear();
-    error_.reset();
-    live_ = false;
-    state_ = projection_state::initialized;
-    publish_status();
+    settle_lifecycle(projection_state::initialized);
 }
 
 template <class Projection, class... Policies>
@@ -159,11 +154,16 @@ void runner<Projection, Policies...>::remove() {
     }
     bind_tables({});
     tables_open_ = false;
+    settle_lifecycle(projection_state::deleted);
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::settle_lifecycle(projection_state state) {
     checkpoint_ = &session_.load_checkpoint();
     parked_.clear();
     error_.reset();
     live_ = false;
-    state_ = projection_state::deleted;
+    state_ = state;
     publish_status();
 }
 

@@ -22,15 +22,6 @@ enum class backfill_mode : std::uint8_t {
     batch,
 };
 
-[[nodiscard]] constexpr std::string_view to_string(backfill_mode m) noexcept {
-    switch (m) {
-        case backfill_mode::automatic: return "automatic";
-        case backfill_mode::bulk: return "bulk";
-        case backfill_mode::batch: return "batch";
-    }
-    return "unknown";
-}
-
 /// Tuning of a runner; the defaults suit most projections.
 ///
 ///     projectionist::runner<tickets<2>> v2(store, storage, {.batch_size = 5000});

@@ -445,6 +445,8 @@ private:
     /// Writes the changed rows and moves the checkpoint, in one transaction.
     void bulk_flush(bulk_tables& tables);
 
+    /// After a committed reset or remove: the committed checkpoint, no failures, not live.
+    void settle_lifecycle(projection_state state);
     void publish_status();
 
     event_store_type* store_;
