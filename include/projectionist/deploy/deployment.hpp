@@ -138,17 +138,9 @@ public:
     /// consumers hear from one version of a projection at a time. It must have caught up: a
     /// version still replaying history would emit it again.
     void make_live(std::string_view name) {
-        const std::size_t target = index_of(name);
-        visit(name, [&](auto& r) {
-            r.refresh();
-            if (!detail::caught_up_or_later(r.state()))
-                throw state_error(fmt::format("projectionist: cannot make {} live: it is {}; {}", name,
-                                              to_string(r.state()), detail::what_to_run_first(name, r.state())));
-        });
-        std::size_t i = 0;
-        for_each([&](auto& r) {
+        const std::size_t target = require_caught_up(name, fmt::format("cannot make {} live", name));
+        for_each_indexed([&](std::size_t i, auto& r) {
             if (i != target && r.status().live) r.set_live(false);
-            ++i;
         });
         visit(name, [](auto& r) { r.make_live(); });
     }
@@ -157,43 +149,25 @@ public:
     /// (kept, following the log, ready for a rollback). The query router decides per query;
     /// this records the deployment's state.
     void serve(std::string_view name) {
-        const std::size_t target = index_of(name);
-        visit(name, [&](auto& r) {
-            r.refresh();
-            if (!detail::caught_up_or_later(r.state()))
-                throw state_error(fmt::format("projectionist: {} cannot serve queries: it is {}; {}", name,
-                                              to_string(r.state()), detail::what_to_run_first(name, r.state())));
-        });
-        std::size_t i = 0;
-        for_each([&](auto& r) {
+        const std::size_t target = require_caught_up(name, fmt::format("{} cannot serve queries", name));
+        for_each_indexed([&](std::size_t i, auto& r) {
             if (i == target)
                 r.mark(projection_state::serving);
             else if (detail::serves(r.state()))
                 r.mark(projection_state::retired);
-            ++i;
         });
     }
 
     /// Empties a version's tables and checkpoint so that it replays from the start. A serving
     /// version cannot be reset: its readers would see an empty table.
     void reset(std::string_view name) {
-        visit(name, [&](auto& r) {
-            r.refresh();
-            require_initialized(r, "reset");
-            require_not_serving(r, name, "reset");
-            r.reset();
-        });
+        visit_unserved(name, "reset", [](auto& r) { r.reset(); });
     }
 
     /// Drops a version's own tables, checkpoint and catalog row. Other versions are untouched. A
     /// serving version cannot be deleted.
     void remove(std::string_view name) {
-        visit(name, [&](auto& r) {
-            r.refresh();
-            require_initialized(r, "delete");
-            require_not_serving(r, name, "delete");
-            r.remove();
-        });
+        visit_unserved(name, "delete", [](auto& r) { r.remove(); });
     }
 
     /// One status per version, in the order of the runners.
@@ -244,6 +218,38 @@ private:
     template <class F>
     void for_each(F&& fn) {
         std::apply([&](auto&... r) { (fn(*r), ...); }, runners_);
+    }
+
+    /// `fn(i, runner)` for each version, `i` its index in `names`.
+    template <class F>
+    void for_each_indexed(F&& fn) {
+        std::size_t i = 0;
+        for_each([&](auto& r) { fn(i++, r); });
+    }
+
+    /// Refreshes `name`'s state and returns its index if it has caught up; else refuses with
+    /// "projectionist: <refused>: it is <state>; <what to run first>".
+    std::size_t require_caught_up(std::string_view name, const std::string& refused) {
+        const std::size_t target = index_of(name);
+        visit(name, [&](auto& r) {
+            r.refresh();
+            if (!detail::caught_up_or_later(r.state()))
+                throw state_error(fmt::format("projectionist: {}: it is {}; {}", refused, to_string(r.state()),
+                                              detail::what_to_run_first(name, r.state())));
+        });
+        return target;
+    }
+
+    /// `fn(runner)` for `name`, refreshed, once it is initialized and not serving queries; else
+    /// refuses to `what` it.
+    template <class F>
+    void visit_unserved(std::string_view name, std::string_view what, F&& fn) {
+        visit(name, [&](auto& r) {
+            r.refresh();
+            require_initialized(r, what);
+            require_not_serving(r, name, what);
+            fn(r);
+        });
     }
 
     template <class R>

@@ -68,17 +68,17 @@ template <class Range>
     return n;
 }
 
-/// `s` as valid UTF-8: each byte that does not start a valid sequence becomes U+FFFD, so a
-/// JSON document (which must be UTF-8) holds whatever a row held, visibly.
-///
-///     valid_utf8("a\xff")   // "a\xef\xbf\xbd" (U+FFFD)
-[[nodiscard]] inline std::string valid_utf8(std::string_view s) {
+/// `s` copied character by character, UTF-8 aware: `replace(first_byte, valid, out)` may write
+/// something else for a character to `out` and return true (then one byte is consumed), or return
+/// false to copy the character as it is. `valid` is false for a byte that starts no valid UTF-8
+/// character.
+template <class Replace>
+[[nodiscard]] std::string copy_utf8(std::string_view s, Replace&& replace) {
     std::string out;
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size();) {
         const std::size_t n = utf8_length(s, i);
-        if (n == 0) {
-            out += "\xef\xbf\xbd";
+        if (replace(static_cast<unsigned char>(s[i]), n != 0, out)) {
             ++i;
         } else {
             out.append(s.substr(i, n));
@@ -88,32 +88,35 @@ template <class Range>
     return out;
 }
 
+/// `s` as valid UTF-8: each byte that does not start a valid sequence becomes U+FFFD, so a
+/// JSON document (which must be UTF-8) holds whatever a row held, visibly.
+///
+///     valid_utf8("a\xff")   // "a\xef\xbf\xbd" (U+FFFD)
+[[nodiscard]] inline std::string valid_utf8(std::string_view s) {
+    return copy_utf8(s, [](unsigned char, bool valid, std::string& out) {
+        if (valid) return false;
+        out += "\xef\xbf\xbd";
+        return true;
+    });
+}
+
 /// Stored text made safe for a terminal, keeping valid UTF-8: newline, tab and carriage return as
 /// \n, \t, \r, other control characters and invalid bytes as \xNN.
 ///
 ///     printable("caf\xc3\xa9\n")   // "café\\n"
 [[nodiscard]] inline std::string printable(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        const std::size_t n = utf8_length(s, i);
-        if (n == 0 || c < 0x20 || c == 0x7F) {
-            if (c == '\n')
-                out += "\\n";
-            else if (c == '\t')
-                out += "\\t";
-            else if (c == '\r')
-                out += "\\r";
-            else
-                out += fmt::format("\\x{:02x}", c);
-            ++i;
-        } else {
-            out.append(s.substr(i, n));
-            i += n;
-        }
-    }
-    return out;
+    return copy_utf8(s, [](unsigned char c, bool valid, std::string& out) {
+        if (valid && c >= 0x20 && c != 0x7F) return false;
+        if (c == '\n')
+            out += "\\n";
+        else if (c == '\t')
+            out += "\\t";
+        else if (c == '\r')
+            out += "\\r";
+        else
+            out += fmt::format("\\x{:02x}", c);
+        return true;
+    });
 }
 
 /// Text typed by a user, safe to echo in an error message: control characters, backslashes and

@@ -62,14 +62,15 @@ namespace detail::metrics {
     return true;
 }
 
-/// A label value as the format requires: `\` -> `\\`, `"` -> `\"`, newline -> `\n`.
-[[nodiscard]] inline std::string escape_label_value(std::string_view v) {
+/// `\` -> `\\`, newline -> `\n`, and `"` -> `\"` too when `quotes`: the escapes of the text
+/// format, which label values and HELP text share but for the quotes.
+[[nodiscard]] inline std::string escape_text(std::string_view v, bool quotes) {
     std::string out;
     out.reserve(v.size());
     for (char c : v) {
         if (c == '\\')
             out += "\\\\";
-        else if (c == '"')
+        else if (quotes && c == '"')
             out += "\\\"";
         else if (c == '\n')
             out += "\\n";
@@ -79,19 +80,14 @@ namespace detail::metrics {
     return out;
 }
 
+/// A label value as the format requires: `\` -> `\\`, `"` -> `\"`, newline -> `\n`.
+[[nodiscard]] inline std::string escape_label_value(std::string_view v) {
+    return escape_text(v, true);
+}
+
 /// HELP text: `\` -> `\\`, newline -> `\n` (quotes stay as they are).
 [[nodiscard]] inline std::string escape_help(std::string_view v) {
-    std::string out;
-    out.reserve(v.size());
-    for (char c : v) {
-        if (c == '\\')
-            out += "\\\\";
-        else if (c == '\n')
-            out += "\\n";
-        else
-            out += c;
-    }
-    return out;
+    return escape_text(v, false);
 }
 
 /// A sample value: integers without a fraction, others in the shortest form that reads back

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -131,6 +132,17 @@ inline void compare_column(verify::column_diff& c, const verify::diff_options& o
     }
 }
 
+/// Adds column `c` to the report with its verdict: `failure()` among the failures if it failed,
+/// else `note()` (if given) among the notes. Both are called before `c` moves into the report.
+template <class Failure, class Note = std::nullptr_t>
+void add_column(verify::structural_report& r, verify::column_diff&& c, Failure&& failure, Note&& note = nullptr) {
+    if (!c.ok)
+        r.failures.push_back(failure());
+    else if constexpr (!std::is_null_pointer_v<std::remove_cvref_t<Note>>)
+        r.notes.push_back(note());
+    r.columns.push_back(std::move(c));
+}
+
 inline verify::structural_report compare_structure(const table_summary& a, const table_summary& b,
                                                    const verify::diff_options& o) {
     verify::structural_report r;
@@ -160,23 +172,25 @@ inline verify::structural_report compare_structure(const table_summary& a, const
             c.b = b.stats[*j];
             compare_column(c, o);
             c.ok = c.differences.empty() || c.expected_change;
-            if (!c.ok)
-                r.failures.push_back(
-                    fmt::format("column '{}' differs: {} (list it in expected_changes if the new "
-                                "version changes it on purpose)",
-                                c.name, join(c.differences, "; ")));
+            add_column(r, std::move(c), [&] {
+                return fmt::format(
+                    "column '{}' differs: {} (list it in expected_changes if the new "
+                    "version changes it on purpose)",
+                    c.name, join(c.differences, "; "));
+            });
         } else {
             c.presence = verify::column_presence::only_in_a;
             c.ok = c.expected_change;
-            if (!c.ok)
-                r.failures.push_back(
-                    fmt::format("column '{}' exists only in A: B dropped it (list it in "
-                                "expected_changes if that is intended)",
-                                c.name));
-            else
-                r.notes.push_back(fmt::format("column '{}' was dropped in B, as expected", c.name));
+            add_column(
+                r, std::move(c),
+                [&] {
+                    return fmt::format(
+                        "column '{}' exists only in A: B dropped it (list it in "
+                        "expected_changes if that is intended)",
+                        c.name);
+                },
+                [&] { return fmt::format("column '{}' was dropped in B, as expected", c.name); });
         }
-        r.columns.push_back(std::move(c));
     }
     for (std::size_t j = 0; j < b.columns.size(); ++j) {
         if (index_in(a.columns, b.columns[j])) continue;
@@ -186,14 +200,15 @@ inline verify::structural_report compare_structure(const table_summary& a, const
         c.expected_change = is_expected(o, c.name);
         c.b = b.stats[j];
         c.ok = !o.forbid_new_columns || c.expected_change;
-        if (!c.ok)
-            r.failures.push_back(
-                fmt::format("column '{}' exists only in B, and new columns are forbidden unless "
-                            "listed in expected_changes",
-                            c.name));
-        else
-            r.notes.push_back(fmt::format("column '{}' is new in B", c.name));
-        r.columns.push_back(std::move(c));
+        add_column(
+            r, std::move(c),
+            [&] {
+                return fmt::format(
+                    "column '{}' exists only in B, and new columns are forbidden unless "
+                    "listed in expected_changes",
+                    c.name);
+            },
+            [&] { return fmt::format("column '{}' is new in B", c.name); });
     }
     for (const auto& e : o.expected_changes)
         if (!index_in(a.columns, e) && !index_in(b.columns, e))
