@@ -215,6 +215,30 @@ inline bool check_schema(const schema_state& s, const std::string& schema) {
     return false;
 }
 
+/// Runs `body` in a transaction that first takes the advisory lock (`lock_class`, `key`), so that
+/// processes doing the same set-up at once take turns; commits, or rolls back and rethrows if
+/// `body` (or the commit) throws.
+///
+///     in_locked_transaction(db, schema_lock_class, schema_name_key("orders"), [&] { db.exec(ddl); });
+template <class Body>
+void in_locked_transaction(const connection& db, std::int32_t lock_class, std::int32_t key, Body&& body) {
+    db.exec("BEGIN");
+    try {
+        params k;
+        k.add(static_cast<std::int64_t>(lock_class)).add(static_cast<std::int64_t>(key));
+        db.query("SELECT pg_advisory_xact_lock($1::integer, $2::integer)", k);
+        body();
+        db.exec("COMMIT");
+    } catch (...) {
+        try {
+            db.exec("ROLLBACK");
+        } catch (...) {
+            // The connection is lost; closing it discards the transaction anyway.
+        }
+        throw;
+    }
+}
+
 /// Connects to `conninfo` and prepares `options.schema` for projectionist: checks, before
 /// writing anything, that the schema is missing, empty, or projectionist's and not newer than
 /// this build; sets search_path, lock_timeout and synchronous_commit on the connection; creates
@@ -230,11 +254,7 @@ inline connection open_database(const std::string& conninfo, const postgres_opti
                         options.lock_timeout.count(), options.synchronous_commit ? "on" : "off"));
     if (check_schema(inspect_schema(db, schema), schema)) return db;
 
-    db.exec("BEGIN");
-    try {
-        params key;
-        key.add(static_cast<std::int64_t>(schema_lock_class)).add(static_cast<std::int64_t>(schema_name_key(schema)));
-        db.query("SELECT pg_advisory_xact_lock($1::integer, $2::integer)", key);
+    in_locked_transaction(db, schema_lock_class, schema_name_key(schema), [&] {
         // Again under the lock: another process may have created (or claimed) it meanwhile.
         const schema_state s = inspect_schema(db, schema);
         if (!check_schema(s, schema)) {
@@ -246,15 +266,7 @@ inline connection open_database(const std::string& conninfo, const postgres_opti
             else  // an older version of ours: the DDL above added what it lacked
                 db.exec(fmt::format("UPDATE projectionist_schema SET version = {}", schema_version));
         }
-        db.exec("COMMIT");
-    } catch (...) {
-        try {
-            db.exec("ROLLBACK");
-        } catch (...) {
-            // The connection is lost; closing it discards the transaction anyway.
-        }
-        throw;
-    }
+    });
     return db;
 }
 

@@ -78,12 +78,7 @@ public:
                              std::max<std::int64_t>(1, ttl_.count() / 4), ttl_.count()));
         // Checked, then created, under a lock: workers starting together with different counts
         // must not leave rows of both.
-        db_.exec("BEGIN");
-        try {
-            detail::pg::params key;
-            key.add(static_cast<std::int64_t>(lease_lock_class))
-                .add(static_cast<std::int64_t>(detail::pg::schema_name_key(projection_)));
-            db_.query("SELECT pg_advisory_xact_lock($1::integer, $2::integer)", key);
+        detail::pg::in_locked_transaction(db_, lease_lock_class, detail::pg::schema_name_key(projection_), [&] {
             detail::pg::params q;
             q.add(projection_);
             const auto r = db_.query(
@@ -105,15 +100,7 @@ public:
                     "AS g",
                     p);
             }
-            db_.exec("COMMIT");
-        } catch (...) {
-            try {
-                db_.exec("ROLLBACK");
-            } catch (...) {
-                // The connection is lost: the server rolls the transaction back itself.
-            }
-            throw;
-        }
+        });
     }
 
     [[nodiscard]] const std::string& projection() const noexcept { return projection_; }
@@ -144,12 +131,9 @@ public:
             "$2::double precision * "
             "interval '1 millisecond'",
             p);
-        detail::pg::params q;
-        q.add(projection_);
         const auto r = run("pj_lease_live_workers",
                            "SELECT count(*) FROM projectionist_workers WHERE projection = $1 AND expires_at > "
-                           "clock_timestamp()",
-                           q);
+                           "clock_timestamp()");
         return static_cast<std::uint32_t>(r.int64(0, 0));
     }
 
@@ -220,12 +204,9 @@ public:
 
     /// Every lease row of the projection, by partition.
     [[nodiscard]] std::vector<lease_state> states() {
-        detail::pg::params p;
-        p.add(projection_);
         const auto r = run("pj_lease_states",
                            "SELECT partition, holder, epoch, expires_at <= clock_timestamp() FROM projectionist_leases "
-                           "WHERE projection = $1 ORDER BY partition",
-                           p);
+                           "WHERE projection = $1 ORDER BY partition");
         std::vector<lease_state> out;
         for (int i = 0; i < r.rows(); ++i)
             out.push_back({static_cast<std::uint32_t>(r.int64(i, 0)),
@@ -238,6 +219,13 @@ private:
     detail::pg::result run(const char* name, const char* sql, const detail::pg::params& p) {
         db_.prepare(name, sql);
         return db_.execute(name, p);
+    }
+
+    /// `run` with the projection as the only parameter ($1).
+    detail::pg::result run(const char* name, const char* sql) {
+        detail::pg::params p;
+        p.add(projection_);
+        return run(name, sql, p);
     }
 
     static std::vector<lease> leases_of(const detail::pg::result& r) {
