@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <bit>
 #include <chrono>
 #include <cstdint>
@@ -192,6 +193,17 @@ void decode_binary(T& value, byte_reader& r, std::string_view field) {
     } else {
         for_each_field(value, [&](std::string_view name, auto& member) { decode_binary(member, r, name); });
     }
+}
+
+/// `Codec::encode` of each event, in order: the payloads of one append.
+///
+///     auto payloads = detail::encode_each<binary_codec>(opened{"t-1"}, closed{"t-1"});   // two strings
+template <class Codec, class... Events>
+[[nodiscard]] std::array<std::string, sizeof...(Events)> encode_each(const Events&... events) {
+    std::array<std::string, sizeof...(Events)> payloads;
+    std::size_t i = 0;
+    ((Codec::encode(events, payloads[i++])), ...);
+    return payloads;
 }
 
 }  // namespace detail

@@ -200,11 +200,7 @@ public:
             static_assert((stream_has_event<Stream, std::remove_cvref_t<Events>> && ...),
                           "projectionist: postgres_event_store::append(Stream, ...): every event must belong to "
                           "Stream's event list; append it to its own stream instead");
-            std::array<std::string, sizeof...(Events)> payloads;
-            {
-                std::size_t i = 0;
-                ((Codec::encode(events, payloads[i++])), ...);
-            }
+            const auto payloads = detail::encode_each<Codec>(events...);
             constexpr std::array<std::string_view, sizeof...(Events)> names{
                 event_name_of<std::remove_cvref_t<Events>>...};
             constexpr std::array<unsigned, sizeof...(Events)> versions{
