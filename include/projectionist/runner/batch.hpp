@@ -179,7 +179,11 @@ void runner<Projection, Policies...>::rebuild_to(std::uint64_t position, const r
         }
         session_.commit(*checkpoint_, {});
     } catch (...) {
-        session_.rollback();
+        try {
+            session_.rollback();
+        } catch (...) {
+            // The two errors below are the ones to report, not the rollback's.
+        }
         context_.set_replaying(false);
         fail(failed, std::make_exception_ptr(std::runtime_error(fmt::format(
                          "{}; then rebuilding the tables up to position {} failed ({}): are the "
