@@ -12,7 +12,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -132,14 +131,14 @@ inline void compare_column(verify::column_diff& c, const verify::diff_options& o
     }
 }
 
-/// Adds column `c` to the report with its verdict: `failure()` among the failures if it failed,
-/// else `note()` (if given) among the notes. Both are called before `c` moves into the report.
-template <class Failure, class Note = std::nullptr_t>
-void add_column(verify::structural_report& r, verify::column_diff&& c, Failure&& failure, Note&& note = nullptr) {
+/// Adds column `c` to the report with its verdict: `failure` among the failures if it failed,
+/// else `note` (if any) among the notes.
+inline void add_column(verify::structural_report& r, verify::column_diff&& c, std::string failure,
+                       std::string note = {}) {
     if (!c.ok)
-        r.failures.push_back(failure());
-    else if constexpr (!std::is_null_pointer_v<std::remove_cvref_t<Note>>)
-        r.notes.push_back(note());
+        r.failures.push_back(std::move(failure));
+    else if (!note.empty())
+        r.notes.push_back(std::move(note));
     r.columns.push_back(std::move(c));
 }
 
@@ -172,24 +171,18 @@ inline verify::structural_report compare_structure(const table_summary& a, const
             c.b = b.stats[*j];
             compare_column(c, o);
             c.ok = c.differences.empty() || c.expected_change;
-            add_column(r, std::move(c), [&] {
-                return fmt::format(
-                    "column '{}' differs: {} (list it in expected_changes if the new "
-                    "version changes it on purpose)",
-                    c.name, join(c.differences, "; "));
-            });
+            add_column(r, std::move(c),
+                       fmt::format("column '{}' differs: {} (list it in expected_changes if the new "
+                                   "version changes it on purpose)",
+                                   c.name, join(c.differences, "; ")));
         } else {
             c.presence = verify::column_presence::only_in_a;
             c.ok = c.expected_change;
-            add_column(
-                r, std::move(c),
-                [&] {
-                    return fmt::format(
-                        "column '{}' exists only in A: B dropped it (list it in "
-                        "expected_changes if that is intended)",
-                        c.name);
-                },
-                [&] { return fmt::format("column '{}' was dropped in B, as expected", c.name); });
+            add_column(r, std::move(c),
+                       fmt::format("column '{}' exists only in A: B dropped it (list it in "
+                                   "expected_changes if that is intended)",
+                                   c.name),
+                       fmt::format("column '{}' was dropped in B, as expected", c.name));
         }
     }
     for (std::size_t j = 0; j < b.columns.size(); ++j) {
@@ -200,15 +193,11 @@ inline verify::structural_report compare_structure(const table_summary& a, const
         c.expected_change = is_expected(o, c.name);
         c.b = b.stats[j];
         c.ok = !o.forbid_new_columns || c.expected_change;
-        add_column(
-            r, std::move(c),
-            [&] {
-                return fmt::format(
-                    "column '{}' exists only in B, and new columns are forbidden unless "
-                    "listed in expected_changes",
-                    c.name);
-            },
-            [&] { return fmt::format("column '{}' is new in B", c.name); });
+        add_column(r, std::move(c),
+                   fmt::format("column '{}' exists only in B, and new columns are forbidden unless "
+                               "listed in expected_changes",
+                               c.name),
+                   fmt::format("column '{}' is new in B", c.name));
     }
     for (const auto& e : o.expected_changes)
         if (!index_in(a.columns, e) && !index_in(b.columns, e))
