@@ -22,6 +22,34 @@
 #include <projectionist/deploy/verify/statistics.hpp>
 #include <projectionist/detail/value_text.hpp>
 
+namespace projectionist::detail::verification {
+
+/// The two tables a row check compares, A (the serving version) and B (the new one), found
+/// behind their handle arguments, with what `spot_check` and `sample` both need of them.
+template <class A, class B>
+struct table_pair {
+    using table_a = std::remove_reference_t<decltype(table_ref(std::declval<A&>(), ""))>;
+    using table_b = std::remove_reference_t<decltype(table_ref(std::declval<B&>(), ""))>;
+
+    table_pair(A& handle_a, B& handle_b) : a(table_ref(handle_a, "A")), b(table_ref(handle_b, "B")) {}
+
+    /// Names the two tables in `report` (a spot_report or sample_report).
+    template <class Report>
+    void name(Report& report) const {
+        report.a_name = table_name(a, "A");
+        report.b_name = table_name(b, "B");
+    }
+
+    /// The field names of a row of A, and of B, as compare_rows takes them.
+    static std::vector<std::string> a_names() { return field_names<typename table_a::row_type>(); }
+    static std::vector<std::string> b_names() { return field_names<typename table_b::row_type>(); }
+
+    table_a& a;
+    table_b& b;
+};
+
+}  // namespace projectionist::detail::verification
+
 namespace projectionist::verify {
 
 /// The canonical text a value is compared and shown by; nullopt for an empty optional.
@@ -61,25 +89,21 @@ template <class A, class B>
 template <class A, class B, std::ranges::input_range Keys>
 [[nodiscard]] spot_report spot_check(A&& a, B&& b, Keys&& keys, const diff_options& options = {}) {
     namespace v = detail::verification;
-    auto& ta = v::table_ref(a, "A");
-    auto& tb = v::table_ref(b, "B");
-    using table_a = std::remove_reference_t<decltype(ta)>;
-    using table_b = std::remove_reference_t<decltype(tb)>;
-    using key_b = typename table_b::key_type;
+    const v::table_pair<A, B> t(a, b);
+    using key_b = typename decltype(t)::table_b::key_type;
     static_assert(std::is_constructible_v<key_b, std::ranges::range_reference_t<Keys>>,
                   "projectionist: verify::spot_check(a, b, keys): the keys must be of table B's key type or "
                   "convertible to it");
-    const auto& a_names = v::field_names<typename table_a::row_type>();
-    const auto& b_names = v::field_names<typename table_b::row_type>();
+    const auto& a_names = t.a_names();
+    const auto& b_names = t.b_names();
 
     spot_report s;
-    s.a_name = v::table_name(ta, "A");
-    s.b_name = v::table_name(tb, "B");
+    t.name(s);
     std::size_t failing = 0;
     for (auto&& k : keys) {
         const key_b key(k);
-        const auto ra = v::find_row(ta, key);
-        const auto rb = v::find_row(tb, key);
+        const auto ra = v::find_row(t.a, key);
+        const auto rb = v::find_row(t.b, key);
         std::optional<std::vector<std::optional<std::string>>> va, vb;
         if (ra) va = v::row_values(*ra);
         if (rb) vb = v::row_values(*rb);
@@ -117,10 +141,8 @@ template <class A, class B, class Predicate>
 [[nodiscard]] sample_report sample(A&& a, B&& b, Predicate&& predicate, std::size_t limit,
                                    const diff_options& options = {}, const sample_options& sampling = {}) {
     namespace v = detail::verification;
-    auto& ta = v::table_ref(a, "A");
-    auto& tb = v::table_ref(b, "B");
-    using table_a = std::remove_reference_t<decltype(ta)>;
-    using table_b = std::remove_reference_t<decltype(tb)>;
+    const v::table_pair<A, B> t(a, b);
+    using table_b = typename decltype(t)::table_b;
     using row_b = typename table_b::row_type;
     static_assert(
         requires { typename v::table_of<std::remove_cv_t<table_b>>::type; },
@@ -130,23 +152,22 @@ template <class A, class B, class Predicate>
                   "projectionist: verify::sample(a, b, predicate, limit): predicate must take a row of B (the new "
                   "version) and return bool");
     using table_decl = typename v::table_of<std::remove_cv_t<table_b>>::type;
-    const auto& a_names = v::field_names<typename table_a::row_type>();
-    const auto& b_names = v::field_names<row_b>();
+    const auto& a_names = t.a_names();
+    const auto& b_names = t.b_names();
 
     sample_report s;
     s.name = sampling.name;
     s.expect = sampling.expect;
     s.limit = limit;
-    s.a_name = v::table_name(ta, "A");
-    s.b_name = v::table_name(tb, "B");
+    t.name(s);
     std::size_t failing = 0;
-    tb.for_each([&](const row_b& row) {
+    t.b.for_each([&](const row_b& row) {
         if (!predicate(row)) return;
         ++s.matched;
         if (s.compared >= limit) return;
         ++s.compared;
         const auto& key = table_decl::key_of(row);
-        const auto ra = v::find_row(ta, key);
+        const auto ra = v::find_row(t.a, key);
         std::optional<std::vector<std::optional<std::string>>> va;
         if (ra) va = v::row_values(*ra);
         const auto vb = v::row_values(row);
