@@ -23,6 +23,7 @@
 #include <projectionist/event/event.hpp>
 #include <projectionist/event/schema.hpp>
 #include <projectionist/event/stream.hpp>
+#include <projectionist/meta/fnv1a.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
 #include <projectionist/store/stored_record.hpp>
@@ -317,12 +318,37 @@ private:
         s.reset();
     }
 
-    /// The columns `fill` reads, in order; the last says whether the aggregate number is the one
-    /// the aggregate table gave the event's aggregate.
+    /// The columns `fill` reads, in order.
     static constexpr std::string_view read_columns =
         "SELECT e.position, e.type_id, e.aggregate_number, e.aggregate_version, e.schema_version, e.recorded_at, "
-        "e.aggregate_id, e.payload, (a.stream IS e.stream AND a.aggregate_id IS e.aggregate_id) FROM "
-        "projectionist_events e LEFT JOIN projectionist_aggregates a ON a.number = e.aggregate_number ";
+        "e.aggregate_id, e.payload FROM projectionist_events e ";
+
+    /// Whether `number` is the number projectionist_aggregates gave the aggregate (stream, id).
+    /// Each number is looked up once and its aggregate remembered as a 32-bit hash: a backfill of
+    /// 1M events over 125k aggregates runs 125k look-ups, not 1M. A number with no row is never
+    /// remembered, so no stored value sizes an allocation.
+    bool aggregate_matches(std::int64_t number, std::string_view stream, std::string_view id) const {
+        if (number < 0) return false;
+        const auto n = static_cast<std::size_t>(number);
+        const std::uint64_t h64 = detail::fnv1a_64(id, detail::fnv1a_byte(0, detail::fnv1a_64(stream)));
+        const auto h = static_cast<std::uint32_t>(h64 ^ (h64 >> 32)) | 1u;  // 0 means "not looked up"
+        if (n < verified_.size() && verified_[n] != 0) return verified_[n] == h;
+        auto& s = prepared(aggregate_of_, "SELECT stream, aggregate_id FROM projectionist_aggregates WHERE number = ?");
+        s.bind(1, number);
+        const bool found = s.step();
+        const bool ok = found && s.text(0) == stream && s.text(1) == id;
+        std::uint32_t stored = 0;
+        if (found) {
+            const std::uint64_t s64 = detail::fnv1a_64(s.text(1), detail::fnv1a_byte(0, detail::fnv1a_64(s.text(0))));
+            stored = static_cast<std::uint32_t>(s64 ^ (s64 >> 32)) | 1u;
+        }
+        s.reset();
+        if (found) {
+            if (n >= verified_.size()) verified_.resize(n + 1 + n / 2, 0);
+            verified_[n] = stored;
+        }
+        return ok;
+    }
 
     /// One row of `read_columns` into `r`. What a store never writes (a type id with no type, an
     /// aggregate number that is not its aggregate's) marks the record instead of being used: no
@@ -337,7 +363,7 @@ private:
         std::string defect;
         if (!type.known) [[unlikely]]
             defect = this->unknown_type_defect(position, type_id);
-        else if (s.int64(8) == 0) [[unlikely]]
+        else if (!aggregate_matches(number, type.stream, s.text(6))) [[unlikely]]
             defect = fmt::format(
                 "the event at position {} has aggregate_number {}, which is not the number of its "
                 "aggregate '{}' in projectionist_aggregates",
@@ -389,7 +415,9 @@ private:
     std::string path_;
     sqlite_options options_;
     detail::sqlite::connection db_;
-    mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_, min_position_;
+    mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_, min_position_,
+        aggregate_of_;
+    mutable std::vector<std::uint32_t> verified_;  ///< per aggregate number: its aggregate's hash, once looked up
     writer writer_{db_, options_.max_payload_bytes};
 };
 
