@@ -791,7 +791,8 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
         CHECK(r.status == 0);
         CHECK_THAT(r.out, Catch::Contains("\rtickets_v2 [##############################] 100%  " + head + "/" + head +
                                           " events  "));
-        CHECK_THAT(r.out, Catch::Contains("ETA 0:00\nbackfilled tickets_v2: "));
+        // The last redraw may pad with spaces where an earlier, longer line stood.
+        CHECK_THAT(r.out, Catch::Matches("[\\s\\S]*ETA 0:00 *\nbackfilled tickets_v2: [\\s\\S]*"));
         CHECK(count_of(r.out, "\n") == 4);  // start, the bar's line, the result, next
     }
 
