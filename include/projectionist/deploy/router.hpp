@@ -71,8 +71,9 @@
 /// holds a reference to the settings object, which must outlive it.
 ///
 /// **Shadow reads.** `shadow_query(key, fn, compare)` runs fn on the version that serves the key
-/// and, when there is a candidate, also on the other one, with the same snapshot; it returns the
-/// serving version's answer. With the usual shadowing setup (a candidate at 0%), that is the
+/// and, when there is a candidate and the call is sampled (`router_options::shadow_sampling`,
+/// every call by default; see router/shadow.hpp), also on the other one, with the same snapshot;
+/// it returns the serving version's answer. With the usual shadowing setup (a candidate at 0%), that is the
 /// primary's answer; keys already rolled out keep getting the candidate's answer, as with
 /// `query`, so turning shadow reads on never changes what a user sees. When `compare(primary
 /// answer, candidate answer)` is false, or when the shadow run (or the comparison) throws, a

@@ -134,7 +134,10 @@ public:
     template <class Settings>
     requires(!std::is_same_v<std::remove_cv_t<Settings>, router>) explicit router(Settings& settings,
                                                                                   router_options options = {})
-        : settings_(settings), state_(std::make_shared<const state>(load())), shadow_(options.max_discrepancies) {}
+        : settings_(settings),
+          state_(std::make_shared<const state>(load())),
+          shadow_(options.max_discrepancies),
+          sampler_(options.shadow_sampling) {}
 
     router(const router&) = delete;
     router& operator=(const router&) = delete;
@@ -157,10 +160,11 @@ public:
         return invoke_on(entry.serving, fn);
     }
 
-    /// Runs `fn` on the version `key` is routed to and, when there is a candidate, on the other
-    /// version too; returns the serving version's answer (the primary's unless the key is rolled
-    /// out). A difference by `compare(primary answer, candidate answer)` (false: they differ), or
-    /// an exception of the shadow run or the comparison, is recorded as a discrepancy.
+    /// Runs `fn` on the version `key` is routed to and, when there is a candidate and the call is
+    /// sampled (`router_options::shadow_sampling`), on the other version too; returns the serving
+    /// version's answer (the primary's unless the key is rolled out). A difference by
+    /// `compare(primary answer, candidate answer)` (false: they differ), or an exception of the
+    /// shadow run or the comparison, is recorded as a discrepancy.
     template <class F, class Compare = std::equal_to<>>
     auto shadow_query(std::string_view key, F&& fn, Compare compare = {}) const {
         static_assert(detail::routing::check_query<std::remove_reference_t<F>, Versions...>());
@@ -171,7 +175,7 @@ public:
         static_assert(std::is_invocable_r_v<bool, Compare&, const result&, const result&>,
                       "projectionist: router::shadow_query: compare(primary answer, candidate answer) must return "
                       "bool (true when they agree)");
-        auto entry = enter(key, true);
+        auto entry = enter(key, sampler_.sample());
         shadow_.count_query();
         result served = invoke_on(entry.serving, fn);
         if (!entry.shadow) return served;
@@ -347,6 +351,10 @@ public:
     [[nodiscard]] std::vector<discrepancy> discrepancies() const { return shadow_.recent(); }
     /// Forgets the recorded discrepancies and zeroes the counters.
     void clear_discrepancies() { shadow_.clear(); }
+    /// The share of shadow_query calls that are shadowed, in basis points (10000: all); takes
+    /// effect for the next call. Above 10000 counts as 10000.
+    void set_shadow_sampling(unsigned basis_points) noexcept { sampler_.set(basis_points); }
+    [[nodiscard]] unsigned shadow_sampling() const noexcept { return sampler_.get(); }
 
 private:
     template <class P>
@@ -531,6 +539,7 @@ private:
     std::mutex write_mutex_;
     mutable std::array<std::atomic<std::size_t>, sizeof...(Versions)> in_flight_{};
     mutable detail::routing::shadow_log shadow_;
+    detail::routing::shadow_sampler sampler_;
 };
 
 /// `make_router<tickets<1>, tickets<2>>(storage)`: the same as `router<tickets<1>, tickets<2>>

@@ -1,15 +1,23 @@
 #pragma once
 
-/// Shadow reads: what a router records when the candidate's answer differs from the primary's (or
-/// the shadow run throws). The counters count every shadow read; the list keeps the most recent
+/// Shadow reads: which queries are shadowed (a sampled share of them), and what a router records
+/// when the candidate's answer differs from the primary's (or the shadow run throws). The
+/// counters count every shadow read; the list keeps the most recent
 /// discrepancies with both answers in words (detail/value_text.hpp's answer spelling: strings
 /// quoted, `{ticket_id: "t-1", status: "open"}` for a reflected struct, "(none)" for an empty
 /// optional, at most 16 elements of a range, "(unformattable)" for a type with no text form).
 ///
 ///     router.shadow_query(user, query);
 ///     for (const auto& d : router.discrepancies()) log(d.routing_key, d.primary_value, d.candidate_value);
+///
+/// **Sampling.** `router_options::shadow_sampling` (or `router.set_shadow_sampling`) is the share
+/// of `shadow_query` calls, in basis points (10000 = every one, 100 = 1%), that also run on the
+/// other version; the others cost what `query` costs. The choice is a per-thread xorshift draw,
+/// not a shared counter, so sampled queries on many threads do not contend; it does not depend
+/// on the key, so every key can be sampled.
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -30,6 +38,9 @@ namespace projectionist {
 struct router_options {
     /// How many discrepancies of shadow reads are kept (the most recent ones).
     std::size_t max_discrepancies = 1000;
+    /// The share of `shadow_query` calls that are shadowed, in basis points: 10000 every one,
+    /// 100 one in a hundred (chosen at random per call), 0 none.
+    unsigned shadow_sampling = 10000;
 };
 
 /// One difference found by a shadow read.
@@ -40,12 +51,13 @@ struct discrepancy {
     std::string primary_value;    ///< the primary's answer, formatted (empty when it threw)
     std::string candidate_value;  ///< the candidate's answer, formatted (empty when it threw)
     std::string error;            ///< when the shadow run or the comparison threw: what, and its message
+    std::uint64_t sequence = 0;   ///< its number among the router's discrepancies, from 1 (`discrepancies` counter)
 };
 
 /// Counters of shadow reads since the router was created (or `clear_discrepancies`).
 struct shadow_counters {
     std::uint64_t queries = 0;        ///< shadow_query calls
-    std::uint64_t compared = 0;       ///< of those, run on both versions (there was a candidate)
+    std::uint64_t compared = 0;       ///< of those, run on both versions (there was a candidate, and it was sampled)
     std::uint64_t discrepancies = 0;  ///< of those compared, different answers or an exception
     std::uint64_t errors = 0;         ///< of the discrepancies, those where the shadow run or comparison threw
 };
@@ -70,6 +82,43 @@ inline std::string current_exception_text(std::string_view who) noexcept {
     }
 }
 
+/// Which shadow_query calls are shadowed: a share in basis points, drawn per call from a
+/// per-thread xorshift64* generator (no shared state on the query path but the share itself).
+class shadow_sampler {
+public:
+    explicit shadow_sampler(unsigned basis_points) noexcept : basis_points_(clamp(basis_points)) {}
+
+    [[nodiscard]] bool sample() const noexcept {
+        const unsigned share = basis_points_.load(std::memory_order_relaxed);
+        if (share >= 10000) return true;
+        if (share == 0) return false;
+        return draw() < share;
+    }
+    void set(unsigned basis_points) noexcept { basis_points_.store(clamp(basis_points), std::memory_order_relaxed); }
+    [[nodiscard]] unsigned get() const noexcept { return basis_points_.load(std::memory_order_relaxed); }
+
+private:
+    static unsigned clamp(unsigned bp) noexcept { return bp > 10000 ? 10000 : bp; }
+
+    /// A number from 0 to 9999, uniform up to 2^-32.
+    static unsigned draw() noexcept {
+        thread_local std::uint64_t state = seed();
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        const std::uint64_t r = (state * 0x2545F4914F6CDD1DULL) >> 32;
+        return static_cast<unsigned>((r * 10000) >> 32);
+    }
+    static std::uint64_t seed() noexcept {
+        thread_local char here = 0;
+        const auto t = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        const std::uint64_t s = (reinterpret_cast<std::uintptr_t>(&here) * 0x9E3779B97F4A7C15ULL) ^ t;
+        return s == 0 ? 0x9E3779B97F4A7C15ULL : s;
+    }
+
+    std::atomic<unsigned> basis_points_;
+};
+
 /// The counters and the most recent discrepancies of one router; safe to use from many threads.
 class shadow_log {
 public:
@@ -83,7 +132,7 @@ public:
     template <class Result>
     void record(std::string_view key, std::string_view primary, std::string_view candidate, const Result* primary_value,
                 const Result* candidate_value, std::string error) noexcept {
-        discrepancies_.fetch_add(1, std::memory_order_relaxed);
+        const std::uint64_t sequence = discrepancies_.fetch_add(1, std::memory_order_relaxed) + 1;
         if (!error.empty()) errors_.fetch_add(1, std::memory_order_relaxed);
         if (max_ == 0) return;
         try {
@@ -92,7 +141,8 @@ public:
                           std::string(candidate),
                           primary_value ? answer_text(*primary_value) : std::string(),
                           candidate_value ? answer_text(*candidate_value) : std::string(),
-                          std::move(error)};
+                          std::move(error),
+                          sequence};
             std::lock_guard lock(mutex_);
             if (recent_.size() == max_) recent_.pop_front();
             recent_.push_back(std::move(d));
