@@ -90,4 +90,5 @@ int main() {
     app::notebook_storage storage;
     projectionist::runner<app::tickets, app::notebook_storage> v1(store, storage);
     v1.catch_up();
+    return 0;
 }
