@@ -1,0 +1,481 @@
+#pragma once
+
+/// `rollout<Router>`: one projection's rollout plan, followed by every process that serves its
+/// queries. See <projectionist/deploy/rollout/rollout.hpp> for the rules.
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <projectionist/deploy/controller/any_controller.hpp>
+#include <projectionist/deploy/rollout/any_rollout.hpp>
+#include <projectionist/deploy/rollout/compare.hpp>
+#include <projectionist/deploy/rollout/gates.hpp>
+#include <projectionist/deploy/rollout/plan.hpp>
+#include <projectionist/deploy/rollout/record.hpp>
+#include <projectionist/deploy/router.hpp>
+#include <projectionist/deploy/verify/verdict.hpp>
+#include <projectionist/detail/text.hpp>
+#include <projectionist/error.hpp>
+
+namespace projectionist {
+
+/// Tuning of a rollout object.
+struct rollout_options {
+    /// `run`: how often the plan is judged (and the log followed). A step lasts at least its
+    /// dwell time, and a failing gate is acted on within one interval.
+    std::chrono::milliseconds interval{1000};
+    /// How many discrepant keys (with both answers) a process reports per step, and a roll-back records.
+    std::size_t sample_size = 10;
+};
+
+/// Returns why the candidate is not good enough, or nothing when it is; called at every judgment
+/// of a running step. An exception counts as a failure, with its message.
+using rollout_check = std::function<std::optional<std::string>(const rollout_record&)>;
+
+namespace detail::rollout {
+
+[[nodiscard]] inline std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+[[nodiscard]] inline std::string random_id() {
+    std::random_device device;
+    std::mt19937_64 bits((static_cast<std::uint64_t>(device()) << 32) ^ device() ^
+                         static_cast<std::uint64_t>(now_ms()));
+    return fmt::format("{:016x}", bits());
+}
+
+}  // namespace detail::rollout
+
+/// The rollout of one projection, over its blue-green controller, its query router and the
+/// storage that keeps the router's state (where the plan is kept too). Every process that serves
+/// the projection's queries has one, and calls `run` on the thread that follows the log (or
+/// `tick` from its own loop, on that thread), and sends its queries through `shadow_query`.
+template <class Router>
+class rollout final : public any_rollout {
+public:
+    /// Held by reference: the controller (of the same projection), the router and the settings
+    /// store, which must outlive the rollout.
+    template <class Settings>
+    rollout(any_controller& control, Router& router, Settings& settings, rollout_options options = {})
+        : control_(control),
+          router_(router),
+          settings_(settings),
+          options_(options),
+          observer_(detail::rollout::random_id()) {
+        if (control.base_name() != Router::projection_name)
+            throw error(
+                fmt::format("projectionist: rollout(controller, router, settings): the controller is {}'s "
+                            "and the router {}'s; give both of one projection",
+                            control.base_name(), Router::projection_name));
+    }
+
+    [[nodiscard]] std::string_view projection() const noexcept override { return Router::projection_name; }
+    [[nodiscard]] router_status routing() const override { return router_.describe(); }
+    /// This process's name among the observers of a plan.
+    [[nodiscard]] const std::string& observer() const noexcept { return observer_; }
+
+    /// Registers the router predicate a plan's first step may name ("internal,1,10,50,100"). In
+    /// every process that serves queries: predicates are code.
+    template <class Predicate>
+    void add_predicate(std::string name, Predicate predicate) {
+        static_assert(std::is_invocable_r_v<bool, Predicate&, std::string_view>,
+                      "projectionist: rollout::add_predicate: the predicate must be callable as "
+                      "bool(std::string_view routing_key)");
+        std::lock_guard lock(mutex_);
+        predicates_[std::move(name)] = std::function<bool(std::string_view)>(std::move(predicate));
+    }
+
+    /// A check of the user's own, judged with the other gates at every step.
+    void set_check(rollout_check check) {
+        std::lock_guard lock(mutex_);
+        check_ = std::move(check);
+    }
+
+    // ---- queries ---------------------------------------------------------------------------------
+
+    /// `router.query`: no shadow read.
+    template <class F>
+    decltype(auto) query(std::string_view key, F&& fn) const {
+        return router_.query(key, std::forward<F>(fn));
+    }
+
+    /// `router.shadow_query`, comparing the answers but for the plan's expected changes: what the
+    /// discrepancy gate counts. Sampled at the plan's share.
+    template <class F>
+    auto shadow_query(std::string_view key, F&& fn) const {
+        return router_.shadow_query(key, std::forward<F>(fn), [this](const auto& primary, const auto& candidate) {
+            return detail::rollout::equal_ignoring(primary, candidate, *expected_changes());
+        });
+    }
+
+    // ---- the plan ----------------------------------------------------------------------------------
+
+    /// Saves a new plan, pending: the next `tick` (here or in any process) checks the structural
+    /// diff and applies the first step. Refused (`state_error`) while another plan is pending or
+    /// running, and (`error`) for a plan that does not fit the router.
+    rollout_record start(rollout_plan plan) override {
+        std::lock_guard lock(mutex_);
+        router_.refresh();
+        const router_status routing = router_.describe();
+        check_rollout_plan(plan, routing);
+        if (auto current = load(); current && active(current->state))
+            throw state_error(fmt::format("projectionist: a rollout of {} to {} is {} ({}); abort it first",
+                                          projection(), current->plan.candidate, to_string(current->state),
+                                          current->step_text()));
+        if (routing.candidate)
+            throw state_error(
+                fmt::format("projectionist: cannot start a rollout of {}: {} is being rolled out by "
+                            "hand already ({}); roll it back first",
+                            projection(), *routing.candidate, router_status::format_share(routing.basis_points)));
+        const projection_state s = control_.refresh(plan.candidate);
+        if (!detail::caught_up_or_later(s))
+            throw state_error(fmt::format("projectionist: cannot roll out {}: it is {}; {}", plan.candidate,
+                                          to_string(s), detail::what_to_run_first(plan.candidate, s)));
+        rollout_record r;
+        r.projection = std::string(projection());
+        r.id = detail::rollout::random_id();
+        r.primary = routing.primary;
+        r.plan = std::move(plan);
+        r.step_started_ms = detail::rollout::now_ms();
+        save(r);
+        return r;
+    }
+
+    /// One judgment: a pending plan checks the structural diff and applies its first step; a
+    /// running one reports this process's shadow reads and judges the gates (roll back, next step,
+    /// or wait). Call it on the thread that drives the controller's runners (`run` does).
+    void tick() override {
+        std::lock_guard lock(mutex_);
+        router_.refresh();
+        auto r = load();
+        if (!r) return;
+        follow(*r);
+        if (r->state == rollout_state::pending) return begin(*r);
+        if (r->state != rollout_state::running) return;
+        publish_observation(*r);
+        rollout_readings in = sum_observations(*r, observations(*r), options_.sample_size);
+        if (r->plan.max_lag) {
+            control_.refresh(r->plan.candidate);
+            in.lag = control_.status_of(r->plan.candidate).lag;
+        }
+        if (check_) {
+            try {
+                in.check_failure = check_(*r);
+            } catch (const std::exception& e) {
+                in.check_failure = fmt::format("it threw: {}", e.what());
+            } catch (...) {
+                in.check_failure = std::string("it threw an exception that is not a std::exception");
+            }
+        }
+        in.now_ms = detail::rollout::now_ms();
+        const rollout_decision d = decide_rollout(*r, in);
+        if (d.what == rollout_decision::roll_back)
+            roll_back(*r, rollout_state::rolled_back, d.gate, d.reason, std::move(in.sample));
+        else if (d.what == rollout_decision::advance)
+            advance(*r);
+    }
+
+    /// Follows the log with every version of the controller and judges the plan, every
+    /// `rollout_options::interval`, until `stop` is requested. A version that fails stops alone
+    /// (its status holds the error); an error of the plan is kept in `last_error()`.
+    void run(std::stop_token stop) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        while (!stop.stop_requested()) {
+            for (auto v : control_.versions()) {
+                try {
+                    (void)control_.catch_up(v, false);
+                } catch (const error&) {
+                    // stopped: the controller's status_of(v) holds the reason; the others go on
+                }
+            }
+            try {
+                tick();
+                set_last_error({});
+            } catch (const std::exception& e) {
+                set_last_error(e.what());
+            }
+            std::unique_lock lock(m);
+            cv.wait_for(lock, stop, options_.interval, [] { return false; });
+        }
+    }
+
+    /// The error of the last judgment in `run`, or empty.
+    [[nodiscard]] std::string last_error() const {
+        std::lock_guard lock(error_mutex_);
+        return last_error_;
+    }
+
+    /// Sends every query back to the primary and stops the plan `aborted` with `reason`. Refused
+    /// (`state_error`) when no plan is pending or running.
+    rollout_record abort(std::string reason = "aborted by hand") override {
+        std::lock_guard lock(mutex_);
+        router_.refresh();
+        auto r = load();
+        if (!r || !active(r->state))
+            throw state_error(
+                fmt::format("projectionist: no rollout of {} is pending or running{}", projection(),
+                            r ? fmt::format(" (the last one, of {}, is {})", r->plan.candidate, to_string(r->state))
+                              : std::string()));
+        roll_back(*r, rollout_state::aborted, {}, std::move(reason), {});
+        return *r;
+    }
+
+    /// The persisted plan, read afresh, or nothing.
+    [[nodiscard]] std::optional<rollout_record> record() const { return load(); }
+
+    [[nodiscard]] rollout_snapshot snapshot() const override {
+        rollout_snapshot s;
+        s.record = load();
+        if (s.record) {
+            const auto list = observations(*s.record);
+            s.readings = sum_observations(*s.record, list, options_.sample_size);
+            for (const auto& o : list) s.observers += o.plan_id == s.record->id ? 1 : 0;
+        }
+        return s;
+    }
+
+private:
+    /// What this process counts at the current step: the router's counters when it began here.
+    struct step_baseline {
+        std::string plan_id;
+        std::size_t step = 0;
+        shadow_counters at_start{};
+        std::uint64_t last_sequence = 0;  ///< the last discrepancy taken into the sample
+        std::vector<rollout_discrepancy> sample;
+        std::optional<rollout_observation> published;
+    };
+
+    // ---- this process follows the plan -----------------------------------------------------------
+
+    /// Applies what the plan asks of every process: the sampling share, the expected changes of the
+    /// comparison, the predicate of the first step; restarts the counts when the step changed.
+    void follow(const rollout_record& r) {
+        set_expected_changes(r.plan.expected_changes);
+        const bool running = active(r.state);
+        if (running) router_.set_shadow_sampling(r.plan.shadow_sampling);
+        const rollout_step& first = r.plan.steps.front();
+        if (running && !first.predicate.empty()) {
+            auto it = predicates_.find(first.predicate);
+            if (it == predicates_.end())
+                throw error(
+                    fmt::format("projectionist: the rollout of {} names the predicate '{}', which this "
+                                "process does not have; register it with add_predicate(\"{}\", ...)",
+                                projection(), first.predicate, first.predicate));
+            if (applied_predicate_ != first.predicate) {
+                router_.prefer_candidate_when(it->second);
+                applied_predicate_ = first.predicate;
+            }
+        } else if (!applied_predicate_.empty()) {
+            router_.clear_candidate_preference();
+            applied_predicate_.clear();
+        }
+        if (baseline_.plan_id != r.id || baseline_.step != r.step) {
+            const shadow_counters now = router_.shadow_stats();
+            baseline_ = step_baseline{r.id, r.step, now, now.discrepancies, {}, {}};
+        }
+    }
+
+    void publish_observation(const rollout_record& r) {
+        const shadow_counters now = router_.shadow_stats();
+        if (baseline_.sample.size() < options_.sample_size)
+            for (const auto& d : router_.discrepancies()) {
+                if (d.sequence <= baseline_.last_sequence) continue;
+                baseline_.last_sequence = d.sequence;
+                if (baseline_.sample.size() < options_.sample_size)
+                    baseline_.sample.push_back({d.routing_key, d.primary_value, d.candidate_value, d.error});
+            }
+        rollout_observation o{r.id, r.step, now.compared - baseline_.at_start.compared,
+                              now.discrepancies - baseline_.at_start.discrepancies, baseline_.sample};
+        if (o.compared == 0 && o.discrepancies == 0) return;  // nothing to tell
+        if (baseline_.published && baseline_.published->compared == o.compared &&
+            baseline_.published->discrepancies == o.discrepancies && baseline_.published->step == o.step)
+            return;
+        register_observer();
+        settings_.save(detail::rollout::observer_key(projection(), observer_), detail::rollout::format_observation(o));
+        baseline_.published = std::move(o);
+    }
+
+    void register_observer() {
+        const std::string key = detail::rollout::observers_key(projection());
+        auto ids = observer_ids();
+        if (std::find(ids.begin(), ids.end(), observer_) != ids.end()) return;
+        ids.push_back(observer_);
+        settings_.save(key, detail::rollout::format_observers(ids));
+    }
+
+    [[nodiscard]] std::vector<std::string> observer_ids() const {
+        const std::string key = detail::rollout::observers_key(projection());
+        if (auto saved = settings_.find(key)) return detail::rollout::parse_observers(*saved, key);
+        return {};
+    }
+
+    [[nodiscard]] std::vector<rollout_observation> observations(const rollout_record& r) const {
+        std::vector<rollout_observation> out;
+        for (const auto& id : observer_ids()) {
+            const std::string key = detail::rollout::observer_key(projection(), id);
+            if (auto saved = settings_.find(key)) {
+                auto o = detail::rollout::parse_observation(*saved, key);
+                if (o.plan_id == r.id) out.push_back(std::move(o));
+            }
+        }
+        return out;
+    }
+
+    // ---- decisions ---------------------------------------------------------------------------------
+
+    /// A pending plan: the structural diff with the expected changes, then the first step.
+    void begin(rollout_record& r) {
+        std::string failure;
+        try {
+            const verify::report report =
+                control_.verify(r.primary, r.plan.candidate, verify_request{r.plan.expected_changes, {}});
+            if (!verify::passed(report)) failure = detail::join(verify::failures(report), "; ");
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        if (!failure.empty())
+            return roll_back(r, rollout_state::rolled_back, std::string(rollout_gates::structural_diff),
+                             fmt::format("{} against {}: {}", r.plan.candidate, r.primary, failure), {});
+        enter_step(r, 0);
+    }
+
+    void advance(rollout_record& r) {
+        if (r.step + 1 < r.plan.steps.size()) return enter_step(r, r.step + 1);
+        if (!still_current(r)) return;
+        try {
+            if (r.plan.steps.back().basis_points >= routing_buckets) {
+                control_.switch_to(r.plan.candidate);
+                if (r.plan.make_live) control_.make_live(r.plan.candidate);
+            }
+        } catch (const std::exception& e) {
+            return roll_back(r, rollout_state::rolled_back, std::string(rollout_gates::step),
+                             fmt::format("completing the rollout failed: {}", e.what()), {});
+        }
+        r.state = rollout_state::completed;
+        r.finished_ms = detail::rollout::now_ms();
+        decided(r);
+    }
+
+    void enter_step(rollout_record& r, std::size_t step) {
+        const rollout_step& s = r.plan.steps[step];
+        if (!still_current(r)) return;  // another process stopped it since it was read
+        try {
+            if (s.basis_points >= routing_buckets)
+                router_.rollout_basis_points(r.plan.candidate, routing_buckets);  // all keys; the primary stays
+            else
+                control_.rollout_basis_points(r.plan.candidate, s.basis_points);  // refused unless caught up
+        } catch (const std::exception& e) {
+            r.step = step;
+            return roll_back(r, rollout_state::rolled_back, std::string(rollout_gates::step),
+                             fmt::format("{} could not be applied: {}", r.step_text(), e.what()), {});
+        }
+        r.state = rollout_state::running;
+        r.step = step;
+        r.step_started_ms = detail::rollout::now_ms();
+        decided(r);
+        follow(r);
+    }
+
+    /// Sends the traffic back to the primary first, then records why.
+    void roll_back(rollout_record& r, rollout_state outcome, std::string gate, std::string reason,
+                   std::vector<rollout_discrepancy> keys) {
+        const auto routing = router_.describe();
+        if (routing.candidate == r.plan.candidate) router_.rollback();
+        if (!applied_predicate_.empty()) {
+            router_.clear_candidate_preference();
+            applied_predicate_.clear();
+        }
+        r.state = outcome;
+        r.gate = std::move(gate);
+        r.reason = std::move(reason);
+        r.discrepant = std::move(keys);
+        r.finished_ms = detail::rollout::now_ms();
+        decided(r);
+    }
+
+    /// Saves a decision, unless another process decided since this one read the plan: a plan that
+    /// stopped stays stopped.
+    void decided(rollout_record& r) {
+        if (active(r.state) && !still_current(r)) {
+            const auto routing = router_.describe();  // undo this process's step: the plan stopped meanwhile
+            if (routing.candidate == r.plan.candidate) router_.rollback();
+            r = *load();
+            return;
+        }
+        ++r.revision;
+        save(r);
+    }
+
+    /// Whether the saved plan is still the one `r` was read from, and still moving.
+    [[nodiscard]] bool still_current(const rollout_record& r) const {
+        const auto current = load();
+        return current && current->id == r.id && active(current->state);
+    }
+
+    // ---- persistence -------------------------------------------------------------------------------
+
+    [[nodiscard]] std::optional<rollout_record> load() const {
+        const std::string key = detail::rollout::record_key(projection());
+        if (auto saved = settings_.find(key)) return detail::rollout::parse_record(*saved, key);
+        return std::nullopt;
+    }
+    void save(const rollout_record& r) {
+        settings_.save(detail::rollout::record_key(projection()), detail::rollout::format_record(r));
+    }
+
+    [[nodiscard]] std::shared_ptr<const std::vector<std::string>> expected_changes() const {
+        std::lock_guard lock(columns_mutex_);
+        return expected_changes_;
+    }
+    void set_expected_changes(const std::vector<std::string>& columns) {
+        if (*expected_changes() == columns) return;
+        auto fresh = std::make_shared<const std::vector<std::string>>(columns);
+        std::lock_guard lock(columns_mutex_);
+        expected_changes_.swap(fresh);
+    }
+
+    void set_last_error(std::string text) {
+        std::lock_guard lock(error_mutex_);
+        last_error_ = std::move(text);
+    }
+
+    any_controller& control_;
+    Router& router_;
+    detail::routing::settings_ref settings_;
+    rollout_options options_;
+    std::string observer_;
+    std::recursive_mutex mutex_;  // one judgment, start or abort at a time
+    std::map<std::string, std::function<bool(std::string_view)>, std::less<>> predicates_;
+    std::string applied_predicate_;
+    rollout_check check_;
+    step_baseline baseline_;
+    mutable std::mutex columns_mutex_;
+    std::shared_ptr<const std::vector<std::string>> expected_changes_ =
+        std::make_shared<const std::vector<std::string>>();
+    mutable std::mutex error_mutex_;
+    std::string last_error_;
+};
+
+template <class Versions, class Settings>
+rollout(any_controller&, Versions&, Settings&, rollout_options = {}) -> rollout<Versions>;
+
+}  // namespace projectionist

@@ -1,0 +1,276 @@
+// Rollouts that promote or roll back by themselves, on a real backend (SQLite or PostgreSQL, by
+// compile definition): a good v2 promoted to 100% and made live; a v2 wrong on 2% of its keys
+// rolled back at the first step; a restart in the middle; two processes following one plan.
+// Time-compressed: steps of milliseconds.
+
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+
+#include "rollout_fixture.hpp"
+
+using namespace rollout_test;
+
+TEST_CASE("a good v2 is promoted step by step to 100% and made live with no command after the start", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<good_v2> a(where);
+    a.deploy_v2();
+    a.rollout.start(quick_plan());
+    CHECK(w.record().state == pj::rollout_state::pending);
+    a.start_following();
+
+    std::set<unsigned> shares;
+    std::set<std::size_t> steps;
+    const auto r = ask_until_done(a, w, [&](const pj::rollout_record& rec) {
+        steps.insert(rec.step);
+        if (auto s = a.router.describe(); s.candidate) shares.insert(s.basis_points);
+    });
+    a.stop();
+    INFO(r.reason);
+    REQUIRE(r.state == pj::rollout_state::completed);
+    CHECK(r.step == 3);
+    CHECK(r.gate.empty());
+    CHECK(r.discrepant.empty());
+    CHECK(shares == std::set<unsigned>{100, 1000, 5000, 10000});  // every step, in its turn
+    CHECK(steps == std::set<std::size_t>{0, 1, 2, 3});
+
+    // The candidate serves every query and is live; v1 is retired, ready for a rollback.
+    const auto routing = a.router.describe();
+    CHECK(routing.primary == "tickets_v2");
+    CHECK_FALSE(routing.candidate);
+    CHECK(routing.previous == "tickets_v1");
+    a.control.refresh();
+    CHECK(a.control.status_of("tickets_v2").live);
+    CHECK(a.control.status_of("tickets_v2").state == pj::projection_state::serving);
+    CHECK(a.control.status_of("tickets_v1").state == pj::projection_state::retired);
+    CHECK_FALSE(a.control.status_of("tickets_v1").live);
+
+    // v2's `closes` differs from v1's on every read, and is an expected change: no discrepancy.
+    const auto stats = a.router.shadow_stats();
+    CHECK(stats.compared >= 4 * quick_plan().min_shadow_reads);
+    CHECK(stats.discrepancies == 0);
+
+    // A finished plan cannot be aborted; a new one can start.
+    CHECK_THROWS_AS(a.rollout.abort("late"), pj::state_error);
+}
+
+TEST_CASE("a v2 wrong on 2% of its keys is rolled back at the first step, and gets no query after", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<buggy_v2> a(where);
+    a.deploy_v2();
+    auto plan = quick_plan();
+    plan.min_shadow_reads = ticket_count;  // a step reads every ticket at least once: 8 of them are spoiled
+    a.rollout.start(plan);
+    a.start_following();
+
+    const auto r = ask_until_done(a, w, [](const pj::rollout_record&) {});
+    REQUIRE(r.state == pj::rollout_state::rolled_back);
+    CHECK(r.step == 0);  // the first step: 1%
+    CHECK(r.gate == "shadow-read discrepancy");
+    CHECK_THAT(r.reason, Catch::Contains("compared shadow reads differed") && Catch::Contains("step 1 of 4 (1%)"));
+    REQUIRE_FALSE(r.discrepant.empty());
+    for (const auto& d : r.discrepant) {
+        INFO(d.key << ": " << d.primary_value << " / " << d.candidate_value);
+        // Both answers are kept; they differ in the title, and the title is spoiled in v2 only.
+        CHECK_THAT(d.primary_value, Catch::Contains("title: \"title "));
+        CHECK_THAT(d.candidate_value, Catch::Contains("!\""));
+        const int i = std::stoi(d.key.substr(5));
+        CHECK(spoiled(ticket(i)));
+    }
+
+    // Traffic went back to the primary before the plan was saved: from now on v2 gets nothing,
+    // neither queries nor shadow reads.
+    CHECK_FALSE(a.router.describe().candidate);
+    CHECK(a.router.describe().primary == "tickets_v1");
+    const long v2_before = a.on_v2.load();
+    for (long i = 0; i < 400; ++i) CHECK(a.ask(i)->title.back() != '!');
+    CHECK(a.on_v2.load() == v2_before);
+    a.stop();
+    CHECK(w.record().state == pj::rollout_state::rolled_back);  // nobody restarted it
+    CHECK_FALSE(a.control.status_of("tickets_v2").live);
+}
+
+TEST_CASE("a restarted process resumes the plan at its step", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    auto plan = quick_plan();
+    plan.min_shadow_reads = 200;
+    {
+        app<good_v2> first(where);
+        first.deploy_v2();
+        first.rollout.start(plan);
+        first.start_following();
+        long i = 0;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (w.record().step < 1 && std::chrono::steady_clock::now() < deadline) (void)first.ask(i++);
+        // The process stops here, at the second step, without a word to anyone.
+    }
+    const auto mid = w.record();
+    REQUIRE(mid.state == pj::rollout_state::running);
+    REQUIRE(mid.step == 1);
+
+    app<good_v2> second(where);
+    CHECK(second.router.describe().candidate == "tickets_v2");  // the routing is the plan's, from the storage
+    CHECK(second.router.describe().basis_points == 1000);
+    second.start_following();
+    std::size_t lowest = 99;
+    const auto r =
+        ask_until_done(second, w, [&](const pj::rollout_record& rec) { lowest = std::min(lowest, rec.step); });
+    second.stop();
+    INFO(r.reason);
+    CHECK(r.state == pj::rollout_state::completed);
+    CHECK(r.id == mid.id);
+    CHECK(lowest == 1);  // it went on from the second step, not from the first
+    CHECK(second.router.describe().primary == "tickets_v2");
+}
+
+TEST_CASE("two processes serving queries follow the same plan", "[rollout]") {
+    place where;
+    seed(where);
+    {
+        app<good_v2> setup(where);
+        setup.deploy_v2();
+    }  // no connection is open across fork()
+    auto plan = quick_plan();
+    plan.dwell = std::chrono::milliseconds(200);
+    plan.min_shadow_reads = 100;
+
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        int code = 0;
+        try {
+            watcher w(where);
+            app<good_v2> other(where);
+            other.start_following();
+            // Wait for the plan the parent starts, then serve queries until it is done.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while (!pj::find_rollout(*w.storage, "tickets") && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            std::set<unsigned> shares;
+            const auto r = ask_until_done(other, w, [&](const pj::rollout_record&) {
+                if (auto s = other.router.describe(); s.candidate) shares.insert(s.basis_points);
+            });
+            other.stop();
+            if (r.state != pj::rollout_state::completed) code = 1;
+            if (shares.size() < 3) code = 2;  // it followed the steps as they came
+            if (other.router.describe().primary != "tickets_v2") code = 3;
+            if (other.on_v2.load() == 0) code = 4;
+        } catch (...) {
+            code = 5;
+        }
+        _exit(code);  // no destructors: the parent's schema and files stay
+    }
+    watcher w(where);
+    app<good_v2> mine(where);
+    mine.rollout.start(plan);
+    mine.start_following();
+    std::size_t observers = 0;
+    std::set<unsigned> shares;
+    const auto r = ask_until_done(mine, w, [&](const pj::rollout_record&) {
+        observers = std::max(observers, w.observers());
+        if (auto s = mine.router.describe(); s.candidate) shares.insert(s.basis_points);
+    });
+    mine.stop();
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    INFO(r.reason);
+    CHECK(r.state == pj::rollout_state::completed);
+    CHECK(observers == 2);  // both processes' shadow reads counted
+    CHECK(shares.size() >= 3);
+}
+
+TEST_CASE("the structural diff is checked before any traffic moves", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<stuck_v2> a(where);
+    a.deploy_v2();
+    a.rollout.start(quick_plan());
+    a.rollout.tick();
+    const auto r = w.record();
+    CHECK(r.state == pj::rollout_state::rolled_back);
+    CHECK(r.gate == "structural diff");
+    CHECK_THAT(r.reason, Catch::Contains("column 'status' differs"));
+    CHECK_FALSE(a.router.describe().candidate);
+    for (long i = 0; i < 50; ++i) (void)a.ask(i);
+    CHECK(a.on_v2.load() == 0);
+}
+
+TEST_CASE("the user's check and the candidate's lag are gates too", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    SECTION("a failing check rolls back with its words") {
+        app<good_v2> a(where);
+        a.deploy_v2();
+        a.rollout.set_check([](const pj::rollout_record& r) -> std::optional<std::string> {
+            if (r.step >= 1) return "support tickets doubled";
+            return std::nullopt;
+        });
+        a.rollout.start(quick_plan());
+        a.start_following();
+        const auto r = ask_until_done(a, w, [](const pj::rollout_record&) {});
+        CHECK(r.state == pj::rollout_state::rolled_back);
+        CHECK(r.step == 1);
+        CHECK(r.gate == "check");
+        CHECK_THAT(r.reason, Catch::Contains("support tickets doubled"));
+        CHECK_FALSE(a.router.describe().candidate);
+    }
+    SECTION("a candidate that stops falls behind the log and is rolled back") {
+        app<fragile_v2> a(where);
+        a.deploy_v2();
+        auto plan = quick_plan();
+        plan.max_lag = 5;
+        plan.dwell = std::chrono::milliseconds(60'000);  // it would wait a minute at the first step
+        a.rollout.start(plan);
+        a.rollout.tick();  // the structural diff passes, and the first step begins
+        REQUIRE(w.record().state == pj::rollout_state::running);
+        a.start_following();
+        {
+            auto store = where.store();
+            store->append(ticket_stream{}, "P-1", 0, ticket_opened{"P-1", "poison"});  // v2 stops here
+            for (int i = 0; i < 20; ++i) {
+                const std::string id = fmt::format("N-{}", i);
+                store->append(ticket_stream{}, id, 0, ticket_opened{id, "new"});
+            }
+        }
+        const auto r = ask_until_done(a, w, [](const pj::rollout_record&) {});
+        CHECK(r.state == pj::rollout_state::rolled_back);
+        CHECK(r.gate == "candidate lag");
+        CHECK_THAT(r.reason, Catch::Contains("events behind the log") && Catch::Contains("the limit is 5"));
+        CHECK_FALSE(a.router.describe().candidate);
+    }
+}
+
+TEST_CASE("an abort sends the traffic back at once and stops the plan", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<good_v2> a(where);
+    a.deploy_v2();
+    auto plan = quick_plan();
+    plan.dwell = std::chrono::milliseconds(60'000);
+    a.rollout.start(plan);
+    CHECK_THROWS_AS(a.rollout.start(plan), pj::state_error);  // one plan at a time
+    a.rollout.tick();
+    CHECK(a.router.describe().basis_points == 100);
+    const auto r = a.rollout.abort("checking a customer's report");
+    CHECK(r.state == pj::rollout_state::aborted);
+    CHECK(w.record().reason == "checking a customer's report");
+    CHECK_FALSE(a.router.describe().candidate);
+    a.rollout.tick();  // nothing moves again
+    CHECK_FALSE(a.router.describe().candidate);
+    CHECK_THROWS_AS(a.rollout.abort("twice"), pj::state_error);
+}
