@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -183,6 +184,85 @@ private:
     PGresult* r_ = nullptr;
 };
 
+/// Rows in COPY's binary format (`COPY t(columns) FROM STDIN (FORMAT binary)`), built in memory.
+///
+///     detail::pg::copy_rows rows;
+///     rows.row(2).int8(7).text("x");
+///     db.copy_in("COPY t(a, b) FROM STDIN (FORMAT binary)", rows.finish());
+class copy_rows {
+public:
+    copy_rows() { start(); }
+    /// Starts a row of `fields` fields; then add exactly that many.
+    copy_rows& row(std::int16_t fields) {
+        integer(static_cast<std::uint16_t>(fields));
+        return *this;
+    }
+    copy_rows& int8(std::int64_t v) {
+        integer(std::uint32_t{8});
+        integer(static_cast<std::uint64_t>(v));
+        return *this;
+    }
+    copy_rows& int4(std::int32_t v) {
+        integer(std::uint32_t{4});
+        integer(static_cast<std::uint32_t>(v));
+        return *this;
+    }
+    /// text, bytea: the bytes as they are.
+    copy_rows& bytes(std::string_view b) {
+        integer(static_cast<std::uint32_t>(b.size()));
+        data_.append(b);
+        return *this;
+    }
+    /// jsonb: a format version byte (1), then the document's text.
+    copy_rows& jsonb(std::string_view text) {
+        integer(static_cast<std::uint32_t>(text.size() + 1));
+        data_.push_back('\1');
+        data_.append(text);
+        return *this;
+    }
+    copy_rows& null() {
+        integer(std::uint32_t{0xFFFFFFFFu});
+        return *this;
+    }
+    /// The rows with the trailer; valid until the next call.
+    [[nodiscard]] std::string_view finish() {
+        data_.append("\xFF\xFF", 2);
+        return data_;
+    }
+    /// Empties it for the next COPY, keeping its memory.
+    void clear() {
+        data_.clear();
+        start();
+    }
+
+private:
+    void start() { data_.append("PGCOPY\n\xFF\r\n\0\0\0\0\0\0\0\0\0", 19); }
+    template <class U>
+    void integer(U v) {
+        char b[sizeof(U)];
+        for (std::size_t i = 0; i < sizeof(U); ++i) b[i] = static_cast<char>((v >> (8 * (sizeof(U) - 1 - i))) & 0xFFu);
+        data_.append(b, sizeof(U));
+    }
+    std::string data_;
+};
+
+/// `{"a","b"}`: a text array literal, for a parameter of type text[] (`unnest($1::text[])`).
+template <class Range>
+std::string text_array(const Range& items) {
+    std::string out = "{";
+    for (std::string_view item : items) {
+        if (out.size() > 1) out.push_back(',');
+        out.push_back('"');
+        for (char c : item) {
+            if (c == '"' || c == '\\') out.push_back('\\');
+            out.push_back(c);
+        }
+        out.push_back('"');
+    }
+    out.push_back('}');
+    return out;
+}
+
 /// One connection to a server. Move-only; closes on destruction. Not thread-safe: one thread
 /// at a time, as libpq requires.
 class connection {
@@ -244,6 +324,28 @@ public:
         return check(
             PQexecPrepared(c_, name.c_str(), p.size(), p.values(), p.lengths(), p.formats(), binary_results ? 1 : 0),
             name);
+    }
+
+    /// Runs `sql`, a `COPY ... FROM STDIN`, sending `data` (in the COPY's format) as its input.
+    void copy_in(const std::string& sql, std::string_view data) const {
+        check(PQexec(c_, sql.c_str()), sql);
+        constexpr std::size_t chunk = 1u << 20;
+        bool sent = true;
+        for (std::size_t at = 0; sent && at < data.size(); at += chunk) {
+            const std::size_t n = std::min(chunk, data.size() - at);
+            sent = PQputCopyData(c_, data.data() + at, static_cast<int>(n)) == 1;
+        }
+        // A failed send still ends the COPY, so that the connection is left usable.
+        const int ended = PQputCopyEnd(c_, sent ? nullptr : "projectionist: sending the rows failed");
+        PGresult* failure = nullptr;
+        while (PGresult* raw = PQgetResult(c_)) {
+            if (PQresultStatus(raw) != PGRES_COMMAND_OK && !failure)
+                failure = raw;
+            else
+                PQclear(raw);
+        }
+        if (failure) check(failure, sql);
+        if (!sent || ended != 1) check(nullptr, sql);
     }
 
 private:

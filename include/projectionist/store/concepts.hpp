@@ -15,6 +15,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <boost/mp11/list.hpp>
 
@@ -153,6 +154,41 @@ template <class S, class Stream>
 concept event_store_for = event_store<S> && detail::store_contract::numbers_aggregates<S, Stream> &&
     detail::store_contract::for_stream_events<S, Stream, typename Stream::events>::append &&
     detail::store_contract::for_stream_events<S, Stream, typename Stream::events>::decode;
+
+namespace detail::store_contract {
+template <class S>
+concept batch_append_members = requires(S& s, typename S::append_batch& b) {
+    { s.new_batch() } -> std::same_as<typename S::append_batch>;
+    b.size();
+    b.clear();
+    { s.append(b) } -> std::convertible_to<std::vector<append_result>>;
+};
+template <class S, class Stream, class Event>
+concept batch_adds = requires(typename S::append_batch& b, std::string_view id, Event e) {
+    b.add(Stream{}, id, expected_version::any(), std::move(e));
+};
+template <class S, class Stream, class Events>
+inline constexpr bool batch_adds_all = false;
+template <class S, class Stream, class... Events>
+inline constexpr bool batch_adds_all<S, Stream, boost::mp11::mp_list<Events...>> = (batch_adds<S, Stream, Events> &&
+                                                                                    ...);
+}  // namespace detail::store_contract
+
+/// Optional ability: appends many events of many aggregates in one call and one transaction
+/// (store/append_batch.hpp): `S::append_batch`, `new_batch()`, `append(append_batch&) ->
+/// std::vector<append_result>`, all or nothing, each part checked against its expected version.
+/// Every store of this library has it; an importer or an application that writes several
+/// aggregates per command uses it. Declared like the abilities of storage/abilities.hpp: by the
+/// members, or by specializing the trait.
+///
+///     static_assert(projectionist::has_batch_append<projectionist::sqlite_event_store>);
+template <class S>
+inline constexpr bool has_batch_append = detail::store_contract::batch_append_members<S>;
+
+/// `has_batch_append<S>` for the events of `Stream`: a batch of S takes them.
+template <class S, class Stream>
+concept batch_appends_stream =
+    has_batch_append<S> && detail::store_contract::batch_adds_all<S, Stream, typename Stream::events>;
 
 namespace detail {
 

@@ -25,32 +25,11 @@
 #include <projectionist/event/envelope.hpp>
 #include <projectionist/event/event.hpp>
 #include <projectionist/event/stream.hpp>
+#include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
 
 namespace projectionist {
-
-namespace detail {
-struct string_pair_hash {
-    using is_transparent = void;
-    std::size_t operator()(const std::pair<std::string_view, std::string_view>& k) const noexcept {
-        const std::size_t a = std::hash<std::string_view>{}(k.first);
-        const std::size_t b = std::hash<std::string_view>{}(k.second);
-        return a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
-    }
-    std::size_t operator()(const std::pair<std::string, std::string>& k) const noexcept {
-        return (*this)(std::pair<std::string_view, std::string_view>(k.first, k.second));
-    }
-};
-struct string_pair_equal {
-    using is_transparent = void;
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const noexcept {
-        return std::string_view(a.first) == std::string_view(b.first) &&
-               std::string_view(a.second) == std::string_view(b.second);
-    }
-};
-}  // namespace detail
 
 /// An event store in memory: the default for tests, examples and in-process read models.
 ///
@@ -136,11 +115,9 @@ public:
                       "projectionist: memory_event_store::append(Stream, ...): every event must belong to "
                       "Stream's event list; append it to its own stream instead");
         // Everything that can throw before the first record is in place happens here.
-        std::array<record::payload_ptr, sizeof...(Events)> payloads{make_payload(std::forward<Events>(events))...};
-        std::array<const void*, sizeof...(Events)> identities{detail::type_identity<std::remove_cvref_t<Events>>()...};
-        std::array<std::string_view, sizeof...(Events)> names{event_name_of<std::remove_cvref_t<Events>>...};
+        event_slots maker;
+        std::array<event_slots::slot, sizeof...(Events)> slots{maker.make(std::forward<Events>(events))...};
         const auto now = std::chrono::system_clock::now();
-
         append_result result;
         {
             std::unique_lock lock(mutex_);
@@ -152,18 +129,13 @@ public:
             const std::string& stream_name = intern_stream(Stream::name);
             std::array<const type_entry*, sizeof...(Events)> types{};
             for (std::size_t i = 0; i < sizeof...(Events); ++i)
-                types[i] = &intern_type(stream_name, names[i], identities[i]);
+                types[i] = &intern_type(stream_name, slots[i].name, slots[i].identity);
             if (!aggregate) aggregate = &add_aggregate(stream_name, aggregate_id);
-
             const std::size_t records_before = records_.size();
             const std::size_t positions_before = aggregate->positions.size();
             try {
-                for (std::size_t i = 0; i < sizeof...(Events); ++i) {
-                    const std::uint64_t position = records_.size() + 1;
-                    const std::uint64_t version = aggregate->positions.size() + 1;
-                    aggregate->positions.push_back(position);
-                    records_.push_back(record(position, types[i], aggregate, version, now, std::move(payloads[i])));
-                }
+                for (std::size_t i = 0; i < sizeof...(Events); ++i)
+                    push_record(*aggregate, types[i], now, std::move(slots[i].payload));
             } catch (...) {
                 while (records_.size() > records_before) records_.pop_back();
                 aggregate->positions.resize(positions_before);
@@ -172,12 +144,90 @@ public:
             result = {records_before + 1, records_.size(), aggregate->positions.size()};
             head_.store(records_.size(), std::memory_order_release);
         }
-        {
-            // Taking the waiters' mutex orders this notify after any waiter's predicate check.
-            std::lock_guard wait_lock(wait_mutex_);
-        }
-        appended_.notify_all();
+        notify_appended();
         return result;
+    }
+
+private:
+    /// What a batch keeps of an event until the append: the typed event, boxed.
+    struct event_slots {
+        struct slot {
+            record::payload_ptr payload{nullptr, [](void*) noexcept {}};
+            const void* identity = nullptr;
+            std::string_view name;
+        };
+        template <class Event>
+        slot make(Event&& e) {
+            using E = std::remove_cvref_t<Event>;
+            return {make_payload(std::forward<Event>(e)), detail::type_identity<E>(), event_name_of<E>};
+        }
+        void clear() noexcept {}
+    };
+
+public:
+    /// Events of many aggregates for one `append(append_batch&)` (store/append_batch.hpp).
+    using append_batch = detail::basic_append_batch<event_slots>;
+    [[nodiscard]] append_batch new_batch() const { return {}; }
+
+    /// Appends every part of `batch`, atomically: each part's aggregate must be at the part's
+    /// expected version (after the batch's earlier parts), or `version_conflict` names the first
+    /// that is not and nothing is appended. Returns one result per part, in order; on success the
+    /// events are moved into the log and the batch is emptied for reuse.
+    std::vector<append_result> append(append_batch& batch) {
+        const auto& parts = batch.parts();
+        auto& slots = batch.events();
+        std::vector<append_result> results;
+        results.reserve(parts.size());
+        const auto now = std::chrono::system_clock::now();
+        {
+            std::unique_lock lock(mutex_);
+            // Every check first, against the versions the earlier parts leave: a refused batch
+            // leaves no trace, not even a type.
+            std::vector<aggregate_entry*> aggregates(parts.size(), nullptr);
+            boost::unordered_flat_map<std::pair<std::string_view, std::string_view>, std::uint64_t,
+                                      detail::string_pair_hash, detail::string_pair_equal>
+                versions;
+            for (std::size_t p = 0; p < parts.size(); ++p) {
+                const batch_part& part = parts[p];
+                const std::pair<std::string_view, std::string_view> key(part.stream, part.aggregate_id);
+                auto seen = versions.find(key);
+                aggregates[p] = find_aggregate(part.stream, part.aggregate_id);
+                const std::uint64_t current = seen != versions.end() ? seen->second
+                                              : aggregates[p]        ? aggregates[p]->positions.size()
+                                                                     : 0;
+                if (!part.expected.accepts(current))
+                    throw version_conflict(part.stream, part.aggregate_id, part.expected.value(), current);
+                versions.insert_or_assign(key, current + part.count);
+            }
+            std::vector<const type_entry*> types(slots.size(), nullptr);
+            for (const batch_part& part : parts) {
+                const std::string& stream_name = intern_stream(part.stream);
+                for (std::size_t i = part.first; i < part.first + part.count; ++i)
+                    types[i] = &intern_type(stream_name, slots[i].name, slots[i].identity);
+            }
+            const std::size_t records_before = records_.size();
+            std::vector<std::pair<aggregate_entry*, std::size_t>> touched;
+            try {
+                for (std::size_t p = 0; p < parts.size(); ++p) {
+                    const batch_part& part = parts[p];
+                    aggregate_entry* aggregate = find_aggregate(part.stream, part.aggregate_id);
+                    if (!aggregate) aggregate = &add_aggregate(intern_stream(part.stream), part.aggregate_id);
+                    touched.emplace_back(aggregate, aggregate->positions.size());
+                    const std::uint64_t first = records_.size() + 1;
+                    for (std::size_t i = part.first; i < part.first + part.count; ++i)
+                        push_record(*aggregate, types[i], now, std::move(slots[i].payload));
+                    results.push_back({first, records_.size(), aggregate->positions.size()});
+                }
+            } catch (...) {
+                while (records_.size() > records_before) records_.pop_back();
+                for (auto it = touched.rbegin(); it != touched.rend(); ++it) it->first->positions.resize(it->second);
+                throw;
+            }
+            head_.store(records_.size(), std::memory_order_release);
+        }
+        batch.clear();
+        notify_appended();
+        return results;
     }
 
     /// Position of the last event, 0 when the log is empty.
@@ -253,6 +303,21 @@ public:
     }
 
 private:
+    void push_record(aggregate_entry& aggregate, const type_entry* type, std::chrono::system_clock::time_point at,
+                     record::payload_ptr payload) {
+        const std::uint64_t position = records_.size() + 1;
+        aggregate.positions.push_back(position);
+        records_.push_back(record(position, type, &aggregate, aggregate.positions.size(), at, std::move(payload)));
+    }
+
+    void notify_appended() {
+        {
+            // Taking the waiters' mutex orders this notify after any waiter's predicate check.
+            std::lock_guard wait_lock(wait_mutex_);
+        }
+        appended_.notify_all();
+    }
+
     template <class Event>
     static record::payload_ptr make_payload(Event&& e) {
         using E = std::remove_cvref_t<Event>;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include <projectionist/detail/pg_api.hpp>
 #include <projectionist/detail/pg_schema.hpp>
@@ -29,6 +30,7 @@
 #include <projectionist/event/json_codec.hpp>
 #include <projectionist/event/schema.hpp>
 #include <projectionist/event/stream.hpp>
+#include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
 #include <projectionist/store/stored_record.hpp>
@@ -102,7 +104,7 @@ private:
         std::string prefix;  // of prepared statement names: one set per schema on a connection
 
         std::string lock, find_aggregate, find_type, add_type, add_aggregate, insert_event, bump_aggregate, head, read,
-            read_aggregate, load_types;
+            read_aggregate, load_types, find_aggregates, add_aggregates, bump_aggregates, copy_events;
 
         statements(std::string schema_name, std::uint32_t schema_oid)
             : schema(std::move(schema_name)),
@@ -146,6 +148,27 @@ private:
                 columns, s);
             load_types =
                 fmt::format("SELECT id, stream, name FROM {}.projectionist_event_types WHERE id > $1 ORDER BY id", s);
+            // A batch's aggregates, by their (1-based) index in the two arrays.
+            find_aggregates = fmt::format(
+                "SELECT k.ord, a.number, a.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(stream, "
+                "aggregate_id, ord) JOIN {}.projectionist_aggregates a ON a.stream = k.stream AND a.aggregate_id = "
+                "k.aggregate_id",
+                s);
+            // Numbered from the next free number, in array order: the smallest returned is the first's.
+            add_aggregates = fmt::format(
+                "INSERT INTO {0}.projectionist_aggregates(number, stream, aggregate_id, version) SELECT b.next + "
+                "k.ord - 1, k.stream, k.aggregate_id, 0 FROM (SELECT coalesce(max(number) + 1, 0) AS next FROM "
+                "{0}.projectionist_aggregates) AS b, unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(stream, "
+                "aggregate_id, ord) RETURNING number",
+                s);
+            bump_aggregates = fmt::format(
+                "UPDATE {}.projectionist_aggregates a SET version = v.version FROM unnest($1::bigint[], "
+                "$2::bigint[]) AS v(number, version) WHERE a.number = v.number",
+                s);
+            copy_events = fmt::format(
+                "COPY {}.projectionist_events(position, stream, aggregate_id, aggregate_number, aggregate_version, "
+                "type_id, schema_version, {}, recorded_at) FROM STDIN (FORMAT binary)",
+                s, payload_column);
         }
     };
 
@@ -185,6 +208,11 @@ private:
     };
 
 public:
+    /// Events of many aggregates for one `append(append_batch&)` (store/append_batch.hpp), each
+    /// encoded when added.
+    using append_batch = detail::basic_append_batch<detail::encoded_slots<Codec>>;
+    [[nodiscard]] append_batch new_batch() const { return {}; }
+
     /// Appends events through one connection (its own prepared statements). The store has one
     /// for its own connection; a runner whose storage is in the same database makes one on its
     /// session's connection, so that emitted events commit in the batch's transaction.
@@ -266,8 +294,135 @@ public:
             return result;
         }
 
+        /// Appends every part of `batch` in one transaction (a savepoint inside a transaction
+        /// already open on the connection), in a fixed number of round trips whatever its size:
+        /// the aggregates are looked up, created and moved on by one statement each, and the
+        /// events are sent by one binary COPY. See `append_batch`.
+        std::vector<append_result> append(append_batch& batch) {
+            const auto& parts = batch.parts();
+            const auto& events = batch.events();
+            std::vector<append_result> results;
+            if (parts.empty()) return results;
+            prepare_all();
+            // The batch's distinct aggregates, and each part's index among them.
+            boost::unordered_flat_map<std::pair<std::string_view, std::string_view>, std::size_t,
+                                      detail::string_pair_hash, detail::string_pair_equal>
+                index;
+            std::vector<std::size_t> key_of(parts.size());
+            std::vector<std::string_view> streams, ids;
+            for (std::size_t p = 0; p < parts.size(); ++p) {
+                auto [it, added] = index.try_emplace({parts[p].stream, parts[p].aggregate_id}, streams.size());
+                if (added) {
+                    streams.push_back(parts[p].stream);
+                    ids.push_back(parts[p].aggregate_id);
+                }
+                key_of[p] = it->second;
+            }
+            std::vector<std::int64_t> numbers(streams.size(), -1);
+            std::vector<std::uint64_t> versions(streams.size(), 0);
+            detail::pg::params p;
+            p.add(detail::pg::text_array(streams)).add(detail::pg::text_array(ids));
+
+            write_scope scope(*db_);
+            db_->execute(name("lock"));  // see the class comment
+            const auto head = static_cast<std::uint64_t>(db_->execute(name("head")).int64(0, 0));
+            auto found = db_->execute(name("find_aggregates"), p);
+            for (int r = 0; r < found.rows(); ++r) {
+                const auto k = static_cast<std::size_t>(found.int64(r, 0) - 1);
+                numbers[k] = found.int64(r, 1);
+                versions[k] = static_cast<std::uint64_t>(found.int64(r, 2));
+            }
+            // Every check before anything is written, against the versions earlier parts leave.
+            {
+                std::vector<std::uint64_t> pending = versions;
+                for (std::size_t i = 0; i < parts.size(); ++i) {
+                    std::uint64_t& current = pending[key_of[i]];
+                    if (!parts[i].expected.accepts(current))
+                        throw version_conflict(parts[i].stream, parts[i].aggregate_id, parts[i].expected.value(),
+                                               current);
+                    current += parts[i].count;
+                }
+            }
+            std::vector<std::int32_t> type_ids(events.size());
+            {
+                boost::unordered_flat_map<std::pair<std::string_view, std::string_view>, std::int32_t,
+                                          detail::string_pair_hash, detail::string_pair_equal>
+                    types;
+                for (const auto& part : parts)
+                    for (std::size_t i = part.first; i < part.first + part.count; ++i) {
+                        auto [it, added] = types.try_emplace({part.stream, events[i].name}, 0);
+                        if (added) it->second = static_cast<std::int32_t>(intern_type(part.stream, events[i].name));
+                        type_ids[i] = it->second;
+                    }
+            }
+            add_new_aggregates(streams, ids, numbers);
+
+            const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+            detail::pg::copy_rows rows;
+            std::uint64_t position = head;
+            results.reserve(parts.size());
+            for (std::size_t i = 0; i < parts.size(); ++i) {
+                const batch_part& part = parts[i];
+                const std::size_t k = key_of[i];
+                results.push_back({position + 1, position + part.count, versions[k] + part.count});
+                for (std::size_t e = part.first; e < part.first + part.count; ++e) {
+                    rows.row(9).int8(static_cast<std::int64_t>(++position)).bytes(part.stream);
+                    rows.bytes(part.aggregate_id).int8(numbers[k]).int8(static_cast<std::int64_t>(++versions[k]));
+                    rows.int4(type_ids[e]).int4(static_cast<std::int32_t>(events[e].schema_version));
+                    if constexpr (Codec::text)
+                        rows.jsonb(batch.slots().payload(events[e]));
+                    else
+                        rows.bytes(batch.slots().payload(events[e]));
+                    rows.int8(now);
+                }
+            }
+            try {
+                db_->copy_in(sql_->copy_events, rows.finish());
+            } catch (const postgres_error& e) {
+                if (!e.sqlstate().starts_with("22")) throw;  // see the single append
+                throw error(
+                    fmt::format("projectionist: postgres: an event of the batch cannot be stored by the {} codec: "
+                                "{}; nothing of the batch was appended (the binary codec stores any bytes)",
+                                Codec::name, e.what()));
+            }
+            std::vector<std::string> bumped_numbers, bumped_versions;
+            for (std::size_t k = 0; k < numbers.size(); ++k) {
+                bumped_numbers.push_back(std::to_string(numbers[k]));
+                bumped_versions.push_back(std::to_string(versions[k]));
+            }
+            p.clear();
+            p.add(detail::pg::text_array(bumped_numbers)).add(detail::pg::text_array(bumped_versions));
+            db_->execute(name("bump_aggregates"), p);
+            db_->exec(notify_);
+            scope.commit();
+            batch.clear();
+            return results;
+        }
+
     private:
         friend class basic_postgres_event_store;
+
+        /// Creates the aggregates whose number is -1, numbered in order from the next free number.
+        void add_new_aggregates(const std::vector<std::string_view>& streams, const std::vector<std::string_view>& ids,
+                                std::vector<std::int64_t>& numbers) {
+            std::vector<std::string_view> new_streams, new_ids;
+            for (std::size_t k = 0; k < numbers.size(); ++k)
+                if (numbers[k] < 0) {
+                    new_streams.push_back(streams[k]);
+                    new_ids.push_back(ids[k]);
+                }
+            if (new_streams.empty()) return;
+            detail::pg::params p;
+            p.add(detail::pg::text_array(new_streams)).add(detail::pg::text_array(new_ids));
+            auto added = db_->execute(name("add_aggregates"), p);
+            std::int64_t next = std::numeric_limits<std::int64_t>::max();
+            for (int r = 0; r < added.rows(); ++r) next = std::min(next, added.int64(r, 0));
+            for (auto& number : numbers)
+                if (number < 0) number = next++;
+        }
+
         writer(detail::pg::connection& db, const statements& sql)
             : db_(&db), sql_(&sql), notify_(fmt::format("NOTIFY {}", detail::pg::quote(sql.notify_channel))) {}
 
@@ -282,6 +437,10 @@ public:
             db_->prepare(name("add_aggregate"), sql_->add_aggregate);
             db_->prepare(name("insert_event"), sql_->insert_event);
             db_->prepare(name("bump_aggregate"), sql_->bump_aggregate);
+            db_->prepare(name("head"), sql_->head);
+            db_->prepare(name("find_aggregates"), sql_->find_aggregates);
+            db_->prepare(name("add_aggregates"), sql_->add_aggregates);
+            db_->prepare(name("bump_aggregates"), sql_->bump_aggregates);
             prepared_ = true;
         }
 
@@ -335,6 +494,15 @@ public:
     append_result append(Stream stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
         std::lock_guard lock(mutex_);
         return writer_.append(stream, aggregate_id, expected, std::forward<Events>(events)...);
+    }
+
+    /// Appends every part of `batch` in one transaction: each part's aggregate must be at the
+    /// part's expected version (after the batch's earlier parts), or `version_conflict` names the
+    /// first that is not and nothing is written. Returns one result per part, in order, and
+    /// empties the batch for reuse.
+    std::vector<append_result> append(append_batch& batch) {
+        std::lock_guard lock(mutex_);
+        return writer_.append(batch);
     }
 
     /// A writer that appends to this log through `db`, a connection to the same database

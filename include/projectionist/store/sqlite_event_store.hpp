@@ -24,6 +24,7 @@
 #include <projectionist/event/schema.hpp>
 #include <projectionist/event/stream.hpp>
 #include <projectionist/meta/fnv1a.hpp>
+#include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
 #include <projectionist/store/stored_record.hpp>
@@ -99,6 +100,11 @@ private:
     };
 
 public:
+    /// Events of many aggregates for one `append(append_batch&)` (store/append_batch.hpp), each
+    /// encoded when added.
+    using append_batch = detail::basic_append_batch<detail::encoded_slots<Codec>>;
+    [[nodiscard]] append_batch new_batch() const { return {}; }
+
     /// Appends events through one connection, with its own prepared statements. The store has
     /// one for its own connection; a runner whose storage shares the log's file makes one on its
     /// session's connection, so that emitted events commit in the batch's transaction.
@@ -119,31 +125,76 @@ public:
             static_assert((stream_has_event<Stream, std::remove_cvref_t<Events>> && ...),
                           "projectionist: sqlite_event_store::append(Stream, ...): every event must belong to "
                           "Stream's event list; append it to its own stream instead");
-            std::array<std::string, sizeof...(Events)> payloads;
-            {
-                std::size_t i = 0;
-                ((Codec::encode(events, payloads[i++])), ...);
-            }
+            const auto payloads = detail::encode_each<Codec>(events...);
             constexpr std::array<std::string_view, sizeof...(Events)> names{
                 event_name_of<std::remove_cvref_t<Events>>...};
             constexpr std::array<unsigned, sizeof...(Events)> versions{
                 schema_version_of<std::remove_cvref_t<Events>>...};
 
-            for (std::size_t i = 0; i < payloads.size(); ++i)
-                if (payloads[i].size() > max_payload_bytes_)
-                    throw codec_error(
-                        fmt::format("projectionist: sqlite_event_store::append: the encoded '{}' "
-                                    "event is {} bytes, over the limit of {} bytes (max_payload_bytes) "
-                                    "that reads refuse; nothing was appended",
-                                    names[i], payloads[i].size(), max_payload_bytes_));
+            for (std::size_t i = 0; i < payloads.size(); ++i) check_size(names[i], payloads[i].size());
 
             write_scope scope(*db_);
+            const append_result result =
+                append_part(Stream::name, aggregate_id, expected, payloads.size(), now_ns(), [&](std::size_t i) {
+                    return event_row{names[i], versions[i], payloads[i]};
+                });
+            scope.commit();
+            return result;
+        }
+
+        /// Appends every part of `batch` in one transaction (a savepoint inside a transaction
+        /// already open on the connection): see `append_batch`.
+        std::vector<append_result> append(append_batch& batch) {
+            const auto& slots = batch.slots();
+            for (const auto& e : batch.events()) check_size(e.name, e.size);
+            std::vector<append_result> results;
+            results.reserve(batch.parts().size());
+            const std::int64_t now = now_ns();
+            write_scope scope(*db_);
+            for (const auto& part : batch.parts())
+                results.push_back(
+                    append_part(part.stream, part.aggregate_id, part.expected, part.count, now, [&](std::size_t i) {
+                        const auto& e = batch.events()[part.first + i];
+                        return event_row{e.name, e.schema_version, slots.payload(e)};
+                    }));
+            scope.commit();
+            batch.clear();
+            return results;
+        }
+
+    private:
+        struct event_row {
+            std::string_view name;
+            unsigned schema_version;
+            std::string_view payload;
+        };
+
+        static std::int64_t now_ns() {
+            return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        }
+
+        void check_size(std::string_view name, std::size_t size) const {
+            if (size > max_payload_bytes_)
+                throw codec_error(
+                    fmt::format("projectionist: sqlite_event_store::append: the encoded '{}' "
+                                "event is {} bytes, over the limit of {} bytes (max_payload_bytes) "
+                                "that reads refuse; nothing was appended",
+                                name, size, max_payload_bytes_));
+        }
+
+        /// One aggregate's events, inside the caller's write scope: the version check, then the
+        /// types, the aggregate row, the events and the aggregate's new version.
+        template <class Row>
+        append_result append_part(std::string_view stream, std::string_view aggregate_id, expected_version expected,
+                                  std::size_t count, std::int64_t now, Row&& row) {
             std::int64_t number = -1;
             std::uint64_t current = 0;
             auto& find = prepared(find_aggregate_,
                                   "SELECT number, version FROM projectionist_aggregates WHERE stream = ? AND "
                                   "aggregate_id = ?");
-            find.bind(1, Stream::name);
+            find.bind(1, stream);
             find.bind(2, aggregate_id);
             if (find.step()) {
                 number = find.int64(0);
@@ -151,43 +202,37 @@ public:
             }
             find.reset();
             // The version check comes first: a refused append leaves no trace, not even a type.
-            if (!expected.accepts(current))
-                throw version_conflict(Stream::name, aggregate_id, expected.value(), current);
-            std::array<std::int64_t, sizeof...(Events)> type_rows{};
-            for (std::size_t i = 0; i < names.size(); ++i) type_rows[i] = intern_type(Stream::name, names[i]);
+            if (!expected.accepts(current)) throw version_conflict(stream, aggregate_id, expected.value(), current);
             if (number < 0) {
                 auto& add =
                     prepared(add_aggregate_,
                              "INSERT INTO projectionist_aggregates(number, stream, aggregate_id, version) "
                              "VALUES ((SELECT coalesce(max(number) + 1, 0) FROM projectionist_aggregates), ?, ?, 0)");
-                add.bind(1, Stream::name);
+                add.bind(1, stream);
                 add.bind(2, aggregate_id);
                 add.run();
                 number = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_->get()));
             }
-
-            const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
             auto& insert = prepared(insert_event_,
                                     "INSERT INTO projectionist_events(stream, aggregate_id, aggregate_number, "
                                     "aggregate_version, type_id, schema_version, payload, recorded_at) "
                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
             append_result result;
             std::uint64_t version = current;
-            for (std::size_t i = 0; i < payloads.size(); ++i) {
+            for (std::size_t i = 0; i < count; ++i) {
+                const event_row e = row(i);
                 ++version;
-                insert.bind(1, Stream::name);
+                insert.bind(1, stream);
                 insert.bind(2, aggregate_id);
                 insert.bind(3, number);
                 insert.bind(4, static_cast<std::int64_t>(version));
-                insert.bind(5, type_rows[i]);
-                insert.bind(6, static_cast<std::int64_t>(versions[i]));
+                insert.bind(5, intern_type(stream, e.name));
+                insert.bind(6, static_cast<std::int64_t>(e.schema_version));
                 if constexpr (Codec::text)
-                    insert.bind(7, std::string_view(payloads[i]));
+                    insert.bind(7, e.payload);
                 else
-                    insert.bind_blob(7, payloads[i]);
-                insert.bind(8, static_cast<std::int64_t>(now));
+                    insert.bind_blob(7, e.payload);
+                insert.bind(8, now);
                 insert.run();
                 const auto position = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_->get()));
                 if (i == 0) result.first_position = position;
@@ -197,12 +242,10 @@ public:
             bump.bind(1, static_cast<std::int64_t>(version));
             bump.bind(2, number);
             bump.run();
-            scope.commit();
             result.version = version;
             return result;
         }
 
-    private:
         detail::sqlite::statement& prepared(detail::sqlite::statement& slot, std::string_view sql) {
             if (!slot.get()) slot = detail::sqlite::statement(*db_, sql);
             return slot;
@@ -237,6 +280,15 @@ public:
     append_result append(Stream stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
         std::lock_guard lock(mutex_);
         return writer_.append(stream, aggregate_id, expected, std::forward<Events>(events)...);
+    }
+
+    /// Appends every part of `batch` in one transaction: each part's aggregate must be at the
+    /// part's expected version (after the batch's earlier parts), or `version_conflict` names the
+    /// first that is not and nothing is written. Returns one result per part, in order, and
+    /// empties the batch for reuse.
+    std::vector<append_result> append(append_batch& batch) {
+        std::lock_guard lock(mutex_);
+        return writer_.append(batch);
     }
 
     /// A writer on another connection to this log's file (see `writer`).
