@@ -10,8 +10,11 @@
 #   3. clang: clang 14, -Werror. Builds every target (the examples and every test executable), then
 #      runs the tests that execute project code (all labels but compile_fail and package, which are
 #      done in 2 and would only repeat a compiler's front end). Built without debug information:
-#      nothing is debugged here, and -g costs a quarter of clang's compile time; warnings do not
+#      nothing is debugged here, and -g costs a fifth of clang's compile time; warnings do not
 #      depend on it.
+# The test executables share a precompiled header (tests/CMakeLists.txt, projectionist_test_pch): it
+# saves about 40% of clang's time on a small test file, 5% of gcc's under the sanitizers, where code
+# generation dominates. It is on unless a compiler launcher (ccache) is set.
 # A plain gcc build would add nothing that 2 does not check: the same compiler and warnings, and
 # every test it would run runs in 2 under the sanitizers.
 #
