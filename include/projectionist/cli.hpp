@@ -51,6 +51,11 @@
 ///     it serving again); refused when the previous primary has been deleted since.
 ///   - `run [--for DURATION]`: follows the log with every version until SIGINT or SIGTERM, the
 ///     options' stop token, or the duration; then returns 0, or 1 if a version stopped on an error.
+///   - `rollout <projection> --to <version> [--steps 1,10,50,100] [--every 10m] [--max-discrepancy
+///     0.1%] [--min-shadow 1000] ...`, `rollout status [<projection>]`, `rollout abort
+///     [<projection>]`: a rollout plan (deploy/rollout/rollout.hpp) of a projection whose
+///     `rollout` object was registered with `add(any_rollout&)`; starting one checks the
+///     structural diff and applies the first step at once (exit 1 if a gate refused it).
 ///
 /// **Exit status**: 0 success (and a passing verify); 1 an operation the life cycle refused
 /// (`state_error`), any other `projectionist::error`, or a failing verify; 2 a usage error: an
@@ -85,8 +90,8 @@
 ///
 /// **Files** (cli/): options.hpp (`command_line_options`), parser.hpp (the commands' table and
 /// the argument parser), progress.hpp (a backfill's progress), signals.hpp (SIGINT/SIGTERM for
-/// `run`), commands.hpp and run.hpp (the commands over the controller), usage.hpp (the help
-/// texts), command_line.hpp (`command_line`).
+/// `run`), commands.hpp and run.hpp (the commands over the controller), rollout_commands.hpp
+/// (`rollout`), usage.hpp (the help texts), command_line.hpp (`command_line`).
 
 #include <projectionist/cli/command_line.hpp>
 #include <projectionist/cli/options.hpp>

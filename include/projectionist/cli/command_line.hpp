@@ -20,6 +20,7 @@
 #include <projectionist/cli/commands.hpp>
 #include <projectionist/cli/options.hpp>
 #include <projectionist/cli/parser.hpp>
+#include <projectionist/cli/rollout_commands.hpp>
 #include <projectionist/cli/run.hpp>
 #include <projectionist/cli/usage.hpp>
 #include <projectionist/deploy/controller.hpp>
@@ -69,6 +70,17 @@ public:
     basic_command_line& add(any_controller& c) {
         check_new(c.base_name());
         entries_.push_back(&c);
+        return *this;
+    }
+
+    /// Registers a projection's rollout (held by reference) for the `rollout` command; the
+    /// projection itself must be registered too.
+    basic_command_line& add(any_rollout& r) {
+        for (const auto* other : rollouts_)
+            if (other->projection() == r.projection())
+                throw error(fmt::format("projectionist: command_line::add: a rollout of '{}' is registered already",
+                                        r.projection()));
+        rollouts_.push_back(&r);
         return *this;
     }
 
@@ -182,6 +194,7 @@ private:
             case command_id::reset: return detail::cli::cmd_reset(p, s);
             case command_id::remove: return detail::cli::cmd_delete(p, s);
             case command_id::run: return detail::cli::cmd_run(p, s);
+            case command_id::rollout: return detail::cli::cmd_rollout(p, s, rollouts_, detail::rollout::now_ms());
             case command_id::help: return help(p, s);
         }
         return 2;
@@ -204,6 +217,7 @@ private:
     std::string argv0_;
     std::vector<any_controller*> entries_;
     std::vector<std::unique_ptr<any_controller>> owned_;
+    std::vector<any_rollout*> rollouts_;
 };
 
 /// The command line: `projectionist::command_line cli; cli.add(deployment, router); return cli.main(argc, argv);`

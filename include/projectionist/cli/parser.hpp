@@ -94,6 +94,7 @@ enum class command_id {
     reset,
     remove,
     run,
+    rollout,
     help
 };
 
@@ -229,6 +230,33 @@ inline const std::vector<command_spec>& commands() {
          "SIGTERM, then stops cleanly between two batches. Exit status 1 if a version stopped on an\n"
          "error.\n",
          {{"for", "DURATION", false, "stop after this long, e.g. 500ms, 30s, 5m, 1h"}}},
+        {command_id::rollout,
+         "rollout",
+         "<projection> --to <version> [--steps LIST] [--every DURATION] [--max-discrepancy SHARE] "
+         "[--min-shadow N] [--max-lag N] [--expect-change COLUMN]... [--sample SHARE] [--no-live] | "
+         "rollout status [<projection>] | rollout abort [<projection>]",
+         1,
+         2,
+         "roll a version out step by step, promoted or rolled back by its gates",
+         "Saves a rollout plan in the storage and starts it: the structural diff against the primary\n"
+         "first, then each step of traffic in turn. The application's processes follow the plan: a step\n"
+         "moves on once it has lasted --every and has --min-shadow shadow reads, with at most\n"
+         "--max-discrepancy of them differing (columns given with --expect-change do not count) and\n"
+         "the candidate at most --max-lag events behind; after 100% the version serves every query and\n"
+         "is made live (unless --no-live). A failing gate sends every query back to the primary at\n"
+         "once and stops the plan rolled_back. 'rollout status' shows the plan, its step, the shadow\n"
+         "reads and the discrepant keys with both answers; 'rollout abort' stops it by hand (the\n"
+         "projection may be left out when only one has a rollout).\n",
+         {{"to", "VERSION", false, "the version to roll out (required)"},
+          {"steps", "LIST", false,
+           "shares in percent, e.g. 1,10,50,100 (the default); a predicate's name may come first"},
+          {"every", "DURATION", false, "the least time at each step, e.g. 10m (default 10m)"},
+          {"max-discrepancy", "SHARE", false, "the largest share of shadow reads that may differ (default 0.1%)"},
+          {"min-shadow", "N", false, "the least shadow reads compared at each step (default 1000)"},
+          {"max-lag", "N", false, "the candidate's largest lag in events (default: not gated)"},
+          {"expect-change", "COLUMN", true, "a column allowed to differ (repeat, or separate with commas)"},
+          {"sample", "SHARE", false, "the share of queries shadowed (default 100%)"},
+          {"no-live", "", false, "after 100%, leave the candidate at every query without making it live"}}},
         {command_id::help, "help", "[<command>]", 0, 1, "show this help, or a command's", "", {}},
     };
     return all;

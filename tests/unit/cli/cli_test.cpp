@@ -346,9 +346,9 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     r = run(app.cli, {"frobnicate", "tickets_v2"});
     CHECK(r.status == 2);
     CHECK(r.out.empty());
-    CHECK_THAT(r.err,
-               Catch::StartsWith("app: unknown command 'frobnicate'; the commands are: init, backfill, "
-                                 "catch-up, status, verify, switch, live, rollback, reset, delete, run, help\n"));
+    CHECK_THAT(r.err, Catch::StartsWith(
+                          "app: unknown command 'frobnicate'; the commands are: init, backfill, "
+                          "catch-up, status, verify, switch, live, rollback, reset, delete, run, rollout, help\n"));
 
     r = run(app.cli, {"init", "tickets_v9"});
     CHECK(r.status == 2);

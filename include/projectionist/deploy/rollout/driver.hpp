@@ -50,11 +50,6 @@ using rollout_check = std::function<std::optional<std::string>(const rollout_rec
 
 namespace detail::rollout {
 
-[[nodiscard]] inline std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 [[nodiscard]] inline std::string random_id() {
     std::random_device device;
     std::mt19937_64 bits((static_cast<std::uint64_t>(device()) << 32) ^ device() ^

@@ -112,6 +112,16 @@ struct rollout_record {
     }
 };
 
+namespace detail::rollout {
+
+/// The clock of a plan's steps: the system clock, shared by the processes, in ms since the epoch.
+[[nodiscard]] inline std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace detail::rollout
+
 /// Steps of whole percentages: `percent_steps({1, 10, 50, 100})`.
 [[nodiscard]] inline std::vector<rollout_step> percent_steps(std::initializer_list<unsigned> percents) {
     std::vector<rollout_step> out;
