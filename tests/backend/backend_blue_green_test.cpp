@@ -142,7 +142,8 @@ TEST_CASE("the command line drives the blue-green steps on this backend", "[back
     CHECK(r.status == 0);
     CHECK_THAT(r.out, StartsWith("deleted tickets_v1"));
     CHECK_FALSE(a.storage.has_table("tickets_v1"));
-    CHECK_FALSE(a.storage.find_catalog("tickets_v1").has_value());
+    CHECK(a.storage.find_catalog("tickets_v1")->state == pj::projection_state::deleted);
+    CHECK(a.storage.find_catalog("tickets_v1")->deleted_by == "delete");
     r = a.run({"status"});
     CHECK(r.status == 0);
     CHECK_THAT(r.out, Contains("tickets_v1  deleted") && Contains("tickets_v2  serving  yes"));
@@ -255,14 +256,14 @@ TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[b
     CHECK(v2.state() == pj::projection_state::serving);
     CHECK(a.router.route("any-user") == "tickets_v2");
 
-    // Delete v1: not while it serves; then its tables, checkpoint and catalog row go.
+    // Delete v1: not while it serves; then its tables and checkpoint go, its row a tombstone.
     CHECK_THROWS_AS(a.deployment.remove("tickets_v2"), pj::state_error);
     a.deployment.remove("tickets_v1");
     CHECK(v1.state() == pj::projection_state::deleted);
     CHECK_FALSE(a.storage.has_table("tickets_v1"));
-    CHECK_FALSE(a.storage.find_catalog("tickets_v1").has_value());
+    CHECK(a.storage.find_catalog("tickets_v1")->state == pj::projection_state::deleted);
     CHECK(a.storage.find_table<tickets<2>::table>("tickets_v2")->size() == 68);
-    CHECK(a.storage.catalog().size() == 1);
+    CHECK(a.storage.catalog().size() == 2);
 
     // A later catch-up does not bring v1 back; v2 follows.
     history(a.store, 1, 300);

@@ -677,11 +677,17 @@ TEST_CASE("init, reset and remove touch one version only", "[backend][runner][li
     CHECK(v2.catch_up() == 5);
     CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->find("t-1")->reopened == 1);
 
-    // remove drops exactly v1's tables, checkpoint and catalog row.
+    // remove drops exactly v1's tables and checkpoint; its catalog row stays as a tombstone.
     v1.remove();
     CHECK(v1.state() == pj::projection_state::deleted);
     CHECK_FALSE(storage.has_table("tickets_v1"));
-    CHECK_FALSE(storage.find_catalog("tickets_v1").has_value());
+    const auto tombstone = storage.find_catalog("tickets_v1");
+    REQUIRE(tombstone.has_value());
+    CHECK(tombstone->state == pj::projection_state::deleted);
+    CHECK(tombstone->tables.empty());
+    CHECK_FALSE(tombstone->live);
+    CHECK(tombstone->deleted_by == "remove");
+    CHECK(tombstone->deleted_at.size() == 20);  // 2026-12-04T16:20:05Z
     if (backend::speaks_sql)
         CHECK(fx.scalar("SELECT coalesce(max(position), 0) FROM projectionist_checkpoints WHERE projection = "
                         "'tickets_v1'") == 0);
@@ -694,8 +700,8 @@ TEST_CASE("init, reset and remove touch one version only", "[backend][runner][li
     other.remove();
     CHECK_FALSE(storage.has_table("board_v1"));
     CHECK_FALSE(storage.has_table("board_v1_by_type"));
-    CHECK_FALSE(storage.find_catalog("board_v1").has_value());
-    CHECK(storage.catalog().size() == 1);
+    CHECK(storage.find_catalog("board_v1")->state == pj::projection_state::deleted);
+    CHECK(storage.catalog().size() == 3);  // v2, and the tombstones of v1 and board_v1
 
     // A removed version does not come back by itself; init starts it over.
     append_ticket(store, "t-3", "bug", 0, false);

@@ -28,6 +28,11 @@ void check_same(const std::optional<pj::catalog_entry>& got, const pj::catalog_e
     CHECK(got->partitioning == want.partitioning);
     CHECK(got->tables == want.tables);
     CHECK(got->generation == want.generation);
+    CHECK(got->fingerprint == want.fingerprint);
+    CHECK(got->definition == want.definition);
+    CHECK(got->deleted_at == want.deleted_at);
+    CHECK(got->deleted_by == want.deleted_by);
+    CHECK(got->retain_until == want.retain_until);
 }
 
 }  // namespace
@@ -347,6 +352,14 @@ TEST_CASE("the catalog round-trips through sessions and the storage", "[backend]
     e.generation = (std::uint64_t{1} << 40) + 7;
     s.save_catalog(e);
     check_same(s.find_catalog(), e);
+    check_same(storage.find_catalog("tickets_v2"), e);
+    // The definition, the tombstone and the retention round-trip, quotes and newlines included.
+    e.fingerprint = "0123456789abcdef";
+    e.definition = "projection tickets_v2\ncolumn 'it''s' \"std::string\"";
+    e.deleted_at = "2026-12-04T16:20:05Z";
+    e.deleted_by = "delete";
+    e.retain_until = "2027-01-31";
+    s.save_catalog(e);
     check_same(storage.find_catalog("tickets_v2"), e);
 
     // Every state and both live flags; no tables at all.

@@ -94,10 +94,12 @@ inline std::pair<entry_ptr, std::string_view> find_projection_or_version(const s
 inline int cmd_init(const parsed_command& p, session& s) {
     auto [e, v] = find_version(s, p.args[0]);
     const projection_state before = e->refresh(v);
-    if (!e->init(v)) {  // initialized already: init only created a table a newer build declares, if any
+    const init_result done = e->init(v);
+    if (!done) {  // initialized already: init only created a table a newer build declares, if any
         s.out << fmt::format("{} is initialized already (it is {}); nothing to do\n", v, to_string(before));
         return 0;
     }
+    if (done.recreated) s.out << "note: " << done.note << '\n';
     s.out << fmt::format("initialized {} (tables: {}); it is {}\nnext: {} backfill {}\n", v, join(e->tables_of(v)),
                          to_string(e->refresh(v)), s.program, v);
     return 0;
@@ -354,19 +356,12 @@ inline int cmd_reset(const parsed_command& p, session& s) {
 
 inline int cmd_delete(const parsed_command& p, session& s) {
     auto [e, v] = find_version(s, p.args[0]);
-    const auto tables = e->remove(v);  // refused while the router sends it queries or it serves; drained first
-    s.out << fmt::format("deleted {}: dropped its tables ({}), checkpoint and catalog row\n", v, join(tables));
-    if (!e->manual_kickoff(v))
-        s.out << fmt::format(
-            "note: {} has automatic kick-off: a process that still runs it (the application following the log, or "
-            "catch-up and run in another process) initializes it again and replays history; remove it from the "
-            "deployment in code\n",
-            v);
-    if (auto routing = e->routing(); routing && routing->previous == v)
-        s.out << fmt::format(
-            "note: the router of {} still names {} as the version to roll back to; a rollback is refused until it "
-            "is initialized and backfilled again\n",
-            e->base_name(), v);
+    // Refused while the router sends it queries, it serves, or it is retained; drained first.
+    const auto tables = e->remove(v, {.force = p.has("force"), .by = "delete"});
+    s.out << fmt::format(
+        "deleted {}: dropped its tables ({}) and checkpoint; the catalog keeps it as deleted, so no process "
+        "re-creates it but an explicit init, and the router has forgotten it\n",
+        v, join(tables));
     return 0;
 }
 

@@ -212,14 +212,16 @@ inline const std::vector<command_spec>& commands() {
          {}},
         {command_id::remove,
          "delete",
-         "<version>",
+         "<version> [--force]",
          1,
          1,
-         "drop a version's tables, checkpoint and catalog row",
-         "Drops the tables the catalog lists as the version's own, its checkpoint and its catalog\n"
-         "row; other versions are untouched. Refused while the version serves queries or the router\n"
-         "sends it a share of them; waits for queries still running on it first.\n",
-         {}},
+         "drop a version's tables and checkpoint; the catalog remembers it deleted",
+         "Drops the tables the catalog lists as the version's own and its checkpoint, and leaves it\n"
+         "in the catalog as deleted (when, by which command): no process re-creates it but an\n"
+         "explicit init. The router forgets it. Other versions are untouched. Refused while the\n"
+         "version serves queries or the router sends it a share of them, and before its retention\n"
+         "date unless --force; waits for queries still running on it first.\n",
+         {{"force", "", false, "delete even before the version's retention date"}}},
         {command_id::run,
          "run",
          "[--for DURATION]",

@@ -114,9 +114,10 @@ public:
         return false;
     }
 
-    /// Creates a version's tables and catalog row (ends a manual version's dormancy).
-    void init(std::string_view name) {
-        visit(name, [](auto& r) { r.init(); });
+    /// Creates a version's tables and catalog row (ends a manual version's dormancy). A deleted
+    /// version is re-created only this way; the result says so (`init_result::recreated`).
+    init_result init(std::string_view name) {
+        return visit(name, [](auto& r) { return r.init(); });
     }
 
     /// Replays a version's history up to the head as of the call.
@@ -164,10 +165,11 @@ public:
         visit_unserved(name, "reset", [](auto& r) { r.reset(); });
     }
 
-    /// Drops a version's own tables, checkpoint and catalog row. Other versions are untouched. A
-    /// serving version cannot be deleted.
-    void remove(std::string_view name) {
-        visit_unserved(name, "delete", [](auto& r) { r.remove(); });
+    /// Drops a version's own tables and checkpoint, leaving a tombstone in the catalog and
+    /// forgetting it in the router's saved setting (runner::remove). Other versions are untouched.
+    /// A serving version cannot be deleted, nor one retained until a later day unless forced.
+    void remove(std::string_view name, remove_options options = {}) {
+        visit_unserved(name, "delete", [&](auto& r) { r.remove(options); });
     }
 
     /// One status per version, in the order of the runners.

@@ -35,7 +35,9 @@ inline constexpr std::string_view application_name = "projectionist";
 /// The schema version this build reads and writes. A schema with a newer one is refused; an older
 /// one is brought up to date when opened (`open_database`). Version 2 added the workers' tables
 /// (projectionist_leases, projectionist_workers), nothing else: its migration is the DDL itself.
-inline constexpr int schema_version = 2;
+/// Version 3 added the catalog's fingerprint, definition, tombstone and retention columns (the
+/// ALTER TABLE statements after the catalog's CREATE TABLE).
+inline constexpr int schema_version = 3;
 /// Advisory lock class ids ("PRJS", "PRJA"): the first key of pg_advisory_xact_lock(int, int).
 /// `schema_lock_class` serializes schema creation; `append_lock_class` serializes appends to
 /// one schema's event log (see basic_postgres_event_store for why).
@@ -107,6 +109,12 @@ CREATE TABLE IF NOT EXISTS projectionist_catalog(
     partitioning text NOT NULL,
     tables text NOT NULL,
     generation bigint NOT NULL);
+ALTER TABLE projectionist_catalog
+    ADD COLUMN IF NOT EXISTS fingerprint text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS definition text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS deleted_at text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS deleted_by text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS retain_until text NOT NULL DEFAULT '';
 CREATE TABLE IF NOT EXISTS projectionist_checkpoints(
     projection text PRIMARY KEY,
     position bigint NOT NULL);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -33,8 +34,14 @@ namespace detail::sqlite {
 /// "PRJT": marks a file as projectionist's, so that a foreign database is never modified.
 inline constexpr std::int32_t application_id = 0x50524A54;
 /// The schema this build reads and writes. A file with a newer one is refused; an older one is
-/// brought up to date when it is opened (version 2 added the per-batch aggregate positions).
-inline constexpr std::int32_t schema_version = 2;
+/// brought up to date when it is opened (version 2 added the per-batch aggregate positions,
+/// version 3 the catalog's fingerprints, tombstones and retention: `catalog_columns_v3`).
+inline constexpr std::int32_t schema_version = 3;
+
+/// The catalog's columns added by schema version 3 (each TEXT NOT NULL DEFAULT ''), added to an
+/// older file's catalog when it is opened.
+inline constexpr std::array<const char*, 5> catalog_columns_v3{"fingerprint", "definition", "deleted_at", "deleted_by",
+                                                               "retain_until"};
 
 inline std::int64_t pragma_int(const connection& db, const char* pragma) {
     statement s(db, fmt::format("PRAGMA {}", pragma));
@@ -124,7 +131,12 @@ CREATE TABLE IF NOT EXISTS projectionist_catalog(
     live INTEGER NOT NULL,
     partitioning TEXT NOT NULL,
     tables TEXT NOT NULL,
-    generation INTEGER NOT NULL);
+    generation INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL DEFAULT '',
+    definition TEXT NOT NULL DEFAULT '',
+    deleted_at TEXT NOT NULL DEFAULT '',
+    deleted_by TEXT NOT NULL DEFAULT '',
+    retain_until TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS projectionist_checkpoints(
     projection TEXT PRIMARY KEY,
     position INTEGER NOT NULL);
@@ -164,6 +176,13 @@ CREATE TABLE IF NOT EXISTS projectionist_dead_letters(
     parked INTEGER NOT NULL,
     recorded_at INTEGER NOT NULL);
 )sql");
+        for (const char* column : catalog_columns_v3) {  // a catalog of schema version 2 or older
+            statement has(db, "SELECT 1 FROM pragma_table_info('projectionist_catalog') WHERE name = ?");
+            has.bind(1, std::string_view(column));
+            if (!has.step())
+                db.exec(
+                    fmt::format("ALTER TABLE projectionist_catalog ADD COLUMN {} TEXT NOT NULL DEFAULT ''", column));
+        }
         db.exec("COMMIT");
     } catch (...) {
         db.exec("ROLLBACK");

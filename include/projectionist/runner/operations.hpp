@@ -28,14 +28,23 @@ runner<Projection, Policies...>::runner(event_store_type& store, storage_type& s
         state_ = entry->state;
         live_ = entry->live;
         generation_ = entry->generation;
+        if (state_ == projection_state::deleted) tombstone_ = entry;
         if (state_ != projection_state::declared && state_ != projection_state::deleted) open_tables();
     }
     publish_status();
 }
 
 template <class Projection, class... Policies>
-void runner<Projection, Policies...>::init() {
+init_result runner<Projection, Policies...>::init() {
     sync_catalog();
+    init_result result;
+    result.created = !initialized();
+    if (state_ == projection_state::deleted && tombstone_) {
+        result.recreated = true;
+        result.note =
+            fmt::format("{} was deleted{}; init re-creates it (empty tables, history replayed from the start)",
+                        name_of<Projection>, detail::deleted_when(*tombstone_));
+    }
     const projection_state next = initialized() ? state_ : projection_state::initialized;
     if (!initialized()) ++generation_;
     begin_lifecycle();
@@ -49,7 +58,9 @@ void runner<Projection, Policies...>::init() {
         throw;
     }
     state_ = next;
+    tombstone_.reset();
     publish_status();
+    return result;
 }
 
 template <class Projection, class... Policies>
@@ -135,18 +146,41 @@ void runner<Projection, Policies...>::reset() {
 }
 
 template <class Projection, class... Policies>
-void runner<Projection, Policies...>::remove() {
+void runner<Projection, Policies...>::remove(remove_options options) {
     const auto entry = session_.find_catalog();
+    if (entry && !options.force && !entry->retain_until.empty() && detail::utc_now_text(false) < entry->retain_until)
+        throw state_error(
+            fmt::format("projectionist: cannot delete {}: it is retained until {}; delete it on or after "
+                        "that day, or force the delete (--force on the command line)",
+                        name_of<Projection>, entry->retain_until));
     begin_lifecycle();
     try {
+        if constexpr (requires { session_.save_setting(std::string_view{}, std::string_view{}); }) {
+            // The router forgets the version with its tables, or neither happens.
+            const std::string key = detail::router_setting_key(Projection::base_name);
+            if (auto saved = session_.find_setting(key))
+                if (auto forgotten =
+                        detail::routing::forget_deleted(*saved, Projection::base_name, name_of<Projection>))
+                    session_.save_setting(key, *forgotten);
+        }
         if constexpr (detail::has_remove_hook<Projection, context_type>) {
             if (initialized()) projection_.remove(context_);
         }
         if (entry)
             for (const std::string& t : entry->tables) session_.drop_table(t);
         session_.reset_checkpoint();
-        session_.erase_catalog();
+        catalog_entry tombstone = make_catalog_entry(projection_state::deleted, false);
+        tombstone.tables.clear();
+        tombstone.deleted_at = detail::utc_now_text();
+        tombstone.deleted_by = options.by;
+        if (entry) {
+            tombstone.fingerprint = entry->fingerprint.empty() ? tombstone.fingerprint : entry->fingerprint;
+            tombstone.definition = entry->definition.empty() ? tombstone.definition : entry->definition;
+            tombstone.retain_until = entry->retain_until;
+        }
+        session_.save_catalog(tombstone);
         session_.commit(*checkpoint_, {});
+        tombstone_ = std::move(tombstone);
     } catch (...) {
         session_.rollback();
         checkpoint_ = &session_.load_checkpoint();
@@ -255,7 +289,8 @@ void runner<Projection, Policies...>::publish_status() {
     else if (error_)
         status_.note = "stopped after an error; resume() or reset() to continue";
     else if (state_ == projection_state::deleted)
-        status_.note = "removed; init to start again";
+        status_.note = fmt::format("deleted{}; only an explicit init re-creates it",
+                                   tombstone_ ? detail::deleted_when(*tombstone_) : std::string());
     else if (!bulk_note_.empty())
         status_.note = bulk_note_;
     else

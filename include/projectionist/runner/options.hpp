@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <string_view>
 
 #include <projectionist/workers/partition.hpp>
@@ -48,6 +49,27 @@ struct runner_options {
     std::uint64_t bulk_flush_every = 10'000'000;
 
     static constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
+};
+
+/// How a version is deleted (`runner::remove`, `deployment::remove`, the command line's delete).
+struct remove_options {
+    /// Deletes even before the version's retention date (`retain_until`), which is refused otherwise.
+    bool force = false;
+    /// The command recorded in the version's tombstone ("delete" on the command line).
+    std::string by = "remove";
+};
+
+/// What `init` did. Converts to true when it created the version's tables (it was declared or
+/// deleted), false when the version was initialized already.
+struct init_result {
+    bool created = false;
+    /// The version had been deleted: init re-creates it, from an empty table.
+    bool recreated = false;
+    /// In words, e.g. "tickets_v1 was deleted at 2026-12-04T10:00:00Z by delete; init re-creates it
+    /// (empty tables, replaying history from the start)"; empty unless recreated.
+    std::string note;
+
+    explicit operator bool() const noexcept { return created; }
 };
 
 }  // namespace projectionist

@@ -172,8 +172,9 @@ public:
     runner& operator=(const runner&) = delete;
 
     /// Creates the projection's tables (if missing) and its catalog row, and runs its `init`
-    /// member if it has one. Ends a manual projection's dormancy. Idempotent.
-    void init();
+    /// member if it has one. Ends a manual projection's dormancy. Idempotent. A deleted version is
+    /// re-created only by an explicit init, which says so in its result.
+    init_result init();
 
     /// Replays history: from the checkpoint (0 for a new projection) to the head as of this
     /// call, in batches. Returns the number of events applied. A manual projection must be
@@ -195,8 +196,11 @@ public:
     void reset();
 
     /// Drops the tables the catalog lists as this version's own (running its `remove` member
-    /// first, if it has one), its checkpoint and its catalog row. Other versions are untouched.
-    void remove();
+    /// first, if it has one) and its checkpoint, and leaves a tombstone in the catalog (state
+    /// deleted, when, by which command) so that every process sees it deleted; the router's saved
+    /// setting forgets it in the same transaction. Refused (state_error) before the version's
+    /// retention date unless `options.force`, and while the router's setting sends it queries.
+    void remove(remove_options options = {});
 
     /// Lets emitted events through (with emit_when_live). Persisted in the catalog.
     void make_live() { set_live(true); }
@@ -459,6 +463,7 @@ private:
     checkpoint* checkpoint_ = nullptr;
     typename context_type::handle_tuple handles_{};
     bool tables_open_ = false;
+    std::optional<catalog_entry> tombstone_;  ///< the catalog row of a deleted version
     projection_state state_ = projection_state::declared;
     std::uint64_t generation_ = 0;
     bool live_ = false;

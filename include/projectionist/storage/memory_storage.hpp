@@ -435,6 +435,11 @@ public:
     [[nodiscard]] std::optional<catalog_entry> find_catalog() const { return storage_->find_catalog(projection_); }
     void save_catalog(const catalog_entry& e) { storage_->save_catalog(e); }
     void erase_catalog() { storage_->erase_catalog(projection_); }
+    /// The storage's settings (a delete forgets the version in its router's setting).
+    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
+        return storage_->find_setting(key);
+    }
+    void save_setting(std::string_view key, std::string_view value) { storage_->save_setting(key, value); }
 
     /// Drops every trace of the projection's checkpoint and dead letters.
     void reset_checkpoint() {

@@ -36,7 +36,8 @@ struct lease_fence {
 namespace detail::pg {
 
 inline constexpr std::string_view catalog_columns =
-    "name, base_name, version, state, live, partitioning, tables, generation";
+    "name, base_name, version, state, live, partitioning, tables, generation, fingerprint, definition, deleted_at, "
+    "deleted_by, retain_until";
 
 inline catalog_entry catalog_row(const result& r, int row) {
     catalog_entry e;
@@ -52,6 +53,11 @@ inline catalog_entry catalog_row(const result& r, int row) {
     e.partitioning = std::string(r.text(row, 5));
     e.tables = split_lines(r.text(row, 6));
     e.generation = static_cast<std::uint64_t>(r.int64(row, 7));
+    e.fingerprint = std::string(r.text(row, 8));
+    e.definition = std::string(r.text(row, 9));
+    e.deleted_at = std::string(r.text(row, 10));
+    e.deleted_by = std::string(r.text(row, 11));
+    e.retain_until = std::string(r.text(row, 12));
     return e;
 }
 
@@ -61,6 +67,23 @@ inline std::optional<catalog_entry> read_catalog(const connection& db, std::stri
     const auto r = db.query(fmt::format("SELECT {} FROM projectionist_catalog WHERE name = $1", catalog_columns), p);
     if (r.rows() == 0) return std::nullopt;
     return catalog_row(r, 0);
+}
+
+inline std::optional<std::string> find_setting(const connection& db, std::string_view key) {
+    params p;
+    p.add(key);
+    const auto r = db.query("SELECT value FROM projectionist_settings WHERE key = $1", p);
+    if (r.rows() == 0) return std::nullopt;
+    return std::string(r.text(0, 0));
+}
+
+inline void save_setting(const connection& db, std::string_view key, std::string_view value) {
+    params p;
+    p.add(key).add(value);
+    db.query(
+        "INSERT INTO projectionist_settings(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = "
+        "excluded.value",
+        p);
 }
 
 /// Whether the connection's schema (the first of its search_path) has a table `name`.
@@ -125,20 +148,9 @@ public:
     /// A persisted setting (e.g. a router's toggles), or nullopt. Settings live in the database,
     /// so a command-line process and the application see the same ones.
     [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
-        detail::pg::params p;
-        p.add(key);
-        const auto r = db_.query("SELECT value FROM projectionist_settings WHERE key = $1", p);
-        if (r.rows() == 0) return std::nullopt;
-        return std::string(r.text(0, 0));
+        return detail::pg::find_setting(db_, key);
     }
-    void save_setting(std::string_view key, std::string_view value) {
-        detail::pg::params p;
-        p.add(key).add(value);
-        db_.query(
-            "INSERT INTO projectionist_settings(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = "
-            "excluded.value",
-            p);
-    }
+    void save_setting(std::string_view key, std::string_view value) { detail::pg::save_setting(db_, key, value); }
 
     /// A typed handle on an existing table, on this object's connection (for queries and tests);
     /// nullopt if there is no such table. Its writes are sent at once.
@@ -313,14 +325,29 @@ public:
             .add(e.live)
             .add(e.partitioning)
             .add(detail::join_lines(e.tables))
-            .add(static_cast<std::int64_t>(e.generation));
+            .add(static_cast<std::int64_t>(e.generation))
+            .add(e.fingerprint)
+            .add(e.definition)
+            .add(e.deleted_at)
+            .add(e.deleted_by)
+            .add(e.retain_until);
         run("pj_save_catalog",
             "INSERT INTO projectionist_catalog(name, base_name, version, state, live, partitioning, tables, "
-            "generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO UPDATE SET base_name = "
-            "excluded.base_name, version = excluded.version, state = excluded.state, live = excluded.live, "
-            "partitioning = excluded.partitioning, tables = excluded.tables, generation = excluded.generation",
+            "generation, fingerprint, definition, deleted_at, deleted_by, retain_until) VALUES ($1, $2, $3, $4, $5, "
+            "$6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (name) DO UPDATE SET base_name = excluded.base_name, "
+            "version = excluded.version, state = excluded.state, live = excluded.live, partitioning = "
+            "excluded.partitioning, tables = excluded.tables, generation = excluded.generation, fingerprint = "
+            "excluded.fingerprint, definition = excluded.definition, deleted_at = excluded.deleted_at, deleted_by = "
+            "excluded.deleted_by, retain_until = excluded.retain_until",
             p);
     }
+
+    /// A setting read and written on this session's connection: inside its open transaction, so
+    /// that a delete forgets the version in the router's setting atomically with its tables.
+    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
+        return detail::pg::find_setting(db_, key);
+    }
+    void save_setting(std::string_view key, std::string_view value) { detail::pg::save_setting(db_, key, value); }
 
     void erase_catalog() {
         detail::pg::params p;

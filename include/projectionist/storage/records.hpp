@@ -45,6 +45,17 @@ struct catalog_entry {
     std::string partitioning;         ///< "global" or "per_aggregate"
     std::vector<std::string> tables;  ///< the tables this version owns; remove drops exactly these
     std::uint64_t generation = 0;     ///< bumped by reset: other processes' runners reload then
+    /// The version's definition as `init` (or `reset`) recorded it (projection/fingerprint.hpp):
+    /// 16 hex digits, and the canonical text they hash, which names what changed on a mismatch.
+    /// Empty in a row written before fingerprints were kept: the next process records its own.
+    std::string fingerprint;
+    std::string definition;
+    /// A deleted version's row stays as a tombstone (state `deleted`, no tables): when it was
+    /// deleted (ISO-8601 UTC) and by which command, so that every process sees it deleted.
+    std::string deleted_at;
+    std::string deleted_by;
+    /// "YYYY-MM-DD": a delete before this day is refused unless forced. Empty: none.
+    std::string retain_until;
 };
 
 /// An event a projection could not apply and skipped (failure policy skip_to_dead_letter), or,

@@ -27,8 +27,8 @@ namespace detail::sqlite {
 
 inline std::optional<catalog_entry> read_catalog(const connection& db, std::string_view name) {
     statement s(db,
-                "SELECT name, base_name, version, state, live, partitioning, tables, generation FROM "
-                "projectionist_catalog WHERE name = ?");
+                "SELECT name, base_name, version, state, live, partitioning, tables, generation, fingerprint, "
+                "definition, deleted_at, deleted_by, retain_until FROM projectionist_catalog WHERE name = ?");
     s.bind(1, name);
     if (!s.step()) return std::nullopt;
     catalog_entry e;
@@ -43,7 +43,28 @@ inline std::optional<catalog_entry> read_catalog(const connection& db, std::stri
     e.partitioning = std::string(s.text(5));
     e.tables = split_lines(s.text(6));
     e.generation = static_cast<std::uint64_t>(s.int64(7));
+    e.fingerprint = std::string(s.text(8));
+    e.definition = std::string(s.text(9));
+    e.deleted_at = std::string(s.text(10));
+    e.deleted_by = std::string(s.text(11));
+    e.retain_until = std::string(s.text(12));
     return e;
+}
+
+inline std::optional<std::string> find_setting(const connection& db, std::string_view key) {
+    statement s(db, "SELECT value FROM projectionist_settings WHERE key = ?");
+    s.bind(1, key);
+    if (!s.step()) return std::nullopt;
+    return std::string(s.text(0));
+}
+
+inline void save_setting(const connection& db, std::string_view key, std::string_view value) {
+    statement s(db,
+                "INSERT INTO projectionist_settings(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    s.bind(1, key);
+    s.bind(2, value);
+    s.run();
 }
 
 inline bool table_exists(const connection& db, std::string_view name) {
@@ -100,19 +121,9 @@ public:
     /// A persisted setting (e.g. a router's toggles), or nullopt. Settings live in the database,
     /// so a command-line process and the application see the same ones.
     [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
-        detail::sqlite::statement s(db_, "SELECT value FROM projectionist_settings WHERE key = ?");
-        s.bind(1, key);
-        if (!s.step()) return std::nullopt;
-        return std::string(s.text(0));
+        return detail::sqlite::find_setting(db_, key);
     }
-    void save_setting(std::string_view key, std::string_view value) {
-        detail::sqlite::statement s(db_,
-                                    "INSERT INTO projectionist_settings(key, value) VALUES (?, ?) "
-                                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-        s.bind(1, key);
-        s.bind(2, value);
-        s.run();
-    }
+    void save_setting(std::string_view key, std::string_view value) { detail::sqlite::save_setting(db_, key, value); }
 
     /// A typed handle on an existing table, on this object's connection (for queries and tests);
     /// nullopt if there is no such table.
@@ -228,11 +239,14 @@ public:
     void save_catalog(const catalog_entry& e) {
         detail::sqlite::statement s(db_,
                                     "INSERT INTO projectionist_catalog(name, base_name, version, state, live, "
-                                    "partitioning, tables, generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON "
+                                    "partitioning, tables, generation, fingerprint, definition, deleted_at, "
+                                    "deleted_by, retain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON "
                                     "CONFLICT(name) DO UPDATE SET base_name = excluded.base_name, version = "
                                     "excluded.version, state = excluded.state, live = excluded.live, partitioning = "
                                     "excluded.partitioning, tables = excluded.tables, generation = "
-                                    "excluded.generation");
+                                    "excluded.generation, fingerprint = excluded.fingerprint, definition = "
+                                    "excluded.definition, deleted_at = excluded.deleted_at, deleted_by = "
+                                    "excluded.deleted_by, retain_until = excluded.retain_until");
         const std::string tables = detail::join_lines(e.tables);
         s.bind(1, e.name);
         s.bind(2, e.base_name);
@@ -242,8 +256,20 @@ public:
         s.bind(6, e.partitioning);
         s.bind(7, tables);
         s.bind(8, static_cast<std::int64_t>(e.generation));
+        s.bind(9, e.fingerprint);
+        s.bind(10, e.definition);
+        s.bind(11, e.deleted_at);
+        s.bind(12, e.deleted_by);
+        s.bind(13, e.retain_until);
         s.run();
     }
+
+    /// A setting read and written on this session's connection: inside its open transaction, so
+    /// that a delete forgets the version in the router's setting atomically with its tables.
+    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
+        return detail::sqlite::find_setting(db_, key);
+    }
+    void save_setting(std::string_view key, std::string_view value) { detail::sqlite::save_setting(db_, key, value); }
 
     void erase_catalog() {
         detail::sqlite::statement s(db_, "DELETE FROM projectionist_catalog WHERE name = ?");

@@ -300,21 +300,19 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     CHECK_THAT(r.err, Catch::Contains("cannot reset tickets_v2: the router sends it queries (the primary)"));
     r = run(app.cli, {"delete", "tickets_v1"});
     CHECK(r.status == 0);
-    CHECK_THAT(r.out, Catch::StartsWith("deleted tickets_v1: dropped its tables (tickets_v1), checkpoint and catalog "
-                                        "row\n"));
-    CHECK_THAT(r.out, Catch::Contains("note: tickets_v1 has automatic kick-off: a process that still runs it") &&
-                          Catch::Contains("note: the router of tickets still names tickets_v1 as the version to roll "
-                                          "back to"));
+    CHECK_THAT(r.out, Catch::StartsWith("deleted tickets_v1: dropped its tables (tickets_v1) and checkpoint; the "
+                                        "catalog keeps it as deleted"));
+    CHECK(app.storage.find_catalog("tickets_v1")->deleted_by == "delete");
     CHECK_FALSE(app.storage.has_table("tickets_v1"));
     CHECK(app.storage.has_table("tickets_v2"));
     r = run(app.cli, {"delete", "tickets_v1"});
     CHECK(r.status == 1);
     CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v1: it is deleted; run init tickets_v1 first"));
 
-    // a rollback to the deleted version is refused; catching up does not bring it back
+    // the router forgot the deleted version: nothing to roll back; catching up does not bring it back
     r = run(app.cli, {"rollback", "tickets"});
     CHECK(r.status == 1);
-    CHECK_THAT(r.err, Catch::Contains("cannot roll tickets back to tickets_v1: it is deleted"));
+    CHECK_THAT(r.err, Catch::Contains("nothing to roll back"));
     CHECK(app.router.route("any-user") == "tickets_v2");
     append_tickets(app.store, 2, 200);
     r = run(app.cli, {"catch-up", "tickets"});
@@ -329,7 +327,7 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     r = run(app.cli, {"status"});
     CHECK(r.status == 0);
     CHECK_THAT(r.out, Catch::Contains("tickets_v1  deleted") && Catch::Contains("tickets_v2  serving  yes") &&
-                          Catch::Contains("removed; init to start again"));
+                          Catch::Contains("by delete; only an explicit init re-creates it"));
     CHECK(sqlite_test::integrity_ok(dir.file("app.db")));
 }
 

@@ -183,12 +183,12 @@ public:
 
     // ---- the life cycle, guarded ---------------------------------------------------------------
 
-    /// Creates the version's tables and catalog row. Returns false if it was initialized already
-    /// (init then only creates a table a newer build declares, if any).
-    bool init(std::string_view version) {
-        const projection_state before = refresh(version);
-        init_version(version);
-        return before == projection_state::declared || before == projection_state::deleted;
+    /// Creates the version's tables and catalog row. The result converts to false if it was
+    /// initialized already (init then only creates a table a newer build declares, if any), and
+    /// says when it re-created a deleted version.
+    init_result init(std::string_view version) {
+        refresh(version);
+        return init_version(version);
     }
 
     /// Replays the version's history up to the head as of the call; it must be initialized.
@@ -312,11 +312,12 @@ public:
 
     /// Drops the version's own tables, checkpoint and catalog row, with the same refusals and
     /// wait as `reset`. Returns the names of the tables dropped.
-    std::vector<std::string> remove(std::string_view version) {
+    std::vector<std::string> remove(std::string_view version, remove_options options = {}) {
         require_no_traffic(version, "delete");
         drain(version, "delete");
         auto tables = tables_of(version);
-        remove_version(version);
+        remove_version(version, options);
+        refresh();  // the router takes in its saved setting, which forgot the version
         return tables;
     }
 
@@ -349,13 +350,13 @@ public:
 
 protected:
     // ---- the deployment and the router, unguarded ----------------------------------------------
-    virtual void init_version(std::string_view version) = 0;
+    virtual init_result init_version(std::string_view version) = 0;
     virtual std::uint64_t backfill_version(std::string_view version) = 0;
     virtual std::uint64_t catch_up_version(std::string_view version) = 0;
     virtual void make_live_version(std::string_view version) = 0;
     virtual void serve_version(std::string_view version) = 0;
     virtual void reset_version(std::string_view version) = 0;
-    virtual void remove_version(std::string_view version) = 0;
+    virtual void remove_version(std::string_view version, const remove_options& options) = 0;
     virtual void router_switch_to(std::string_view version) = 0;
     virtual void router_rollout(std::string_view version, unsigned basis_points) = 0;
     virtual void router_rollback() = 0;

@@ -161,7 +161,7 @@ public:
     }
 
 protected:
-    void init_version(std::string_view version) override { deployment_.init(version); }
+    init_result init_version(std::string_view version) override { return deployment_.init(version); }
     std::uint64_t backfill_version(std::string_view version) override { return deployment_.backfill(version); }
     std::uint64_t catch_up_version(std::string_view version) override {
         return deployment_.visit(version, [](auto& r) { return r.catch_up(); });
@@ -169,7 +169,9 @@ protected:
     void make_live_version(std::string_view version) override { deployment_.make_live(version); }
     void serve_version(std::string_view version) override { deployment_.serve(version); }
     void reset_version(std::string_view version) override { deployment_.reset(version); }
-    void remove_version(std::string_view version) override { deployment_.remove(version); }
+    void remove_version(std::string_view version, const remove_options& options) override {
+        deployment_.remove(version, options);
+    }
 
     void router_switch_to(std::string_view version) override {
         if constexpr (routed)

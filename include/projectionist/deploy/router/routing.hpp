@@ -488,8 +488,11 @@ private:
     template <class Fn>
     void change(Fn&& fn) {
         std::lock_guard lock(write_mutex_);
-        state next = load();
+        const state before = load();
+        state next = before;
         fn(next);
+        if (next.primary != before.primary) require_not_deleted(next.primary);
+        if (next.candidate && next.candidate != before.candidate) require_not_deleted(*next.candidate);
         settings_.save(setting_key(), detail::routing::format_routing_state(next, version_names));
         next.predicate = current_state()->predicate;
         publish(std::move(next));
@@ -523,13 +526,56 @@ private:
 
     // ---- the persisted text (router/state.hpp) --------------------------------------------------
 
+    /// The persisted state. With a settings object that is a storage, versions the catalog says
+    /// are deleted are left out (a deleted previous primary is forgotten, a deleted candidate
+    /// cancelled), and a version this build does not have but that still exists is refused
+    /// with the commands that retire it.
     [[nodiscard]] state load() const {
         state s;
         const std::string key = setting_key();
-        if (auto saved = settings_.find(key))
-            static_cast<detail::routing::routing_state&>(s) =
-                detail::routing::parse_routing_state(*saved, {projection_name, key, version_names});
+        auto saved = settings_.find(key);
+        if (!saved) return s;
+        if (settings_.has_catalog()) {
+            for (const auto& t : detail::routing::routing_tokens(*saved))
+                if ((t.key == "primary" || t.key == "candidate" || t.key == "previous") && !find_index(t.value))
+                    if (auto entry = settings_.catalog(t.value); entry && entry->state != projection_state::deleted)
+                        throw error(
+                            fmt::format("projectionist: router '{}': the saved setting '{}' names {} '{}', a version "
+                                        "this build does not have, and {} is not deleted (it is {}); with a release "
+                                        "that still has its code, {}delete {}",
+                                        projection_name, key, t.key, t.value, t.value, to_string(entry->state),
+                                        t.key == "previous" ? ""
+                                                            : fmt::format("switch {} --to <one of: {}>, then ",
+                                                                          projection_name, known_names()),
+                                        t.value),
+                            context());
+            *saved = detail::routing::without_deleted(
+                *saved, [&](std::string_view name) { return deleted(name); }, version_names[0]);
+        }
+        static_cast<detail::routing::routing_state&>(s) =
+            detail::routing::parse_routing_state(*saved, {projection_name, key, version_names});
         return s;
+    }
+
+    /// Whether the catalog keeps `name` as deleted (a tombstone). A name with no catalog row at all
+    /// stays an error when this build does not know it: nothing says it ever existed.
+    [[nodiscard]] bool deleted(std::string_view name) const {
+        const auto entry = settings_.catalog(name);
+        return entry && entry->state == projection_state::deleted;
+    }
+
+    /// Refuses to send queries to a version whose tables were dropped.
+    void require_not_deleted(std::size_t index) const {
+        if (!settings_.has_catalog()) return;
+        const auto entry = settings_.catalog(version_names[index]);
+        if (!entry || entry->state != projection_state::deleted) return;
+        throw state_error(fmt::format("projectionist: router '{}': cannot send queries to {}: it was deleted{}{} and "
+                                      "its tables are gone; run init {} and backfill it to bring it back",
+                                      projection_name, version_names[index],
+                                      entry->deleted_at.empty() ? "" : fmt::format(" at {}", entry->deleted_at),
+                                      entry->deleted_by.empty() ? "" : fmt::format(" by {}", entry->deleted_by),
+                                      version_names[index]),
+                          context());
     }
 
     detail::routing::settings_ref settings_;
