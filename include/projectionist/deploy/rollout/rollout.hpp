@@ -9,7 +9,7 @@
 ///     pj::rollout tickets_rollout(control, router, storage);
 ///     tickets_rollout.add_predicate("internal", [](std::string_view user) { return user.starts_with("staff-"); });
 ///     tickets_rollout.start({.candidate = "tickets_v2", .steps = pj::percent_steps({1, 10, 50, 100}),
-///                            .dwell = 10min, .min_shadow_reads = 1000, .max_discrepancy = 0.001,
+///                            .dwell = std::chrono::minutes(10), .min_shadow_reads = 1000, .max_discrepancy = 0.001,
 ///                            .expected_changes = {"status"}});
 ///     std::jthread follower([&](std::stop_token stop) { tickets_rollout.run(stop); });  // every process
 ///     auto row = tickets_rollout.shadow_query(user, find_ticket);                        // every query
