@@ -15,9 +15,10 @@
 # every test it would run runs in 2 under the sanitizers.
 #
 # Time (the whole run must fit a 2-core CI machine without ccache in 25 minutes):
-# - the clang build starts while the tests of 2 run, one compile at a time and at the lowest CPU
-#   priority (nice 19), so that it takes only the CPU those tests leave idle (they wait on
-#   PostgreSQL, Prometheus and child processes); when they end, it goes on with every core.
+# - the clang build starts first, in the background, one compile at a time and at the lowest CPU
+#   priority (nice 19): it takes only the CPU that 2 leaves idle (the last long compiles of its
+#   build; its tests waiting on PostgreSQL, Prometheus and child processes); when 2 ends, it goes
+#   on with every core.
 # - the test executables share a precompiled header (tests/CMakeLists.txt, projectionist_test_pch):
 #   about 40% of clang's time on a small test file, 5% of gcc's under the sanitizers, where code
 #   generation dominates. It is on unless a compiler launcher (ccache) is set.
@@ -47,11 +48,7 @@ mapfile -t sources < <(cd "$root" && git ls-files '*.hpp' '*.cpp' 2>/dev/null ||
 asan="$builds/gcc-asan-ubsan"
 clang="$builds/clang"
 
-section "gcc-asan-ubsan: configure and build"
-cmake -S "$root" -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DPROJECTIONIST_SANITIZE=ON >/dev/null
-cmake --build "$asan" -j"$jobs"
-
-section "clang: configure; build in the background while gcc-asan-ubsan's tests run"
+section "clang: configure; build in the background, at the lowest priority"
 cmake -S "$root" -B "$clang" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O0 -DCMAKE_CXX_COMPILER=clang++-14 \
   -DPROJECTIONIST_COMPILE_FAIL_TESTS=OFF -DPROJECTIONIST_PACKAGE_TESTS=OFF >/dev/null
 clang_log="$clang/background-build.log"
@@ -65,6 +62,10 @@ stop_clang_build() {
   wait "$clang_build" 2>/dev/null || true
 }
 trap stop_clang_build EXIT
+
+section "gcc-asan-ubsan: configure and build"
+cmake -S "$root" -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DPROJECTIONIST_SANITIZE=ON >/dev/null
+cmake --build "$asan" -j"$jobs"
 
 section "gcc-asan-ubsan: test (all labels)"
 ctest --test-dir "$asan" --output-on-failure -j"$jobs" --timeout 600
