@@ -274,3 +274,28 @@ TEST_CASE("an abort sends the traffic back at once and stops the plan", "[rollou
     CHECK_FALSE(a.router.describe().candidate);
     CHECK_THROWS_AS(a.rollout.abort("twice"), pj::state_error);
 }
+
+TEST_CASE("a plan may begin with a named predicate: those keys first, then the shares", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<good_v2> a(where);
+    a.deploy_v2();
+    auto plan = quick_plan();
+    plan.steps = {{0, "staff"}, {10000, {}}};
+    CHECK_THROWS_WITH(a.rollout.start(plan), Catch::Contains("no predicate named 'staff' is registered"));
+    a.rollout.add_predicate("staff", [](std::string_view user) { return user.ends_with("7"); });
+    a.rollout.start(plan);
+    a.rollout.tick();
+    REQUIRE(w.record().state == pj::rollout_state::running);
+    CHECK(a.router.describe().predicate);
+    CHECK(a.router.describe().basis_points == 0);
+    CHECK(a.router.route(user(17)) == "tickets_v2");  // staff first
+    CHECK(a.router.route(user(18)) == "tickets_v1");
+    a.start_following();
+    const auto r = ask_until_done(a, w, [](const pj::rollout_record&) {});
+    a.stop();
+    CHECK(r.state == pj::rollout_state::completed);
+    CHECK_FALSE(a.router.describe().predicate);  // cleared once the plan is done
+    CHECK(a.router.route(user(18)) == "tickets_v2");
+}

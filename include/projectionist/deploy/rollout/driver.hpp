@@ -140,6 +140,13 @@ public:
                 fmt::format("projectionist: cannot start a rollout of {}: {} is being rolled out by "
                             "hand already ({}); roll it back first",
                             projection(), *routing.candidate, router_status::format_share(routing.basis_points)));
+        const std::string& predicate = plan.steps.front().predicate;
+        if (!predicate.empty() && predicates_.find(predicate) == predicates_.end())
+            throw error(
+                fmt::format("projectionist: rollout of {} to {}: no predicate named '{}' is registered; "
+                            "register it with add_predicate(\"{}\", ...) in every process that serves "
+                            "queries",
+                            projection(), plan.candidate, predicate, predicate));
         const projection_state s = control_.refresh(plan.candidate);
         if (!detail::caught_up_or_later(s))
             throw state_error(fmt::format("projectionist: cannot roll out {}: it is {}; {}", plan.candidate,
@@ -279,9 +286,8 @@ private:
                 router_.prefer_candidate_when(it->second);
                 applied_predicate_ = first.predicate;
             }
-        } else if (!applied_predicate_.empty()) {
-            router_.clear_candidate_preference();
-            applied_predicate_.clear();
+        } else {
+            drop_predicate();
         }
         if (baseline_.plan_id != r.id || baseline_.step != r.step) {
             const shadow_counters now = router_.shadow_stats();
@@ -368,6 +374,13 @@ private:
         r.state = rollout_state::completed;
         r.finished_ms = detail::rollout::now_ms();
         decided(r);
+        drop_predicate();
+    }
+
+    void drop_predicate() {
+        if (applied_predicate_.empty()) return;
+        router_.clear_candidate_preference();
+        applied_predicate_.clear();
     }
 
     void enter_step(rollout_record& r, std::size_t step) {
@@ -395,10 +408,7 @@ private:
                    std::vector<rollout_discrepancy> keys) {
         const auto routing = router_.describe();
         if (routing.candidate == r.plan.candidate) router_.rollback();
-        if (!applied_predicate_.empty()) {
-            router_.clear_candidate_preference();
-            applied_predicate_.clear();
-        }
+        drop_predicate();
         r.state = outcome;
         r.gate = std::move(gate);
         r.reason = std::move(reason);
@@ -413,7 +423,7 @@ private:
         if (active(r.state) && !still_current(r)) {
             const auto routing = router_.describe();  // undo this process's step: the plan stopped meanwhile
             if (routing.candidate == r.plan.candidate) router_.rollback();
-            r = *load();
+            if (auto current = load()) r = std::move(*current);
             return;
         }
         ++r.revision;
