@@ -312,3 +312,55 @@ TEST_CASE("a version's life cycle persists in the catalog, for every process on 
     CHECK(b.deployment.catch_up() == head);
     CHECK(rows_of<tickets<2>::table>(b.storage, "tickets_v2") == reference_rows<tickets<2>>(10));
 }
+
+TEST_CASE("the query path: a version's tables by type, the deployment's status by name, a named predicate",
+          "[backend][blue_green][query]") {
+    backend fx;
+    cli_app a(fx);
+    history(a.store, 10);
+    a.deployment.catch_up();
+    a.deployment.serve("tickets_v1");
+
+    // storage.table<P>() is the table named name_of<P>, on the storage's own connection.
+    auto&& v1 = a.storage.table<tickets<1>>();
+    CHECK(as_optional(v1.find("t-1")) ==
+          as_optional(a.storage.find_table<tickets<1>::table>("tickets_v1")->find("t-1")));
+    CHECK(as_optional(v1.find("t-1")).has_value());
+    CHECK_FALSE(as_optional(a.storage.table<tickets<1>>(pj::rows<ticket_row>).find("t-404")).has_value());
+    // a version not initialized has no table: refused, naming the table and the version
+    CHECK_THROWS_WITH(a.storage.table<tickets<2>>(),
+                      Contains("table tickets_v2 does not exist: tickets_v2 is not initialized, or it was deleted"));
+    CHECK_THROWS_AS(a.storage.table<tickets<2>>(), pj::state_error);
+    a.deployment.init("tickets_v2");
+    a.deployment.backfill("tickets_v2");
+    CHECK(as_optional(a.storage.table<tickets<2>>().find("t-3")) == reference_rows<tickets<2>>(10).at("t-3"));
+
+    // deployment.status(name): the same snapshot as the list, by name; an unknown name lists them
+    CHECK(a.deployment.status("tickets_v2").name == "tickets_v2");
+    CHECK(a.deployment.status("tickets_v2").state == pj::projection_state::caught_up);
+    CHECK(a.deployment.status("tickets_v1").state == pj::projection_state::serving);
+    CHECK_THROWS_WITH(a.deployment.status("tickets_v7"), Contains("the versions are: tickets_v1, tickets_v2"));
+
+    // "internal users first": a named predicate, registered in code, switched on from the command line
+    a.router.register_predicate("internal-users", [](std::string_view user) { return user.starts_with("staff-"); });
+    CHECK(a.run({"switch", "tickets", "--to", "tickets_v2", "--percent", "0"}).status == 0);
+    CHECK(a.router.route("staff-1") == "tickets_v1");
+    auto r = a.run({"predicate", "tickets", "--on", "internal-users"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("predicate internal-users is on"));
+    CHECK(a.router.route("staff-1") == "tickets_v2");
+    CHECK(a.router.route("user-1") == "tickets_v1");
+    if (pj::has_persisted_checkpoint<backend::storage_type>) {
+        app other(fx);  // another process registers the same code and sees the predicate on
+        other.router.register_predicate("internal-users",
+                                        [](std::string_view user) { return user.starts_with("staff-"); });
+        CHECK(other.router.enabled_predicate() == "internal-users");
+        CHECK(other.router.route("staff-9") == "tickets_v2");
+        other.router.disable_predicate();
+        CHECK(other.router.route("staff-9") == "tickets_v1");
+        CHECK(a.router.route("staff-1") == "tickets_v2");  // until it refreshes
+        CHECK(a.router.refresh());
+        CHECK(a.router.route("staff-1") == "tickets_v1");
+        CHECK_FALSE(a.router.enabled_predicate().has_value());
+    }
+}

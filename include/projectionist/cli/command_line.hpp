@@ -4,8 +4,10 @@
 /// the mapping of errors to exit statuses. The rules of the deployment are the controller's
 /// (deploy/controller.hpp); see <projectionist/cli.hpp> for the commands.
 
+#include <algorithm>
 #include <exception>
 #include <iostream>
+#include <list>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -18,6 +20,7 @@
 #include <fmt/format.h>
 
 #include <projectionist/cli/commands.hpp>
+#include <projectionist/cli/custom_command.hpp>
 #include <projectionist/cli/options.hpp>
 #include <projectionist/cli/parser.hpp>
 #include <projectionist/cli/rollout_commands.hpp>
@@ -84,6 +87,30 @@ public:
         return *this;
     }
 
+    /// Adds an application's own command (see cli/custom_command.hpp). Throws `error` for a
+    /// malformed name, a name taken (by a built-in command or an added one), or no `run`.
+    basic_command_line& add_command(command_definition command) {
+        const std::string& name = command.name;
+        const bool well_formed =
+            !name.empty() && name[0] >= 'a' && name[0] <= 'z' && std::all_of(name.begin(), name.end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+            });
+        if (!well_formed)
+            throw error(fmt::format(
+                "projectionist: command_line::add_command('{}'): a command's name is a-z, then a-z, 0-9 and '-'",
+                detail::shown(name)));
+        if (find_command(name) != nullptr)
+            throw error(fmt::format("projectionist: command_line::add_command('{}'): there is a command '{}' already",
+                                    name, name));
+        if (!command.run)
+            throw error(fmt::format("projectionist: command_line::add_command('{}'): give it a run", name));
+        if (command.min_args > command.max_args)
+            throw error(
+                fmt::format("projectionist: command_line::add_command('{}'): min_args is above max_args", name));
+        added_.emplace_back(std::move(command));
+        return *this;
+    }
+
     /// The registered projections' base names, in registration order.
     [[nodiscard]] std::vector<std::string_view> projections() const { return detail::cli::projections_of(entries_); }
     /// Every registered version's name.
@@ -113,7 +140,7 @@ public:
             out << general_usage();
             return 0;
         }
-        const detail::cli::command_spec* spec = detail::cli::find_command(args[0]);
+        const detail::cli::command_spec* spec = find_command(args[0]);
         if (spec == nullptr) {
             err << fmt::format("{}: unknown command '{}'; the commands are: {}\nRun '{} help' for their usage.\n",
                                program(), detail::shown(args[0]), detail::join(command_names()), program());
@@ -146,11 +173,15 @@ public:
     }
 
     /// The text of `help`: every command, the registered projections, the exit statuses.
-    [[nodiscard]] std::string general_usage() const { return detail::cli::general_usage(program(), entries_); }
+    [[nodiscard]] std::string general_usage() const {
+        std::vector<const detail::cli::command_spec*> added;
+        for (const auto& c : added_) added.push_back(&c.spec);
+        return detail::cli::general_usage(program(), entries_, added);
+    }
 
     /// The text of `<command> --help`; empty for an unknown command.
     [[nodiscard]] std::string command_usage(std::string_view command) const {
-        const auto* spec = detail::cli::find_command(command);
+        const auto* spec = find_command(command);
         return spec ? detail::cli::command_usage(program(), *spec, entries_) : std::string();
     }
 
@@ -161,9 +192,18 @@ private:
         return "projectionist";
     }
 
-    static std::vector<std::string_view> command_names() {
+    /// A built-in command, or one the application added; null if none has that name.
+    [[nodiscard]] const detail::cli::command_spec* find_command(std::string_view name) const {
+        if (const auto* spec = detail::cli::find_command(name)) return spec;
+        for (const auto& c : added_)
+            if (c.spec.name == name) return &c.spec;
+        return nullptr;
+    }
+
+    [[nodiscard]] std::vector<std::string_view> command_names() const {
         std::vector<std::string_view> names;
         for (const auto& c : detail::cli::commands()) names.push_back(c.name);
+        for (const auto& c : added_) names.push_back(c.spec.name);
         return names;
     }
 
@@ -195,7 +235,9 @@ private:
             case command_id::remove: return detail::cli::cmd_delete(p, s);
             case command_id::run: return detail::cli::cmd_run(p, s);
             case command_id::rollout: return detail::cli::cmd_rollout(p, s, rollouts_, detail::rollout::now_ms());
+            case command_id::predicate: return detail::cli::cmd_predicate(p, s);
             case command_id::help: return help(p, s);
+            case command_id::custom: return run_added(p, s);
         }
         return 2;
     }
@@ -205,7 +247,7 @@ private:
             s.out << general_usage();
             return 0;
         }
-        const auto* spec = detail::cli::find_command(p.args[0]);
+        const auto* spec = find_command(p.args[0]);
         if (spec == nullptr)
             throw detail::name_error(fmt::format("unknown command '{}'; the commands are: {}", detail::shown(p.args[0]),
                                                  detail::join(command_names())));
@@ -213,7 +255,17 @@ private:
         return 0;
     }
 
+    int run_added(const detail::cli::parsed_command& p, detail::cli::session& s) {
+        for (auto& c : added_)
+            if (&c.spec == p.spec) {
+                command_call call(p, s.out, s.err, s.program, entries_);
+                return c.definition.run(call);
+            }
+        return 2;
+    }
+
     command_line_options options_;
+    std::list<detail::cli::custom_command> added_;  // a list: the parser holds pointers to the specs
     std::string argv0_;
     std::vector<any_controller*> entries_;
     std::vector<std::unique_ptr<any_controller>> owned_;

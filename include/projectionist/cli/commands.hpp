@@ -240,6 +240,12 @@ inline int cmd_status(const parsed_command& p, session& s) {
     return 0;
 }
 
+/// A table's suffix among its version's tables: "" for the main table ("customer_orders_v2"),
+/// "transactions" for "customer_orders_v2_transactions".
+inline std::string table_suffix(std::string_view table, std::string_view version) {
+    return table.size() > version.size() + 1 ? std::string(table.substr(version.size() + 1)) : std::string();
+}
+
 inline int cmd_verify(const parsed_command& p, session& s) {
     auto [ea, a] = find_version(s, p.args[0]);
     auto [eb, b] = find_version(s, p.args[1]);
@@ -257,7 +263,33 @@ inline int cmd_verify(const parsed_command& p, session& s) {
         }
     }
     request.keys = p.values("key");
-    ea->validate(a, b, request);
+    // the tables to compare: the one --table names, or every pair of the same suffix
+    std::vector<verify_request> requests;
+    if (auto table = p.value("table")) {
+        request.table = *table;
+        requests.push_back(request);
+    } else {
+        const std::string_view va = a;  // a structured binding: lambdas capture a copy (clang 14)
+        const auto tables_a = ea->tables_of(a);
+        for (const auto& t : ea->tables_of(b)) {
+            const std::string suffix = table_suffix(t, b);
+            const bool paired = std::any_of(tables_a.begin(), tables_a.end(),
+                                            [&](const std::string& ta) { return table_suffix(ta, va) == suffix; });
+            if (!paired) {
+                s.err << fmt::format("note: {} has no counterpart in {}: not compared\n", t, a);
+                continue;
+            }
+            verify_request r = request;
+            r.table = suffix;
+            if (!suffix.empty()) r.keys.clear();  // --key names rows of the main tables
+            requests.push_back(std::move(r));
+        }
+        for (const auto& t : tables_a)
+            if (std::none_of(requests.begin(), requests.end(),
+                             [&](const verify_request& r) { return r.table == table_suffix(t, va); }))
+                s.err << fmt::format("note: {} has no counterpart in {}: not compared\n", t, b);
+    }
+    for (const auto& r : requests) ea->validate(a, b, r);
     for (auto v : {a, b}) {
         const projection_state st = ea->refresh(v);
         if (st == projection_state::declared || st == projection_state::deleted) break;  // verify refuses it
@@ -269,12 +301,21 @@ inline int cmd_verify(const parsed_command& p, session& s) {
             s.err << fmt::format("note: {} is {} events behind the head; run '{} catch-up' for an exact comparison\n",
                                  v, rs.lag, s.program);
     }
-    const verify::report r = ea->verify(a, b, request);
-    if (p.has("json"))
-        s.out << verify::to_json(r) << '\n';
-    else
-        s.out << verify::to_text(r);
-    return verify::exit_status(r);
+    int status = 0;
+    std::vector<std::string> json;
+    for (const auto& r : requests) {
+        const verify::report report = ea->verify(a, b, r);
+        status = std::max(status, verify::exit_status(report));
+        if (p.has("json")) {
+            json.push_back(verify::to_json(report));
+            continue;
+        }
+        if (requests.size() > 1 && report.structure)
+            s.out << fmt::format("== {} against {}\n", report.structure->a_name, report.structure->b_name);
+        s.out << verify::to_text(report);
+    }
+    if (p.has("json")) s.out << (json.size() == 1 ? json[0] : fmt::format("[{}]", fmt::join(json, ","))) << '\n';
+    return status;
 }
 
 // ---- traffic -----------------------------------------------------------------------------------------
@@ -340,6 +381,27 @@ inline int cmd_rollback(const parsed_command& p, session& s) {
         s.out << fmt::format("{}: rolled back to {}, which serves every query again; {} is {}\n", e->base_name(),
                              r.version, r.primary, to_string(e->refresh(r.primary)));
     s.out << "  router " << e->routing()->to_string() << '\n';
+    return 0;
+}
+
+inline int cmd_predicate(const parsed_command& p, session& s) {
+    entry_ptr e = find_projection(s, p.args[0]);
+    const auto on = p.value("on");
+    if (on && p.has("off")) throw usage_error("give --on NAME or --off, not both");
+    if (on || p.has("off")) {
+        e->set_predicate(on ? std::optional<std::string_view>(*on) : std::nullopt);
+        s.out << (on ? fmt::format("{}: predicate {} is on: the keys it accepts go to the candidate\n", e->base_name(),
+                                   *on)
+                     : fmt::format("{}: the predicate is off: keys go by the share alone\n", e->base_name()));
+    } else {
+        e->refresh();
+    }
+    const auto routing = e->routing();
+    if (!routing) throw error(fmt::format("projectionist: {} has no query router, so no predicate", e->base_name()));
+    s.out << fmt::format("  predicates: {}; on: {}\n",
+                         routing->predicates.empty() ? std::string("(none registered)") : join(routing->predicates),
+                         routing->predicate_name.value_or("none"));
+    s.out << "  router " << routing->to_string() << '\n';
     return 0;
 }
 

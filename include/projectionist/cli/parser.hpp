@@ -95,7 +95,9 @@ enum class command_id {
     remove,
     run,
     rollout,
-    help
+    predicate,
+    help,
+    custom  ///< a command the application added (command_line::add_command)
 };
 
 struct option_spec {
@@ -159,16 +161,19 @@ inline const std::vector<command_spec>& commands() {
          {}},
         {command_id::verify,
          "verify",
-         "<version A> <version B> [--expect-change COLUMN]... [--key KEY]... [--json]",
+         "<version A> <version B> [--table TABLE] [--expect-change COLUMN]... [--key KEY]... [--json]",
          2,
          2,
          "compare two versions' tables (exit status 0: pass, 1: fail)",
-         "Compares the main tables of two versions (A: the serving one, B: the new one): row counts,\n"
-         "and per column the type, nulls, distinct values, per-value counts and numeric statistics.\n"
+         "Compares the tables of two versions (A: the serving one, B: the new one), each table with\n"
+         "its counterpart of the same suffix (the main tables together): row counts, and per column\n"
+         "the type, nulls, distinct values, per-value counts and numeric statistics. A table only one\n"
+         "version has is named and not compared. --table compares one table only.\n"
          "Columns whose change is intended must be named: with --expect-change, or in the settings\n"
          "the application registered. --key adds a field-by-field comparison of those rows.\n"
          "The exit status is 0 when the verdict is PASS and 1 when it is FAIL.\n",
-         {{"expect-change", "COLUMN", true, "a column allowed to differ (repeat, or separate with commas)"},
+         {{"table", "TABLE", false, "compare only this table (its name in either version, or its suffix)"},
+          {"expect-change", "COLUMN", true, "a column allowed to differ (repeat, or separate with commas)"},
           {"key", "KEY", true, "also compare the rows of this key field by field (repeat for more)"},
           {"json", "", false, "print the report as JSON instead of text"}}},
         {command_id::switch_traffic,
@@ -259,6 +264,18 @@ inline const std::vector<command_spec>& commands() {
           {"expect-change", "COLUMN", true, "a column allowed to differ (repeat, or separate with commas)"},
           {"sample", "SHARE", false, "the share of queries shadowed (default 100%)"},
           {"no-live", "", false, "after 100%, leave the candidate at every query without making it live"}}},
+        {command_id::predicate,
+         "predicate",
+         "<projection> [--on NAME | --off]",
+         1,
+         1,
+         "switch the router's named predicate on or off, or show it",
+         "A predicate is code the application registers with its router under a name (for example\n"
+         "\"internal-users\"): while it is on, every routing key it accepts goes to the candidate,\n"
+         "whatever the share. --on switches one on, --off switches it off, for every process (the\n"
+         "choice is saved with the router's state); without either, the registered names and the\n"
+         "one that is on are shown.\n",
+         {{"on", "NAME", false, "switch this predicate on"}, {"off", "", false, "switch the predicate off"}}},
         {command_id::help, "help", "[<command>]", 0, 1, "show this help, or a command's", "", {}},
     };
     return all;

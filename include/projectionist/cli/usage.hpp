@@ -17,7 +17,8 @@
 
 namespace projectionist::detail::cli {
 
-inline std::string general_usage(std::string_view program, const std::vector<any_controller*>& entries) {
+inline std::string general_usage(std::string_view program, const std::vector<any_controller*>& entries,
+                                 const std::vector<const command_spec*>& added = {}) {
     std::string out = fmt::format("usage: {} <command> [arguments] [--help]\n\n", program);
     out += "Blue-green deployment of this application's projections, version by version.\n\ncommands:\n";
     text_table t({"", ""}, {false, false}, table_header::hidden);
@@ -26,6 +27,14 @@ inline std::string general_usage(std::string_view program, const std::vector<any
         t.add({fmt::format("{} {}", c.name, c.synopsis.substr(0, cut)), std::string(c.summary)});
     }
     out += t.render("  ");
+    if (!added.empty()) {
+        out += "\nthis application's commands:\n";
+        text_table own({"", ""}, {false, false}, table_header::hidden);
+        for (const auto* c : added)
+            own.add({fmt::format("{} {}", c->name, c->synopsis.substr(0, c->synopsis.find(" [--"))),
+                     std::string(c->summary)});
+        out += own.render("  ");
+    }
     out += "\nprojections:\n";
     if (entries.empty()) out += "  (none registered)\n";
     for (const auto* e : entries)
@@ -50,7 +59,7 @@ inline std::string command_usage(std::string_view program, const command_spec& s
                std::string(o.help)});
     t.add({"--help", "show this text"});
     out += t.render("  ");
-    if (spec.id != command_id::help && spec.id != command_id::run) {
+    if (spec.id != command_id::help && spec.id != command_id::run && spec.id != command_id::custom) {
         if (spec.synopsis.find("<projection>") != std::string_view::npos)
             out += fmt::format("\nprojections: {}\n", join(projections_of(entries)));
         if (spec.synopsis.find("<version") != std::string_view::npos)

@@ -179,6 +179,12 @@ public:
         return out;
     }
 
+    /// The status of version `name`; throws `error` listing the versions if it is none of them.
+    [[nodiscard]] runner_status status(std::string_view name) const {
+        return boost::mp11::mp_with_index<size>(index_of(name),
+                                                [&](auto I) { return std::get<I>(runners_)->status(); });
+    }
+
     /// Follows the log with every version until `stop` is requested; each version's failure
     /// stops only that version (see its status).
     void run(std::stop_token stop, std::chrono::milliseconds poll = std::chrono::milliseconds(100)) {

@@ -21,6 +21,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/abilities.hpp>
 #include <projectionist/storage/records.hpp>
+#include <projectionist/storage/version_table.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/memory_event_store.hpp>
 
@@ -225,7 +226,7 @@ private:
 /// Lifecycle operations (creating and dropping tables, the catalog) are thread-safe. A
 /// projection's rows are written by its own runner only, under that projection's lock; readers
 /// on other threads take `lock_shared(name)` while they look.
-class memory_storage {
+class memory_storage : public detail::version_tables<memory_storage> {
 public:
     using storage_category = detail::storage_category;
     /// A runner over memory_storage reads a memory_event_store unless it names another store.

@@ -19,6 +19,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/postgres_table.hpp>
+#include <projectionist/storage/version_table.hpp>
 #include <projectionist/store/partition.hpp>
 #include <projectionist/store/postgres_event_store.hpp>
 
@@ -111,7 +112,7 @@ inline bool table_exists(const connection& db, std::string_view name) {
 ///
 /// Each runner's session opens its own connection; this object's own connection serves the
 /// catalog, settings and table look-ups of queries, from one thread at a time.
-class postgres_storage {
+class postgres_storage : public detail::version_tables<postgres_storage> {
 public:
     using storage_category = detail::storage_category;
     /// A runner over postgres_storage reads a postgres_event_store unless it names another store.

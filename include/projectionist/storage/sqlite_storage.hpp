@@ -19,6 +19,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/sqlite_table.hpp>
+#include <projectionist/storage/version_table.hpp>
 #include <projectionist/store/sqlite_event_store.hpp>
 
 namespace projectionist {
@@ -86,7 +87,7 @@ inline bool table_exists(const connection& db, std::string_view name) {
 ///
 /// Each runner's session opens its own connection; this object's own connection serves the
 /// catalog and table look-ups of queries, from one thread at a time.
-class sqlite_storage {
+class sqlite_storage : public detail::version_tables<sqlite_storage> {
 public:
     using storage_category = detail::storage_category;
     /// A runner over sqlite_storage reads a sqlite_event_store unless it names another store.

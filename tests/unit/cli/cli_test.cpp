@@ -24,11 +24,16 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+#include "cli_support.hpp"
+
 namespace pj = projectionist;
 namespace cli = projectionist::detail::cli;
 namespace text = projectionist::detail;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
+using cli_test::outcome;
+using cli_test::run;
+using cli_test::test_options;
 
 namespace {
 
@@ -43,17 +48,6 @@ static_assert(pj::detail::router_fits<sqlite_tickets>(std::type_identity<tickets
 static_assert(pj::detail::router_fits<sqlite_tickets>(std::type_identity<pj::router<tickets<2>>>{}));  // a subset
 static_assert(!pj::detail::router_fits<sqlite_tickets>(std::type_identity<pj::router<tickets<1>, tickets<3>>>{}));
 
-/// Options for tests: a fixed program name, plain output, no signal handlers.
-pj::command_line_options test_options() {
-    pj::command_line_options o;
-    o.program_name = "app";
-    o.terminal = false;
-    o.handle_signals = false;
-    o.run_poll = 5ms;
-    o.drain_timeout = 1s;
-    return o;
-}
-
 /// One "process": its own store, storage, deployment, router and command line over one file.
 struct sqlite_app {
     explicit sqlite_app(const std::string& file, pj::command_line_options options = test_options(),
@@ -67,20 +61,6 @@ struct sqlite_app {
     tickets_router router;
     pj::command_line cli;
 };
-
-struct outcome {
-    int status = -1;
-    std::string out, err;
-};
-
-outcome run(pj::command_line& c, std::vector<std::string> args) {
-    std::ostringstream out, err;
-    outcome o;
-    o.status = c.run(args, out, err);
-    o.out = out.str();
-    o.err = err.str();
-    return o;
-}
 
 /// 60 tickets: every third reopened once or twice; half closed at the end. v1 ignores reopenings.
 template <class Store>
@@ -344,9 +324,10 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     r = run(app.cli, {"frobnicate", "tickets_v2"});
     CHECK(r.status == 2);
     CHECK(r.out.empty());
-    CHECK_THAT(r.err, Catch::StartsWith(
-                          "app: unknown command 'frobnicate'; the commands are: init, backfill, "
-                          "catch-up, status, verify, switch, live, rollback, reset, delete, run, rollout, help\n"));
+    CHECK_THAT(r.err,
+               Catch::StartsWith(
+                   "app: unknown command 'frobnicate'; the commands are: init, backfill, "
+                   "catch-up, status, verify, switch, live, rollback, reset, delete, run, rollout, predicate, help\n"));
 
     r = run(app.cli, {"init", "tickets_v9"});
     CHECK(r.status == 2);
@@ -449,8 +430,8 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     CHECK(run(app.cli, {"help"}).out == r.out);
     r = run(app.cli, {"help", "verify"});
     CHECK(r.status == 0);
-    CHECK_THAT(r.out, Catch::StartsWith("usage: app verify <version A> <version B> [--expect-change COLUMN]... [--key "
-                                        "KEY]... [--json]\n"));
+    CHECK_THAT(r.out, Catch::StartsWith("usage: app verify <version A> <version B> [--table TABLE] [--expect-change "
+                                        "COLUMN]... [--key KEY]... [--json]\n"));
     r = run(app.cli, {"help", "nope"});
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::Contains("unknown command 'nope'"));

@@ -254,3 +254,35 @@ TEST_CASE("a deleted version with automatic kick-off stays deleted", "[deploy]")
     d.init("tickets_v1");  // only an explicit init brings it back
     CHECK(storage.has_table("tickets_v1"));
 }
+
+TEST_CASE("the query path: status by version name, and a version's table by its type", "[deploy][query]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_ticket(store, "t-1", "bug", 1, false);
+    append_ticket(store, "t-2", "question", 0, true);
+    memory_tickets d(store, storage);
+    d.catch_up();
+
+    const pj::runner_status v1 = d.status("tickets_v1");
+    CHECK(v1.name == "tickets_v1");
+    CHECK(v1.position == store.head());
+    CHECK(d.status("tickets_v2").state == pj::projection_state::declared);
+    CHECK(d.status("tickets_v2").name == d.status()[1].name);
+    CHECK_THROWS_WITH(d.status("tickets"), Catch::Contains("'tickets' is not a version of tickets; the versions are: "
+                                                           "tickets_v1, tickets_v2"));
+
+    // memory: a reference to the live table
+    auto& t1 = storage.table<tickets<1>>();
+    static_assert(std::is_same_v<decltype(storage.table<tickets<1>>()), pj::memory_table<tickets<1>::table>&>);
+    CHECK(t1.find("t-1")->status == "closed");  // v1 ignores the reopening
+    CHECK(&storage.table<tickets<1>>(pj::rows<ticket_row>) == &t1);
+    CHECK_THROWS_AS(storage.table<tickets<2>>(), pj::state_error);
+    d.init("tickets_v2");
+    d.backfill("tickets_v2");
+    CHECK(storage.table<tickets<2>>().find("t-1")->status == "open");
+    CHECK(storage.table<tickets<2>>().find("t-1")->reopened == 1);
+    d.remove("tickets_v2");
+    CHECK_THROWS_WITH(
+        storage.table<tickets<2>>(),
+        Catch::Contains("table tickets_v2 does not exist: tickets_v2 is not initialized, or it was deleted"));
+}

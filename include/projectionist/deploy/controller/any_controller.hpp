@@ -61,6 +61,9 @@ struct verify_settings {
 struct verify_request {
     std::vector<std::string> expected_changes{};
     std::vector<std::string> keys{};
+    /// The table to compare, by its name in B or its suffix ("customer_orders_v2_transactions",
+    /// "transactions"), with A's table of the same suffix; empty: the main tables.
+    std::string table{};
 };
 
 /// One version as `any_controller::status()` shows it.
@@ -321,6 +324,18 @@ public:
         return tables;
     }
 
+    /// Switches the router's predicate registered as `name` on (persisted, for every process),
+    /// or, with `std::nullopt`, off. Refused without a router, and for a name not registered.
+    void set_predicate(std::optional<std::string_view> name) {
+        if (!has_router())
+            throw error(
+                fmt::format("projectionist: cannot switch a predicate of {}: no query router is registered "
+                            "for it (command_line::add(deployment, router))",
+                            base_name()));
+        refresh();
+        router_set_predicate(name);
+    }
+
     // ---- verification --------------------------------------------------------------------------
 
     /// Checks a request's columns and keys against the two versions' main tables (throws
@@ -361,6 +376,7 @@ protected:
     virtual void router_rollout(std::string_view version, unsigned basis_points) = 0;
     virtual void router_rollback() = 0;
     virtual bool router_wait_for_drain(std::string_view version, std::chrono::milliseconds timeout) = 0;
+    virtual void router_set_predicate(std::optional<std::string_view> name) = 0;
     [[nodiscard]] virtual verify::report compare(std::string_view a, std::string_view b,
                                                  const verify_request& request) = 0;
 

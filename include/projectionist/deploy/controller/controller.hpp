@@ -197,6 +197,17 @@ protected:
         return true;
     }
 
+    void router_set_predicate(std::optional<std::string_view> name) override {
+        if constexpr (routed) {
+            if (name)
+                router_->enable_predicate(*name);
+            else
+                router_->disable_predicate();
+        } else {
+            (void)name;
+        }
+    }
+
     [[nodiscard]] verify::report compare(std::string_view a, std::string_view b,
                                          const verify_request& request) override {
         verify::diff_options options = options_for(a, b);
@@ -231,11 +242,46 @@ private:
         return settings_.options;
     }
 
-    /// Checks the expected changes (columns of A or B) and the keys (of B's key type).
-    template <class RA, class RB>
-    static void check_request(RA&, RB&, const verify_request& request) {
-        using PA = typename RA::projection_type;
-        using PB = typename RB::projection_type;
+    /// The suffix ("" for the main table) of the table `table` names: a table name or suffix of
+    /// A or B; empty `table`: the main tables. Throws `name_error` listing the tables otherwise.
+    template <class PA, class PB>
+    static std::string suffix_of(std::string_view table) {
+        if (table.empty()) return {};
+        std::optional<std::string> found;
+        std::vector<std::string> names;
+        const auto look = [&]<class P>(std::type_identity<P>) {
+            boost::mp11::mp_for_each<boost::mp11::mp_transform<std::type_identity, detail::tables_of<P>>>([&](auto t) {
+                using T = typename decltype(t)::type;
+                const std::string_view suffix = T::suffix.view();
+                if (table == detail::table_name_v<P, T> || (!suffix.empty() && table == suffix))
+                    found = std::string(suffix);
+                names.emplace_back(detail::table_name_v<P, T>);
+            });
+        };
+        look(std::type_identity<PA>{});
+        look(std::type_identity<PB>{});
+        if (!found)
+            throw detail::name_error(fmt::format("unknown table '{}' of {} and {}; their tables are: {}",
+                                                 detail::shown(table), name_of<PA>, name_of<PB>, detail::join(names)));
+        return *found;
+    }
+
+    /// The index among P's tables of the table with `suffix`, or none.
+    template <class P>
+    static std::optional<std::size_t> index_of_suffix(std::string_view suffix) {
+        std::optional<std::size_t> out;
+        std::size_t i = 0;
+        boost::mp11::mp_for_each<boost::mp11::mp_transform<std::type_identity, detail::tables_of<P>>>([&](auto t) {
+            if (decltype(t)::type::suffix.view() == suffix && !out) out = i;
+            ++i;
+        });
+        return out;
+    }
+
+    /// `fn(std::type_identity<TA>{}, std::type_identity<TB>{})` with the tables of A and B that
+    /// `table` names (see `suffix_of`), paired by suffix; returns what fn returns (an `R`).
+    template <class R, class PA, class PB, class F>
+    static R with_table_pair(std::string_view table, F&& fn) {
         using tables_a = detail::tables_of<PA>;
         using tables_b = detail::tables_of<PB>;
         if constexpr (boost::mp11::mp_empty<tables_a>::value || boost::mp11::mp_empty<tables_b>::value) {
@@ -243,30 +289,55 @@ private:
                                     name_of<PA>, name_of<PB>,
                                     boost::mp11::mp_empty<tables_a>::value ? name_of<PA> : name_of<PB>));
         } else {
-            using table_a = boost::mp11::mp_front<tables_a>;
-            using table_b = boost::mp11::mp_front<tables_b>;
-            const auto columns_a = detail::field_names<typename table_a::row_type>();
-            const auto columns_b = detail::field_names<typename table_b::row_type>();
-            for (const auto& c : request.expected_changes) {
-                const auto known = [&](const std::vector<std::string>& cs) {
-                    return std::find(cs.begin(), cs.end(), c) != cs.end();
-                };
-                if (!known(columns_a) && !known(columns_b)) {
-                    std::vector<std::string> all = columns_a;
-                    for (const auto& cb : columns_b)
-                        if (std::find(all.begin(), all.end(), cb) == all.end()) all.push_back(cb);
+            const std::string suffix = suffix_of<PA, PB>(table);
+            const auto ia = index_of_suffix<PA>(suffix);
+            const auto ib = index_of_suffix<PB>(suffix);
+            if (!ia || !ib)
+                throw detail::name_error(
+                    fmt::format("table '{}' is {}'s only: {} has no table{} to compare it with", detail::shown(table),
+                                ia ? name_of<PA> : name_of<PB>, ia ? name_of<PB> : name_of<PA>,
+                                suffix.empty() ? std::string() : fmt::format(" with the suffix '{}'", suffix)));
+            return boost::mp11::mp_with_index<boost::mp11::mp_size<tables_a>::value>(*ia, [&](auto IA) -> R {
+                return boost::mp11::mp_with_index<boost::mp11::mp_size<tables_b>::value>(*ib, [&](auto IB) -> R {
+                    return fn(std::type_identity<boost::mp11::mp_at_c<tables_a, IA>>{},
+                              std::type_identity<boost::mp11::mp_at_c<tables_b, IB>>{});
+                });
+            });
+        }
+    }
+
+    /// Every column name of P's tables.
+    template <class P>
+    static void add_columns(std::vector<std::string>& all) {
+        boost::mp11::mp_for_each<boost::mp11::mp_transform<std::type_identity, detail::tables_of<P>>>([&](auto t) {
+            for (auto& c : detail::field_names<typename decltype(t)::type::row_type>())
+                if (std::find(all.begin(), all.end(), c) == all.end()) all.push_back(std::move(c));
+        });
+    }
+
+    /// Checks the request's table, its expected changes (columns of any table of A or B) and its
+    /// keys (of the key type of B's table).
+    template <class RA, class RB>
+    static void check_request(RA&, RB&, const verify_request& request) {
+        using PA = typename RA::projection_type;
+        using PB = typename RB::projection_type;
+        with_table_pair<void, PA, PB>(request.table, [&]<class TA, class TB>(std::type_identity<TA>,
+                                                                             std::type_identity<TB>) {
+            std::vector<std::string> all;
+            add_columns<PA>(all);
+            add_columns<PB>(all);
+            for (const auto& c : request.expected_changes)
+                if (std::find(all.begin(), all.end(), c) == all.end())
                     throw detail::name_error(
                         fmt::format("unknown column '{}' in --expect-change; the columns of {} and {} are: {}",
                                     detail::shown(c), name_of<PA>, name_of<PB>, detail::join(all)));
-                }
-            }
-            using key_b = typename table_b::key_type;
+            using key_b = typename TB::key_type;
             for (const auto& k : request.keys) (void)detail::parse_key<key_b>(k, name_of<PB>);
-            if constexpr (!std::is_constructible_v<typename table_a::key_type, const key_b&>)
+            if constexpr (!std::is_constructible_v<typename TA::key_type, const key_b&>)
                 if (!request.keys.empty())
-                    throw detail::usage_error(
-                        fmt::format("--key: the keys of {} and {} have unrelated types", name_of<PA>, name_of<PB>));
-        }
+                    throw detail::usage_error(fmt::format("--key: the keys of {} and {} have unrelated types",
+                                                          detail::table_name_v<PA, TA>, detail::table_name_v<PB, TB>));
+        });
     }
 
     template <class RA, class RB>
@@ -275,30 +346,25 @@ private:
         check_request(ra, rb, request);
         using PA = typename RA::projection_type;
         using PB = typename RB::projection_type;
-        using tables_a = detail::tables_of<PA>;
-        using tables_b = detail::tables_of<PB>;
-        if constexpr (!boost::mp11::mp_empty<tables_a>::value && !boost::mp11::mp_empty<tables_b>::value) {
-            using table_a = boost::mp11::mp_front<tables_a>;
-            using table_b = boost::mp11::mp_front<tables_b>;
-            using key_b = typename table_b::key_type;
-            std::vector<key_b> keys;
-            for (const auto& k : request.keys) keys.push_back(detail::parse_key<key_b>(k, name_of<PB>));
-            auto* ha = ra.session().template open_table<table_a>(detail::table_name_v<PA, table_a>);
-            auto* hb = rb.session().template open_table<table_b>(detail::table_name_v<PB, table_b>);
-            if (ha == nullptr || hb == nullptr) {
-                const std::string_view missing =
-                    ha == nullptr ? detail::table_name_v<PA, table_a> : detail::table_name_v<PB, table_b>;
-                throw state_error(fmt::format(
-                    "projectionist: cannot verify: table {} does not exist; run init and backfill first", missing));
-            }
-            verify::report r;
-            r.structure = verify::structural_diff(ha, hb, options);
-            if constexpr (std::is_constructible_v<typename table_a::key_type, const key_b&>)
-                if (!keys.empty()) r.spot_checks.push_back(verify::spot_check(ha, hb, keys, options));
-            return r;
-        } else {
-            return {};  // check_request threw
-        }
+        return with_table_pair<verify::report, PA, PB>(
+            request.table, [&]<class TA, class TB>(std::type_identity<TA>, std::type_identity<TB>) {
+                using key_b = typename TB::key_type;
+                std::vector<key_b> keys;
+                for (const auto& k : request.keys) keys.push_back(detail::parse_key<key_b>(k, name_of<PB>));
+                auto* ha = ra.session().template open_table<TA>(detail::table_name_v<PA, TA>);
+                auto* hb = rb.session().template open_table<TB>(detail::table_name_v<PB, TB>);
+                if (ha == nullptr || hb == nullptr) {
+                    const std::string_view missing =
+                        ha == nullptr ? detail::table_name_v<PA, TA> : detail::table_name_v<PB, TB>;
+                    throw state_error(fmt::format(
+                        "projectionist: cannot verify: table {} does not exist; run init and backfill first", missing));
+                }
+                verify::report r;
+                r.structure = verify::structural_diff(ha, hb, options);
+                if constexpr (std::is_constructible_v<typename TA::key_type, const key_b&>)
+                    if (!keys.empty()) r.spot_checks.push_back(verify::spot_check(ha, hb, keys, options));
+                return r;
+            });
     }
 
     Deployment& deployment_;

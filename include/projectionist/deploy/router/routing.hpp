@@ -29,6 +29,7 @@
 #include <boost/mp11/list.hpp>
 
 #include <projectionist/deploy/router/bucket.hpp>
+#include <projectionist/deploy/router/predicates.hpp>
 #include <projectionist/deploy/router/shadow.hpp>
 #include <projectionist/deploy/router/state.hpp>
 #include <projectionist/detail/text.hpp>
@@ -137,7 +138,9 @@ public:
         : settings_(settings),
           state_(std::make_shared<const state>(load())),
           shadow_(options.max_discrepancies),
-          sampler_(options.shadow_sampling) {}
+          sampler_(options.shadow_sampling) {
+        named_.set_enabled(load_enabled_predicate());
+    }
 
     router(const router&) = delete;
     router& operator=(const router&) = delete;
@@ -280,8 +283,9 @@ public:
         std::lock_guard lock(write_mutex_);
         auto current = current_state();
         state next = load();
-        if (static_cast<const detail::routing::routing_state&>(next) == *current) return false;
-        next.predicate = current->predicate;
+        const bool toggled = named_.set_enabled(load_enabled_predicate());
+        if (!toggled && static_cast<const detail::routing::routing_state&>(next) == *current) return false;
+        next.predicate = toggled ? named_.active() : current->predicate;
         publish(std::move(next));
         return true;
     }
@@ -298,6 +302,40 @@ public:
     /// Removes the predicate.
     void clear_candidate_preference() { set_predicate(nullptr); }
 
+    /// Registers `predicate` under `name` (a-z, 0-9, '-', '_'), e.g. "internal-users": code, so
+    /// every process that routes or switches it registers it. It routes only while it is switched
+    /// on (`enable_predicate`, or the command line's `predicate` command), for every process.
+    template <class Predicate>
+    void register_predicate(std::string name, Predicate predicate) {
+        static_assert(std::is_invocable_r_v<bool, Predicate&, std::string_view>,
+                      "projectionist: router::register_predicate: the predicate must be callable as "
+                      "bool(std::string_view routing_key)");
+        const std::string registered = name;
+        named_.add(projection_name, std::move(name),
+                   std::make_shared<const std::function<bool(std::string_view)>>(std::move(predicate)));
+        if (named_.enabled() == registered) set_predicate(named_.active());
+    }
+    /// Switches the predicate registered as `name` on (persisted: every process routes with it,
+    /// replacing a `prefer_candidate_when` predicate). Throws `error` if no such name is registered.
+    void enable_predicate(std::string_view name) {
+        auto fn = named_.require(projection_name, name);
+        std::lock_guard lock(write_mutex_);
+        settings_.save(detail::routing::named_predicates::setting_key(projection_name), name);
+        named_.set_enabled(std::string(name));
+        publish_predicate(std::move(fn));
+    }
+    /// Switches the named predicate off (persisted); keys go by the share alone.
+    void disable_predicate() {
+        std::lock_guard lock(write_mutex_);
+        settings_.save(detail::routing::named_predicates::setting_key(projection_name), "");
+        named_.set_enabled(std::nullopt);
+        publish_predicate(nullptr);
+    }
+    /// The names registered with `register_predicate`, sorted.
+    [[nodiscard]] std::vector<std::string> predicate_names() const { return named_.names(); }
+    /// The named predicate switched on, as last read (`refresh`) or written.
+    [[nodiscard]] std::optional<std::string> enabled_predicate() const { return named_.enabled(); }
+
     // ---- status ------------------------------------------------------------------------------------
 
     [[nodiscard]] router_status describe() const {
@@ -311,6 +349,8 @@ public:
         out.basis_points = s->basis_points;
         if (s->previous) out.previous = std::string(version_names[*s->previous]);
         out.predicate = s->predicate != nullptr;
+        out.predicate_name = named_.enabled();
+        out.predicates = named_.names();
         return out;
     }
 
@@ -500,6 +540,11 @@ private:
 
     void set_predicate(std::shared_ptr<const std::function<bool(std::string_view)>> predicate) {
         std::lock_guard lock(write_mutex_);
+        publish_predicate(std::move(predicate));
+    }
+
+    /// Publishes the current routing with `predicate`; the caller holds `write_mutex_`.
+    void publish_predicate(std::shared_ptr<const std::function<bool(std::string_view)>> predicate) {
         state next = *current_state();
         next.predicate = std::move(predicate);
         publish(std::move(next));
@@ -578,6 +623,11 @@ private:
                           context());
     }
 
+    /// The named predicate switched on, as persisted (none when the setting is absent or empty).
+    [[nodiscard]] std::optional<std::string> load_enabled_predicate() const {
+        return settings_.find(detail::routing::named_predicates::setting_key(projection_name));
+    }
+
     detail::routing::settings_ref settings_;
     mutable std::mutex state_mutex_;      // guards the pointer only, for the time of a copy
     std::shared_ptr<const state> state_;  // immutable once published
@@ -586,6 +636,7 @@ private:
     mutable std::array<std::atomic<std::size_t>, sizeof...(Versions)> in_flight_{};
     mutable detail::routing::shadow_log shadow_;
     detail::routing::shadow_sampler sampler_;
+    detail::routing::named_predicates named_;
 };
 
 /// `make_router<tickets<1>, tickets<2>>(storage)`: the same as `router<tickets<1>, tickets<2>>

@@ -41,14 +41,16 @@ concept settings_store = requires(S& s, const S& cs, std::string_view key, std::
 
 /// A router's state, for a status display (the command line).
 struct router_status {
-    std::string projection;                ///< the base name, "tickets"
-    std::string setting_key;               ///< where the state is persisted
-    std::vector<std::string> versions;     ///< every version the router knows, in declaration order
-    std::string primary;                   ///< serves every key not routed to the candidate
-    std::optional<std::string> candidate;  ///< the version being rolled out, if any
-    unsigned basis_points = 0;             ///< the candidate's share of keys, in 1/100 of a percent
-    std::optional<std::string> previous;   ///< what `rollback()` puts back when there is no candidate
-    bool predicate = false;                ///< this router object has a `prefer_candidate_when` predicate
+    std::string projection;                     ///< the base name, "tickets"
+    std::string setting_key;                    ///< where the state is persisted
+    std::vector<std::string> versions;          ///< every version the router knows, in declaration order
+    std::string primary;                        ///< serves every key not routed to the candidate
+    std::optional<std::string> candidate;       ///< the version being rolled out, if any
+    unsigned basis_points = 0;                  ///< the candidate's share of keys, in 1/100 of a percent
+    std::optional<std::string> previous;        ///< what `rollback()` puts back when there is no candidate
+    bool predicate = false;                     ///< this router object routes with a predicate
+    std::optional<std::string> predicate_name;  ///< the named predicate switched on (persisted), if any
+    std::vector<std::string> predicates;        ///< the names registered in this process
 
     /// A share in basis points as a percentage: 1000 -> "10%", 1250 -> "12.5%", 1 -> "0.01%".
     [[nodiscard]] static std::string format_share(unsigned basis_points) {
@@ -66,10 +68,13 @@ struct router_status {
         std::string out = fmt::format("{}: primary {}", projection, primary);
         if (candidate) {
             out += fmt::format(", candidate {} at {}", *candidate, format_share(basis_points));
-            if (predicate) out += " (+ predicate)";
+            if (predicate) out += predicate_name ? fmt::format(" (+ predicate {})", *predicate_name) : " (+ predicate)";
         } else if (predicate) {
-            out += ", predicate set (no candidate)";
+            out += predicate_name ? fmt::format(", predicate {} on (no candidate)", *predicate_name)
+                                  : std::string(", predicate set (no candidate)");
         }
+        if (predicate_name && !predicate)
+            out += fmt::format(", predicate {} on but not registered in this process", *predicate_name);
         if (candidate)
             out += "; rollback cancels the candidate";
         else if (previous)
