@@ -127,6 +127,8 @@ TEST_CASE("a restarted process resumes the plan at its step", "[rollout]") {
         ask_until_done(second, w, [&](const pj::rollout_record& rec) { lowest = std::min(lowest, rec.step); });
     second.stop();
     INFO(r.reason);
+    for (const auto& d : r.discrepant)
+        UNSCOPED_INFO(d.key << ": " << d.primary_value << " / " << d.candidate_value << " " << d.error);
     CHECK(r.state == pj::rollout_state::completed);
     CHECK(r.id == mid.id);
     CHECK(lowest == 1);  // it went on from the second step, not from the first
