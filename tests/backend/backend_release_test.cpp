@@ -6,11 +6,14 @@
 
 #include <backend_suite.hpp>
 
+#include <chrono>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include <projectionist/cli/cli.hpp>
 #include <projectionist/deploy/controller.hpp>
 #include <projectionist/deploy/deployment.hpp>
 #include <projectionist/deploy/router.hpp>
@@ -227,4 +230,70 @@ TEST_CASE("the controller deletes with a tombstone and re-creates only on init",
     const pj::init_result result = control.init("tickets_v1");
     CHECK(result.recreated);
     CHECK(r.db.storage.has_table("tickets_v1"));
+}
+
+TEST_CASE("a version retained until a later day is deleted only by force", "[backend][releases][retention]") {
+    database db;
+    release<release2_deployment, release2_router> r(db.process());
+    switch_to_v2(r);
+    CHECK_THROWS_AS(r.deployment.retain_until("tickets_v1", "2027-02-30"), pj::error);
+    CHECK_THROWS_WITH(
+        r.deployment.retain_until("tickets_v1", "31.01.2027"),
+        Contains("the retention date of 'tickets_v1' must be a day, YYYY-MM-DD; '31.01.2027' is not one"));
+    r.deployment.retain_until("tickets_v1", "2999-12-31");
+    CHECK(r.db.storage.find_catalog("tickets_v1")->retain_until == "2999-12-31");
+    CHECK(r.deployment.get<tickets<1>>().status().retain_until == "2999-12-31");
+    CHECK_THROWS_AS(r.deployment.remove("tickets_v1"), pj::state_error);
+    CHECK_THROWS_WITH(r.deployment.remove("tickets_v1"),
+                      Contains("cannot delete tickets_v1: it is retained until 2999-12-31") && Contains("force"));
+    CHECK(r.db.storage.has_table("tickets_v1"));
+    CHECK(r.db.storage.find_catalog("tickets_v1")->state == pj::projection_state::retired);
+    {  // another process sees the date
+        release<release2_deployment, release2_router> other(db.process());
+        CHECK_THROWS_WITH(other.deployment.remove("tickets_v1"), Contains("retained until 2999-12-31"));
+    }
+    r.deployment.remove("tickets_v1", {.force = true});
+    CHECK_FALSE(r.db.storage.has_table("tickets_v1"));
+    CHECK(r.db.storage.find_catalog("tickets_v1")->retain_until == "2999-12-31");  // kept in the tombstone
+    // Re-created, it starts without a date; a date already past holds nothing.
+    r.deployment.init("tickets_v1");
+    CHECK(r.db.storage.find_catalog("tickets_v1")->retain_until.empty());
+    r.deployment.retain_until("tickets_v1", "2000-01-01");
+    r.deployment.remove("tickets_v1");
+    CHECK(r.db.storage.find_catalog("tickets_v1")->state == pj::projection_state::deleted);
+    CHECK_THROWS_AS(r.deployment.retain_until("tickets_v1", "2999-12-31"), pj::state_error);  // deleted
+}
+
+TEST_CASE("the command line records a retention date, refuses an early delete and forces it",
+          "[backend][releases][retention][cli]") {
+    database db;
+    release<release2_deployment, release2_router> r(db.process());
+    switch_to_v2(r);
+    pj::command_line_options options;
+    options.program_name = "app";
+    options.terminal = false;
+    options.handle_signals = false;
+    options.drain_timeout = std::chrono::seconds(1);
+    pj::command_line cli(options);
+    cli.add(r.deployment, r.router, {});
+    std::string out, err;
+    auto run = [&](std::vector<std::string> args) {
+        std::ostringstream o, e;
+        const int status = cli.run(args, o, e);
+        out = o.str();
+        err = e.str();
+        return status;
+    };
+    CHECK(run({"init", "tickets_v1", "--retain-until", "tomorrow"}) == 2);
+    CHECK_THAT(err, Contains("--retain-until 'tomorrow': a day is written YYYY-MM-DD"));
+    CHECK(run({"init", "tickets_v1", "--retain-until", "2999-12-31"}) == 0);
+    CHECK_THAT(out, Contains("tickets_v1 is retained until 2999-12-31"));
+    CHECK(run({"delete", "tickets_v1"}) == 1);
+    CHECK_THAT(err, Contains("cannot delete tickets_v1: it is retained until 2999-12-31"));
+    CHECK(r.db.storage.has_table("tickets_v1"));
+    CHECK(run({"delete", "tickets_v1", "--force"}) == 0);
+    CHECK_THAT(out, Contains("deleted tickets_v1"));
+    CHECK(r.db.storage.find_catalog("tickets_v1")->deleted_by == "delete");
+    CHECK(run({"init", "tickets_v1"}) == 0);
+    CHECK_THAT(out, Contains("note: tickets_v1 was deleted at ") && Contains("init re-creates it"));
 }

@@ -94,9 +94,16 @@ inline std::pair<entry_ptr, std::string_view> find_projection_or_version(const s
 inline int cmd_init(const parsed_command& p, session& s) {
     auto [e, v] = find_version(s, p.args[0]);
     const projection_state before = e->refresh(v);
+    if (const auto date = p.value("retain-until"); date && !is_day(*date))
+        throw usage_error(fmt::format("--retain-until '{}': a day is written YYYY-MM-DD", shown(*date)));
     const init_result done = e->init(v);
+    if (const auto date = p.value("retain-until")) {
+        e->retain_until(v, *date);
+        s.out << fmt::format("{} is retained until {}: delete refuses before that day unless --force\n", v, *date);
+    }
     if (!done) {  // initialized already: init only created a table a newer build declares, if any
-        s.out << fmt::format("{} is initialized already (it is {}); nothing to do\n", v, to_string(before));
+        if (!p.has("retain-until"))
+            s.out << fmt::format("{} is initialized already (it is {}); nothing to do\n", v, to_string(before));
         return 0;
     }
     if (done.recreated) s.out << "note: " << done.note << '\n';

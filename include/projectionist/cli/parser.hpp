@@ -122,13 +122,14 @@ inline const std::vector<command_spec>& commands() {
     static const std::vector<command_spec> all{
         {command_id::init,
          "init",
-         "<version>",
+         "<version> [--retain-until YYYY-MM-DD]",
          1,
          1,
          "create a version's tables and catalog row (ends a manual version's dormancy)",
          "Creates the version's tables and its catalog row; a version with manual kick-off starts\n"
          "following the log from then on. Nothing is replayed yet: run backfill next.\n",
-         {}},
+         {{"retain-until", "DATE", false,
+           "keep it until this day (YYYY-MM-DD): delete refuses before it unless --force"}}},
         {command_id::backfill,
          "backfill",
          "<version> [--progress auto|bar|lines|none]",

@@ -172,6 +172,12 @@ public:
         visit_unserved(name, "delete", [&](auto& r) { r.remove(options); });
     }
 
+    /// Keeps version `name` until `date` ("YYYY-MM-DD"; "" clears it): a delete before that day is
+    /// refused unless forced. Persisted in the catalog.
+    void retain_until(std::string_view name, std::string_view date) {
+        visit(name, [&](auto& r) { r.retain_until(date); });
+    }
+
     /// One status per version, in the order of the runners.
     [[nodiscard]] std::vector<runner_status> status() const {
         std::vector<runner_status> out;

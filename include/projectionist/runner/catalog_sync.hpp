@@ -59,6 +59,8 @@ void runner<Projection, Policies...>::sync_catalog() {
         return;
     }
     tombstone_.reset();
+    check_definition(*entry);
+    retain_until_ = entry->retain_until;
     live_ = entry->live;
     const bool was_initialized = initialized();
     state_ = entry->state;
@@ -67,7 +69,7 @@ void runner<Projection, Policies...>::sync_catalog() {
         checkpoint_ = &session_.reload_checkpoint();
         load_parked();
         error_.reset();
-        if (initialized()) open_tables();
+        if (initialized() && !changed_) open_tables();
     }
 }
 
@@ -161,9 +163,28 @@ auto runner<Projection, Policies...>::make_catalog_entry(projection_state state,
     e.live = live;
     e.partitioning = std::string(partitioning::name);
     e.generation = generation_;
+    // A version of another definition keeps the recorded one: only reset replaces it.
+    e.fingerprint = recorded_ ? recorded_->first : fingerprint_text(fingerprint);
+    e.definition = recorded_ ? recorded_->second : definition();
+    e.retain_until = retain_until_;
     boost::mp11::mp_for_each<detail::tables_of<Projection>>(
         [&](auto t) { e.tables.emplace_back(detail::table_name_v<Projection, decltype(t)>); });
     return e;
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::check_definition(const catalog_entry& entry) {
+    if (entry.state == projection_state::deleted || entry.fingerprint.empty() ||
+        entry.fingerprint == fingerprint_text(fingerprint)) {
+        changed_.reset();
+        recorded_.reset();
+        return;
+    }
+    recorded_.emplace(entry.fingerprint, entry.definition);
+    changed_ = fmt::format(
+        "projectionist: {} changed since it was initialized: {}; deploy it as {}_v{}, or reset {} to rebuild it",
+        name_of<Projection>, definition_changes(entry.definition, definition()), Projection::base_name,
+        Projection::version + 1, name_of<Projection>);
 }
 
 template <class Projection, class... Policies>

@@ -28,8 +28,19 @@ runner<Projection, Policies...>::runner(event_store_type& store, storage_type& s
         state_ = entry->state;
         live_ = entry->live;
         generation_ = entry->generation;
+        retain_until_ = entry->retain_until;
         if (state_ == projection_state::deleted) tombstone_ = entry;
-        if (state_ != projection_state::declared && state_ != projection_state::deleted) open_tables();
+        if (state_ != projection_state::deleted && entry->fingerprint.empty()) {
+            // A row written before definitions were recorded: this code's is taken as the version's.
+            catalog_entry upgraded = *entry;
+            upgraded.fingerprint = fingerprint_text(fingerprint);
+            upgraded.definition = definition();
+            session_.save_catalog(upgraded);
+        } else {
+            check_definition(*entry);
+        }
+        // A version of another definition keeps its tables closed: only reset or remove may touch them.
+        if (state_ != projection_state::declared && state_ != projection_state::deleted && !changed_) open_tables();
     }
     publish_status();
 }
@@ -45,8 +56,12 @@ init_result runner<Projection, Policies...>::init() {
             fmt::format("{} was deleted{}; init re-creates it (empty tables, history replayed from the start)",
                         name_of<Projection>, detail::deleted_when(*tombstone_));
     }
+    require_same_definition();
     const projection_state next = initialized() ? state_ : projection_state::initialized;
-    if (!initialized()) ++generation_;
+    if (!initialized()) {
+        ++generation_;
+        retain_until_ = std::string(detail::declared_retention<Projection>());  // a re-created version starts afresh
+    }
     begin_lifecycle();
     try {
         create_tables();
@@ -75,6 +90,7 @@ auto runner<Projection, Policies...>::backfill() -> std::uint64_t {
     } else {
         start_if_needed();
     }
+    require_same_definition();
     require_not_failed("backfill");
     const std::uint64_t target = store_->head();
     const projection_state before = state_;
@@ -94,6 +110,7 @@ auto runner<Projection, Policies...>::catch_up() -> std::uint64_t {
         publish_status();
         return 0;
     }
+    require_same_definition();
     require_not_failed("catch up");
     tables_private_ = state_ == projection_state::initialized || state_ == projection_state::backfilling;
     const std::uint64_t applied = process_until(std::numeric_limits<std::uint64_t>::max());
@@ -128,13 +145,26 @@ void runner<Projection, Policies...>::reset() {
     if (!initialized())
         throw state_error(fmt::format("projectionist: cannot reset '{}': it is {}; run init first", name_of<Projection>,
                                       to_string(state_)));
+    const bool rebuild = changed_.has_value();
+    const auto entry = rebuild ? session_.find_catalog() : std::nullopt;
     begin_lifecycle();
     try {
-        if constexpr (detail::has_reset_hook<Projection, context_type>) projection_.reset(context_);
-        clear_tables();
+        if constexpr (detail::has_reset_hook<Projection, context_type>)
+            if (!rebuild) projection_.reset(context_);
+        if (rebuild) {  // the tables were made by another definition: made again by this one
+            bind_tables({});
+            if (entry)
+                for (const std::string& t : entry->tables) session_.drop_table(t);
+            create_tables();
+        } else {
+            clear_tables();
+        }
         session_.reset_checkpoint();
         ++generation_;  // runners of this version in other processes reload their checkpoint
-        session_.save_catalog(make_catalog_entry(projection_state::initialized, false));
+        catalog_entry reset_entry = make_catalog_entry(projection_state::initialized, false);
+        reset_entry.fingerprint = fingerprint_text(fingerprint);  // this code's definition from now on
+        reset_entry.definition = definition();
+        session_.save_catalog(reset_entry);
         session_.commit(*checkpoint_, {});
     } catch (...) {
         session_.rollback();
@@ -142,6 +172,8 @@ void runner<Projection, Policies...>::reset() {
         checkpoint_ = &session_.load_checkpoint();  // what is committed, not what the reset cleared
         throw;
     }
+    changed_.reset();
+    recorded_.reset();
     settle_lifecycle(projection_state::initialized);
 }
 
@@ -164,7 +196,7 @@ void runner<Projection, Policies...>::remove(remove_options options) {
                     session_.save_setting(key, *forgotten);
         }
         if constexpr (detail::has_remove_hook<Projection, context_type>) {
-            if (initialized()) projection_.remove(context_);
+            if (initialized() && !changed_) projection_.remove(context_);
         }
         if (entry)
             for (const std::string& t : entry->tables) session_.drop_table(t);
@@ -207,9 +239,24 @@ void runner<Projection, Policies...>::set_live(bool live) {
     if (!initialized())
         throw state_error(fmt::format("projectionist: cannot make '{}' {}: it is {}; run init and backfill first",
                                       name_of<Projection>, live ? "live" : "not live", to_string(state_)));
+    if (live) require_same_definition();
     live_ = live;
     if (live && state_ == projection_state::caught_up) state_ = projection_state::live;
     if (!live && state_ == projection_state::live) state_ = projection_state::caught_up;
+    save_catalog();
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::retain_until(std::string_view date) {
+    if (!date.empty() && !detail::is_day(date))
+        throw error(fmt::format("projectionist: the retention date of '{}' must be a day, YYYY-MM-DD; '{}' is not one",
+                                name_of<Projection>, date));
+    sync_catalog();
+    if (!initialized())
+        throw state_error(fmt::format("projectionist: cannot retain '{}': it is {}; run init first",
+                                      name_of<Projection>, to_string(state_)));
+    retain_until_ = std::string(date);
     save_catalog();
     publish_status();
 }
@@ -238,6 +285,7 @@ void runner<Projection, Policies...>::mark(projection_state s) {
     if (!initialized())
         throw state_error(fmt::format("projectionist: cannot mark '{}' {}: it is {}; run init first",
                                       name_of<Projection>, to_string(s), to_string(state_)));
+    if (s != projection_state::retired) require_same_definition();
     set_state(s);
     publish_status();
 }
@@ -283,7 +331,9 @@ void runner<Projection, Policies...>::publish_status() {
     status_.events_per_second = last_rate_;
     status_.emitted = emitted_;
     status_.dropped = counters_.dropped;
-    status_.error = error_ ? std::optional<std::string>(error_->what()) : std::nullopt;
+    status_.fingerprint = fingerprint_text(fingerprint);
+    status_.error = changed_ ? changed_ : error_ ? std::optional<std::string>(error_->what()) : std::nullopt;
+    status_.retain_until = retain_until_;
     if (status_.dormant)
         status_.note = "dormant: manual kick-off, waiting for init";
     else if (error_)

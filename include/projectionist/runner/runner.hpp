@@ -28,6 +28,7 @@
 #include <projectionist/meta/with_index.hpp>
 #include <projectionist/policy/policies.hpp>
 #include <projectionist/projection/context.hpp>
+#include <projectionist/projection/fingerprint.hpp>
 #include <projectionist/projection/handler_table.hpp>
 #include <projectionist/projection/lifecycle.hpp>
 #include <projectionist/projection/projection.hpp>
@@ -162,6 +163,20 @@ public:
 
     static_assert(detail::check_handlers<Projection, context_type>());
     static_assert(detail::table_names_fit<Projection, detail::tables_of<Projection>>::value);
+    static_assert(
+        detail::declared_retention<Projection>().empty() || detail::is_day(detail::declared_retention<Projection>()),
+        "projectionist: a projection's retain_until must be a day written \"YYYY-MM-DD\", e.g. \"2027-01-31\"");
+
+    /// The fingerprint of this version's definition (projection/fingerprint.hpp): its handled
+    /// events, partitioning, tables, keys, columns, column types and revision. `init` records it;
+    /// an initialized version whose recorded fingerprint differs is refused (see
+    /// `require_same_definition`).
+    static constexpr std::uint64_t fingerprint =
+        fingerprint_of<Projection, typename handler_table::entries, partitioning>;
+    /// The text the fingerprint hashes, one fact per line.
+    [[nodiscard]] static std::string definition() {
+        return definition_of<Projection, typename handler_table::entries, partitioning>();
+    }
 
     runner(event_store_type& store, storage_type& storage, runner_options options = {})
         : runner(store, storage, Projection{}, options) {}
@@ -202,6 +217,12 @@ public:
     /// retention date unless `options.force`, and while the router's setting sends it queries.
     void remove(remove_options options = {});
 
+    /// Keeps the version until `date` ("YYYY-MM-DD", UTC): a delete before that day is refused
+    /// unless forced (remove_options::force). Persisted in the catalog; "" clears it. A projection
+    /// may also declare `static constexpr std::string_view retain_until = "2027-01-31";`, which
+    /// init records. Throws `error` for a malformed date, state_error before init.
+    void retain_until(std::string_view date);
+
     /// Lets emitted events through (with emit_when_live). Persisted in the catalog.
     void make_live() { set_live(true); }
 
@@ -219,6 +240,14 @@ public:
     /// is back to following without serving (`caught_up`, `live`). The deployment decides when;
     /// the runner only persists it. Throws state_error for any other state or before init.
     void mark(projection_state s);
+
+    /// Throws state_error if the version was initialized with another definition than this
+    /// code's ("tickets_v2 changed since it was initialized: column 'reopened' is new; deploy it
+    /// as tickets_v3, or reset tickets_v2 to rebuild it"). Backfill, catch-up, run, init, live
+    /// and serving call it; reset rebuilds the version with this code's definition.
+    void require_same_definition() const {
+        if (changed_) throw state_error(*changed_);
+    }
 
     /// Clears a stopped projection's error so that the next catch-up retries from the last
     /// committed position (after the cause, e.g. a bug in a handler, was fixed).
@@ -331,6 +360,8 @@ private:
     void clear_tables();
     catalog_entry make_catalog_entry(projection_state state, bool live) const;
     void set_state(projection_state s);
+    /// Compares the catalog row's recorded definition with this code's (sets `changed_`).
+    void check_definition(const catalog_entry& entry);
     /// Opens the transaction of init, reset or remove. A storage that buffers a batch's writes
     /// until commit sends these at once instead, so that a refused write fails in its hook.
     void begin_lifecycle();
@@ -463,7 +494,10 @@ private:
     checkpoint* checkpoint_ = nullptr;
     typename context_type::handle_tuple handles_{};
     bool tables_open_ = false;
-    std::optional<catalog_entry> tombstone_;  ///< the catalog row of a deleted version
+    std::optional<catalog_entry> tombstone_;                       ///< the catalog row of a deleted version
+    std::optional<std::string> changed_;                           ///< why the recorded definition is not this code's
+    std::optional<std::pair<std::string, std::string>> recorded_;  ///< then: the recorded fingerprint and definition
+    std::string retain_until_;                                     ///< the catalog's retention date
     projection_state state_ = projection_state::declared;
     std::uint64_t generation_ = 0;
     bool live_ = false;

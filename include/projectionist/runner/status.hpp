@@ -56,7 +56,9 @@ struct runner_status {
     /// When the last applied event was recorded in the log (its envelope's recorded_at): with the
     /// clock, the lag in seconds.
     std::optional<std::chrono::system_clock::time_point> last_event_recorded_at;
-    std::optional<std::string> error;  ///< why the projection stopped, if it did
+    std::optional<std::string> error;  ///< why the projection stopped, or why this code may not run it
+    std::string fingerprint;           ///< this code's definition of the version (projection/fingerprint.hpp)
+    std::string retain_until;          ///< "YYYY-MM-DD": deleting it earlier needs force; empty: none
     std::string note;                  ///< what the runner is waiting for, in words
 };
 

@@ -373,7 +373,9 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     CHECK_THAT(r.err, Catch::StartsWith("app switch: missing argument <projection>\n"));
     r = run(app.cli, {"init"});
     CHECK(r.status == 2);
-    CHECK_THAT(r.err, Catch::StartsWith("app init: missing argument <version>\n\nusage: app init <version>\n"));
+    CHECK_THAT(r.err,
+               Catch::StartsWith(
+                   "app init: missing argument <version>\n\nusage: app init <version> [--retain-until YYYY-MM-DD]\n"));
     r = run(app.cli, {"init", "tickets_v2", "tickets_v1"});
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::StartsWith("app init: unexpected argument 'tickets_v1'\n"));
@@ -394,7 +396,8 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     // options
     r = run(app.cli, {"init", "--force", "tickets_v2"});
     CHECK(r.status == 2);
-    CHECK_THAT(r.err, Catch::StartsWith("app init: unknown option '--force'; the options are: --help\n"));
+    CHECK_THAT(r.err,
+               Catch::StartsWith("app init: unknown option '--force'; the options are: --retain-until, --help\n"));
     r = run(app.cli, {"init", "-f", "tickets_v2"});
     CHECK(r.status == 2);
     r = run(app.cli, {"switch", "tickets", "--to"});

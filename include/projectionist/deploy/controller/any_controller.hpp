@@ -336,6 +336,13 @@ public:
         router_set_predicate(name);
     }
 
+    /// Keeps the version until `date` ("YYYY-MM-DD"; "" clears it): delete refuses before that
+    /// day unless forced.
+    void retain_until(std::string_view version, std::string_view date) {
+        require_version(version);
+        retain_version(version, date);
+    }
+
     // ---- verification --------------------------------------------------------------------------
 
     /// Checks a request's columns and keys against the two versions' main tables (throws
@@ -372,6 +379,7 @@ protected:
     virtual void serve_version(std::string_view version) = 0;
     virtual void reset_version(std::string_view version) = 0;
     virtual void remove_version(std::string_view version, const remove_options& options) = 0;
+    virtual void retain_version(std::string_view version, std::string_view date) = 0;
     virtual void router_switch_to(std::string_view version) = 0;
     virtual void router_rollout(std::string_view version, unsigned basis_points) = 0;
     virtual void router_rollback() = 0;

@@ -173,6 +173,10 @@ protected:
         deployment_.remove(version, options);
     }
 
+    void retain_version(std::string_view version, std::string_view date) override {
+        deployment_.retain_until(version, date);
+    }
+
     void router_switch_to(std::string_view version) override {
         if constexpr (routed)
             router_->switch_to(version);
@@ -180,6 +184,7 @@ protected:
             (void)version;
     }
     void router_rollout(std::string_view version, unsigned basis_points) override {
+        deployment_.visit(version, [](auto& r) { r.require_same_definition(); });
         if constexpr (routed)
             router_->rollout_basis_points(version, basis_points);
         else

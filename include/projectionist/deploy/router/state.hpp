@@ -169,6 +169,33 @@ struct routing_names {
     return std::nullopt;
 }
 
+/// A saved routing state's `key=value` tokens, in order, unchecked.
+struct routing_token {
+    std::string_view key;
+    std::string_view value;
+    std::string_view text;
+    bool pair = true;  ///< false: the token has no '='
+};
+[[nodiscard]] inline std::vector<routing_token> routing_tokens(std::string_view value) {
+    std::vector<routing_token> out;
+    std::size_t pos = 0;
+    while (pos < value.size()) {
+        if (value[pos] == ' ') {
+            ++pos;
+            continue;
+        }
+        const std::size_t end = std::min(value.find(' ', pos), value.size());
+        const std::string_view token = value.substr(pos, end - pos);
+        pos = end;
+        const std::size_t eq = token.find('=');
+        if (eq == std::string_view::npos)
+            out.push_back({{}, {}, token, false});
+        else
+            out.push_back({token.substr(0, eq), token.substr(eq + 1), token, true});
+    }
+    return out;
+}
+
 /// Parses a persisted routing state. Throws `projectionist::error` naming the setting, what is
 /// wrong, the value, the known versions and a valid value to save instead.
 [[nodiscard]] inline routing_state parse_routing_state(std::string_view value, const routing_names& names) {
@@ -183,20 +210,11 @@ struct routing_names {
     };
     routing_state s;
     std::optional<std::string_view> format, primary, candidate, basis_points, previous;
-    std::size_t pos = 0;
     bool first = true;
-    while (pos < value.size()) {
-        if (value[pos] == ' ') {
-            ++pos;
-            continue;
-        }
-        const std::size_t end = std::min(value.find(' ', pos), value.size());
-        const std::string_view token = value.substr(pos, end - pos);
-        pos = end;
-        const std::size_t eq = token.find('=');
-        if (eq == std::string_view::npos) corrupt(fmt::format("'{}' is not a key=value pair", token));
-        const std::string_view key = token.substr(0, eq);
-        const std::string_view v = token.substr(eq + 1);
+    for (const routing_token& token : routing_tokens(value)) {
+        if (!token.pair) corrupt(fmt::format("'{}' is not a key=value pair", token.text));
+        const std::string_view key = token.key;
+        const std::string_view v = token.value;
         std::optional<std::string_view>* slot = key == "format"         ? &format
                                                 : key == "primary"      ? &primary
                                                 : key == "candidate"    ? &candidate
@@ -242,33 +260,6 @@ struct routing_names {
         if (*s.previous == s.primary) corrupt("the previous primary is the primary");
     }
     return s;
-}
-
-/// A saved routing state's `key=value` pairs, in order, unchecked (a token without '=' has an
-/// empty key and is kept as it is).
-struct routing_token {
-    std::string_view key;
-    std::string_view value;
-    std::string_view text;
-};
-[[nodiscard]] inline std::vector<routing_token> routing_tokens(std::string_view value) {
-    std::vector<routing_token> out;
-    std::size_t pos = 0;
-    while (pos < value.size()) {
-        if (value[pos] == ' ') {
-            ++pos;
-            continue;
-        }
-        const std::size_t end = std::min(value.find(' ', pos), value.size());
-        const std::string_view token = value.substr(pos, end - pos);
-        pos = end;
-        const std::size_t eq = token.find('=');
-        if (eq == std::string_view::npos)
-            out.push_back({{}, {}, token});
-        else
-            out.push_back({token.substr(0, eq), token.substr(eq + 1), token});
-    }
-    return out;
 }
 
 /// The roles a saved routing state gives a version: "primary", "candidate", "previous".
