@@ -81,21 +81,29 @@ private:
     }
 };
 
+/// Calls `fn(record)` for every record of the log, in order.
+template <class Store, class F>
+void for_each_record(Store& store, F&& fn) {
+    pj::stored_batch batch;
+    for (std::uint64_t after = 0;;) {
+        store.read(after, 1000, batch);
+        if (batch.empty()) return;
+        for (const auto& r : batch) {
+            after = r.position();
+            fn(r);
+        }
+    }
+}
+
 /// Appends `count` ticket events after what the log holds: tickets registered, then closed and
 /// reopened in turn, a few tickets at a time.
 template <class Store>
 void append_events(Store& store, int count) {
-    std::map<std::string, std::uint64_t> versions;
-    pj::stored_batch batch;
-    for (std::uint64_t after = 0;;) {  // the tickets so far, and their versions
-        store.read(after, 1000, batch);
-        if (batch.empty()) break;
-        for (const auto& r : batch) {
-            if (r.type_name() != ticket_notice::event_name)  // a notice is another stream's
-                versions[std::string(r.aggregate_id())] = r.aggregate_version();
-            after = r.position();
-        }
-    }
+    std::map<std::string, std::uint64_t> versions;  // the tickets so far, and their versions
+    for_each_record(store, [&](const pj::stored_record& r) {
+        if (r.type_name() != ticket_notice::event_name)  // a notice is another stream's
+            versions[std::string(r.aggregate_id())] = r.aggregate_version();
+    });
     const std::uint64_t turn = store.head();
     for (int i = 0; i < count; ++i) {
         const std::string id = versions.empty() || i % 3 == 0
@@ -116,17 +124,11 @@ void append_events(Store& store, int count) {
 template <class Store>
 std::map<std::string, std::map<std::uint64_t, int>> notices(Store& store) {
     std::map<std::string, std::map<std::uint64_t, int>> out;
-    pj::stored_batch batch;
-    for (std::uint64_t after = 0;;) {
-        store.read(after, 1000, batch);
-        if (batch.empty()) break;
-        for (const auto& r : batch) {
-            after = r.position();
-            if (r.type_name() != ticket_notice::event_name) continue;
-            const auto n = store.template event_of<ticket_notice>(r);
-            ++out[n.version][n.source_position];
-        }
-    }
+    for_each_record(store, [&](const pj::stored_record& r) {
+        if (r.type_name() != ticket_notice::event_name) return;
+        const auto n = store.template event_of<ticket_notice>(r);
+        ++out[n.version][n.source_position];
+    });
     return out;
 }
 
@@ -134,15 +136,9 @@ std::map<std::string, std::map<std::uint64_t, int>> notices(Store& store) {
 template <class Store>
 std::vector<std::uint64_t> ticket_positions(Store& store) {
     std::vector<std::uint64_t> out;
-    pj::stored_batch batch;
-    for (std::uint64_t after = 0;;) {
-        store.read(after, 1000, batch);
-        if (batch.empty()) break;
-        for (const auto& r : batch) {
-            after = r.position();
-            if (r.type_name() != ticket_notice::event_name) out.push_back(r.position());
-        }
-    }
+    for_each_record(store, [&](const pj::stored_record& r) {
+        if (r.type_name() != ticket_notice::event_name) out.push_back(r.position());
+    });
     return out;
 }
 
