@@ -280,3 +280,82 @@ TEMPLATE_TEST_CASE("a batch of thousands of events over hundreds of aggregates, 
     CHECK(store.template event_of<ticket_closed>(record_of(aggregate[11])).ticket_id == "new-250");
     CHECK(log_consistent(fx));
 }
+
+TEST_CASE("a writer's remembered versions never outlive another connection's commit or a rolled-back transaction",
+          "[backend][store][batch]") {
+    BACKEND_SKIP_UNLESS(backend::speaks_sql, "two store objects over one database");
+    backend fx;
+    auto a = fx.store();
+    auto b = fx.store();
+    a.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+    CHECK(a.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}).version == 2);  // a knows t-1 at 2 now
+    b.append(ticket_stream{}, "t-1", 2, ticket_reopened{"t-1"});                    // another connection moves it
+    CHECK_THROWS_AS(a.append(ticket_stream{}, "t-1", 2, ticket_closed{"t-1"}), pj::version_conflict);
+    CHECK(a.append(ticket_stream{}, "t-1", 3, ticket_closed{"t-1"}).first_position == 4);
+
+    // Written inside a transaction of the caller's, then rolled back by the caller.
+    exec_on(a, "BEGIN");
+    a.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "x"});
+    auto batch = a.new_batch();
+    batch.add(ticket_stream{}, "t-1", 4, ticket_reopened{"t-1"});
+    a.append(batch);
+    exec_on(a, "ROLLBACK");
+    CHECK_THROWS_AS(a.append(ticket_stream{}, "t-1", 5, ticket_closed{"t-1"}), pj::version_conflict);
+    const auto r = a.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "x"});
+    CHECK(r.first_position == 5);
+    CHECK(a.aggregate_number(ticket_stream{}, "t-2") == std::optional<std::uint64_t>(1));
+    CHECK(b.version_of(ticket_stream{}, "t-1") == 4);
+    CHECK(log_consistent(fx));
+}
+
+TEST_CASE("in the store's own transaction appends are all or nothing together", "[backend][store][batch]") {
+    BACKEND_SKIP_UNLESS((requires(backend::event_store_type & s) { s.transaction(); }),
+                        "a transaction of the store's own (transaction())");
+    if constexpr (requires(backend::event_store_type & s) { s.transaction(); }) {
+        backend fx;
+        auto store = fx.store();
+        store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+        {
+            auto tx = store.transaction();
+            for (int i = 2; i <= 50; ++i) {
+                const std::string id = "t-" + std::to_string(i);
+                store.append(ticket_stream{}, id, 0, ticket_registered{id, "bug"});
+                store.append(ticket_stream{}, id, 1, ticket_closed{id});
+            }
+            // A version conflict writes nothing, so the transaction goes on.
+            CHECK_THROWS_AS(store.append(ticket_stream{}, "t-1", 0, ticket_closed{"t-1"}), pj::version_conflict);
+            CHECK(store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}).version == 2);
+            CHECK(store.head() == 100);
+            tx.commit();
+        }
+        CHECK(store.head() == 100);
+        CHECK(fx.store().version_of(ticket_stream{}, "t-50") == 2);
+
+        {  // not committed: rolled back, and the writer forgets what it wrote
+            auto tx = store.transaction();
+            store.append(ticket_stream{}, "t-51", 0, ticket_registered{"t-51", "bug"});
+            store.append(ticket_stream{}, "t-1", 2, ticket_reopened{"t-1"});
+        }
+        CHECK(store.head() == 100);
+        CHECK(store.append(ticket_stream{}, "t-1", 2, ticket_reopened{"t-1"}).first_position == 101);
+
+        // A failure after the first write dooms the transaction: nothing of it is committed.
+        fx.refuse("refuse_t53", "INSERT", "projectionist_events", "NEW.aggregate_id = 't-53'", "refused by the test");
+        {
+            auto tx = store.transaction();
+            store.append(ticket_stream{}, "t-52", 0, ticket_registered{"t-52", "bug"});
+            CHECK_THROWS_WITH(store.append(ticket_stream{}, "t-53", 0, ticket_registered{"t-53", "bug"}),
+                              Contains("refused by the test"));
+            CHECK_THROWS_WITH(store.append(ticket_stream{}, "t-54", 0, ticket_registered{"t-54", "bug"}),
+                              Contains("roll the transaction back"));
+            CHECK_THROWS_WITH(tx.commit(), Contains("rolled back"));
+        }
+        CHECK(store.head() == 101);
+        CHECK_FALSE(store.aggregate_number(ticket_stream{}, "t-52").has_value());
+        CHECK_FALSE(in_transaction_of(store));
+        fx.allow("refuse_t53", "projectionist_events");
+        CHECK(store.append(ticket_stream{}, "t-52", 0, ticket_registered{"t-52", "bug"}).first_position == 102);
+        CHECK(log_consistent(fx));
+        CHECK(fx.integrity_ok());
+    }
+}

@@ -27,6 +27,7 @@
 #include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
+#include <projectionist/store/sqlite_event_writer.hpp>
 #include <projectionist/store/stored_record.hpp>
 
 namespace projectionist {
@@ -69,210 +70,29 @@ public:
     /// batch). Not thread-safe on its own: use it only from the thread that drives the runner.
     [[nodiscard]] detail::sqlite::connection& connection() noexcept { return db_; }
 
-private:
-    /// BEGIN IMMEDIATE … COMMIT, or a savepoint inside a transaction already open on the
-    /// connection. Rolls back unless committed.
-    class write_scope {
-    public:
-        explicit write_scope(detail::sqlite::connection& db)
-            : db_(&db), nested_(sqlite3_get_autocommit(db.get()) == 0) {
-            db_->exec(nested_ ? "SAVEPOINT projectionist_append" : "BEGIN IMMEDIATE");
-        }
-        write_scope(const write_scope&) = delete;
-        write_scope& operator=(const write_scope&) = delete;
-        void commit() {
-            db_->exec(nested_ ? "RELEASE projectionist_append" : "COMMIT");
-            done_ = true;
-        }
-        ~write_scope() {
-            if (done_) return;
-            try {
-                db_->exec(nested_ ? "ROLLBACK TO projectionist_append; RELEASE projectionist_append" : "ROLLBACK");
-            } catch (...) {
-                // The connection is unusable if even rollback fails; the next call will say so.
-            }
-        }
-
-    private:
-        detail::sqlite::connection* db_;
-        bool nested_;
-        bool done_ = false;
-    };
-
-public:
     /// Events of many aggregates for one `append(append_batch&)` (store/append_batch.hpp), each
     /// encoded when added.
     using append_batch = detail::basic_append_batch<detail::encoded_slots<Codec>>;
     [[nodiscard]] append_batch new_batch() const { return {}; }
 
-    /// Appends events through one connection, with its own prepared statements. The store has
-    /// one for its own connection; a runner whose storage shares the log's file makes one on its
-    /// session's connection, so that emitted events commit in the batch's transaction.
-    class writer {
-    public:
-        /// `max_payload_bytes`: the limit of the store's reads (sqlite_options), refused here
-        /// already so that no event is written that no runner could read.
-        explicit writer(detail::sqlite::connection& db,
-                        std::size_t max_payload_bytes = sqlite_options{}.max_payload_bytes)
-            : db_(&db), max_payload_bytes_(max_payload_bytes) {}
+    /// Appends events through one connection, with its own prepared statements and cached
+    /// lookups (store/sqlite_event_writer.hpp). The store has one for its own connection; a
+    /// runner whose storage shares the log's file makes one on its session's connection, so that
+    /// emitted events commit in the batch's transaction.
+    using writer = detail::sqlite_event_writer<Codec>;
 
-        /// Appends `events` to one aggregate of `Stream` in one transaction (a savepoint inside a
-        /// transaction already open on the connection), if the aggregate is at `expected`;
-        /// otherwise throws `version_conflict` and writes nothing.
-        template <stream_type Stream, class... Events>
-        append_result append(Stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
-            static_assert(sizeof...(Events) > 0, "projectionist: sqlite_event_store::append needs at least one event");
-            static_assert((stream_has_event<Stream, std::remove_cvref_t<Events>> && ...),
-                          "projectionist: sqlite_event_store::append(Stream, ...): every event must belong to "
-                          "Stream's event list; append it to its own stream instead");
-            const auto payloads = detail::encode_each<Codec>(events...);
-            constexpr std::array<std::string_view, sizeof...(Events)> names{
-                event_name_of<std::remove_cvref_t<Events>>...};
-            constexpr std::array<unsigned, sizeof...(Events)> versions{
-                schema_version_of<std::remove_cvref_t<Events>>...};
-
-            for (std::size_t i = 0; i < payloads.size(); ++i) check_size(names[i], payloads[i].size());
-
-            write_scope scope(*db_);
-            const append_result result =
-                append_part(Stream::name, aggregate_id, expected, payloads.size(), now_ns(), [&](std::size_t i) {
-                    return event_row{names[i], versions[i], payloads[i]};
-                });
-            scope.commit();
-            return result;
-        }
-
-        /// Appends every part of `batch` in one transaction (a savepoint inside a transaction
-        /// already open on the connection): see `append_batch`.
-        std::vector<append_result> append(append_batch& batch) {
-            const auto& slots = batch.slots();
-            for (const auto& e : batch.events()) check_size(e.name, e.size);
-            std::vector<append_result> results;
-            results.reserve(batch.parts().size());
-            const std::int64_t now = now_ns();
-            write_scope scope(*db_);
-            for (const auto& part : batch.parts())
-                results.push_back(
-                    append_part(part.stream, part.aggregate_id, part.expected, part.count, now, [&](std::size_t i) {
-                        const auto& e = batch.events()[part.first + i];
-                        return event_row{e.name, e.schema_version, slots.payload(e)};
-                    }));
-            scope.commit();
-            batch.clear();
-            return results;
-        }
-
-    private:
-        struct event_row {
-            std::string_view name;
-            unsigned schema_version;
-            std::string_view payload;
-        };
-
-        static std::int64_t now_ns() {
-            return std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                .count();
-        }
-
-        void check_size(std::string_view name, std::size_t size) const {
-            if (size > max_payload_bytes_)
-                throw codec_error(
-                    fmt::format("projectionist: sqlite_event_store::append: the encoded '{}' "
-                                "event is {} bytes, over the limit of {} bytes (max_payload_bytes) "
-                                "that reads refuse; nothing was appended",
-                                name, size, max_payload_bytes_));
-        }
-
-        /// One aggregate's events, inside the caller's write scope: the version check, then the
-        /// types, the aggregate row, the events and the aggregate's new version.
-        template <class Row>
-        append_result append_part(std::string_view stream, std::string_view aggregate_id, expected_version expected,
-                                  std::size_t count, std::int64_t now, Row&& row) {
-            std::int64_t number = -1;
-            std::uint64_t current = 0;
-            auto& find = prepared(find_aggregate_,
-                                  "SELECT number, version FROM projectionist_aggregates WHERE stream = ? AND "
-                                  "aggregate_id = ?");
-            find.bind(1, stream);
-            find.bind(2, aggregate_id);
-            if (find.step()) {
-                number = find.int64(0);
-                current = static_cast<std::uint64_t>(find.int64(1));
-            }
-            find.reset();
-            // The version check comes first: a refused append leaves no trace, not even a type.
-            if (!expected.accepts(current)) throw version_conflict(stream, aggregate_id, expected.value(), current);
-            if (number < 0) {
-                auto& add =
-                    prepared(add_aggregate_,
-                             "INSERT INTO projectionist_aggregates(number, stream, aggregate_id, version) "
-                             "VALUES ((SELECT coalesce(max(number) + 1, 0) FROM projectionist_aggregates), ?, ?, 0)");
-                add.bind(1, stream);
-                add.bind(2, aggregate_id);
-                add.run();
-                number = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_->get()));
-            }
-            auto& insert = prepared(insert_event_,
-                                    "INSERT INTO projectionist_events(stream, aggregate_id, aggregate_number, "
-                                    "aggregate_version, type_id, schema_version, payload, recorded_at) "
-                                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-            append_result result;
-            std::uint64_t version = current;
-            for (std::size_t i = 0; i < count; ++i) {
-                const event_row e = row(i);
-                ++version;
-                insert.bind(1, stream);
-                insert.bind(2, aggregate_id);
-                insert.bind(3, number);
-                insert.bind(4, static_cast<std::int64_t>(version));
-                insert.bind(5, intern_type(stream, e.name));
-                insert.bind(6, static_cast<std::int64_t>(e.schema_version));
-                if constexpr (Codec::text)
-                    insert.bind(7, e.payload);
-                else
-                    insert.bind_blob(7, e.payload);
-                insert.bind(8, now);
-                insert.run();
-                const auto position = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_->get()));
-                if (i == 0) result.first_position = position;
-                result.last_position = position;
-            }
-            auto& bump = prepared(bump_aggregate_, "UPDATE projectionist_aggregates SET version = ? WHERE number = ?");
-            bump.bind(1, static_cast<std::int64_t>(version));
-            bump.bind(2, number);
-            bump.run();
-            result.version = version;
-            return result;
-        }
-
-        detail::sqlite::statement& prepared(detail::sqlite::statement& slot, std::string_view sql) {
-            if (!slot.get()) slot = detail::sqlite::statement(*db_, sql);
-            return slot;
-        }
-
-        std::int64_t intern_type(std::string_view stream, std::string_view name) {
-            auto& find = prepared(find_type_, "SELECT id FROM projectionist_event_types WHERE stream = ? AND name = ?");
-            find.bind(1, stream);
-            find.bind(2, name);
-            if (find.step()) {
-                const auto id = find.int64(0);
-                find.reset();
-                return id;
-            }
-            find.reset();
-            auto& add = prepared(add_type_, "INSERT INTO projectionist_event_types(stream, name) VALUES (?, ?)");
-            add.bind(1, stream);
-            add.bind(2, name);
-            add.run();
-            return sqlite3_last_insert_rowid(db_->get());
-        }
-
-        detail::sqlite::connection* db_;
-        std::size_t max_payload_bytes_;
-        detail::sqlite::statement find_type_, add_type_, find_aggregate_, add_aggregate_, insert_event_,
-            bump_aggregate_;
-    };
+    /// A write transaction on the store's connection (BEGIN IMMEDIATE) in which appends take no
+    /// savepoint each: the fast way to append many events one call at a time. An append that
+    /// fails after writing dooms it (`commit()` rolls back and throws). Rolls back unless
+    /// committed. Hold no other transaction of the connection meanwhile.
+    ///
+    ///     auto tx = store.transaction();
+    ///     for (const auto& e : incoming) store.append(ticket_stream{}, e.id, e.version, e.event);
+    ///     tx.commit();
+    [[nodiscard]] typename writer::transaction transaction() {
+        std::lock_guard lock(mutex_);
+        return typename writer::transaction(writer_);
+    }
 
     /// Appends `events` to one aggregate of `Stream` in one transaction, if the aggregate is at
     /// `expected`; otherwise throws `version_conflict` and writes nothing.
