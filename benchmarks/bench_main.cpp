@@ -44,6 +44,7 @@
 
 #include <projectionist/projectionist.hpp>
 
+#include "bench_appends.hpp"
 #include "bench_bulk.hpp"
 #include "bench_domain.hpp"
 #include "bench_postgres.hpp"
@@ -871,7 +872,7 @@ int main(int argc, char** argv) {
     const std::string only =
         "," +
         env_text("PROJECTIONIST_BENCH_ONLY",
-                 "dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,pg_live,shadow,compile") +
+                 "dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,pg_live,appends,shadow,compile") +
         ",";
     const auto wanted = [&](std::string_view group) {
         return only.find(fmt::format(",{},", group)) != std::string::npos;
@@ -930,6 +931,16 @@ int main(int argc, char** argv) {
         bo.live = wanted("pg_live");
         if (bo.sqlite) bench_bulk_sqlite(b.store, b.stats, bo, b.comparisons, r.data);
         if (bo.postgres || bo.live) bench_bulk_postgres(b.store, b.stats, bo, b.comparisons, r.data);
+    }
+    // 9. Appends (bench_appends_sqlite.cpp): a new log per side and repetition.
+    if (wanted("appends") || wanted("appends_sqlite")) {
+        appends_options ao;
+        ao.directory = env_text("PROJECTIONIST_BENCH_SQLITE_DIR", default_sqlite_directory());
+        ao.synchronous_full = env_text("PROJECTIONIST_BENCH_SQLITE_SYNC", "full") != "normal";
+        ao.measure.repetitions = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_APPEND_REPS", 3));
+        ao.measure.warmup = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_APPEND_WARMUP", 0));
+        ao.chunk = env_number("PROJECTIONIST_BENCH_APPEND_CHUNK", ao.chunk);
+        bench_appends_sqlite(b.store, b.stats, ao, b.comparisons, r.data);
     }
     if (wanted("shadow")) bench_shadow(b.options, b.comparisons);
     if (wanted("compile") && !compile_samples.empty()) report_compile_time(b, compile_samples);

@@ -13,6 +13,7 @@
 // empty read model. README.md ("6. SQLite backfill") says exactly which statements each side runs.
 
 #include "bench_sqlite.hpp"
+#include "raw_sqlite.hpp"
 
 #include <sqlite3.h>
 #include <unistd.h>
@@ -83,67 +84,6 @@ using sqlite_tickets = sqlite_tickets_t<row_write::upsert>;
 constexpr std::string_view model_table = pj::name_of<sqlite_tickets>;
 static_assert(model_table == "bench_tickets_v1");
 
-// ---- the raw sqlite3 API, for the hand-written side -----------------------------------------------
-
-[[noreturn]] void raw_fail(sqlite3* db, int rc, std::string_view doing) {
-    throw std::runtime_error(fmt::format("raw sqlite3: {}: {} (code {})", doing,
-                                         db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc));
-}
-
-struct raw_db {
-    sqlite3* db = nullptr;
-
-    explicit raw_db(const std::string& path) {
-        const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-        if (rc != SQLITE_OK) raw_fail(db, rc, fmt::format("opening {}", path));
-    }
-    raw_db(const raw_db&) = delete;
-    raw_db& operator=(const raw_db&) = delete;
-    ~raw_db() { sqlite3_close_v2(db); }
-
-    void exec(const char* sql) const {
-        const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-        if (rc != SQLITE_OK) raw_fail(db, rc, sql);
-    }
-    /// The pragmas projectionist's open_database sets on every connection.
-    void configure(bool synchronous_full) const {
-        sqlite3_busy_timeout(db, 5000);
-        exec("PRAGMA journal_mode=WAL");
-        exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    }
-};
-
-struct raw_stmt {
-    sqlite3_stmt* s = nullptr;
-
-    raw_stmt(const raw_db& db, std::string_view sql) {
-        const int rc =
-            sqlite3_prepare_v3(db.db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s, nullptr);
-        if (rc != SQLITE_OK) raw_fail(db.db, rc, sql);
-    }
-    raw_stmt(const raw_stmt&) = delete;
-    raw_stmt& operator=(const raw_stmt&) = delete;
-    ~raw_stmt() { sqlite3_finalize(s); }
-    operator sqlite3_stmt*() const noexcept { return s; }  // NOLINT: reads like the C API
-
-    /// Runs a statement that returns no rows, then resets it.
-    void done() const {
-        const int rc = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (rc != SQLITE_DONE) raw_fail(sqlite3_db_handle(s), rc, sqlite3_sql(s));
-    }
-};
-
-inline void bind_text(sqlite3_stmt* s, int i, std::string_view v) {
-    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-}
-inline std::string_view column_text(sqlite3_stmt* s, int c) {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, c));
-    return p != nullptr ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s, c)))
-                        : std::string_view{};
-}
-
 /// The statements, written out; the same text projectionist's sqlite_event_store, sqlite_table
 /// and sqlite_storage::session generate (README.md lists them).
 constexpr const char* model_ddl =
@@ -213,11 +153,6 @@ inline void read_row(sqlite3_stmt* s, ticket_row& r) {
     r.comments = static_cast<int>(sqlite3_column_int64(s, 6));
     r.reopened = static_cast<int>(sqlite3_column_int64(s, 7));
     r.escalation = static_cast<int>(sqlite3_column_int64(s, 8));
-}
-
-void remove_database(const std::string& path) {
-    std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(path + suffix, ec);
 }
 
 /// The hand-written backfill: reads the log in batches with the store's SELECT, decodes each
@@ -572,11 +507,6 @@ std::uint64_t expected_digest(const mem_store& history) {
     std::uint64_t d = rows.size();
     for (const auto& [key, row] : rows) d += digest(row);
     return d;
-}
-
-std::int64_t query_int(const raw_db& db, const char* sql) {
-    raw_stmt s(db, sql);
-    return sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
 }
 
 /// The digest of a read-model file's rows, read with a separate connection.
