@@ -19,6 +19,7 @@ backend=$1
 r1=$2
 r2=$3
 r3=$4
+changed=$6  # release 2 with v2's row type changed and no new version number
 case $backend in
   sqlite)
     rm -rf "$5" && mkdir -p "$5"
@@ -193,6 +194,17 @@ tables_are "$r2" notified_v2
 ok "$r3" append 5
 ok "$r2" catch-up
 downstream_exact "$r2" "$live_from" notified_v1 90 notified_v2 45
+
+step "v2's row type changed without a new version number: refused, saying what changed"
+out=$("$changed" "$db" catch-up 2>&1)
+code=$?
+echo "$out" | sed 's/^/    /'
+[ $code -ne 0 ] || fail "a changed notified_v2 was run"
+has "notified_v2 changed since it was initialized"
+has "assignee"
+has "deploy it as notified_v3, or reset notified_v2 to rebuild it"
+tables_are "$r3" notified_v2
+downstream_exact "$r3" "$live_from" notified_v1 90 notified_v2 45
 
 echo
 if [ $failures -ne 0 ]; then
