@@ -81,11 +81,6 @@ using notes_v1 = pj::stream<"notes", noted_v1>;
 using notes_v2 = pj::stream<"notes", noted>;
 using notes_v3 = pj::stream<"notes", noted_v3>;
 
-std::chrono::system_clock::time_point at_ns(std::int64_t ns) {
-    return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(ns)));
-}
-
 /// Every record of the log, as (position, aggregate version) pairs.
 template <class Store>
 std::vector<std::pair<std::uint64_t, std::uint64_t>> positions_and_versions(Store& store) {

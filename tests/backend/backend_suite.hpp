@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -101,6 +102,12 @@ inline bool log_consistent(backend& fx, db which = db::primary) {
         "e.aggregate_id = a.aggregate_id)",
         which);
     return events == head && holes == 0;
+}
+
+/// The time point `ns` nanoseconds from the epoch (negative: before it), at the clock's resolution.
+inline std::chrono::system_clock::time_point at_ns(std::int64_t ns) {
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
 /// The tickets read model of the in-memory reference for `history()`.

@@ -38,11 +38,6 @@ struct wide_row {
 using wide_table = pj::table<wide_row, &wide_row::id>;
 using ticket_table = pj::table<ticket_row, &ticket_row::ticket_id>;
 
-std::chrono::system_clock::time_point at_ns(std::int64_t ns) {
-    return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(ns)));
-}
-
 wide_row plain(std::int64_t id) {
     wide_row r{};
     r.name = "r";

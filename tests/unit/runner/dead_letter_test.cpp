@@ -33,7 +33,7 @@ struct picky : pj::projection<"picky", 1, ticket_stream> {
     }
 };
 
-picky failing_on(std::string id) {
+picky picky_failing_on(std::string id) {
     picky p;
     p.fail_on = std::move(id);
     return p;
@@ -56,7 +56,7 @@ TEST_CASE("global: a failing event becomes a dead letter and the projection goes
     pj::memory_event_store store;
     pj::memory_storage storage;
     history(store);
-    pj::runner<picky, pj::skip_to_dead_letter> r(store, storage, failing_on("b1"), pj::runner_options{4});
+    pj::runner<picky, pj::skip_to_dead_letter> r(store, storage, picky_failing_on("b1"), pj::runner_options{4});
     CHECK(r.catch_up() == 7);  // 9 events, the two closes of b1 skipped
     CHECK(r.position() == 9);
     CHECK_FALSE(r.status().error.has_value());
@@ -84,7 +84,7 @@ TEST_CASE("per aggregate: only the failing aggregate stops; its later events are
     pj::memory_storage storage;
     history(store);
     {
-        pj::runner<picky, pj::per_aggregate, pj::skip_to_dead_letter> r(store, storage, failing_on("b1"),
+        pj::runner<picky, pj::per_aggregate, pj::skip_to_dead_letter> r(store, storage, picky_failing_on("b1"),
                                                                         pj::runner_options{4});
         CHECK(r.catch_up() == 6);  // everything but b1's events from position 5 on
         CHECK(r.position() == 9);
@@ -115,7 +115,7 @@ TEST_CASE("per aggregate: only the failing aggregate stops; its later events are
     // Parking survives a restart; other aggregates keep going.
     store.append(ticket_stream{}, "b1", 4, ticket_reopened{"b1"});
     store.append(ticket_stream{}, "a2", 1, ticket_closed{"a2"});
-    pj::runner<picky, pj::per_aggregate, pj::skip_to_dead_letter> again(store, storage, failing_on("nobody"));
+    pj::runner<picky, pj::per_aggregate, pj::skip_to_dead_letter> again(store, storage, picky_failing_on("nobody"));
     CHECK(again.status().parked_aggregates == 1);
     CHECK(again.catch_up() == 1);
     CHECK(again.dead_letters().size() == 4);
@@ -131,7 +131,7 @@ TEST_CASE("stop_on_error is the default failure policy", "[runner][dead_letter]"
     pj::memory_event_store store;
     pj::memory_storage storage;
     history(store);
-    pj::runner<picky> r(store, storage, failing_on("b1"));
+    pj::runner<picky> r(store, storage, picky_failing_on("b1"));
     CHECK_THROWS_AS(r.catch_up(), pj::projection_error);
     CHECK(r.dead_letters().empty());
 }
@@ -209,7 +209,7 @@ TEST_CASE("stop_on_error in memory: the default rebuild restores the committed t
     pj::memory_event_store store;
     pj::memory_storage storage;  // memory_rollback::rebuild
     history(store);
-    pj::runner<picky, pj::per_aggregate> r(store, storage, failing_on("b1"), pj::runner_options{2});
+    pj::runner<picky, pj::per_aggregate> r(store, storage, picky_failing_on("b1"), pj::runner_options{2});
     CHECK_THROWS_AS(r.catch_up(), pj::projection_error);
     // Batches (1,2) and (3,4) committed; the batch (5,6) failed at 5.
     CHECK(r.position() == 4);
