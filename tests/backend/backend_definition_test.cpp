@@ -45,13 +45,6 @@ const std::string refusal =
     "tickets_v2 changed since it was initialized: column 'merged' is new; deploy it as tickets_v3, or reset "
     "tickets_v2 to rebuild it";
 
-/// What one process opens on the database (memory: the processes share the first one's).
-struct connections {
-    explicit connections(backend& fx) : store(fx.store()), storage(fx.storage()) {}
-    backend::event_store_type store;
-    backend::storage_type storage;
-};
-
 }  // namespace
 
 TEST_CASE("init records the version's definition; the status shows its fingerprint", "[backend][definition]") {

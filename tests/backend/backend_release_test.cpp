@@ -34,13 +34,6 @@ using release3_router = pj::router<tickets<2>>;
 
 const std::string router_key = "projectionist.router.tickets";
 
-/// What one process opens on the database.
-struct connections {
-    explicit connections(backend& fx) : store(fx.store()), storage(fx.storage()) {}
-    backend::event_store_type store;
-    backend::storage_type storage;
-};
-
 /// The test's database and the processes on it.
 struct database {
     backend fx;

@@ -110,6 +110,13 @@ inline std::chrono::system_clock::time_point at_ns(std::int64_t ns) {
         std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
+/// What one process opens on the database: a store and a storage of its own.
+struct connections {
+    explicit connections(backend& fx) : store(fx.store()), storage(fx.storage()) {}
+    backend::event_store_type store;
+    backend::storage_type storage;
+};
+
 /// The tickets read model of the in-memory reference for `history()`.
 template <class Projection, class Partitioning = pj::global>
 std::map<std::string, ticket_row> reference_rows(int count = 60) {
