@@ -3,6 +3,7 @@
 /// The runner's operations: construction, init, backfill, catch-up, run, reset, remove, the live
 /// flag, the state marks and the status snapshot.
 
+#include <projectionist/detail/catalog_text.hpp>
 #include <projectionist/runner/runner.hpp>
 
 namespace projectionist {
