@@ -464,7 +464,8 @@ TEST_CASE("a schema of version 1 gets the workers' tables when opened", "[failov
     db.exec("DROP TABLE " + schema.quoted() + ".projectionist_leases, " + schema.quoted() +
             ".projectionist_workers; UPDATE " + schema.quoted() + ".projectionist_schema SET version = 1");
     pj::postgres_storage storage(pg_url(), schema.options());
-    CHECK(postgres_test::scalar(db, "SELECT version FROM " + schema.quoted() + ".projectionist_schema") == 2);
+    CHECK(postgres_test::scalar(db, "SELECT version FROM " + schema.quoted() + ".projectionist_schema") ==
+          pj::detail::pg::schema_version);
     CHECK(postgres_test::scalar(db, "SELECT count(*) FROM " + schema.quoted() + ".projectionist_schema") == 1);
     auto leases = lease_table(schema, "a");
     CHECK(leases.claim(4).size() == 4);
