@@ -29,22 +29,11 @@
 #include <projectionist/deploy.hpp>
 #include <projectionist/sqlite.hpp>
 
+#include "../common/tickets_events.hpp"
+
 namespace pj = projectionist;
 
-// ---- events -----------------------------------------------------------------------------------
-struct ticket_registered {
-    BOOST_HANA_DEFINE_STRUCT(ticket_registered, (std::string, ticket_id), (std::string, type));
-    static constexpr std::string_view event_name = "ticket.registered";
-};
-struct ticket_closed {
-    BOOST_HANA_DEFINE_STRUCT(ticket_closed, (std::string, ticket_id));
-    static constexpr std::string_view event_name = "ticket.closed";
-};
-struct ticket_reopened {
-    BOOST_HANA_DEFINE_STRUCT(ticket_reopened, (std::string, ticket_id));
-    static constexpr std::string_view event_name = "ticket.reopened";
-};
-using ticket_stream = pj::stream<"ticket", ticket_registered, ticket_closed, ticket_reopened>;
+// ---- events (the ticket events and their stream: ../common/tickets_events.hpp) -----------------
 
 /// What the dashboard's downstream consumers receive.
 struct ticket_status_changed {

@@ -17,22 +17,9 @@
 
 #include <projectionist/projectionist.hpp>
 
-namespace pj = projectionist;
+#include "../common/tickets_events.hpp"
 
-// ---- the domain: events and their stream ----------------------------------------------------
-struct ticket_registered {
-    BOOST_HANA_DEFINE_STRUCT(ticket_registered, (std::string, ticket_id), (std::string, type));
-    static constexpr std::string_view event_name = "ticket.registered";
-};
-struct ticket_closed {
-    BOOST_HANA_DEFINE_STRUCT(ticket_closed, (std::string, ticket_id));
-    static constexpr std::string_view event_name = "ticket.closed";
-};
-struct ticket_reopened {
-    BOOST_HANA_DEFINE_STRUCT(ticket_reopened, (std::string, ticket_id));
-    static constexpr std::string_view event_name = "ticket.reopened";
-};
-using ticket_stream = pj::stream<"ticket", ticket_registered, ticket_closed, ticket_reopened>;
+namespace pj = projectionist;
 
 // ---- the read model: one row per ticket; v2 adds a column -------------------------------------
 struct ticket_row_v1 {
