@@ -36,6 +36,7 @@
 #include <projectionist/sqlite.hpp>
 
 #include "bench_bulk.hpp"
+#include "raw_sqlite.hpp"
 
 namespace bench {
 namespace {
@@ -44,70 +45,14 @@ namespace fs = std::filesystem;
 using mem_store = pj::memory_event_store;
 using log_store = pj::sqlite_event_store;
 
-// ---- the sqlite3 C API, thinly wrapped --------------------------------------------------------------
+// ---- the sqlite3 C API: raw_sqlite.hpp ------------------------------------------------------------
 
-[[noreturn]] void fail(sqlite3* db, int rc, std::string_view doing) {
-    throw std::runtime_error(fmt::format("sqlite3: {}: {} (code {})", doing.substr(0, 200),
-                                         db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc));
-}
+using database = raw_db;
+using statement = raw_stmt;
 
-class database {
-public:
-    explicit database(const std::string& path) {
-        const int rc = sqlite3_open_v2(path.c_str(), &db_,
-                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-        if (rc != SQLITE_OK) fail(db_, rc, "opening " + path);
-    }
-    database(const database&) = delete;
-    database& operator=(const database&) = delete;
-    ~database() { sqlite3_close_v2(db_); }
-    [[nodiscard]] sqlite3* get() const noexcept { return db_; }
-    void exec(const std::string& sql) const {
-        const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-        if (rc != SQLITE_OK) fail(db_, rc, sql);
-    }
-
-private:
-    sqlite3* db_ = nullptr;
-};
-
-class statement {
-public:
-    statement(const database& db, std::string_view sql) {
-        const int rc = sqlite3_prepare_v3(db.get(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                                          &s_, nullptr);
-        if (rc != SQLITE_OK) fail(db.get(), rc, sql);
-    }
-    statement(const statement&) = delete;
-    statement& operator=(const statement&) = delete;
-    ~statement() { sqlite3_finalize(s_); }
-    operator sqlite3_stmt*() const noexcept { return s_; }  // NOLINT: reads like the C API
-    /// Runs a statement that returns no rows, then resets it.
-    void done() const {
-        const int rc = sqlite3_step(s_);
-        sqlite3_reset(s_);
-        if (rc != SQLITE_DONE) fail(sqlite3_db_handle(s_), rc, sqlite3_sql(s_));
-    }
-
-private:
-    sqlite3_stmt* s_ = nullptr;
-};
-
-void bind_text(sqlite3_stmt* s, int i, std::string_view v) {
-    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-}
-std::string_view column_text(sqlite3_stmt* s, int c) {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, c));
-    return p != nullptr ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s, c)))
-                        : std::string_view{};
-}
 std::int64_t query_int(const database& db, const std::string& sql) {
     const statement s(db, sql);
     return sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-}
-void remove_database(const std::string& path) {
-    std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(path + suffix, ec);
 }
 
 // ---- the statements ------------------------------------------------------------------------------
@@ -213,7 +158,7 @@ public:
                 ++in_page;
             }
             sqlite3_reset(page_);
-            if (rc != SQLITE_DONE) fail(log_.get(), rc, "reading the log");
+            if (rc != SQLITE_DONE) raw_fail(log_.get(), rc, "reading the log");
             read += in_page;
             if (in_page < cfg_.page) break;
         }

@@ -32,10 +32,12 @@ struct raw_db {
     raw_db& operator=(const raw_db&) = delete;
     ~raw_db() { sqlite3_close_v2(db); }
 
+    [[nodiscard]] sqlite3* get() const noexcept { return db; }
     void exec(const char* sql) const {
         const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
         if (rc != SQLITE_OK) raw_fail(db, rc, sql);
     }
+    void exec(const std::string& sql) const { exec(sql.c_str()); }
     /// The pragmas projectionist's open_database sets on every connection.
     void configure(bool synchronous_full) const {
         sqlite3_busy_timeout(db, 5000);
