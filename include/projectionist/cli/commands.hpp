@@ -199,6 +199,12 @@ inline int cmd_catch_up(const parsed_command& p, session& s) {
     return status;
 }
 
+/// The first 8 of a fingerprint's 16 hex digits: enough to tell two definitions apart at a glance
+/// (the full one is in the catalog and in the refusal of a changed definition).
+inline std::string short_fingerprint(std::string_view fingerprint) {
+    return fingerprint.empty() ? std::string("-") : std::string(fingerprint.substr(0, 8));
+}
+
 inline int cmd_status(const parsed_command& p, session& s) {
     std::vector<std::pair<entry_ptr, std::string_view>> targets;  // version empty: all of it
     if (p.args.empty()) {
@@ -214,8 +220,9 @@ inline int cmd_status(const parsed_command& p, session& s) {
         if (!first) s.out << '\n';
         first = false;
         s.out << e->base_name() << '\n';
-        text_table t({"version", "state", "live", "position", "head", "lag", "partitioning", "traffic", "error / note"},
-                     {false, false, false, true, true, true, false, false, false}, table_header::plain);
+        text_table t({"version", "state", "live", "position", "head", "lag", "partitioning", "traffic", "fingerprint",
+                      "retained until", "error / note"},
+                     {false, false, false, true, true, true, false, false, false, false, false}, table_header::plain);
         std::vector<std::string> notes;
         for (const version_status& vs : all) {
             const std::string_view v = vs.name;
@@ -225,7 +232,8 @@ inline int cmd_status(const parsed_command& p, session& s) {
             if (note.empty() && st.state == projection_state::declared && !vs.manual_kickoff)
                 note = "not initialized: automatic kick-off, the next catch-up or run initializes it";
             t.add({std::string(v), std::string(to_string(st.state)), st.live ? "yes" : "no", group_digits(st.position),
-                   group_digits(st.head), group_digits(st.lag), std::string(st.partitioning), vs.traffic, note});
+                   group_digits(st.head), group_digits(st.lag), std::string(st.partitioning), vs.traffic,
+                   short_fingerprint(st.fingerprint), st.retain_until.empty() ? "-" : st.retain_until, note});
             if (routing && routing->primary == v && st.state != projection_state::serving &&
                 caught_up_or_later(st.state))
                 notes.push_back(

@@ -107,6 +107,20 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     CHECK_THAT(r.out, Catch::Contains("dormant: manual kick-off, waiting for init"));
     CHECK_THAT(r.out, Catch::Contains("router tickets: primary tickets_v1; nothing to roll back"));
 
+    // each version's fingerprint (8 of its 16 hex digits) and retention date
+    const std::string v1_print = pj::fingerprint_text(pj::runner<tickets<1>, pj::sqlite_storage>::fingerprint);
+    const std::string v2_print =
+        pj::fingerprint_text(pj::runner<tickets<2>, pj::sqlite_storage, pj::per_aggregate>::fingerprint);
+    REQUIRE(v1_print.size() == 16);
+    REQUIRE(v1_print.substr(0, 8) != v2_print.substr(0, 8));
+    CHECK_THAT(r.out, Catch::Contains("traffic  fingerprint  retained until  error / note"));
+    CHECK_THAT(r.out, Catch::Contains("primary  " + v1_print.substr(0, 8) + "     -"));
+    CHECK_THAT(r.out, Catch::Contains(v2_print.substr(0, 8) + "     -"));
+    CHECK_THAT(r.out, !Catch::Contains(v1_print.substr(8)));
+    app.deployment.retain_until("tickets_v1", "2099-12-31");
+    CHECK_THAT(run(app.cli, {"status", "tickets_v1"}).out, Catch::Contains(v1_print.substr(0, 8) + "     2099-12-31"));
+    app.deployment.retain_until("tickets_v1", "");
+
     // out of order: backfill before init
     r = run(app.cli, {"backfill", "tickets_v2"});
     CHECK(r.status == 1);
@@ -524,8 +538,9 @@ TEST_CASE("cli: a second process sees the command line's switch", "[cli][sqlite]
     sqlite_app ops(file);  // the operator's command line
     append_tickets(ops.store);
     auto r = run(ops.cli, {"status"});  // a fresh file: nothing has run yet
-    CHECK_THAT(r.out, Catch::Contains("tickets_v1  declared  no           0   210  210  global         primary  not "
-                                      "initialized: automatic kick-off, the next catch-up or run initializes it\n"));
+    CHECK_THAT(r.out, Catch::Contains("tickets_v1  declared  no           0   210  210  global         primary") &&
+                          Catch::Contains("-               not initialized: automatic kick-off, the next catch-up or "
+                                          "run initializes it\n"));
     CHECK_THAT(r.out, Catch::Contains("note: WARNING: the router sends queries to tickets_v1, which is declared"));
     r = run(ops.cli, {"catch-up"});
     CHECK(r.status == 0);
