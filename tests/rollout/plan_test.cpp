@@ -3,8 +3,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/hana/define_struct.hpp>
@@ -162,4 +165,31 @@ TEST_CASE("only the observations of the plan's current step are summed", "[rollo
     CHECK(in.discrepancies == 1);
     REQUIRE(in.sample.size() == 1);
     CHECK(in.sample[0].key == "user-1");
+}
+
+TEST_CASE("a new epoch waits for the shadow reads begun in the old one, and not for later ones", "[rollout]") {
+    using namespace std::chrono_literals;
+    pj::detail::rollout::query_epochs epochs;
+    std::atomic<bool> release{false}, advanced{false};
+    std::thread old_read([&] {
+        const auto in = epochs.enter();
+        while (!release) std::this_thread::sleep_for(1ms);
+    });
+    while (epochs.running() == 0) std::this_thread::sleep_for(1ms);
+    std::thread judge([&] {
+        epochs.advance();
+        advanced = true;
+    });
+    while (epochs.epoch() == 0) std::this_thread::sleep_for(1ms);
+    {
+        const auto new_read = epochs.enter();  // begun in the new epoch: not waited for
+        std::this_thread::sleep_for(30ms);
+        CHECK_FALSE(advanced.load());  // the old read still runs
+        release = true;
+        old_read.join();
+        judge.join();
+        CHECK(advanced.load());
+        CHECK(epochs.running() == 1);
+    }
+    CHECK(epochs.running() == 0);
 }

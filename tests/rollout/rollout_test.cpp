@@ -8,8 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "rollout_fixture.hpp"
 
@@ -300,4 +305,97 @@ TEST_CASE("a plan may begin with a named predicate: those keys first, then the s
     CHECK(r.state == pj::rollout_state::completed);
     CHECK_FALSE(a.router.describe().predicate);  // cleared once the plan is done
     CHECK(a.router.route(user(18)) == "tickets_v2");
+}
+
+TEST_CASE("a process that starts while a plan runs compares its first reads as the plan says", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<good_v2> a(where);
+    a.deploy_v2();
+    a.rollout.start(quick_plan());
+    a.rollout.tick();  // pending -> the first step
+    REQUIRE(w.record().state == pj::rollout_state::running);
+
+    // A process that joins now serves shadow reads before its first judgment: v2's `closes`
+    // differs from v1's on every ticket, and the plan lists it as an expected change.
+    app<good_v2> late(where);
+    for (long i = 0; i < 200; ++i) (void)late.ask(i);
+    const auto stats = late.router.shadow_stats();
+    CHECK(stats.compared == 200);
+    CHECK(stats.discrepancies == 0);
+}
+
+namespace {
+
+/// The settings of a second decider: before it writes the plan, the other decider judges and
+/// writes first (once), as if both had read the plan at the same moment.
+struct racing_settings {
+    storage_type& inner;
+    std::function<void()> first;
+    int refused = 0;
+
+    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
+        return inner.find_setting(key);
+    }
+    void save_setting(std::string_view key, std::string_view value) { inner.save_setting(key, value); }
+    bool replace_setting(std::string_view key, std::optional<std::string_view> expected, std::string_view value) {
+        if (first && key == pj::detail::rollout::record_key("tickets")) std::exchange(first, {})();
+        const bool done = inner.replace_setting(key, expected, value);
+        refused += done ? 0 : 1;
+        return done;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("two processes deciding at once move the plan once", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<good_v2> a(where);
+    app<good_v2> b_app(where);
+    a.deploy_v2();
+    auto plan = quick_plan();
+    plan.dwell = std::chrono::milliseconds(1500);
+    plan.min_shadow_reads = 20;
+    a.rollout.start(plan);
+    a.rollout.tick();  // the first step
+    for (long i = 0; i < 40; ++i) (void)a.ask(i);
+    a.rollout.tick();  // publishes a's reads; the dwell has not passed
+    REQUIRE(w.record().step == 0);
+    const std::uint64_t revision = w.record().revision;
+    std::this_thread::sleep_for(plan.dwell + std::chrono::milliseconds(100));
+
+    racing_settings settings{*b_app.storage, {}};
+    pj::rollout<app<good_v2>::router_type> b(b_app.control, b_app.router, settings);
+
+    SECTION("both would advance: one does") {
+        settings.first = [&] { a.rollout.tick(); };  // a advances to the second step first
+        b.tick();                                    // b's decision, taken on the same reading, is dropped
+        const auto r = w.record();
+        CHECK(r.state == pj::rollout_state::running);
+        CHECK(r.step == 1);
+        CHECK(r.revision == revision + 1);
+        CHECK(settings.refused == 1);
+        b_app.router.refresh();
+        CHECK(b_app.router.describe().basis_points == 1000);
+    }
+    SECTION("one rolls back while the other advances: the roll-back holds") {
+        std::atomic<bool> fail{false};
+        a.rollout.set_check([&](const pj::rollout_record&) -> std::optional<std::string> {
+            if (fail) return "the support queue is growing";
+            return std::nullopt;
+        });
+        fail = true;
+        settings.first = [&] { a.rollout.tick(); };  // a rolls back first
+        b.tick();                                    // b would advance: it follows the roll-back instead
+        const auto r = w.record();
+        CHECK(r.state == pj::rollout_state::rolled_back);
+        CHECK_THAT(r.reason, Catch::Contains("the support queue is growing"));
+        CHECK(settings.refused == 1);
+        CHECK_FALSE(b_app.router.describe().candidate);  // b undid its own step
+        a.router.refresh();
+        CHECK_FALSE(a.router.describe().candidate);
+    }
 }

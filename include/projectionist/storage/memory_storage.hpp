@@ -294,6 +294,18 @@ public:
         std::lock_guard lock(mutex_);
         settings_.insert_or_assign(std::string(key), std::string(value));
     }
+    /// Sets `key` to `value` only if its value is `expected` (nullopt: if it has none); returns
+    /// whether it did.
+    bool replace_setting(std::string_view key, std::optional<std::string_view> expected, std::string_view value) {
+        std::lock_guard lock(mutex_);
+        auto it = settings_.find(key);
+        if (expected ? it == settings_.end() || it->second != *expected : it != settings_.end()) return false;
+        if (it == settings_.end())
+            settings_.emplace(std::string(key), std::string(value));
+        else
+            it->second = std::string(value);
+        return true;
+    }
 
     /// Blocks the projection's writer while the caller reads its tables.
     [[nodiscard]] std::shared_lock<std::shared_mutex> lock_shared(std::string_view projection) {

@@ -87,6 +87,23 @@ inline void save_setting(const connection& db, std::string_view key, std::string
         p);
 }
 
+/// Sets `key` to `value` if its value is `expected` now (nullopt: if it has none), in one
+/// statement; returns whether it did.
+inline bool replace_setting(const connection& db, std::string_view key, std::optional<std::string_view> expected,
+                            std::string_view value) {
+    params p;
+    p.add(key).add(value);
+    if (!expected)
+        return db.query(
+                     "INSERT INTO projectionist_settings(key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING "
+                     "RETURNING 1",
+                     p)
+                   .rows() != 0;
+    p.add(*expected);
+    return db.query("UPDATE projectionist_settings SET value = $2 WHERE key = $1 AND value = $3 RETURNING 1", p)
+               .rows() != 0;
+}
+
 /// Whether the connection's schema (the first of its search_path) has a table `name`.
 inline bool table_exists(const connection& db, std::string_view name) {
     params p;
@@ -152,6 +169,11 @@ public:
         return detail::pg::find_setting(db_, key);
     }
     void save_setting(std::string_view key, std::string_view value) { detail::pg::save_setting(db_, key, value); }
+    /// Sets `key` to `value` only if its value is `expected` (nullopt: if it has none), atomically
+    /// across processes; returns whether it did.
+    bool replace_setting(std::string_view key, std::optional<std::string_view> expected, std::string_view value) {
+        return detail::pg::replace_setting(db_, key, expected, value);
+    }
 
     /// A typed handle on an existing table, on this object's connection (for queries and tests);
     /// nullopt if there is no such table. Its writes are sent at once.

@@ -68,6 +68,34 @@ inline void save_setting(const connection& db, std::string_view key, std::string
     s.run();
 }
 
+/// Whether a statement with RETURNING returned a row, stepped to its end (the change commits
+/// when the statement is done).
+inline bool finish(statement& s) {
+    const bool returned = s.step();
+    while (returned && s.step()) {
+    }
+    return returned;
+}
+
+/// Sets `key` to `value` if its value is `expected` now (nullopt: if it has none), in one
+/// statement; returns whether it did.
+inline bool replace_setting(const connection& db, std::string_view key, std::optional<std::string_view> expected,
+                            std::string_view value) {
+    if (!expected) {
+        statement s(db,
+                    "INSERT INTO projectionist_settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING "
+                    "RETURNING 1");
+        s.bind(1, key);
+        s.bind(2, value);
+        return finish(s);
+    }
+    statement s(db, "UPDATE projectionist_settings SET value = ? WHERE key = ? AND value = ? RETURNING 1");
+    s.bind(1, value);
+    s.bind(2, key);
+    s.bind(3, *expected);
+    return finish(s);
+}
+
 inline bool table_exists(const connection& db, std::string_view name) {
     statement s(db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?");
     s.bind(1, name);
@@ -125,6 +153,11 @@ public:
         return detail::sqlite::find_setting(db_, key);
     }
     void save_setting(std::string_view key, std::string_view value) { detail::sqlite::save_setting(db_, key, value); }
+    /// Sets `key` to `value` only if its value is `expected` (nullopt: if it has none), atomically
+    /// across processes; returns whether it did.
+    bool replace_setting(std::string_view key, std::optional<std::string_view> expected, std::string_view value) {
+        return detail::sqlite::replace_setting(db_, key, expected, value);
+    }
 
     /// A typed handle on an existing table, on this object's connection (for queries and tests);
     /// nullopt if there is no such table.

@@ -25,6 +25,7 @@
 #include <projectionist/deploy/controller/any_controller.hpp>
 #include <projectionist/deploy/rollout/any_rollout.hpp>
 #include <projectionist/deploy/rollout/compare.hpp>
+#include <projectionist/deploy/rollout/epochs.hpp>
 #include <projectionist/deploy/rollout/gates.hpp>
 #include <projectionist/deploy/rollout/plan.hpp>
 #include <projectionist/deploy/rollout/record.hpp>
@@ -80,6 +81,8 @@ public:
                 fmt::format("projectionist: rollout(controller, router, settings): the controller is {}'s "
                             "and the router {}'s; give both of one projection",
                             control.base_name(), Router::projection_name));
+        // The reads this process serves before its first judgment are compared as the plan says.
+        if (auto r = load()) set_expected_changes(r->plan.expected_changes);
     }
 
     [[nodiscard]] std::string_view projection() const noexcept override { return Router::projection_name; }
@@ -113,12 +116,15 @@ public:
     }
 
     /// `router.shadow_query`, comparing the answers but for the plan's expected changes: what the
-    /// discrepancy gate counts. Sampled at the plan's share.
+    /// discrepancy gate counts. Sampled at the plan's share. A read that straddles a change of
+    /// step is counted at neither (see deploy/rollout/epochs.hpp).
     template <class F>
     auto shadow_query(std::string_view key, F&& fn) const {
-        return router_.shadow_query(key, std::forward<F>(fn), [this](const auto& primary, const auto& candidate) {
-            return detail::rollout::equal_ignoring(primary, candidate, *expected_changes());
-        });
+        const auto in = epochs_.enter();
+        return router_.shadow_query(key, std::forward<F>(fn),
+                                    [columns = expected_changes()](const auto& primary, const auto& candidate) {
+                                        return detail::rollout::equal_ignoring(primary, candidate, *columns);
+                                    });
     }
 
     // ---- the plan ----------------------------------------------------------------------------------
@@ -131,7 +137,10 @@ public:
         router_.refresh();
         const router_status routing = router_.describe();
         check_rollout_plan(plan, routing);
-        if (auto current = load(); current && active(current->state))
+        const std::string key = detail::rollout::record_key(projection());
+        const auto saved = settings_.find(key);
+        if (auto current = saved ? std::optional(detail::rollout::parse_record(*saved, key)) : std::nullopt;
+            current && active(current->state))
             throw state_error(fmt::format("projectionist: a rollout of {} to {} is {} ({}); abort it first",
                                           projection(), current->plan.candidate, to_string(current->state),
                                           current->step_text()));
@@ -157,7 +166,11 @@ public:
         r.primary = routing.primary;
         r.plan = std::move(plan);
         r.step_started_ms = detail::rollout::now_ms();
-        save(r);
+        if (!settings_.replace(key, saved, detail::rollout::format_record(r)))
+            throw state_error(
+                fmt::format("projectionist: cannot start a rollout of {}: another process changed its plan meanwhile; "
+                            "see `rollout status` and try again",
+                            projection()));
         return r;
     }
 
@@ -271,6 +284,7 @@ private:
     /// Applies what the plan asks of every process: the sampling share, the expected changes of the
     /// comparison, the predicate of the first step; restarts the counts when the step changed.
     void follow(const rollout_record& r) {
+        const bool new_columns = *expected_changes() != r.plan.expected_changes;
         set_expected_changes(r.plan.expected_changes);
         const bool running = active(r.state);
         if (running) router_.set_shadow_sampling(r.plan.shadow_sampling);
@@ -289,7 +303,8 @@ private:
         } else {
             drop_predicate();
         }
-        if (baseline_.plan_id != r.id || baseline_.step != r.step) {
+        if (new_columns || baseline_.plan_id != r.id || baseline_.step != r.step) {
+            epochs_.advance();  // the reads begun under the old step or columns end before the count starts
             const shadow_counters now = router_.shadow_stats();
             baseline_ = step_baseline{r.id, r.step, now, now.discrepancies, {}, {}};
         }
@@ -315,12 +330,17 @@ private:
         baseline_.published = std::move(o);
     }
 
+    /// Adds this process to the plan's observers, as a compare-and-set: two processes joining at
+    /// once are both listed.
     void register_observer() {
         const std::string key = detail::rollout::observers_key(projection());
-        auto ids = observer_ids();
-        if (std::find(ids.begin(), ids.end(), observer_) != ids.end()) return;
-        ids.push_back(observer_);
-        settings_.save(key, detail::rollout::format_observers(ids));
+        for (;;) {
+            const auto saved = settings_.find(key);
+            auto ids = saved ? detail::rollout::parse_observers(*saved, key) : std::vector<std::string>{};
+            if (std::find(ids.begin(), ids.end(), observer_) != ids.end()) return;
+            ids.push_back(observer_);
+            if (settings_.replace(key, saved, detail::rollout::format_observers(ids))) return;
+        }
     }
 
     [[nodiscard]] std::vector<std::string> observer_ids() const {
@@ -361,7 +381,7 @@ private:
 
     void advance(rollout_record& r) {
         if (r.step + 1 < r.plan.steps.size()) return enter_step(r, r.step + 1);
-        if (!still_current(r)) return;
+        if (!still_current(r)) return;  // another process decided since this one read the plan
         try {
             if (r.plan.steps.back().basis_points >= routing_buckets) {
                 control_.switch_to(r.plan.candidate);
@@ -383,14 +403,19 @@ private:
         applied_predicate_.clear();
     }
 
+    /// The router's share for a step of the plan.
+    void apply_share(const rollout_record& r, std::size_t step) {
+        const unsigned share = r.plan.steps[step].basis_points;
+        if (share >= routing_buckets)
+            router_.rollout_basis_points(r.plan.candidate, routing_buckets);  // all keys; the primary stays
+        else
+            control_.rollout_basis_points(r.plan.candidate, share);  // refused unless caught up
+    }
+
     void enter_step(rollout_record& r, std::size_t step) {
-        const rollout_step& s = r.plan.steps[step];
-        if (!still_current(r)) return;  // another process stopped it since it was read
+        if (!still_current(r)) return;  // another process decided since this one read the plan
         try {
-            if (s.basis_points >= routing_buckets)
-                router_.rollout_basis_points(r.plan.candidate, routing_buckets);  // all keys; the primary stays
-            else
-                control_.rollout_basis_points(r.plan.candidate, s.basis_points);  // refused unless caught up
+            apply_share(r, step);
         } catch (const std::exception& e) {
             r.step = step;
             return roll_back(r, rollout_state::rolled_back, std::string(rollout_gates::step),
@@ -417,23 +442,56 @@ private:
         decided(r);
     }
 
-    /// Saves a decision, unless another process decided since this one read the plan: a plan that
-    /// stopped stays stopped.
+    /// Saves a decision taken on the plan as read (at `r.revision`), as a compare-and-set of the
+    /// setting: when another process decided meanwhile, this decision is dropped and this process
+    /// follows the saved plan instead (its routing undone or set to the saved step), so two
+    /// processes deciding at once never both move the plan. A roll-back or an abort still holds
+    /// over a plan that moved meanwhile: it is saved over the newer revision.
     void decided(rollout_record& r) {
-        if (active(r.state) && !still_current(r)) {
-            const auto routing = router_.describe();  // undo this process's step: the plan stopped meanwhile
-            if (routing.candidate == r.plan.candidate) router_.rollback();
-            if (auto current = load()) r = std::move(*current);
-            return;
+        const std::string key = detail::rollout::record_key(projection());
+        const bool stopping = r.state == rollout_state::rolled_back || r.state == rollout_state::aborted;
+        for (;;) {
+            const auto saved = settings_.find(key);
+            std::optional<rollout_record> current;
+            if (saved) current = detail::rollout::parse_record(*saved, key);
+            const bool same_plan = current && current->id == r.id && active(current->state);
+            if (same_plan && current->revision != r.revision && stopping) {
+                rollout_record outcome = std::move(r);
+                r = *current;
+                r.state = outcome.state;
+                r.gate = std::move(outcome.gate);
+                r.reason = std::move(outcome.reason);
+                r.discrepant = std::move(outcome.discrepant);
+                r.finished_ms = outcome.finished_ms;
+            }
+            if (!same_plan || current->revision != r.revision) return follow_saved(r, std::move(current));
+            rollout_record next = r;
+            ++next.revision;
+            if (settings_.replace(key, *saved, detail::rollout::format_record(next))) {
+                r = std::move(next);
+                return;
+            }
+            // changed between the read and the write: read it again
         }
-        ++r.revision;
-        save(r);
     }
 
-    /// Whether the saved plan is still the one `r` was read from, and still moving.
+    /// This process's decision lost to another one: its routing follows the saved plan.
+    void follow_saved(rollout_record& r, std::optional<rollout_record> current) {
+        const bool stopped = !current || current->id != r.id || !active(current->state);
+        router_.refresh();  // the deciding process may have changed the routing since this one read it
+        if (stopped) {
+            if (router_.describe().candidate == r.plan.candidate) router_.rollback();
+        } else if (current->state == rollout_state::running) {
+            apply_share(*current, current->step);
+        }
+        if (current) r = std::move(*current);
+    }
+
+    /// Whether the saved plan is still the one `r` was read from, at the same revision, and still
+    /// moving.
     [[nodiscard]] bool still_current(const rollout_record& r) const {
         const auto current = load();
-        return current && current->id == r.id && active(current->state);
+        return current && current->id == r.id && current->revision == r.revision && active(current->state);
     }
 
     // ---- persistence -------------------------------------------------------------------------------
@@ -442,9 +500,6 @@ private:
         const std::string key = detail::rollout::record_key(projection());
         if (auto saved = settings_.find(key)) return detail::rollout::parse_record(*saved, key);
         return std::nullopt;
-    }
-    void save(const rollout_record& r) {
-        settings_.save(detail::rollout::record_key(projection()), detail::rollout::format_record(r));
     }
 
     [[nodiscard]] std::shared_ptr<const std::vector<std::string>> expected_changes() const {
@@ -473,6 +528,7 @@ private:
     std::string applied_predicate_;
     rollout_check check_;
     step_baseline baseline_;
+    detail::rollout::query_epochs epochs_;
     mutable std::mutex columns_mutex_;
     std::shared_ptr<const std::vector<std::string>> expected_changes_ =
         std::make_shared<const std::vector<std::string>>();

@@ -40,8 +40,10 @@
 /// same storage follows it: each `tick` re-reads the router and the plan, applies the plan's
 /// sampling and predicate, reports this process's shadow reads at the current step under its
 /// own setting, sums every process's reports, and judges. Any process may take a decision; a
-/// decision is saved only while the plan is still the one read and still moving, and a stopped
-/// plan is never restarted by a process that had not seen it stop. A restarted process resumes
+/// decision is saved as a compare-and-set of the setting against the plan as read (the storage's
+/// `replace_setting`), so of two processes deciding at once one moves the plan and the other
+/// follows it; a roll-back holds over a plan that moved meanwhile, and a stopped plan is never
+/// restarted by a process that had not seen it stop. A restarted process resumes
 /// the plan at its step. Other processes see a roll-back at their next tick (one
 /// `rollout_options::interval`); the process that decides, at once.
 ///

@@ -107,6 +107,14 @@ public:
                 static_cast<S*>(o)->save_setting(key, value);
             };
         }
+        if constexpr (requires(S & ms, std::string_view key, std::optional<std::string_view> expected) {
+                          { ms.replace_setting(key, expected, key) } -> std::convertible_to<bool>;
+                      }) {
+            replace_ = [](void* o, std::string_view key, std::optional<std::string_view> expected,
+                          std::string_view value) -> bool {
+                return static_cast<S*>(o)->replace_setting(key, expected, value);
+            };
+        }
         if constexpr (requires(const S& cs, std::string_view name) {
                           { cs.find_catalog(name) } -> std::convertible_to<std::optional<catalog_entry>>;
                       }) {
@@ -125,11 +133,23 @@ public:
 
     [[nodiscard]] std::optional<std::string> find(std::string_view key) const { return find_(object_, key); }
     void save(std::string_view key, std::string_view value) const { save_(object_, key, value); }
+    /// Sets `key` to `value` if its value is `expected` (nullopt: if it has none) and returns
+    /// whether it did: atomically when the object has `replace_setting(key, expected, value)`
+    /// (the storages of this library), else as a read then a write, which only this process's
+    /// callers serialize.
+    bool replace(std::string_view key, std::optional<std::string_view> expected, std::string_view value) const {
+        if (replace_) return replace_(object_, key, expected, value);
+        const auto now = find(key);
+        if (now.has_value() != expected.has_value() || (now && *now != *expected)) return false;
+        save(key, value);
+        return true;
+    }
 
 private:
     void* object_;
     std::optional<std::string> (*find_)(void*, std::string_view) = nullptr;
     void (*save_)(void*, std::string_view, std::string_view) = nullptr;
+    bool (*replace_)(void*, std::string_view, std::optional<std::string_view>, std::string_view) = nullptr;
     std::optional<catalog_entry> (*catalog_)(void*, std::string_view) = nullptr;
 };
 
