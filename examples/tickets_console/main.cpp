@@ -81,7 +81,14 @@ struct application {
     application(const std::string& path, pj::command_line_options options)
         : store(path), storage(path), deployment(store, storage), router(storage), cli(std::move(options)) {
         cli.add(deployment, router, {.options = {.expected_changes = {"reopened"}}});  // v2's new column
+        cli.add_command({.name = "record",
+                         .synopsis = "<count>",
+                         .min_args = 1,
+                         .max_args = 1,
+                         .summary = "append the lives of <count> more tickets to the log (a demo history)",
+                         .run = [this](pj::command_call& call) { return record(call); }});
     }
+    int record(pj::command_call& call);
     pj::sqlite_event_store store;
     pj::sqlite_storage storage;
     tickets_deployment deployment;
@@ -112,6 +119,21 @@ void ticket_life(pj::sqlite_event_store& store, int i) {
     if (i % 4 != 0) v = store.append(ticket_stream{}, id, v, ticket_closed{id}).version;
     if (i % 5 == 1 && i % 4 != 0) store.append(ticket_stream{}, id, v, ticket_reopened{id});
 }
+
+}  // namespace
+
+/// `record <count>`: the next <count> tickets' lives, numbered after those in the log.
+int application::record(pj::command_call& call) {
+    const std::string& text = call.args()[0];
+    const int count = std::atoi(text.c_str());
+    if (count <= 0 || fmt::format("{}", count) != text) call.usage_error(fmt::format("'{}' is not a count", text));
+    const auto first = static_cast<int>(store.head());  // a ticket has at least one event: new numbers
+    for (int i = first; i < first + count; ++i) ticket_life(store, i);
+    call.out() << fmt::format("recorded {} tickets; the log's head is {}\n", count, store.head());
+    return 0;
+}
+
+namespace {
 
 int walk() {
     const std::string path =

@@ -79,8 +79,11 @@
 /// the runner's `status()` every `progress_interval` (a snapshot under a mutex and one head
 /// query: the backfill is not slowed down). On a terminal (`terminal`, by default: the output
 /// is std::cout and isatty(1)) one line is redrawn with a bar, events/s and the ETA; otherwise a
-/// plain line is printed at every `progress_step_percent` step, at most one per
-/// `progress_min_line_interval`, plus a start and a final line.
+/// plain line with the same is printed every `progress_line_interval`, plus a start and a final
+/// line. `run` prints, every `run_report_interval`, a line per version that applied events or is
+/// behind: events applied and events/s over the interval, position, lag and the ETA at that rate.
+/// `run --metrics ADDRESS:PORT` serves /metrics, /healthz and /readyz (observe/http.hpp) while
+/// it runs.
 ///
 /// **Threads**: one command at a time per command_line object. The deployments and routers are
 /// held by reference and must outlive the command line; while a command runs, nothing else may
@@ -89,8 +92,8 @@
 /// at once in one process would share the flag they set.
 ///
 /// **Files** (cli/): options.hpp (`command_line_options`), parser.hpp (the commands' table and
-/// the argument parser), progress.hpp (a backfill's progress), signals.hpp (SIGINT/SIGTERM for
-/// `run`), commands.hpp and run.hpp (the commands over the controller), rollout_commands.hpp
+/// the argument parser), progress.hpp (a backfill's progress), metrics_server.hpp (`run --metrics`), signals.hpp
+/// (SIGINT/SIGTERM for `run`), commands.hpp and run.hpp (the commands over the controller), rollout_commands.hpp
 /// (`rollout`), usage.hpp (the help texts), command_line.hpp (`command_line`).
 
 #include <projectionist/cli/command_line.hpp>

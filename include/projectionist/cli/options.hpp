@@ -22,13 +22,12 @@ struct command_line_options {
     std::stop_token stop{};
     /// How often a backfill's progress is looked at (and the bar redrawn).
     std::chrono::milliseconds progress_interval{100};
-    /// Plain progress: a line each time the backfill passes another step of this many percent...
-    unsigned progress_step_percent = 10;
-    /// ... but not more often than this.
-    std::chrono::milliseconds progress_min_line_interval{1000};
+    /// Plain progress (not a terminal: CI, systemd, container logs): a line this often, with the
+    /// share done, events/s and the ETA.
+    std::chrono::milliseconds progress_line_interval{10000};
     /// `run`: how long to wait before looking at the log again when nothing new came.
     std::chrono::milliseconds run_poll{100};
-    /// `run`: a line per version that applied events, at most this often.
+    /// `run`: this often, a line per version that applied events or is behind (events/s, lag, ETA).
     std::chrono::milliseconds run_report_interval{10000};
     /// `reset` and `delete`: how long to wait for queries in flight on the version.
     std::chrono::milliseconds drain_timeout{30000};

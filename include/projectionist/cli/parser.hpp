@@ -33,6 +33,15 @@ using usage_error = detail::usage_error;
 /// An unknown projection, version or column: the message lists the valid names; exit status 2.
 using name_error = detail::name_error;
 
+/// The value of `--<option>` as a whole number; a usage error if it is not one.
+inline std::uint64_t parse_count(std::string_view option, std::string_view text) {
+    std::uint64_t n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size())
+        throw usage_error(fmt::format("--{} '{}': not a whole number", option, shown(text)));
+    return n;
+}
+
 /// A duration as typed: "500ms", "2s", "1m", "1h", or a number of seconds. Empty if malformed.
 inline std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     std::uint64_t n = 0;
@@ -230,14 +239,19 @@ inline const std::vector<command_spec>& commands() {
          {{"force", "", false, "delete even before the version's retention date"}}},
         {command_id::run,
          "run",
-         "[--for DURATION]",
+         "[--for DURATION] [--metrics ADDRESS:PORT [--ready VERSION] [--max-lag EVENTS]]",
          0,
          0,
          "follow the log with every version until stopped",
          "Applies new events to every initialized version as they arrive, until SIGINT (Ctrl-C) or\n"
          "SIGTERM, then stops cleanly between two batches. Exit status 1 if a version stopped on an\n"
-         "error.\n",
-         {{"for", "DURATION", false, "stop after this long, e.g. 500ms, 30s, 5m, 1h"}}},
+         "error. With --metrics, serves /metrics (Prometheus), /healthz and /readyz over HTTP while\n"
+         "it runs; /readyz answers 200 when the --ready version (else every version) is caught up\n"
+         "within --max-lag events (default 0).\n",
+         {{"for", "DURATION", false, "stop after this long, e.g. 500ms, 30s, 5m, 1h"},
+          {"metrics", "ADDRESS:PORT", false, "serve metrics and probes here, e.g. 127.0.0.1:9464 (port 0: any)"},
+          {"ready", "VERSION", false, "the version /readyz checks"},
+          {"max-lag", "EVENTS", false, "/readyz: events behind the head still counted as caught up"}}},
         {command_id::rollout,
          "rollout",
          "<projection> --to <version> [--steps LIST] [--every DURATION] [--max-discrepancy SHARE] "

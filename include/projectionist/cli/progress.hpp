@@ -1,7 +1,7 @@
 #pragma once
 
-/// The progress of a backfill: a redrawn bar on a terminal, plain lines every few percent
-/// otherwise, drawn by a watcher thread that polls the runner's position.
+/// The progress of a backfill: a redrawn bar on a terminal, a plain line per interval otherwise
+/// (CI, systemd, container logs), drawn by a watcher thread that polls the runner's position.
 
 #include <algorithm>
 #include <chrono>
@@ -59,8 +59,7 @@ public:
         : out_(out),
           terminal_(terminal),
           interval_(std::max(options.progress_interval, std::chrono::milliseconds(1))),
-          step_(std::max(1U, options.progress_step_percent)),
-          min_line_interval_(options.progress_min_line_interval),
+          line_interval_(options.progress_line_interval),
           name_(std::move(name)),
           from_(from),
           to_(std::max(from, to)),
@@ -130,12 +129,12 @@ private:
         out_ << '\r' << text << std::flush;
     }
 
+    /// A plain line when the interval has passed since the last one (the final line is the
+    /// command's own).
     void line(std::uint64_t position) {
         const std::uint64_t done = std::min(position > from_ ? position - from_ : 0, to_ - from_);
-        const std::uint64_t step = done * 100 / (to_ - from_) / step_;
         const auto now = clock::now();
-        if (step <= last_step_ || done == to_ - from_ || now - last_line_ < min_line_interval_) return;
-        last_step_ = step;
+        if (done == to_ - from_ || now - last_line_ < line_interval_) return;
         last_line_ = now;
         const auto [rate, eta] = rate_and_eta(position);
         out_ << progress_plain_line(name_, done, to_ - from_, rate, eta) << '\n' << std::flush;
@@ -144,14 +143,12 @@ private:
     std::ostream& out_;
     bool terminal_;
     std::chrono::milliseconds interval_;
-    unsigned step_;
-    std::chrono::milliseconds min_line_interval_;
+    std::chrono::milliseconds line_interval_;
     std::string name_;
     std::uint64_t from_, to_;
     std::function<std::uint64_t()> position_;
     clock::time_point started_;
     clock::time_point last_line_;
-    std::uint64_t last_step_ = 0;
     std::size_t drawn_ = 0;
     std::jthread watcher_;  // last: stopped before the members it reads are destroyed
 };

@@ -56,14 +56,6 @@ inline std::vector<rollout_step> parse_steps(std::string_view text) {
     return out;
 }
 
-inline std::uint64_t parse_count(std::string_view option, std::string_view text) {
-    std::uint64_t n = 0;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size())
-        throw usage_error(fmt::format("--{} '{}': not a whole number", option, shown(text)));
-    return n;
-}
-
 /// The plan a `rollout <projection> --to ...` command describes.
 inline rollout_plan plan_from(const parsed_command& p) {
     rollout_plan plan;

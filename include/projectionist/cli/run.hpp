@@ -2,6 +2,8 @@
 
 /// `run`: follows the log with every version until a signal, the options' stop token or the
 /// `--for` duration; deleted versions are skipped (the controller's catch-up does not touch them).
+/// Every report interval, a line per version that applied events or is behind, with events/s
+/// and the ETA; with `--metrics`, an HTTP endpoint for Prometheus and probes while it runs.
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +20,7 @@
 #include <fmt/format.h>
 
 #include <projectionist/cli/commands.hpp>
+#include <projectionist/cli/metrics_server.hpp>
 #include <projectionist/cli/parser.hpp>
 #include <projectionist/cli/signals.hpp>
 #include <projectionist/deploy/controller/any_controller.hpp>
@@ -26,6 +29,17 @@
 #include <projectionist/runner/status.hpp>
 
 namespace projectionist::detail::cli {
+
+/// "  tickets_v2: +1,200 events, 120 events/s; position 5,000, lag 600, ETA 0:05", ETA "?" with
+/// no events applied, and "caught up" at lag 0.
+inline std::string run_report_line(std::string_view version, std::uint64_t applied, double seconds,
+                                   std::uint64_t position, std::uint64_t lag) {
+    const double rate = seconds > 0 ? static_cast<double>(applied) / seconds : 0;
+    std::string eta = "caught up";
+    if (lag != 0) eta = rate > 0 ? "ETA " + clock_text(static_cast<double>(lag) / rate) : std::string("ETA ?");
+    return fmt::format("  {}: +{} events, {} events/s; position {}, lag {}, {}", version, group_digits(applied),
+                       group_digits(static_cast<std::uint64_t>(rate)), group_digits(position), group_digits(lag), eta);
+}
 
 inline int cmd_run(const parsed_command& p, session& ctx) {
     using clock = std::chrono::steady_clock;
@@ -62,7 +76,11 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
     for (const auto& f : all) names.push_back(f.v);
     std::string until = ctx.options.handle_signals ? "SIGINT (Ctrl-C) or SIGTERM" : "stopped";
     if (limit) until += fmt::format(", at most {}", elapsed_text(limit->count() / 1000.0));
+    const auto metrics = serve_run_metrics(p, ctx.entries);
     ctx.out << fmt::format("run: following the log with {} until {}\n", join(names), until);
+    if (metrics)
+        ctx.out << fmt::format("  metrics: http://{}:{}/metrics (and /healthz, /readyz)\n",
+                               metrics->endpoint->address(), metrics->endpoint->port());
     if (!dormant.empty()) ctx.out << fmt::format("  dormant until init: {}\n", join(dormant));
     if (!deleted.empty()) ctx.out << fmt::format("  deleted, skipped: {}\n", join(deleted));
     ctx.out << std::flush;
@@ -100,11 +118,12 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
         }
         const auto now = clock::now();
         if (now - last_report >= ctx.options.run_report_interval) {
+            const double seconds = std::chrono::duration<double>(now - last_report).count();
             for (auto& f : all) {
-                if (f.since_report == 0) continue;
+                if (f.failed) continue;
                 const runner_status s = f.e->status_of(f.v);
-                ctx.out << fmt::format("  {}: +{} events; position {}, lag {}\n", f.v, group_digits(f.since_report),
-                                       group_digits(s.position), group_digits(s.lag));
+                if (f.since_report == 0 && (s.lag == 0 || s.dormant || s.state == projection_state::deleted)) continue;
+                ctx.out << run_report_line(f.v, f.since_report, seconds, s.position, s.lag) << '\n';
                 f.since_report = 0;
             }
             ctx.out << std::flush;

@@ -701,8 +701,11 @@ TEST_CASE("cli: run follows the log until it is stopped", "[cli][run]") {
         CHECK_THAT(r.out, Catch::StartsWith("run: following the log with tickets_v1, tickets_v2 until stopped, at most "
                                             "0.150 s\n"));
         const std::string head = std::to_string(app.store.head());
-        CHECK_THAT(r.out, Catch::Contains("  tickets_v1: +24 events; position " + head + ", lag 0\n"));  // handled
-        CHECK_THAT(r.out, Catch::Contains("  tickets_v2: +" + head + " events; position " + head + ", lag 0\n"));
+        CHECK_THAT(r.out, Catch::Matches("[\\s\\S]*\n  tickets_v1: \\+24 events, [\\d,]+ events/s; position " + head +
+                                         ", lag 0, caught up\n[\\s\\S]*"));  // handled
+        CHECK_THAT(r.out,
+                   Catch::Matches("[\\s\\S]*\n  tickets_v2: \\+" + head + " events, [\\d,]+ events/s; position " +
+                                  head + ", lag 0, caught up\n[\\s\\S]*"));
         CHECK_THAT(r.out, Catch::Contains("run: stopped (the --for duration elapsed) after 0.1"));
         CHECK_THAT(r.out, Catch::Contains("  tickets_v1: initialized by its automatic kick-off\n"));
         CHECK_THAT(r.out, Catch::Contains("  tickets_v2: caught_up, position " + head + ", lag 0\n"));
@@ -776,7 +779,7 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
     const auto file = dir.file("app.db");
     auto options = test_options();
     options.progress_interval = 1ms;
-    options.progress_min_line_interval = 0ms;
+    options.progress_line_interval = 0ms;
 
     SECTION("a terminal: one line redrawn, ending with a full bar") {
         options.terminal = true;
@@ -793,7 +796,7 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
         CHECK(count_of(r.out, "\n") == 4);  // start, the bar's line, the result, next
     }
 
-    SECTION("a log: a plain line every 10%, at most") {
+    SECTION("a log: plain lines, none after the end") {
         sqlite_app app(file, options);
         append_tickets(app.store, 300);
         REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
@@ -802,7 +805,6 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
         CHECK(r.out.find('\r') == std::string::npos);
         const std::size_t lines = count_of(r.out, "backfill tickets_v2: ");
         CHECK(lines >= 1);  // the start line; progress lines depend on timing
-        CHECK(lines <= 11);
         std::istringstream in(r.out);
         for (std::string line; std::getline(in, line);)
             if (line.find("% (") != std::string::npos)
@@ -820,7 +822,62 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
         CHECK(cli::progress_bar_line("v", 0, 0, 0, 0.0, 4) == "v [####] 100%  0/0 events  0 events/s  ETA 0:00");
         CHECK(cli::progress_plain_line("tickets_v2", 2'500'000, 10'000'000, 123456.7, 3725.0) ==
               "backfill tickets_v2: 25% (2,500,000/10,000,000 events), 123,456 events/s, ETA 1:02:05");
+        CHECK(cli::run_report_line("tickets_v2", 1200, 10, 5000, 600) ==
+              "  tickets_v2: +1,200 events, 120 events/s; position 5,000, lag 600, ETA 0:05");
+        CHECK(cli::run_report_line("tickets_v1", 0, 10, 5000, 0) ==
+              "  tickets_v1: +0 events, 0 events/s; position 5,000, lag 0, caught up");
+        CHECK(cli::run_report_line("tickets_v3", 0, 10, 0, 42) ==
+              "  tickets_v3: +0 events, 0 events/s; position 0, lag 42, ETA ?");
     }
+}
+
+TEST_CASE("cli: a backfill in a log prints a line per interval, with events/s and the ETA", "[cli][progress]") {
+    auto options = test_options();
+    options.progress_interval = 1ms;
+    options.progress_line_interval = 20ms;
+    std::ostringstream out;
+    std::atomic<std::uint64_t> position{100};
+    const auto started = std::chrono::steady_clock::now();
+    {
+        cli::backfill_progress progress(out, false, options, "tickets_v2", 100, 1100, [&] { return position += 2; });
+        std::this_thread::sleep_for(300ms);  // at least 300 / 20 intervals pass, whatever the load
+        progress.finish(true, position);
+    }
+    const double elapsed_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    const std::string log = out.str();
+    CHECK(log.find('\r') == std::string::npos);
+    std::size_t lines = 0;
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line); ++lines)
+        CHECK_THAT(
+            line,
+            Catch::Matches(R"(backfill tickets_v2: \d+% \([\d,]+/1,000 events\), [\d,]+ events/s, ETA (\d+:\d\d|\?))"));
+    CHECK(lines >= 2);                      // a line per interval, not per 10%
+    CHECK(lines <= elapsed_ms / 20.0 + 1);  // and never more often than the interval
+}
+
+TEST_CASE("cli: run --metrics: the address and the options that need it", "[cli][run]") {
+    CHECK(cli::parse_listen_address("127.0.0.1:9464") == std::pair<std::string, std::uint16_t>{"127.0.0.1", 9464});
+    CHECK(cli::parse_listen_address("[::1]:0") == std::pair<std::string, std::uint16_t>{"::1", 0});
+    CHECK_THROWS_WITH(cli::parse_listen_address("9464"), Catch::Contains("give ADDRESS:PORT"));
+    CHECK_THROWS_WITH(cli::parse_listen_address("localhost:http"), Catch::Contains("--metrics 'localhost:http'"));
+    CHECK_THROWS_WITH(cli::parse_listen_address("localhost:70000"), Catch::Contains("give ADDRESS:PORT"));
+
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    sqlite_app app(dir.file("app.db"), test_options());
+    auto r = run(app.cli, {"run", "--for", "10ms", "--ready", "tickets_v2"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("--ready needs --metrics"));
+    r = run(app.cli, {"run", "--for", "10ms", "--metrics", "127.0.0.1:0", "--ready", "tickets_v9"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err,
+               Catch::Contains("--ready 'tickets_v9': no such version; the versions are: tickets_v1, tickets_v2"));
+    r = run(app.cli, {"run", "--for", "10ms", "--metrics", "127.0.0.1:0"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out,
+               Catch::Matches(
+                   "[\\s\\S]*\n  metrics: http://127\\.0\\.0\\.1:\\d+/metrics \\(and /healthz, /readyz\\)\n[\\s\\S]*"));
 }
 
 TEST_CASE("cli: parsing of shares, durations and numbers", "[cli]") {
