@@ -25,6 +25,7 @@
 
 #include <projectionist/deploy.hpp>
 #include <projectionist/deploy/rollout/rollout.hpp>
+#include <projectionist/observe.hpp>
 
 #if defined(PROJECTIONIST_TEST_BACKEND_SQLITE)
 #include <projectionist/sqlite.hpp>

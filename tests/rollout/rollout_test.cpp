@@ -399,3 +399,69 @@ TEST_CASE("two processes deciding at once move the plan once", "[rollout]") {
         CHECK_FALSE(a.router.describe().candidate);
     }
 }
+
+TEST_CASE("a rollout's state, step and shadow reads are metrics", "[rollout][metrics]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<buggy_v2> a(where);
+    a.deploy_v2();
+    pj::metrics_exporter metrics;
+    metrics.add(a.rollout);
+    CHECK(metrics.render().empty());  // no plan seen yet
+
+    auto plan = quick_plan();
+    plan.min_shadow_reads = ticket_count;
+    plan.dwell = std::chrono::minutes(1);
+    a.rollout.start(plan);
+    a.rollout.tick();  // the first step
+    const std::string l = R"({projection="tickets",candidate="tickets_v2")";
+    std::string page = metrics.render();
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_state" + l + R"(,state="running"} 1)"));
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_state" + l + R"(,state="rolled_back"} 0)"));
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_step" + l + "} 1\n"));
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_steps" + l + "} 4\n"));
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_step_share" + l + "} 0.01\n"));
+
+    for (long i = 0; i < ticket_count; ++i) (void)a.ask(i);
+    a.rollout.tick();  // 2% of the tickets are spoiled: rolled back
+    REQUIRE(w.record().state == pj::rollout_state::rolled_back);
+    page = metrics.render();
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_state" + l + R"(,state="rolled_back"} 1)"));
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_state" + l + R"(,state="running"} 0)"));
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_step_shadow_reads" + l + "} 400\n"));
+    const auto differed = a.router.shadow_stats().discrepancies;  // every read was at the first step
+    CHECK(differed > 0);
+    CHECK_THAT(page, Catch::Contains(fmt::format("projectionist_rollout_step_discrepancies{}}} {}\n", l, differed)));
+    CHECK_THAT(page, Catch::Contains("projectionist_rollout_observers" + l + "} 1\n"));
+}
+
+TEST_CASE("another process's queries leave the candidate within the watch period of a roll-back", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<good_v2> a(where);
+    a.deploy_v2();
+    app<good_v2> b(where, std::chrono::hours(1));  // b judges once an hour: only its watch can see the roll-back
+    a.rollout.start(quick_plan());
+    a.rollout.tick();
+    b.router.refresh();
+    REQUIRE(b.router.describe().candidate == "tickets_v2");
+    b.start_following();  // its first judgment at once, the next in an hour
+    const auto until = [](auto done) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (!done() && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        return done();
+    };
+    REQUIRE(until([&] { return b.rollout.last_snapshot().record.has_value(); }));
+
+    a.rollout.abort("support requests pour in");
+    CHECK(until([&] { return !b.router.describe().candidate; }));  // long before b's next judgment
+    CHECK(b.router.describe().primary == "tickets_v1");
+    const long v2_before = b.on_v2.load();
+    for (long i = 0; i < 100; ++i) (void)b.ask(i);
+    CHECK(b.on_v2.load() == v2_before);
+    b.stop();
+    CHECK(w.record().state == pj::rollout_state::aborted);
+}

@@ -17,7 +17,8 @@
 /// no deploy/ include: a runner (`status()` returning `runner_status`, and a `projection_type`),
 /// a deployment (`status()` returning one `runner_status` per version, and a `base_name`), a
 /// router (`describe()`, `shadow_stats()`, `in_flight(name)`), a worker (`id()`, and a `status()`
-/// with the partitions held and lease counters). Any other source of statuses is
+/// with the partitions held and lease counters), a rollout (`last_snapshot()`: the plan and the
+/// shadow reads as of its last judgment). Any other source of statuses is
 /// added with `add_source(projection, fn)`. Add a runner once: through its deployment or alone,
 /// not both (the series would be written twice, which a scraper rejects).
 ///
@@ -85,6 +86,19 @@ concept observable_worker = requires(const W& w) {
     w.status().events_applied;
 };
 
+/// A rollout (deploy/rollout/driver.hpp), as `metrics_exporter::add` finds it: the snapshot of its
+/// last judgment, kept in memory (no storage read at scrape time).
+template <class R>
+concept observable_rollout = requires(const R& r) {
+    { r.projection() } -> std::convertible_to<std::string_view>;
+    r.last_snapshot().record->plan.candidate;
+    r.last_snapshot().record->plan.steps[0].basis_points;
+    r.last_snapshot().record->step;
+    r.last_snapshot().readings.compared;
+    r.last_snapshot().readings.discrepancies;
+    r.last_snapshot().observers;
+};
+
 /// Whether a version may take traffic: `ready` and, when it is not, why, in words.
 struct readiness {
     bool ready = false;
@@ -114,6 +128,19 @@ public:
         std::uint64_t shadow_compared = 0;
         std::uint64_t shadow_discrepancies = 0;
         std::uint64_t shadow_errors = 0;
+    };
+
+    /// What a rollout reports, read at scrape time.
+    struct plan_snapshot {
+        std::string projection;
+        std::string candidate;
+        std::string state;     ///< "pending", "running", "completed", "rolled_back" or "aborted"
+        std::size_t step = 0;  ///< from 1; 0 while pending
+        std::size_t steps = 0;
+        unsigned basis_points = 0;  ///< the current step's share of the keys
+        std::uint64_t compared = 0;
+        std::uint64_t discrepancies = 0;
+        std::size_t observers = 0;
     };
 
     /// What a worker reports, read at scrape time.
@@ -166,6 +193,29 @@ public:
         });
     }
 
+    /// A rollout: its state, step and the current step's shadow reads, as of its last judgment
+    /// (label `candidate`). Nothing is written before a plan was seen.
+    template <observable_rollout R>
+    void add(R& rollout) {
+        std::lock_guard lock(mutex_);
+        rollouts_.push_back([&rollout]() -> std::optional<plan_snapshot> {
+            const auto s = rollout.last_snapshot();
+            if (!s.record) return std::nullopt;
+            const auto& r = *s.record;
+            plan_snapshot out;
+            out.projection = std::string(rollout.projection());
+            out.candidate = r.plan.candidate;
+            out.state = std::string(to_string(r.state));
+            out.steps = r.plan.steps.size();
+            out.step = out.state == "pending" ? 0 : r.step + 1;
+            if (r.step < r.plan.steps.size()) out.basis_points = r.plan.steps[r.step].basis_points;
+            out.compared = s.readings.compared;
+            out.discrepancies = s.readings.discrepancies;
+            out.observers = s.observers;
+            return out;
+        });
+    }
+
     /// A worker: the partitions it holds and what happened to its leases (label `worker`: its id).
     template <observable_worker W>
     void add(W& worker) {
@@ -199,9 +249,11 @@ public:
     [[nodiscard]] std::string render() const {
         auto [sources, routers] = copy_sources();
         std::vector<std::function<worker_snapshot()>> workers;
+        std::vector<std::function<std::optional<plan_snapshot>()>> rollouts;
         {
             std::lock_guard lock(mutex_);
             workers = workers_;
+            rollouts = rollouts_;
         }
         metrics_text m;
         const auto now = now_ ? now_() : clock::now();
@@ -209,6 +261,8 @@ public:
             for (const auto& s : src.read()) write_runner(m, src.projection, s, now);
         for (const auto& r : routers) write_router(m, r());
         for (const auto& w : workers) write_worker(m, w());
+        for (const auto& r : rollouts)
+            if (auto s = r()) write_rollout(m, *s);
         return m.str();
     }
 
@@ -328,6 +382,27 @@ private:
                   u(r.shadow_errors));
     }
 
+    static void write_rollout(metrics_text& m, const plan_snapshot& r) {
+        const metric_labels l{{"projection", r.projection}, {"candidate", r.candidate}};
+        auto u = [](std::uint64_t v) { return static_cast<double>(v); };
+        for (std::string_view state : {"pending", "running", "completed", "rolled_back", "aborted"}) {
+            metric_labels sl = l;
+            sl.emplace_back("state", std::string(state));
+            m.gauge("projectionist_rollout_state", "1 for the rollout plan's state, 0 for the others.", sl,
+                    r.state == state ? 1 : 0);
+        }
+        m.gauge("projectionist_rollout_step", "The plan's current step, from 1 (0 while pending).", l, u(r.step));
+        m.gauge("projectionist_rollout_steps", "The plan's number of steps.", l, u(r.steps));
+        m.gauge("projectionist_rollout_step_share", "The current step's share of the routing keys (0 to 1).", l,
+                r.basis_points / 10000.0);
+        m.gauge("projectionist_rollout_step_shadow_reads",
+                "Shadow reads compared at the current step, summed over the processes.", l, u(r.compared));
+        m.gauge("projectionist_rollout_step_discrepancies",
+                "Of those, the ones whose answers differed (expected changes aside).", l, u(r.discrepancies));
+        m.gauge("projectionist_rollout_observers", "Processes that reported shadow reads for this plan.", l,
+                u(r.observers));
+    }
+
     static void write_worker(metrics_text& m, const worker_snapshot& w) {
         const metric_labels l{{"projection", w.projection}, {"version", w.version}, {"worker", w.id}};
         auto u = [](std::uint64_t v) { return static_cast<double>(v); };
@@ -357,6 +432,7 @@ private:
     std::vector<status_source> sources_;
     std::vector<std::function<router_snapshot()>> routers_;
     std::vector<std::function<worker_snapshot()>> workers_;
+    std::vector<std::function<std::optional<plan_snapshot>()>> rollouts_;
 };
 
 }  // namespace projectionist

@@ -4,6 +4,7 @@
 /// queries. See <projectionist/deploy/rollout/rollout.hpp> for the rules.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -41,6 +42,11 @@ struct rollout_options {
     /// `run`: how often the plan is judged (and the log followed). A step lasts at least its
     /// dwell time, and a failing gate is acted on within one interval.
     std::chrono::milliseconds interval{1000};
+    /// `run`: how often, between judgments, the router's state is read again, so that a roll-back
+    /// decided by another process reaches this process's queries within this time (at most
+    /// `interval`). A shadow read that differs here brings this process's next judgment forward
+    /// to within this time too.
+    std::chrono::milliseconds watch{100};
     /// How many discrepant keys (with both answers) a process reports per step, and a roll-back records.
     std::size_t sample_size = 10;
 };
@@ -122,8 +128,10 @@ public:
     auto shadow_query(std::string_view key, F&& fn) const {
         const auto in = epochs_.enter();
         return router_.shadow_query(key, std::forward<F>(fn),
-                                    [columns = expected_changes()](const auto& primary, const auto& candidate) {
-                                        return detail::rollout::equal_ignoring(primary, candidate, *columns);
+                                    [this, columns = expected_changes()](const auto& primary, const auto& candidate) {
+                                        const bool same = detail::rollout::equal_ignoring(primary, candidate, *columns);
+                                        if (!same && !judge_soon_.exchange(true)) wake_.notify_one();
+                                        return same;
                                     });
     }
 
@@ -171,6 +179,7 @@ public:
                 fmt::format("projectionist: cannot start a rollout of {}: another process changed its plan meanwhile; "
                             "see `rollout status` and try again",
                             projection()));
+        publish_snapshot();
         return r;
     }
 
@@ -178,6 +187,96 @@ public:
     /// running one reports this process's shadow reads and judges the gates (roll back, next step,
     /// or wait). Call it on the thread that drives the controller's runners (`run` does).
     void tick() override {
+        std::lock_guard lock(mutex_);
+        judge();
+        publish_snapshot();
+    }
+
+    /// Follows the log with every version of the controller and judges the plan, every
+    /// `rollout_options::interval`, until `stop` is requested. A version that fails stops alone
+    /// (its status holds the error); an error of the plan is kept in `last_error()`.
+    void run(std::stop_token stop) {
+        using clock = std::chrono::steady_clock;
+        auto last_judgment = clock::now() - options_.watch;
+        auto next_judgment = clock::now();
+        while (!stop.stop_requested()) {
+            if (judge_soon_.exchange(false)) next_judgment = std::min(next_judgment, last_judgment + options_.watch);
+            const auto now = clock::now();
+            if (now >= next_judgment) {
+                last_judgment = now;
+                for (auto v : control_.versions()) {
+                    try {
+                        (void)control_.catch_up(v, false);
+                    } catch (const error&) {
+                        // stopped: the controller's status_of(v) holds the reason; the others go on
+                    }
+                }
+                try {
+                    tick();
+                    set_last_error({});
+                } catch (const std::exception& e) {
+                    set_last_error(e.what());
+                }
+                next_judgment = clock::now() + options_.interval;
+            } else {
+                try {
+                    router_.refresh();  // another process's roll-back reaches this process's queries
+                } catch (const std::exception& e) {
+                    set_last_error(e.what());
+                }
+            }
+            const auto wait = std::min<clock::duration>(options_.watch, next_judgment - clock::now());
+            std::unique_lock lock(wake_mutex_);
+            wake_.wait_for(lock, stop, std::max<clock::duration>(wait, clock::duration::zero()),
+                           [this] { return judge_soon_.load(); });
+        }
+    }
+
+    /// The error of the last judgment in `run`, or empty.
+    [[nodiscard]] std::string last_error() const {
+        std::lock_guard lock(error_mutex_);
+        return last_error_;
+    }
+
+    /// Sends every query back to the primary and stops the plan `aborted` with `reason`. Refused
+    /// (`state_error`) when no plan is pending or running.
+    rollout_record abort(std::string reason = "aborted by hand") override {
+        std::lock_guard lock(mutex_);
+        router_.refresh();
+        auto r = load();
+        if (!r || !active(r->state))
+            throw state_error(
+                fmt::format("projectionist: no rollout of {} is pending or running{}", projection(),
+                            r ? fmt::format(" (the last one, of {}, is {})", r->plan.candidate, to_string(r->state))
+                              : std::string()));
+        roll_back(*r, rollout_state::aborted, {}, std::move(reason), {});
+        publish_snapshot();
+        return *r;
+    }
+
+    /// The persisted plan, read afresh, or nothing.
+    [[nodiscard]] std::optional<rollout_record> record() const { return load(); }
+
+    /// The snapshot taken at this process's last judgment (or start, or abort), without reading
+    /// the storage: what metrics read at scrape time. Empty before the first one.
+    [[nodiscard]] rollout_snapshot last_snapshot() const {
+        std::lock_guard lock(snapshot_mutex_);
+        return last_snapshot_;
+    }
+
+    [[nodiscard]] rollout_snapshot snapshot() const override {
+        rollout_snapshot s;
+        s.record = load();
+        if (s.record) {
+            const auto list = observations(*s.record);
+            s.readings = sum_observations(*s.record, list, options_.sample_size);
+            for (const auto& o : list) s.observers += o.plan_id == s.record->id ? 1 : 0;
+        }
+        return s;
+    }
+
+private:
+    void judge() {
         std::lock_guard lock(mutex_);
         router_.refresh();
         auto r = load();
@@ -208,67 +307,6 @@ public:
             advance(*r);
     }
 
-    /// Follows the log with every version of the controller and judges the plan, every
-    /// `rollout_options::interval`, until `stop` is requested. A version that fails stops alone
-    /// (its status holds the error); an error of the plan is kept in `last_error()`.
-    void run(std::stop_token stop) {
-        std::mutex m;
-        std::condition_variable_any cv;
-        while (!stop.stop_requested()) {
-            for (auto v : control_.versions()) {
-                try {
-                    (void)control_.catch_up(v, false);
-                } catch (const error&) {
-                    // stopped: the controller's status_of(v) holds the reason; the others go on
-                }
-            }
-            try {
-                tick();
-                set_last_error({});
-            } catch (const std::exception& e) {
-                set_last_error(e.what());
-            }
-            std::unique_lock lock(m);
-            cv.wait_for(lock, stop, options_.interval, [] { return false; });
-        }
-    }
-
-    /// The error of the last judgment in `run`, or empty.
-    [[nodiscard]] std::string last_error() const {
-        std::lock_guard lock(error_mutex_);
-        return last_error_;
-    }
-
-    /// Sends every query back to the primary and stops the plan `aborted` with `reason`. Refused
-    /// (`state_error`) when no plan is pending or running.
-    rollout_record abort(std::string reason = "aborted by hand") override {
-        std::lock_guard lock(mutex_);
-        router_.refresh();
-        auto r = load();
-        if (!r || !active(r->state))
-            throw state_error(
-                fmt::format("projectionist: no rollout of {} is pending or running{}", projection(),
-                            r ? fmt::format(" (the last one, of {}, is {})", r->plan.candidate, to_string(r->state))
-                              : std::string()));
-        roll_back(*r, rollout_state::aborted, {}, std::move(reason), {});
-        return *r;
-    }
-
-    /// The persisted plan, read afresh, or nothing.
-    [[nodiscard]] std::optional<rollout_record> record() const { return load(); }
-
-    [[nodiscard]] rollout_snapshot snapshot() const override {
-        rollout_snapshot s;
-        s.record = load();
-        if (s.record) {
-            const auto list = observations(*s.record);
-            s.readings = sum_observations(*s.record, list, options_.sample_size);
-            for (const auto& o : list) s.observers += o.plan_id == s.record->id ? 1 : 0;
-        }
-        return s;
-    }
-
-private:
     /// What this process counts at the current step: the router's counters when it began here.
     struct step_baseline {
         std::string plan_id;
@@ -513,6 +551,12 @@ private:
         expected_changes_.swap(fresh);
     }
 
+    void publish_snapshot() {
+        rollout_snapshot s = snapshot();
+        std::lock_guard lock(snapshot_mutex_);
+        last_snapshot_ = std::move(s);
+    }
+
     void set_last_error(std::string text) {
         std::lock_guard lock(error_mutex_);
         last_error_ = std::move(text);
@@ -532,6 +576,11 @@ private:
     mutable std::mutex columns_mutex_;
     std::shared_ptr<const std::vector<std::string>> expected_changes_ =
         std::make_shared<const std::vector<std::string>>();
+    mutable std::atomic<bool> judge_soon_{false};  // a shadow read differed: judge without waiting
+    mutable std::condition_variable_any wake_;
+    std::mutex wake_mutex_;
+    mutable std::mutex snapshot_mutex_;
+    rollout_snapshot last_snapshot_;
     mutable std::mutex error_mutex_;
     std::string last_error_;
 };

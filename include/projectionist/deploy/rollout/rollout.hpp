@@ -44,8 +44,11 @@
 /// `replace_setting`), so of two processes deciding at once one moves the plan and the other
 /// follows it; a roll-back holds over a plan that moved meanwhile, and a stopped plan is never
 /// restarted by a process that had not seen it stop. A restarted process resumes
-/// the plan at its step. Other processes see a roll-back at their next tick (one
-/// `rollout_options::interval`); the process that decides, at once.
+/// the plan at its step. The process that decides a roll-back sends its queries back at once;
+/// the others' queries follow within `rollout_options::watch` (100 ms by default: between
+/// judgments, `run` re-reads the router's state that often), plus the rest of a judgment that
+/// is under way. A shadow read that differs brings
+/// the next judgment of its process forward to within `watch` as well.
 ///
 /// **Threads.** `tick` and `run` drive the controller's runners (the structural diff, catching
 /// up, switching, making live): call them on the thread that drives those runners, as `run` does
