@@ -1,5 +1,5 @@
 // clang-format off
-// expect-error: error: static.assert(ion)? failed.*projectionist: a projection's retain_until must be a day written "YYYY-MM-DD"
+// expect-error: error: static.assert(ion)? failed.*projectionist: a projection's retain_until must be a day written .*YYYY-MM-DD
 // expect-error: /projection_retain_until_malformed\.fail\.cpp:[0-9]+:[0-9]+: +(required from here|note: in instantiation of)
 // clang-format on
 //
