@@ -1,6 +1,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -207,6 +208,27 @@ public:
         integer(static_cast<std::uint32_t>(v));
         return *this;
     }
+    copy_rows& int2(std::int16_t v) {
+        integer(std::uint32_t{2});
+        integer(static_cast<std::uint16_t>(v));
+        return *this;
+    }
+    copy_rows& boolean(bool v) {
+        integer(std::uint32_t{1});
+        data_.push_back(v ? '\1' : '\0');
+        return *this;
+    }
+    /// real, double precision: the IEEE 754 bits, big-endian.
+    copy_rows& float4(float v) {
+        integer(std::uint32_t{4});
+        integer(std::bit_cast<std::uint32_t>(v));
+        return *this;
+    }
+    copy_rows& float8(double v) {
+        integer(std::uint32_t{8});
+        integer(std::bit_cast<std::uint64_t>(v));
+        return *this;
+    }
     /// text, bytea: the bytes as they are.
     copy_rows& bytes(std::string_view b) {
         integer(static_cast<std::uint32_t>(b.size()));
@@ -229,6 +251,8 @@ public:
         data_.append("\xFF\xFF", 2);
         return data_;
     }
+    /// Bytes so far.
+    [[nodiscard]] std::size_t size() const noexcept { return data_.size(); }
     /// Empties it for the next COPY, keeping its memory.
     void clear() {
         data_.clear();

@@ -216,6 +216,45 @@ void read_field(const result& r, int row, int col, T& out) {
     }
 }
 
+/// Appends `v` to a binary COPY row in its column's binary form (see integer_sql_type: an
+/// integer is sent at its column's width).
+template <class T>
+void copy_field(copy_rows& out, const T& v) {
+    if constexpr (requires { typename column_traits<T>::inner; }) {
+        if (!v)
+            out.null();
+        else
+            copy_field(out, *v);
+    } else if constexpr (std::is_same_v<T, bool>) {
+        out.boolean(v);
+    } else if constexpr (std::is_enum_v<T>) {
+        copy_field(out, static_cast<std::underlying_type_t<T>>(v));
+    } else if constexpr (std::is_integral_v<T>) {
+        if constexpr (integer_sql_type<T>() == "smallint")
+            out.int2(static_cast<std::int16_t>(v));
+        else if constexpr (integer_sql_type<T>() == "integer")
+            out.int4(static_cast<std::int32_t>(v));
+        else
+            out.int8(static_cast<std::int64_t>(v));
+    } else if constexpr (std::is_floating_point_v<T>) {
+        if constexpr (sizeof(T) == sizeof(float))
+            out.float4(static_cast<float>(v));
+        else
+            out.float8(static_cast<double>(v));
+    } else if constexpr (std::is_same_v<T, std::string>) {
+        out.bytes(v);
+    } else {
+        out.int8(static_cast<std::int64_t>(v.time_since_epoch().count()));  // a time point
+    }
+}
+
+/// Appends a row to a binary COPY: every field, in declaration order.
+template <class Row>
+void copy_row(copy_rows& out, const Row& row) {
+    out.row(static_cast<std::int16_t>(field_count<Row>));
+    for_each_field(row, [&](std::string_view, const auto& field) { copy_field(out, field); });
+}
+
 /// PostgreSQL's column types and key spelling for detail/sql_dialect.hpp.
 struct dialect {
     template <class Field>

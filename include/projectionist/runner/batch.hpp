@@ -3,6 +3,7 @@
 /// The batch transaction: reading the log in batches, applying each in one transaction with its
 /// checkpoint and emitted events, and what happens when a batch fails (undo, rebuild, dead letters).
 
+#include <projectionist/runner/prefetch.hpp>
 #include <projectionist/runner/runner.hpp>
 
 namespace projectionist {
@@ -83,6 +84,7 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
             fail(nullptr, cause);
         }
         try {
+            detail::prefetch_batch(handles_, batch_.begin(), batch_.end());
             totals = apply_records(batch_.begin(), batch_.end());
             checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
             if constexpr (has_emit_writer) {

@@ -14,6 +14,7 @@
 #include <tuple>
 #include <utility>
 
+#include <projectionist/runner/prefetch.hpp>
 #include <projectionist/runner/runner.hpp>
 
 namespace projectionist {
@@ -91,6 +92,7 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
                 if (batch_.empty()) break;
                 if (store_->type_count() > type_map_.size()) refresh_type_map();
                 failed_ = nullptr;
+                detail::prefetch_bulk(tables, batch_.begin(), batch_.end());
                 const pass_totals totals = apply_records_as<false, false>(batch_.begin(), batch_.end(), ctx);
                 checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
                 last_event_recorded_at_ = detail::deref(batch_[batch_.size() - 1]).envelope_of().recorded_at;

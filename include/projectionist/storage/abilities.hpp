@@ -18,6 +18,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
+#include <span>
 #include <stop_token>
 #include <string_view>
 #include <type_traits>
@@ -63,6 +64,24 @@ constexpr bool persists_checkpoint_value() {
     else
         return false;
 }
+template <class Handle>
+concept bulk_write_member = requires(Handle& h, std::span<const typename Handle::row_type* const> rows,
+                                     std::span<const typename Handle::key_type* const> keys) {
+    h.write_bulk(rows, rows, keys);
+};
+/// What the check below hands `find_each`: a function taking each row found.
+struct row_sink {
+    template <class Row>
+    void operator()(Row&&) const noexcept {}
+};
+template <class Handle>
+concept batched_find_member = requires(Handle& h, std::span<const typename Handle::key_type* const> keys) {
+    h.find_each(keys, row_sink{});
+};
+template <class Handle>
+concept prefetch_member = requires(Handle& h, std::span<const typename Handle::key_type* const> keys) {
+    h.prefetch(keys);
+};
 template <class Store>
 concept wait_member = requires(const Store& s, std::uint64_t after, std::chrono::milliseconds timeout,
                                std::stop_token stop) {
@@ -118,6 +137,40 @@ inline constexpr bool has_slices = detail::abilities::sliced_open_member<Storage
 /// out the live object and the runner restores it itself.
 template <class Storage>
 inline constexpr bool has_persisted_checkpoint = detail::abilities::persists_checkpoint_value<Storage>();
+
+// ---- table handle abilities ---------------------------------------------------------------
+
+/// The table handle writes many rows at once, inside the caller's transaction:
+/// `write_bulk(std::span<const row_type* const> added, std::span<const row_type* const> changed,
+/// std::span<const key_type* const> erased)`. `added` are rows whose keys the table does not hold
+/// (written as plain inserts: a held key is an error), `changed` rows that may replace a held
+/// row (upserts), `erased` keys the table holds (deletes).
+///
+/// With it, a bulk backfill's flush hands each table its changed rows in one call (SQLite:
+/// multi-row statements; PostgreSQL: binary COPY); without it, the flush calls the handle's
+/// `upsert` and `erase` once per row, which is correct and slower.
+template <class Handle>
+inline constexpr bool has_bulk_write = detail::abilities::bulk_write_member<Handle>;
+
+/// The table handle reads the rows of many keys in one query: `find_each(std::span<const
+/// key_type* const> keys, fn)` calls `fn(row_type&&)` once for every key that has a row, in any
+/// order, and not at all for the others.
+///
+/// With it, a bulk backfill reads the rows a batch of events may need (the keys named like the
+/// events' aggregates) that are no longer in memory with one query per batch, and a PostgreSQL
+/// batch reads them before its events are applied; without it, each missing row is read by
+/// `find` when a handler asks for it.
+template <class Handle>
+inline constexpr bool has_batched_find = detail::abilities::batched_find_member<Handle>;
+
+/// The table handle keeps, for the open batch, the rows of many keys read in one query:
+/// `prefetch(std::span<const key_type* const> keys)`.
+///
+/// With it, a runner in batch mode hands each table whose keys are text the aggregate ids of the
+/// batch's events right after `begin()`, so that the handlers' reads of those rows cost no round
+/// trip (PostgreSQL: one `= ANY($1)` query per batch); without it, each read is the handle's own.
+template <class Handle>
+inline constexpr bool has_batch_prefetch = detail::abilities::prefetch_member<Handle>;
 
 // ---- event store abilities ------------------------------------------------------------------
 

@@ -16,6 +16,7 @@
 #include <concepts>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -28,6 +29,7 @@
 
 #include <projectionist/error.hpp>
 #include <projectionist/meta/reflection.hpp>
+#include <projectionist/storage/abilities.hpp>
 #include <projectionist/storage/memory_storage.hpp>
 
 namespace projectionist {
@@ -90,6 +92,9 @@ public:
         flushed_keys_.clear();
         dirty_ = 0;
         bytes_ = 0;
+        evicted_ = false;
+        prefetch_ = true;
+        prefetch_queried_ = prefetch_found_ = false;
     }
 
     // ---- what handlers call: the table API of every backend ----------------------------------
@@ -175,18 +180,34 @@ public:
     /// until `flushed()`: a failed transaction loses nothing.
     /// Rows are written in key order where keys are ordered: a B-tree index then takes them as
     /// appends instead of random inserts, which keeps a small page cache from thrashing.
+    /// A source with `has_bulk_write` gets them in one call, split into rows it does not hold,
+    /// rows it may hold and keys to delete; another one gets an `upsert` or `erase` per row.
     void write_changes() {
         std::vector<const std::pair<const key_type, entry>*> changed;
         changed.reserve(dirty_);
         for (const auto& item : rows_)
-            if (item.second.dirty) changed.push_back(&item);
+            if (item.second.dirty && !(item.second.absent && !item.second.stored)) changed.push_back(&item);
         if constexpr (std::totally_ordered<key_type>)
             std::sort(changed.begin(), changed.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
-        for (const auto* item : changed) {
-            if (item->second.absent)
-                source_->erase(item->first);
-            else
-                source_->upsert(item->second.row);
+        if constexpr (has_bulk_write<Source>) {
+            std::vector<const row_type*> added, replaced;
+            std::vector<const key_type*> erased;
+            for (const auto* item : changed) {
+                const entry& e = item->second;
+                if (e.absent)
+                    erased.push_back(&item->first);
+                else
+                    (e.stored ? replaced : added).push_back(&e.row);
+            }
+            source_->write_bulk(std::span<const row_type* const>(added), std::span<const row_type* const>(replaced),
+                                std::span<const key_type* const>(erased));
+        } else {
+            for (const auto* item : changed) {
+                if (item->second.absent)
+                    source_->erase(item->first);
+                else
+                    source_->upsert(item->second.row);
+            }
         }
     }
 
@@ -195,13 +216,52 @@ public:
         for (auto& [key, e] : rows_) {
             if (!e.dirty) continue;
             e.dirty = false;
+            e.stored = !e.absent;
             if (source_empty_) flushed_keys_.insert(key);
         }
         dirty_ = 0;
     }
 
+    /// Whether `prefetch` can do anything: the source reads many keys at once, and rows may be in
+    /// the real table that are not in memory (it had rows at the start, or rows were flushed and
+    /// evicted), and prefetching has not proven useless.
+    [[nodiscard]] bool prefetching() const noexcept {
+        if constexpr (has_batched_find<Source>)
+            return prefetch_ && (!source_empty_ || evicted_);
+        else
+            return false;
+    }
+
+    /// Reads the rows of those of `keys` that are neither in memory nor known to be absent, in
+    /// one query per batch of keys (`find_each`), before the handlers ask for them one by one.
+    /// Candidate keys that name no row are remembered as absent.
+    void prefetch(std::span<const key_type* const> keys) {
+        if constexpr (has_batched_find<Source>) {
+            std::vector<const key_type*> wanted;
+            for (const key_type* k : keys)
+                if (!rows_.contains(*k) && needs_query(*k)) {
+                    add(key_type(*k), entry{});
+                    wanted.push_back(k);
+                }
+            prefetch_queried_ = !wanted.empty();
+            prefetch_found_ = false;
+            if (wanted.empty()) return;
+            source_->find_each(std::span<const key_type* const>(wanted), [&](row_type&& row) {
+                entry& e = rows_.find(Table::key_of(row))->second;
+                bytes_ += detail::heap_bytes(row);
+                e.row = std::move(row);
+                e.absent = false;
+                e.stored = true;
+                prefetch_found_ = true;
+            });
+        } else {
+            (void)keys;
+        }
+    }
+
     /// Forgets the rows held in memory (they are all flushed): later reads go to the real table.
     void evict() {
+        evicted_ = evicted_ || !rows_.empty();
         rows_.clear();
         bytes_ = 0;
         dirty_ = 0;
@@ -210,8 +270,9 @@ public:
 private:
     struct entry {
         row_type row{};
-        bool absent = true;  ///< no such row (never was, or erased)
-        bool dirty = false;  ///< changed since the last flush
+        bool absent = true;   ///< no such row (never was, or erased)
+        bool dirty = false;   ///< changed since the last flush
+        bool stored = false;  ///< the real table holds a row with this key (as of the last flush)
     };
 
     template <class K>
@@ -219,15 +280,27 @@ private:
         auto it = rows_.find(key);
         if (it != rows_.end()) return it->second;
         entry e;
-        if (!source_empty_ || flushed_keys_.contains(key)) {
+        if (needs_query(key)) {
+            // A prefetch that found nothing while its batch still reads rows one by one: the
+            // tables's keys are not the aggregates' ids, so prefetching only costs a query.
+            if (prefetch_queried_ && !prefetch_found_) prefetch_ = false;
             if (auto row = source_->find(key)) {
                 e.row = std::move(*row);
                 e.absent = false;
+                e.stored = true;
             }
         }
-        const std::size_t cost = sizeof(entry) + sizeof(key_type) + detail::heap_bytes(e.row);
-        bytes_ += cost;
-        return rows_.try_emplace(key_type(key), std::move(e)).first->second;
+        return add(key_type(key), std::move(e));
+    }
+
+    template <class K>
+    [[nodiscard]] bool needs_query(const K& key) const {
+        return !source_empty_ || flushed_keys_.contains(key);
+    }
+
+    entry& add(key_type&& key, entry&& e) {
+        bytes_ += sizeof(entry) + sizeof(key_type) + detail::heap_bytes(e.row);
+        return rows_.try_emplace(std::move(key), std::move(e)).first->second;
     }
 
     void set(entry& e, row_type&& row) {
@@ -258,6 +331,10 @@ private:
     boost::unordered_flat_set<key_type, typename lookup::hash, typename lookup::equal> flushed_keys_;
     std::size_t dirty_ = 0;
     std::size_t bytes_ = 0;
+    bool evicted_ = false;           ///< rows were evicted since attach
+    bool prefetch_ = true;           ///< prefetching is worth its query
+    bool prefetch_queried_ = false;  ///< the last prefetch asked the source
+    bool prefetch_found_ = false;    ///< ... and found a row
 };
 
 }  // namespace projectionist

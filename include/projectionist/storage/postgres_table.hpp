@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -308,6 +309,80 @@ public:
     /// Buffered writes not sent yet (for tests and diagnostics).
     [[nodiscard]] std::size_t pending_writes() const noexcept { return dirty_; }
 
+    // ---- many rows at once (storage/abilities.hpp: has_bulk_write, has_batched_find) ----------
+
+    /// Deletes `erased` (one `= ANY` statement), writes `added` (keys the table does not hold) by
+    /// binary COPY into the table and `changed` by binary COPY into a temporary table followed by
+    /// one `INSERT ... ON CONFLICT DO UPDATE`, in the caller's transaction (in one of its own
+    /// outside one). Sends this handle's buffered writes first and forgets the rows it read.
+    void write_bulk(std::span<const row_type* const> added, std::span<const row_type* const> changed,
+                    std::span<const key_type* const> erased) {
+        flush();
+        forget();
+        const bool own = PQtransactionStatus(db_->get()) == PQTRANS_IDLE;
+        if (own) db_->exec("BEGIN");
+        try {
+            for (std::size_t at = 0; at < erased.size(); at += keys_per_query) {
+                detail::pg::params p;
+                p.add(key_list(erased.subspan(at, std::min(keys_per_query, erased.size() - at))));
+                run(statement::erase, p);
+            }
+            copy(added, quoted_);
+            if (!changed.empty()) {
+                const std::string staging = detail::pg::quote(fmt::format("pj_bulk_{:016x}", detail::fnv1a_64(name_)));
+                // Emptied at every commit; created once per connection (IF NOT EXISTS).
+                db_->exec(fmt::format("CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS",
+                                      staging, quoted_));
+                copy(changed, staging);
+                db_->exec(fmt::format("INSERT INTO {0} ({1}) SELECT {1} FROM {2} ON CONFLICT ({3}) DO {4}", quoted_,
+                                      column_list(), staging, quoted_key(),
+                                      detail::sql::upsert_action(columns_, key_index_)));
+                if (!own) db_->exec(fmt::format("DELETE FROM {}", staging));  // a later bulk write of this batch
+            }
+            if (own) db_->exec("COMMIT");
+        } catch (...) {
+            if (own) {
+                try {
+                    db_->exec("ROLLBACK");
+                } catch (...) {
+                    // The first error is the one to report.
+                }
+            }
+            throw;
+        }
+    }
+
+    /// Calls `fn(row_type&&)` for every key of `keys` that has a row: one `= ANY($1)` SELECT per
+    /// chunk of keys. Reads the server, not this handle's buffer.
+    template <class F>
+    void find_each(std::span<const key_type* const> keys, F&& fn) {
+        for (std::size_t at = 0; at < keys.size(); at += keys_per_query) {
+            detail::pg::params p;
+            p.add(key_list(keys.subspan(at, std::min(keys_per_query, keys.size() - at))));
+            const auto r = run(statement::find_many, p);
+            for (int i = 0; i < r.rows(); ++i) fn(detail::pg::read_row<row_type>(r, i));
+        }
+    }
+
+    /// Reads the rows of `keys` that this batch has not read or written yet, in one query per
+    /// chunk of keys, and keeps them (or that they are absent) for the batch: the reads of the
+    /// batch's handlers are then answered without a round trip. A no-op outside a buffered batch.
+    void prefetch(std::span<const key_type* const> keys) {
+        if (!caching()) return;
+        std::vector<const key_type*> wanted;
+        wanted.reserve(keys.size());
+        for (const key_type* k : keys)
+            if (entries_.find(*k) == entries_.end()) {
+                entries_.emplace(*k, entry{state::absent, row_type{}});  // until the server says otherwise
+                wanted.push_back(k);
+            }
+        find_each(std::span<const key_type* const>(wanted), [&](row_type&& row) {
+            entry& e = entries_.find(Table::key_of(row))->second;
+            e.kind = state::clean;
+            e.row = std::move(row);
+        });
+    }
+
 private:
     enum class state : std::uint8_t {
         clean,          ///< as on the server, read in this batch
@@ -343,9 +418,10 @@ private:
         insert,
         upsert,
         erase,
-        claimed
+        claimed,
+        find_many
     };
-    static constexpr std::size_t statement_count = 9;
+    static constexpr std::size_t statement_count = 10;
     struct prepared_statement {
         std::string sql;
         std::string name;
@@ -396,6 +472,43 @@ private:
         if (caching()) return &entries_.emplace(key, std::move(fetched)).first->second;
         scratch_ = std::move(fetched);
         return &scratch_;
+    }
+
+    static constexpr std::size_t keys_per_query = 10000;
+
+    /// `{k1,k2,...}`: an array literal of keys, for `= ANY($1)`.
+    static std::string key_list(std::span<const key_type* const> keys) {
+        std::string a = "{";
+        for (const key_type* k : keys) {
+            if (a.size() > 1) a += ',';
+            detail::pg::append_element(a, *k);
+        }
+        a += '}';
+        return a;
+    }
+
+    [[nodiscard]] std::string column_list() const {
+        std::string out;
+        for (const auto& c : columns_) out += (out.empty() ? "" : ", ") + c;
+        return out;
+    }
+
+    /// The rows by binary COPY into `target` (this table or its staging table), in pieces of
+    /// about 16 MiB.
+    void copy(std::span<const row_type* const> rows, const std::string& target) {
+        if (rows.empty()) return;
+        const std::string sql = fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", target, column_list());
+        detail::pg::copy_rows data;
+        std::size_t in_piece = 0;
+        for (const row_type* row : rows) {
+            detail::pg::copy_row(data, *row);
+            if (++in_piece % 4096 == 0 && data.size() >= (std::size_t{16} << 20)) {
+                db_->copy_in(sql, data.finish());
+                data.clear();
+                in_piece = 0;
+            }
+        }
+        if (in_piece != 0) db_->copy_in(sql, data.finish());
     }
 
     detail::pg::result run(statement s, const detail::pg::params& p) {
@@ -516,6 +629,8 @@ private:
         make(statement::erase, fmt::format("DELETE FROM {} WHERE {} = ANY($1::{}[])", quoted_, key, key_cast));
         make(statement::claimed,
              fmt::format("SELECT {} FROM {} WHERE {} = ANY($1::{}[])", key, quoted_, key, key_cast));
+        make(statement::find_many,
+             fmt::format("SELECT {} FROM {} WHERE {} = ANY($1::{}[])", columns, quoted_, key, key_cast));
     }
 
     detail::pg::connection* db_;

@@ -1,10 +1,12 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -264,7 +266,122 @@ public:
 
     void clear() { db_->exec(fmt::format("DELETE FROM {}", quoted_)); }
 
+    // ---- many rows at once (storage/abilities.hpp: has_bulk_write, has_batched_find) ----------
+
+    /// Writes `added` (keys the table does not hold) by multi-row INSERTs, `changed` by multi-row
+    /// upserts and deletes `erased`, inside the caller's transaction, with a larger page cache
+    /// for the duration (see bulk_cache_kib).
+    void write_bulk(std::span<const row_type* const> added, std::span<const row_type* const> changed,
+                    std::span<const key_type* const> erased) {
+        const cache_scope cache(*db_, bulk_cache_kib);
+        write_rows(added, insert_many_, "");
+        write_rows(
+            changed, upsert_many_,
+            fmt::format(" ON CONFLICT({}) DO {}", quoted_key(), detail::sql::upsert_action(columns_, key_index_)));
+        for_each_chunk(
+            erased, 1, erase_many_,
+            [&](std::size_t n) {
+                return fmt::format("DELETE FROM {} WHERE {} IN ({})", quoted_, quoted_key(), placeholder_list(n));
+            },
+            [](detail::sqlite::statement& s, std::span<const key_type* const> keys) {
+                int i = 1;
+                for (const key_type* k : keys) detail::sqlite::column_traits<key_type>::bind(s, i++, *k);
+                s.run();
+            });
+    }
+
+    /// Calls `fn(row_type&&)` for every key of `keys` that has a row, one SELECT per chunk of keys.
+    template <class F>
+    void find_each(std::span<const key_type* const> keys, F&& fn) {
+        for_each_chunk(
+            keys, 1, find_many_,
+            [&](std::size_t n) {
+                return fmt::format("SELECT {} FROM {} WHERE {} IN ({})", column_list(), quoted_, quoted_key(),
+                                   placeholder_list(n));
+            },
+            [&](detail::sqlite::statement& s, std::span<const key_type* const> chunk) {
+                int i = 1;
+                for (const key_type* k : chunk) detail::sqlite::column_traits<key_type>::bind(s, i++, *k);
+                while (s.step()) fn(detail::sqlite::read_row<row_type>(s));
+                s.reset();
+            });
+    }
+
+    /// The page cache of a bulk write, in KiB (64 MiB). A bulk write changes many pages in one
+    /// transaction; SQLite keeps changed pages in the cache until the commit and, once they
+    /// outgrow it (2 MiB by default), spills them to the log mid-transaction and reads them back
+    /// for the next rows of the same page. The connection's own setting comes back afterwards.
+    static constexpr std::int64_t bulk_cache_kib = 64 * 1024;
+
 private:
+    /// Raises the connection's page cache to at least `kib` KiB until destroyed.
+    class cache_scope {
+    public:
+        cache_scope(detail::sqlite::connection& db, std::int64_t kib) : db_(db) {
+            detail::sqlite::statement q(db_, "PRAGMA cache_size");
+            before_ = q.step() ? q.int64(0) : 0;
+            // Negative: KiB; positive: pages (of 4 KiB by default).
+            const std::int64_t before_kib = before_ < 0 ? -before_ : before_ * 4;
+            raised_ = before_kib < kib;
+            if (raised_) db_.exec(fmt::format("PRAGMA cache_size=-{}", kib));
+        }
+        cache_scope(const cache_scope&) = delete;
+        cache_scope& operator=(const cache_scope&) = delete;
+        ~cache_scope() {
+            if (!raised_) return;
+            try {
+                db_.exec(fmt::format("PRAGMA cache_size={}", before_));
+            } catch (...) {
+                // The cache stays larger; nothing else depends on it.
+            }
+        }
+
+    private:
+        detail::sqlite::connection& db_;
+        std::int64_t before_ = 0;
+        bool raised_ = false;
+    };
+
+    /// Multi-row `INSERT ... VALUES (...), (...) <tail>` of `rows`, in chunks.
+    void write_rows(std::span<const row_type* const> rows, detail::sqlite::statement& full, const std::string& tail) {
+        for_each_chunk(
+            rows, columns_.size(), full,
+            [&](std::size_t n) {
+                std::string values;
+                values.reserve(n * (columns_.size() * 3 + 3));
+                for (std::size_t r = 0; r < n; ++r) values += fmt::format("{}({})", r ? "," : "", placeholders());
+                return fmt::format("INSERT INTO {} ({}) VALUES {}{}", quoted_, column_list(), values, tail);
+            },
+            [](detail::sqlite::statement& s, std::span<const row_type* const> chunk) {
+                int i = 1;
+                for (const row_type* row : chunk) i = detail::sqlite::bind_row(s, i, *row);
+                s.run();
+            });
+    }
+
+    /// Calls `run(statement, chunk)` for `items` in chunks of as many items of `per_item`
+    /// parameters as one statement takes (at most 256): the full chunks through `full`, prepared
+    /// once per handle, the last, shorter one through a statement of its own.
+    template <class Item, class MakeSql, class Run>
+    void for_each_chunk(std::span<Item> items, std::size_t per_item, detail::sqlite::statement& full,
+                        MakeSql&& make_sql, Run&& run) {
+        const auto limit = static_cast<std::size_t>(sqlite3_limit(db_->get(), SQLITE_LIMIT_VARIABLE_NUMBER, -1));
+        const std::size_t chunk = std::clamp<std::size_t>(limit / per_item, 1, 256);
+        std::size_t at = 0;
+        for (; items.size() - at >= chunk; at += chunk)
+            run(prepared(full, [&] { return make_sql(chunk); }), items.subspan(at, chunk));
+        if (at < items.size()) {
+            detail::sqlite::statement rest(*db_, make_sql(items.size() - at));
+            run(rest, items.subspan(at));
+        }
+    }
+    [[nodiscard]] static std::string placeholder_list(std::size_t n) {
+        std::string out;
+        out.reserve(n * 2);
+        for (std::size_t i = 0; i < n; ++i) out += i ? ",?" : "?";
+        return out;
+    }
+
     template <class MakeSql>
     detail::sqlite::statement& prepared(detail::sqlite::statement& slot, MakeSql&& make) {
         if (!slot.get()) slot = detail::sqlite::statement(*db_, make());
@@ -288,6 +405,7 @@ private:
     std::vector<std::string> columns_;  // quoted
     std::size_t key_index_ = 0;
     detail::sqlite::statement insert_, upsert_, update_, erase_, find_, count_;
+    detail::sqlite::statement insert_many_, upsert_many_, erase_many_, find_many_;  // full chunks
 };
 
 }  // namespace projectionist
