@@ -245,7 +245,8 @@ std::uint64_t digest_map(const tickets_map& rows) {
     for (const auto& [key, row] : rows) d += digest(row);
     return d;
 }
-std::uint64_t digest_table(const tickets_table& table) {
+template <class Table>
+std::uint64_t digest_table(const Table& table) {
     std::uint64_t d = table.size();
     table.for_each([&](const ticket_row& row) { d += digest(row); });
     return d;
@@ -405,12 +406,12 @@ void bench_rebuild(bench_context& b) {
     pj::memory_storage storage;
     pj::runner<tickets_projection> runner(b.store, storage);
     runner.init();
-    const tickets_table& table = *storage.find_table<tickets_projection::table>("bench_tickets_v1");
+    const auto table = *storage.find_table<tickets_projection::table>("bench_tickets_v1");
     // The same over a storage that journals every write for rollback.
     auto journal_storage = journaling_storage();
     pj::runner<tickets_projection> journal_runner(b.store, *journal_storage);
     journal_runner.init();
-    const tickets_table& journal_table = *journal_storage->find_table<tickets_projection::table>("bench_tickets_v1");
+    const auto journal_table = *journal_storage->find_table<tickets_projection::table>("bench_tickets_v1");
 
     store_t::batch batch;
     bare_rebuild bare;

@@ -79,7 +79,7 @@ void bench_shadow(const measure_options& measure, std::vector<comparison>& out) 
                 return v2;
         }
         ();
-        const auto* row = table.find(tickets[i]);
+        const auto row = table.find(tickets[i]);
         return row ? std::optional<std::string>(row->status) : std::nullopt;
     };
 

@@ -125,12 +125,12 @@ int main() {
     check(v2.status().lag == 0, "v2 caught up to the head");
 
     step("verify v2 against v1");
-    auto* t1 = storage.find_table<tickets<1>::table>("tickets_v1");
-    auto* t2 = storage.find_table<tickets<2>::table>("tickets_v2");
+    auto t1 = storage.find_table<tickets<1>::table>("tickets_v1");
+    auto t2 = storage.find_table<tickets<2>::table>("tickets_v2");
     int same = 0, fixed = 0, other = 0;
     t1->for_each([&](const ticket_row_v1& r1) {
-        const ticket_row_v2* r2 = t2->find(r1.ticket_id);
-        if (r2 == nullptr) {
+        const std::optional<ticket_row_v2> r2 = t2->find(r1.ticket_id);
+        if (!r2) {
             ++other;
         } else if (r1.status == r2->status && r1.type == r2->type) {
             ++same;
@@ -155,7 +155,7 @@ int main() {
     check(!storage.has_table("tickets_v1") && storage.has_table("tickets_v2"), "v1's table is gone, v2's is not");
     ticket_life(store, "t-after", "bug", 1, true);
     v2.catch_up();
-    check(t2->find("t-after") != nullptr && t2->find("t-after")->reopened == 1, "v2 follows new events");
+    check(t2->find("t-after").has_value() && t2->find("t-after")->reopened == 1, "v2 follows new events");
     print_status(v2.status());
 
     fmt::print("\n{}\n", failures == 0 ? "blue-green deployment of tickets: done" : "blue-green deployment FAILED");

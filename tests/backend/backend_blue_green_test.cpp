@@ -47,7 +47,7 @@ std::optional<ticket_row> find_ticket(app& a, const std::string& user, const std
     return a.router.query(user, [&]<class P>(std::type_identity<P>) -> std::optional<ticket_row> {
         auto table = a.storage.template find_table<typename P::table>(pj::name_of<P>);
         if (!table) return std::nullopt;
-        return as_optional(table->find(ticket));
+        return table->find(ticket);
     });
 }
 
@@ -323,17 +323,16 @@ TEST_CASE("the query path: a version's tables by type, the deployment's status b
 
     // storage.table<P>() is the table named name_of<P>, on the storage's own connection.
     auto&& v1 = a.storage.table<tickets<1>>();
-    CHECK(as_optional(v1.find("t-1")) ==
-          as_optional(a.storage.find_table<tickets<1>::table>("tickets_v1")->find("t-1")));
-    CHECK(as_optional(v1.find("t-1")).has_value());
-    CHECK_FALSE(as_optional(a.storage.table<tickets<1>>(pj::rows<ticket_row>).find("t-404")).has_value());
+    CHECK(v1.find("t-1") == a.storage.find_table<tickets<1>::table>("tickets_v1")->find("t-1"));
+    CHECK(v1.find("t-1").has_value());
+    CHECK_FALSE(a.storage.table<tickets<1>>(pj::rows<ticket_row>).find("t-404").has_value());
     // a version not initialized has no table: refused, naming the table and the version
     CHECK_THROWS_WITH(a.storage.table<tickets<2>>(),
                       Contains("table tickets_v2 does not exist: tickets_v2 is not initialized, or it was deleted"));
     CHECK_THROWS_AS(a.storage.table<tickets<2>>(), pj::state_error);
     a.deployment.init("tickets_v2");
     a.deployment.backfill("tickets_v2");
-    CHECK(as_optional(a.storage.table<tickets<2>>().find("t-3")) == reference_rows<tickets<2>>(10).at("t-3"));
+    CHECK(a.storage.table<tickets<2>>().find("t-3") == reference_rows<tickets<2>>(10).at("t-3"));
 
     // deployment.status(name): the same snapshot as the list, by name; an unknown name lists them
     CHECK(a.deployment.status("tickets_v2").name == "tickets_v2");

@@ -78,6 +78,7 @@ class sqlite_backend {
 public:
     static constexpr std::string_view name = "sqlite";
     static constexpr bool speaks_sql = true;
+    static constexpr bool scans_in_key_order = true;  ///< for_each visits rows in key order
     using event_store_type = projectionist::sqlite_event_store;
     using json_event_store_type = projectionist::sqlite_json_event_store;
     using storage_type = projectionist::sqlite_storage;
@@ -195,6 +196,7 @@ class postgres_backend {
 public:
     static constexpr std::string_view name = "postgres";
     static constexpr bool speaks_sql = true;
+    static constexpr bool scans_in_key_order = true;  ///< for_each visits rows in key order
     using event_store_type = projectionist::postgres_event_store;
     using json_event_store_type = projectionist::postgres_json_event_store;
     using storage_type = projectionist::postgres_storage;
@@ -357,6 +359,7 @@ class memory_backend {
 public:
     static constexpr std::string_view name = "memory";
     static constexpr bool speaks_sql = false;
+    static constexpr bool scans_in_key_order = false;  ///< for_each visits rows in no particular order
     using event_store_type = projectionist::memory_event_store;
     using json_event_store_type = projectionist::memory_event_store;
     using storage_type = projectionist::memory_storage;

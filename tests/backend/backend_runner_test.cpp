@@ -172,7 +172,7 @@ TEMPLATE_TEST_CASE("a failing handler stops the projection at its last committed
     CHECK(r.status().error.has_value());
     CHECK_THROWS_AS(r.catch_up(), pj::state_error);  // stopped until resumed
     auto table = storage.find_table<fragile::table>("fragile_v1");
-    REQUIRE(found(table));
+    REQUIRE(table.has_value());
     CHECK(table->size() == 4);
     CHECK_FALSE(table->contains("b1"));  // batch {5, 6} rolled back
     if (backend::speaks_sql)
@@ -354,7 +354,7 @@ TEMPLATE_TEST_CASE("a payload the runner cannot decode rolls back its batch, wit
     CHECK(r.position() == 2);
     CHECK(r.status().error.has_value());
     auto table = storage.find_table<tickets<2>::table>("tickets_v2");
-    REQUIRE(found(table));
+    REQUIRE(table.has_value());
     CHECK(table->size() == 2);
     CHECK(table->contains("t-1"));
     CHECK(table->contains("t-2"));

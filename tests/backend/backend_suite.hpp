@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -45,21 +46,16 @@ const auto& record_of(const T& element) {
         return element;
 }
 
-/// Whether a table handle from `find_table` is there: a pointer (memory) or an optional (SQL).
-template <class H>
-bool found(const H& handle) {
-    return static_cast<bool>(handle);
-}
-
-/// What a table's `find` returned, as an optional row: from a pointer (memory) or an optional (SQL).
-template <class Found>
-auto as_optional(const Found& found) {
-    if constexpr (std::is_pointer_v<Found>) {
-        using row = std::remove_cv_t<std::remove_pointer_t<Found>>;
-        return found ? std::optional<row>(*found) : std::nullopt;
-    } else {
-        return found;
-    }
+/// The rows `handle.for_each` visits: in the order visited on a backend that scans in key order
+/// (the suite checks that order there), sorted by key on one that does not (memory).
+template <class Table, class Handle>
+std::vector<typename Table::row_type> visited_rows(Handle& handle) {
+    std::vector<typename Table::row_type> out;
+    handle.for_each([&](const typename Table::row_type& r) { out.push_back(r); });
+    if constexpr (!backend::scans_in_key_order)
+        std::sort(out.begin(), out.end(),
+                  [](const auto& a, const auto& b) { return Table::key_of(a) < Table::key_of(b); });
+    return out;
 }
 
 /// Whether a store's codec writes text (JSON); false for a store without a codec (memory).

@@ -26,47 +26,53 @@ namespace acme {
 
 namespace pj = projectionist;
 
-/// One table: rows by key in a std::map, and a copy of them while a batch is open.
+/// One table: rows by key in a std::map, and a copy of them while a batch is open. A handle:
+/// copies share the rows, so `find_table` hands out one by value.
 template <class Table>
 class map_table {
 public:
     using row_type = typename Table::row_type;
     using key_type = typename Table::key_type;
 
-    explicit map_table(std::string name) : name_(std::move(name)) {}
+    explicit map_table(std::string name) : rows_(std::make_shared<rows>(std::move(name))) {}
 
-    [[nodiscard]] std::string_view name() const noexcept { return name_; }
+    [[nodiscard]] std::string_view name() const noexcept { return rows_->name; }
     void insert(const row_type& row) {
-        if (!rows_.emplace(Table::key_of(row), row).second) throw std::runtime_error("acme: duplicate key");
+        if (!rows_->live.emplace(Table::key_of(row), row).second) throw std::runtime_error("acme: duplicate key");
     }
-    void upsert(const row_type& row) { rows_.insert_or_assign(Table::key_of(row), row); }
+    void upsert(const row_type& row) { rows_->live.insert_or_assign(Table::key_of(row), row); }
     template <class F>
     bool update(const key_type& key, F&& fn) {
-        auto it = rows_.find(key);
-        if (it == rows_.end()) return false;
+        auto it = rows_->live.find(key);
+        if (it == rows_->live.end()) return false;
         std::forward<F>(fn)(it->second);
         return true;
     }
-    bool erase(const key_type& key) { return rows_.erase(key) != 0; }
-    void clear() { rows_.clear(); }
-    [[nodiscard]] const row_type* find(const key_type& key) const {
-        auto it = rows_.find(key);
-        return it == rows_.end() ? nullptr : &it->second;
+    bool erase(const key_type& key) { return rows_->live.erase(key) != 0; }
+    void clear() { rows_->live.clear(); }
+    [[nodiscard]] std::optional<row_type> find(const key_type& key) const {
+        auto it = rows_->live.find(key);
+        if (it == rows_->live.end()) return std::nullopt;
+        return it->second;
     }
-    [[nodiscard]] bool contains(const key_type& key) const { return rows_.contains(key); }
-    [[nodiscard]] std::size_t size() const noexcept { return rows_.size(); }
+    [[nodiscard]] bool contains(const key_type& key) const { return rows_->live.contains(key); }
+    [[nodiscard]] std::size_t size() const noexcept { return rows_->live.size(); }
     template <class F>
     void for_each(F&& fn) const {
-        for (const auto& [key, row] : rows_) fn(row);
+        for (const auto& [key, row] : rows_->live) fn(row);
     }
 
-    void snapshot() { saved_ = rows_; }
-    void restore() { rows_ = saved_; }
+    void snapshot() { rows_->saved = rows_->live; }
+    void restore() { rows_->live = rows_->saved; }
 
 private:
-    std::string name_;
-    std::map<key_type, row_type> rows_;
-    std::map<key_type, row_type> saved_;
+    struct rows {
+        explicit rows(std::string n) : name(std::move(n)) {}
+        std::string name;
+        std::map<key_type, row_type> live;
+        std::map<key_type, row_type> saved;
+    };
+    std::shared_ptr<rows> rows_;
 };
 
 /// The storage: tables, catalog rows, checkpoints, dead letters and settings, all in maps.
@@ -91,9 +97,10 @@ public:
     }
 
     template <class Table>
-    [[nodiscard]] map_table<Table>* find_table(std::string_view name) {
+    [[nodiscard]] std::optional<map_table<Table>> find_table(std::string_view name) {
         auto it = tables_.find(std::string(name));
-        return it == tables_.end() ? nullptr : static_cast<map_table<Table>*>(it->second.get());
+        if (it == tables_.end()) return std::nullopt;
+        return *static_cast<map_table<Table>*>(it->second.get());
     }
 
 private:
@@ -134,7 +141,7 @@ public:
     }
     template <class Table>
     map_table<Table>* open_table(std::string_view name) {
-        if (storage_->find_table<Table>(name) == nullptr) return nullptr;
+        if (!storage_->find_table<Table>(name)) return nullptr;
         return &create_table<Table>(name);
     }
     bool drop_table(std::string_view name) {
@@ -223,8 +230,8 @@ TEST_CASE("a runner runs a projection through a backend written against the conc
     pj::runner<tickets<2>, acme::map_storage, pj::per_aggregate> v2(store, storage);
     CHECK(v2.catch_up() == 5);
     CHECK(v2.state() == pj::projection_state::caught_up);
-    auto* table = storage.find_table<ticket_table>("tickets_v2");
-    REQUIRE(table != nullptr);
+    auto table = storage.find_table<ticket_table>("tickets_v2");
+    REQUIRE(table.has_value());
     CHECK(table->size() == 2);
     CHECK(*table->find("t-1") == ticket_row{"t-1", "bug", "closed", 1});
 
@@ -236,7 +243,7 @@ TEST_CASE("a runner runs a projection through a backend written against the conc
     CHECK(table->size() == 3);
 
     v2.remove();
-    CHECK(storage.find_table<ticket_table>("tickets_v2") == nullptr);
+    CHECK_FALSE(storage.find_table<ticket_table>("tickets_v2").has_value());
 }
 
 TEST_CASE("a failing batch on a third-party backend rolls back and dead-letters the event", "[backend][contract]") {
@@ -251,8 +258,8 @@ TEST_CASE("a failing batch on a third-party backend rolls back and dead-letters 
     REQUIRE(dead.size() == 1);
     CHECK(dead[0].aggregate_id == "t-2");
     CHECK(dead[0].position == 4);
-    auto* table = storage.find_table<ticket_table>("picky_tickets_v1");
-    REQUIRE(table != nullptr);
+    auto table = storage.find_table<ticket_table>("picky_tickets_v1");
+    REQUIRE(table.has_value());
     // The rolled-back batch's writes are gone; the replay applied everything but the dead letter.
     CHECK(table->find("t-1")->status == "closed");
     CHECK(table->find("t-2")->status == "open");

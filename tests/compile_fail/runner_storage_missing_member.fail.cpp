@@ -75,7 +75,7 @@ public:
     std::optional<std::string> find_setting(std::string_view key) const { return rows_.find_setting(key); }
     void save_setting(std::string_view key, std::string_view value) { rows_.save_setting(key, value); }
     template <class Table>
-    table_handle<Table>* find_table(std::string_view name) {
+    auto find_table(std::string_view name) {
         return rows_.find_table<Table>(name);
     }
 

@@ -39,8 +39,8 @@ struct stock : projectionist::projection<"stock", 1, item_stream, projectionist:
             ctx.table().insert({e.sku, e.quantity});
     }
     void on(const item_removed& e, auto& ctx) {
-        const stock_row* row = ctx.table().find(e.sku);
-        if (row != nullptr && row->quantity <= e.quantity)
+        const std::optional<stock_row> row = ctx.table().find(e.sku);
+        if (row && row->quantity <= e.quantity)
             ctx.table().erase(e.sku);
         else
             ctx.table().update(e.sku, [&](stock_row& r) { r.quantity -= e.quantity; });
@@ -70,8 +70,8 @@ int main() {
             return 1;
         }
 
-        const auto* table = storage.find_table<stock::table>(projectionist::name_of<stock>);
-        if (table == nullptr) {
+        const auto table = storage.find_table<stock::table>(projectionist::name_of<stock>);
+        if (!table) {
             std::fprintf(stderr, "consumer: memory_storage has no table 'stock_v1'\n");
             return 1;
         }

@@ -313,14 +313,14 @@ TEST_CASE(
         }
     }
     CHECK(reference.size() == appenders * tickets_per_appender);
-    auto* table = storage.find_table<followed_tickets::table>("followed_tickets_v1");
-    REQUIRE(table != nullptr);
+    auto table = storage.find_table<followed_tickets::table>("followed_tickets_v1");
+    REQUIRE(table.has_value());
     CHECK(table->size() == reference.size());
     std::size_t equal = 0;
     for (const auto& [id, expected] : reference) {
-        const followed_ticket* row = table->find(id);
+        const std::optional<followed_ticket> row = table->find(id);
         INFO("ticket " << id);
-        REQUIRE(row != nullptr);
+        REQUIRE(row.has_value());
         CHECK(*row == expected);
         if (*row == expected) ++equal;
     }

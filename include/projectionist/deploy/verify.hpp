@@ -22,8 +22,8 @@
 /// errors).
 ///
 ///     namespace verify = projectionist::verify;
-///     auto* v1 = storage.find_table<tickets<1>::table>("tickets_v1");   // or sqlite_storage's
-///     auto* v2 = storage.find_table<tickets<2>::table>("tickets_v2");   // std::optional handles
+///     auto v1 = storage.find_table<tickets<1>::table>("tickets_v1");   // std::optional handles,
+///     auto v2 = storage.find_table<tickets<2>::table>("tickets_v2");   // on every storage
 ///     const verify::diff_options options{.expected_changes = {"status", "reopened"}};
 ///     verify::report r;
 ///     r.structure = verify::structural_diff(v1, v2, options);
@@ -35,8 +35,8 @@
 ///
 /// Rules, and why:
 ///
-/// - **Table handles.** Anything with `for_each(fn(const Row&))` and `find(key)` returning a
-///   pointer or an optional: `memory_table`, `sqlite_table`, and a pointer, `std::optional` or
+/// - **Table handles.** Anything with `for_each(fn(const Row&))` and `find(key)` returning an
+///   optional row (or a pointer): every backend's table handle, and a pointer, `std::optional` or
 ///   smart pointer to one (what `find_table` returns; an empty one throws `projectionist::error`
 ///   naming the side). `sample` also needs the key of a row of B, taken from the handle's table
 ///   declaration (`Handle<Table>` with `Table::key_of`, or a `table_type` member). Reading a

@@ -144,16 +144,12 @@ public:
         return true;
     }
 
-    /// The row with `key`, in the shape the real table's handle gives it: a copy in an optional
-    /// (the SQL backends), or a pointer that stays valid until the next write (memory).
+    /// A copy of the row with `key`, or nullopt, as every backend's `find`.
     template <class K>
-    [[nodiscard]] auto find(const K& key) {
+    [[nodiscard]] std::optional<row_type> find(const K& key) {
         const entry& e = load(key);
-        if constexpr (std::is_pointer_v<decltype(source_->find(key))>) {
-            return e.absent ? nullptr : &e.row;
-        } else {
-            return e.absent ? std::nullopt : std::optional<row_type>(e.row);
-        }
+        if (e.absent) return std::nullopt;
+        return e.row;
     }
 
     template <class K>

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <projectionist/storage/records.hpp>
@@ -131,7 +132,7 @@ concept table_clear = requires(H& h, const typename Table::row_type& row, const 
 };
 template <class H, class Table>
 concept table_find = requires(H& h, const typename Table::row_type& row, const typename Table::key_type& key) {
-    h.find(key);
+    { h.find(key) } -> std::same_as<std::optional<typename Table::row_type>>;
 };
 template <class H, class Table>
 concept table_contains = requires(H& h, const typename Table::row_type& row, const typename Table::key_type& key) {
@@ -155,10 +156,20 @@ concept session_tables = has_table_handle<S, Table> && has_session_type<S> &&
     { s.template create_table<Table>(name) } -> std::same_as<typename S::template table_handle<Table>&>;
     { s.template open_table<Table>(name) } -> std::same_as<typename S::template table_handle<Table>*>;
 };
+template <class T>
+inline constexpr bool is_optional = false;
+template <class T>
+inline constexpr bool is_optional<std::optional<T>> = true;
+
 template <class S, class Table>
 concept finds_tables = requires(S& s, std::string_view name) {
     s.template find_table<Table>(name);
-};
+}
+&&is_optional<decltype(std::declval<S&>().template find_table<Table>(std::string_view{}))>;
+
+/// The handle `find_table<Table>` holds in its optional.
+template <class S, class Table>
+using found_table_t = typename decltype(std::declval<S&>().template find_table<Table>(std::string_view{}))::value_type;
 
 }  // namespace detail::storage_contract
 
@@ -178,8 +189,8 @@ concept storage_session = detail::storage_contract::session_load_checkpoint<Sess
     detail::storage_contract::session_drop_table<Session>;
 
 /// A typed table handle for `Table` (`projectionist::table<Row, &Row::key>`): what handlers,
-/// the runner (`clear`) and verification (`find`, `for_each`) call. `find`'s result is the
-/// backend's own: a pointer (memory) or an optional row (SQL).
+/// the runner (`clear`) and verification (`find`, `for_each`) call. `find` returns a copy of the
+/// row in a `std::optional<row_type>` on every backend.
 template <class H, class Table>
 concept table_handle_of =
     detail::storage_contract::table_named<H> && detail::storage_contract::table_insert<H, Table> &&
@@ -199,7 +210,7 @@ concept table_handle_of =
 ///         session open(std::string_view projection);
 ///         std::optional<std::string> find_setting(std::string_view key) const;
 ///         void save_setting(std::string_view key, std::string_view value);
-///         template <class Table> my_table<Table>* find_table(std::string_view name);
+///         template <class Table> std::optional<my_table<Table>> find_table(std::string_view name);
 ///     };
 template <class S>
 concept storage = detail::storage_contract::has_category<S> && detail::storage_contract::opens_sessions<S> &&
@@ -207,11 +218,13 @@ concept storage = detail::storage_contract::has_category<S> && detail::storage_c
 
 /// A storage that keeps tables of `Table`: `S::table_handle<Table>` is a table_handle_of
 /// `Table`, a session creates and opens it by name, and `find_table<Table>(name)` finds it
-/// outside a runner (verification, queries).
+/// outside a runner (verification, queries): a `std::optional` of a handle (a table_handle_of
+/// `Table`, by value), empty when there is no such table.
 template <class S, class Table>
 concept storage_for = storage<S> && detail::storage_contract::session_tables<S, Table> &&
     table_handle_of<typename S::template table_handle<Table>, Table> &&
-    detail::storage_contract::finds_tables<S, Table>;
+    detail::storage_contract::finds_tables<S, Table> &&
+    table_handle_of<detail::storage_contract::found_table_t<S, Table>, Table>;
 
 namespace detail {
 
@@ -230,7 +243,11 @@ consteval bool require_storage_table() {
                       "session::open_table<Table>(std::string_view) -> table_handle<Table>*; see docs/backends.md");
         static_assert(finds_tables<S, Table>,
                       "projectionist: this type is not a storage_for the projection's tables: it has no "
-                      "find_table<Table>(std::string_view); see docs/backends.md");
+                      "find_table<Table>(std::string_view) -> std::optional<handle>; see docs/backends.md");
+        if constexpr (finds_tables<S, Table>)
+            static_assert(table_handle_of<found_table_t<S, Table>, Table>,
+                          "projectionist: this type is not a storage_for the projection's tables: the handle its "
+                          "find_table<Table> returns is not a table_handle_of the table; see docs/backends.md");
         static_assert(table_named<H>,
                       "projectionist: this table handle is not a table_handle_of its table: it has no name() const "
                       "-> std::string_view; see docs/backends.md");
@@ -254,8 +271,8 @@ consteval bool require_storage_table() {
                       "projectionist: this table handle is not a table_handle_of its table: it has no clear(); see "
                       "docs/backends.md");
         static_assert(table_find<H, Table>,
-                      "projectionist: this table handle is not a table_handle_of its table: it has no find(key); see "
-                      "docs/backends.md");
+                      "projectionist: this table handle is not a table_handle_of its table: it has no find(key) -> "
+                      "std::optional<row_type>; see docs/backends.md");
         static_assert(
             table_contains<H, Table>,
             "projectionist: this table handle is not a table_handle_of its table: it has no contains(key) -> bool; see "

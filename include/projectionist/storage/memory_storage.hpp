@@ -134,11 +134,12 @@ public:
         return true;
     }
 
-    /// The row with `key`, or null.
+    /// A copy of the row with `key`, or nullopt: the same shape as every backend's `find`.
     template <class K>
-    [[nodiscard]] const row_type* find(const K& key) const {
+    [[nodiscard]] std::optional<row_type> find(const K& key) const {
         auto it = rows_.find(key);
-        return it == rows_.end() ? nullptr : &it->second;
+        if (it == rows_.end()) return std::nullopt;
+        return it->second;
     }
     template <class K>
     [[nodiscard]] bool contains(const K& key) const {
@@ -220,6 +221,49 @@ private:
     bool enlisted_ = false;
 };
 
+/// A memory table found by name outside a runner (`memory_storage::find_table`): a copyable
+/// handle that shares the table with the storage, so it stays valid after the table is dropped.
+/// It has the table API of every backend's handle.
+template <class Table>
+class memory_table_ref {
+public:
+    using table_type = Table;
+    using row_type = typename Table::row_type;
+    using key_type = typename Table::key_type;
+
+    explicit memory_table_ref(std::shared_ptr<memory_table<Table>> table) noexcept : table_(std::move(table)) {}
+
+    [[nodiscard]] std::string_view name() const noexcept { return table_->name(); }
+    void insert(row_type row) { table_->insert(std::move(row)); }
+    void upsert(row_type row) { table_->upsert(std::move(row)); }
+    template <class K, class F>
+    bool update(const K& key, F&& fn) {
+        return table_->update(key, std::forward<F>(fn));
+    }
+    template <class K>
+    bool erase(const K& key) {
+        return table_->erase(key);
+    }
+    void clear() { table_->clear(); }
+    template <class K>
+    [[nodiscard]] std::optional<row_type> find(const K& key) const {
+        return table_->find(key);
+    }
+    template <class K>
+    [[nodiscard]] bool contains(const K& key) const {
+        return table_->contains(key);
+    }
+    [[nodiscard]] std::size_t size() const noexcept { return table_->size(); }
+    [[nodiscard]] bool empty() const noexcept { return table_->empty(); }
+    template <class F>
+    void for_each(F&& fn) const {
+        table_->for_each(std::forward<F>(fn));
+    }
+
+private:
+    std::shared_ptr<memory_table<Table>> table_;
+};
+
 /// Read-model storage in memory: typed tables, checkpoints and the projection catalog of any
 /// number of projection versions. The storage policy a runner uses by default.
 ///
@@ -243,11 +287,13 @@ public:
     memory_storage(const memory_storage&) = delete;
     memory_storage& operator=(const memory_storage&) = delete;
 
-    /// A typed view of an existing table, or null if there is no table of that name. Throws if
+    /// A handle on an existing table, or nullopt if there is no table of that name. Throws if
     /// the table exists with another row type.
     template <class Table>
-    [[nodiscard]] memory_table<Table>* find_table(std::string_view name) {
-        return find_table_shared<Table>(name).get();
+    [[nodiscard]] std::optional<memory_table_ref<Table>> find_table(std::string_view name) {
+        auto table = find_table_shared<Table>(name);
+        if (!table) return std::nullopt;
+        return memory_table_ref<Table>(std::move(table));
     }
 
     [[nodiscard]] bool has_table(std::string_view name) const {

@@ -76,7 +76,7 @@ inline bool constraint_refusal(const postgres_error& e) noexcept {
 /// `clear` and `connection()` send the buffer first, so the server has every write before it
 /// answers. A rolled-back batch drops its buffer. Outside a batch every write is sent at once.
 ///
-///     if (auto row = table.find(key)) ...   // reads the same as memory and SQLite storage
+///     if (auto row = table.find(key)) ...   // std::optional<Row>, as on every backend
 template <class Table>
 class postgres_table final : public detail::pg::buffered_table {
 public:

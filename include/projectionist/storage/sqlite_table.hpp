@@ -147,8 +147,7 @@ Row read_row(const statement& s) {
 /// std::optional<T> as a nullable column, time points as INTEGER nanoseconds), primary key from
 /// the declared key. Every operation runs a prepared statement cached in the handle.
 ///
-/// `find` returns `std::optional<Row>` (memory storage returns a pointer): write
-/// `if (auto row = table.find(key))`, which reads the same for both.
+/// `find` returns `std::optional<Row>`, as on every backend: `if (auto row = table.find(key))`.
 template <class Table>
 class sqlite_table {
 public:

@@ -60,16 +60,14 @@ requires(has_tables<P>()) using main_table_of = boost::mp11::mp_front<tables_of<
         table, version));
 }
 
-/// `storage.find_table<Table>(name)` for P's table `Table`, dereferenced; throws when it is absent.
+/// `storage.find_table<Table>(name)` for P's table `Table`, taken out of its optional; throws when
+/// it is absent.
 template <class P, class Table, class Storage>
-decltype(auto) version_table(Storage& storage) {
+auto version_table(Storage& storage) {
     constexpr std::string_view name = table_name_v<P, Table>;
     auto found = storage.template find_table<Table>(name);
     if (!found) throw_missing_version_table(name, name_of<P>);
-    if constexpr (std::is_pointer_v<decltype(found)>)
-        return *found;
-    else
-        return typename decltype(found)::value_type(std::move(*found));  // a handle by value
+    return typename decltype(found)::value_type(std::move(*found));
 }
 
 /// The members `table<P>()` and `table<P>(rows<Row>)` of a storage with `find_table<Table>(name)`.
@@ -79,11 +77,11 @@ public:
     /// Version P's main table (or, with `rows<Row>`, its table of rows of type Row), found by
     /// the projection's type; throws `state_error` if it does not exist.
     template <projection_type P>
-    [[nodiscard]] decltype(auto) table() {
+    [[nodiscard]] auto table() {
         return version_table<P, main_table_of<P>>(static_cast<Storage&>(*this));
     }
     template <projection_type P, class Row>
-    [[nodiscard]] decltype(auto) table(rows_t<Row>) {
+    [[nodiscard]] auto table(rows_t<Row>) {
         return version_table<P, table_of_rows<P, Row>>(static_cast<Storage&>(*this));
     }
 };

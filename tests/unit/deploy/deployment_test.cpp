@@ -271,11 +271,11 @@ TEST_CASE("the query path: status by version name, and a version's table by its 
     CHECK_THROWS_WITH(d.status("tickets"), Catch::Contains("'tickets' is not a version of tickets; the versions are: "
                                                            "tickets_v1, tickets_v2"));
 
-    // memory: a reference to the live table
-    auto& t1 = storage.table<tickets<1>>();
-    static_assert(std::is_same_v<decltype(storage.table<tickets<1>>()), pj::memory_table<tickets<1>::table>&>);
+    // memory: a handle that shares the live table
+    auto t1 = storage.table<tickets<1>>();
+    static_assert(std::is_same_v<decltype(storage.table<tickets<1>>()), pj::memory_table_ref<tickets<1>::table>>);
     CHECK(t1.find("t-1")->status == "closed");  // v1 ignores the reopening
-    CHECK(&storage.table<tickets<1>>(pj::rows<ticket_row>) == &t1);
+    CHECK(storage.table<tickets<1>>(pj::rows<ticket_row>).name() == t1.name());
     CHECK_THROWS_AS(storage.table<tickets<2>>(), pj::state_error);
     d.init("tickets_v2");
     d.backfill("tickets_v2");

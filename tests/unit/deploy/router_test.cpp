@@ -54,10 +54,9 @@ auto ticket_query(pj::memory_storage& storage, std::string id) {
     return [&storage, id = std::move(id)]<class P>(std::type_identity<P>) -> std::optional<ticket_row> {
         const std::string name(pj::name_of<P>);
         auto lock = storage.lock_shared(name);
-        auto* table = storage.find_table<typename P::table>(name);
-        if (table == nullptr) throw std::runtime_error("no table " + name);
-        const ticket_row* row = table->find(id);
-        return row != nullptr ? std::optional<ticket_row>(*row) : std::nullopt;
+        auto table = storage.find_table<typename P::table>(name);
+        if (!table) throw std::runtime_error("no table " + name);
+        return table->find(id);
     };
 }
 

@@ -488,8 +488,8 @@ TEST_CASE("verify: tickets v1 and v2 in memory, same row type", "[verify]") {
     v1.catch_up();
     v2.init();
     v2.backfill();
-    auto* t1 = storage.find_table<tickets<1>::table>("tickets_v1");
-    auto* t2 = storage.find_table<tickets<2>::table>("tickets_v2");
+    auto t1 = storage.find_table<tickets<1>::table>("tickets_v1");
+    auto t2 = storage.find_table<tickets<2>::table>("tickets_v2");
     REQUIRE(t1);
     REQUIRE(t2);
 
@@ -519,8 +519,8 @@ TEST_CASE("verify: tickets v1 and a v2 that adds a column, in memory", "[verify]
     pj::runner<desk<2>> v2(store, storage);
     v1.catch_up();
     v2.catch_up();
-    auto* t1 = storage.find_table<desk<1>::table>("desk_v1");
-    auto* t2 = storage.find_table<desk<2>::table>("desk_v2");
+    auto t1 = storage.find_table<desk<1>::table>("desk_v1");
+    auto t2 = storage.find_table<desk<2>::table>("desk_v2");
 
     const auto pass = verify::structural_diff(t1, t2, {.expected_changes = {"status"}});
     CHECK(pass.pass);
@@ -597,8 +597,8 @@ TEST_CASE("verify: the same checks on SQLite tables, and memory against SQLite",
     pj::runner<tickets<2>> m2(mstore, mstorage);
     m1.catch_up();
     m2.catch_up();
-    auto* mt1 = mstorage.find_table<tickets<1>::table>("tickets_v1");
-    auto* mt2 = mstorage.find_table<tickets<2>::table>("tickets_v2");
+    auto mt1 = mstorage.find_table<tickets<1>::table>("tickets_v1");
+    auto mt2 = mstorage.find_table<tickets<2>::table>("tickets_v2");
     const verify::diff_options expected{.expected_changes = {"status"}};
     CHECK(verify::to_json(verify::structural_diff(mt1, mt2, expected)) ==
           verify::to_json(verify::structural_diff(t1, t2, expected)));
@@ -690,8 +690,8 @@ TEST_CASE("verify: JSON and text outputs of a whole report, and its exit status"
     pj::runner<tickets<2>> v2(store, storage);
     v1.catch_up();
     v2.catch_up();
-    auto* t1 = storage.find_table<tickets<1>::table>("tickets_v1");
-    auto* t2 = storage.find_table<tickets<2>::table>("tickets_v2");
+    auto t1 = storage.find_table<tickets<1>::table>("tickets_v1");
+    auto t2 = storage.find_table<tickets<2>::table>("tickets_v2");
 
     CHECK(verify::exit_status(verify::report{}) == 1);  // nothing verified never passes a gate
     CHECK(mentions(verify::failures(verify::report{}), "nothing was verified"));

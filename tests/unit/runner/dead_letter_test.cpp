@@ -72,7 +72,7 @@ TEST_CASE("global: a failing event becomes a dead letter and the projection goes
     CHECK_FALSE(letters[0].parked);
     CHECK(letters[1].position == 9);
 
-    auto* table = storage.find_table<picky::table>("picky_v1");
+    auto table = storage.find_table<picky::table>("picky_v1");
     CHECK(table->size() == 5);
     CHECK(table->find("a1")->status == "closed");  // in the same batch as the failure: applied
     CHECK(table->find("b1")->status == "open");    // its closes were skipped, its reopen applied
@@ -106,11 +106,11 @@ TEST_CASE("per aggregate: only the failing aggregate stops; its later events are
         CHECK(letters[2].position == 9);
         CHECK(letters[2].parked);
 
-        auto* table = storage.find_table<picky::table>("picky_v1");
+        auto table = storage.find_table<picky::table>("picky_v1");
         CHECK(table->find("b1")->status == "open");
         CHECK(table->find("b1")->reopened == 0);  // the reopen was parked, not applied
         CHECK(table->find("a1")->status == "closed");
-        CHECK(table->find("b2") != nullptr);
+        CHECK(table->find("b2").has_value());
     }
     // Parking survives a restart; other aggregates keep going.
     store.append(ticket_stream{}, "b1", 4, ticket_reopened{"b1"});
@@ -213,7 +213,7 @@ TEST_CASE("stop_on_error in memory: the default rebuild restores the committed t
     CHECK_THROWS_AS(r.catch_up(), pj::projection_error);
     // Batches (1,2) and (3,4) committed; the batch (5,6) failed at 5.
     CHECK(r.position() == 4);
-    auto* table = storage.find_table<picky::table>("picky_v1");
+    auto table = storage.find_table<picky::table>("picky_v1");
     CHECK(table->size() == 4);
     CHECK(table->find("b1")->status == "open");
     CHECK(table->find("a1")->status == "open");  // 6 (a1 closed) was in the failed batch

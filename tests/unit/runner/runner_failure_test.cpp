@@ -63,7 +63,7 @@ TEMPLATE_TEST_CASE("a handler throwing mid-batch undoes the batch and stops the 
 
     // The first batch stays committed; every write of the second batch (b1 inserted, a1 closed,
     // b1 closed) is undone.
-    auto* table = storage.find_table<fragile::table>("fragile_v1");
+    auto table = storage.find_table<fragile::table>("fragile_v1");
     CHECK(table->size() == 4);
     CHECK_FALSE(table->contains("b1"));
     CHECK(table->find("a1")->status == "open");

@@ -167,8 +167,8 @@ TEST_CASE("lifecycle hooks run with the tables in place", "[runner][lifecycle]")
     pj::runner<counted> r(store, storage, counted_with(c));
     r.init();
     CHECK(c.init == 1);
-    auto* table = storage.find_table<counted::table>("counted_v1");
-    REQUIRE(table != nullptr);
+    auto table = storage.find_table<counted::table>("counted_v1");
+    REQUIRE(table.has_value());
     CHECK(table->contains("seed"));
     r.catch_up();
     CHECK(table->size() == 2);
@@ -192,8 +192,8 @@ TEST_CASE("reset empties one version's tables and checkpoint and leaves the othe
     v2.make_live();
 
     v2.reset();
-    auto* t1 = storage.find_table<tickets<1>::table>("tickets_v1");
-    auto* t2 = storage.find_table<tickets<2>::table>("tickets_v2");
+    auto t1 = storage.find_table<tickets<1>::table>("tickets_v1");
+    auto t2 = storage.find_table<tickets<2>::table>("tickets_v2");
     CHECK(t2->empty());
     CHECK(v2.position() == 0);
     CHECK(v2.status().state == pj::projection_state::initialized);

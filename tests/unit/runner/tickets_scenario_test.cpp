@@ -20,8 +20,8 @@ namespace {
 template <class Table>
 std::map<std::string, ticket_row> rows_of(pj::memory_storage& storage, std::string_view name) {
     std::map<std::string, ticket_row> out;
-    auto* table = storage.find_table<Table>(name);
-    REQUIRE(table != nullptr);
+    auto table = storage.find_table<Table>(name);
+    REQUIRE(table.has_value());
     table->for_each([&](const ticket_row& r) { out.emplace(r.ticket_id, r); });
     return out;
 }
@@ -183,7 +183,7 @@ TEST_CASE("per-aggregate skips events whose aggregate version is already applied
     pj::runner<tickets<2>, pj::per_aggregate> again(store, storage);
     CHECK(again.catch_up() == 0);
     CHECK(again.status().events_skipped == 4);
-    auto* table = storage.find_table<tickets<2>::table>("tickets_v2");
+    auto table = storage.find_table<tickets<2>::table>("tickets_v2");
     CHECK(table->find("t-1")->reopened == 1);
 }
 

@@ -58,8 +58,8 @@ auto snapshot(const pj::memory_table<Table>& t) {
     REQUIRE(out.size() == t.size());
     // Every row is found under its own key.
     for (const auto& [key, row] : out) {
-        const auto* found = t.find(key);
-        REQUIRE(found != nullptr);
+        const auto found = t.find(key);
+        REQUIRE(found.has_value());
         REQUIRE(*found == row);
     }
     return out;
@@ -81,7 +81,7 @@ TEST_CASE("tables are created once and found by name", "[storage][tables]") {
     CHECK(session.projection() == "bank_v1");
     CHECK(&session.storage() == &storage);
 
-    CHECK(storage.find_table<accounts>("bank_v1") == nullptr);
+    CHECK_FALSE(storage.find_table<accounts>("bank_v1").has_value());
     CHECK(session.open_table<accounts>("bank_v1") == nullptr);
     CHECK_FALSE(storage.has_table("bank_v1"));
 
@@ -89,10 +89,14 @@ TEST_CASE("tables are created once and found by name", "[storage][tables]") {
     CHECK(t.name() == "bank_v1");
     CHECK(t.empty());
     CHECK(storage.has_table("bank_v1"));
-    CHECK(storage.find_table<accounts>("bank_v1") == &t);
+    const auto found = storage.find_table<accounts>("bank_v1");  // a handle on the same table
+    REQUIRE(found.has_value());
+    CHECK(found->name() == "bank_v1");
     CHECK(session.open_table<accounts>("bank_v1") == &t);
 
     t.insert({"a-1", "ann", 10});
+    CHECK(found->size() == 1);
+    CHECK(found->find("a-1") == account_row{"a-1", "ann", 10});
     auto& again = session.create_table<accounts>("bank_v1");  // idempotent: the same table, rows kept
     CHECK(&again == &t);
     CHECK(again.size() == 1);
@@ -117,7 +121,8 @@ TEST_CASE("a table that exists with another row type is an error", "[storage][ta
     CHECK_THROWS_AS(storage.find_table<counters>("bank_v1"), pj::table_error);
     CHECK_THROWS_WITH(storage.find_table<counters>("bank_v1"), Catch::Contains("'bank_v1'"));
     // The existing table is untouched.
-    CHECK(storage.find_table<accounts>("bank_v1") == &t);
+    CHECK(session.open_table<accounts>("bank_v1") == &t);
+    CHECK(storage.find_table<accounts>("bank_v1")->find("a-1") == account_row{"a-1", "ann", 10});
     CHECK(t.size() == 1);
 }
 
@@ -131,12 +136,13 @@ TEST_CASE("drop_table removes a table; creating it again starts empty", "[storag
 
     CHECK(session.drop_table("bank_v1"));
     CHECK_FALSE(storage.has_table("bank_v1"));
-    CHECK(storage.find_table<accounts>("bank_v1") == nullptr);
+    CHECK_FALSE(storage.find_table<accounts>("bank_v1").has_value());
     CHECK_FALSE(session.drop_table("bank_v1"));
     CHECK_FALSE(session.drop_table("never_existed"));
 
     // Dropping one table leaves the others, and their journaling, alone.
-    CHECK(storage.find_table<counters>("bank_v1_counters") == &keep);
+    CHECK(session.open_table<counters>("bank_v1_counters") == &keep);
+    CHECK(storage.find_table<counters>("bank_v1_counters")->contains(1));
     session.begin();
     keep.insert({2, "two"});
     session.rollback();
@@ -196,11 +202,11 @@ TEST_CASE("insert, find, contains, size", "[storage][rows]") {
     CHECK(t.contains(std::string_view("a-2")));  // transparent lookup
     CHECK(t.contains("a-2"));
     CHECK_FALSE(t.contains("a-3"));
-    REQUIRE(t.find("a-1") != nullptr);
+    REQUIRE(t.find("a-1").has_value());
     CHECK(*t.find("a-1") == account_row{"a-1", "ann", 10});
     CHECK(*t.find(std::string_view("a-2")) == account_row{"a-2", "bob", 20});
-    CHECK(t.find("a-3") == nullptr);
-    CHECK(t.find("") == nullptr);
+    CHECK_FALSE(t.find("a-3").has_value());
+    CHECK_FALSE(t.find("").has_value());
 }
 
 TEST_CASE("inserting a duplicate key throws and keeps the row", "[storage][rows]") {
@@ -276,7 +282,7 @@ TEST_CASE("update changes a row in place", "[storage][rows]") {
         CHECK(t.size() == 3);
         CHECK_FALSE(t.contains("a-9"));
         // The table stays consistent: the row keeps the key it is stored under...
-        REQUIRE(t.find("a-1") != nullptr);
+        REQUIRE(t.find("a-1").has_value());
         CHECK(t.find("a-1")->id == "a-1");
         snapshot(t);
         // ...so that a later batch's rollback restores it under that key.
@@ -299,7 +305,7 @@ TEST_CASE("erase, for_each and clear", "[storage][rows]") {
     CHECK_FALSE(t.erase("a-2"));
     CHECK_FALSE(t.erase("nope"));
     CHECK(t.size() == 2);
-    CHECK(t.find("a-2") == nullptr);
+    CHECK_FALSE(t.find("a-2").has_value());
 
     int total = 0;
     std::vector<std::string> ids;
@@ -559,8 +565,8 @@ TEST_CASE("ending a session with an open batch rolls it back", "[storage][journa
         t.insert({"a-2", "bob", 20});
         t.erase("a-1");
     }
-    auto* t = storage.find_table<accounts>("bank_v1");
-    REQUIRE(t != nullptr);
+    auto t = storage.find_table<accounts>("bank_v1");
+    REQUIRE(t.has_value());
     CHECK(t->size() == 1);
     CHECK(t->contains("a-1"));
     CHECK_FALSE(t->contains("a-2"));

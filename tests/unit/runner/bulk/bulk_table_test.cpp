@@ -39,8 +39,7 @@ public:
     }
     [[nodiscard]] std::optional<ticket_row> find(const std::string& key) {
         ++finds;
-        const ticket_row* row = table.find(key);
-        return row ? std::optional<ticket_row>(*row) : std::nullopt;
+        return table.find(key);
     }
 
     void write_bulk(std::span<const ticket_row* const> added, std::span<const ticket_row* const> changed,
@@ -63,7 +62,7 @@ public:
     void find_each(std::span<const std::string* const> keys, F&& fn) requires Abilities {
         ++batched_finds;
         for (const std::string* k : keys)
-            if (const ticket_row* row = table.find(*k)) fn(ticket_row(*row));
+            if (std::optional<ticket_row> row = table.find(*k)) fn(std::move(*row));
     }
 
     pj::memory_table<row_table> table{"counted"};

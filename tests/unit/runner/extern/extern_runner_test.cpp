@@ -23,9 +23,9 @@ TEST_CASE("an extern runner runs the projection compiled in another translation 
     v1.init();
     CHECK(v1.backfill() == 2);  // v1 has no handler for reopened
 
-    auto* rows = storage.find_table<tickets<2>::table>("tickets_v2");
-    REQUIRE(rows != nullptr);
-    const auto* row = rows->find(std::string("t-1"));
-    REQUIRE(row != nullptr);
+    auto rows = storage.find_table<tickets<2>::table>("tickets_v2");
+    REQUIRE(rows.has_value());
+    const auto row = rows->find(std::string("t-1"));
+    REQUIRE(row.has_value());
     CHECK(row->reopened == 1);
 }
