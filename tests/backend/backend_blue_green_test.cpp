@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -17,6 +16,8 @@
 #include <projectionist/deploy/deployment.hpp>
 #include <projectionist/deploy/router.hpp>
 #include <projectionist/deploy/verify.hpp>
+
+#include <cli_test_support.hpp>
 
 using namespace backend_test;
 using Catch::Contains;
@@ -56,33 +57,11 @@ std::string user_routed_to(const tickets_router& router, std::string_view versio
         if (router.route("user-" + std::to_string(u)) == version) return "user-" + std::to_string(u);
 }
 
-struct cli_outcome {
-    int status = -1;
-    std::string out, err;
-};
-
 /// The embedded command line over one "process": what an operator types, and what it prints.
 struct cli_app : app {
-    explicit cli_app(backend& fx) : app(fx), cli(options()) { cli.add(deployment, router, {}); }
+    explicit cli_app(backend& fx) : app(fx), cli(cli_test::test_options()) { cli.add(deployment, router, {}); }
 
-    cli_outcome run(std::vector<std::string> args) {
-        std::ostringstream out, err;
-        cli_outcome o;
-        o.status = cli.run(args, out, err);
-        o.out = out.str();
-        o.err = err.str();
-        return o;
-    }
-
-    static pj::command_line_options options() {
-        pj::command_line_options o;
-        o.program_name = "app";
-        o.terminal = false;
-        o.handle_signals = false;
-        o.run_poll = 5ms;
-        o.drain_timeout = 1s;
-        return o;
-    }
+    cli_test::outcome run(std::vector<std::string> args) { return cli_test::run(cli, std::move(args)); }
 
     pj::command_line cli;
 };

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,8 @@
 #include <projectionist/deploy/controller.hpp>
 #include <projectionist/deploy/deployment.hpp>
 #include <projectionist/deploy/router.hpp>
+
+#include <cli_test_support.hpp>
 
 using namespace backend_test;
 using Catch::Contains;
@@ -262,20 +263,14 @@ TEST_CASE("the command line records a retention date, refuses an early delete an
     database db;
     release<release2_deployment, release2_router> r(db.process());
     switch_to_v2(r);
-    pj::command_line_options options;
-    options.program_name = "app";
-    options.terminal = false;
-    options.handle_signals = false;
-    options.drain_timeout = std::chrono::seconds(1);
-    pj::command_line cli(options);
+    pj::command_line cli(cli_test::test_options());
     cli.add(r.deployment, r.router, {});
     std::string out, err;
     auto run = [&](std::vector<std::string> args) {
-        std::ostringstream o, e;
-        const int status = cli.run(args, o, e);
-        out = o.str();
-        err = e.str();
-        return status;
+        const cli_test::outcome o = cli_test::run(cli, std::move(args));
+        out = o.out;
+        err = o.err;
+        return o.status;
     };
     CHECK(run({"init", "tickets_v1", "--retain-until", "tomorrow"}) == 2);
     CHECK_THAT(err, Contains("--retain-until 'tomorrow': a day is written YYYY-MM-DD"));

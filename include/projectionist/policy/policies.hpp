@@ -153,7 +153,9 @@ consteval bool require_policy() {
     static_assert(
         runner_policy<T>,
         "projectionist: runner<Projection, Policies...>: this type is not a runner policy; expected a storage "
-        "(memory_storage, sqlite_storage), an event store (memory_event_store, sqlite_event_store), a "
+        "(memory_storage, sqlite_storage, postgres_storage, or a type that models the storage concept), an event "
+        "store (memory_event_store, sqlite_event_store, postgres_event_store, or a type that models the "
+        "event_store concept), a "
         "partitioning (global, per_aggregate), an emission (no_emission, emit_when_live, emit_always), a "
         "kick-off (auto_kickoff, manual_kickoff) or a failure policy (stop_on_error, skip_to_dead_letter)");
     return true;

@@ -18,7 +18,7 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
-#include "cli_support.hpp"
+#include <cli_test_support.hpp>
 
 namespace pj = projectionist;
 using namespace tickets_domain;

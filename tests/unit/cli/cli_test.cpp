@@ -24,7 +24,7 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
-#include "cli_support.hpp"
+#include <cli_test_support.hpp>
 
 namespace pj = projectionist;
 namespace cli = projectionist::detail::cli;

@@ -1,5 +1,6 @@
 #pragma once
-// What the command line's tests share: options for a test, and one command run to its outcome.
+// What the tests of the command line share (tests/unit/cli, the backend suite): options for a test,
+// and one command run to its outcome.
 
 #include <chrono>
 #include <sstream>
