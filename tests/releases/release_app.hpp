@@ -7,7 +7,8 @@
 //   <release> sqlite:<file> <command> ...      or      <release> postgres:<schema>@<url> <command> ...
 //
 //   append N            the writer: N more ticket events (a ticket registered, closed, reopened...)
-//   route USER          the version the router sends USER's queries to, and USER's ticket t-1 there
+//   route USER...       per user, a line: the version the router sends the user's queries to, and
+//                       ticket t-1 there
 //   tables              the projectionist tables of the versions that exist, one a line
 //   downstream          the notices emitted so far: per version, how many, how many positions
 //                       twice or more, and the first and last position
@@ -162,17 +163,19 @@ int run_app(Store& store, Storage& storage, int argc, const char* const* argv) {
                          return 0;
                      }});
     cli.add_command({.name = "route",
-                     .synopsis = "<user>",
+                     .synopsis = "<user>...",
                      .min_args = 1,
-                     .max_args = 1,
-                     .summary = "the version a user's queries go to, and ticket t-1 there",
+                     .max_args = 1000,
+                     .summary = "per user, the version the user's queries go to, and ticket t-1 there",
                      .run = [&](pj::command_call& call) {
                          router.refresh();
-                         const std::string answer = router.query(call.args()[0], [&]<class P>(std::type_identity<P>) {
-                             const auto row = storage.template table<P>().find("t-1");
-                             return fmt::format("{} t-1 {}", pj::name_of<P>, row ? row->status : "(none)");
-                         });
-                         call.out() << answer << '\n';
+                         for (const auto& user : call.args()) {
+                             const std::string answer = router.query(user, [&]<class P>(std::type_identity<P>) {
+                                 const auto row = storage.template table<P>().find("t-1");
+                                 return fmt::format("{} t-1 {}", pj::name_of<P>, row ? row->status : "(none)");
+                             });
+                             call.out() << answer << '\n';
+                         }
                          return 0;
                      }});
     cli.add_command(
