@@ -89,6 +89,7 @@ public:
         source_ = source;
         source_empty_ = source_empty;
         rows_.clear();
+        last_ = nullptr;
         flushed_keys_.clear();
         dirty_ = 0;
         bytes_ = 0;
@@ -111,9 +112,15 @@ public:
     }
 
     /// Adds the row, or replaces the row with the same key.
-    void upsert(row_type row) {
+    void upsert(row_type&& row) {
         entry& e = load(Table::key_of(row));
         set(e, std::move(row));
+    }
+    /// A row read with `find`, changed and written back: copied into the held row, whose text
+    /// fields keep their buffers.
+    void upsert(const row_type& row) {
+        entry& e = load(Table::key_of(row));
+        set(e, row);
     }
 
     /// Calls `fn(row&)` on the row with `key`; returns false (and calls nothing) if there is none.
@@ -258,6 +265,7 @@ public:
     /// Forgets the rows held in memory (they are all flushed): later reads go to the real table.
     void evict() {
         evicted_ = evicted_ || !rows_.empty();
+        last_ = nullptr;
         rows_.clear();
         bytes_ = 0;
         dirty_ = 0;
@@ -273,8 +281,13 @@ private:
 
     template <class K>
     entry& load(const K& key) {
+        // A handler reads a row and writes it back: the second look-up is the first one's.
+        if (last_ != nullptr && typename lookup::equal{}(last_->first, key)) return last_->second;
         auto it = rows_.find(key);
-        if (it != rows_.end()) return it->second;
+        if (it != rows_.end()) {
+            last_ = &*it;
+            return it->second;
+        }
         entry e;
         if (needs_query(key)) {
             // A prefetch that found nothing while its batch still reads rows one by one: the
@@ -296,12 +309,14 @@ private:
 
     entry& add(key_type&& key, entry&& e) {
         bytes_ += sizeof(entry) + sizeof(key_type) + detail::heap_bytes(e.row);
-        return rows_.try_emplace(std::move(key), std::move(e)).first->second;
+        last_ = &*rows_.try_emplace(std::move(key), std::move(e)).first;  // an insert moves the others
+        return last_->second;
     }
 
-    void set(entry& e, row_type&& row) {
+    template <class Row>
+    void set(entry& e, Row&& row) {
         bytes_ -= std::min(bytes_, detail::heap_bytes(e.row));
-        e.row = std::move(row);
+        e.row = std::forward<Row>(row);
         bytes_ += detail::heap_bytes(e.row);
         e.absent = false;
         mark_dirty(e);
@@ -325,6 +340,7 @@ private:
     bool source_empty_ = false;
     boost::unordered_flat_map<key_type, entry, typename lookup::hash, typename lookup::equal> rows_;
     boost::unordered_flat_set<key_type, typename lookup::hash, typename lookup::equal> flushed_keys_;
+    std::pair<const key_type, entry>* last_ = nullptr;  ///< the row looked up last (valid until an insert)
     std::size_t dirty_ = 0;
     std::size_t bytes_ = 0;
     bool evicted_ = false;           ///< rows were evicted since attach
