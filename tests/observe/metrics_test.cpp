@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <thread>
+
+#include <fmt/format.h>
 
 #include <observe_support.hpp>
 #include <projectionist/deploy/deployment.hpp>
@@ -143,12 +146,18 @@ TEST_CASE("the exporter reads a runner's status at scrape time", "[metrics]") {
     CHECK(occurrences(after, "\"} 1\n") >= 1);
     CHECK(occurrences(after, "# TYPE projectionist_state gauge") == 1);
 
-    // New events: behind again, and the lag in seconds is the age of the last applied event.
+    // A new event, recorded later: behind again, and the lag in seconds is how much later the
+    // head's event was recorded than the last applied one, whatever the clock says now.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     append_ticket(store, "t-new", "bug", 0, false);
-    now = *r.status().last_event_recorded_at + std::chrono::seconds(5);
+    const auto s = r.status();
+    REQUIRE(s.head_recorded_at);
+    const double exact = std::chrono::duration<double>(*s.head_recorded_at - *s.last_event_recorded_at).count();
+    CHECK(exact >= 0.02);
+    now = *s.last_event_recorded_at + std::chrono::hours(1);  // an hour later: the lag is not an hour
     const std::string behind = metrics.render();
     CHECK(has_line(behind, "projectionist_lag_events" + l + " 1"));
-    CHECK(has_line(behind, "projectionist_lag_seconds" + l + " 5"));
+    CHECK(has_line(behind, "projectionist_lag_seconds" + l + " " + pj::detail::metrics::format_value(exact)));
     (void)t0;
 }
 
@@ -203,6 +212,14 @@ TEST_CASE("the exporter writes every version of a deployment and the router's st
     pj::router<tickets<1>, tickets<2>> router(storage);
     router.rollout_basis_points<tickets<2>>(1250);
     router.shadow_query("user-1", []<class P>(std::type_identity<P>) { return P::version; });  // always differ
+    // Keys routed by bucket: those below 1250 of 10000 to v2, the others to v1.
+    std::uint64_t to_v1 = 0, to_v2 = 0;
+    for (int i = 0; i < 200; ++i) {
+        const std::string key = "user-" + std::to_string(i);
+        (pj::routing_bucket(key) < 1250 ? to_v2 : to_v1) += 1;
+        (void)router.query(key, []<class P>(std::type_identity<P>) { return P::version; });
+    }
+    REQUIRE(to_v2 > 0);
 
     pj::metrics_exporter metrics;
     metrics.add(d);
@@ -214,6 +231,15 @@ TEST_CASE("the exporter writes every version of a deployment and the router's st
     CHECK(has_line(text, "projectionist_rollout_share{projection=\"tickets\",version=\"tickets_v2\"} 0.125"));
     CHECK(has_line(text, "projectionist_router_primary{projection=\"tickets\",version=\"tickets_v1\"} 1"));
     CHECK(has_line(text, "projectionist_router_in_flight_queries{projection=\"tickets\",version=\"tickets_v2\"} 0"));
+    // Per version: the routed queries, plus one run each for the shadow query above.
+    CHECK(router.queries("tickets_v1") == to_v1 + 1);
+    CHECK(router.queries<tickets<2>>() == to_v2 + 1);
+    CHECK(has_line(text,
+                   fmt::format("projectionist_router_queries_total{{projection=\"tickets\",version=\"tickets_v1\"}} {}",
+                               to_v1 + 1)));
+    CHECK(has_line(text,
+                   fmt::format("projectionist_router_queries_total{{projection=\"tickets\",version=\"tickets_v2\"}} {}",
+                               to_v2 + 1)));
     CHECK(has_line(text, "projectionist_shadow_queries_total{projection=\"tickets\"} 1"));
     CHECK(has_line(text, "projectionist_shadow_reads_total{projection=\"tickets\"} 1"));
     CHECK(has_line(text, "projectionist_shadow_discrepancies_total{projection=\"tickets\"} 1"));

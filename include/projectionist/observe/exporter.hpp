@@ -124,6 +124,7 @@ public:
         std::optional<std::string> candidate;
         unsigned basis_points = 0;
         std::vector<std::pair<std::string, std::size_t>> in_flight;  ///< per version
+        std::vector<std::uint64_t> queries;                          ///< per version, as in_flight
         std::uint64_t shadow_queries = 0;
         std::uint64_t shadow_compared = 0;
         std::uint64_t shadow_discrepancies = 0;
@@ -184,7 +185,10 @@ public:
             out.primary = std::string(d.primary);
             if (d.candidate) out.candidate = std::string(*d.candidate);
             out.basis_points = d.basis_points;
-            for (const auto& v : d.versions) out.in_flight.emplace_back(std::string(v), router.in_flight(v));
+            for (const auto& v : d.versions) {
+                out.in_flight.emplace_back(std::string(v), router.in_flight(v));
+                if constexpr (requires { router.queries(v); }) out.queries.push_back(router.queries(v));
+            }
             out.shadow_queries = s.queries;
             out.shadow_compared = s.compared;
             out.shadow_discrepancies = s.discrepancies;
@@ -316,16 +320,18 @@ private:
                 l, u(s.position));
         m.gauge("projectionist_head", "The event store's head when the status was read.", l, u(s.head));
         m.gauge("projectionist_lag_events", "Events between the head and this version's position.", l, u(s.lag));
-        // Caught up: no lag. Behind: the age of the last applied event, an upper bound of how old
-        // the oldest unapplied one is. Behind with nothing applied yet: unknown, so not written.
+        // Caught up: no lag. Behind: how much later the head's event was recorded than the last
+        // applied one; without the head's time, the age of the last applied event (an upper
+        // bound). Behind with nothing applied yet: unknown, so not written.
+        constexpr std::string_view lag_help =
+            "Seconds between the recorded times of the head's event and of this version's last applied one; 0 when "
+            "caught up.";
         if (s.lag == 0) {
-            m.gauge("projectionist_lag_seconds",
-                    "Seconds since the last applied event was recorded, 0 when caught up (upper bound).", l, 0);
+            m.gauge("projectionist_lag_seconds", lag_help, l, 0);
         } else if (s.last_event_recorded_at) {
-            const double age = std::chrono::duration<double>(now - *s.last_event_recorded_at).count();
-            m.gauge("projectionist_lag_seconds",
-                    "Seconds since the last applied event was recorded, 0 when caught up (upper bound).", l,
-                    std::max(age, 0.0));
+            const auto newest = s.head_recorded_at ? *s.head_recorded_at : now;
+            const double behind = std::chrono::duration<double>(newest - *s.last_event_recorded_at).count();
+            m.gauge("projectionist_lag_seconds", lag_help, l, std::max(behind, 0.0));
         }
         m.counter("projectionist_events_applied_total", "Handlers run by this version's runner.", l,
                   u(s.events_applied));
@@ -358,7 +364,8 @@ private:
     }
 
     static void write_router(metrics_text& m, const router_snapshot& r) {
-        for (const auto& [version, n] : r.in_flight) {
+        for (std::size_t i = 0; i < r.in_flight.size(); ++i) {
+            const auto& [version, n] = r.in_flight[i];
             const metric_labels l{{"projection", r.projection}, {"version", version}};
             double share = 0;
             if (version == r.primary) share = 1.0 - (r.candidate ? r.basis_points / 10000.0 : 0.0);
@@ -369,6 +376,10 @@ private:
                     version == r.primary ? 1 : 0);
             m.gauge("projectionist_router_in_flight_queries", "Queries running on this version now.", l,
                     static_cast<double>(n));
+            if (i < r.queries.size())
+                m.counter("projectionist_router_queries_total",
+                          "Queries this router sent to this version, shadow runs included.", l,
+                          static_cast<double>(r.queries[i]));
         }
         const metric_labels l{{"projection", r.projection}};
         auto u = [](std::uint64_t v) { return static_cast<double>(v); };

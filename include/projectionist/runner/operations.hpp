@@ -293,10 +293,19 @@ void runner<Projection, Policies...>::mark(projection_state s) {
 
 template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::status() const -> runner_status {
-    std::lock_guard lock(status_mutex_);
-    runner_status s = status_;
+    runner_status s;
+    {
+        std::lock_guard lock(status_mutex_);
+        s = status_;
+    }
     s.head = store_->head();
     s.lag = s.head > s.position ? s.head - s.position : 0;
+    if (s.lag != 0 && s.last_event_recorded_at) {
+        // behind: when the newest event was recorded, for the lag in seconds (one record read)
+        typename event_store_type::batch newest;
+        store_->read(s.head - 1, 1, newest);
+        if (!newest.empty()) s.head_recorded_at = detail::deref(newest[0]).envelope_of().recorded_at;
+    }
     return s;
 }
 

@@ -56,6 +56,10 @@ struct runner_status {
     /// When the last applied event was recorded in the log (its envelope's recorded_at): with the
     /// clock, the lag in seconds.
     std::optional<std::chrono::system_clock::time_point> last_event_recorded_at;
+    /// Behind the head (and something applied): when the head's event was recorded. The lag in
+    /// seconds is the time between the two: how much later in the log the newest event is than the
+    /// state this version shows.
+    std::optional<std::chrono::system_clock::time_point> head_recorded_at;
     std::optional<std::string> error;  ///< why the projection stopped, or why this code may not run it
     std::string fingerprint;           ///< this code's definition of the version (projection/fingerprint.hpp)
     std::string retain_until;          ///< "YYYY-MM-DD": deleting it earlier needs force; empty: none

@@ -358,10 +358,21 @@ public:
     template <class P>
     [[nodiscard]] std::size_t in_flight() const {
         require_version<P>();
-        return in_flight_[index_of_v<P>].load();
+        return counts_[index_of_v<P>].in_flight();
     }
     [[nodiscard]] std::size_t in_flight(std::string_view name) const {
-        return in_flight_[require_index(name, "in_flight")].load();
+        return counts_[require_index(name, "in_flight")].in_flight();
+    }
+
+    /// How many queries (shadow runs included) this router has sent to a version since it was
+    /// created: the counts the in-flight accounting keeps anyway, so counting costs nothing more.
+    template <class P>
+    [[nodiscard]] std::uint64_t queries() const {
+        require_version<P>();
+        return counts_[index_of_v<P>].total();
+    }
+    [[nodiscard]] std::uint64_t queries(std::string_view name) const {
+        return counts_[require_index(name, "queries")].total();
     }
 
     /// Waits until no query runs on version `name`, which must no longer receive traffic (call it
@@ -378,7 +389,7 @@ public:
                                           projection_name, name, s->primary == i ? "primary" : "candidate"),
                               context());
         const auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (in_flight_[i].load() != 0) {
+        while (counts_[i].in_flight() != 0) {
             if (std::chrono::steady_clock::now() >= deadline) return false;
             std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
@@ -425,8 +436,8 @@ private:
         entry_guard(const entry_guard&) = delete;
         entry_guard& operator=(const entry_guard&) = delete;
         ~entry_guard() {
-            self->in_flight_[serving].fetch_sub(1);
-            if (shadow) self->in_flight_[*shadow].fetch_sub(1);
+            self->counts_[serving].leave();
+            if (shadow) self->counts_[*shadow].leave();
         }
     };
 
@@ -449,11 +460,11 @@ private:
             std::optional<std::size_t> shadow;
             if (with_shadow && snapshot->candidate)
                 shadow = serving == snapshot->primary ? *snapshot->candidate : snapshot->primary;
-            in_flight_[serving].fetch_add(1);
-            if (shadow) in_flight_[*shadow].fetch_add(1);
+            counts_[serving].enter();
+            if (shadow) counts_[*shadow].enter();
             if (generation_.load() == generation) return entry_guard(this, std::move(snapshot), serving, shadow);
-            in_flight_[serving].fetch_sub(1);
-            if (shadow) in_flight_[*shadow].fetch_sub(1);
+            counts_[serving].undo();
+            if (shadow) counts_[*shadow].undo();
         }
     }
 
@@ -633,7 +644,7 @@ private:
     std::shared_ptr<const state> state_;  // immutable once published
     std::atomic<std::uint64_t> generation_{0};
     std::mutex write_mutex_;
-    mutable std::array<std::atomic<std::size_t>, sizeof...(Versions)> in_flight_{};
+    mutable std::array<detail::routing::query_counts, sizeof...(Versions)> counts_{};
     mutable detail::routing::shadow_log shadow_;
     detail::routing::shadow_sampler sampler_;
     detail::routing::named_predicates named_;

@@ -82,6 +82,26 @@ inline std::string current_exception_text(std::string_view who) noexcept {
     }
 }
 
+/// The queries of one version: entered and left, both only growing. In flight is their
+/// difference (`left` read first, so never below the truth: a drain never ends early), and the
+/// total is `entered`, which per-version query counts read for free.
+class query_counts {
+public:
+    void enter() noexcept { entered_.fetch_add(1); }
+    void leave() noexcept { left_.fetch_add(1); }
+    /// An entry taken back before the query started (the routing moved meanwhile).
+    void undo() noexcept { entered_.fetch_sub(1); }
+    [[nodiscard]] std::size_t in_flight() const noexcept {
+        const std::uint64_t left = left_.load();
+        return static_cast<std::size_t>(entered_.load() - left);
+    }
+    [[nodiscard]] std::uint64_t total() const noexcept { return entered_.load(); }
+
+private:
+    std::atomic<std::uint64_t> entered_{0};
+    std::atomic<std::uint64_t> left_{0};
+};
+
 /// Which shadow_query calls are shadowed: a share in basis points, drawn per call from a
 /// per-thread xorshift64* generator (no shared state on the query path but the share itself).
 class shadow_sampler {
