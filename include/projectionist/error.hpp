@@ -105,19 +105,30 @@ public:
     using error::error;
 };
 
+namespace detail {
+
+/// An error with the backend's own code (SQLite's extended result code): the base of
+/// storage_error and sqlite_error.
+class coded_error : public error {
+public:
+    coded_error(std::string message, int code) : error(std::move(message)), code_(code) {}
+    [[nodiscard]] int code() const noexcept { return code_; }
+
+private:
+    int code_;
+};
+
+}  // namespace detail
+
 /// The database failed, not the event being applied: it is read-only, full, corrupt, cannot be
 /// opened, had an I/O error, or stayed locked past the busy timeout. A runner stops on it
 /// whatever its failure policy (skipping the event would dead-letter every event after it);
 /// `code()` is the backend's own code (SQLite's extended result code).
 ///
 ///     catch (const projectionist::storage_error& e) { alert(e.what()); }  // "... is read-only ..."
-class storage_error : public error {
+class storage_error : public detail::coded_error {
 public:
-    storage_error(std::string message, int code) : error(std::move(message)), code_(code) {}
-    [[nodiscard]] int code() const noexcept { return code_; }
-
-private:
-    int code_;
+    using coded_error::coded_error;
 };
 
 /// A table operation that broke the table's contract, such as inserting a duplicate key.

@@ -32,11 +32,15 @@
 
 namespace projectionist {
 
-/// The compile-time handler table of a projection, for a typical handler context. The runner
-/// builds the same table for its own context; use this one in static_assert checks:
+/// The compile-time handler table of a projection: the one `runner<P, Policies...>` builds
+/// (`runner<P, Policies...>::handler_table`: the same handler context, from the same policies),
+/// without the runner's checks, so that a static_assert can also look at a projection that a
+/// runner would refuse.
 ///
 ///     static_assert(projectionist::handler_table<tickets<1>>::handles<ticket_closed>);
-template <projection_type Projection>
-using handler_table = basic_handler_table<Projection, handler_context<Projection, memory_storage, emit_always>>;
+template <projection_type Projection, class... Policies>
+using handler_table =
+    basic_handler_table<Projection, handler_context<Projection, typename detail::runner_config<Policies...>::storage,
+                                                    typename detail::runner_config<Policies...>::emission>>;
 
 }  // namespace projectionist

@@ -59,8 +59,8 @@ TEST_CASE("partition_of is a fixed function of stream and aggregate id", "[failo
     CHECK(pj::contains(pj::partition_slice{}, "ticket", "anything"));
     CHECK(pj::checkpoint_key("tickets_v2", {}) == "tickets_v2");
     CHECK(pj::checkpoint_key("tickets_v2", {8, 3}) == "tickets_v2#3/8");
-    CHECK_THROWS_WITH(pj::check_slice({4, 4}, "tickets_v2"), Catch::Contains("slice 4/4 is invalid"));
-    CHECK_THROWS_AS(pj::check_slice({0, 0}, "tickets_v2"), pj::error);
+    CHECK_THROWS_WITH(pj::detail::check_slice({4, 4}, "tickets_v2"), Catch::Contains("slice 4/4 is invalid"));
+    CHECK_THROWS_AS(pj::detail::check_slice({0, 0}, "tickets_v2"), pj::error);
 }
 
 // ---- leases ---------------------------------------------------------------------------------------
@@ -382,7 +382,7 @@ struct led_worker {
         : store(pg_url(), schema.options()),
           storage(pg_url(), schema.options()),
           worker(store, storage,
-                 {.lease_ttl = ttl, .heartbeat = 100ms, .poll = 20ms, .id = std::move(id), .runner = {batch}}),
+                 {.lease_ttl = ttl, .heartbeat = 100ms, .poll_interval = 20ms, .id = std::move(id), .runner = {batch}}),
           thread([this](std::stop_token st) { worker.run(st); }) {}
     [[nodiscard]] bool leads() const { return worker.status().held.size() == 1; }
 };
@@ -429,7 +429,7 @@ TEST_CASE("workers of a global projection: one applies it, a clean stop hands it
     CHECK(s.events_applied == 3);
     CHECK(s.claims == 1);
     CHECK(s.leases_lost == 0);
-    CHECK_FALSE(s.last_error.has_value());
+    CHECK_FALSE(s.error.has_value());
     standby.reset();
 
     const auto problems = failover::compare_with_reference(storage, "led_v1", failover::reference(store));
@@ -548,17 +548,17 @@ TEST_CASE("a handler's failure stops its partition at the last commit; the worke
     pj::worker_options o;
     o.lease_ttl = 2s;
     o.heartbeat = 100ms;
-    o.poll = 10ms;
+    o.poll_interval = 10ms;
     o.id = "a";
     o.runner.batch_size = 2;
     pj::worker<fragile, pj::postgres_storage> w(store, storage, o);
     std::jthread t([&](std::stop_token st) { w.run(st); });
-    REQUIRE(wait_until(10s, [&] { return w.status().last_error.has_value(); }));
+    REQUIRE(wait_until(10s, [&] { return w.status().error.has_value(); }));
     const double cpu_before = cpu_seconds();
     std::this_thread::sleep_for(1s);  // time passing is what is measured here
     const double cpu = cpu_seconds() - cpu_before;
     const auto s = w.status();
-    CHECK_THAT(*s.last_error, Catch::Contains("boom: a bug in the handler"));
+    CHECK_THAT(*s.error, Catch::Contains("boom: a bug in the handler"));
     CHECK(s.held.size() == 1);  // kept: another worker would fail the same way
     CHECK(s.runner_restarts == 0);
     CHECK(s.events_applied == 2);
@@ -581,7 +581,7 @@ TEST_CASE("a worker that cannot work any more gives its leases back and throws",
     pj::worker_options o;
     o.lease_ttl = 20s;
     o.heartbeat = 100ms;
-    o.poll = 10ms;
+    o.poll_interval = 10ms;
     o.id = "a";
     o.max_failed_rounds = 3;
     pj::worker<failover::led, pj::postgres_storage> w(worker_store, storage, o);

@@ -215,7 +215,7 @@ TEST_CASE("per-aggregate workers start a projection nobody initialized, and stop
             o.partitions = 4;
             o.lease_ttl = lease_ttl;
             o.heartbeat = heartbeat;
-            o.poll = 20ms;
+            o.poll_interval = 20ms;
             o.id = std::move(id);
             return o;
         }

@@ -391,7 +391,7 @@ int worker_main(int argc, char** argv) {
         wo.partitions = partitions;
         wo.lease_ttl = lease_ttl;
         wo.heartbeat = heartbeat;
-        wo.poll = milliseconds(50);
+        wo.poll_interval = milliseconds(50);
         wo.id = id;
         wo.runner.batch_size = 10;  // many small batches: many commits for the fence to judge
         pj::worker<Projection, pj::postgres_storage, Partitioning> w(store, storage, wo);
@@ -412,7 +412,7 @@ int worker_main(int argc, char** argv) {
             .add(s.fenced_commits)
             .add(s.runner_restarts)
             .add(s.events_applied)
-            .add(s.last_error.value_or(""));
+            .add(s.error.value_or(""));
         storage.connection().query("INSERT INTO failover_stats VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", p);
         return 0;
     } catch (const std::exception& e) {

@@ -85,7 +85,7 @@ private:
 /// Calls `fn(record)` for every record of the log, in order.
 template <class Store, class F>
 void for_each_record(Store& store, F&& fn) {
-    pj::stored_batch batch;
+    pj::detail::stored_batch batch;
     for (std::uint64_t after = 0;;) {
         store.read(after, 1000, batch);
         if (batch.empty()) return;
@@ -101,7 +101,7 @@ void for_each_record(Store& store, F&& fn) {
 template <class Store>
 void append_events(Store& store, int count) {
     std::map<std::string, std::uint64_t> versions;  // the tickets so far, and their versions
-    for_each_record(store, [&](const pj::stored_record& r) {
+    for_each_record(store, [&](const pj::detail::stored_record& r) {
         if (r.type_name() != ticket_notice::event_name)  // a notice is another stream's
             versions[std::string(r.aggregate_id())] = r.aggregate_version();
     });
@@ -125,7 +125,7 @@ void append_events(Store& store, int count) {
 template <class Store>
 std::map<std::string, std::map<std::uint64_t, int>> notices(Store& store) {
     std::map<std::string, std::map<std::uint64_t, int>> out;
-    for_each_record(store, [&](const pj::stored_record& r) {
+    for_each_record(store, [&](const pj::detail::stored_record& r) {
         if (r.type_name() != ticket_notice::event_name) return;
         const auto n = store.template event_of<ticket_notice>(r);
         ++out[n.version][n.source_position];
@@ -137,7 +137,7 @@ std::map<std::string, std::map<std::uint64_t, int>> notices(Store& store) {
 template <class Store>
 std::vector<std::uint64_t> ticket_positions(Store& store) {
     std::vector<std::uint64_t> out;
-    for_each_record(store, [&](const pj::stored_record& r) {
+    for_each_record(store, [&](const pj::detail::stored_record& r) {
         if (r.type_name() != ticket_notice::event_name) out.push_back(r.position());
     });
     return out;

@@ -18,7 +18,7 @@ inline projectionist::command_line_options test_options() {
     o.program_name = "app";
     o.terminal = false;
     o.handle_signals = false;
-    o.run_poll = 5ms;
+    o.poll_interval = 5ms;
     o.drain_timeout = 1s;
     return o;
 }

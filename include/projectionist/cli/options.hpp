@@ -26,7 +26,7 @@ struct command_line_options {
     /// share done, events/s and the ETA.
     std::chrono::milliseconds progress_line_interval{10000};
     /// `run`: how long to wait before looking at the log again when nothing new came.
-    std::chrono::milliseconds run_poll{100};
+    std::chrono::milliseconds poll_interval{100};
     /// `run`: this often, a line per version that applied events or is behind (events/s, lag, ETA).
     std::chrono::milliseconds run_report_interval{10000};
     /// `reset` and `delete`: how long to wait for queries in flight on the version.

@@ -130,7 +130,7 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
             last_report = now;
         }
         if (applied == 0) {
-            auto wait = ctx.options.run_poll;
+            auto wait = ctx.options.poll_interval;
             if (ctx.options.handle_signals) wait = std::min(wait, std::chrono::milliseconds(100));
             if (limit) {
                 const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);

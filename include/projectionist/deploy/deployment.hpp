@@ -193,7 +193,7 @@ public:
 
     /// Follows the log with every version until `stop` is requested; each version's failure
     /// stops only that version (see its status).
-    void run(std::stop_token stop, std::chrono::milliseconds poll = std::chrono::milliseconds(100)) {
+    void run(std::stop_token stop, std::chrono::milliseconds poll_interval = std::chrono::milliseconds(100)) {
         while (!stop.stop_requested()) {
             std::uint64_t applied = 0;
             for_each([&](auto& r) {
@@ -207,7 +207,7 @@ public:
                 std::mutex m;
                 std::condition_variable_any cv;
                 std::unique_lock lock(m);
-                cv.wait_for(lock, stop, poll, [] { return false; });
+                cv.wait_for(lock, stop, poll_interval, [] { return false; });
             }
         }
     }

@@ -34,6 +34,15 @@ consteval bool all_columns_supported() {
     return ok;
 }
 
+/// Refuses, at compile time, a row type with a field that has no column type in `Dialect`.
+template <class Row, class Dialect>
+consteval bool require_columns() {
+    static_assert(all_columns_supported<Row, Dialect>(),
+                  "projectionist: a field of this row type has no SQL column type; supported are integers, enums, "
+                  "bool, floating point, std::string, std::chrono::time_point and std::optional of these");
+    return true;
+}
+
 /// The field names of `Row`, quoted as SQL identifiers, in declaration order.
 template <class Row>
 [[nodiscard]] std::vector<std::string> quoted_columns() {

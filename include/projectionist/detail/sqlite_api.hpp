@@ -15,13 +15,9 @@
 namespace projectionist {
 
 /// An error reported by SQLite; `code()` is SQLite's extended result code.
-class sqlite_error : public error {
+class sqlite_error : public detail::coded_error {
 public:
-    sqlite_error(std::string message, int code) : error(std::move(message)), code_(code) {}
-    [[nodiscard]] int code() const noexcept { return code_; }
-
-private:
-    int code_;
+    using coded_error::coded_error;
 };
 
 namespace detail::sqlite {

@@ -30,21 +30,9 @@
 #include <fmt/format.h>
 
 #include <projectionist/meta/reflection.hpp>
+#include <projectionist/meta/type_traits.hpp>
 
 namespace projectionist::detail {
-
-template <class T>
-struct is_optional_value : std::false_type {};
-template <class T>
-struct is_optional_value<std::optional<T>> : std::true_type {};
-template <class T>
-struct is_time_point_value : std::false_type {};
-template <class C, class D>
-struct is_time_point_value<std::chrono::time_point<C, D>> : std::true_type {};
-template <class T>
-struct is_pair_value : std::false_type {};
-template <class A, class B>
-struct is_pair_value<std::pair<A, B>> : std::true_type {};
 
 /// A range spelled element by element: one whose elements are not the range itself
 /// (std::filesystem::path is one of those).
@@ -124,14 +112,14 @@ void append_value_text(std::string& out, const T& value) {
         out += value ? "true" : "false";
     } else if constexpr (std::is_enum_v<T>) {
         out += fmt::format("{}", static_cast<std::underlying_type_t<T>>(value));
-    } else if constexpr (is_optional_value<T>::value) {
+    } else if constexpr (is_optional<T>::value) {
         if (value)
             append_value_text<Spelling>(out, *value);
         else
             out += Spelling::null;
-    } else if constexpr (is_time_point_value<T>::value) {
+    } else if constexpr (is_time_point<T>::value) {
         out += iso_utc(value);
-    } else if constexpr (is_pair_value<T>::value) {
+    } else if constexpr (is_pair<T>::value) {
         out += '(';
         append_value_text<Spelling>(out, value.first);
         out += ", ";
@@ -181,7 +169,7 @@ void append_value_text(std::string& out, const T& value) {
 /// "null"). Equal values of different types have the same text: `int 3` and `std::int64_t 3`.
 template <class T>
 [[nodiscard]] std::optional<std::string> value_text(const T& value) {
-    if constexpr (is_optional_value<T>::value) {
+    if constexpr (is_optional<T>::value) {
         if (!value) return std::nullopt;
         return value_text(*value);
     } else {

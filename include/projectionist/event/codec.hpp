@@ -16,6 +16,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/meta/reflection.hpp>
 #include <projectionist/meta/type_list.hpp>
+#include <projectionist/meta/type_traits.hpp>
 
 namespace projectionist {
 
@@ -27,16 +28,6 @@ public:
 };
 
 namespace detail {
-
-template <class T>
-struct is_vector : std::false_type {};
-template <class T, class A>
-struct is_vector<std::vector<T, A>> : std::true_type {};
-
-template <class T>
-struct is_time_point : std::false_type {};
-template <class Clock, class Duration>
-struct is_time_point<std::chrono::time_point<Clock, Duration>> : std::true_type {};
 
 template <class T>
 concept reflected_struct = std::is_class_v<T> && is_reflected<T>;
@@ -109,8 +100,8 @@ void decode_binary(T& value, byte_reader& r, std::string_view field);
 
 template <class T>
 consteval bool binary_supported() {
-    return std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::string> ||
-           is_std_optional<T>::value || is_vector<T>::value || is_time_point<T>::value || reflected_struct<T>;
+    return std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::string> || is_optional<T>::value ||
+           is_vector<T>::value || is_time_point<T>::value || reflected_struct<T>;
 }
 
 template <class T>
@@ -133,7 +124,7 @@ void encode_binary(const T& value, byte_writer& w) {
         if (value.size() > UINT32_MAX) throw codec_error("projectionist: binary_codec: a string is longer than 4 GiB");
         w.integer(static_cast<std::uint32_t>(value.size()));
         w.raw(value.data(), value.size());
-    } else if constexpr (is_std_optional<T>::value) {
+    } else if constexpr (is_optional<T>::value) {
         w.integer<std::uint8_t>(value.has_value() ? 1 : 0);
         if (value) encode_binary(*value, w);
     } else if constexpr (is_vector<T>::value) {
@@ -163,7 +154,7 @@ void decode_binary(T& value, byte_reader& r, std::string_view field) {
     } else if constexpr (std::is_same_v<T, std::string>) {
         const auto n = r.integer<std::uint32_t>(field);
         value.assign(r.raw(n, field));
-    } else if constexpr (is_std_optional<T>::value) {
+    } else if constexpr (is_optional<T>::value) {
         const auto present = r.integer<std::uint8_t>(field);
         if (present > 1)
             throw codec_error(fmt::format("corrupt payload: field '{}' has optional flag {}", field, present));

@@ -16,6 +16,7 @@
 
 #include <projectionist/event/codec.hpp>
 #include <projectionist/meta/reflection.hpp>
+#include <projectionist/meta/type_traits.hpp>
 
 namespace projectionist {
 
@@ -39,7 +40,7 @@ boost::json::value to_json(const T& value) {
         return boost::json::value(static_cast<double>(value));
     } else if constexpr (std::is_same_v<T, std::string>) {
         return boost::json::value(boost::json::string_view(value.data(), value.size()));
-    } else if constexpr (is_std_optional<T>::value) {
+    } else if constexpr (is_optional<T>::value) {
         return value ? to_json(*value) : boost::json::value(nullptr);
     } else if constexpr (is_vector<T>::value) {
         boost::json::array a;
@@ -100,7 +101,7 @@ void from_json(T& out, const boost::json::value& v, std::string_view field) {
     } else if constexpr (std::is_same_v<T, std::string>) {
         if (!v.is_string()) json_type_error(field, "a string", v);
         out.assign(v.get_string().data(), v.get_string().size());
-    } else if constexpr (is_std_optional<T>::value) {
+    } else if constexpr (is_optional<T>::value) {
         if (v.is_null()) {
             out.reset();
         } else {
@@ -124,7 +125,7 @@ void from_json(T& out, const boost::json::value& v, std::string_view field) {
         for_each_field(out, [&](std::string_view name, auto& target) {
             if (const auto* found = o.if_contains(name)) {
                 from_json(target, *found, name);
-            } else if constexpr (!is_std_optional<std::remove_cvref_t<decltype(target)>>::value) {
+            } else if constexpr (!is_optional<std::remove_cvref_t<decltype(target)>>::value) {
                 throw codec_error(fmt::format("corrupt payload: field '{}' is missing", name));
             }
         });

@@ -82,4 +82,19 @@ concept stream_type = detail::is_stream<T>::value;
 template <class Stream, class Event>
 inline constexpr bool stream_has_event = boost::mp11::mp_contains<typename Stream::events, Event>::value;
 
+namespace detail {
+
+/// What every append checks at compile time (the stores' `append`, an append batch's `add`): at
+/// least one event, and each of them one of `Stream`'s.
+template <class Stream, class... Events>
+consteval bool check_append() {
+    static_assert(sizeof...(Events) > 0, "projectionist: an append needs at least one event");
+    static_assert((stream_has_event<Stream, std::remove_cvref_t<Events>> && ...),
+                  "projectionist: append(Stream, ...): every event must belong to Stream's event list; append it "
+                  "to its own stream instead");
+    return true;
+}
+
+}  // namespace detail
+
 }  // namespace projectionist

@@ -15,12 +15,6 @@ inline constexpr bool always_false = false;
 template <class...>
 struct always_false_type : std::false_type {};
 
-/// std::optional<T>, for code that treats an empty optional as a null value.
-template <class T>
-struct is_std_optional : std::false_type {};
-template <class T>
-struct is_std_optional<std::optional<T>> : std::true_type {};
-
 template <class List, class T>
 inline constexpr bool list_contains = boost::mp11::mp_contains<List, T>::value;
 

@@ -16,21 +16,25 @@ struct partitioning_category {};
 struct emission_category {};
 struct kickoff_category {};
 struct failure_category {};
+
+/// What a policy of one kind derives from: its category, which the runner sorts policies by.
+template <class Category>
+struct policy {
+    using policy_category = Category;
+};
 }  // namespace detail
 
 // ---- partitioning --------------------------------------------------------------------------
 
 /// One position for the whole log; events applied in strict global order. The default.
-struct global {
-    using policy_category = detail::partitioning_category;
+struct global : detail::policy<detail::partitioning_category> {
     static constexpr bool partitioned = false;
     static constexpr std::string_view name = "global";
 };
 
 /// A position per aggregate (its last applied aggregate version). Aggregates are independent:
 /// an event already applied is skipped, a version gap is an error.
-struct per_aggregate {
-    using policy_category = detail::partitioning_category;
+struct per_aggregate : detail::policy<detail::partitioning_category> {
     static constexpr bool partitioned = true;
     static constexpr std::string_view name = "per_aggregate";
 };
@@ -38,23 +42,20 @@ struct per_aggregate {
 // ---- emission ------------------------------------------------------------------------------
 
 /// `ctx.emit` is not available: calling it is a compile error.
-struct no_emission {
-    using policy_category = detail::emission_category;
+struct no_emission : detail::policy<detail::emission_category> {
     static constexpr bool allowed = false;
     static constexpr bool pass(bool /*live*/) noexcept { return false; }
 };
 
 /// Emitted events are dropped (and counted) until the projection is made live, then appended.
 /// The default: a backfill never re-sends history to downstream consumers.
-struct emit_when_live {
-    using policy_category = detail::emission_category;
+struct emit_when_live : detail::policy<detail::emission_category> {
     static constexpr bool allowed = true;
     static constexpr bool pass(bool live) noexcept { return live; }
 };
 
 /// Emitted events are always appended, live or not.
-struct emit_always {
-    using policy_category = detail::emission_category;
+struct emit_always : detail::policy<detail::emission_category> {
     static constexpr bool allowed = true;
     static constexpr bool pass(bool /*live*/) noexcept { return true; }
 };
@@ -62,14 +63,12 @@ struct emit_always {
 // ---- kick-off ------------------------------------------------------------------------------
 
 /// The projection initializes itself on first use. The default.
-struct auto_kickoff {
-    using policy_category = detail::kickoff_category;
+struct auto_kickoff : detail::policy<detail::kickoff_category> {
     static constexpr bool manual = false;
 };
 
 /// The projection stays dormant (creates nothing, processes nothing) until `init` is called.
-struct manual_kickoff {
-    using policy_category = detail::kickoff_category;
+struct manual_kickoff : detail::policy<detail::kickoff_category> {
     static constexpr bool manual = true;
 };
 
@@ -77,8 +76,7 @@ struct manual_kickoff {
 
 /// An event that cannot be applied stops the projection at its last committed position. The
 /// default.
-struct stop_on_error {
-    using policy_category = detail::failure_category;
+struct stop_on_error : detail::policy<detail::failure_category> {
     static constexpr bool skips = false;
 };
 
@@ -86,8 +84,7 @@ struct stop_on_error {
 /// is unknown) is recorded as a dead letter, with position, aggregate, type and reason, and
 /// skipped; the projection goes on. Per aggregate, only the failing aggregate stops: its later
 /// events are parked (recorded as dead letters too) while every other aggregate goes on.
-struct skip_to_dead_letter {
-    using policy_category = detail::failure_category;
+struct skip_to_dead_letter : detail::policy<detail::failure_category> {
     static constexpr bool skips = true;
 };
 
@@ -111,42 +108,26 @@ struct default_event_store<Storage> {
     using type = typename Storage::default_event_store;
 };
 
+/// The category a runner sorts a policy by: its `policy_category`, or the storage or event store
+/// category it declares; void for a type that is no policy.
 template <class T>
-concept runner_policy = requires {
-    typename T::policy_category;
+consteval auto category_probe() {
+    if constexpr (requires { typename T::policy_category; })
+        return std::type_identity<typename T::policy_category>{};
+    else if constexpr (requires { typename T::storage_category; })
+        return std::type_identity<storage_category>{};
+    else if constexpr (requires { typename T::event_store_category; })
+        return std::type_identity<event_store_category>{};
+    else
+        return std::type_identity<void>{};
 }
-|| requires {
-    typename T::storage_category;
-}
-|| requires {
-    typename T::event_store_category;
+template <class T>
+struct category_of {
+    using type = typename decltype(category_probe<T>())::type;
 };
 
 template <class T>
-struct category_of {
-    using type = void;
-};
-template <class T>
-requires requires {
-    typename T::policy_category;
-}
-struct category_of<T> {
-    using type = typename T::policy_category;
-};
-template <class T>
-requires requires {
-    typename T::storage_category;
-}
-struct category_of<T> {
-    using type = storage_category;
-};
-template <class T>
-requires requires {
-    typename T::event_store_category;
-}
-struct category_of<T> {
-    using type = event_store_category;
-};
+concept runner_policy = !std::is_void_v<typename category_of<T>::type>;
 
 template <class T>
 consteval bool require_policy() {

@@ -49,6 +49,7 @@
 #include <projectionist/event/event.hpp>
 #include <projectionist/meta/fnv1a.hpp>
 #include <projectionist/meta/reflection.hpp>
+#include <projectionist/meta/type_traits.hpp>
 #include <projectionist/projection/projection.hpp>
 
 namespace projectionist {
@@ -87,23 +88,6 @@ constexpr std::string_view compiler_name() noexcept {
     f.remove_prefix(start + 4);
     return f.substr(0, f.find_first_of(";]"));
 }
-
-template <class T>
-struct is_optional : std::false_type {};
-template <class T>
-struct is_optional<std::optional<T>> : std::true_type {};
-template <class T>
-struct is_vector : std::false_type {};
-template <class T, class A>
-struct is_vector<std::vector<T, A>> : std::true_type {};
-template <class T>
-struct is_duration : std::false_type {};
-template <class R, class P>
-struct is_duration<std::chrono::duration<R, P>> : std::true_type {};
-template <class T>
-struct is_time_point : std::false_type {};
-template <class C, class D>
-struct is_time_point<std::chrono::time_point<C, D>> : std::true_type {};
 
 template <class T, class Sink>
 constexpr void put_type(Sink& out) {

@@ -174,7 +174,7 @@ template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::open_session(storage_type& storage, const runner_options& options) ->
     typename storage_type::session {
     if (options.slice.whole()) return storage.open(name_of<Projection>);
-    check_slice(options.slice, name_of<Projection>);
+    detail::check_slice(options.slice, name_of<Projection>);
     if constexpr (!partitioning::partitioned) {
         throw error(
             fmt::format("projectionist: '{}': runner_options::slice {}/{} on a global projection; only a "

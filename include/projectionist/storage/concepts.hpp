@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include <projectionist/meta/type_traits.hpp>
 #include <projectionist/storage/records.hpp>
 
 namespace projectionist {
@@ -156,16 +157,11 @@ concept session_tables = has_table_handle<S, Table> && has_session_type<S> &&
     { s.template create_table<Table>(name) } -> std::same_as<typename S::template table_handle<Table>&>;
     { s.template open_table<Table>(name) } -> std::same_as<typename S::template table_handle<Table>*>;
 };
-template <class T>
-inline constexpr bool is_optional = false;
-template <class T>
-inline constexpr bool is_optional<std::optional<T>> = true;
-
 template <class S, class Table>
 concept finds_tables = requires(S& s, std::string_view name) {
     s.template find_table<Table>(name);
 }
-&&is_optional<decltype(std::declval<S&>().template find_table<Table>(std::string_view{}))>;
+&&is_optional<decltype(std::declval<S&>().template find_table<Table>(std::string_view{}))>::value;
 
 /// The handle `find_table<Table>` holds in its optional.
 template <class S, class Table>

@@ -21,7 +21,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/abilities.hpp>
 #include <projectionist/storage/records.hpp>
-#include <projectionist/storage/version_table.hpp>
+#include <projectionist/storage/storage_base.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/memory_event_store.hpp>
 
@@ -270,15 +270,10 @@ private:
 /// Lifecycle operations (creating and dropping tables, the catalog) are thread-safe. A
 /// projection's rows are written by its own runner only, under that projection's lock; readers
 /// on other threads take `lock_shared(name)` while they look.
-class memory_storage : public detail::version_tables<memory_storage> {
+///
+/// A runner over memory_storage reads a memory_event_store unless it names another store.
+class memory_storage : public detail::storage_base<memory_storage, memory_event_store, memory_table> {
 public:
-    using storage_category = detail::storage_category;
-    /// A runner over memory_storage reads a memory_event_store unless it names another store.
-    using default_event_store = memory_event_store;
-
-    template <class Table>
-    using table_handle = memory_table<Table>;
-
     class session;
 
     /// How a failed batch's writes are undone; see `memory_rollback`.

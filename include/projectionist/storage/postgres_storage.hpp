@@ -19,7 +19,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/postgres_table.hpp>
-#include <projectionist/storage/version_table.hpp>
+#include <projectionist/storage/storage_base.hpp>
 #include <projectionist/store/partition.hpp>
 #include <projectionist/store/postgres_event_store.hpp>
 
@@ -129,15 +129,10 @@ inline bool table_exists(const connection& db, std::string_view name) {
 ///
 /// Each runner's session opens its own connection; this object's own connection serves the
 /// catalog, settings and table look-ups of queries, from one thread at a time.
-class postgres_storage : public detail::version_tables<postgres_storage> {
+///
+/// A runner over postgres_storage reads a postgres_event_store unless it names another store.
+class postgres_storage : public detail::storage_base<postgres_storage, postgres_event_store, postgres_table> {
 public:
-    using storage_category = detail::storage_category;
-    /// A runner over postgres_storage reads a postgres_event_store unless it names another store.
-    using default_event_store = postgres_event_store;
-
-    template <class Table>
-    using table_handle = postgres_table<Table>;
-
     class session;
 
     explicit postgres_storage(std::string conninfo, postgres_options options = {})
@@ -675,7 +670,7 @@ inline postgres_storage::session postgres_storage::open(std::string_view project
 }
 
 inline postgres_storage::session postgres_storage::open(std::string_view projection, partition_slice slice) {
-    check_slice(slice, projection);
+    detail::check_slice(slice, projection);
     return session(*this, projection, slice);
 }
 

@@ -83,10 +83,7 @@ public:
     using table_type = Table;
     using row_type = typename Table::row_type;
     using key_type = typename Table::key_type;
-    static_assert(detail::sql::all_columns_supported<row_type, detail::pg::dialect>(),
-                  "projectionist: postgres_storage: a field of this row type has no SQL column type; supported "
-                  "are integers, enums, bool, floating point, std::string, std::chrono::time_point and "
-                  "std::optional of these");
+    static_assert(detail::sql::require_columns<row_type, detail::pg::dialect>());
 
     /// A handle on table `name` over `db`. Tables of a storage session pass the session's
     /// `write_behind`, which turns buffering on for its batches; without one, every write is

@@ -19,7 +19,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/sqlite_table.hpp>
-#include <projectionist/storage/version_table.hpp>
+#include <projectionist/storage/storage_base.hpp>
 #include <projectionist/store/sqlite_event_store.hpp>
 
 namespace projectionist {
@@ -115,15 +115,10 @@ inline bool table_exists(const connection& db, std::string_view name) {
 ///
 /// Each runner's session opens its own connection; this object's own connection serves the
 /// catalog and table look-ups of queries, from one thread at a time.
-class sqlite_storage : public detail::version_tables<sqlite_storage> {
+///
+/// A runner over sqlite_storage reads a sqlite_event_store unless it names another store.
+class sqlite_storage : public detail::storage_base<sqlite_storage, sqlite_event_store, sqlite_table> {
 public:
-    using storage_category = detail::storage_category;
-    /// A runner over sqlite_storage reads a sqlite_event_store unless it names another store.
-    using default_event_store = sqlite_event_store;
-
-    template <class Table>
-    using table_handle = sqlite_table<Table>;
-
     class session;
 
     explicit sqlite_storage(std::string path, sqlite_options options = {})

@@ -153,10 +153,7 @@ class sqlite_table {
 public:
     using row_type = typename Table::row_type;
     using key_type = typename Table::key_type;
-    static_assert(detail::sql::all_columns_supported<row_type, detail::sqlite::dialect>(),
-                  "projectionist: sqlite_storage: a field of this row type has no SQL column type; supported are "
-                  "integers, enums, bool, floating point, std::string, std::chrono::time_point and std::optional of "
-                  "these");
+    static_assert(detail::sql::require_columns<row_type, detail::sqlite::dialect>());
 
     sqlite_table(detail::sqlite::connection& db, std::string name) : db_(&db), name_(std::move(name)) {
         quoted_ = detail::sqlite::quote(name_);

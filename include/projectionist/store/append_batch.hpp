@@ -78,10 +78,7 @@ public:
     /// the store's encoding throws, and then leaves the batch as it was before the call.
     template <stream_type Stream, class... Events>
     basic_append_batch& add(Stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
-        static_assert(sizeof...(Events) > 0, "projectionist: append_batch::add needs at least one event");
-        static_assert((stream_has_event<Stream, std::remove_cvref_t<Events>> && ...),
-                      "projectionist: append_batch::add(Stream, ...): every event must belong to Stream's event "
-                      "list; add it as a part of its own stream instead");
+        static_assert(check_append<Stream, Events...>());
         const std::size_t first = events_.size();
         const std::size_t parts_before = parts_.size();
         try {

@@ -110,10 +110,7 @@ public:
     /// `expected`; otherwise throws `version_conflict` and appends nothing.
     template <stream_type Stream, class... Events>
     append_result append(Stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
-        static_assert(sizeof...(Events) > 0, "projectionist: memory_event_store::append needs at least one event");
-        static_assert((stream_has_event<Stream, std::remove_cvref_t<Events>> && ...),
-                      "projectionist: memory_event_store::append(Stream, ...): every event must belong to "
-                      "Stream's event list; append it to its own stream instead");
+        static_assert(detail::check_append<Stream, Events...>());
         // Everything that can throw before the first record is in place happens here.
         event_slots maker;
         std::array<event_slots::slot, sizeof...(Events)> slots{maker.make(std::forward<Events>(events))...};

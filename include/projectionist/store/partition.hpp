@@ -61,6 +61,8 @@ struct partition_slice {
     return slice.whole() || partition_of(stream, aggregate_id, slice.count) == slice.index;
 }
 
+namespace detail {
+
 /// Throws projectionist::error unless `slice` is usable: count at least 1, index below count.
 inline void check_slice(const partition_slice& slice, std::string_view projection) {
     if (slice.count == 0 || slice.index >= slice.count)
@@ -69,6 +71,8 @@ inline void check_slice(const partition_slice& slice, std::string_view projectio
                         "count (count 1 means every aggregate)",
                         projection, slice.index, slice.count));
 }
+
+}  // namespace detail
 
 /// The key under which a slice's checkpoint, per-aggregate positions and dead letters are stored:
 /// the projection's name for a whole slice, else `"<name>#<index>/<count>"` (`"tickets_v2#3/8"`).

@@ -91,10 +91,7 @@ public:
     /// otherwise throws `version_conflict` and writes nothing.
     template <stream_type Stream, class... Events>
     append_result append(Stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
-        static_assert(sizeof...(Events) > 0, "projectionist: sqlite_event_store::append needs at least one event");
-        static_assert((stream_has_event<Stream, std::remove_cvref_t<Events>> && ...),
-                      "projectionist: sqlite_event_store::append(Stream, ...): every event must belong to "
-                      "Stream's event list; append it to its own stream instead");
+        static_assert(detail::check_append<Stream, Events...>());
         constexpr std::array<std::string_view, sizeof...(Events)> names{event_name_of<std::remove_cvref_t<Events>>...};
         constexpr std::array<unsigned, sizeof...(Events)> versions{schema_version_of<std::remove_cvref_t<Events>>...};
         std::array<std::string_view, sizeof...(Events)> payloads;

@@ -14,7 +14,7 @@
 #include <projectionist/event/envelope.hpp>
 #include <projectionist/event/schema.hpp>
 
-namespace projectionist {
+namespace projectionist::detail {
 
 /// An event type as a SQL store interned it: the id records carry, its stream and stored name.
 struct stored_event_type {
@@ -121,4 +121,4 @@ template <class Event, class Codec>
     return decode_event<Event, Codec>(r.schema_version(), r.payload());
 }
 
-}  // namespace projectionist
+}  // namespace projectionist::detail

@@ -41,7 +41,7 @@
 //    partition's checkpoint, after which the projection can run whole again.
 //    The partition count is fixed by the first worker (the lease rows, the checkpoint keys); a
 //    worker or runner with another count is refused. A partition whose handler failed stays
-//    stopped at its last commit and held (status().last_error), as a runner stops.
+//    stopped at its last commit and held (status().error), as a runner stops.
 
 #include <algorithm>
 #include <chrono>
@@ -87,7 +87,7 @@ struct worker_options {
     /// or less), so that a late heartbeat does not lose them.
     std::chrono::milliseconds heartbeat{2'000};
     /// How long an idle worker waits for new events before it looks again.
-    std::chrono::milliseconds poll{100};
+    std::chrono::milliseconds poll_interval{100};
     /// The worker's name in the lease tables, unique among the projection's workers; empty:
     /// "<host>:<pid>:<random>".
     std::string id;
@@ -103,15 +103,15 @@ struct worker_options {
 /// What a worker is doing, for monitoring and tests.
 struct worker_status {
     std::string id;
-    std::vector<lease> held;                ///< the leases it holds, by partition
-    std::uint32_t live_workers = 0;         ///< at the last heartbeat
-    std::uint64_t claims = 0;               ///< leases claimed
-    std::uint64_t releases = 0;             ///< leases given back to rebalance (or on leaving)
-    std::uint64_t leases_lost = 0;          ///< leases found expired or taken over (renewal or fence)
-    std::uint64_t fenced_commits = 0;       ///< batches refused by the fence (lease_lost)
-    std::uint64_t runner_restarts = 0;      ///< runners dropped after an error that was not a handler's
-    std::uint64_t events_applied = 0;       ///< by this worker's runners
-    std::optional<std::string> last_error;  ///< the last error a heartbeat or runner met
+    std::vector<lease> held;            ///< the leases it holds, by partition
+    std::uint32_t live_workers = 0;     ///< at the last heartbeat
+    std::uint64_t claims = 0;           ///< leases claimed
+    std::uint64_t releases = 0;         ///< leases given back to rebalance (or on leaving)
+    std::uint64_t leases_lost = 0;      ///< leases found expired or taken over (renewal or fence)
+    std::uint64_t fenced_commits = 0;   ///< batches refused by the fence (lease_lost)
+    std::uint64_t runner_restarts = 0;  ///< runners dropped after an error that was not a handler's
+    std::uint64_t events_applied = 0;   ///< by this worker's runners
+    std::optional<std::string> error;   ///< the last error a heartbeat or runner met
 };
 
 namespace detail {
@@ -215,7 +215,7 @@ private:
 
     void note_error(std::string what) {
         std::lock_guard lock(mutex_);
-        status_.last_error = std::move(what);
+        status_.error = std::move(what);
     }
 
     static void sleep_for(std::chrono::milliseconds d, std::stop_token stop) {
@@ -327,17 +327,17 @@ private:
                 } catch (const std::exception& e) {
                     note_error(fmt::format("waiting for events: {}", e.what()));
                     round_failed_ = true;
-                    sleep_for(options_.poll, stop);
+                    sleep_for(options_.poll_interval, stop);
                 }
             }
             if (round_ok_) {
                 failed_rounds_ = 0;
             } else if (round_failed_ && ++failed_rounds_ >= options_.max_failed_rounds) {
                 std::lock_guard lock(mutex_);
-                throw error(fmt::format(
-                    "projectionist: worker '{}' of '{}' stopped after {} rounds in which its "
-                    "runners only failed; the last error: {}",
-                    options_.id, name_of<Projection>, failed_rounds_, status_.last_error.value_or("(none)")));
+                throw error(
+                    fmt::format("projectionist: worker '{}' of '{}' stopped after {} rounds in which its "
+                                "runners only failed; the last error: {}",
+                                options_.id, name_of<Projection>, failed_rounds_, status_.error.value_or("(none)")));
             }
         }
         runners_.clear();
@@ -404,7 +404,7 @@ private:
             const bool handler_failed = !fenced && pe != nullptr && pe->context().position.has_value();
             {
                 std::lock_guard lock(mutex_);
-                status_.last_error = fmt::format("partition {}: {}", l.partition, e.what());
+                status_.error = fmt::format("partition {}: {}", l.partition, e.what());
                 if (fenced) {
                     ++status_.fenced_commits;
                     if (held_.erase(l.partition) != 0) ++status_.leases_lost;  // found out before the heartbeat
@@ -448,11 +448,11 @@ private:
         }
         if constexpr (has_event_wait<event_store_type>) {
             if (after != std::numeric_limits<std::uint64_t>::max()) {
-                store_->wait_for_events(after, options_.poll, stop);
+                store_->wait_for_events(after, options_.poll_interval, stop);
                 return;
             }
         }
-        sleep_for(options_.poll, stop);
+        sleep_for(options_.poll_interval, stop);
     }
 
     event_store_type* store_;

@@ -27,6 +27,10 @@ static_assert(std::is_same_v<pj::handler_table<tickets<1>>::missing,
                              mp_list<pj::detail::subscription<ticket_stream, ticket_reopened>>>);
 static_assert(boost::mp11::mp_empty<pj::handler_table<tickets<2>>::missing>::value);
 static_assert(!pj::handler_table<tickets<1>>::has_foreign_handler);
+// handler_table<P, Policies...> is the table the runner with those policies dispatches on.
+static_assert(std::is_same_v<pj::handler_table<tickets<2>>, pj::runner<tickets<2>>::handler_table>);
+static_assert(std::is_same_v<pj::handler_table<tickets<2>, pj::emit_always, pj::per_aggregate>,
+                             pj::runner<tickets<2>, pj::per_aggregate, pj::emit_always>::handler_table>);
 
 // A handler that takes the envelope too is found, and called with it.
 struct audit : pj::projection<"audit", 1, ticket_stream> {

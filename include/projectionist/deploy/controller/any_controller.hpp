@@ -22,6 +22,7 @@
 #include <projectionist/deploy/deployment.hpp>
 #include <projectionist/deploy/router.hpp>
 #include <projectionist/deploy/verify.hpp>
+#include <projectionist/detail/interface.hpp>
 #include <projectionist/detail/text.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/runner/status.hpp>
@@ -127,13 +128,8 @@ inline std::string traffic_of(const router_status& routing, std::string_view v, 
 /// to is never reset or deleted, and queries in flight on it are waited for first; deleted
 /// versions are skipped when catching up (catching up would re-create one with automatic
 /// kick-off). The virtual members underneath reach the deployment and the router unguarded.
-class any_controller {
+class any_controller : public detail::interface {
 public:
-    any_controller() = default;
-    any_controller(const any_controller&) = delete;
-    any_controller& operator=(const any_controller&) = delete;
-    virtual ~any_controller() = default;
-
     // ---- what it controls ----------------------------------------------------------------------
 
     /// The projection's name without a version, e.g. "tickets".
@@ -214,7 +210,7 @@ public:
 
     /// Follows the log with every version but the deleted ones until `stop` is requested; a
     /// version that fails stops alone (its status holds the error).
-    void run(std::stop_token stop, std::chrono::milliseconds poll = std::chrono::milliseconds(100)) {
+    void run(std::stop_token stop, std::chrono::milliseconds poll_interval = std::chrono::milliseconds(100)) {
         std::mutex m;
         std::condition_variable_any cv;
         while (!stop.stop_requested()) {
@@ -228,7 +224,7 @@ public:
             }
             if (applied == 0) {
                 std::unique_lock lock(m);
-                cv.wait_for(lock, stop, poll, [] { return false; });
+                cv.wait_for(lock, stop, poll_interval, [] { return false; });
             }
         }
     }

@@ -11,6 +11,7 @@
 #include <projectionist/deploy/rollout/gates.hpp>
 #include <projectionist/deploy/rollout/plan.hpp>
 #include <projectionist/deploy/router/state.hpp>
+#include <projectionist/detail/interface.hpp>
 
 namespace projectionist {
 
@@ -21,13 +22,8 @@ struct rollout_snapshot {
     std::size_t observers = 0;             ///< the processes that reported shadow reads for this plan
 };
 
-class any_rollout {
+class any_rollout : public detail::interface {
 public:
-    any_rollout() = default;
-    any_rollout(const any_rollout&) = delete;
-    any_rollout& operator=(const any_rollout&) = delete;
-    virtual ~any_rollout() = default;
-
     /// The projection's base name, "tickets".
     [[nodiscard]] virtual std::string_view projection() const noexcept = 0;
     /// The primary now and the versions the router knows.

@@ -20,6 +20,7 @@
 
 #include <projectionist/detail/value_text.hpp>
 #include <projectionist/meta/reflection.hpp>
+#include <projectionist/meta/type_traits.hpp>
 
 namespace projectionist {
 
@@ -44,7 +45,7 @@ template <class T>
 bool equal_ignoring(const T& a, const T& b, const std::vector<std::string>& ignored) {
     if constexpr (is_reflected<T>) {
         return equal_fields(a, b, ignored);
-    } else if constexpr (is_optional_value<T>::value) {
+    } else if constexpr (is_optional<T>::value) {
         if (a.has_value() != b.has_value()) return false;
         return !a.has_value() || equal_ignoring(*a, *b, ignored);
     } else if constexpr (std::ranges::input_range<T> && !std::is_convertible_v<const T&, std::string_view>) {

@@ -27,6 +27,7 @@
 #include <projectionist/deploy/verify/report.hpp>
 #include <projectionist/detail/value_text.hpp>
 #include <projectionist/meta/reflection.hpp>
+#include <projectionist/meta/type_traits.hpp>
 
 namespace projectionist::detail::verification {
 
@@ -68,7 +69,7 @@ std::string_view raw_type_name() {
 
 template <class T>
 std::string type_label() {
-    if constexpr (is_optional_value<T>::value) {
+    if constexpr (is_optional<T>::value) {
         return "optional<" + type_label<typename T::value_type>() + ">";
     } else if constexpr (std::is_same_v<T, bool>) {
         return "bool";
@@ -85,7 +86,7 @@ std::string type_label() {
         return "string";
     } else if constexpr (std::is_enum_v<T>) {
         return fmt::format("enum {} : {}", raw_type_name<T>(), type_label<std::underlying_type_t<T>>());
-    } else if constexpr (is_time_point_value<T>::value) {
+    } else if constexpr (is_time_point<T>::value) {
         return fmt::format("time_point<{}>", period_label<typename T::period>());
     } else if constexpr (is_vector_field<T>::value) {
         return "vector<" + type_label<typename T::value_type>() + ">";
@@ -111,7 +112,7 @@ public:
     using value_type = typename unwrap_optional<Field>::type;
 
     void add(const Field& field) {
-        if constexpr (is_optional_value<Field>::value) {
+        if constexpr (is_optional<Field>::value) {
             if (!field) {
                 ++nulls_;
                 return;
@@ -168,7 +169,7 @@ private:
             if (std::isfinite(t)) compensation_ += std::fabs(sum_) >= std::fabs(d) ? (sum_ - t) + d : (d - t) + sum_;
             sum_ = t;
             if constexpr (std::is_integral_v<value_type>) add_integer(v);
-        } else if constexpr (is_time_point_value<value_type>::value) {
+        } else if constexpr (is_time_point<value_type>::value) {
             extremes(v);
         }
     }
