@@ -1,7 +1,9 @@
 // The read-model table's contract, on the backend the executable was built for: every supported
 // column type round-trips (empty optionals as NULL), the operations and their errors, key order
 // (over a large table too), and identifiers that need quoting. The tables are made by a storage session outside a batch
-// (every write goes at once) and read back through the storage's own connection.
+// (every write goes at once) and read back through the storage's own connection. Memory runs it
+// too: it visits rows in no particular order (the order is checked on a backend with
+// backend::scans_in_key_order) and has no SQL to inspect.
 
 #include <backend_suite.hpp>
 
@@ -15,6 +17,8 @@
 
 #include <fmt/format.h>
 #include <boost/hana/define_struct.hpp>
+
+#include <projectionist/detail/sql_text.hpp>
 
 using namespace backend_test;
 using Catch::Contains;
@@ -49,7 +53,7 @@ wide_row plain(std::int64_t id) {
 template <class Handle>
 std::vector<std::string> ticket_keys(Handle& table) {
     std::vector<std::string> out;
-    table.for_each([&](const ticket_row& r) { out.push_back(r.ticket_id); });
+    for (const ticket_row& r : visited_rows<ticket_table>(table)) out.push_back(r.ticket_id);
     return out;
 }
 
@@ -122,12 +126,11 @@ TEST_CASE("every supported column type round-trips, empty optionals as NULL", "[
     // Through another connection, and in key order.
     auto view = storage.find_table<wide_table>("wide");
     REQUIRE(view.has_value());
-    std::vector<wide_row> visited;
-    view->for_each([&](const wide_row& r) { visited.push_back(r); });
-    CHECK(visited == std::vector<wide_row>{sparse, texts, empty_note, full});
+    CHECK(visited_rows<wide_table>(*view) == std::vector<wide_row>{sparse, texts, empty_note, full});
     CHECK(view->size() == 4);
 
     // What the database holds: NULL for empty optionals only; enums and times as integers.
+    if (!backend::speaks_sql) return;
     CHECK(fx.scalar(fmt::format("SELECT count(*) FROM wide WHERE note IS NULL AND count IS NULL AND maybe_ratio IS "
                                 "NULL AND maybe_at IS NULL")) == 1);
     CHECK(fx.text("SELECT note FROM wide WHERE id = 99") == std::string());
@@ -216,7 +219,12 @@ TEST_CASE("the table operations keep the table's contract", "[backend][table]") 
     } catch (const pj::table_error& e) {
         CHECK_THAT(e.what(), Contains("'t_v1'") && Contains("'a'") && Contains("changed the key"));
     }
-    CHECK(table.find("a") == ticket_row{"a", "bug", "closed", 1});
+    // SQL writes nothing; memory changed the row in place and keeps it under its key (inside a
+    // runner's batch, the failed event's batch is rolled back).
+    if (backend::speaks_sql)
+        CHECK(table.find("a") == ticket_row{"a", "bug", "closed", 1});
+    else
+        CHECK(table.find("a")->ticket_id == "a");
     CHECK_FALSE(table.contains("a2"));
 
     // find / contains
@@ -260,7 +268,7 @@ TEST_CASE("integer keys are ordered numerically and named in errors", "[backend]
     for (std::int64_t id : {std::int64_t{10}, std::int64_t{-5}, std::int64_t{3}, std::int64_t{100}, -100'000'000'000})
         table.insert(plain(id));
     std::vector<std::int64_t> keys;
-    table.for_each([&](const wide_row& r) { keys.push_back(r.id); });
+    for (const wide_row& r : visited_rows<wide_table>(table)) keys.push_back(r.id);
     CHECK(keys == std::vector<std::int64_t>{-100000000000, -5, 3, 10, 100});
     CHECK_THROWS_AS(table.insert(plain(3)), pj::table_error);
     CHECK_THROWS_WITH(table.insert(plain(3)), Contains("'3'") && Contains("'wide'") && Contains("already exists"));
@@ -271,6 +279,7 @@ TEST_CASE("integer keys are ordered numerically and named in errors", "[backend]
 }
 
 TEST_CASE("for_each pages through a large table in key order", "[backend][table]") {
+    BACKEND_SKIP_UNLESS(backend::scans_in_key_order, "for_each in key order");
     backend fx;
     auto storage = fx.storage();
     auto s = storage.open("big_v1");
@@ -309,11 +318,13 @@ TEST_CASE("table names that need quoting work, and cannot break out of their quo
         CHECK(view->find("k")->status == name);
         CHECK_THROWS_WITH(t.insert({"k", "bug", "again", 0}), Contains(name));
     }
-    CHECK(storage.has_table("projectionist_catalog"));
     CHECK_FALSE(storage.has_table("capital"));  // names are case-sensitive
     CHECK_FALSE(storage.has_table("x"));
-    // Through raw SQL, with the name quoted as the dialects agree: double quotes, doubled inside.
-    CHECK(fx.scalar("SELECT count(*) FROM \"odd \"\"t\"\" name\"") == 1);
+    if (backend::speaks_sql) {
+        CHECK(storage.has_table("projectionist_catalog"));
+        // Through raw SQL, with the name quoted as the dialects agree: double quotes, doubled inside.
+        CHECK(fx.scalar("SELECT count(*) FROM \"odd \"\"t\"\" name\"") == 1);
+    }
     // drop_table drops exactly the one it names.
     CHECK(session.drop_table("odd \"t\" name"));
     CHECK_FALSE(session.drop_table("odd \"t\" name"));
