@@ -3,7 +3,9 @@
 #
 #   release 1 (v1, automatic kick-off): v1 initializes itself, serves and is made live.
 #   release 2 (v1 + v2, v2 with manual kick-off, its notices held back): init v2, backfill it while
-#   a writer appends, verify, internal users first, switch 10% then 100%, make v2 live, delete v1.
+#   a writer appends, verify, internal users first, switch 10% then 100%, make v2 live from another
+#   process while the application runs with v1 live and a writer appends (each position notified
+#   once: by v1 up to the hand-over position, by v2 after it), delete v1.
 #   release 3 (v2 only, automatic kick-off) starts cleanly, catches up and serves; then release 2
 #   is started again by mistake and must not bring v1 back.
 #
@@ -20,6 +22,8 @@ r1=$2
 r2=$3
 r3=$4
 changed=$6  # release 2 with v2's row type changed and no new version number
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 case $backend in
   sqlite)
     rm -rf "$5" && mkdir -p "$5"
@@ -85,6 +89,15 @@ downstream_exact() {
     [ "${n:-0}" = "$2" ] || fail "$1: expected $2 notices, found ${n:-0}"
     shift 2
   done
+}
+# downstream_counts <release> <after>: as downstream_exact, and sets $c1 and $c2 to the notices of
+# v1 and v2.
+downstream_counts() {
+  downstream_exact "$1" "$2"
+  c1=$(awk '$1 == "notified_v1" { print $3 }' <<<"$out")
+  c2=$(awk '$1 == "notified_v2" { print $3 }' <<<"$out")
+  c1=${c1:-0}
+  c2=${c2:-0}
 }
 # head_of <release>: sets $head to the log's head.
 head_of() {
@@ -158,15 +171,31 @@ state_is "$r2" notified_v2 serving no
 state_is "$r2" notified_v1 retired yes
 downstream_exact "$r2" "$live_from" notified_v1 70 notified_v2 0
 
-step "release 2: v2 is made live; from then on only v2 notifies"
+step "release 2: v2 is made live from another process while v1 is live in a running one and a writer appends"
 ok "$r2" append 20
-ok "$r2" catch-up
+# The application: both versions following the log, v1 live (its notices pass), v2 not yet.
+"$r2" "$db" run --for 5s >"$logs/run.out" 2>&1 &
+running=$!
+(for _ in $(seq 1 20); do "$r2" "$db" append 5 >/dev/null || exit 1; sleep 0.1; done) &
+writer=$!
+sleep 1
 ok "$r2" live notified_v2
+wait $writer || fail "the writer failed"
+wait $running || fail "the running release 2 failed: $(cat "$logs/run.out")"
+ok "$r2" catch-up
 state_is "$r2" notified_v2 serving yes
 state_is "$r2" notified_v1 retired no
+# Each position notified once: by v1 up to the hand-over position, by v2 after it.
+downstream_counts "$r2" "$live_from"
+n1=$c1
+n2=$c2
+echo "notices by notified_v1: $n1, by notified_v2: $n2"
+[ "$n1" -ge 70 ] || fail "notified_v1 lost notices before the hand-over: $n1"
+[ "$n2" -ge 1 ] || fail "notified_v2 notified nothing after the hand-over"
+[ "$((n1 + n2))" = 190 ] || fail "expected 190 notices after v1 went live, found $((n1 + n2))"
 ok "$r2" append 25
 ok "$r2" catch-up
-downstream_exact "$r2" "$live_from" notified_v1 90 notified_v2 25
+downstream_exact "$r2" "$live_from" notified_v1 "$n1" notified_v2 "$((n2 + 25))"
 
 step "release 2: v1 is deleted; the router forgets it"
 ok "$r2" delete notified_v1
@@ -181,7 +210,7 @@ ok "$r3" append 15
 ok "$r3" catch-up
 routes "$r3" user-1 notified_v2
 tables_are "$r3" notified_v2
-downstream_exact "$r3" "$live_from" notified_v1 90 notified_v2 40
+downstream_exact "$r3" "$live_from" notified_v1 "$n1" notified_v2 "$((n2 + 40))"
 
 # ---- release 2 again, by mistake --------------------------------------------------------------------
 step "release 2 is started again by mistake: v1 stays deleted"
@@ -192,7 +221,7 @@ state_is "$r2" notified_v1 deleted no
 tables_are "$r2" notified_v2
 ok "$r3" append 5
 ok "$r2" catch-up
-downstream_exact "$r2" "$live_from" notified_v1 90 notified_v2 45
+downstream_exact "$r2" "$live_from" notified_v1 "$n1" notified_v2 "$((n2 + 45))"
 
 step "v2's row type changed without a new version number: refused, saying what changed"
 out=$("$changed" "$db" catch-up 2>&1)
@@ -203,7 +232,7 @@ has "notified_v2 changed since it was initialized"
 has "assignee"
 has "deploy it as notified_v3, or reset notified_v2 to rebuild it"
 tables_are "$r3" notified_v2
-downstream_exact "$r3" "$live_from" notified_v1 90 notified_v2 45
+downstream_exact "$r3" "$live_from" notified_v1 "$n1" notified_v2 "$((n2 + 45))"
 
 echo
 if [ $failures -ne 0 ]; then

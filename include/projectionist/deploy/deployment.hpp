@@ -137,13 +137,24 @@ public:
 
     /// Lets a version's emitted events through, and stops every other version's: downstream
     /// consumers hear from one version of a projection at a time. It must have caught up: a
-    /// version still replaying history would emit it again.
+    /// version still replaying history would emit it again. With a storage that hands emission
+    /// over (runner::hands_over_emission), one transaction records the hand-over position and
+    /// clears the other versions' live flags, and each source position is emitted once whichever
+    /// version lags (runner::make_live); the other versions here then read their new state.
     void make_live(std::string_view name) {
         const std::size_t target = require_caught_up(name, fmt::format("cannot make {} live", name));
-        for_each_indexed([&](std::size_t i, auto& r) {
-            if (i != target && r.status().live) r.set_live(false);
+        const bool handed_over = visit(name, []<class R>(R& r) {
+            if constexpr (R::hands_over_emission) r.make_live();
+            return R::hands_over_emission;
         });
-        visit(name, [](auto& r) { r.make_live(); });
+        for_each_indexed([&](std::size_t i, auto& r) {
+            if (i == target || !r.status().live) return;
+            if (handed_over)
+                r.refresh();
+            else
+                r.set_live(false);
+        });
+        if (!handed_over) visit(name, [](auto& r) { r.make_live(); });
     }
 
     /// Marks `name` as the version that serves queries and every other serving version retired

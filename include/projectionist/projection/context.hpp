@@ -45,6 +45,7 @@ template <class Projection>
 struct pending_event {
     std::string aggregate_id;
     typename emitted_variant<typename Projection::emission_stream>::type event;
+    std::uint64_t source_position = 0;  ///< the position of the event whose handler emitted it
 };
 }  // namespace detail
 
@@ -131,7 +132,8 @@ public:
                 if constexpr (stream_has_event<emission_stream, E>) {
                     if (replaying_) return;  // rebuilding committed history: emitted long ago
                     if (Emission::pass(live_))
-                        pending_->push_back({std::string(aggregate_id), emitted_event(std::forward<Event>(event))});
+                        pending_->push_back(
+                            {std::string(aggregate_id), emitted_event(std::forward<Event>(event)), source_position()});
                     else
                         ++counters_->dropped;
                 }
@@ -151,9 +153,16 @@ public:
     }
 
     // ---- set by the runner ----
+    /// The position of the record being applied (0 outside a handler call).
+    [[nodiscard]] std::uint64_t source_position() const noexcept {
+        if (envelope_ready_) return envelope_.position;
+        return record_ != nullptr && position_of_ != nullptr ? position_of_(record_) : 0;
+    }
     void bind_tables(const handle_tuple& handles) noexcept { handles_ = handles; }
     /// How to build an envelope from the store's records (set once by the runner).
     void set_envelope_source(projectionist::envelope (*make)(const void*) noexcept) noexcept { make_envelope_ = make; }
+    /// How to read a record's position without building its envelope (set once by the runner).
+    void set_position_source(std::uint64_t (*position)(const void*) noexcept) noexcept { position_of_ = position; }
     /// The record being applied; its envelope is built only if asked for.
     void set_record(const void* record) noexcept {
         record_ = record;
@@ -177,6 +186,7 @@ private:
     handle_tuple handles_{};
     const void* record_ = nullptr;
     projectionist::envelope (*make_envelope_)(const void*) noexcept = nullptr;
+    std::uint64_t (*position_of_)(const void*) noexcept = nullptr;
     mutable projectionist::envelope envelope_{};
     mutable bool envelope_ready_ = false;
     bool live_ = false;

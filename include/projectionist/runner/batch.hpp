@@ -71,7 +71,7 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
         aggregate_undo_.clear();
         pending_.clear();
         changed_aggregates_.clear();
-        context_.set_live(live_);
+
         pass_totals totals;
         failed_ = nullptr;
         try {
@@ -85,8 +85,13 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
         }
         try {
             detail::prefetch_batch(handles_, batch_.begin(), batch_.end());
+            // The hand-over of emission as it is inside this transaction: none can commit before
+            // this batch does (it would lock this version's checkpoint), so it holds for the batch.
+            load_window();
+            context_.set_live(may_emit());
             totals = apply_records(batch_.begin(), batch_.end());
             checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
+            filter_emissions();
             if constexpr (has_emit_writer) {
                 if (emit_writer_) append_emitted(*emit_writer_);  // commits with the batch
             }

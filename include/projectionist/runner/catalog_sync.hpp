@@ -22,6 +22,7 @@ void runner<Projection, Policies...>::sync_catalog() {
         if (entry) {  // a tombstone: deleted, whatever this process saw before
             state_ = projection_state::deleted;
             live_ = false;
+            window_.reset();
             generation_ = entry->generation;
             tombstone_ = entry;
         }
@@ -31,6 +32,7 @@ void runner<Projection, Policies...>::sync_catalog() {
     check_definition(*entry);
     retain_until_ = entry->retain_until;
     live_ = entry->live;
+    load_window();
     const bool was_initialized = initialized();
     state_ = entry->state;
     if (entry->generation != generation_ || (!was_initialized && initialized())) {

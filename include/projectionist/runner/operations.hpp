@@ -20,6 +20,8 @@ runner<Projection, Policies...>::runner(event_store_type& store, storage_type& s
     journaled_ = detail::journals_rollback(storage);
     context_.set_envelope_source(
         [](const void* rec) noexcept { return static_cast<const record_type*>(rec)->envelope_of(); });
+    context_.set_position_source(
+        [](const void* rec) noexcept -> std::uint64_t { return static_cast<const record_type*>(rec)->position(); });
     if constexpr (has_emit_writer) {
         if (store.same_database(session_.connection())) emit_writer_.emplace(store.writer_on(session_.connection()));
     }
@@ -43,6 +45,7 @@ runner<Projection, Policies...>::runner(event_store_type& store, storage_type& s
         // A version of another definition keeps its tables closed: only reset or remove may touch them.
         if (state_ != projection_state::declared && state_ != projection_state::deleted && !changed_) open_tables();
     }
+    load_window();
     publish_status();
 }
 
@@ -161,7 +164,8 @@ void runner<Projection, Policies...>::reset() {
             clear_tables();
         }
         session_.reset_checkpoint();
-        ++generation_;  // runners of this version in other processes reload their checkpoint
+        forget_window();  // a replay must not emit history again
+        ++generation_;    // runners of this version in other processes reload their checkpoint
         catalog_entry reset_entry = make_catalog_entry(projection_state::initialized, false);
         reset_entry.fingerprint = fingerprint_text(fingerprint);  // this code's definition from now on
         reset_entry.definition = definition();
@@ -186,6 +190,8 @@ void runner<Projection, Policies...>::remove(remove_options options) {
             fmt::format("projectionist: cannot delete {}: it is retained until {}; delete it on or after "
                         "that day, or force the delete (--force on the command line)",
                         name_of<Projection>, entry->retain_until));
+    load_window();
+    if (!options.force) require_no_debt("delete");
     begin_lifecycle();
     try {
         if constexpr (requires { session_.save_setting(std::string_view{}, std::string_view{}); }) {
@@ -202,6 +208,7 @@ void runner<Projection, Policies...>::remove(remove_options options) {
         if (entry)
             for (const std::string& t : entry->tables) session_.drop_table(t);
         session_.reset_checkpoint();
+        forget_window();
         catalog_entry tombstone = make_catalog_entry(projection_state::deleted, false);
         tombstone.tables.clear();
         tombstone.deleted_at = detail::utc_now_text();
@@ -241,10 +248,14 @@ void runner<Projection, Policies...>::set_live(bool live) {
         throw state_error(fmt::format("projectionist: cannot make '{}' {}: it is {}; run init and backfill first",
                                       name_of<Projection>, live ? "live" : "not live", to_string(state_)));
     if (live) require_same_definition();
-    live_ = live;
-    if (live && state_ == projection_state::caught_up) state_ = projection_state::live;
-    if (!live && state_ == projection_state::live) state_ = projection_state::caught_up;
-    save_catalog();
+    if constexpr (hands_over_emission) {
+        hand_over(live);
+    } else {
+        live_ = live;
+        if (live && state_ == projection_state::caught_up) state_ = projection_state::live;
+        if (!live && state_ == projection_state::live) state_ = projection_state::caught_up;
+        save_catalog();
+    }
     publish_status();
 }
 

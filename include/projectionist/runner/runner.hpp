@@ -39,6 +39,7 @@
 #include <projectionist/storage/bulk_table.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/concepts.hpp>
+#include <projectionist/storage/emission_window.hpp>
 #include <projectionist/store/concepts.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
@@ -223,12 +224,29 @@ public:
     /// init records. Throws `error` for a malformed date, state_error before init.
     void retain_until(std::string_view date);
 
-    /// Lets emitted events through (with emit_when_live). Persisted in the catalog.
+    /// Lets emitted events through (with emit_when_live). Persisted in the catalog. With a storage
+    /// that can hand emission over (`hands_over_emission`), the versions of the projection that
+    /// were live stop being live in the same transaction, and a hand-over position p is recorded:
+    /// they emit for the source positions up to p, this version only after p, so that downstream
+    /// hears each position once whichever version lags, even from another process that has not
+    /// seen the switch yet (storage/emission_window.hpp). Refused (state_error) while this version
+    /// still owes the positions of an earlier hand-over away from it.
     void make_live() { set_live(true); }
 
     /// Sets the live flag: with emit_when_live, emitted events pass only while it is set.
     /// Persisted in the catalog, so a command-line process can flip it for the application.
+    /// Clearing it ends this version's share of emission at its committed position.
     void set_live(bool live);
+
+    /// Whether making this version live hands emission over as `make_live` says: a storage with
+    /// the ability (has_emission_handoff), emit_when_live and a stream to emit to.
+    static constexpr bool hands_over_emission = has_emission_handoff<storage_type> &&
+                                                std::is_same_v<emission, emit_when_live> &&
+                                                !std::is_void_v<typename Projection::emission_stream>;
+
+    /// The source positions this version emits for, as this runner last read them; none when it
+    /// was never live since its init or reset (then the live flag alone decides).
+    [[nodiscard]] const std::optional<emission_window>& emission_share() const noexcept { return window_; }
 
     /// Takes in what other processes changed in the catalog (state, live flag, reset, delete).
     void refresh();
@@ -369,6 +387,22 @@ private:
     static typename storage_type::session open_session(storage_type& storage, const runner_options& options);
     void save_catalog() { session_.save_catalog(make_catalog_entry(state_, live_)); }
 
+    // ---- the hand-over of emission between versions: runner/emission_handoff.hpp -------------
+
+    /// Reads this version's emission window from the storage (inside a batch: the batch's view).
+    void load_window();
+    /// Whether the handlers' emitted events are queued: live, or still owing a window.
+    [[nodiscard]] bool may_emit() const noexcept;
+    /// Drops the queued events whose source position is outside the version's window as the
+    /// batch's transaction read it (a hand-over committed elsewhere before the batch began).
+    void filter_emissions();
+    /// set_live with the hand-over, in one transaction.
+    void hand_over(bool live);
+    /// Inside a reset's or remove's transaction: forgets this version's window.
+    void forget_window();
+    /// Refuses to remove a version that still owes downstream events of a hand-over.
+    void require_no_debt(std::string_view what) const;
+
     // ---- the batch transaction, its rollback strategies and failures: runner/batch.hpp -------
 
     std::uint64_t process_until(std::uint64_t target);
@@ -501,6 +535,7 @@ private:
     projection_state state_ = projection_state::declared;
     std::uint64_t generation_ = 0;
     bool live_ = false;
+    std::optional<emission_window> window_;  ///< this version's share of emission (hands_over_emission)
     std::optional<projection_error> error_;
     std::string_view mode_ = "batch";
     bool tables_private_ = false;  ///< set by backfill and catch_up: the version served nothing when they started
@@ -539,5 +574,6 @@ private:
 #include <projectionist/runner/batch.hpp>
 #include <projectionist/runner/bulk.hpp>
 #include <projectionist/runner/catalog_sync.hpp>
+#include <projectionist/runner/emission_handoff.hpp>
 #include <projectionist/runner/event_pass.hpp>
 #include <projectionist/runner/operations.hpp>

@@ -18,10 +18,13 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stop_token>
+#include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include <projectionist/store/partition.hpp>
 
@@ -81,6 +84,14 @@ concept batched_find_member = requires(Handle& h, std::span<const typename Handl
 template <class Handle>
 concept prefetch_member = requires(Handle& h, std::span<const typename Handle::key_type* const> keys) {
     h.prefetch(keys);
+};
+template <class S>
+concept handoff_members = requires(typename S::session& s, const typename S::session& cs, std::string_view name) {
+    { cs.live_versions(name) } -> std::convertible_to<std::vector<std::string>>;
+    { s.lock_position(name) } -> std::convertible_to<std::uint64_t>;
+    s.clear_live(name);
+    { cs.find_setting(name) } -> std::convertible_to<std::optional<std::string>>;
+    s.save_setting(name, name);
 };
 template <class Store>
 concept wait_member = requires(const Store& s, std::uint64_t after, std::chrono::milliseconds timeout,
@@ -171,6 +182,24 @@ inline constexpr bool has_batched_find = detail::abilities::batched_find_member<
 /// trip (PostgreSQL: one `= ANY($1)` query per batch); without it, each read is the handle's own.
 template <class Handle>
 inline constexpr bool has_batch_prefetch = detail::abilities::prefetch_member<Handle>;
+
+// ---- session abilities ----------------------------------------------------------------------
+
+/// The session can hand emission over from one version to another inside a transaction
+/// (storage/emission_window.hpp): `live_versions(base_name) const -> std::vector<std::string>`
+/// (the other versions of the projection whose catalog rows are live), `lock_position(version)
+/// -> std::uint64_t` (a version's committed position, the highest of its checkpoints, with them
+/// locked until the transaction ends, so that a batch of that version commits before or begins
+/// after), `clear_live(version)` (another version's live flag cleared, a `live` state back to
+/// `caught_up`), and `find_setting` / `save_setting` on the session's transaction.
+///
+/// With it, making a version live (with emit_when_live) records the hand-over position in the
+/// same transaction, and every batch emits only for the source positions of its version's window,
+/// read inside the batch's transaction: each position's events go downstream once, whichever
+/// version lags and in whichever process it runs. Without it, the live flag alone decides, and a
+/// version that has not yet seen a switch made elsewhere may emit what its successor emits too.
+template <class Storage>
+inline constexpr bool has_emission_handoff = detail::abilities::handoff_members<Storage>;
 
 // ---- event store abilities ------------------------------------------------------------------
 

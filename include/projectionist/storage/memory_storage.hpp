@@ -495,6 +495,32 @@ public:
     }
     void save_setting(std::string_view key, std::string_view value) { storage_->save_setting(key, value); }
 
+    // ---- the hand-over of emission (storage/emission_window.hpp), inside the open batch
+
+    /// The other versions of `base_name` whose catalog rows are live.
+    [[nodiscard]] std::vector<std::string> live_versions(std::string_view base_name) const {
+        std::vector<std::string> out;
+        for (const catalog_entry& e : storage_->catalog())
+            if (e.base_name == base_name && e.name != projection_ && e.live) out.push_back(e.name);
+        return out;
+    }
+    /// A version's committed position. Another version's rows stay locked until this batch ends:
+    /// its runner's batch ends before, or begins after.
+    [[nodiscard]] std::uint64_t lock_position(std::string_view version) {
+        if (version == projection_) return space_->point.position;
+        space_t& other = storage_->space(version);
+        held_.emplace_back(other.rows_mutex);
+        return other.point.position;
+    }
+    /// Clears another version's live flag; a `live` state becomes `caught_up`.
+    void clear_live(std::string_view version) {
+        if (auto e = storage_->find_catalog(version)) {
+            e->live = false;
+            if (e->state == projection_state::live) e->state = projection_state::caught_up;
+            storage_->save_catalog(*e);
+        }
+    }
+
     /// Drops every trace of the projection's checkpoint and dead letters.
     void reset_checkpoint() {
         space_->point = checkpoint{};
@@ -557,6 +583,7 @@ private:
         log_->active = false;
         in_batch_ = false;
         if (rows_lock_.owns_lock()) rows_lock_.unlock();
+        held_.clear();
     }
 
     memory_storage* storage_;
@@ -564,6 +591,7 @@ private:
     space_t* space_;
     std::unique_ptr<detail::transaction_log> log_ = std::make_unique<detail::transaction_log>();
     std::unique_lock<std::shared_mutex> rows_lock_;
+    std::vector<std::unique_lock<std::shared_mutex>> held_;  ///< other versions' rows, locked by lock_position
     std::vector<dead_letter> pending_dead_letters_;
     bool in_batch_ = false;
     std::vector<std::pair<std::shared_ptr<void>, void (*)(void*) noexcept>> bound_;

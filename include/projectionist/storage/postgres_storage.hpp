@@ -367,6 +367,42 @@ public:
     }
     void save_setting(std::string_view key, std::string_view value) { detail::pg::save_setting(db_, key, value); }
 
+    // ---- the hand-over of emission (storage/emission_window.hpp), inside the open transaction
+
+    /// The other versions of `base_name` whose catalog rows are live.
+    [[nodiscard]] std::vector<std::string> live_versions(std::string_view base_name) const {
+        detail::pg::params p;
+        p.add(base_name).add(projection_);
+        const auto r = db_.query(
+            "SELECT name FROM projectionist_catalog WHERE base_name = $1 AND name <> $2 AND live ORDER BY name", p);
+        std::vector<std::string> out;
+        for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.text(i, 0));
+        return out;
+    }
+    /// A version's committed position: the highest of its checkpoints (one per partition when
+    /// workers run it), 0 without one. The rows stay locked until this transaction ends, so a
+    /// batch of that version (which locks its row at begin) commits before or begins after.
+    [[nodiscard]] std::uint64_t lock_position(std::string_view version) {
+        detail::pg::params p;
+        p.add(version).add(std::string(version) + "#");
+        const auto r = db_.query(
+            "SELECT position FROM projectionist_checkpoints WHERE projection = $1 OR starts_with(projection, $2) "
+            "FOR UPDATE",
+            p);
+        std::uint64_t highest = 0;
+        for (int i = 0; i < r.rows(); ++i) highest = std::max(highest, static_cast<std::uint64_t>(r.int64(i, 0)));
+        return highest;
+    }
+    /// Clears another version's live flag; a `live` state becomes `caught_up`.
+    void clear_live(std::string_view version) {
+        detail::pg::params p;
+        p.add(version);
+        db_.query(
+            "UPDATE projectionist_catalog SET live = false, state = CASE state WHEN 'live' THEN 'caught_up' ELSE "
+            "state END WHERE name = $1",
+            p);
+    }
+
     void erase_catalog() {
         detail::pg::params p;
         p.add(projection_);

@@ -300,6 +300,36 @@ public:
     }
     void save_setting(std::string_view key, std::string_view value) { detail::sqlite::save_setting(db_, key, value); }
 
+    // ---- the hand-over of emission (storage/emission_window.hpp), inside the open transaction:
+    // BEGIN IMMEDIATE holds the database's write lock, so no batch of another version commits
+    // between these reads and the commit.
+
+    /// The other versions of `base_name` whose catalog rows are live.
+    [[nodiscard]] std::vector<std::string> live_versions(std::string_view base_name) const {
+        detail::sqlite::statement s(
+            db_,
+            "SELECT name FROM projectionist_catalog WHERE base_name = ? AND name <> ? AND live <> 0 ORDER BY name");
+        s.bind(1, base_name);
+        s.bind(2, projection_);
+        std::vector<std::string> out;
+        while (s.step()) out.emplace_back(s.text(0));
+        return out;
+    }
+    /// A version's committed position (0 without a checkpoint).
+    [[nodiscard]] std::uint64_t lock_position(std::string_view version) {
+        detail::sqlite::statement s(db_, "SELECT position FROM projectionist_checkpoints WHERE projection = ?");
+        s.bind(1, version);
+        return s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
+    }
+    /// Clears another version's live flag; a `live` state becomes `caught_up`.
+    void clear_live(std::string_view version) {
+        detail::sqlite::statement s(db_,
+                                    "UPDATE projectionist_catalog SET live = 0, state = CASE state WHEN 'live' THEN "
+                                    "'caught_up' ELSE state END WHERE name = ?");
+        s.bind(1, version);
+        s.run();
+    }
+
     void erase_catalog() {
         detail::sqlite::statement s(db_, "DELETE FROM projectionist_catalog WHERE name = ?");
         s.bind(1, projection_);
