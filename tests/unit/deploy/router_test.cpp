@@ -271,6 +271,45 @@ TEST_CASE("the predicate sends matching keys to the candidate, whatever the shar
     CHECK(router.route("internal-alice") == "tickets_v1");
 }
 
+TEST_CASE("a named predicate and a prefer_candidate_when predicate route side by side", "[router]") {
+    // Keys outside the 5% share used below: only a predicate sends them to the candidate.
+    static_assert(pj::routing_bucket("staff-1") >= 500 && pj::routing_bucket("beta-1") >= 500 &&
+                  pj::routing_bucket("user-1") >= 500);
+    fixture f;
+    tickets_router router(f.storage);
+    router.register_predicate("internal-users", [](std::string_view key) { return key.starts_with("staff-"); });
+    router.rollout<tickets<2>>(0);
+    router.enable_predicate("internal-users");
+    router.prefer_candidate_when([](std::string_view key) { return key.starts_with("beta-"); });
+    // Both apply: the one set last does not replace the other.
+    CHECK(router.route("staff-1") == "tickets_v2");
+    CHECK(router.route("beta-1") == "tickets_v2");
+    CHECK(router.route("user-1") == "tickets_v1");
+    CHECK(router.enabled_predicate() == "internal-users");
+    CHECK(router.describe().predicate);
+
+    // Switching the named one on again, or a refresh, keeps the unnamed one.
+    router.enable_predicate("internal-users");
+    CHECK(router.route("beta-1") == "tickets_v2");
+    tickets_router other(f.storage);
+    other.rollout<tickets<2>>(5);
+    CHECK(router.refresh());
+    CHECK(router.route("beta-1") == "tickets_v2");
+    CHECK(router.route("staff-1") == "tickets_v2");
+
+    // Each goes off on its own.
+    router.disable_predicate();
+    CHECK(router.route("staff-1") == "tickets_v1");
+    CHECK(router.route("beta-1") == "tickets_v2");
+    router.enable_predicate("internal-users");
+    router.clear_candidate_preference();
+    CHECK(router.route("staff-1") == "tickets_v2");
+    CHECK(router.route("beta-1") == "tickets_v1");
+    CHECK(router.describe().predicate);
+    router.disable_predicate();
+    CHECK_FALSE(router.describe().predicate);
+}
+
 TEST_CASE("rollback undoes the last change and is persisted", "[router]") {
     fixture f;
     tickets_router router(f.storage);

@@ -286,21 +286,24 @@ public:
         const bool toggled = named_.set_enabled(load_enabled_predicate());
         if (!toggled && static_cast<const detail::routing::routing_state&>(next) == *current) return false;
         next.predicate = toggled ? named_.active() : current->predicate;
+        next.preferred = current->preferred;
         publish(std::move(next));
         return true;
     }
 
     /// Sends every key the predicate accepts to the candidate, whatever the share (no effect
-    /// while there is no candidate). Not persisted: it is code, registered in each process.
+    /// while there is no candidate). Not persisted: it is code, registered in each process (a
+    /// rollout's first step sets it). Independent of the named predicate switched on
+    /// (`enable_predicate`): a key that either accepts goes to the candidate.
     template <class Predicate>
     void prefer_candidate_when(Predicate predicate) {
         static_assert(std::is_invocable_r_v<bool, Predicate&, std::string_view>,
                       "projectionist: router::prefer_candidate_when: the predicate must be callable as "
                       "bool(std::string_view routing_key)");
-        set_predicate(std::make_shared<const std::function<bool(std::string_view)>>(std::move(predicate)));
+        set_preferred(std::make_shared<const std::function<bool(std::string_view)>>(std::move(predicate)));
     }
-    /// Removes the predicate.
-    void clear_candidate_preference() { set_predicate(nullptr); }
+    /// Removes the `prefer_candidate_when` predicate (the named one stays as it is).
+    void clear_candidate_preference() { set_preferred(nullptr); }
 
     /// Registers `predicate` under `name` (a-z, 0-9, '-', '_'), e.g. "internal-users": code, so
     /// every process that routes or switches it registers it. It routes only while it is switched
@@ -316,7 +319,7 @@ public:
         if (named_.enabled() == registered) set_predicate(named_.active());
     }
     /// Switches the predicate registered as `name` on (persisted: every process routes with it,
-    /// replacing a `prefer_candidate_when` predicate). Throws `error` if no such name is registered.
+    /// beside a `prefer_candidate_when` predicate). Throws `error` if no such name is registered.
     void enable_predicate(std::string_view name) {
         auto fn = named_.require(projection_name, name);
         std::lock_guard lock(write_mutex_);
@@ -348,7 +351,7 @@ public:
         if (s->candidate) out.candidate = std::string(version_names[*s->candidate]);
         out.basis_points = s->basis_points;
         if (s->previous) out.previous = std::string(version_names[*s->previous]);
-        out.predicate = s->predicate != nullptr;
+        out.predicate = s->predicate != nullptr || s->preferred != nullptr;
         out.predicate_name = named_.enabled();
         out.predicates = named_.names();
         return out;
@@ -418,9 +421,10 @@ private:
                       "router<...> to route to it");
     }
 
-    /// A published snapshot: the persisted routing and this process's predicate.
+    /// A published snapshot: the persisted routing and this process's predicates.
     struct state : detail::routing::routing_state {
-        std::shared_ptr<const std::function<bool(std::string_view)>> predicate;  // not persisted
+        std::shared_ptr<const std::function<bool(std::string_view)>> predicate;  ///< the named one switched on
+        std::shared_ptr<const std::function<bool(std::string_view)>> preferred;  ///< prefer_candidate_when's
     };
 
     /// The in-flight accounting of one query: released when the query ends.
@@ -446,6 +450,7 @@ private:
         if (s.basis_points >= routing_buckets) return *s.candidate;
         if (s.basis_points != 0 && routing_bucket(key) < s.basis_points) return *s.candidate;
         if (s.predicate && (*s.predicate)(key)) return *s.candidate;
+        if (s.preferred && (*s.preferred)(key)) return *s.candidate;
         return s.primary;
     }
 
@@ -546,6 +551,14 @@ private:
         if (next.candidate && next.candidate != before.candidate) require_not_deleted(*next.candidate);
         settings_.save(setting_key(), detail::routing::format_routing_state(next, version_names));
         next.predicate = current_state()->predicate;
+        next.preferred = current_state()->preferred;
+        publish(std::move(next));
+    }
+
+    void set_preferred(std::shared_ptr<const std::function<bool(std::string_view)>> predicate) {
+        std::lock_guard lock(write_mutex_);
+        state next = *current_state();
+        next.preferred = std::move(predicate);
         publish(std::move(next));
     }
 
