@@ -19,8 +19,12 @@
 /// and the fingerprint is its 64-bit FNV-1a hash, the same on every platform and build. Column
 /// types are spelled by kind (bool, int8 ... int64, uint8 ... uint64, float32, float64, string,
 /// optional<T>, vector<T>, time_point<...>, duration<...>, nested reflected structs as
-/// {name:type,...}); an enum adds its underlying type; any other type is spelled by the
-/// compiler's name for it. Handler bodies cannot be fingerprinted: a projection whose handlers
+/// {name:type,...}), an enum by its underlying type (enum<uint8>). Any other column type says
+/// how it is spelled, the same for every compiler and release, either as a member of the type
+/// (`static constexpr std::string_view column_spelling = "money(cents int64)";`) or, for a type
+/// one cannot change, by specializing `projectionist::column_spelling<T>` with a member `name`;
+/// without one it does not compile (the error names the type). Handler bodies cannot be
+/// fingerprinted: a projection whose handlers
 /// change what they write, with the same events and tables, says so with a revision:
 ///
 ///     template <unsigned V>
@@ -30,6 +34,7 @@
 ///     };
 
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <optional>
 #include <ratio>
@@ -53,6 +58,18 @@
 #include <projectionist/projection/projection.hpp>
 
 namespace projectionist {
+
+/// The spelling of a column type that is none of the kinds the fingerprint knows (see above), for
+/// a type that cannot say it itself: specialize it with
+/// `static constexpr std::string_view name = "...";`, a name that stays the same across compilers
+/// and releases as long as the column's stored values mean the same.
+///
+///     template <>
+///     struct projectionist::column_spelling<boost::uuids::uuid> {
+///         static constexpr std::string_view name = "uuid";
+///     };
+template <class T>
+struct column_spelling {};
 
 namespace detail::fingerprint {
 
@@ -79,14 +96,39 @@ constexpr void put_number(Sink& out, std::uintmax_t n) {
     out.put(std::string_view(digits + i, sizeof digits - i));
 }
 
-/// The compiler's name for T, for types that have no spelling by kind.
 template <class T>
-constexpr std::string_view compiler_name() noexcept {
-    std::string_view f = __PRETTY_FUNCTION__;  // "... [with T = foo; ...]" (gcc), "... [T = foo]" (clang)
-    const std::size_t start = f.find("T = ");
-    if (start == std::string_view::npos) return f;
-    f.remove_prefix(start + 4);
-    return f.substr(0, f.find_first_of(";]"));
+concept spelled_by_trait = requires {
+    { column_spelling<T>::name } -> std::convertible_to<std::string_view>;
+};
+template <class T>
+concept spelled_by_member = requires {
+    { T::column_spelling } -> std::convertible_to<std::string_view>;
+};
+template <class>
+inline constexpr bool no_spelling = false;
+
+/// Instantiated for a column type that has no spelling: the error names the type in its
+/// instantiation context ("column_type_without_spelling<app::money>").
+template <class T>
+struct column_type_without_spelling {
+    static_assert(no_spelling<T>,
+                  "projectionist: a column's C++ type has no spelling for the version's fingerprint (the type is "
+                  "named in the instantiation of column_type_without_spelling<T>); give it one that every compiler "
+                  "and release shares: 'static constexpr std::string_view column_spelling = \"...\";' in the type, or "
+                  "a specialization of projectionist::column_spelling<T> with 'static constexpr std::string_view "
+                  "name = \"...\";'");
+    static constexpr std::string_view name = "";
+};
+
+/// The spelling the user gave a type (trait first, then member).
+template <class T>
+constexpr std::string_view user_spelling() noexcept {
+    if constexpr (spelled_by_trait<T>)
+        return column_spelling<T>::name;
+    else if constexpr (spelled_by_member<T>)
+        return T::column_spelling;
+    else
+        return column_type_without_spelling<T>::name;
 }
 
 template <class T, class Sink>
@@ -103,10 +145,10 @@ constexpr void put_type(Sink& out) {
         put_number(out, sizeof(T) * 8);
     } else if constexpr (std::is_same_v<T, std::string>) {
         out.put("string");
+    } else if constexpr (spelled_by_trait<T> || spelled_by_member<T>) {
+        out.put(user_spelling<T>());
     } else if constexpr (std::is_enum_v<T>) {
-        out.put("enum ");
-        out.put(compiler_name<T>());
-        out.put("<");
+        out.put("enum<");
         put_type<std::underlying_type_t<T>>(out);
         out.put(">");
     } else if constexpr (is_optional<T>::value) {
@@ -141,7 +183,7 @@ constexpr void put_type(Sink& out) {
         });
         out.put("}");
     } else {
-        out.put(compiler_name<T>());
+        out.put(user_spelling<T>());
     }
 }
 

@@ -1,6 +1,7 @@
 // The fingerprint of a projection version's definition: computed at compile time, equal for
 // equal definitions, different when a handled event, a table, a column's name or C++ type, a key,
-// the partitioning or the revision changes; and the words that name what changed.
+// the partitioning or the revision changes; and the words that name what changed. Every column
+// type is spelled the same by every compiler: by kind, or as the type or a trait says.
 
 #include <catch2/catch.hpp>
 
@@ -17,6 +18,30 @@
 #include <projectionist/projection/fingerprint.hpp>
 
 namespace pj = projectionist;
+
+namespace spelled {
+/// A type one cannot change (a library's): spelled by specializing the trait below.
+struct uuid_like {
+    unsigned char bytes[16];
+};
+/// A type of one's own: it says how it is spelled.
+struct money {
+    static constexpr std::string_view column_spelling = "money(cents int64)";
+    std::int64_t cents = 0;
+};
+struct money_in_euros {  // another meaning of the stored values: another spelling
+    static constexpr std::string_view column_spelling = "money(euros float64)";
+    double euros = 0;
+};
+enum class shade : std::uint8_t { light, dark };
+enum class tone : std::uint8_t { soft, loud };  // renamed: the same stored values
+enum class wide_shade : std::uint32_t { light, dark };
+}  // namespace spelled
+
+template <>
+struct projectionist::column_spelling<spelled::uuid_like> {
+    static constexpr std::string_view name = "uuid";
+};
 
 namespace {
 
@@ -56,6 +81,12 @@ struct typed_row {
                              (std::chrono::system_clock::time_point, at), (std::uint8_t, flags));
 };
 
+template <class Money, class Shade>
+struct spelled_row {
+    BOOST_HANA_DEFINE_STRUCT(spelled_row, (std::string, id), (spelled::uuid_like, ref), (std::optional<Money>, price),
+                             (Shade, shade));
+};
+
 template <class Row, auto Key, unsigned V = 1>
 struct cases : pj::projection<"cases", V, case_stream> {
     using table = pj::table<Row, Key>;
@@ -89,7 +120,27 @@ static_assert(fp<base> != fp<revised<>>);                      // the revision
 static_assert(fp<base> != fp<cases<row, &row::id, 2>>);        // the version (its table names)
 static_assert(fp<base> != fp<with_index>);                     // a further table
 
+// Types spelled by the user or by their underlying type: no compiler's name for a type is part
+// of the definition, so binaries built by different compilers agree.
+template <class Money, class Shade>
+using spelled_cases = cases<spelled_row<Money, Shade>, &spelled_row<Money, Shade>::id>;
+static_assert(fp<spelled_cases<spelled::money, spelled::shade>> == fp<spelled_cases<spelled::money, spelled::tone>>);
+static_assert(fp<spelled_cases<spelled::money, spelled::shade>> !=
+              fp<spelled_cases<spelled::money_in_euros, spelled::shade>>);
+static_assert(fp<spelled_cases<spelled::money, spelled::shade>> !=
+              fp<spelled_cases<spelled::money, spelled::wide_shade>>);
+static_assert(fp<spelled_cases<spelled::money, spelled::shade>> ==
+              0xb36d341e6fc00bfaULL);  // every compiler, every platform
+
 }  // namespace
+
+TEST_CASE("a column type is spelled by kind, by its underlying type, or as the user says", "[fingerprint]") {
+    const std::string text = pj::definition_of<spelled_cases<spelled::money, spelled::shade>, both, pj::global>();
+    CHECK(text.find("column cases_v1 ref uuid\n"
+                    "column cases_v1 price optional<money(cents int64)>\n"
+                    "column cases_v1 shade enum<uint8>\n") != std::string::npos);
+    CHECK(pj::detail::fnv1a_64(text) == fp<spelled_cases<spelled::money, spelled::shade>>);
+}
 
 TEST_CASE("a definition is spelled one fact per line, and hashed into its fingerprint", "[fingerprint]") {
     const std::string text = pj::definition_of<revised<>, both, pj::per_aggregate>();
