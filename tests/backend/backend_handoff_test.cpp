@@ -22,7 +22,7 @@ namespace handoff_test {
 /// Tells downstream about every registration and close: the version and the source position.
 template <unsigned V>
 struct announced : pj::projection<"announced", V, ticket_stream, pj::emits_to<ticket_summary_stream>> {
-    using table = ticket_table;
+    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
     void on(const ticket_registered& e, auto& ctx) {
         ctx.table().upsert({e.ticket_id, e.type, "open", 0});
         tell(ctx);
