@@ -5,90 +5,57 @@
 
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include <fault_support.hpp>
 #include <projectionist/sqlite.hpp>
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
 namespace pj = projectionist;
 using namespace tickets_domain;
+using namespace fault_test;
 using Catch::Contains;
 using sqlite_test::temp_dir;
 
 namespace {
 
 const pj::sqlite_options fast{pj::sqlite_synchronous::normal};
-using ticket_table = pj::table<ticket_row, &ticket_row::ticket_id>;
 
-/// One event per batch, in batch mode: a stop leaves the checkpoint right before the failure.
-pj::runner_options one_by_one() {
-    pj::runner_options o;
-    o.batch_size = 1;
-    o.backfill = pj::backfill_mode::batch;
-    return o;
-}
+/// A log of append_history in a file of its own, damaged by `damage` (SQL run on the file
+/// behind the store's back), then opened again by a store and a storage.
+struct damaged_log {
+    temp_dir dir{sqlite_test::fast_temp_base()};
+    std::string file = dir.file("app.db");
+    std::optional<pj::sqlite_event_store> store;
+    std::optional<pj::sqlite_storage> storage;
 
-std::vector<ticket_row> rows_of(pj::sqlite_storage& storage, std::string_view table) {
-    std::vector<ticket_row> out;
-    auto t = storage.find_table<ticket_table>(table);
-    REQUIRE(t);
-    t->for_each([&](const ticket_row& r) { out.push_back(r); });
-    std::sort(out.begin(), out.end(),
-              [](const ticket_row& a, const ticket_row& b) { return a.ticket_id < b.ticket_id; });
-    return out;
-}
-
-/// 1: t-1 registered, 2: t-2 registered, 3: t-1 closed, 4: t-1 reopened, 5: t-2 closed.
-void append_history(pj::sqlite_event_store& store) {
-    store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
-    store.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "task"});
-    store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"});
-    store.append(ticket_stream{}, "t-1", 2, ticket_reopened{"t-1"});
-    store.append(ticket_stream{}, "t-2", 1, ticket_closed{"t-2"});
-}
-
-/// The projection_error that `f` throws; fails the test if it throws anything else or nothing.
-template <class F>
-std::string projection_error_of(F&& f) {
-    try {
-        f();
-    } catch (const pj::projection_error& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        FAIL("not a projection_error: " << e.what());
+    explicit damaged_log(const std::string& damage) {
+        {
+            pj::sqlite_event_store writer(file, fast);
+            append_history(writer);
+        }
+        sqlite_test::raw_db(file).exec(damage);
+        store.emplace(file, fast);
+        storage.emplace(file, fast);
     }
-    FAIL("no error");
-    return {};
-}
 
-/// Ends the process if a test runs for longer than a bound: a runner that loops is a failure,
-/// not a hang.
-class watchdog {
-public:
-    explicit watchdog(std::chrono::seconds limit)
-        : thread_([limit](std::stop_token stop) {
-              const auto until = std::chrono::steady_clock::now() + limit;
-              while (!stop.stop_requested()) {
-                  if (std::chrono::steady_clock::now() > until) {
-                      std::fputs("fault_sqlite: a runner did not stop within the time limit\n", stderr);
-                      std::_Exit(3);
-                  }
-                  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-              }
-          }) {}
-
-private:
-    std::jthread thread_;
+    /// The error a runner of `Projection` with `Policies` stops with, after checking that it
+    /// committed exactly the events before position `stopped_after`.
+    template <class Projection, class... Policies>
+    std::string stop_of(std::uint64_t stopped_after, pj::runner_options options = one_by_one()) {
+        pj::runner<Projection, pj::sqlite_storage, Policies...> r(*store, *storage, options);
+        const std::string what = projection_error_of([&] { r.catch_up(); });
+        REQUIRE(r.status().error);
+        CHECK(r.position() == stopped_after);
+        return what;
+    }
 };
 
 }  // namespace
@@ -96,18 +63,8 @@ private:
 // ---- Type ids are mapped by their value ----
 
 TEST_CASE("an event whose type row was deleted stops the runner, naming its position and type id", "[fault][types]") {
-    temp_dir dir(sqlite_test::fast_temp_base());
-    const std::string file = dir.file("app.db");
-    {
-        pj::sqlite_event_store store(file, fast);
-        append_history(store);
-    }
-    sqlite_test::raw_db raw(file);
-    raw.exec("DELETE FROM projectionist_event_types WHERE name = 'ticket.closed'");  // id 2 of 1..3
-
-    pj::sqlite_event_store store(file, fast);
-    pj::sqlite_storage storage(file, fast);
-    pj::runner<tickets<2>, pj::sqlite_storage> r(store, storage, one_by_one());
+    damaged_log log("DELETE FROM projectionist_event_types WHERE name = 'ticket.closed'");  // id 2 of 1..3
+    pj::runner<tickets<2>, pj::sqlite_storage> r(*log.store, *log.storage, one_by_one());
     const std::string what = projection_error_of([&] { r.catch_up(); });
     CHECK_THAT(what, Contains("position 3") && Contains("type id 2") && Contains("projectionist_event_types"));
     REQUIRE(r.status().error);
@@ -115,24 +72,13 @@ TEST_CASE("an event whose type row was deleted stops the runner, naming its posi
     CHECK_THAT(r.status().note, Contains("stopped"));
     CHECK(r.position() == 2);
     // Nothing was applied as another type: the events before the stop, as they are.
-    CHECK(rows_of(storage, "tickets_v2") ==
-          std::vector<ticket_row>{{"t-1", "bug", "open", 0}, {"t-2", "task", "open", 0}});
+    CHECK(rows_of(*log.storage, "tickets_v2") == first_two);
 }
 
 TEST_CASE("with skip_to_dead_letter an event of a deleted type is a dead letter and later types keep theirs",
           "[fault][types]") {
-    temp_dir dir(sqlite_test::fast_temp_base());
-    const std::string file = dir.file("app.db");
-    {
-        pj::sqlite_event_store store(file, fast);
-        append_history(store);
-    }
-    sqlite_test::raw_db raw(file);
-    raw.exec("DELETE FROM projectionist_event_types WHERE name = 'ticket.closed'");
-
-    pj::sqlite_event_store store(file, fast);
-    pj::sqlite_storage storage(file, fast);
-    pj::runner<tickets<2>, pj::sqlite_storage, pj::skip_to_dead_letter> r(store, storage, one_by_one());
+    damaged_log log("DELETE FROM projectionist_event_types WHERE name = 'ticket.closed'");
+    pj::runner<tickets<2>, pj::sqlite_storage, pj::skip_to_dead_letter> r(*log.store, *log.storage, one_by_one());
     r.catch_up();
     CHECK_FALSE(r.status().error);
     CHECK(r.position() == 5);
@@ -142,23 +88,13 @@ TEST_CASE("with skip_to_dead_letter an event of a deleted type is a dead letter 
     CHECK_THAT(dead[0].reason, Contains("type id 2"));
     CHECK(dead[1].position == 5);
     // Position 4 (type id 3) is still a reopening, not a close.
-    CHECK(rows_of(storage, "tickets_v2") ==
+    CHECK(rows_of(*log.storage, "tickets_v2") ==
           std::vector<ticket_row>{{"t-1", "bug", "open", 1}, {"t-2", "task", "open", 0}});
 }
 
 TEST_CASE("a type id with no type row is refused by a bulk backfill too", "[fault][types]") {
-    temp_dir dir(sqlite_test::fast_temp_base());
-    const std::string file = dir.file("app.db");
-    {
-        pj::sqlite_event_store store(file, fast);
-        append_history(store);
-    }
-    sqlite_test::raw_db raw(file);
-    raw.exec("UPDATE projectionist_events SET type_id = 77 WHERE position = 4");
-
-    pj::sqlite_event_store store(file, fast);
-    pj::sqlite_storage storage(file, fast);
-    pj::runner<tickets<2>, pj::sqlite_storage> r(store, storage);  // automatic: bulk while private
+    damaged_log log("UPDATE projectionist_events SET type_id = 77 WHERE position = 4");
+    pj::runner<tickets<2>, pj::sqlite_storage> r(*log.store, *log.storage);  // automatic: bulk while private
     const std::string what = projection_error_of([&] { r.catch_up(); });
     CHECK_THAT(what, Contains("position 4") && Contains("type id 77"));
     CHECK(r.position() < 4);
@@ -185,6 +121,12 @@ struct bulky : pj::projection<"bulky", 1, ticket_stream> {
     }
 };
 
+/// Registers tickets t-0 .. t-<count - 1>.
+void register_tickets(pj::sqlite_event_store& store, int count) {
+    for (int i = 0; i < count; ++i)
+        store.append(ticket_stream{}, fmt::format("t-{}", i), 0, ticket_registered{fmt::format("t-{}", i), "bug"});
+}
+
 }  // namespace
 
 TEST_CASE("a full database is reported as full, not as the rollback that follows", "[fault][full]") {
@@ -192,8 +134,7 @@ TEST_CASE("a full database is reported as full, not as the rollback that follows
     const std::string file = dir.file("app.db");
     pj::sqlite_event_store store(file, fast);
     pj::sqlite_storage storage(file, fast);
-    for (int i = 0; i < 20; ++i)
-        store.append(ticket_stream{}, fmt::format("t-{}", i), 0, ticket_registered{fmt::format("t-{}", i), "bug"});
+    register_tickets(store, 20);
 
     pj::runner<bulky, pj::sqlite_storage> r(store, storage, one_by_one());
     r.init();
@@ -214,8 +155,7 @@ TEST_CASE("skip_to_dead_letter over a full database stops instead of dead-letter
     const std::string file = dir.file("app.db");
     pj::sqlite_event_store store(file, fast);
     pj::sqlite_storage storage(file, fast);
-    for (int i = 0; i < 20; ++i)
-        store.append(ticket_stream{}, fmt::format("t-{}", i), 0, ticket_registered{fmt::format("t-{}", i), "bug"});
+    register_tickets(store, 20);
 
     pj::runner<bulky, pj::sqlite_storage, pj::skip_to_dead_letter> r(store, storage, one_by_one());
     r.init();
@@ -328,60 +268,42 @@ TEST_CASE("a read-only database is a storage_error from the sqlite layer, naming
 // ---- What the store reads is validated ----
 
 TEST_CASE("an event at a position below 1 is refused, not passed over", "[fault][validate]") {
-    temp_dir dir(sqlite_test::fast_temp_base());
-    const std::string file = dir.file("app.db");
-    {
-        pj::sqlite_event_store store(file, fast);
-        append_history(store);
-    }
-    sqlite_test::raw_db raw(file);
-    raw.exec(
+    damaged_log log(
         "INSERT INTO projectionist_events(position, stream, aggregate_id, aggregate_number, aggregate_version, "
         "type_id, schema_version, payload, recorded_at) SELECT -4, stream, aggregate_id, aggregate_number, 9, "
         "type_id, schema_version, payload, recorded_at FROM projectionist_events WHERE position = 1");
-
-    pj::sqlite_event_store store(file, fast);
-    pj::sqlite_storage storage(file, fast);
-    pj::runner<tickets<2>, pj::sqlite_storage> r(store, storage, one_by_one());
-    const std::string what = projection_error_of([&] { r.catch_up(); });
-    CHECK_THAT(what, Contains("position -4") && Contains("positions start at 1"));
-    REQUIRE(r.status().error);
-    CHECK(r.position() == 0);
+    CHECK_THAT(log.stop_of<tickets<2>>(0), Contains("position -4") && Contains("positions start at 1"));
 }
 
 TEST_CASE("an aggregate number that is not its aggregate's is refused, naming position and field",
           "[fault][validate]") {
     for (const std::int64_t number : {std::int64_t{1}, std::int64_t{100'000'000'000}, std::int64_t{-1}}) {
         DYNAMIC_SECTION("aggregate_number " << number) {
-            temp_dir dir(sqlite_test::fast_temp_base());
-            const std::string file = dir.file("app.db");
-            {
-                pj::sqlite_event_store store(file, fast);
-                append_history(store);
-            }
-            sqlite_test::raw_db raw(file);
             // Position 3 is t-1's (number 0); 1 is t-2's.
-            raw.exec(fmt::format("UPDATE projectionist_events SET aggregate_number = {} WHERE position = 3", number));
-
-            pj::sqlite_event_store store(file, fast);
-            pj::sqlite_storage storage(file, fast);
-            {
-                pj::runner<tickets<2>, pj::sqlite_storage, pj::per_aggregate> r(store, storage, one_by_one());
-                const std::string what = projection_error_of([&] { r.catch_up(); });
-                CHECK_THAT(what,
-                           Contains("position 3") && Contains("aggregate_number") && Contains(std::to_string(number)));
-                CHECK(r.position() == 2);
-                CHECK(rows_of(storage, "tickets_v2") ==
-                      std::vector<ticket_row>{{"t-1", "bug", "open", 0}, {"t-2", "task", "open", 0}});
-            }
+            damaged_log log(
+                fmt::format("UPDATE projectionist_events SET aggregate_number = {} WHERE position = 3", number));
+            CHECK_THAT((log.stop_of<tickets<2>, pj::per_aggregate>(2)),
+                       Contains("position 3") && Contains("aggregate_number") && Contains(std::to_string(number)));
+            CHECK(rows_of(*log.storage, "tickets_v2") == first_two);
             // Per aggregate with skip_to_dead_letter: a dead letter; t-1 is parked after it.
-            pj::runner<tickets<3>, pj::sqlite_storage, pj::per_aggregate, pj::skip_to_dead_letter> s(store, storage);
+            pj::runner<tickets<3>, pj::sqlite_storage, pj::per_aggregate, pj::skip_to_dead_letter> s(*log.store,
+                                                                                                     *log.storage);
             s.catch_up();
             CHECK_FALSE(s.status().error);
             const auto dead = s.dead_letters();
             REQUIRE_FALSE(dead.empty());
             CHECK(dead[0].position == 3);
             CHECK_THAT(dead[0].reason, Contains("aggregate_number"));
+        }
+    }
+}
+
+TEST_CASE("a corrupt or truncated payload stops the runner at its position", "[fault][payload]") {
+    for (const char* damage : {"x'01ff'", "substr(payload, 1, 3)"}) {
+        DYNAMIC_SECTION("payload = " << damage) {
+            damaged_log log(fmt::format("UPDATE projectionist_events SET payload = {} WHERE position = 3", damage));
+            CHECK_THAT(log.stop_of<tickets<2>>(2), Contains("position 3") && Contains("ticket.closed"));
+            CHECK(rows_of(*log.storage, "tickets_v2") == first_two);
         }
     }
 }

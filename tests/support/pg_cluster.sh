@@ -2,7 +2,7 @@
 # A private PostgreSQL server for the tests: started before the first postgres test and stopped
 # after the last (CTest fixture `postgres`, see tests/postgres/CMakeLists.txt).
 #
-# Usage: pg_cluster.sh start|stop <state-dir>
+# Usage: pg_cluster.sh start|stop|restart <state-dir>
 #
 # start: installs Debian's postgresql if initdb is missing (cmake/install-debian-deps.sh), runs
 #   initdb into a new temporary directory as a non-root user (the `postgres` user when run as
@@ -12,8 +12,9 @@
 #   <state-dir>/url and the cluster's directory to <state-dir>/cluster.
 #   With PROJECTIONIST_PG_URL set, starts nothing: the tests use that server.
 # stop: pg_ctl stop -m fast, then removes the cluster's directory and the state files.
+# restart: pg_ctl restart -m fast on the same port (a fault test: every connection is lost).
 set -euo pipefail
-usage="usage: pg_cluster.sh start|stop <state-dir>"
+usage="usage: pg_cluster.sh start|stop|restart <state-dir>"
 action="${1:?$usage}"
 state="${2:?$usage}"
 url_file="$state/url"
@@ -101,8 +102,17 @@ stop() {
   rm -f "$state/cluster"
 }
 
+restart() {
+  [ -f "$state/cluster" ] || { say "no cluster was started in $state" >&2; exit 1; }
+  local dir
+  dir="$(cat "$state/cluster")"
+  as_owner "$(pg_bindir)/pg_ctl" -D "$dir/data" -w -t 60 restart -m fast >/dev/null
+  say "restarted the server in $dir"
+}
+
 case "$action" in
   start) start ;;
   stop) stop ;;
+  restart) restart ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac

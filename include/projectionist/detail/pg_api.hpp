@@ -36,9 +36,36 @@ private:
     std::string sqlstate_;
 };
 
+/// PostgreSQL failed, not the statement: the connection was lost (the server restarted, the
+/// backend was terminated), the server is shutting down or refuses connections, is out of disk
+/// or memory, is read-only, or hit an I/O error or corruption. A storage_error, so that a runner
+/// stops on it whatever its failure policy instead of blaming the event; `sqlstate()` is empty
+/// when libpq lost the connection.
+class postgres_storage_error : public storage_error {
+public:
+    postgres_storage_error(std::string message, std::string sqlstate)
+        : storage_error(std::move(message), 0), sqlstate_(std::move(sqlstate)) {}
+    [[nodiscard]] const std::string& sqlstate() const noexcept { return sqlstate_; }
+
+private:
+    std::string sqlstate_;
+};
+
 namespace detail::pg {
 
 using detail::quote;
+
+/// Whether a failure with `sqlstate` (empty: libpq's own) is the server's or the connection's
+/// rather than the statement's: connection exceptions (08), operator intervention (57P01-57P03:
+/// shutdown, crash, cannot connect now), insufficient resources (53: disk full, out of memory,
+/// too many connections), system errors (58: I/O), internal errors and corruption (XX), a
+/// read-only transaction (25006).
+[[nodiscard]] inline bool server_failure(std::string_view sqlstate, bool connection_bad) noexcept {
+    if (sqlstate.empty()) return connection_bad;
+    return sqlstate.starts_with("08") || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" ||
+           sqlstate.starts_with("53") || sqlstate.starts_with("58") || sqlstate.starts_with("XX") ||
+           sqlstate == "25006";
+}
 
 /// `'text'` with embedded quotes doubled: a string literal, for the few statements (DDL) that
 /// cannot take parameters.
@@ -384,9 +411,15 @@ private:
         const char* state = raw ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
         constexpr std::size_t shown = 200;  // long batched statements are cut in the message
         const std::string_view head = what.substr(0, shown);
-        throw postgres_error(
-            fmt::format("projectionist: postgres: {}{}: {}", head, what.size() > shown ? "..." : "", why),
-            state ? state : "");
+        std::string message =
+            fmt::format("projectionist: postgres: {}{}: {}", head, what.size() > shown ? "..." : "", why);
+        const std::string_view sqlstate = state ? state : "";
+        if (server_failure(sqlstate, PQstatus(c_) == CONNECTION_BAD)) [[unlikely]] {
+            message += PQstatus(c_) == CONNECTION_BAD ? " (the connection to the server is lost)"
+                                                      : " (a failure of the server, not of the statement)";
+            throw postgres_storage_error(std::move(message), std::string(sqlstate));
+        }
+        throw postgres_error(std::move(message), std::string(sqlstate));
     }
     void close() noexcept {
         if (c_) PQfinish(c_);

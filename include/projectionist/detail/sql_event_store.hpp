@@ -18,10 +18,12 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include <projectionist/event/stream.hpp>
+#include <projectionist/meta/fnv1a.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/stored_record.hpp>
 
@@ -107,6 +109,61 @@ protected:
                            position, stored_id);
     }
 
+    /// Whether aggregate `number` is known to belong to (stream, id): true or false once its row
+    /// was looked up (`remember_aggregate`), nullopt before. Each number is looked up once and its
+    /// aggregate remembered as a 32-bit hash: a backfill of 1M events over 125k aggregates runs
+    /// 125k look-ups, not 1M. A number with no row is never remembered, so no stored value sizes
+    /// an allocation. Under mutex_.
+    [[nodiscard]] std::optional<bool> aggregate_known(std::int64_t number, std::string_view stream,
+                                                      std::string_view id) const {
+        if (number < 0) return false;
+        const auto n = static_cast<std::size_t>(number);
+        if (n < verified_.size() && verified_[n] != 0) return verified_[n] == aggregate_hash(stream, id);
+        return std::nullopt;
+    }
+    /// Records the row of projectionist_aggregates numbered `number` (read by the store).
+    void remember_aggregate(std::int64_t number, std::string_view stream, std::string_view id) const {
+        if (number < 0) return;
+        const auto n = static_cast<std::size_t>(number);
+        if (n >= verified_.size()) verified_.resize(n + 1 + n / 2, 0);
+        verified_[n] = aggregate_hash(stream, id);
+    }
+
+    /// What is wrong with a record as read, in words naming its position and field; empty when
+    /// nothing is. `type` is `type_of(type_id)`; `aggregate_ok` whether its number is its
+    /// aggregate's (`aggregate_known`, after a look-up).
+    [[nodiscard]] static std::string record_defect(std::int64_t position, std::int64_t type_id, const type_entry& type,
+                                                   std::int64_t number, bool aggregate_ok, std::string_view id,
+                                                   std::int64_t version, std::int64_t schema) {
+        if (position < 1) [[unlikely]]
+            return fmt::format("the event at position {} is out of range: positions start at 1", position);
+        if (!type.known) [[unlikely]]
+            return unknown_type_defect(static_cast<std::uint64_t>(position), type_id);
+        if (!aggregate_ok) [[unlikely]]
+            return fmt::format(
+                "the event at position {} has aggregate_number {}, which is not the number of its "
+                "aggregate '{}' in projectionist_aggregates",
+                position, number, id);
+        if (version < 1) [[unlikely]]
+            return fmt::format("the event at position {} has aggregate_version {}; versions start at 1", position,
+                               version);
+        if (schema < 1 || schema > 0xFFFF) [[unlikely]]
+            return fmt::format("the event at position {} has schema_version {}, out of range", position, schema);
+        return {};
+    }
+
+    /// Fills `r` with what a store read, or, for a record with a `defect`, marks it: a marked
+    /// record has the unknown type, so that a runner that does not look at the mark fails on its
+    /// type before it uses any other field.
+    void set_record(stored_record& r, std::int64_t position, const type_entry& type, std::int64_t number,
+                    std::int64_t version, std::int64_t schema, std::int64_t recorded_ns, std::string defect) const {
+        r.set(static_cast<std::uint64_t>(position), defect.empty() ? type : unknown_type_,
+              static_cast<std::uint64_t>(number), static_cast<std::uint64_t>(version), static_cast<unsigned>(schema),
+              recorded_ns);
+        if (!defect.empty()) [[unlikely]]
+            r.set_defect(std::move(defect));
+    }
+
     static constexpr std::int64_t max_type_id = 0x7FFFFFFF;
 
     mutable std::mutex mutex_;
@@ -115,6 +172,12 @@ protected:
 
 private:
     [[nodiscard]] const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+    [[nodiscard]] static std::uint32_t aggregate_hash(std::string_view stream, std::string_view id) noexcept {
+        const std::uint64_t h = fnv1a_64(id, fnv1a_byte(0, fnv1a_64(stream)));
+        return static_cast<std::uint32_t>(h ^ (h >> 32)) | 1u;  // 0 means "not looked up"
+    }
+
+    mutable std::vector<std::uint32_t> verified_;  ///< per aggregate number: its aggregate's hash, once looked up
 };
 
 }  // namespace projectionist::detail

@@ -309,7 +309,12 @@ auto runner<Projection, Policies...>::status() const -> runner_status {
         std::lock_guard lock(status_mutex_);
         s = status_;
     }
-    s.head = store_->head();
+    try {
+        s.head = store_->head();
+    } catch (const error&) {
+        // The log cannot be read (its server is gone, say): the rest of the snapshot still is.
+        s.head = s.position;
+    }
     s.lag = s.head > s.position ? s.head - s.position : 0;
     if (s.lag != 0 && s.last_event_recorded_at) {
         // behind: when the newest event was recorded, for the lag in seconds (one record read)

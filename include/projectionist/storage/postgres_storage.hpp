@@ -276,27 +276,15 @@ public:
     /// The checkpoint as last committed, loaded on first use and kept up to date by the runner.
     [[nodiscard]] checkpoint& load_checkpoint() {
         if (!loaded_) {
-            point_ = checkpoint{};
-            detail::pg::params p;
-            p.add(key_);
-            auto pos = db_.query("SELECT position FROM projectionist_checkpoints WHERE projection = $1", p);
-            if (pos.rows() == 0 && !slice_.whole() && seed_partition())
-                pos = db_.query("SELECT position FROM projectionist_checkpoints WHERE projection = $1", p);
-            has_position_row_ = pos.rows() != 0;
-            if (has_position_row_) point_.position = static_cast<std::uint64_t>(pos.int64(0, 0));
-            committed_position_ = point_.position;
-            const auto aggs = db_.query(
-                "SELECT aggregate_number, version FROM projectionist_aggregate_checkpoints WHERE projection = $1", p);
-            std::uint64_t highest = 0;
-            for (int i = 0; i < aggs.rows(); ++i)
-                highest = std::max(highest, static_cast<std::uint64_t>(aggs.int64(i, 0)));
-            if (aggs.rows() != 0) point_.aggregate_versions.assign(highest + 1, 0);
-            for (int i = 0; i < aggs.rows(); ++i) {
-                const auto number = static_cast<std::uint64_t>(aggs.int64(i, 0));
-                const auto version = static_cast<std::uint64_t>(aggs.int64(i, 1));
-                if (point_.aggregate_versions[number] == 0 && version != 0) ++point_.aggregates_tracked;
-                point_.aggregate_versions[number] = version;
+            try {
+                point_ = read_checkpoint();
+            } catch (...) {
+                // The server is gone, say: the checkpoint is the last one committed, not what a
+                // failed batch had moved it to.
+                point_.position = committed_position_;
+                throw;
             }
+            committed_position_ = point_.position;
             loaded_ = true;
         }
         return point_;
@@ -524,6 +512,30 @@ public:
     }
 
 private:
+    /// The committed checkpoint, as the database holds it.
+    checkpoint read_checkpoint() {
+        checkpoint out;
+        detail::pg::params p;
+        p.add(key_);
+        auto pos = db_.query("SELECT position FROM projectionist_checkpoints WHERE projection = $1", p);
+        if (pos.rows() == 0 && !slice_.whole() && seed_partition())
+            pos = db_.query("SELECT position FROM projectionist_checkpoints WHERE projection = $1", p);
+        has_position_row_ = pos.rows() != 0;
+        if (has_position_row_) out.position = static_cast<std::uint64_t>(pos.int64(0, 0));
+        const auto aggs = db_.query(
+            "SELECT aggregate_number, version FROM projectionist_aggregate_checkpoints WHERE projection = $1", p);
+        std::uint64_t highest = 0;
+        for (int i = 0; i < aggs.rows(); ++i) highest = std::max(highest, static_cast<std::uint64_t>(aggs.int64(i, 0)));
+        if (aggs.rows() != 0) out.aggregate_versions.assign(highest + 1, 0);
+        for (int i = 0; i < aggs.rows(); ++i) {
+            const auto number = static_cast<std::uint64_t>(aggs.int64(i, 0));
+            const auto version = static_cast<std::uint64_t>(aggs.int64(i, 1));
+            if (out.aggregate_versions[number] == 0 && version != 0) ++out.aggregates_tracked;
+            out.aggregate_versions[number] = version;
+        }
+        return out;
+    }
+
     /// BEGIN, then the checkpoint row locked until commit. In the same statement, a session
     /// without a slice looks for partition checkpoints (see `begin`).
     void open_transaction(bool lifecycle) {

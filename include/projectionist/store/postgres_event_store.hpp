@@ -231,6 +231,7 @@ public:
             const auto payloads = detail::encode_each<Codec>(events...);
             constexpr std::array<std::string_view, sizeof...(Events)> names{
                 event_name_of<std::remove_cvref_t<Events>>...};
+            for (std::size_t i = 0; i < payloads.size(); ++i) check_size(names[i], payloads[i].size());
             constexpr std::array<unsigned, sizeof...(Events)> versions{
                 schema_version_of<std::remove_cvref_t<Events>>...};
             prepare_all();
@@ -303,6 +304,7 @@ public:
             const auto& events = batch.events();
             std::vector<append_result> results;
             if (parts.empty()) return results;
+            for (const auto& e : events) check_size(e.name, e.size);
             prepare_all();
             // The batch's distinct aggregates, and each part's index among them.
             boost::unordered_flat_map<std::pair<std::string_view, std::string_view>, std::size_t,
@@ -423,8 +425,15 @@ public:
                 if (number < 0) number = next++;
         }
 
-        writer(detail::pg::connection& db, const statements& sql)
-            : db_(&db), sql_(&sql), notify_(fmt::format("NOTIFY {}", detail::pg::quote(sql.notify_channel))) {}
+        writer(detail::pg::connection& db, const statements& sql, std::size_t max_payload_bytes)
+            : db_(&db),
+              sql_(&sql),
+              notify_(fmt::format("NOTIFY {}", detail::pg::quote(sql.notify_channel))),
+              max_payload_bytes_(max_payload_bytes) {}
+
+        void check_size(std::string_view name, std::size_t size) const {
+            detail::check_payload_size("postgres_event_store", name, size, max_payload_bytes_);
+        }
 
         std::string name(std::string_view what) const { return sql_->prefix + std::string(what); }
 
@@ -455,6 +464,7 @@ public:
         detail::pg::connection* db_;
         const statements* sql_;
         std::string notify_;
+        std::size_t max_payload_bytes_;
         bool prepared_ = false;
     };
 
@@ -467,7 +477,7 @@ public:
           options_(std::move(options)),
           db_(detail::pg::open_database(conninfo_, options_)),
           sql_(options_.schema, schema_oid(db_, options_.schema)),
-          writer_(db_, sql_) {
+          writer_(db_, sql_, options_.max_payload_bytes) {
         check_codec();
         auto id = db_.query(
             "SELECT pg_postmaster_start_time()::text, (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
@@ -477,6 +487,10 @@ public:
         db_.prepare(sql_.prefix + "read", sql_.read);
         db_.prepare(sql_.prefix + "read_aggregate", sql_.read_aggregate);
         db_.prepare(sql_.prefix + "load_types", sql_.load_types);
+        db_.prepare(sql_.prefix + "aggregates_by_number",
+                    fmt::format("SELECT number, stream, aggregate_id FROM {}.projectionist_aggregates WHERE number = "
+                                "ANY($1::bigint[])",
+                                detail::pg::quote(options_.schema)));
     }
 
     basic_postgres_event_store(const basic_postgres_event_store&) = delete;
@@ -508,7 +522,9 @@ public:
     /// A writer that appends to this log through `db`, a connection to the same database
     /// (inside `db`'s open transaction, if any). The writer uses the store's statements: it must
     /// not outlive the store.
-    [[nodiscard]] writer writer_on(detail::pg::connection& db) const { return writer(db, sql_); }
+    [[nodiscard]] writer writer_on(detail::pg::connection& db) const {
+        return writer(db, sql_, options_.max_payload_bytes);
+    }
 
     /// Whether `db` is connected to this log's server and database, so that a writer on it
     /// commits events into this log in `db`'s own transaction. (The schema need not be `db`'s:
@@ -535,6 +551,7 @@ public:
         detail::pg::params p;
         const std::uint64_t limit = std::min<std::uint64_t>(max, std::numeric_limits<std::int64_t>::max());
         p.add(static_cast<std::int64_t>(after)).add(static_cast<std::int64_t>(limit));
+        if (after == 0) check_positions();
         fill_all(db_.execute(sql_.prefix + "read", p, true), out);
     }
 
@@ -620,45 +637,81 @@ private:
         for (int i = 0; i < r.rows(); ++i) this->intern_loaded(r.int64(i, 0), r.text(i, 1), r.text(i, 2));
     }
 
-    /// Binary-format rows of `read`/`read_aggregate` into records: no text parsing, no hex.
+    /// Binary-format rows of `read`/`read_aggregate` into records: no text parsing, no hex. What
+    /// a store never writes (a type id with no type, an aggregate number that is not its
+    /// aggregate's, a missing payload) marks the record, naming position and field, instead of
+    /// being used (see sql_event_store::record_defect).
     void fill_all(const detail::pg::result& r, batch& out) const {
         PGresult* res = r.get();
         const int rows = r.rows();
+        look_up_aggregates(res, rows);
         for (int i = 0; i < rows; ++i) {
             record& rec = out.next();
-            const auto position = static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 0)));
-            const auto type_index = static_cast<std::size_t>(detail::pg::binary_int32(PQgetvalue(res, i, 1)) - 1);
-            if (type_index >= types_.size()) load_types();
-            if (type_index >= types_.size())
-                throw error(
-                    fmt::format("projectionist: postgres: the event at position {} has type id {}, which "
-                                "is not in {}.projectionist_event_types",
-                                position, type_index + 1, detail::pg::quote(options_.schema)));
-            rec.set(position, types_[type_index],
-                    static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 2))),
-                    static_cast<std::uint64_t>(detail::pg::binary_int64(PQgetvalue(res, i, 3))),
-                    static_cast<unsigned>(detail::pg::binary_int32(PQgetvalue(res, i, 4))),
-                    detail::pg::binary_int64(PQgetvalue(res, i, 5)));
-            rec.aggregate_id_buffer().assign(PQgetvalue(res, i, 6), static_cast<std::size_t>(PQgetlength(res, i, 6)));
-            if (PQgetisnull(res, i, 7))
-                throw error(
-                    fmt::format("projectionist: postgres: the event at position {} (aggregate '{}', type "
-                                "'{}') has no {} payload: the log mixes codecs",
-                                position, rec.aggregate_id(), rec.type_name(), Codec::name));
+            const std::int64_t position = detail::pg::binary_int64(PQgetvalue(res, i, 0));
+            const std::int64_t type_id = detail::pg::binary_int32(PQgetvalue(res, i, 1));
+            const type_entry& type = this->type_of(type_id);
+            const std::int64_t number = detail::pg::binary_int64(PQgetvalue(res, i, 2));
+            const std::string_view id(PQgetvalue(res, i, 6), static_cast<std::size_t>(PQgetlength(res, i, 6)));
+            const bool aggregate_ok = type.known && this->aggregate_known(number, type.stream, id).value_or(false);
+            const std::int64_t version = detail::pg::binary_int64(PQgetvalue(res, i, 3));
+            const std::int64_t schema = detail::pg::binary_int32(PQgetvalue(res, i, 4));
             const char* payload = PQgetvalue(res, i, 7);
             auto size = static_cast<std::size_t>(PQgetlength(res, i, 7));
+            std::string defect =
+                this->record_defect(position, type_id, type, number, aggregate_ok, id, version, schema);
+            if (defect.empty() && PQgetisnull(res, i, 7)) [[unlikely]]
+                defect = fmt::format(
+                    "the event at position {} (aggregate '{}', type '{}') has no {} payload: the "
+                    "log mixes codecs",
+                    position, id, type.name, Codec::name);
             if constexpr (Codec::text) {
                 // jsonb's binary format: a version byte (1), then the document as text.
-                if (size == 0 || payload[0] != 1)
-                    throw error(
-                        fmt::format("projectionist: postgres: the event at position {} has a jsonb payload "
-                                    "in an unknown binary format version",
-                                    position));
-                ++payload;
-                --size;
+                if (size == 0 || payload[0] != 1) {
+                    if (defect.empty())
+                        defect = fmt::format(
+                            "the event at position {} has a jsonb payload in an unknown binary format version",
+                            position);
+                } else {
+                    ++payload;
+                    --size;
+                }
             }
+            this->set_record(rec, position, type, number, version, schema,
+                             detail::pg::binary_int64(PQgetvalue(res, i, 5)), std::move(defect));
+            rec.aggregate_id_buffer().assign(id);
             rec.payload_buffer().assign(payload, size);
         }
+    }
+
+    /// Looks up, in one round trip, the aggregates of the rows' numbers not yet known (see
+    /// sql_event_store::aggregate_known): a backfill looks each number up once.
+    void look_up_aggregates(PGresult* res, int rows) const {
+        std::vector<std::string> numbers;
+        for (int i = 0; i < rows; ++i) {
+            const type_entry& type = this->type_of(detail::pg::binary_int32(PQgetvalue(res, i, 1)));
+            const std::int64_t number = detail::pg::binary_int64(PQgetvalue(res, i, 2));
+            const std::string_view id(PQgetvalue(res, i, 6), static_cast<std::size_t>(PQgetlength(res, i, 6)));
+            if (type.known && !this->aggregate_known(number, type.stream, id))
+                numbers.push_back(std::to_string(number));
+        }
+        if (numbers.empty()) return;
+        detail::pg::params p;
+        p.add(detail::pg::text_array(numbers));
+        auto found = db_.execute(sql_.prefix + "aggregates_by_number", p);
+        for (int i = 0; i < found.rows(); ++i)
+            this->remember_aggregate(found.int64(i, 0), found.text(i, 1), found.text(i, 2));
+    }
+
+    /// An event at a position below 1 is never read (reads go after a position >= 0): refuse
+    /// the log instead of passing over it in silence.
+    void check_positions() const {
+        auto r = db_.query(
+            fmt::format("SELECT min(position) FROM {}.projectionist_events", detail::pg::quote(options_.schema)));
+        if (r.rows() != 0 && !r.is_null(0, 0) && r.int64(0, 0) < 1)
+            throw error(fmt::format(
+                "projectionist: the event log in postgres schema {} holds an event at position {}: positions "
+                "start at 1, so it would never be read",
+                detail::pg::quote(options_.schema), r.int64(0, 0)));
     }
 
     std::optional<std::pair<std::uint64_t, std::uint64_t>> find_aggregate(std::string_view stream,

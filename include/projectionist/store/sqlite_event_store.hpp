@@ -23,7 +23,6 @@
 #include <projectionist/event/event.hpp>
 #include <projectionist/event/schema.hpp>
 #include <projectionist/event/stream.hpp>
-#include <projectionist/meta/fnv1a.hpp>
 #include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
@@ -195,64 +194,31 @@ private:
         "SELECT e.position, e.type_id, e.aggregate_number, e.aggregate_version, e.schema_version, e.recorded_at, "
         "e.aggregate_id, e.payload FROM projectionist_events e ";
 
-    /// Whether `number` is the number projectionist_aggregates gave the aggregate (stream, id).
-    /// Each number is looked up once and its aggregate remembered as a 32-bit hash: a backfill of
-    /// 1M events over 125k aggregates runs 125k look-ups, not 1M. A number with no row is never
-    /// remembered, so no stored value sizes an allocation.
+    /// Whether `number` is the number projectionist_aggregates gave the aggregate (stream, id),
+    /// looked up once per number (see `aggregate_known`).
     bool aggregate_matches(std::int64_t number, std::string_view stream, std::string_view id) const {
-        if (number < 0) return false;
-        const auto n = static_cast<std::size_t>(number);
-        const std::uint64_t h64 = detail::fnv1a_64(id, detail::fnv1a_byte(0, detail::fnv1a_64(stream)));
-        const auto h = static_cast<std::uint32_t>(h64 ^ (h64 >> 32)) | 1u;  // 0 means "not looked up"
-        if (n < verified_.size() && verified_[n] != 0) return verified_[n] == h;
+        if (auto known = this->aggregate_known(number, stream, id)) return *known;
         auto& s = prepared(aggregate_of_, "SELECT stream, aggregate_id FROM projectionist_aggregates WHERE number = ?");
         s.bind(1, number);
-        const bool found = s.step();
-        const bool ok = found && s.text(0) == stream && s.text(1) == id;
-        std::uint32_t stored = 0;
-        if (found) {
-            const std::uint64_t s64 = detail::fnv1a_64(s.text(1), detail::fnv1a_byte(0, detail::fnv1a_64(s.text(0))));
-            stored = static_cast<std::uint32_t>(s64 ^ (s64 >> 32)) | 1u;
-        }
+        if (s.step()) this->remember_aggregate(number, s.text(0), s.text(1));
         s.reset();
-        if (found) {
-            if (n >= verified_.size()) verified_.resize(n + 1 + n / 2, 0);
-            verified_[n] = stored;
-        }
-        return ok;
+        return this->aggregate_known(number, stream, id).value_or(false);
     }
 
     /// One row of `read_columns` into `r`. What a store never writes (a type id with no type, an
     /// aggregate number that is not its aggregate's) marks the record instead of being used: no
     /// event is applied as another type, and no stored number sizes an allocation.
     void fill(record& r, const detail::sqlite::statement& s) const {
-        const auto position = static_cast<std::uint64_t>(s.int64(0));
+        const std::int64_t position = s.int64(0);
         const std::int64_t type_id = s.int64(1);
         const type_entry& type = this->type_of(type_id);
         const std::int64_t number = s.int64(2);
-        const std::int64_t version = s.int64(3);
-        const std::int64_t schema = s.int64(4);
-        std::string defect;
-        if (!type.known) [[unlikely]]
-            defect = this->unknown_type_defect(position, type_id);
-        else if (!aggregate_matches(number, type.stream, s.text(6))) [[unlikely]]
-            defect = fmt::format(
-                "the event at position {} has aggregate_number {}, which is not the number of its "
-                "aggregate '{}' in projectionist_aggregates",
-                position, number, s.text(6));
-        else if (version < 1) [[unlikely]]
-            defect = fmt::format("the event at position {} has aggregate_version {}; versions start at 1", position,
-                                 version);
-        else if (schema < 1 || schema > 0xFFFF) [[unlikely]]
-            defect = fmt::format("the event at position {} has schema_version {}, out of range", position, schema);
-        // A marked record has the unknown type: a runner that does not look at the mark fails
-        // on its type before it uses any other field.
-        r.set(position, defect.empty() ? type : this->unknown_type_, static_cast<std::uint64_t>(number),
-              static_cast<std::uint64_t>(version), static_cast<unsigned>(schema), s.int64(5));
+        const bool aggregate_ok = type.known && aggregate_matches(number, type.stream, s.text(6));
+        this->set_record(
+            r, position, type, number, s.int64(3), s.int64(4), s.int64(5),
+            this->record_defect(position, type_id, type, number, aggregate_ok, s.text(6), s.int64(3), s.int64(4)));
         r.aggregate_id_buffer().assign(s.text(6));
         r.payload_buffer().assign(s.blob(7));
-        if (!defect.empty()) [[unlikely]]
-            r.set_defect(std::move(defect));
     }
 
     /// An event at a position below 1 is never read (reads go after a position >= 0): refuse
@@ -289,7 +255,6 @@ private:
     detail::sqlite::connection db_;
     mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_, min_position_,
         aggregate_of_;
-    mutable std::vector<std::uint32_t> verified_;  ///< per aggregate number: its aggregate's hash, once looked up
     writer writer_{db_, options_.max_payload_bytes};
 };
 

@@ -41,6 +41,7 @@
 #include <projectionist/event/stream.hpp>
 #include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/expected_version.hpp>
+#include <projectionist/store/stored_record.hpp>
 
 namespace projectionist::detail {
 
@@ -254,12 +255,7 @@ private:
     }
 
     void check_size(std::string_view name, std::size_t size) const {
-        if (size > max_payload_bytes_)
-            throw codec_error(
-                fmt::format("projectionist: sqlite_event_store::append: the encoded '{}' "
-                            "event is {} bytes, over the limit of {} bytes (max_payload_bytes) "
-                            "that reads refuse; nothing was appended",
-                            name, size, max_payload_bytes_));
+        detail::check_payload_size("sqlite_event_store", name, size, max_payload_bytes_);
     }
 
     /// The aggregate's state: from the cache, or read (and remembered).

@@ -1,0 +1,96 @@
+#pragma once
+// What the fault tests of both backends share: a log of five events with a known read model,
+// one event per batch, the projection_error a call must throw, and a watchdog that turns a
+// runner that loops into a failure.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <projectionist/projectionist.hpp>
+#include <tickets_domain.hpp>
+
+namespace fault_test {
+
+namespace pj = projectionist;
+using tickets_domain::ticket_row;
+using ticket_table = pj::table<ticket_row, &ticket_row::ticket_id>;
+
+/// One event per batch, in batch mode: a stop leaves the checkpoint right before the failure.
+inline pj::runner_options one_by_one() {
+    pj::runner_options o;
+    o.batch_size = 1;
+    o.backfill = pj::backfill_mode::batch;
+    return o;
+}
+
+/// The rows of `table` in `storage`, by ticket id.
+template <class Storage>
+std::vector<ticket_row> rows_of(Storage& storage, std::string_view table) {
+    std::vector<ticket_row> out;
+    auto t = storage.template find_table<ticket_table>(table);
+    REQUIRE(t);
+    t->for_each([&](const ticket_row& r) { out.push_back(r); });
+    std::sort(out.begin(), out.end(),
+              [](const ticket_row& a, const ticket_row& b) { return a.ticket_id < b.ticket_id; });
+    return out;
+}
+
+/// 1: t-1 registered, 2: t-2 registered, 3: t-1 closed, 4: t-1 reopened, 5: t-2 closed.
+/// Type ids: 1 registered, 2 closed, 3 reopened. Aggregate numbers: t-1 0, t-2 1.
+template <class Store>
+void append_history(Store& store) {
+    using namespace tickets_domain;
+    store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+    store.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "task"});
+    store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"});
+    store.append(ticket_stream{}, "t-1", 2, ticket_reopened{"t-1"});
+    store.append(ticket_stream{}, "t-2", 1, ticket_closed{"t-2"});
+}
+
+/// The read model of tickets<2> after all of append_history, and after its first two events.
+inline const std::vector<ticket_row> whole_history{{"t-1", "bug", "open", 1}, {"t-2", "task", "closed", 0}};
+inline const std::vector<ticket_row> first_two{{"t-1", "bug", "open", 0}, {"t-2", "task", "open", 0}};
+
+/// The projection_error that `f` throws; fails the test if it throws anything else or nothing.
+template <class F>
+std::string projection_error_of(F&& f) {
+    try {
+        f();
+    } catch (const pj::projection_error& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        FAIL("not a projection_error: " << e.what());
+    }
+    FAIL("no error");
+    return {};
+}
+
+/// Ends the process if a test runs for longer than a bound: a runner that loops is a failure,
+/// not a hang.
+class watchdog {
+public:
+    explicit watchdog(std::chrono::seconds limit)
+        : thread_([limit](std::stop_token stop) {
+              const auto until = std::chrono::steady_clock::now() + limit;
+              while (!stop.stop_requested()) {
+                  if (std::chrono::steady_clock::now() > until) {
+                      std::fputs("fault test: a runner did not stop within the time limit\n", stderr);
+                      std::_Exit(3);
+                  }
+                  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+              }
+          }) {}
+
+private:
+    std::jthread thread_;
+};
+
+}  // namespace fault_test
