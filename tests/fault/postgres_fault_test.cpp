@@ -249,3 +249,12 @@ TEST_CASE("postgres: a wrong connection string names the server it could not rea
         CHECK_THAT(std::string(e.what()), Contains("cannot connect") && Contains("127.0.0.1"));
     }
 }
+
+// ---- Two processes start one version at once ----
+
+TEST_CASE("postgres: two runners initializing and catching up one version at once", "[fault][postgres][concurrent]") {
+    watchdog bound(std::chrono::seconds(120));
+    postgres_test::scoped_schema schema;
+    two_runners_of_one_version([&] { return std::make_unique<pj::postgres_event_store>(pg_url(), schema.options()); },
+                               [&] { return std::make_unique<pj::postgres_storage>(pg_url(), schema.options()); });
+}

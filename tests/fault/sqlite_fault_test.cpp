@@ -334,3 +334,13 @@ TEST_CASE("append refuses a payload over the limit that reads refuse", "[fault][
         pj::codec_error);
     CHECK(defaults.head() == 0);
 }
+
+// ---- Two processes start one version at once ----
+
+TEST_CASE("two runners initializing and catching up one version at once", "[fault][concurrent]") {
+    watchdog bound(std::chrono::seconds(120));
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    two_runners_of_one_version([&] { return std::make_unique<pj::sqlite_event_store>(file, fast); },
+                               [&] { return std::make_unique<pj::sqlite_storage>(file, fast); });
+}

@@ -38,11 +38,13 @@ inline constexpr std::string_view application_name = "projectionist";
 /// Version 3 added the catalog's fingerprint, definition, tombstone and retention columns (the
 /// ALTER TABLE statements after the catalog's CREATE TABLE).
 inline constexpr int schema_version = 3;
-/// Advisory lock class ids ("PRJS", "PRJA"): the first key of pg_advisory_xact_lock(int, int).
-/// `schema_lock_class` serializes schema creation; `append_lock_class` serializes appends to
-/// one schema's event log (see basic_postgres_event_store for why).
+/// Advisory lock class ids ("PRJS", "PRJA", "PRJV"): the first key of pg_advisory_xact_lock(int,
+/// int). `schema_lock_class` serializes schema creation; `append_lock_class` serializes appends
+/// to one schema's event log (see basic_postgres_event_store for why); `lifecycle_lock_class`
+/// serializes the init, reset and delete of one projection version.
 inline constexpr std::int32_t schema_lock_class = 0x50524A53;
 inline constexpr std::int32_t append_lock_class = 0x50524A41;
+inline constexpr std::int32_t lifecycle_lock_class = 0x50524A56;
 
 // ---- projectionist's tables ------------------------------------------------------------------
 // One string, run with search_path set to the schema, every statement idempotent (IF NOT

@@ -61,12 +61,25 @@ init_result runner<Projection, Policies...>::init() {
                         name_of<Projection>, detail::deleted_when(*tombstone_));
     }
     require_same_definition();
+    begin_lifecycle();
+    try {
+        if (initialized_meanwhile()) {
+            // Another process initialized the version since this one looked (two starts at
+            // once): init is idempotent, so its work stands and this one does nothing.
+            session_.rollback();
+            sync_catalog();
+            publish_status();
+            return {};
+        }
+    } catch (...) {
+        session_.rollback();
+        throw;
+    }
     const projection_state next = initialized() ? state_ : projection_state::initialized;
     if (!initialized()) {
         ++generation_;
         retain_until_ = std::string(detail::declared_retention<Projection>());  // a re-created version starts afresh
     }
-    begin_lifecycle();
     try {
         create_tables();
         if constexpr (detail::has_init_hook<Projection, context_type>) projection_.init(context_);
@@ -80,6 +93,13 @@ init_result runner<Projection, Policies...>::init() {
     tombstone_.reset();
     publish_status();
     return result;
+}
+
+template <class Projection, class... Policies>
+bool runner<Projection, Policies...>::initialized_meanwhile() const {
+    if (initialized()) return false;
+    const auto entry = session_.find_catalog();  // in the lifecycle transaction: what is committed now
+    return entry && entry->state != projection_state::deleted && entry->state != projection_state::declared;
 }
 
 template <class Projection, class... Policies>

@@ -383,6 +383,9 @@ private:
     /// Opens the transaction of init, reset or remove. A storage that buffers a batch's writes
     /// until commit sends these at once instead, so that a refused write fails in its hook.
     void begin_lifecycle();
+    /// In init's transaction: whether another process initialized the version since this
+    /// runner last looked at the catalog.
+    [[nodiscard]] bool initialized_meanwhile() const;
     /// The runner's session: the projection's, or with a slice, its partition's.
     static typename storage_type::session open_session(storage_type& storage, const runner_options& options);
     void save_catalog() { session_.save_catalog(make_catalog_entry(state_, live_)); }

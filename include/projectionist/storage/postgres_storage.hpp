@@ -546,6 +546,14 @@ private:
         buffer_->conflict.reset();
         try {
             detail::pg::params p;
+            if (lifecycle) {
+                // Two processes that init (reset, delete) the version at once take turns: the
+                // second sees what the first committed (the runner's init is then a no-op).
+                p.add(static_cast<std::int64_t>(detail::pg::lifecycle_lock_class)).add(projection_);
+                run("pj_lock_lifecycle",
+                    "SELECT pg_advisory_xact_lock($1::integer, hashtext(current_schema() || '.' || $2))", p);
+                p.clear();
+            }
             p.add(key_).add(projection_ + "#");
             const auto r =
                 run("pj_lock_checkpoint",
