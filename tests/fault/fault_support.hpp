@@ -161,6 +161,97 @@ void two_runners_of_one_version(MakeStore make_store, MakeStorage make_storage) 
     CHECK(a.position() == 5);
     CHECK(b.position() == 5);
     CHECK(rows_of(*storage_a, "tickets_v3") == whole_history);
+
+    // Two catch-ups from 0 that overlap, over a longer log: the loser of each batch goes on from
+    // the winner's position, and every event is applied once.
+    auto more = store_a->new_batch();
+    for (int i = 0; i < 3000; ++i)
+        more.add(tickets_domain::ticket_stream{}, "u-" + std::to_string(i), 0,
+                 tickets_domain::ticket_registered{"u-" + std::to_string(i), i % 2 ? "bug" : "task"});
+    store_a->append(more);
+    pj::runner<tickets_domain::tickets<2>, storage_type> reference(*store_a, *storage_a);
+    reference.catch_up();
+    const auto expected = rows_of(*storage_a, "tickets_v2");
+    REQUIRE(expected.size() == 3002);
+    pj::runner_options small_batches;
+    small_batches.batch_size = 7;
+    small_batches.backfill = pj::backfill_mode::batch;
+    for (const pj::runner_options& options : {small_batches, pj::runner_options{}}) {
+        INFO("catch-ups at once, backfill " << (options.backfill == pj::backfill_mode::batch ? "batch" : "automatic"));
+        {
+            pj::runner<tickets_domain::tickets<4>, storage_type> c(*store_a, *storage_a, options);
+            pj::runner<tickets_domain::tickets<4>, storage_type> d(*store_b, *storage_b, options);
+            c.init();
+            d.init();
+            std::string failure_c, failure_d;
+            auto catch_up = [](auto& r, std::string& failure) {
+                try {
+                    r.catch_up();
+                } catch (const std::exception& e) {
+                    failure = e.what();
+                }
+            };
+            {
+                std::jthread tc([&] { catch_up(c, failure_c); });
+                std::jthread td([&] { catch_up(d, failure_d); });
+            }
+            CHECK(failure_c == "");
+            CHECK(failure_d == "");
+            c.refresh();
+            d.refresh();
+            CHECK(c.position() == 3005);
+            CHECK(d.position() == 3005);
+            CHECK(rows_of(*storage_a, "tickets_v4") == expected);
+            c.remove();
+        }
+    }
+}
+
+/// tickets<V>, slowed down: a catch-up of a few thousand events takes seconds.
+template <unsigned V>
+struct slow_tickets : tickets_domain::tickets<V> {
+    using tickets_domain::tickets<V>::on;
+    void on(const tickets_domain::ticket_registered& e, auto& ctx) {
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+        tickets_domain::tickets<V>::on(e, ctx);
+    }
+};
+
+/// A runner catches up in one process while another deletes the version: the runner stops with
+/// a message that says so, and nothing is left of the version but its tombstone (`leftovers`
+/// says how many checkpoint rows, tables and dead letters of it there are).
+template <class MakeStore, class MakeStorage, class Leftovers>
+void delete_under_a_running_runner(MakeStore make_store, MakeStorage make_storage, Leftovers leftovers) {
+    using storage_type = typename decltype(make_storage())::element_type;
+    auto store = make_store();
+    auto log = store->new_batch();
+    for (int i = 0; i < 4000; ++i)
+        log.add(tickets_domain::ticket_stream{}, "u-" + std::to_string(i), 0,
+                tickets_domain::ticket_registered{"u-" + std::to_string(i), "bug"});
+    store->append(log);
+    auto storage_a = make_storage(), storage_b = make_storage();
+    auto store_b = make_store();
+    pj::runner<slow_tickets<2>, storage_type, pj::skip_to_dead_letter> a(*store, *storage_a);
+    pj::runner<slow_tickets<2>, storage_type, pj::skip_to_dead_letter> b(*store_b, *storage_b, one_by_one());
+    a.init();
+    std::string failure;
+    {
+        std::jthread running([&] {
+            try {
+                b.catch_up();
+            } catch (const pj::error& e) {
+                failure = e.what();
+            }
+        });
+        while (b.status().position < 20) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        a.remove();
+    }
+    CHECK_THAT(failure, Catch::Contains("tickets_v2 was deleted by another process"));
+    CHECK(b.status().events_dead_lettered == 0);
+    CHECK(b.status().position < 4000);
+    CHECK(leftovers() == "0 checkpoints, 0 tables, 0 dead letters");
+    a.refresh();
+    CHECK(a.state() == pj::projection_state::deleted);
 }
 
 }  // namespace fault_test

@@ -258,3 +258,44 @@ TEST_CASE("postgres: two runners initializing and catching up one version at onc
     two_runners_of_one_version([&] { return std::make_unique<pj::postgres_event_store>(pg_url(), schema.options()); },
                                [&] { return std::make_unique<pj::postgres_storage>(pg_url(), schema.options()); });
 }
+
+// ---- The catalog is checked before it is acted on ----
+
+TEST_CASE("postgres: a catalog row edited to list a table the version does not own: delete refuses, dropping nothing",
+          "[fault][postgres][catalog]") {
+    damaged_log log("SELECT 1");
+    pj::runner<tickets<2>, pj::postgres_storage> r(*log.store, *log.storage, one_by_one());
+    r.catch_up();
+    log.schema.connection().exec(
+        fmt::format("UPDATE {}.projectionist_catalog SET tables = 'tickets_v2' || chr(10) || "
+                    "'projectionist_events' WHERE name = 'tickets_v2'",
+                    log.schema.quoted()));
+    try {
+        r.remove();
+        FAIL("no error");
+    } catch (const pj::error& e) {
+        CHECK_THAT(std::string(e.what()), Contains("'projectionist_events'") && Contains("nothing was dropped"));
+    }
+    CHECK(log.store->head() == 5);
+    CHECK(rows_of(*log.storage, "tickets_v2") == whole_history);
+}
+
+TEST_CASE("postgres: a version deleted while another process runs it: the runner stops saying so, nothing is left",
+          "[fault][postgres][catalog]") {
+    watchdog bound(std::chrono::seconds(120));
+    postgres_test::scoped_schema schema;
+    delete_under_a_running_runner(
+        [&] { return std::make_unique<pj::postgres_event_store>(pg_url(), schema.options()); },
+        [&] { return std::make_unique<pj::postgres_storage>(pg_url(), schema.options()); },
+        [&] {
+            const std::string s = schema.quoted();
+            auto count = [&](const std::string& sql) { return postgres_test::scalar(schema.connection(), sql); };
+            return fmt::format(
+                "{} checkpoints, {} tables, {} dead letters",
+                count(fmt::format("SELECT count(*) FROM {}.projectionist_checkpoints", s)),
+                count(fmt::format("SELECT count(*) FROM pg_tables WHERE schemaname = '{}' AND tablename LIKE "
+                                  "'tickets_v2%'",
+                                  schema.name())),
+                count(fmt::format("SELECT count(*) FROM {}.projectionist_dead_letters", s)));
+        });
+}

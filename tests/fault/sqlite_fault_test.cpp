@@ -344,3 +344,79 @@ TEST_CASE("two runners initializing and catching up one version at once", "[faul
     two_runners_of_one_version([&] { return std::make_unique<pj::sqlite_event_store>(file, fast); },
                                [&] { return std::make_unique<pj::sqlite_storage>(file, fast); });
 }
+
+// ---- A type id is never given twice ----
+
+TEST_CASE("after the highest type row was deleted, a new type gets a new id", "[fault][types]") {
+    // Position 4 is the only event of ticket.reopened, type id 3, the highest.
+    damaged_log log("DELETE FROM projectionist_event_types WHERE name = 'ticket.reopened'");
+    log.store->append(ticket_summary_stream{}, "t-1", 0, ticket_status_changed{"t-1", "open"});
+    CHECK(sqlite_test::raw_db(log.file).int64(
+              "SELECT id FROM projectionist_event_types WHERE name = 'ticket_summary.status_changed'") == 4);
+    // The reopening is not read as a status change (of another stream, that tickets<2> would
+    // pass over in silence): its type is unknown.
+    CHECK_THAT(log.stop_of<tickets<2>>(3), Contains("position 4") && Contains("type id 3"));
+}
+
+TEST_CASE("a file of schema version 3 is migrated so that no type id is given twice", "[fault][types]") {
+    // The type table of schema version 3 (no AUTOINCREMENT), and its highest row deleted.
+    damaged_log log(R"sql(
+DROP VIEW events;
+CREATE TABLE old_types(id INTEGER PRIMARY KEY, stream TEXT NOT NULL, name TEXT NOT NULL, UNIQUE(stream, name));
+INSERT INTO old_types SELECT id, stream, name FROM projectionist_event_types;
+DROP TABLE projectionist_event_types;
+ALTER TABLE old_types RENAME TO projectionist_event_types;
+DELETE FROM sqlite_sequence;
+DELETE FROM projectionist_event_types WHERE name = 'ticket.reopened';
+PRAGMA user_version = 3;
+)sql");
+    log.store.reset();
+    log.storage.reset();
+    pj::sqlite_event_store store(log.file, fast);  // migrates
+    store.append(ticket_summary_stream{}, "t-1", 0, ticket_status_changed{"t-1", "open"});
+    sqlite_test::raw_db raw(log.file);
+    CHECK(raw.int64("PRAGMA user_version") == pj::detail::sqlite::schema_version);
+    CHECK(raw.int64("SELECT id FROM projectionist_event_types WHERE name = 'ticket_summary.status_changed'") == 4);
+    CHECK(raw.int64("SELECT count(*) FROM events") == 5);  // the view is back (the reopening has no type row)
+    pj::sqlite_storage storage(log.file, fast);
+    pj::runner<tickets<2>, pj::sqlite_storage> r(store, storage, one_by_one());
+    CHECK_THAT(projection_error_of([&] { r.catch_up(); }), Contains("position 4") && Contains("type id 3"));
+}
+
+// ---- The catalog is checked before it is acted on ----
+
+TEST_CASE("a catalog row edited to list a table the version does not own: delete refuses, dropping nothing",
+          "[fault][catalog]") {
+    damaged_log log("");
+    pj::runner<tickets<2>, pj::sqlite_storage> r(*log.store, *log.storage, one_by_one());
+    r.catch_up();
+    sqlite_test::raw_db(log.file).exec(
+        "UPDATE projectionist_catalog SET tables = 'tickets_v2' || char(10) || 'projectionist_events' WHERE name = "
+        "'tickets_v2'");
+    try {
+        r.remove();
+        FAIL("no error");
+    } catch (const pj::error& e) {
+        CHECK_THAT(std::string(e.what()), Contains("'projectionist_events'") && Contains("nothing was dropped"));
+    }
+    CHECK(log.store->head() == 5);
+    CHECK(sqlite_test::raw_db(log.file).int64("SELECT count(*) FROM projectionist_events") == 5);
+    CHECK(rows_of(*log.storage, "tickets_v2") == whole_history);
+}
+
+TEST_CASE("a version deleted while another process runs it: the runner stops saying so, nothing is left",
+          "[fault][catalog]") {
+    watchdog bound(std::chrono::seconds(120));
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    delete_under_a_running_runner([&] { return std::make_unique<pj::sqlite_event_store>(file, fast); },
+                                  [&] { return std::make_unique<pj::sqlite_storage>(file, fast); },
+                                  [&] {
+                                      sqlite_test::raw_db raw(file);
+                                      return fmt::format(
+                                          "{} checkpoints, {} tables, {} dead letters",
+                                          raw.int64("SELECT count(*) FROM projectionist_checkpoints"),
+                                          raw.int64("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'tickets_v2%'"),
+                                          raw.int64("SELECT count(*) FROM projectionist_dead_letters"));
+                                  });
+}

@@ -35,8 +35,9 @@ namespace detail::sqlite {
 inline constexpr std::int32_t application_id = 0x50524A54;
 /// The schema this build reads and writes. A file with a newer one is refused; an older one is
 /// brought up to date when it is opened (version 2 added the per-batch aggregate positions,
-/// version 3 the catalog's fingerprints, tombstones and retention: `catalog_columns_v3`).
-inline constexpr std::int32_t schema_version = 3;
+/// version 3 the catalog's fingerprints, tombstones and retention: `catalog_columns_v3`, version 4
+/// made event type ids AUTOINCREMENT: `never_reuse_type_ids`).
+inline constexpr std::int32_t schema_version = 4;
 
 /// The catalog's columns added by schema version 3 (each TEXT NOT NULL DEFAULT ''), added to an
 /// older file's catalog when it is opened.
@@ -46,6 +47,32 @@ inline constexpr std::array<const char*, 5> catalog_columns_v3{"fingerprint", "d
 inline std::int64_t pragma_int(const connection& db, const char* pragma) {
     statement s(db, fmt::format("PRAGMA {}", pragma));
     return s.step() ? s.int64(0) : 0;
+}
+
+/// Schema version 4: an event type id is never given again. With a plain INTEGER PRIMARY KEY,
+/// SQLite gives a new row the highest id plus one, so after the highest type row was deleted the
+/// next new type took its id, and the events of the deleted type were read as the new one. The
+/// table of an older file is rebuilt with AUTOINCREMENT, its sequence set past every id a type
+/// row or an event names. In the opening transaction.
+inline void never_reuse_type_ids(const connection& db) {
+    statement sql(db, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'projectionist_event_types'");
+    if (!sql.step() || std::string_view(sql.text(0)).find("AUTOINCREMENT") != std::string_view::npos) return;
+    sql.reset();
+    db.exec(R"sql(
+DROP VIEW IF EXISTS events;
+CREATE TABLE projectionist_event_types_v4(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE(stream, name));
+INSERT INTO projectionist_event_types_v4(id, stream, name) SELECT id, stream, name FROM projectionist_event_types;
+DROP TABLE projectionist_event_types;
+ALTER TABLE projectionist_event_types_v4 RENAME TO projectionist_event_types;
+DELETE FROM sqlite_sequence WHERE name = 'projectionist_event_types';
+INSERT INTO sqlite_sequence(name, seq) SELECT 'projectionist_event_types', max(
+    coalesce((SELECT max(id) FROM projectionist_event_types), 0),
+    coalesce((SELECT max(type_id) FROM projectionist_events), 0));
+)sql");
 }
 
 /// Opens (creating if needed) a projectionist database: checks that the file is ours and not
@@ -92,9 +119,10 @@ inline connection open_database(const std::string& path, const sqlite_options& o
     try {
         db.exec(fmt::format("PRAGMA application_id={}", application_id));
         db.exec(fmt::format("PRAGMA user_version={}", schema_version));
+        never_reuse_type_ids(db);  // a file of schema version 3 or older
         db.exec(R"sql(
 CREATE TABLE IF NOT EXISTS projectionist_event_types(
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     stream TEXT NOT NULL,
     name TEXT NOT NULL,
     UNIQUE(stream, name));

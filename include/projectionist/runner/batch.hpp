@@ -139,6 +139,10 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
                 // dead letters would fail too (or record every later event as one).
                 fail(nullptr, cause);
             }
+            // Another process deleted the version under this runner (its tables are gone, so
+            // a write failed, or its checkpoint, so the commit found it moved): stop, writing
+            // nothing, rather than dead-lettering events or starting the version again.
+            if (auto deleted = deleted_elsewhere()) fail(nullptr, std::make_exception_ptr(state_error(*deleted)));
             if (moved || detail::is_checkpoint_conflict(cause)) {
                 // Another runner of this version got there first: go on from where it is
                 // (a session that persists its checkpoint was read back above already).

@@ -159,6 +159,35 @@ void runner<Projection, Policies...>::check_definition(const catalog_entry& entr
 }
 
 template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::deleted_elsewhere() const -> std::optional<std::string> {
+    if (!initialized()) return std::nullopt;
+    const auto entry = session_.find_catalog();
+    if (entry && entry->state != projection_state::deleted) return std::nullopt;
+    return fmt::format(
+        "projectionist: {} was deleted by another process{} while this runner ran it; nothing of "
+        "the batch was written, and nothing more is applied (init re-creates the version)",
+        name_of<Projection>, entry ? detail::deleted_when(*entry) : std::string());
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::drop_recorded_tables(const catalog_entry& entry) {
+    // Only the version's own tables: its name, or its name and a table suffix (an earlier
+    // definition of the version may have had other suffixes). A catalog row edited to list any
+    // other table (the event log, another version's) is refused before anything is dropped.
+    const std::string_view own = name_of<Projection>;
+    for (const std::string& t : entry.tables) {
+        const bool owned = t == own || (t.size() > own.size() + 1 && t.starts_with(own) && t[own.size()] == '_');
+        if (!owned)
+            throw error(
+                fmt::format("projectionist: the catalog row of {} lists the table '{}', which is not one of "
+                            "its tables (they are named {} or {}_<suffix>); nothing was dropped. Correct the "
+                            "row's tables in projectionist_catalog",
+                            own, t, own, own));
+    }
+    for (const std::string& t : entry.tables) session_.drop_table(t);
+}
+
+template <class Projection, class... Policies>
 void runner<Projection, Policies...>::set_state(projection_state s) {
     state_ = s;
     save_catalog();

@@ -177,8 +177,7 @@ void runner<Projection, Policies...>::reset() {
             if (!rebuild) projection_.reset(context_);
         if (rebuild) {  // the tables were made by another definition: made again by this one
             bind_tables({});
-            if (entry)
-                for (const std::string& t : entry->tables) session_.drop_table(t);
+            if (entry) drop_recorded_tables(*entry);
             create_tables();
         } else {
             clear_tables();
@@ -225,8 +224,7 @@ void runner<Projection, Policies...>::remove(remove_options options) {
         if constexpr (detail::has_remove_hook<Projection, context_type>) {
             if (initialized() && !changed_) projection_.remove(context_);
         }
-        if (entry)
-            for (const std::string& t : entry->tables) session_.drop_table(t);
+        if (entry) drop_recorded_tables(*entry);
         session_.reset_checkpoint();
         forget_window();
         catalog_entry tombstone = make_catalog_entry(projection_state::deleted, false);

@@ -386,6 +386,11 @@ private:
     /// In init's transaction: whether another process initialized the version since this
     /// runner last looked at the catalog.
     [[nodiscard]] bool initialized_meanwhile() const;
+    /// After a failed batch: why the version is gone, if another process deleted it.
+    [[nodiscard]] std::optional<std::string> deleted_elsewhere() const;
+    /// Drops the tables `entry` lists, refusing (before dropping any) a name that is not the
+    /// version's own.
+    void drop_recorded_tables(const catalog_entry& entry);
     /// The runner's session: the projection's, or with a slice, its partition's.
     static typename storage_type::session open_session(storage_type& storage, const runner_options& options);
     void save_catalog() { session_.save_catalog(make_catalog_entry(state_, live_)); }

@@ -474,7 +474,13 @@ public:
         if (buffer_->conflict) throw checkpoint_conflict(*buffer_->conflict);
         buffer_->flush_all();
         detail::pg::params p;
-        if (has_position_row_) {
+        // A checkpoint reset in this transaction (reset, delete) and not moved has no row: a
+        // deleted version leaves none behind.
+        const bool no_row =
+            !has_position_row_ && reset_in_transaction_ && cp.position == 0 && changed_aggregates.empty();
+        if (no_row) {
+            // nothing to write
+        } else if (has_position_row_) {
             p.add(static_cast<std::int64_t>(cp.position)).add(key_).add(static_cast<std::int64_t>(committed_position_));
             const auto r = run("pj_move_checkpoint",
                                "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND "
@@ -495,7 +501,7 @@ public:
         db_.exec("COMMIT");
         end_transaction();
         buffer_->eager = false;  // this batch went through: buffer again
-        has_position_row_ = true;
+        has_position_row_ = !no_row;
         committed_position_ = cp.position;
     }
 

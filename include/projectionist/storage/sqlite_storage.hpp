@@ -400,7 +400,13 @@ public:
     /// Throws checkpoint_conflict, writing nothing, if another runner moved the checkpoint since
     /// this session loaded or committed it: the position is compared and set in the transaction.
     void commit(const checkpoint& cp, std::span<const std::uint64_t> changed_aggregates) {
-        if (has_position_row_) {
+        // A checkpoint reset in this transaction (reset, delete) and not moved has no row: a
+        // deleted version leaves none behind.
+        const bool no_row =
+            !has_position_row_ && reset_in_transaction_ && cp.position == 0 && changed_aggregates.empty();
+        if (no_row) {
+            // nothing to write
+        } else if (has_position_row_) {
             if (!update_position_.get())
                 update_position_ = detail::sqlite::statement(
                     db_, "UPDATE projectionist_checkpoints SET position = ? WHERE projection = ? AND position = ?");
@@ -427,7 +433,7 @@ public:
         db_.exec("COMMIT");
         in_transaction_ = false;
         reset_in_transaction_ = false;
-        has_position_row_ = true;
+        has_position_row_ = !no_row;
         committed_position_ = cp.position;
         log_entries_ = log_entries;
     }
