@@ -111,7 +111,6 @@ private:
     std::size_t size_ = 0;
 };
 
-namespace detail {
 /// Refuses, at append, an encoded event over `max_payload_bytes`: the limit the store's reads
 /// refuse, so that no appended event stops every runner that reads it.
 inline void check_payload_size(std::string_view store, std::string_view name, std::size_t size,
@@ -122,7 +121,6 @@ inline void check_payload_size(std::string_view store, std::string_view name, st
                         "(max_payload_bytes) that reads refuse; nothing was appended",
                         store, name, size, max_payload_bytes));
 }
-}  // namespace detail
 
 /// Decodes a stored record into `Event` with `Codec`: checks the size limit, decodes, upcasts
 /// older schema versions. Throws codec_error with the reason. The SQL stores' `event_of`.
