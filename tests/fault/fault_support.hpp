@@ -207,16 +207,6 @@ void two_runners_of_one_version(MakeStore make_store, MakeStorage make_storage) 
     }
 }
 
-/// tickets<V>, slowed down: a catch-up of a few thousand events takes seconds.
-template <unsigned V>
-struct slow_tickets : tickets_domain::tickets<V> {
-    using tickets_domain::tickets<V>::on;
-    void on(const tickets_domain::ticket_registered& e, auto& ctx) {
-        std::this_thread::sleep_for(std::chrono::microseconds(500));
-        tickets_domain::tickets<V>::on(e, ctx);
-    }
-};
-
 /// A runner has run the version in one process when another process deletes it: the runner's
 /// next batch stops with a message that says so, and nothing is left of the version but its
 /// tombstone (`leftovers` says how many checkpoint rows, tables and dead letters of it there
@@ -237,8 +227,7 @@ void delete_under_a_running_runner(MakeStore make_store, MakeStorage make_storag
     auto storage_a = make_storage(), storage_b = make_storage();
     auto store_b = make_store();
     pj::runner<tickets_domain::tickets<2>, storage_type, pj::skip_to_dead_letter> a(*store, *storage_a);
-    pj::runner<tickets_domain::tickets<2>, storage_type, pj::skip_to_dead_letter> b(*store_b, *storage_b,
-                                                                                     one_by_one());
+    pj::runner<tickets_domain::tickets<2>, storage_type, pj::skip_to_dead_letter> b(*store_b, *storage_b, one_by_one());
     a.init();
     CHECK(b.catch_up() == 20);
     append_tickets(20, 40);
