@@ -31,7 +31,9 @@
 #include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <typeindex>
 #include <unordered_map>
@@ -42,6 +44,7 @@
 #include <boost/mp11/algorithm.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 
+#include <projectionist/observe.hpp>
 #include <projectionist/projectionist.hpp>
 
 #include "bench_appends.hpp"
@@ -413,6 +416,16 @@ void bench_rebuild(bench_context& b) {
     journal_runner.init();
     const auto journal_table = *journal_storage->find_table<tickets_projection::table>("bench_tickets_v1");
 
+    // The same with the Prometheus exporter attached and scraped every 10 ms while it runs (a
+    // scraper asks every 15 s or so): what an operator's metrics cost the rebuild.
+    pj::memory_storage scraped_storage;
+    pj::runner<tickets_projection> scraped_runner(b.store, scraped_storage);
+    scraped_runner.init();
+    pj::metrics_exporter metrics;
+    metrics.add(scraped_runner);
+    std::size_t scrapes = 0;
+    std::size_t page_bytes = 0;
+
     store_t::batch batch;
     bare_rebuild bare;
     journaled_rebuild journaled;
@@ -434,6 +447,17 @@ void bench_rebuild(bench_context& b) {
                  journaled.journal.clear();
                  for (const record* rec : recs) switch_rebuild(*rec, b.alternatives[rec->type_id()], journaled);
              });
+         }},
+        {"runner_scraped", [&] { scraped_runner.reset(); },
+         [&] {
+             std::jthread scraper([&](std::stop_token stop) {
+                 while (!stop.stop_requested()) {
+                     page_bytes = metrics.render().size();
+                     ++scrapes;
+                     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                 }
+             });
+             if (scraped_runner.catch_up() != n) mismatch("rebuild: scraped runner applied count");
          }},
     };
     if constexpr (modes)
@@ -472,11 +496,28 @@ void bench_rebuild(bench_context& b) {
         c.met = c.ratio >= 0.8;
         b.comparisons.push_back(std::move(c));
     }
+    {
+        const double scraped_eps = events_per_second(s[3].median(), n);
+        std::vector<extra> scraped_extras{{"runner_events_per_s", runner_eps},
+                                          {"runner_scraped_events_per_s", scraped_eps},
+                                          {"scrapes", static_cast<double>(scrapes)},
+                                          {"page_bytes", static_cast<double>(page_bytes)}};
+        comparison c{"2c. rebuild: runner scraped every 10 ms / runner without metrics (time)",
+                     s[3].median() / s[0].median(),
+                     "<= 1.05",
+                     false,
+                     fmt::format("runner {}ev/s, scraped {}ev/s, {} scrapes", si(runner_eps), si(scraped_eps), scrapes),
+                     scraped_extras};
+        c.met = c.ratio <= 1.05;
+        b.comparisons.push_back(std::move(c));
+        if (digest_table(*scraped_storage.find_table<tickets_projection::table>("bench_tickets_v1")) != d)
+            mismatch("rebuild: scraped runner");
+    }
     if constexpr (modes) {
-        const double journal_runner_eps = events_per_second(s[3].median(), n);
+        const double journal_runner_eps = events_per_second(s[4].median(), n);
         extras.push_back({"runner_journal_rollback_events_per_s", journal_runner_eps});
         extras.push_back(
-            {"runner_journal_minus_journaled_loop_ns_per_event", per_event_ns(s[3].median() - s[2].median(), n)});
+            {"runner_journal_minus_journaled_loop_ns_per_event", per_event_ns(s[4].median() - s[2].median(), n)});
         // The journal is opt-in (memory_rollback::journal); what it costs is the copy of the old
         // row per write, which any loop offering rollback pays. So 2b compares the journaling
         // runner with the bare loop doing the same journaling; against the plain bare loop it is
