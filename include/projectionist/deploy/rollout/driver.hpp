@@ -405,6 +405,10 @@ private:
     void begin(rollout_record& r) {
         std::string failure;
         try {
+            // Both versions at the head first: a diff of versions at different positions would
+            // count the events between them as differences.
+            (void)control_.catch_up(r.primary);
+            (void)control_.catch_up(r.plan.candidate);
             const verify::report report =
                 control_.verify(r.primary, r.plan.candidate, verify_request{r.plan.expected_changes, {}});
             if (!verify::passed(report)) failure = detail::join(verify::failures(report), "; ");
