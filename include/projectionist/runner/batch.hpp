@@ -71,7 +71,6 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
         aggregate_undo_.clear();
         pending_.clear();
         changed_aggregates_.clear();
-
         pass_totals totals;
         failed_ = nullptr;
         try {

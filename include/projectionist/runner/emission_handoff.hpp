@@ -31,9 +31,8 @@ bool runner<Projection, Policies...>::may_emit() const noexcept {
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::filter_emissions() {
     if constexpr (hands_over_emission) {
-        if (pending_.empty() || !window_)
-            return;  // none: the live flag decided when they were queued  // never handed over: the live flag decided
-                     // when they were queued
+        // Never handed over: the live flag decided when the events were queued.
+        if (pending_.empty() || !window_) return;
         const std::size_t queued = pending_.size();
         std::erase_if(pending_, [&](const pending_event& p) { return !window_->covers(p.source_position); });
         counters_.dropped += queued - pending_.size();
