@@ -31,6 +31,7 @@
 
 #include <fmt/format.h>
 
+#include <projectionist/detail/enum_text.hpp>
 #include <projectionist/error.hpp>
 
 namespace projectionist {
@@ -40,14 +41,9 @@ using metric_labels = std::vector<std::pair<std::string, std::string>>;
 
 enum class metric_type { counter, gauge, histogram };
 
-[[nodiscard]] constexpr std::string_view to_string(metric_type t) noexcept {
-    switch (t) {
-        case metric_type::counter: return "counter";
-        case metric_type::gauge: return "gauge";
-        case metric_type::histogram: return "histogram";
-    }
-    return "untyped";
-}
+template <>
+inline constexpr auto detail::enum_names_of<metric_type> =
+    detail::enum_names<metric_type::histogram>{{"counter", "gauge", "histogram"}, "untyped"};
 
 namespace detail::metrics {
 

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string_view>
 
+#include <projectionist/detail/enum_text.hpp>
+
 namespace projectionist {
 
 /// The life of one projection version, persisted in the catalog so that a command-line process
@@ -24,26 +26,12 @@ enum class projection_state : std::uint8_t {
     deleted,      ///< tables dropped
 };
 
-[[nodiscard]] constexpr std::string_view to_string(projection_state s) noexcept {
-    switch (s) {
-        case projection_state::declared: return "declared";
-        case projection_state::initialized: return "initialized";
-        case projection_state::backfilling: return "backfilling";
-        case projection_state::caught_up: return "caught_up";
-        case projection_state::live: return "live";
-        case projection_state::serving: return "serving";
-        case projection_state::retired: return "retired";
-        case projection_state::deleted: return "deleted";
-    }
-    return "unknown";
-}
+template <>
+inline constexpr auto detail::enum_names_of<projection_state> = detail::enum_names<projection_state::deleted>{
+    {"declared", "initialized", "backfilling", "caught_up", "live", "serving", "retired", "deleted"}, "unknown"};
 
 [[nodiscard]] constexpr std::optional<projection_state> projection_state_from_string(std::string_view s) noexcept {
-    for (auto st : {projection_state::declared, projection_state::initialized, projection_state::backfilling,
-                    projection_state::caught_up, projection_state::live, projection_state::serving,
-                    projection_state::retired, projection_state::deleted})
-        if (to_string(st) == s) return st;
-    return std::nullopt;
+    return detail::enum_names_of<projection_state>.parse(s);
 }
 
 }  // namespace projectionist

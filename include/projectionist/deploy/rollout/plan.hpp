@@ -20,6 +20,7 @@
 
 #include <projectionist/deploy/router/bucket.hpp>
 #include <projectionist/deploy/router/state.hpp>
+#include <projectionist/detail/enum_text.hpp>
 #include <projectionist/detail/text.hpp>
 #include <projectionist/error.hpp>
 
@@ -63,16 +64,9 @@ enum class rollout_state {
     aborted,      ///< stopped by hand: the traffic went back to the primary
 };
 
-[[nodiscard]] constexpr std::string_view to_string(rollout_state s) noexcept {
-    switch (s) {
-        case rollout_state::pending: return "pending";
-        case rollout_state::running: return "running";
-        case rollout_state::completed: return "completed";
-        case rollout_state::rolled_back: return "rolled_back";
-        case rollout_state::aborted: return "aborted";
-    }
-    return "unknown";
-}
+template <>
+inline constexpr auto detail::enum_names_of<rollout_state> = detail::enum_names<rollout_state::aborted>{
+    {"pending", "running", "completed", "rolled_back", "aborted"}, "unknown"};
 
 /// Whether the rollout still moves (pending or running).
 [[nodiscard]] constexpr bool active(rollout_state s) noexcept {

@@ -218,13 +218,11 @@ inline std::vector<rollout_discrepancy> discrepancies_from(const reader& r, std:
     out.plan.make_live = p.flag("make_live");
     out.plan.shadow_sampling = static_cast<unsigned>(std::min<std::uint64_t>(p.number("shadow_sampling"), 10000));
     const std::string state = r.text("state");
-    bool known = false;
-    for (auto s : {rollout_state::pending, rollout_state::running, rollout_state::completed, rollout_state::rolled_back,
-                   rollout_state::aborted})
-        if (to_string(s) == state) out.state = s, known = true;
-    if (!known)
-        r.fail(fmt::format("the state '{}' is none of pending, running, completed, rolled_back, aborted",
-                           detail::shown(state)));
+    constexpr auto& states = detail::enum_names_of<rollout_state>;
+    if (const auto known = states.parse(state))
+        out.state = *known;
+    else
+        r.fail(fmt::format("the state '{}' is none of {}", detail::shown(state), detail::join(states.names)));
     out.step = static_cast<std::size_t>(r.number("step"));
     if (out.plan.steps.empty() || out.step >= out.plan.steps.size())
         r.fail(fmt::format("the step {} is not one of the plan's {} steps", out.step, out.plan.steps.size()));

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <projectionist/detail/enum_text.hpp>
+
 namespace projectionist::verify {
 
 // ---- options and reports ------------------------------------------------------------------------
@@ -153,31 +155,22 @@ struct report {
     std::vector<sample_report> samples;
 };
 
-[[nodiscard]] constexpr std::string_view to_string(column_presence p) noexcept {
-    switch (p) {
-        case column_presence::both: return "both";
-        case column_presence::only_in_a: return "only_in_a";
-        case column_presence::only_in_b: return "only_in_b";
-    }
-    return "?";
-}
-[[nodiscard]] constexpr std::string_view to_string(row_outcome o) noexcept {
-    switch (o) {
-        case row_outcome::equal: return "equal";
-        case row_outcome::differs: return "differs";
-        case row_outcome::missing_in_a: return "missing_in_a";
-        case row_outcome::missing_in_b: return "missing_in_b";
-        case row_outcome::missing_in_both: return "missing_in_both";
-    }
-    return "?";
-}
-[[nodiscard]] constexpr std::string_view to_string(sample_expectation e) noexcept {
-    switch (e) {
-        case sample_expectation::differ: return "differ";
-        case sample_expectation::equal: return "equal";
-        case sample_expectation::report_only: return "report_only";
-    }
-    return "?";
-}
+/// `to_string` of the enums above (their names below).
+using projectionist::to_string;
 
 }  // namespace projectionist::verify
+
+namespace projectionist {
+
+template <>
+inline constexpr auto detail::enum_names_of<verify::column_presence> =
+    detail::enum_names<verify::column_presence::only_in_b>{{"both", "only_in_a", "only_in_b"}, "?"};
+template <>
+inline constexpr auto detail::enum_names_of<verify::row_outcome> =
+    detail::enum_names<verify::row_outcome::missing_in_both>{
+        {"equal", "differs", "missing_in_a", "missing_in_b", "missing_in_both"}, "?"};
+template <>
+inline constexpr auto detail::enum_names_of<verify::sample_expectation> =
+    detail::enum_names<verify::sample_expectation::report_only>{{"differ", "equal", "report_only"}, "?"};
+
+}  // namespace projectionist
