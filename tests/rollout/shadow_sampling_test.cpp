@@ -30,7 +30,8 @@ constexpr auto version_answer = []<class P>(std::type_identity<P>) { return int(
 TEST_CASE("a sampling share shadows about that share of the queries, and each still gets an answer",
           "[rollout][shadow]") {
     pj::memory_storage storage;
-    tickets_router router(storage, pj::router_options{.max_discrepancies = 50, .shadow_sampling = 100});
+    tickets_router router(storage,
+                          pj::router_options{.max_discrepancies = 50, .shadow_sampling = 100, .shadow_rereads = 0});
     router.rollout<tickets<2>>(0);
     CHECK(router.shadow_sampling() == 100);
     constexpr int queries = 100'000;
@@ -56,7 +57,7 @@ TEST_CASE("a sampling share shadows about that share of the queries, and each st
 
 TEST_CASE("sampling at 0 shadows nothing, at 100% everything; the share can change at run time", "[rollout][shadow]") {
     pj::memory_storage storage;
-    tickets_router router(storage);
+    tickets_router router(storage, pj::router_options{.shadow_rereads = 0});
     CHECK(router.shadow_sampling() == 10000);  // the default: every call
     router.rollout<tickets<2>>(0);
     for (int i = 0; i < 100; ++i) (void)router.shadow_query(fmt::format("user-{}", i), version_answer);
@@ -74,7 +75,8 @@ TEST_CASE("sampling at 0 shadows nothing, at 100% everything; the share can chan
 
 TEST_CASE("sampled shadow reads on several threads count every compared read once", "[rollout][shadow]") {
     pj::memory_storage storage;
-    tickets_router router(storage, pj::router_options{.max_discrepancies = 10, .shadow_sampling = 5000});
+    tickets_router router(storage,
+                          pj::router_options{.max_discrepancies = 10, .shadow_sampling = 5000, .shadow_rereads = 0});
     router.rollout<tickets<2>>(0);
     std::vector<std::thread> threads;
     for (int t = 0; t < 4; ++t)

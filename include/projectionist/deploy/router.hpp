@@ -76,10 +76,11 @@
 /// it returns the serving version's answer. With the usual shadowing setup (a candidate at 0%), that is the
 /// primary's answer; keys already rolled out keep getting the candidate's answer, as with
 /// `query`, so turning shadow reads on never changes what a user sees. When `compare(primary
-/// answer, candidate answer)` is false, or when the shadow run (or the comparison) throws, a
-/// `discrepancy` is recorded (key, both names, both answers formatted, the error) in a list that
-/// keeps the last `router_options::max_discrepancies`, and counted in `shadow_stats()`. An
-/// exception in the shadow run never reaches the caller; one in the serving run does, as with
+/// answer, candidate answer)` is false (and stays false when both versions are read again a
+/// moment later, `router_options::shadow_rereads`: two versions apply a new event at different
+/// moments), or when the shadow run (or the comparison) throws, a `discrepancy` is recorded (key, both names, both
+/// answers formatted, the error) in a list that keeps the last `router_options::max_discrepancies`, and counted in
+/// `shadow_stats()`. An exception in the shadow run never reaches the caller; one in the serving run does, as with
 /// `query`. Answers are spelled by the library's one value text (detail/value_text.hpp): strings
 /// quoted, an empty optional as "(none)", pairs, ranges (at most 16 elements), time points
 /// (ISO-8601 UTC) and Hana-reflected structs (`{ticket_id: "t-1", status: "open"}`) spelled out

@@ -716,6 +716,65 @@ TEST_CASE("an exception in the candidate never reaches the caller", "[router][sh
     CHECK(router.in_flight<tickets<2>>() == 0);
 }
 
+TEST_CASE("a read that differs only until the other version applies the event is settled, not a discrepancy",
+          "[router][shadow]") {
+    pj::memory_storage storage;
+    tickets_router router(storage,
+                          pj::router_options{.shadow_rereads = 2, .shadow_reread_delay = std::chrono::milliseconds(1)});
+    router.rollout<tickets<2>>(0);
+
+    // v2 lags: its first `stale` reads miss the change v1 already shows.
+    int v1_reads = 0, v2_reads = 0, stale = 2;
+    const auto lagging = [&]<class P>(std::type_identity<P>) {
+        if constexpr (P::version == 1) {
+            ++v1_reads;
+            return std::string("closed");
+        } else {
+            return ++v2_reads <= stale ? std::string("open") : std::string("closed");
+        }
+    };
+    CHECK(router.shadow_query("user-1", lagging) == "closed");
+    CHECK(v1_reads == 3);  // the query, then two re-reads; the second agrees
+    CHECK(v2_reads == 3);
+    auto stats = router.shadow_stats();
+    CHECK(stats.compared == 1);
+    CHECK(stats.discrepancies == 0);
+    CHECK(stats.settled == 1);
+    CHECK(router.discrepancies().empty());
+
+    // One that never catches up is a discrepancy, recorded with the answers of the last re-read.
+    v1_reads = v2_reads = 0;
+    stale = 1000;
+    router.shadow_query("user-2", lagging);
+    CHECK(v2_reads == 3);
+    stats = router.shadow_stats();
+    CHECK(stats.discrepancies == 1);
+    CHECK(stats.settled == 1);
+    REQUIRE(router.discrepancies().size() == 1);
+    CHECK(router.discrepancies()[0].primary_value == "\"closed\"");
+    CHECK(router.discrepancies()[0].candidate_value == "\"open\"");
+
+    // A re-read that throws is recorded as a first read that throws would be.
+    v2_reads = 0;
+    router.shadow_query("user-3", [&]<class P>(std::type_identity<P>) {
+        if constexpr (P::version == 2)
+            if (++v2_reads > 1) throw std::runtime_error("v2 gone");
+        return int(P::version);
+    });
+    CHECK(router.discrepancies().back().error == "tickets_v2 threw: v2 gone");
+    CHECK(router.discrepancies().back().primary_value == "1");
+    CHECK(router.shadow_stats().errors == 1);
+
+    // Without re-reads, the first difference counts.
+    tickets_router eager(storage, pj::router_options{.shadow_rereads = 0});
+    v2_reads = 0;
+    stale = 1;
+    eager.shadow_query("user-1", lagging);
+    CHECK(v2_reads == 1);
+    CHECK(eager.shadow_stats().discrepancies == 1);
+    CHECK(eager.shadow_stats().settled == 0);
+}
+
 TEST_CASE("a key rolled out to the candidate keeps getting the candidate's answer under shadow reads",
           "[router][shadow]") {
     fixture f;

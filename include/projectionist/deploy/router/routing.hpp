@@ -138,7 +138,9 @@ public:
         : settings_(settings),
           state_(std::make_shared<const state>(load())),
           shadow_(options.max_discrepancies),
-          sampler_(options.shadow_sampling) {
+          sampler_(options.shadow_sampling),
+          rereads_(options.shadow_rereads),
+          reread_delay_(options.shadow_reread_delay) {
         named_.set_enabled(load_enabled_predicate());
     }
 
@@ -167,7 +169,9 @@ public:
     /// sampled (`router_options::shadow_sampling`), on the other version too; returns the serving
     /// version's answer (the primary's unless the key is rolled out). A difference by
     /// `compare(primary answer, candidate answer)` (false: they differ), or an exception of the
-    /// shadow run or the comparison, is recorded as a discrepancy.
+    /// shadow run or the comparison, is recorded as a discrepancy; different answers only after
+    /// `router_options::shadow_rereads` re-reads of both versions differ too (router/shadow.hpp),
+    /// so `fn` may run more than twice.
     template <class F, class Compare = std::equal_to<>>
     auto shadow_query(std::string_view key, F&& fn, Compare compare = {}) const {
         static_assert(detail::routing::check_query<std::remove_reference_t<F>, Versions...>());
@@ -205,7 +209,7 @@ public:
             record(key, primary, candidate, &p, &c, detail::routing::current_exception_text("the comparison"));
             return served;
         }
-        if (!agree) record(key, primary, candidate, &p, &c, {});
+        if (!agree) reread(key, primary, candidate, fn, compare, p, c);
         return served;
     }
 
@@ -480,6 +484,39 @@ private:
         });
     }
 
+    /// A shadow read whose answers p and c differed: reads both versions again, up to
+    /// `shadow_rereads` times, and records a discrepancy (with the last answers) only if none of
+    /// the re-reads agrees. An exception of a re-read is recorded as the first one would be.
+    template <class F, class Compare, class Result>
+    void reread(std::string_view key, std::size_t primary, std::size_t candidate, F& fn, Compare& compare,
+                const Result& p, const Result& c) const {
+        std::optional<Result> again_p, again_c;
+        for (unsigned i = 0; i < rereads_; ++i) {
+            std::this_thread::sleep_for(reread_delay_);
+            again_p.reset();
+            again_c.reset();
+            try {
+                again_p.emplace(invoke_on(primary, fn));
+                again_c.emplace(invoke_on(candidate, fn));
+                if (static_cast<bool>(compare(*again_p, *again_c))) {
+                    shadow_.count_settled();
+                    return;
+                }
+            } catch (...) {
+                const std::string_view who = !again_p   ? version_names[primary]
+                                             : !again_c ? version_names[candidate]
+                                                        : "the comparison";
+                record(key, primary, candidate, again_p ? &*again_p : nullptr, again_c ? &*again_c : nullptr,
+                       detail::routing::current_exception_text(who));
+                return;
+            }
+        }
+        if (again_p && again_c)
+            record(key, primary, candidate, &*again_p, &*again_c, {});
+        else
+            record(key, primary, candidate, &p, &c, {});
+    }
+
     template <class Result>
     void record(std::string_view key, std::size_t primary, std::size_t candidate, const Result* primary_value,
                 const Result* candidate_value, std::string error) const {
@@ -660,6 +697,8 @@ private:
     mutable std::array<detail::routing::query_counts, sizeof...(Versions)> counts_{};
     mutable detail::routing::shadow_log shadow_;
     detail::routing::shadow_sampler sampler_;
+    unsigned rereads_;
+    std::chrono::milliseconds reread_delay_;
     detail::routing::named_predicates named_;
 };
 

@@ -15,6 +15,16 @@
 /// other version; the others cost what `query` costs. The choice is a per-thread xorshift draw,
 /// not a shared counter, so sampled queries on many threads do not contend; it does not depend
 /// on the key, so every key can be sampled.
+///
+/// **Re-reads.** Two versions fed by one log apply a new event at different moments (each in its
+/// own transaction, often in other processes), so a key changed a moment ago can read differently
+/// on them although neither is wrong. A shadow read whose answers differ is therefore read again
+/// on both versions, up to `router_options::shadow_rereads` times, `shadow_reread_delay` apart,
+/// and is a discrepancy only if every re-read differs too (the last one is recorded); one that
+/// agrees on a re-read is counted as `settled`. Set the delay to at least the time between the
+/// versions' catch-ups (a worker's poll interval). Re-reads run on the caller's thread, so a
+/// query whose versions really differ waits up to `shadow_rereads * shadow_reread_delay` more;
+/// 0 re-reads counts every first difference, and waits never.
 
 #include <atomic>
 #include <chrono>
@@ -41,6 +51,11 @@ struct router_options {
     /// The share of `shadow_query` calls that are shadowed, in basis points: 10000 every one,
     /// 100 one in a hundred (chosen at random per call), 0 none.
     unsigned shadow_sampling = 10000;
+    /// How many times a shadow read whose answers differ is read again on both versions before it
+    /// counts as a discrepancy (0: never; see "Re-reads" above).
+    unsigned shadow_rereads = 2;
+    /// The wait before each re-read.
+    std::chrono::milliseconds shadow_reread_delay{10};
 };
 
 /// One difference found by a shadow read.
@@ -60,6 +75,7 @@ struct shadow_counters {
     std::uint64_t compared = 0;       ///< of those, run on both versions (there was a candidate, and it was sampled)
     std::uint64_t discrepancies = 0;  ///< of those compared, different answers or an exception
     std::uint64_t errors = 0;         ///< of the discrepancies, those where the shadow run or comparison threw
+    std::uint64_t settled = 0;        ///< of those compared, different at first and the same on a re-read
 };
 
 }  // namespace projectionist
@@ -146,6 +162,7 @@ public:
 
     void count_query() noexcept { queries_.fetch_add(1, std::memory_order_relaxed); }
     void count_compared() noexcept { compared_.fetch_add(1, std::memory_order_relaxed); }
+    void count_settled() noexcept { settled_.fetch_add(1, std::memory_order_relaxed); }
 
     /// Counts a discrepancy and keeps it (dropping the oldest past the limit). A null answer is
     /// one that threw. Best effort: if formatting or allocation fails, only the counters change.
@@ -172,7 +189,7 @@ public:
     }
 
     [[nodiscard]] shadow_counters counters() const noexcept {
-        return {queries_.load(), compared_.load(), discrepancies_.load(), errors_.load()};
+        return {queries_.load(), compared_.load(), discrepancies_.load(), errors_.load(), settled_.load()};
     }
     [[nodiscard]] std::vector<discrepancy> recent() const {
         std::lock_guard lock(mutex_);
@@ -185,6 +202,7 @@ public:
         compared_ = 0;
         discrepancies_ = 0;
         errors_ = 0;
+        settled_ = 0;
     }
 
 private:
@@ -193,6 +211,7 @@ private:
     std::atomic<std::uint64_t> compared_{0};
     std::atomic<std::uint64_t> discrepancies_{0};
     std::atomic<std::uint64_t> errors_{0};
+    std::atomic<std::uint64_t> settled_{0};
     mutable std::mutex mutex_;
     std::deque<discrepancy> recent_;
 };
