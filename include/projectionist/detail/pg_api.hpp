@@ -225,37 +225,13 @@ public:
         integer(static_cast<std::uint16_t>(fields));
         return *this;
     }
-    copy_rows& int8(std::int64_t v) {
-        integer(std::uint32_t{8});
-        integer(static_cast<std::uint64_t>(v));
-        return *this;
-    }
-    copy_rows& int4(std::int32_t v) {
-        integer(std::uint32_t{4});
-        integer(static_cast<std::uint32_t>(v));
-        return *this;
-    }
-    copy_rows& int2(std::int16_t v) {
-        integer(std::uint32_t{2});
-        integer(static_cast<std::uint16_t>(v));
-        return *this;
-    }
-    copy_rows& boolean(bool v) {
-        integer(std::uint32_t{1});
-        data_.push_back(v ? '\1' : '\0');
-        return *this;
-    }
+    copy_rows& int8(std::int64_t v) { return fixed(static_cast<std::uint64_t>(v)); }
+    copy_rows& int4(std::int32_t v) { return fixed(static_cast<std::uint32_t>(v)); }
+    copy_rows& int2(std::int16_t v) { return fixed(static_cast<std::uint16_t>(v)); }
+    copy_rows& boolean(bool v) { return fixed(static_cast<std::uint8_t>(v ? 1 : 0)); }
     /// real, double precision: the IEEE 754 bits, big-endian.
-    copy_rows& float4(float v) {
-        integer(std::uint32_t{4});
-        integer(std::bit_cast<std::uint32_t>(v));
-        return *this;
-    }
-    copy_rows& float8(double v) {
-        integer(std::uint32_t{8});
-        integer(std::bit_cast<std::uint64_t>(v));
-        return *this;
-    }
+    copy_rows& float4(float v) { return fixed(std::bit_cast<std::uint32_t>(v)); }
+    copy_rows& float8(double v) { return fixed(std::bit_cast<std::uint64_t>(v)); }
     /// text, bytea: the bytes as they are.
     copy_rows& bytes(std::string_view b) {
         integer(static_cast<std::uint32_t>(b.size()));
@@ -288,6 +264,13 @@ public:
 
 private:
     void start() { data_.append("PGCOPY\n\xFF\r\n\0\0\0\0\0\0\0\0\0", 19); }
+    /// A fixed-width field: its length, then its bytes, big-endian.
+    template <class U>
+    copy_rows& fixed(U bits) {
+        integer(static_cast<std::uint32_t>(sizeof(U)));
+        integer(bits);
+        return *this;
+    }
     template <class U>
     void integer(U v) {
         char b[sizeof(U)];
