@@ -212,6 +212,19 @@ private:
     PGresult* r_ = nullptr;
 };
 
+/// One row of a result, read by column: the row detail/sql_records.hpp reads records from.
+class result_row {
+public:
+    result_row(const result& r, int row) noexcept : r_(&r), row_(row) {}
+    [[nodiscard]] std::string_view text(int col) const noexcept { return r_->text(row_, col); }
+    [[nodiscard]] std::int64_t int64(int col) const { return r_->int64(row_, col); }
+    [[nodiscard]] bool boolean(int col) const noexcept { return r_->boolean(row_, col); }
+
+private:
+    const result* r_;
+    int row_;
+};
+
 /// Rows in COPY's binary format (`COPY t(columns) FROM STDIN (FORMAT binary)`), built in memory.
 ///
 ///     detail::pg::copy_rows rows;

@@ -182,6 +182,8 @@ public:
     }
 
     [[nodiscard]] std::int64_t int64(int c) const noexcept { return sqlite3_column_int64(stmt_, c); }
+    /// An integer column read as a flag: not 0.
+    [[nodiscard]] bool boolean(int c) const noexcept { return int64(c) != 0; }
     [[nodiscard]] double real(int c) const noexcept { return sqlite3_column_double(stmt_, c); }
     [[nodiscard]] bool is_null(int c) const noexcept { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
     [[nodiscard]] bool is_text(int c) const noexcept { return sqlite3_column_type(stmt_, c) == SQLITE_TEXT; }
@@ -200,6 +202,20 @@ private:
     }
     sqlite3* db_ = nullptr;
     sqlite3_stmt* stmt_ = nullptr;
+};
+
+/// Binds the values handed to it to a statement's parameters in turn, from 1, a bool as 0 or 1:
+/// how the SQLite storage hands a statement the values of detail/sql_records.hpp.
+class binder {
+public:
+    explicit binder(statement& s) noexcept : s_(&s) {}
+    void operator()(std::string_view v) { s_->bind(next_++, v); }
+    void operator()(std::int64_t v) { s_->bind(next_++, v); }
+    void operator()(bool v) { s_->bind(next_++, std::int64_t{v ? 1 : 0}); }
+
+private:
+    statement* s_;
+    int next_ = 1;
 };
 
 }  // namespace detail::sqlite

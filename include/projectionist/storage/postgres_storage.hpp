@@ -16,6 +16,7 @@
 
 #include <projectionist/detail/pg_api.hpp>
 #include <projectionist/detail/pg_schema.hpp>
+#include <projectionist/detail/sql_records.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/postgres_table.hpp>
@@ -36,38 +37,13 @@ struct lease_fence {
 
 namespace detail::pg {
 
-inline constexpr std::string_view catalog_columns =
-    "name, base_name, version, state, live, partitioning, tables, generation, fingerprint, definition, deleted_at, "
-    "deleted_by, retain_until";
-
-inline catalog_entry catalog_row(const result& r, int row) {
-    catalog_entry e;
-    e.name = std::string(r.text(row, 0));
-    e.base_name = std::string(r.text(row, 1));
-    e.version = static_cast<unsigned>(r.int64(row, 2));
-    const auto state = projection_state_from_string(r.text(row, 3));
-    if (!state)
-        throw error(
-            fmt::format("projectionist: the catalog row of '{}' has an unknown state '{}'", e.name, r.text(row, 3)));
-    e.state = *state;
-    e.live = r.boolean(row, 4);
-    e.partitioning = std::string(r.text(row, 5));
-    e.tables = split_lines(r.text(row, 6));
-    e.generation = static_cast<std::uint64_t>(r.int64(row, 7));
-    e.fingerprint = std::string(r.text(row, 8));
-    e.definition = std::string(r.text(row, 9));
-    e.deleted_at = std::string(r.text(row, 10));
-    e.deleted_by = std::string(r.text(row, 11));
-    e.retain_until = std::string(r.text(row, 12));
-    return e;
-}
-
 inline std::optional<catalog_entry> read_catalog(const connection& db, std::string_view name) {
     params p;
     p.add(name);
-    const auto r = db.query(fmt::format("SELECT {} FROM projectionist_catalog WHERE name = $1", catalog_columns), p);
+    const auto r =
+        db.query(fmt::format("SELECT {} FROM projectionist_catalog WHERE name = $1", sql::catalog_column_list()), p);
     if (r.rows() == 0) return std::nullopt;
-    return catalog_row(r, 0);
+    return sql::catalog_from_row(result_row(r, 0));
 }
 
 inline std::optional<std::string> find_setting(const connection& db, std::string_view key) {
@@ -150,9 +126,9 @@ public:
 
     [[nodiscard]] std::vector<catalog_entry> catalog() const {
         const auto r = db_.query(fmt::format("SELECT {} FROM projectionist_catalog ORDER BY name COLLATE \"C\"",
-                                             detail::pg::catalog_columns));
+                                             detail::sql::catalog_column_list()));
         std::vector<catalog_entry> out;
-        for (int i = 0; i < r.rows(); ++i) out.push_back(detail::pg::catalog_row(r, i));
+        for (int i = 0; i < r.rows(); ++i) out.push_back(detail::sql::catalog_from_row(detail::pg::result_row(r, i)));
         return out;
     }
 
@@ -323,29 +299,11 @@ public:
     }
 
     void save_catalog(const catalog_entry& e) {
+        static const std::string sql = detail::sql::catalog_upsert(detail::sql::placeholders::numbered);
         detail::pg::params p;
-        p.add(e.name)
-            .add(e.base_name)
-            .add(static_cast<std::int64_t>(e.version))
-            .add(to_string(e.state))
-            .add(e.live)
-            .add(e.partitioning)
-            .add(detail::join_lines(e.tables))
-            .add(static_cast<std::int64_t>(e.generation))
-            .add(e.fingerprint)
-            .add(e.definition)
-            .add(e.deleted_at)
-            .add(e.deleted_by)
-            .add(e.retain_until);
-        run("pj_save_catalog",
-            "INSERT INTO projectionist_catalog(name, base_name, version, state, live, partitioning, tables, "
-            "generation, fingerprint, definition, deleted_at, deleted_by, retain_until) VALUES ($1, $2, $3, $4, $5, "
-            "$6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (name) DO UPDATE SET base_name = excluded.base_name, "
-            "version = excluded.version, state = excluded.state, live = excluded.live, partitioning = "
-            "excluded.partitioning, tables = excluded.tables, generation = excluded.generation, fingerprint = "
-            "excluded.fingerprint, definition = excluded.definition, deleted_at = excluded.deleted_at, deleted_by = "
-            "excluded.deleted_by, retain_until = excluded.retain_until",
-            p);
+        const std::string tables = detail::join_lines(e.tables);
+        detail::sql::bind_catalog(e, tables, [&](const auto& v) { p.add(v); });
+        run("pj_save_catalog", sql.c_str(), p);
     }
 
     /// A setting read and written on this session's connection: inside its open transaction, so
@@ -399,37 +357,23 @@ public:
 
     /// Records a dead letter (inside the open transaction, if any).
     void record_dead_letter(const dead_letter& letter) {
+        static const std::string sql = detail::sql::dead_letter_insert(detail::sql::placeholders::numbered);
         detail::pg::params p;
-        p.add(key_)
-            .add(static_cast<std::int64_t>(letter.position))
-            .add(letter.stream)
-            .add(letter.aggregate_id)
-            .add(static_cast<std::int64_t>(letter.aggregate_number))
-            .add(letter.event_type)
-            .add(letter.reason)
-            .add(letter.parked)
-            .add(static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count()));
-        run("pj_save_dead_letter",
-            "INSERT INTO projectionist_dead_letters(projection, position, stream, aggregate_id, aggregate_number, "
-            "event_type, reason, parked, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            p);
+        detail::sql::bind_dead_letter(key_, letter, [&](const auto& v) { p.add(v); });
+        run("pj_save_dead_letter", sql.c_str(), p);
     }
 
     /// The projection's dead letters (a partition's session: the partition's), oldest first.
     [[nodiscard]] std::vector<dead_letter> dead_letters() const {
         detail::pg::params p;
         p.add(key_);
-        const auto r = db_.query(
-            "SELECT position, stream, aggregate_id, aggregate_number, event_type, reason, parked FROM "
-            "projectionist_dead_letters WHERE projection = $1 ORDER BY id",
-            p);
+        const auto r =
+            db_.query(fmt::format("SELECT {} FROM projectionist_dead_letters WHERE projection = $1 ORDER BY id",
+                                  detail::sql::dead_letter_columns),
+                      p);
         std::vector<dead_letter> out;
         for (int i = 0; i < r.rows(); ++i)
-            out.push_back({static_cast<std::uint64_t>(r.int64(i, 0)), std::string(r.text(i, 1)),
-                           std::string(r.text(i, 2)), static_cast<std::uint64_t>(r.int64(i, 3)),
-                           std::string(r.text(i, 4)), std::string(r.text(i, 5)), r.boolean(i, 6)});
+            out.push_back(detail::sql::dead_letter_from_row(detail::pg::result_row(r, i)));
         return out;
     }
 

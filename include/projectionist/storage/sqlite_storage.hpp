@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <projectionist/detail/sql_records.hpp>
 #include <projectionist/detail/sqlite_api.hpp>
 #include <projectionist/detail/sqlite_schema.hpp>
 #include <projectionist/error.hpp>
@@ -27,29 +28,10 @@ namespace projectionist {
 namespace detail::sqlite {
 
 inline std::optional<catalog_entry> read_catalog(const connection& db, std::string_view name) {
-    statement s(db,
-                "SELECT name, base_name, version, state, live, partitioning, tables, generation, fingerprint, "
-                "definition, deleted_at, deleted_by, retain_until FROM projectionist_catalog WHERE name = ?");
+    statement s(db, fmt::format("SELECT {} FROM projectionist_catalog WHERE name = ?", sql::catalog_column_list()));
     s.bind(1, name);
     if (!s.step()) return std::nullopt;
-    catalog_entry e;
-    e.name = std::string(s.text(0));
-    e.base_name = std::string(s.text(1));
-    e.version = static_cast<unsigned>(s.int64(2));
-    const auto state = projection_state_from_string(s.text(3));
-    if (!state)
-        throw error(fmt::format("projectionist: the catalog row of '{}' has an unknown state '{}'", name, s.text(3)));
-    e.state = *state;
-    e.live = s.int64(4) != 0;
-    e.partitioning = std::string(s.text(5));
-    e.tables = split_lines(s.text(6));
-    e.generation = static_cast<std::uint64_t>(s.int64(7));
-    e.fingerprint = std::string(s.text(8));
-    e.definition = std::string(s.text(9));
-    e.deleted_at = std::string(s.text(10));
-    e.deleted_by = std::string(s.text(11));
-    e.retain_until = std::string(s.text(12));
-    return e;
+    return sql::catalog_from_row(s);
 }
 
 inline std::optional<std::string> find_setting(const connection& db, std::string_view key) {
@@ -134,9 +116,9 @@ public:
 
     [[nodiscard]] std::vector<catalog_entry> catalog() const {
         std::vector<catalog_entry> out;
-        detail::sqlite::statement s(db_, "SELECT name FROM projectionist_catalog ORDER BY name");
-        while (s.step())
-            if (auto e = find_catalog(s.text(0))) out.push_back(std::move(*e));
+        detail::sqlite::statement s(
+            db_, fmt::format("SELECT {} FROM projectionist_catalog ORDER BY name", detail::sql::catalog_column_list()));
+        while (s.step()) out.push_back(detail::sql::catalog_from_row(s));
         return out;
     }
 
@@ -266,30 +248,9 @@ public:
     }
 
     void save_catalog(const catalog_entry& e) {
-        detail::sqlite::statement s(db_,
-                                    "INSERT INTO projectionist_catalog(name, base_name, version, state, live, "
-                                    "partitioning, tables, generation, fingerprint, definition, deleted_at, "
-                                    "deleted_by, retain_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON "
-                                    "CONFLICT(name) DO UPDATE SET base_name = excluded.base_name, version = "
-                                    "excluded.version, state = excluded.state, live = excluded.live, partitioning = "
-                                    "excluded.partitioning, tables = excluded.tables, generation = "
-                                    "excluded.generation, fingerprint = excluded.fingerprint, definition = "
-                                    "excluded.definition, deleted_at = excluded.deleted_at, deleted_by = "
-                                    "excluded.deleted_by, retain_until = excluded.retain_until");
+        detail::sqlite::statement s(db_, detail::sql::catalog_upsert(detail::sql::placeholders::positional));
         const std::string tables = detail::join_lines(e.tables);
-        s.bind(1, e.name);
-        s.bind(2, e.base_name);
-        s.bind(3, static_cast<std::int64_t>(e.version));
-        s.bind(4, to_string(e.state));
-        s.bind(5, static_cast<std::int64_t>(e.live ? 1 : 0));
-        s.bind(6, e.partitioning);
-        s.bind(7, tables);
-        s.bind(8, static_cast<std::int64_t>(e.generation));
-        s.bind(9, e.fingerprint);
-        s.bind(10, e.definition);
-        s.bind(11, e.deleted_at);
-        s.bind(12, e.deleted_by);
-        s.bind(13, e.retain_until);
+        detail::sql::bind_catalog(e, tables, detail::sqlite::binder(s));
         s.run();
     }
 
@@ -339,36 +300,20 @@ public:
     /// Records a dead letter (inside the open transaction, if any).
     void record_dead_letter(const dead_letter& letter) {
         if (!save_dead_letter_.get())
-            save_dead_letter_ = detail::sqlite::statement(
-                db_,
-                "INSERT INTO projectionist_dead_letters(projection, position, stream, aggregate_id, "
-                "aggregate_number, event_type, reason, parked, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-        auto& s = save_dead_letter_;
-        s.bind(1, projection_);
-        s.bind(2, static_cast<std::int64_t>(letter.position));
-        s.bind(3, letter.stream);
-        s.bind(4, letter.aggregate_id);
-        s.bind(5, static_cast<std::int64_t>(letter.aggregate_number));
-        s.bind(6, letter.event_type);
-        s.bind(7, letter.reason);
-        s.bind(8, static_cast<std::int64_t>(letter.parked ? 1 : 0));
-        s.bind(9, static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count()));
-        s.run();
+            save_dead_letter_ =
+                detail::sqlite::statement(db_, detail::sql::dead_letter_insert(detail::sql::placeholders::positional));
+        detail::sql::bind_dead_letter(projection_, letter, detail::sqlite::binder(save_dead_letter_));
+        save_dead_letter_.run();
     }
 
     /// The projection's dead letters, oldest first.
     [[nodiscard]] std::vector<dead_letter> dead_letters() const {
-        detail::sqlite::statement s(db_,
-                                    "SELECT position, stream, aggregate_id, aggregate_number, event_type, reason, "
-                                    "parked FROM projectionist_dead_letters WHERE projection = ? ORDER BY id");
+        detail::sqlite::statement s(
+            db_, fmt::format("SELECT {} FROM projectionist_dead_letters WHERE projection = ? ORDER BY id",
+                             detail::sql::dead_letter_columns));
         s.bind(1, projection_);
         std::vector<dead_letter> out;
-        while (s.step())
-            out.push_back({static_cast<std::uint64_t>(s.int64(0)), std::string(s.text(1)), std::string(s.text(2)),
-                           static_cast<std::uint64_t>(s.int64(3)), std::string(s.text(4)), std::string(s.text(5)),
-                           s.int64(6) != 0});
+        while (s.step()) out.push_back(detail::sql::dead_letter_from_row(s));
         return out;
     }
 
