@@ -23,6 +23,7 @@
 #include <projectionist/deploy/verify.hpp>
 #include <projectionist/detail/text.hpp>
 #include <projectionist/error.hpp>
+#include <projectionist/projection/retention.hpp>
 #include <projectionist/runner/status.hpp>
 #include <projectionist/storage/catalog.hpp>
 

@@ -205,14 +205,6 @@ consteval std::size_t key_field() {
     (std::make_index_sequence<field_count<row>>{});
 }
 
-template <class P>
-constexpr std::string_view revision_of() noexcept {
-    if constexpr (requires { std::string_view(P::revision); })
-        return std::string_view(P::revision);
-    else
-        return {};
-}
-
 /// Writes the definition of projection P, whose handled (stream, event) pairs are `Entries`
 /// and whose partitioning is named `partitioning`, into `out`.
 template <class P, class Entries, class Sink>
@@ -220,10 +212,12 @@ constexpr void put_definition(Sink& out, std::string_view partitioning) {
     out.put("projection ");
     out.put(name_of<P>);
     out.put("\n");
-    if constexpr (!revision_of<P>().empty()) {
-        out.put("revision ");
-        out.put(revision_of<P>());
-        out.put("\n");
+    if constexpr (requires { std::string_view(P::revision); }) {
+        if constexpr (!std::string_view(P::revision).empty()) {
+            out.put("revision ");
+            out.put(std::string_view(P::revision));
+            out.put("\n");
+        }
     }
     out.put("partitioning ");
     out.put(partitioning);

@@ -32,6 +32,7 @@
 #include <projectionist/projection/handler_table.hpp>
 #include <projectionist/projection/lifecycle.hpp>
 #include <projectionist/projection/projection.hpp>
+#include <projectionist/projection/retention.hpp>
 #include <projectionist/runner/failure.hpp>
 #include <projectionist/runner/options.hpp>
 #include <projectionist/runner/status.hpp>
