@@ -357,7 +357,7 @@ TEST_CASE("two processes deciding at once move the plan once", "[rollout]") {
     app<good_v2> b_app(where);
     a.deploy_v2();
     auto plan = quick_plan();
-    plan.dwell = std::chrono::milliseconds(1500);
+    plan.dwell = std::chrono::minutes(1);
     plan.min_shadow_reads = 20;
     a.rollout.start(plan);
     a.rollout.tick();  // the first step
@@ -365,7 +365,11 @@ TEST_CASE("two processes deciding at once move the plan once", "[rollout]") {
     a.rollout.tick();  // publishes a's reads; the dwell has not passed
     REQUIRE(w.record().step == 0);
     const std::uint64_t revision = w.record().revision;
-    std::this_thread::sleep_for(plan.dwell + std::chrono::milliseconds(100));
+    // The dwell passes: the step's start moves a dwell into the past, without waiting for it (a
+    // wait would make the test depend on how long the reads above take on a loaded machine).
+    auto aged = w.record();
+    aged.step_started_ms -= 61'000;
+    w.storage->save_setting(pj::detail::rollout::record_key("tickets"), pj::detail::rollout::format_record(aged));
 
     racing_settings settings{*b_app.storage, {}};
     pj::rollout<app<good_v2>::router_type> b(b_app.control, b_app.router, settings);
