@@ -386,7 +386,7 @@ TEST_CASE("the catalog round-trips through sessions and the storage", "[backend]
 
     // Every state and both live flags; no tables at all.
     for (auto state : {pj::projection_state::declared, pj::projection_state::initialized,
-                       pj::projection_state::backfilling, pj::projection_state::caught_up, pj::projection_state::live,
+                       pj::projection_state::backfilling, pj::projection_state::caught_up,
                        pj::projection_state::serving, pj::projection_state::retired, pj::projection_state::deleted}) {
         INFO(pj::to_string(state));
         e.state = state;

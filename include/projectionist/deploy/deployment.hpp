@@ -43,8 +43,7 @@ inline bool serves(projection_state s) noexcept {
     return s == projection_state::serving;
 }
 inline bool caught_up_or_later(projection_state s) noexcept {
-    return s == projection_state::caught_up || s == projection_state::live || s == projection_state::serving ||
-           s == projection_state::retired;
+    return s == projection_state::caught_up || s == projection_state::serving || s == projection_state::retired;
 }
 
 /// What a version in state `s` must run before it can do `what`: the second half of an error.

@@ -296,7 +296,6 @@ public:
         if (s.dormant) return {false, fmt::format("{} is dormant: it waits for init", s.name)};
         switch (s.state) {
             case projection_state::caught_up:
-            case projection_state::live:
             case projection_state::serving:
             case projection_state::retired: break;
             default: return {false, fmt::format("{} is {}, not caught up yet", s.name, to_string(s.state))};
@@ -435,8 +434,8 @@ private:
 
     static constexpr projection_state all_states[] = {projection_state::declared,    projection_state::initialized,
                                                       projection_state::backfilling, projection_state::caught_up,
-                                                      projection_state::live,        projection_state::serving,
-                                                      projection_state::retired,     projection_state::deleted};
+                                                      projection_state::serving,     projection_state::retired,
+                                                      projection_state::deleted};
 
     std::function<clock::time_point()> now_;
     mutable std::mutex mutex_;

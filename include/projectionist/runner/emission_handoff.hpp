@@ -109,8 +109,6 @@ void runner<Projection, Policies...>::hand_over(bool live) {
             }
             session_.save_setting(key, detail::format_windows(windows));
             live_ = live;
-            if (live && state_ == projection_state::caught_up) state_ = projection_state::live;
-            if (!live && state_ == projection_state::live) state_ = projection_state::caught_up;
             save_catalog();
             session_.commit(*checkpoint_, {});
             const auto it = windows.find(self);

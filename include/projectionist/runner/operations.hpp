@@ -270,8 +270,6 @@ void runner<Projection, Policies...>::set_live(bool live) {
         hand_over(live);
     } else {
         live_ = live;
-        if (live && state_ == projection_state::caught_up) state_ = projection_state::live;
-        if (!live && state_ == projection_state::live) state_ = projection_state::caught_up;
         save_catalog();
     }
     publish_status();
@@ -306,8 +304,7 @@ void runner<Projection, Policies...>::refresh() {
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::mark(projection_state s) {
     sync_catalog();
-    if (s != projection_state::serving && s != projection_state::retired && s != projection_state::caught_up &&
-        s != projection_state::live)
+    if (s != projection_state::serving && s != projection_state::retired && s != projection_state::caught_up)
         throw state_error(
             fmt::format("projectionist: '{}' cannot be marked {}: init, backfill, reset and "
                         "remove move those states",

@@ -512,11 +512,10 @@ public:
         held_.emplace_back(other.rows_mutex);
         return other.point.position;
     }
-    /// Clears another version's live flag; a `live` state becomes `caught_up`.
+    /// Clears another version's live flag.
     void clear_live(std::string_view version) {
         if (auto e = storage_->find_catalog(version)) {
             e->live = false;
-            if (e->state == projection_state::live) e->state = projection_state::caught_up;
             storage_->save_catalog(*e);
         }
     }

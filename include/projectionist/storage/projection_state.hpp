@@ -3,7 +3,7 @@
 /// The life of one projection version as the deployment moves it (declared, initialized, ...,
 /// deleted), and its text as the catalog stores it.
 ///
-///     static_assert(projectionist::to_string(projectionist::projection_state::live) == "live");
+///     static_assert(projectionist::to_string(projectionist::projection_state::serving) == "serving");
 
 #include <cstdint>
 #include <optional>
@@ -14,13 +14,14 @@
 namespace projectionist {
 
 /// The life of one projection version, persisted in the catalog so that a command-line process
-/// and the application agree on it (see the README's deployment section).
+/// and the application agree on it (see the README's deployment section). Whether a version may
+/// emit events downstream is not a state but a flag beside it (`live`, in the catalog and in
+/// `runner_status`): a caught-up version and a serving one can each be live or not.
 enum class projection_state : std::uint8_t {
     declared,     ///< deployed in code; with manual kick-off, dormant until init
     initialized,  ///< tables created, nothing processed yet (or reset)
     backfilling,  ///< replaying history
     caught_up,    ///< reached the head; follows new events
-    live,         ///< may emit events downstream
     serving,      ///< receives queries
     retired,      ///< no longer serves; kept for rollback
     deleted,      ///< tables dropped
@@ -28,9 +29,12 @@ enum class projection_state : std::uint8_t {
 
 template <>
 inline constexpr auto detail::enum_names_of<projection_state> = detail::enum_names<projection_state::deleted>{
-    {"declared", "initialized", "backfilling", "caught_up", "live", "serving", "retired", "deleted"}, "unknown"};
+    {"declared", "initialized", "backfilling", "caught_up", "serving", "retired", "deleted"}, "unknown"};
 
+/// The state a catalog stores as `s`. "live", which catalogs written when being live was also a
+/// state still hold, reads as `caught_up` (the row's live flag says it emits).
 [[nodiscard]] constexpr std::optional<projection_state> projection_state_from_string(std::string_view s) noexcept {
+    if (s == "live") return projection_state::caught_up;
     return detail::enum_names_of<projection_state>.parse(s);
 }
 

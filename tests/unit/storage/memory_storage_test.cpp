@@ -636,11 +636,11 @@ TEST_CASE("the catalog stores one row per projection version", "[storage][catalo
     CHECK(all[1].name == "tickets_v2");
 
     // Saving again replaces the row.
-    e2.state = pj::projection_state::live;
+    e2.state = pj::projection_state::serving;
     e2.live = true;
     v2.save_catalog(e2);
     CHECK(storage.catalog().size() == 2);
-    CHECK(v2.find_catalog()->state == pj::projection_state::live);
+    CHECK(v2.find_catalog()->state == pj::projection_state::serving);
     CHECK(v2.find_catalog()->live);
 
     // A returned row is a copy.
@@ -713,13 +713,9 @@ static_assert(!pj::projection_state_from_string("Serving").has_value());
 
 TEST_CASE("projection_state converts to and from its name", "[storage][catalog]") {
     const std::vector<std::pair<pj::projection_state, std::string>> all{
-        {pj::projection_state::declared, "declared"},
-        {pj::projection_state::initialized, "initialized"},
-        {pj::projection_state::backfilling, "backfilling"},
-        {pj::projection_state::caught_up, "caught_up"},
-        {pj::projection_state::live, "live"},
-        {pj::projection_state::serving, "serving"},
-        {pj::projection_state::retired, "retired"},
+        {pj::projection_state::declared, "declared"},       {pj::projection_state::initialized, "initialized"},
+        {pj::projection_state::backfilling, "backfilling"}, {pj::projection_state::caught_up, "caught_up"},
+        {pj::projection_state::serving, "serving"},         {pj::projection_state::retired, "retired"},
         {pj::projection_state::deleted, "deleted"},
     };
     for (const auto& [state, name] : all) {
@@ -732,6 +728,8 @@ TEST_CASE("projection_state converts to and from its name", "[storage][catalog]"
     CHECK_FALSE(pj::projection_state_from_string("").has_value());
     CHECK_FALSE(pj::projection_state_from_string("unknown").has_value());
     CHECK_FALSE(pj::projection_state_from_string("live ").has_value());
+    // A catalog written when being live was also a state: the row's live flag carries it now.
+    CHECK(pj::projection_state_from_string("live") == pj::projection_state::caught_up);
     CHECK_FALSE(pj::projection_state_from_string("caught-up").has_value());
     CHECK(pj::to_string(static_cast<pj::projection_state>(200)) == "unknown");
     CHECK(pj::catalog_entry{}.state == pj::projection_state::declared);
