@@ -40,7 +40,7 @@ auto runner<Projection, Policies...>::process_until(std::uint64_t target) -> std
         batch_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - batch_started).count());
         ++batches_committed_;
         last_event_recorded_at_ = detail::deref(batch_[batch_.size() - 1]).envelope_of().recorded_at;
-        publish_status();
+        publish_progress();
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     last_rate_ = seconds > 0 ? static_cast<double>(applied) / seconds : 0;

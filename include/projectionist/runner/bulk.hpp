@@ -104,7 +104,7 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
                     flush();
                     std::apply([](auto&... t) { (t.evict(), ...); }, tables);
                 }
-                publish_status();
+                publish_progress();
             }
             flush();
         } catch (...) {

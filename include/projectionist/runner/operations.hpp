@@ -322,8 +322,9 @@ auto runner<Projection, Policies...>::status() const -> runner_status {
     runner_status s;
     {
         std::lock_guard lock(status_mutex_);
-        s = status_;
+        s = status_;  // the text: name, fingerprint, error, note
     }
+    progress_.load().into(s);  // the numbers of the last batch, without waiting for it
     try {
         s.head = store_->head();
     } catch (const error&) {
@@ -349,43 +350,52 @@ void runner<Projection, Policies...>::sleep_for(std::chrono::milliseconds durati
 }
 
 template <class Projection, class... Policies>
+void runner<Projection, Policies...>::publish_progress() noexcept {
+    detail::runner_progress p;
+    p.state = state_;
+    p.live = live_;
+    p.dormant = kickoff::manual && !initialized();
+    p.mode = mode_;
+    p.bulk_flushes = bulk_flushes_;
+    p.bulk_rows_flushed = bulk_rows_flushed_;
+    p.batches_committed = batches_committed_;
+    p.batch_seconds = batch_seconds_;
+    p.flush_seconds = flush_seconds_;
+    p.last_event_recorded_at = last_event_recorded_at_;
+    p.position = checkpoint_->position;
+    p.aggregates_tracked = checkpoint_->aggregates_tracked;
+    p.events_applied = events_applied_;
+    p.events_skipped = events_skipped_;
+    p.events_dead_lettered = events_dead_lettered_;
+    p.parked_aggregates = parked_.size();
+    p.events_per_second = last_rate_;
+    p.emitted = emitted_;
+    p.dropped = counters_.dropped;
+    progress_.store(p);
+}
+
+template <class Projection, class... Policies>
 void runner<Projection, Policies...>::publish_status() {
-    std::lock_guard lock(status_mutex_);
-    status_.name = std::string(name_of<Projection>);
-    status_.state = state_;
-    status_.live = live_;
-    status_.dormant = kickoff::manual && !initialized();
-    status_.partitioning = partitioning::name;
-    status_.mode = mode_;
-    status_.bulk_flushes = bulk_flushes_;
-    status_.bulk_rows_flushed = bulk_rows_flushed_;
-    status_.batches_committed = batches_committed_;
-    status_.batch_seconds = batch_seconds_;
-    status_.flush_seconds = flush_seconds_;
-    status_.last_event_recorded_at = last_event_recorded_at_;
-    status_.position = checkpoint_->position;
-    status_.aggregates_tracked = checkpoint_->aggregates_tracked;
-    status_.events_applied = events_applied_;
-    status_.events_skipped = events_skipped_;
-    status_.events_dead_lettered = events_dead_lettered_;
-    status_.parked_aggregates = parked_.size();
-    status_.events_per_second = last_rate_;
-    status_.emitted = emitted_;
-    status_.dropped = counters_.dropped;
-    status_.fingerprint = fingerprint_text(fingerprint);
-    status_.error = changed_ ? changed_ : error_ ? std::optional<std::string>(error_->what()) : std::nullopt;
-    status_.retain_until = retain_until_;
-    if (status_.dormant)
-        status_.note = "dormant: manual kick-off, waiting for init";
-    else if (error_)
-        status_.note = "stopped after an error; resume() or reset() to continue";
-    else if (state_ == projection_state::deleted)
-        status_.note = fmt::format("deleted{}; only an explicit init re-creates it",
-                                   tombstone_ ? detail::deleted_when(*tombstone_) : std::string());
-    else if (!bulk_note_.empty())
-        status_.note = bulk_note_;
-    else
-        status_.note.clear();
+    {
+        std::lock_guard lock(status_mutex_);
+        status_.name = std::string(name_of<Projection>);
+        status_.partitioning = partitioning::name;
+        status_.fingerprint = fingerprint_text(fingerprint);
+        status_.error = changed_ ? changed_ : error_ ? std::optional<std::string>(error_->what()) : std::nullopt;
+        status_.retain_until = retain_until_;
+        if (kickoff::manual && !initialized())
+            status_.note = "dormant: manual kick-off, waiting for init";
+        else if (error_)
+            status_.note = "stopped after an error; resume() or reset() to continue";
+        else if (state_ == projection_state::deleted)
+            status_.note = fmt::format("deleted{}; only an explicit init re-creates it",
+                                       tombstone_ ? detail::deleted_when(*tombstone_) : std::string());
+        else if (!bulk_note_.empty())
+            status_.note = bulk_note_;
+        else
+            status_.note.clear();
+    }
+    publish_progress();
 }
 
 }  // namespace projectionist

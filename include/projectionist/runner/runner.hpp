@@ -23,6 +23,7 @@
 #include <boost/mp11/algorithm.hpp>
 #include <boost/mp11/list.hpp>
 
+#include <projectionist/detail/seqlock.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/event/envelope.hpp>
 #include <projectionist/meta/with_index.hpp>
@@ -525,7 +526,10 @@ private:
 
     /// After a committed reset or remove: the committed checkpoint, no failures, not live.
     void settle_lifecycle(projection_state state);
+    /// Everything status() shows: the text under the status mutex, then the numbers.
     void publish_status();
+    /// The numbers and the state alone, without a lock: after each batch (and bulk read).
+    void publish_progress() noexcept;
 
     event_store_type* store_;
     typename storage_type::session session_;
@@ -574,7 +578,8 @@ private:
     double last_rate_ = 0;
 
     mutable std::mutex status_mutex_;
-    runner_status status_;
+    runner_status status_;  ///< its text; the numbers are in progress_
+    detail::seqlock<detail::runner_progress> progress_;
 };
 
 }  // namespace projectionist

@@ -66,4 +66,56 @@ struct runner_status {
     std::string note;                  ///< what the runner is waiting for, in words
 };
 
+namespace detail {
+
+/// What a runner publishes after every batch, without a lock (detail/seqlock.hpp): the numbers of
+/// its runner_status and its state. The text (name, fingerprint, error, note) changes only with
+/// the life cycle and an error, and is published under the status mutex then.
+struct runner_progress {
+    projection_state state = projection_state::declared;
+    bool live = false;
+    bool dormant = false;
+    std::string_view mode = "batch";
+    std::uint64_t bulk_flushes = 0;
+    std::uint64_t bulk_rows_flushed = 0;
+    std::uint64_t position = 0;
+    std::uint64_t aggregates_tracked = 0;
+    std::uint64_t events_applied = 0;
+    std::uint64_t events_skipped = 0;
+    std::uint64_t events_dead_lettered = 0;
+    std::uint64_t parked_aggregates = 0;
+    double events_per_second = 0;
+    std::uint64_t emitted = 0;
+    std::uint64_t dropped = 0;
+    std::uint64_t batches_committed = 0;
+    duration_histogram batch_seconds;
+    duration_histogram flush_seconds;
+    std::optional<std::chrono::system_clock::time_point> last_event_recorded_at;
+
+    /// Copies these numbers into `s`.
+    void into(runner_status& s) const noexcept {
+        s.state = state;
+        s.live = live;
+        s.dormant = dormant;
+        s.mode = mode;
+        s.bulk_flushes = bulk_flushes;
+        s.bulk_rows_flushed = bulk_rows_flushed;
+        s.position = position;
+        s.aggregates_tracked = aggregates_tracked;
+        s.events_applied = events_applied;
+        s.events_skipped = events_skipped;
+        s.events_dead_lettered = events_dead_lettered;
+        s.parked_aggregates = parked_aggregates;
+        s.events_per_second = events_per_second;
+        s.emitted = emitted;
+        s.dropped = dropped;
+        s.batches_committed = batches_committed;
+        s.batch_seconds = batch_seconds;
+        s.flush_seconds = flush_seconds;
+        s.last_event_recorded_at = last_event_recorded_at;
+    }
+};
+
+}  // namespace detail
+
 }  // namespace projectionist

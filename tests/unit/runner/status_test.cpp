@@ -1,10 +1,19 @@
 // What status() counts for an operator: batches committed, their durations in histogram buckets,
-// and when the last applied event was recorded (for the lag in seconds).
+// and when the last applied event was recorded (for the lag in seconds); and that a status read
+// from another thread while the runner works shows the numbers of one batch together.
 
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <atomic>
+#include <cstdint>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include <fmt/format.h>
+
+#include <projectionist/detail/seqlock.hpp>
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
@@ -44,4 +53,72 @@ TEST_CASE("duration_histogram puts an observation in the first bucket whose boun
     CHECK(h.counts.back() == 1);
     CHECK(h.count == 4);
     CHECK(h.sum == Approx(100.3015));
+}
+
+TEST_CASE("a seqlock's reader sees every value whole while the writer stores") {
+    struct words {
+        std::array<std::uint64_t, 40> w{};
+    };
+    pj::detail::seqlock<words> cell;
+    std::atomic<bool> done{false};
+    std::uint64_t torn = 0;
+    std::uint64_t reads = 0;
+    std::uint64_t last = 0;
+    bool backwards = false;
+    std::jthread reader([&] {
+        while (!done.load()) {
+            const words v = cell.load();
+            for (auto x : v.w)
+                if (x != v.w[0]) ++torn;
+            if (v.w[0] < last) backwards = true;
+            last = v.w[0];
+            ++reads;
+        }
+    });
+    for (std::uint64_t i = 1; i <= 200'000; ++i) {
+        words v;
+        v.w.fill(i);
+        cell.store(v);
+    }
+    done = true;
+    reader.join();
+    CHECK(torn == 0);
+    CHECK_FALSE(backwards);
+    CHECK(reads > 0);
+    CHECK(cell.load().w[39] == 200'000);
+}
+
+TEST_CASE("status read from another thread during a catch-up shows one batch's numbers together") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    for (int i = 0; i < 2000; ++i) append_ticket(store, "t-" + std::to_string(i), "bug", 0, true);  // 4000 events
+    pj::runner<tickets<2>> r(store, storage, {.batch_size = 10});
+    r.init();
+    std::atomic<bool> done{false};
+    std::vector<std::string> problems;
+    std::uint64_t snapshots = 0;
+    std::jthread scraper([&] {
+        std::uint64_t last_position = 0;
+        while (!done.load()) {
+            const pj::runner_status s = r.status();
+            ++snapshots;
+            // Every handler of tickets<2> applies one event, and every batch holds 10 of them.
+            if (s.events_applied != s.position || s.batches_committed * 10 != s.position ||
+                s.batch_seconds.count != s.batches_committed || s.position < last_position || s.name != "tickets_v2")
+                problems.push_back(fmt::format("position {} applied {} batches {} observed {} (before: {})", s.position,
+                                               s.events_applied, s.batches_committed, s.batch_seconds.count,
+                                               last_position));
+            last_position = s.position;
+        }
+    });
+    CHECK(r.catch_up() == 4000);
+    done = true;
+    scraper.join();
+    for (const auto& p : problems) UNSCOPED_INFO(p);
+    CHECK(problems.empty());
+    CHECK(snapshots > 0);
+    const pj::runner_status s = r.status();
+    CHECK(s.position == 4000);
+    CHECK(s.batches_committed == 400);
+    CHECK(s.state == pj::projection_state::caught_up);
 }
