@@ -444,6 +444,37 @@ TEST_CASE("workers of a global projection: one applies it, a clean stop hands it
                                 "SELECT count(*) FROM " + schema.quoted() + ".projectionist_workers") == 0);
 }
 
+TEST_CASE("a worker counts its lease renewals, and the heartbeats whose renewal failed", "[failover][worker]") {
+    scoped_schema schema;
+    pj::postgres_event_store store(pg_url(), schema.options());
+    pj::postgres_storage storage(pg_url(), schema.options());
+    {
+        pj::runner<failover::led, pj::postgres_storage> setup(store, storage);
+        setup.init();
+    }
+    // Heartbeats every 100 ms; the lease connection waits at most ttl / 4 = 500 ms for a lock.
+    auto w = std::make_unique<led_worker>(schema, "a", 2s);
+    REQUIRE(wait_until(10s, [&] { return w->worker.status().renewals >= 3; }));
+    auto s = w->worker.status();
+    CHECK(s.renewal_failures == 0);
+    REQUIRE(s.last_renewal.has_value());
+    CHECK(std::chrono::system_clock::now() - *s.last_renewal < 2s);
+
+    // The workers' table locked away from the heartbeat for longer than its lock timeout: its
+    // registration, and so the renewal, fails, and the next heartbeats renew again once it is free.
+    auto blocker = postgres_test::raw_connection();
+    blocker.exec("BEGIN; LOCK TABLE " + schema.quoted() + ".projectionist_workers IN ACCESS EXCLUSIVE MODE");
+    REQUIRE(wait_until(10s, [&] { return w->worker.status().renewal_failures >= 1; }));
+    const auto during = w->worker.status();
+    CHECK_THAT(during.error.value_or(""), Catch::Contains("heartbeat"));
+    blocker.exec("COMMIT");
+    REQUIRE(wait_until(10s, [&] { return w->worker.status().renewals > during.renewals; }));
+    s = w->worker.status();
+    CHECK(*s.last_renewal > *during.last_renewal);
+    CHECK(s.renewal_failures >= 1);
+    w.reset();
+}
+
 TEST_CASE("worker options are checked", "[failover][worker]") {
     scoped_schema schema;
     pj::postgres_event_store store(pg_url(), schema.options());

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <fake_worker.hpp>
 #include <observe_support.hpp>
 #include <projectionist/deploy/deployment.hpp>
 #include <projectionist/deploy/router.hpp>
@@ -289,44 +290,7 @@ TEST_CASE("the endpoint serves /metrics, /healthz and /readyz on a port it picks
 
 // ---- workers -----------------------------------------------------------------------------------
 
-namespace {
-
-// What the exporter reads from a worker (workers/worker.hpp needs PostgreSQL): the same members
-// as worker_status.
-struct fake_lease {
-    std::uint32_t partition = 0;
-    std::uint64_t epoch = 0;
-};
-struct fake_worker_status {
-    std::string id;
-    std::vector<fake_lease> held;
-    std::uint32_t live_workers = 0;
-    std::uint64_t claims = 0;
-    std::uint64_t releases = 0;
-    std::uint64_t leases_lost = 0;
-    std::uint64_t fenced_commits = 0;
-    std::uint64_t runner_restarts = 0;
-    std::uint64_t events_applied = 0;
-};
-struct fake_worker {
-    using runner_type = pj::runner<tickets<2>>;
-    std::string id_ = "host:42:0000abcd";
-    [[nodiscard]] const std::string& id() const noexcept { return id_; }
-    [[nodiscard]] fake_worker_status status() const {
-        fake_worker_status s;
-        s.id = id_;
-        s.held = {{0, 3}, {2, 1}};
-        s.live_workers = 2;
-        s.claims = 4;
-        s.releases = 1;
-        s.leases_lost = 1;
-        s.fenced_commits = 1;
-        s.events_applied = 99;
-        return s;
-    }
-};
-
-}  // namespace
+using observe_support::fake_worker;
 
 TEST_CASE("the exporter writes a worker's partitions and lease counters", "[metrics]") {
     static_assert(pj::observable_worker<fake_worker>);
@@ -342,4 +306,28 @@ TEST_CASE("the exporter writes a worker's partitions and lease counters", "[metr
     CHECK(has_line(text, "projectionist_worker_leases_lost_total" + l + " 1"));
     CHECK(has_line(text, "projectionist_worker_fenced_commits_total" + l + " 1"));
     CHECK(has_line(text, "projectionist_worker_events_applied_total" + l + " 99"));
+}
+
+TEST_CASE("the exporter writes a worker's lease renewals and the time since the last one", "[metrics]") {
+    fake_worker w;
+    const auto renewed = *w.last_renewal;
+    pj::metrics_exporter metrics([&] { return renewed + std::chrono::milliseconds(2500); });
+    metrics.add(w);
+    const std::string l = "{projection=\"tickets\",version=\"tickets_v2\",worker=\"host:42:0000abcd\"}";
+    std::string text = metrics.render();
+    CHECK(has_line(text, "# TYPE projectionist_worker_lease_renewals_total counter"));
+    CHECK(has_line(text, "projectionist_worker_lease_renewals_total" + l + " 17"));
+    CHECK(has_line(text, "# TYPE projectionist_worker_lease_renewal_failures_total counter"));
+    CHECK(has_line(text, "projectionist_worker_lease_renewal_failures_total" + l + " 3"));
+    CHECK(has_line(text, "# TYPE projectionist_worker_lease_renewal_age_seconds gauge"));
+    CHECK(has_line(text, "projectionist_worker_lease_renewal_age_seconds" + l + " 2.5"));
+    CHECK(has_line(text, "projectionist_worker_lease_renewed_timestamp_seconds" + l + " 1700000000"));
+
+    // Before its first renewal a worker has no time to give: the counters only.
+    w.last_renewal.reset();
+    text = metrics.render();
+    CHECK(has_line(text, "projectionist_worker_lease_renewals_total" + l + " 0"));
+    CHECK(has_line(text, "projectionist_worker_lease_renewal_failures_total" + l + " 3"));
+    CHECK(text.find("projectionist_worker_lease_renewal_age_seconds") == std::string::npos);
+    CHECK(text.find("projectionist_worker_lease_renewed_timestamp_seconds") == std::string::npos);
 }

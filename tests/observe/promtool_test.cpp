@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include <fake_worker.hpp>
 #include <observe_support.hpp>
 #include <projectionist/deploy/deployment.hpp>
 #include <projectionist/deploy/router.hpp>
@@ -59,7 +60,7 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("promtool accepts the exporter's page over real runners and a router", "[metrics][promtool]") {
+TEST_CASE("promtool accepts the exporter's page over real runners, a router and a worker", "[metrics][promtool]") {
     pj::memory_event_store store;
     pj::memory_storage storage;
     for (int i = 0; i < 30; ++i) append_ticket(store, "t-" + std::to_string(i), "bug", 1, true);
@@ -69,10 +70,13 @@ TEST_CASE("promtool accepts the exporter's page over real runners and a router",
     pj::router<tickets<1>, tickets<2>> router(storage);
     router.rollout<tickets<2>>(10);
     pj::metrics_exporter metrics;
+    observe_support::fake_worker worker;
     metrics.add(d);
     metrics.add(router);
+    metrics.add(worker);
     const std::string page = metrics.render();
     REQUIRE(page.find("projectionist_batch_duration_seconds_bucket") != std::string::npos);
+    REQUIRE(page.find("projectionist_worker_lease_renewal_age_seconds") != std::string::npos);
     const auto [status, output] = check_metrics(page);
     INFO("promtool check metrics said:\n" << output << "\non:\n" << page);
     CHECK(status == 0);

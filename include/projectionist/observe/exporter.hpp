@@ -81,6 +81,9 @@ concept observable_worker = requires(const W& w) {
     w.status().claims;
     w.status().releases;
     w.status().leases_lost;
+    w.status().renewals;
+    w.status().renewal_failures;
+    { w.status().last_renewal } -> std::convertible_to<std::optional<std::chrono::system_clock::time_point>>;
     w.status().fenced_commits;
     w.status().runner_restarts;
     w.status().events_applied;
@@ -154,6 +157,9 @@ public:
         std::uint64_t claims = 0;
         std::uint64_t releases = 0;
         std::uint64_t leases_lost = 0;
+        std::uint64_t renewals = 0;
+        std::uint64_t renewal_failures = 0;
+        std::optional<clock::time_point> last_renewal;
         std::uint64_t fenced_commits = 0;
         std::uint64_t runner_restarts = 0;
         std::uint64_t events_applied = 0;
@@ -236,6 +242,9 @@ public:
             out.claims = s.claims;
             out.releases = s.releases;
             out.leases_lost = s.leases_lost;
+            out.renewals = s.renewals;
+            out.renewal_failures = s.renewal_failures;
+            out.last_renewal = s.last_renewal;
             out.fenced_commits = s.fenced_commits;
             out.runner_restarts = s.runner_restarts;
             out.events_applied = s.events_applied;
@@ -264,7 +273,7 @@ public:
         for (const auto& src : sources)
             for (const auto& s : src.read()) write_runner(m, src.projection, s, now);
         for (const auto& r : routers) write_router(m, r());
-        for (const auto& w : workers) write_worker(m, w());
+        for (const auto& w : workers) write_worker(m, w(), now);
         for (const auto& r : rollouts)
             if (auto s = r()) write_rollout(m, *s);
         return m.str();
@@ -413,7 +422,7 @@ private:
                 u(r.observers));
     }
 
-    static void write_worker(metrics_text& m, const worker_snapshot& w) {
+    static void write_worker(metrics_text& m, const worker_snapshot& w, clock::time_point now) {
         const metric_labels l{{"projection", w.projection}, {"version", w.version}, {"worker", w.id}};
         auto u = [](std::uint64_t v) { return static_cast<double>(v); };
         m.gauge("projectionist_worker_partitions_held", "Partitions whose lease this worker holds.", l,
@@ -424,6 +433,21 @@ private:
         m.counter("projectionist_worker_leases_released_total", "Leases given back to rebalance or on leaving.", l,
                   u(w.releases));
         m.counter("projectionist_worker_leases_lost_total", "Leases found expired or taken over.", l, u(w.leases_lost));
+        m.counter("projectionist_worker_lease_renewals_total", "Heartbeats whose renewal of the leases went through.",
+                  l, u(w.renewals));
+        m.counter("projectionist_worker_lease_renewal_failures_total",
+                  "Heartbeats whose renewal failed (the database unreachable): the leases run out meanwhile.", l,
+                  u(w.renewal_failures));
+        // Before the first renewal there is no time to give: not written.
+        if (w.last_renewal) {
+            m.gauge("projectionist_worker_lease_renewed_timestamp_seconds",
+                    "When the last renewal went through, in seconds since the Unix epoch.", l,
+                    std::chrono::duration<double>(w.last_renewal->time_since_epoch()).count());
+            m.gauge("projectionist_worker_lease_renewal_age_seconds",
+                    "Seconds since the last renewal went through, at the scrape; above the lease time, the leases "
+                    "have run out.",
+                    l, std::max(std::chrono::duration<double>(now - *w.last_renewal).count(), 0.0));
+        }
         m.counter("projectionist_worker_fenced_commits_total", "Batches refused by the fence (lease lost).", l,
                   u(w.fenced_commits));
         m.counter("projectionist_worker_runner_restarts_total",

@@ -103,11 +103,15 @@ struct worker_options {
 /// What a worker is doing, for monitoring and tests.
 struct worker_status {
     std::string id;
-    std::vector<lease> held;            ///< the leases it holds, by partition
-    std::uint32_t live_workers = 0;     ///< at the last heartbeat
-    std::uint64_t claims = 0;           ///< leases claimed
-    std::uint64_t releases = 0;         ///< leases given back to rebalance (or on leaving)
-    std::uint64_t leases_lost = 0;      ///< leases found expired or taken over (renewal or fence)
+    std::vector<lease> held;             ///< the leases it holds, by partition
+    std::uint32_t live_workers = 0;      ///< at the last heartbeat
+    std::uint64_t claims = 0;            ///< leases claimed
+    std::uint64_t releases = 0;          ///< leases given back to rebalance (or on leaving)
+    std::uint64_t leases_lost = 0;       ///< leases found expired or taken over (renewal or fence)
+    std::uint64_t renewals = 0;          ///< heartbeats whose renewal of the leases went through
+    std::uint64_t renewal_failures = 0;  ///< heartbeats whose renewal failed (the leases then run out)
+    /// When the last renewal went through (this process's clock); none before the first.
+    std::optional<std::chrono::system_clock::time_point> last_renewal;
     std::uint64_t fenced_commits = 0;   ///< batches refused by the fence (lease_lost)
     std::uint64_t runner_restarts = 0;  ///< runners dropped after an error that was not a handler's
     std::uint64_t events_applied = 0;   ///< by this worker's runners
@@ -230,10 +234,15 @@ private:
     void heartbeat_loop(std::stop_token stop) {
         while (!stop.stop_requested()) {
             const auto started = clock::now();
+            bool renewed = false;
             try {
                 if (!leases_) leases_ = open_leases();
-                beat_once(started);
+                beat_once(started, renewed);
             } catch (const std::exception& e) {
+                if (!renewed) {
+                    std::lock_guard lock(mutex_);
+                    ++status_.renewal_failures;
+                }
                 note_error(fmt::format("heartbeat: {}", e.what()));
                 leases_.reset();  // a new connection next time; held leases run out meanwhile
             }
@@ -256,17 +265,20 @@ private:
         }
     }
 
-    /// One heartbeat: register, renew, then move towards the fair share, releasing only
-    /// partitions the runner thread is not in the middle of.
-    void beat_once(clock::time_point started) {
+    /// One heartbeat: register, renew (then `renewal_done` is set), then move towards the fair
+    /// share, releasing only partitions the runner thread is not in the middle of.
+    void beat_once(clock::time_point started, bool& renewal_done) {
         leases_->heartbeat();
         const std::vector<lease> renewed = leases_->renew();
+        renewal_done = true;
         const std::uint32_t live = std::max<std::uint32_t>(1, leases_->live_workers());
         const std::uint32_t share = postgres_lease_table::share_of(options_.partitions, live);
         std::vector<lease> surplus;
         std::size_t held = 0;
         {
             std::lock_guard lock(mutex_);
+            ++status_.renewals;
+            status_.last_renewal = std::chrono::system_clock::now();
             status_.live_workers = live;
             std::map<std::uint32_t, held_lease> now;
             for (const lease& l : renewed) now[l.partition] = {l.epoch, started + options_.lease_ttl};

@@ -1,0 +1,61 @@
+#pragma once
+// What the exporter reads from a worker (workers/worker.hpp needs PostgreSQL): the same members
+// as worker_status, with fixed values the tests look for.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <projectionist/projectionist.hpp>
+#include <tickets_domain.hpp>
+
+namespace observe_support {
+
+struct fake_lease {
+    std::uint32_t partition = 0;
+    std::uint64_t epoch = 0;
+};
+
+struct fake_worker_status {
+    std::string id;
+    std::vector<fake_lease> held;
+    std::uint32_t live_workers = 0;
+    std::uint64_t claims = 0;
+    std::uint64_t releases = 0;
+    std::uint64_t leases_lost = 0;
+    std::uint64_t renewals = 0;
+    std::uint64_t renewal_failures = 0;
+    std::optional<std::chrono::system_clock::time_point> last_renewal;
+    std::uint64_t fenced_commits = 0;
+    std::uint64_t runner_restarts = 0;
+    std::uint64_t events_applied = 0;
+};
+
+struct fake_worker {
+    using runner_type = projectionist::runner<tickets_domain::tickets<2>>;
+    std::string id_ = "host:42:0000abcd";
+    /// When the last renewal went through; none: the worker has not renewed yet.
+    std::optional<std::chrono::system_clock::time_point> last_renewal =
+        std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+
+    [[nodiscard]] const std::string& id() const noexcept { return id_; }
+    [[nodiscard]] fake_worker_status status() const {
+        fake_worker_status s;
+        s.id = id_;
+        s.held = {{0, 3}, {2, 1}};
+        s.live_workers = 2;
+        s.claims = 4;
+        s.releases = 1;
+        s.leases_lost = 1;
+        s.renewals = last_renewal ? 17 : 0;
+        s.renewal_failures = 3;
+        s.last_renewal = last_renewal;
+        s.fenced_commits = 1;
+        s.events_applied = 99;
+        return s;
+    }
+};
+
+}  // namespace observe_support
