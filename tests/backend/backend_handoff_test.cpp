@@ -176,7 +176,7 @@ TEST_CASE("a hand-over emits each position once when the new version lags", "[ba
     CHECK(v2.status().dropped > 0);
 }
 
-TEST_CASE("a version that still owes a hand-over's positions is not deleted nor made live again",
+TEST_CASE("a version that still owes a hand-over's positions is not deleted, reset nor made live again",
           "[backend][emission][handoff]") {
     backend fx;
     two_processes processes(fx);
@@ -200,6 +200,16 @@ TEST_CASE("a version that still owes a hand-over's positions is not deleted nor 
                                                  "and is at {}; let it catch up first",
                                                  p, live_from)));
     CHECK(v1.state() != pj::projection_state::deleted);
+    // Nor reset: its replay emits nothing, so the positions it owes would never reach downstream.
+    const pj::projection_state before_reset = v1.state();
+    const std::string reset = error_of([&] { v1.reset(); });
+    CHECK_THAT(reset, Catch::Contains(fmt::format("cannot reset announced_v1: it still emits downstream for the "
+                                                  "source positions up to {} (its hand-over to the live version) "
+                                                  "and is at {}; let it catch up first",
+                                                  p, live_from)));
+    CHECK(v1.emission_share() == pj::emission_window{live_from, p});
+    CHECK(v1.position() == live_from);
+    CHECK(v1.state() == before_reset);
     const std::string again = error_of([&] { v1.make_live(); });
     CHECK_THAT(again, Catch::Contains("cannot make announced_v1 live: it still emits downstream for the source "
                                       "positions up to"));

@@ -45,8 +45,9 @@ void runner<Projection, Policies...>::require_no_debt(std::string_view what) con
         if (window_ && window_->through && *window_->through > checkpoint_->position)
             throw state_error(fmt::format(
                 "projectionist: cannot {} {}: it still emits downstream for the source positions up to {} (its "
-                "hand-over to the live version) and is at {}; let it catch up first (catch-up or run)",
-                what, name_of<Projection>, *window_->through, checkpoint_->position));
+                "hand-over to the live version) and is at {}; let it catch up first (catch-up or run){}",
+                what, name_of<Projection>, *window_->through, checkpoint_->position,
+                changed_ ? ", with the release that initialized it: this one defines it differently" : ""));
     }
 }
 

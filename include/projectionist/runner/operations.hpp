@@ -171,6 +171,10 @@ void runner<Projection, Policies...>::reset() {
                                       to_string(state_)));
     const bool rebuild = changed_.has_value();
     const auto entry = rebuild ? session_.find_catalog() : std::nullopt;
+    // A replay emits nothing (the window is forgotten below): what it still owes downstream
+    // would be lost.
+    load_window();
+    require_no_debt("reset");
     begin_lifecycle();
     try {
         if constexpr (detail::has_reset_hook<Projection, context_type>)

@@ -210,7 +210,9 @@ public:
 
     /// Empties the projection's tables and checkpoint (running its `reset` member if it has
     /// one) so that it replays from the start. The live flag is cleared too: a replay must not
-    /// re-emit history; make it live again once it has caught up.
+    /// re-emit history; make it live again once it has caught up. Refused (state_error) while
+    /// the version still owes downstream the source positions of a hand-over
+    /// (storage/emission_window.hpp): the replay would not emit them; let it catch up first.
     void reset();
 
     /// Drops the tables the catalog lists as this version's own (running its `remove` member
@@ -410,7 +412,7 @@ private:
     void hand_over(bool live);
     /// Inside a reset's or remove's transaction: forgets this version's window.
     void forget_window();
-    /// Refuses to remove a version that still owes downstream events of a hand-over.
+    /// Refuses to remove or reset a version that still owes downstream events of a hand-over.
     void require_no_debt(std::string_view what) const;
 
     // ---- the batch transaction, its rollback strategies and failures: runner/batch.hpp -------
