@@ -103,20 +103,33 @@ struct two_processes {
     connections& b() { return second ? *second : a; }
 };
 
+/// Two processes, v1 in the first: live once it applied `tickets` tickets of history.
+struct v1_live {
+    v1_live(int tickets, std::size_t batch_size)
+        : processes(fx), a(processes.a), b(processes.b()), v1(a.store, a.storage, {.batch_size = batch_size}) {
+        history(a.store, tickets);
+        v1.catch_up();
+        v1.make_live();
+        live_from = v1.position();
+    }
+    backend fx;
+    two_processes processes;
+    connections& a;
+    connections& b;
+    handoff_v1 v1;
+    std::uint64_t live_from = 0;
+};
+
 }  // namespace handoff_test
 
 using namespace handoff_test;
 
 TEST_CASE("a hand-over emits each position once when the previous version lags", "[backend][emission][handoff]") {
-    backend fx;
-    two_processes processes(fx);
-    connections& a = processes.a;    // v1's
-    connections& b = processes.b();  // v2's
-    handoff_v1 v1(a.store, a.storage, {.batch_size = 7});
-    history(a.store, 10);
-    v1.catch_up();
-    v1.make_live();
-    const std::uint64_t live_from = v1.position();
+    v1_live setup(10, 7);
+    connections& a = setup.a;  // v1's process
+    connections& b = setup.b;  // v2's
+    handoff_v1& v1 = setup.v1;
+    const std::uint64_t live_from = setup.live_from;
     REQUIRE(v1.emission_share() == pj::emission_window{live_from, std::nullopt});
 
     history(a.store, 10, 10);
@@ -150,15 +163,11 @@ TEST_CASE("a hand-over emits each position once when the previous version lags",
 }
 
 TEST_CASE("a hand-over emits each position once when the new version lags", "[backend][emission][handoff]") {
-    backend fx;
-    two_processes processes(fx);
-    connections& a = processes.a;
-    connections& b = processes.b();
-    handoff_v1 v1(a.store, a.storage, {.batch_size = 6});
-    history(a.store, 10);
-    v1.catch_up();
-    v1.make_live();
-    const std::uint64_t live_from = v1.position();
+    v1_live setup(10, 6);
+    connections& a = setup.a;
+    connections& b = setup.b;
+    handoff_v1& v1 = setup.v1;
+    const std::uint64_t live_from = setup.live_from;
     handoff_v2 v2(b.store, b.storage, {.batch_size = 4});
     v2.catch_up();
     history(a.store, 12, 10);  // v2 lags by these
@@ -178,15 +187,11 @@ TEST_CASE("a hand-over emits each position once when the new version lags", "[ba
 
 TEST_CASE("a version that still owes a hand-over's positions is not deleted, reset nor made live again",
           "[backend][emission][handoff]") {
-    backend fx;
-    two_processes processes(fx);
-    connections& a = processes.a;
-    connections& b = processes.b();
-    handoff_v1 v1(a.store, a.storage, {.batch_size = 8});
-    history(a.store, 5);
-    v1.catch_up();
-    v1.make_live();
-    const std::uint64_t live_from = v1.position();
+    v1_live setup(5, 8);
+    connections& a = setup.a;
+    connections& b = setup.b;
+    handoff_v1& v1 = setup.v1;
+    const std::uint64_t live_from = setup.live_from;
     history(a.store, 5, 5);
     handoff_v2 v2(b.store, b.storage);
     v2.catch_up();
