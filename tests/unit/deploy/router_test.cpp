@@ -310,6 +310,72 @@ TEST_CASE("a named predicate and a prefer_candidate_when predicate route side by
     CHECK_FALSE(router.describe().predicate);
 }
 
+TEST_CASE("a router refuses to send queries to a version initialized with another definition", "[router]") {
+    fixture f;
+    // Both versions were initialized by this build: the router routes to either.
+    tickets_router router(f.storage);
+    router.rollout<tickets<2>>(10);
+    router.switch_to<tickets<2>>();
+    router.switch_to<tickets<1>>();
+
+    // tickets_v2 as another build recorded it: without the column 'reopened'.
+    auto entry = *f.storage.find_catalog("tickets_v2");
+    const std::string line = "column tickets_v2 reopened int32\n";
+    REQUIRE(entry.definition.find(line) != std::string::npos);
+    entry.definition.erase(entry.definition.find(line), line.size());
+    entry.fingerprint = pj::fingerprint_text(pj::detail::fnv1a_64(entry.definition));
+    f.storage.save_catalog(entry);
+
+    const std::string refused =
+        "projectionist: router 'tickets': cannot send queries to tickets_v2: tickets_v2 changed since it was "
+        "initialized: column 'reopened' is new; deploy it as tickets_v3, or reset tickets_v2 to rebuild it";
+    CHECK_THROWS_AS(router.switch_to<tickets<2>>(), pj::state_error);
+    CHECK_THROWS_WITH(router.switch_to<tickets<2>>(), Catch::Contains(refused));
+    CHECK_THROWS_WITH(router.rollout<tickets<2>>(10), Catch::Contains(refused));
+    CHECK_THROWS_WITH(router.rollback(), Catch::Contains(refused));  // back to tickets_v2
+    CHECK(f.storage.find_setting(setting_key) == "format=1 primary=tickets_v1 previous=tickets_v2");
+    CHECK(router.route("anyone") == "tickets_v1");
+    CHECK(router.query("anyone", ticket_query(f.storage, "t-1"))->status == "open");
+
+    // A saved setting that routes to it: the router starts (its process may reset the version),
+    // and every query that would go there is refused, shadow runs included.
+    f.storage.save_setting(setting_key, "format=1 primary=tickets_v2");
+    tickets_router to_changed(f.storage);
+    CHECK_THROWS_WITH((void)to_changed.route("anyone"), Catch::Contains(refused));
+    CHECK_THROWS_AS(to_changed.query("anyone", ticket_query(f.storage, "t-1")), pj::state_error);
+    CHECK(to_changed.in_flight("tickets_v2") == 0);
+    f.storage.save_setting(setting_key, "format=1 primary=tickets_v1 candidate=tickets_v2 basis_points=1");
+    CHECK(router.refresh());
+    CHECK_THROWS_WITH(router.shadow_query("anyone", ticket_query(f.storage, "t-1")), Catch::Contains(refused));
+
+    // Rebuilt with this build's definition (reset): routed to again once the router reloads.
+    f.storage.save_setting(setting_key, "format=1 primary=tickets_v2");
+    f.v2.refresh();
+    f.v2.reset();
+    f.v2.catch_up();
+    CHECK(to_changed.refresh());
+    CHECK(to_changed.route("anyone") == "tickets_v2");
+    CHECK(to_changed.query("anyone", ticket_query(f.storage, "t-1"))->status == "open");
+}
+
+TEST_CASE("a router refuses only the changes it can see: an event it finds no handler for is the runner's to judge",
+          "[router]") {
+    using pj::detail::routing::only_events_unseen;
+    const std::string recorded =
+        "projection t_v1\npartitioning global\nevent s a\nevent s b\ntable t_v1 key id\ncolumn t_v1 id string\n";
+    // b's handler takes a runner's own context type: a router sees no handler for it.
+    CHECK(only_events_unseen(
+        recorded, "projection t_v1\npartitioning global\nevent s a\ntable t_v1 key id\ncolumn t_v1 id string\n"));
+    CHECK_FALSE(only_events_unseen(recorded,
+                                   "projection t_v1\npartitioning global\nevent s a\nevent s b\nevent s c\ntable "
+                                   "t_v1 key id\ncolumn t_v1 id string\n"));
+    CHECK_FALSE(only_events_unseen(
+        recorded, "projection t_v1\npartitioning global\nevent s a\ntable t_v1 key id\ncolumn t_v1 id int32\n"));
+    CHECK_FALSE(only_events_unseen(recorded,
+                                   "projection t_v1\npartitioning global\nevent s a\nevent s b\ntable t_v1 key "
+                                   "id\ncolumn t_v1 id string\ncolumn t_v1 n int32\n"));
+}
+
 TEST_CASE("rollback undoes the last change and is persisted", "[router]") {
     fixture f;
     tickets_router router(f.storage);

@@ -29,6 +29,7 @@
 #include <boost/mp11/list.hpp>
 
 #include <projectionist/deploy/router/bucket.hpp>
+#include <projectionist/deploy/router/definitions.hpp>
 #include <projectionist/deploy/router/predicates.hpp>
 #include <projectionist/deploy/router/shadow.hpp>
 #include <projectionist/deploy/router/state.hpp>
@@ -152,7 +153,9 @@ public:
     /// The versioned name that `key` is routed to now.
     [[nodiscard]] std::string_view route(std::string_view key) const {
         auto snapshot = current_state();
-        return version_names[decide(*snapshot, key)];
+        const std::size_t serving = decide(*snapshot, key);
+        require_same_definition(*snapshot, serving);
+        return version_names[serving];
     }
 
     /// Runs `fn(std::type_identity<P>{})` once, where P is the version `key` is routed to, and
@@ -288,7 +291,9 @@ public:
         auto current = current_state();
         state next = load();
         const bool toggled = named_.set_enabled(load_enabled_predicate());
-        if (!toggled && static_cast<const detail::routing::routing_state&>(next) == *current) return false;
+        if (!toggled && static_cast<const detail::routing::routing_state&>(next) == *current &&
+            next.changed == current->changed)
+            return false;
         next.predicate = toggled ? named_.active() : current->predicate;
         next.preferred = current->preferred;
         publish(std::move(next));
@@ -429,6 +434,8 @@ private:
     struct state : detail::routing::routing_state {
         std::shared_ptr<const std::function<bool(std::string_view)>> predicate;  ///< the named one switched on
         std::shared_ptr<const std::function<bool(std::string_view)>> preferred;  ///< prefer_candidate_when's
+        /// Per version: why it may not be sent queries (another build's definition), read at load.
+        std::array<std::optional<std::string>, sizeof...(Versions)> changed{};
     };
 
     /// The in-flight accounting of one query: released when the query ends.
@@ -469,6 +476,8 @@ private:
             std::optional<std::size_t> shadow;
             if (with_shadow && snapshot->candidate)
                 shadow = serving == snapshot->primary ? *snapshot->candidate : snapshot->primary;
+            require_same_definition(*snapshot, serving);
+            if (shadow) require_same_definition(*snapshot, *shadow);
             counts_[serving].enter();
             if (shadow) counts_[*shadow].enter();
             if (generation_.load() == generation) return entry_guard(this, std::move(snapshot), serving, shadow);
@@ -584,8 +593,14 @@ private:
         const state before = load();
         state next = before;
         fn(next);
-        if (next.primary != before.primary) require_not_deleted(next.primary);
-        if (next.candidate && next.candidate != before.candidate) require_not_deleted(*next.candidate);
+        if (next.primary != before.primary) {
+            require_not_deleted(next.primary);
+            require_same_definition(next, next.primary);
+        }
+        if (next.candidate && next.candidate != before.candidate) {
+            require_not_deleted(*next.candidate);
+            require_same_definition(next, *next.candidate);
+        }
         settings_.save(setting_key(), detail::routing::format_routing_state(next, version_names));
         next.predicate = current_state()->predicate;
         next.preferred = current_state()->preferred;
@@ -638,6 +653,7 @@ private:
     /// with the commands that retire it.
     [[nodiscard]] state load() const {
         state s;
+        s.changed = detail::routing::definition_changes_of<Versions...>(settings_);
         const std::string key = setting_key();
         auto saved = settings_.find(key);
         if (!saved) return s;
@@ -682,6 +698,15 @@ private:
                                       entry->deleted_by.empty() ? "" : fmt::format(" by {}", entry->deleted_by),
                                       version_names[index]),
                           context());
+    }
+
+    /// Refuses to send queries to a version that another build initialized with another
+    /// definition (deploy/router/definitions.hpp): its tables are not what this build reads.
+    void require_same_definition(const state& s, std::size_t index) const {
+        if (s.changed[index])
+            throw state_error(fmt::format("projectionist: router '{}': cannot send queries to {}: {}", projection_name,
+                                          version_names[index], *s.changed[index]),
+                              context());
     }
 
     /// The named predicate switched on, as persisted (none when the setting is absent or empty).
