@@ -143,7 +143,7 @@ TEST_CASE("the exporter reads a runner's status at scrape time", "[metrics]") {
     const std::string state = to_string(r.status().state).data();
     CHECK(has_line(after,
                    "projectionist_state{projection=\"tickets\",version=\"tickets_v2\",state=\"" + state + "\"} 1"));
-    CHECK(occurrences(after, "projectionist_state{") == 7);  // one per state
+    CHECK(occurrences(after, "projectionist_state{") == 8);  // one per state
     CHECK(occurrences(after, "\"} 1\n") >= 1);
     CHECK(occurrences(after, "# TYPE projectionist_state gauge") == 1);
 
@@ -330,4 +330,20 @@ TEST_CASE("the exporter writes a worker's lease renewals and the time since the 
     CHECK(has_line(text, "projectionist_worker_lease_renewal_failures_total" + l + " 3"));
     CHECK(text.find("projectionist_worker_lease_renewal_age_seconds") == std::string::npos);
     CHECK(text.find("projectionist_worker_lease_renewed_timestamp_seconds") == std::string::npos);
+}
+
+TEST_CASE("the state label of a runner stopped by an error is stopped", "[metrics]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_ticket(store, "t-1", "bug", 0, true);
+    store.append(ticket_stream{}, "dup", pj::expected_version::any(), ticket_registered{"t-1", "bug"});
+    pj::runner<tickets<2>> r(store, storage);
+    pj::metrics_exporter metrics;
+    metrics.add(r);
+    CHECK_THROWS_AS(r.catch_up(), pj::projection_error);
+    const std::string text = metrics.render();
+    const std::string l = "projectionist_state{projection=\"tickets\",version=\"tickets_v2\",state=";
+    CHECK(has_line(text, l + "\"stopped\"} 1"));
+    CHECK(has_line(text, l + "\"caught_up\"} 0"));
+    CHECK(has_line(text, "projectionist_stopped{projection=\"tickets\",version=\"tickets_v2\"} 1"));
 }

@@ -206,6 +206,13 @@ inline std::string short_fingerprint(std::string_view fingerprint) {
     return fingerprint.empty() ? std::string("-") : std::string(fingerprint.substr(0, 8));
 }
 
+/// A version's state for the status table: "stopped (caught_up)" after an error stopped its
+/// runner (the catalog's state in brackets: where the version stands in the deployment).
+inline std::string state_text(const runner_status& st) {
+    if (st.state != projection_state::stopped) return std::string(to_string(st.state));
+    return fmt::format("stopped ({})", to_string(st.catalog_state));
+}
+
 inline int cmd_status(const parsed_command& p, session& s) {
     std::vector<std::pair<entry_ptr, std::string_view>> targets;  // version empty: all of it
     if (p.args.empty()) {
@@ -232,19 +239,20 @@ inline int cmd_status(const parsed_command& p, session& s) {
             std::string note = st.error ? fmt::format("error: {}", *st.error) : st.note;
             if (note.empty() && st.state == projection_state::declared && !vs.manual_kickoff)
                 note = "not initialized: automatic kick-off, the next catch-up or run initializes it";
-            t.add({std::string(v), std::string(to_string(st.state)), st.live ? "yes" : "no", group_digits(st.position),
+            t.add({std::string(v), state_text(st), st.live ? "yes" : "no", group_digits(st.position),
                    group_digits(st.head), group_digits(st.lag), std::string(st.partitioning), vs.traffic,
                    short_fingerprint(st.fingerprint), st.retain_until.empty() ? "-" : st.retain_until, note});
-            if (routing && routing->primary == v && st.state != projection_state::serving &&
-                caught_up_or_later(st.state))
+            const projection_state recorded = st.catalog_state;
+            if (routing && routing->primary == v && recorded != projection_state::serving &&
+                caught_up_or_later(recorded))
                 notes.push_back(
                     fmt::format("the router's primary {} is {} in the catalog, not serving; run '{} "
                                 "switch {} --to {}' to record it",
-                                v, to_string(st.state), s.program, e->base_name(), v));
+                                v, to_string(recorded), s.program, e->base_name(), v));
             if (routing && (routing->primary == v || routing->candidate == v) &&
-                (st.state == projection_state::deleted || st.state == projection_state::declared))
+                (recorded == projection_state::deleted || recorded == projection_state::declared))
                 notes.push_back(
-                    fmt::format("WARNING: the router sends queries to {}, which is {}", v, to_string(st.state)));
+                    fmt::format("WARNING: the router sends queries to {}, which is {}", v, to_string(recorded)));
         }
         s.out << t.render("  ");
         if (routing)

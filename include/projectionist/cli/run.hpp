@@ -151,8 +151,8 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
                            group_digits(total));
     for (const auto& f : all) {
         const runner_status s = f.e->status_of(f.v);
-        ctx.out << fmt::format("  {}: {}, position {}, lag {}{}\n", f.v, to_string(s.state), group_digits(s.position),
-                               group_digits(s.lag), f.failed ? " (stopped after an error)" : "");
+        ctx.out << fmt::format("  {}: {}, position {}, lag {}{}\n", f.v, state_text(s), group_digits(s.position),
+                               group_digits(s.lag), s.error ? fmt::format("; error: {}", *s.error) : std::string());
     }
     return failed ? 1 : 0;
 }

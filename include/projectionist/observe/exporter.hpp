@@ -363,8 +363,9 @@ private:
         for (auto st : all_states) {
             metric_labels sl = l;
             sl.emplace_back("state", std::string(to_string(st)));
-            m.gauge("projectionist_state", "1 for the version's deployment state, 0 for the others.", sl,
-                    s.state == st ? 1 : 0);
+            m.gauge("projectionist_state",
+                    "1 for the version's state (stopped after an error, else its deployment state), 0 for the others.",
+                    sl, s.state == st ? 1 : 0);
         }
         m.gauge("projectionist_dormant", "1 while a manual-kick-off version waits for init.", l, s.dormant ? 1 : 0);
         m.gauge("projectionist_bulk_mode", "1 while a bulk backfill applies or flushes.", l, s.mode == "bulk" ? 1 : 0);
@@ -459,7 +460,7 @@ private:
     static constexpr projection_state all_states[] = {projection_state::declared,    projection_state::initialized,
                                                       projection_state::backfilling, projection_state::caught_up,
                                                       projection_state::serving,     projection_state::retired,
-                                                      projection_state::deleted};
+                                                      projection_state::deleted,     projection_state::stopped};
 
     std::function<clock::time_point()> now_;
     mutable std::mutex mutex_;

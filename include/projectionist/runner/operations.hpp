@@ -356,7 +356,8 @@ void runner<Projection, Policies...>::sleep_for(std::chrono::milliseconds durati
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::publish_progress() noexcept {
     detail::runner_progress p;
-    p.state = state_;
+    p.state = error_ ? projection_state::stopped : state_;
+    p.catalog_state = state_;
     p.live = live_;
     p.dormant = kickoff::manual && !initialized();
     p.mode = mode_;

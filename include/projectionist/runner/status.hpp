@@ -32,7 +32,11 @@ struct duration_histogram {
 /// A snapshot of one runner, safe to take from any thread.
 struct runner_status {
     std::string name;  ///< versioned name
+    /// `stopped` after an error stopped this runner (`error` says why), else `catalog_state`.
     projection_state state = projection_state::declared;
+    /// The version's state in the catalog as this runner last saw it: its place in the deployment,
+    /// which a stop does not change (another process may run the version meanwhile).
+    projection_state catalog_state = projection_state::declared;
     bool live = false;
     bool dormant = false;  ///< manual kick-off and not initialized: nothing is processed
     std::string_view partitioning;
@@ -73,6 +77,7 @@ namespace detail {
 /// the life cycle and an error, and is published under the status mutex then.
 struct runner_progress {
     projection_state state = projection_state::declared;
+    projection_state catalog_state = projection_state::declared;
     bool live = false;
     bool dormant = false;
     std::string_view mode = "batch";
@@ -95,6 +100,7 @@ struct runner_progress {
     /// Copies these numbers into `s`.
     void into(runner_status& s) const noexcept {
         s.state = state;
+        s.catalog_state = catalog_state;
         s.live = live;
         s.dormant = dormant;
         s.mode = mode;

@@ -17,6 +17,9 @@ namespace projectionist {
 /// and the application agree on it (see the README's deployment section). Whether a version may
 /// emit events downstream is not a state but a flag beside it (`live`, in the catalog and in
 /// `runner_status`): a caught-up version and a serving one can each be live or not.
+/// `stopped` is the one state the catalog never holds: a runner's status reports it after an
+/// error stopped that runner, while the catalog keeps the version's place in the deployment
+/// (`runner_status::catalog_state`).
 enum class projection_state : std::uint8_t {
     declared,     ///< deployed in code; with manual kick-off, dormant until init
     initialized,  ///< tables created, nothing processed yet (or reset)
@@ -25,17 +28,20 @@ enum class projection_state : std::uint8_t {
     serving,      ///< receives queries
     retired,      ///< no longer serves; kept for rollback
     deleted,      ///< tables dropped
+    stopped,      ///< status only: this runner stopped after an error (resume, reconnect or reset)
 };
 
 template <>
-inline constexpr auto detail::enum_names_of<projection_state> = detail::enum_names<projection_state::deleted>{
-    {"declared", "initialized", "backfilling", "caught_up", "serving", "retired", "deleted"}, "unknown"};
+inline constexpr auto detail::enum_names_of<projection_state> = detail::enum_names<projection_state::stopped>{
+    {"declared", "initialized", "backfilling", "caught_up", "serving", "retired", "deleted", "stopped"}, "unknown"};
 
 /// The state a catalog stores as `s`. "live", which catalogs written when being live was also a
-/// state still hold, reads as `caught_up` (the row's live flag says it emits).
+/// state still hold, reads as `caught_up` (the row's live flag says it emits). Never `stopped`,
+/// which no catalog row holds.
 [[nodiscard]] constexpr std::optional<projection_state> projection_state_from_string(std::string_view s) noexcept {
     if (s == "live") return projection_state::caught_up;
-    return detail::enum_names_of<projection_state>.parse(s);
+    const auto state = detail::enum_names_of<projection_state>.parse(s);
+    return state == projection_state::stopped ? std::nullopt : state;
 }
 
 }  // namespace projectionist

@@ -765,9 +765,13 @@ TEST_CASE("cli: run follows the log until it is stopped", "[cli][run]") {
         auto r = run(app.cli, {"run", "--for", "100ms"});
         CHECK(r.status == 1);
         CHECK(count_of(r.err, "tickets_v1: stopped:") == 1);
-        CHECK_THAT(r.out, Catch::Contains("  tickets_v1: initialized, position 0, lag 17 (stopped after an error)\n"));
+        CHECK_THAT(r.out,
+                   Catch::Contains("  tickets_v1: stopped (initialized), position 0, lag 17; error: projectionist: "
+                                   "projection 'tickets_v1' stopped at position"));
         r = run(app.cli, {"status"});
         CHECK_THAT(r.out, Catch::Contains("error: projectionist: projection 'tickets_v1' stopped at position"));
+        // The state column says the runner stopped, and where the version stands in the catalog.
+        CHECK_THAT(r.out, Catch::Matches("[\\s\\S]*\\n  tickets_v1 +stopped \\(initialized\\) +no +0 [\\s\\S]*"));
         r = run(app.cli, {"catch-up", "tickets_v1"});
         CHECK(r.status == 1);
         CHECK_THAT(r.err, Catch::Contains("cannot catch up 'tickets_v1': it stopped after an error"));

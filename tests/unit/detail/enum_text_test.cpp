@@ -42,7 +42,7 @@ TEST_CASE("every enum with a names table reads back what to_string writes", "[en
             CHECK(pd::enum_names_of<Enum>.parse(pj::to_string(e)) == e);
         }
     };
-    round_trip(pj::projection_state::deleted);
+    round_trip(pj::projection_state::stopped);
     round_trip(pj::rollout_state::aborted);
     round_trip(pj::metric_type::histogram);
     round_trip(pj::verify::column_presence::only_in_b);

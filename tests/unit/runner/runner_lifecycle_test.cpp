@@ -112,6 +112,33 @@ TEST_CASE("run() returns at once on a projection that already stopped after an e
     CHECK(r.status().error.has_value());
 }
 
+TEST_CASE("a runner stopped by an error reports the state stopped; the catalog keeps the version's state",
+          "[runner][failure]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_ticket(store, "t-1", "bug", 0, true);
+    pj::runner<tickets<2>> r(store, storage);
+    r.catch_up();
+    CHECK(r.status().state == pj::projection_state::caught_up);
+    CHECK(r.status().catalog_state == pj::projection_state::caught_up);
+    // a second registration of t-1 breaks the insert
+    store.append(ticket_stream{}, "dup", pj::expected_version::any(), ticket_registered{"t-1", "bug"});
+    CHECK_THROWS_AS(r.catch_up(), pj::projection_error);
+    const pj::runner_status stopped = r.status();
+    CHECK(stopped.state == pj::projection_state::stopped);
+    CHECK(stopped.catalog_state == pj::projection_state::caught_up);
+    REQUIRE(stopped.error);
+    CHECK_THAT(*stopped.error, Catch::Contains("stopped at position 3"));
+    CHECK(r.state() == pj::projection_state::caught_up);  // the deployment's view is unchanged
+    CHECK(storage.find_catalog("tickets_v2")->state == pj::projection_state::caught_up);
+    // No catalog row can say stopped: it is this runner's condition, not the version's.
+    CHECK_FALSE(pj::projection_state_from_string("stopped"));
+    CHECK(pj::to_string(pj::projection_state::stopped) == "stopped");
+    r.resume();
+    CHECK(r.status().state == pj::projection_state::caught_up);
+    CHECK_FALSE(r.status().error);
+}
+
 TEST_CASE("auto kick-off initializes on first use", "[runner][kickoff]") {
     pj::memory_event_store store;
     pj::memory_storage storage;

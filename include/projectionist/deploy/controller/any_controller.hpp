@@ -173,7 +173,7 @@ public:
             version_status s{v, status_of(v), manual_kickoff(v), {}};
             if (r)
                 s.traffic = detail::traffic_of(*r, v, true);
-            else if (s.status.state == projection_state::serving)
+            else if (s.status.catalog_state == projection_state::serving)
                 s.traffic = "serving";
             out.push_back(std::move(s));
         }
@@ -362,7 +362,8 @@ public:
     [[nodiscard]] std::optional<std::string> serving_peer(std::string_view version) {
         if (auto r = routing(); r && r->primary != version) return r->primary;
         for (auto other : versions())
-            if (other != version && status_of(other).state == projection_state::serving) return std::string(other);
+            if (other != version && status_of(other).catalog_state == projection_state::serving)
+                return std::string(other);
         return std::nullopt;
     }
 
