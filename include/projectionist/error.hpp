@@ -128,7 +128,15 @@ private:
 ///     catch (const projectionist::storage_error& e) { alert(e.what()); }  // "... is read-only ..."
 class storage_error : public detail::coded_error {
 public:
-    using coded_error::coded_error;
+    storage_error(std::string message, int code, bool connection_lost = false)
+        : coded_error(std::move(message), code), connection_lost_(connection_lost) {}
+    /// The connection to the database's server was lost (it restarted, or the backend was
+    /// terminated): the connection is opened again on its next statement, so a later attempt may
+    /// succeed (`runner::reconnect()`; the `run` loops retry with a bounded backoff).
+    [[nodiscard]] bool connection_lost() const noexcept { return connection_lost_; }
+
+private:
+    bool connection_lost_;
 };
 
 /// A table operation that broke the table's contract, such as inserting a duplicate key.

@@ -86,6 +86,10 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
     ctx.out << std::flush;
 
     std::string reason;
+    auto stopping = [&] {
+        return ctx.options.stop.stop_requested() || stop.stop_requested() || signals.received() != 0 ||
+               (limit && clock::now() >= deadline);
+    };
     auto last_report = started;
     std::mutex m;
     std::condition_variable_any cv;
@@ -112,7 +116,23 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
                 f.since_report += n;
                 applied += n;
             } catch (const error& x) {
-                if (!f.failed) ctx.err << fmt::format("{}: stopped: {}\n", f.v, x.what()) << std::flush;
+                if (f.failed) continue;
+                // A lost connection: reconnect with the version's bounded backoff, saying so.
+                const bool back = f.e->recover(
+                    f.v, x,
+                    [&](const detail::reconnect_attempt& a) {
+                        ctx.err << fmt::format("{}: {}\n", f.v, projectionist::detail::describe(a)) << std::flush;
+                    },
+                    [&] { return stopping(); });
+                if (back) {
+                    ctx.err << fmt::format("{}: reconnected; going on from position {}\n", f.v,
+                                           group_digits(f.e->status_of(f.v).position))
+                            << std::flush;
+                    continue;
+                }
+                const runner_status s = f.e->status_of(f.v);
+                ctx.err << fmt::format("{}: stopped: {}\n", f.v, s.error ? *s.error : std::string(x.what()))
+                        << std::flush;
                 f.failed = true;
             }
         }

@@ -202,15 +202,18 @@ public:
     }
 
     /// Follows the log with every version until `stop` is requested; each version's failure
-    /// stops only that version (see its status).
+    /// stops only that version (see its status), and a lost connection is reconnected with the
+    /// runner's bounded backoff (runner::recover).
     void run(std::stop_token stop, std::chrono::milliseconds poll_interval = std::chrono::milliseconds(100)) {
         while (!stop.stop_requested()) {
             std::uint64_t applied = 0;
             for_each([&](auto& r) {
                 try {
                     applied += r.catch_up();
-                } catch (const error&) {
+                } catch (const error& e) {
                     // stopped: status() holds the reason; the other versions go on
+                    r.recover(
+                        e, [](const detail::reconnect_attempt&) {}, [&] { return stop.stop_requested(); });
                 }
             });
             if (applied == 0) {

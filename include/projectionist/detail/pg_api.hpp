@@ -29,8 +29,6 @@ public:
     [[nodiscard]] bool unique_violation() const noexcept { return sqlstate_ == "23505"; }
     /// The transaction lost a serialization or deadlock race and may be retried.
     [[nodiscard]] bool retryable() const noexcept { return sqlstate_ == "40001" || sqlstate_ == "40P01"; }
-    /// The statement was cancelled by lock_timeout or statement_timeout.
-    [[nodiscard]] bool timed_out() const noexcept { return sqlstate_ == "55P03" || sqlstate_ == "57014"; }
 
 private:
     std::string sqlstate_;
@@ -38,14 +36,19 @@ private:
 
 /// PostgreSQL failed, not the statement: the connection was lost (the server restarted, the
 /// backend was terminated), the server is shutting down or refuses connections, is out of disk
-/// or memory, is read-only, or hit an I/O error or corruption. A storage_error, so that a runner
+/// or memory, is read-only, hit an I/O error or corruption, or cancelled the statement after
+/// statement_timeout or lock_timeout. A storage_error, so that a runner
 /// stops on it whatever its failure policy instead of blaming the event; `sqlstate()` is empty
-/// when libpq lost the connection.
+/// when libpq lost the connection, and `connection_lost()` says whether the connection is gone
+/// (rather than the server refusing the work: a full disk, a read-only server).
 class postgres_storage_error : public storage_error {
 public:
-    postgres_storage_error(std::string message, std::string sqlstate)
-        : storage_error(std::move(message), 0), sqlstate_(std::move(sqlstate)) {}
+    postgres_storage_error(std::string message, std::string sqlstate, bool connection_lost = false)
+        : storage_error(std::move(message), 0, connection_lost), sqlstate_(std::move(sqlstate)) {}
     [[nodiscard]] const std::string& sqlstate() const noexcept { return sqlstate_; }
+    /// The statement was cancelled by lock_timeout or statement_timeout (or by a cancel request):
+    /// the database was too busy, not the statement wrong, and a later attempt may succeed.
+    [[nodiscard]] bool timed_out() const noexcept { return sqlstate_ == "55P03" || sqlstate_ == "57014"; }
 
 private:
     std::string sqlstate_;
@@ -59,12 +62,19 @@ using detail::quote;
 /// rather than the statement's: connection exceptions (08), operator intervention (57P01-57P03:
 /// shutdown, crash, cannot connect now), insufficient resources (53: disk full, out of memory,
 /// too many connections), system errors (58: I/O), internal errors and corruption (XX), a
-/// read-only transaction (25006).
+/// read-only transaction (25006), a statement cancelled by statement_timeout, lock_timeout or a
+/// cancel request (57014, 55P03).
 [[nodiscard]] inline bool server_failure(std::string_view sqlstate, bool connection_bad) noexcept {
     if (sqlstate.empty()) return connection_bad;
     return sqlstate.starts_with("08") || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" ||
            sqlstate.starts_with("53") || sqlstate.starts_with("58") || sqlstate.starts_with("XX") ||
-           sqlstate == "25006";
+           sqlstate == "25006" || sqlstate == "57014" || sqlstate == "55P03";
+}
+
+/// Whether `sqlstate` says the connection itself is gone or going: a connection exception (08),
+/// the server shutting down or restarting (57P01-57P03). A new connection may then succeed.
+[[nodiscard]] inline bool connection_failure(std::string_view sqlstate) noexcept {
+    return sqlstate.starts_with("08") || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03";
 }
 
 /// `'text'` with embedded quotes doubled: a string literal, for the few statements (DDL) that
@@ -324,16 +334,22 @@ public:
             c_ = nullptr;
             throw postgres_error(fmt::format("projectionist: postgres: cannot connect: {}", why), {});
         }
-        exec("SET client_min_messages = warning");  // no NOTICE chatter on stderr
+        setup("SET client_min_messages = warning");  // no NOTICE chatter on stderr
     }
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
-    connection(connection&& o) noexcept : c_(std::exchange(o.c_, nullptr)), prepared_(std::move(o.prepared_)) {}
+    connection(connection&& o) noexcept
+        : c_(std::exchange(o.c_, nullptr)),
+          prepared_(std::move(o.prepared_)),
+          setup_(std::move(o.setup_)),
+          in_transaction_(o.in_transaction_) {}
     connection& operator=(connection&& o) noexcept {
         if (this != &o) {
             close();
             c_ = std::exchange(o.c_, nullptr);
             prepared_ = std::move(o.prepared_);
+            setup_ = std::move(o.setup_);
+            in_transaction_ = o.in_transaction_;
         }
         return *this;
     }
@@ -350,24 +366,37 @@ public:
     }
 
     /// Runs one or more statements without parameters (the simple query protocol).
-    void exec(const std::string& sql) const { check(PQexec(c_, sql.c_str()), sql); }
+    void exec(const std::string& sql) const {
+        if (usable(sql)) check(PQexec(c_, sql.c_str()), sql);
+    }
+
+    /// Runs `sql` (SET ...) now and again whenever the connection is opened anew: a setting every
+    /// statement on this connection relies on.
+    void setup(const std::string& sql) {
+        exec(sql);
+        setup_.push_back(sql);
+    }
 
     /// Runs one statement with parameters; text results unless `binary_results`.
     result query(const std::string& sql, const params& p = {}, bool binary_results = false) const {
+        usable(sql);
         return check(PQexecParams(c_, sql.c_str(), p.size(), nullptr, p.values(), p.lengths(), p.formats(),
                                   binary_results ? 1 : 0),
                      sql);
     }
 
-    /// Prepares `sql` under `name` on this connection (once; later calls are no-ops).
+    /// Prepares `sql` under `name` on this connection (once; later calls are no-ops, and a
+    /// connection opened anew prepares it again).
     void prepare(const std::string& name, const std::string& sql) {
         for (const auto& n : prepared_)
-            if (n == name) return;
+            if (n.first == name) return;
+        usable(sql);
         check(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr), sql);
-        prepared_.push_back(name);
+        prepared_.emplace_back(name, sql);
     }
     /// Runs a statement prepared under `name`.
     result execute(const std::string& name, const params& p = {}, bool binary_results = false) const {
+        usable(name);
         return check(
             PQexecPrepared(c_, name.c_str(), p.size(), p.values(), p.lengths(), p.formats(), binary_results ? 1 : 0),
             name);
@@ -375,6 +404,7 @@ public:
 
     /// Runs `sql`, a `COPY ... FROM STDIN`, sending `data` (in the COPY's format) as its input.
     void copy_in(const std::string& sql, std::string_view data) const {
+        usable(sql);
         check(PQexec(c_, sql.c_str()), sql);
         constexpr std::size_t chunk = 1u << 20;
         bool sent = true;
@@ -396,6 +426,53 @@ public:
     }
 
 private:
+    /// Before each statement: a connection that libpq found lost, or that the server closed while
+    /// it was idle (the server restarted, the backend was terminated), is opened again, with its settings and prepared
+    /// statements, and false is returned for a ROLLBACK, which has nothing left to undo. Only outside a transaction: if
+    /// one was open when the connection was lost, the server rolled it back, and every statement but ROLLBACK is
+    /// refused until the caller has rolled back too (it must not run the rest of that transaction's work on a new
+    /// connection, committed piecemeal).
+    bool usable(std::string_view sql) const {
+        if (PQstatus(c_) != CONNECTION_BAD) [[likely]] {
+            in_transaction_ = PQtransactionStatus(c_) != PQTRANS_IDLE;
+            // Idle: a server that closed the connection meanwhile (a restart) has left its last
+            // message and an end of file to read, which mark it lost here rather than failing the
+            // statement. Two non-blocking reads per transaction, none inside one.
+            if (in_transaction_ || (PQconsumeInput(c_) == 1 && PQconsumeInput(c_) == 1)) return true;
+        }
+        if (c_ == nullptr) return true;  // never opened: the statement reports it
+        if (sql == "ROLLBACK") {
+            in_transaction_ = false;
+            return false;
+        }
+        if (in_transaction_)
+            throw postgres_storage_error(
+                fmt::format("projectionist: postgres: {}: the connection to the server was lost inside a "
+                            "transaction, which the server rolled back; roll back before going on",
+                            sql.substr(0, 200)),
+                {}, true);
+        reopen();
+        return true;
+    }
+
+    /// PQreset: the same parameters, a new server connection; then the settings and prepared
+    /// statements it had. Throws a lost-connection postgres_storage_error while the server cannot
+    /// be reached.
+    void reopen() const {
+        PQreset(c_);
+        if (PQstatus(c_) != CONNECTION_OK) {
+            std::string why = PQerrorMessage(c_);
+            while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+            throw postgres_storage_error(
+                fmt::format("projectionist: postgres: the connection to the server is lost, and opening it "
+                            "again failed: {}",
+                            why),
+                {}, true);
+        }
+        for (const auto& sql : setup_) check(PQexec(c_, sql.c_str()), sql);
+        for (const auto& [name, sql] : prepared_) check(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr), sql);
+    }
+
     result check(PGresult* raw, std::string_view what) const {
         result r(raw);
         const auto status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
@@ -411,9 +488,13 @@ private:
             fmt::format("projectionist: postgres: {}{}: {}", head, what.size() > shown ? "..." : "", why);
         const std::string_view sqlstate = state ? state : "";
         if (server_failure(sqlstate, PQstatus(c_) == CONNECTION_BAD)) [[unlikely]] {
+            const bool lost = PQstatus(c_) == CONNECTION_BAD || connection_failure(sqlstate);
             message += PQstatus(c_) == CONNECTION_BAD ? " (the connection to the server is lost)"
-                                                      : " (a failure of the server, not of the statement)";
-            throw postgres_storage_error(std::move(message), std::string(sqlstate));
+                       : sqlstate == "57014" || sqlstate == "55P03"
+                           ? " (the statement timed out, or waited for a lock past lock_timeout: the database was "
+                             "busy, not the statement wrong)"
+                           : " (a failure of the server, not of the statement)";
+            throw postgres_storage_error(std::move(message), std::string(sqlstate), lost);
         }
         throw postgres_error(std::move(message), std::string(sqlstate));
     }
@@ -423,7 +504,9 @@ private:
         prepared_.clear();
     }
     PGconn* c_ = nullptr;
-    std::vector<std::string> prepared_;
+    std::vector<std::pair<std::string, std::string>> prepared_;  // name, SQL
+    std::vector<std::string> setup_;
+    mutable bool in_transaction_ = false;  // as the last statement found it
 };
 
 }  // namespace detail::pg

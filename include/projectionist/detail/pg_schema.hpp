@@ -19,7 +19,7 @@ struct postgres_options {
     /// it, so handlers' own SQL finds the read-model tables unqualified.
     std::string schema = "public";
     /// How long a statement waits for a lock (another appender's, a row another transaction
-    /// holds) before it fails with a postgres_error whose timed_out() is true. 0 waits forever.
+    /// holds) before it fails with a postgres_storage_error whose timed_out() is true. 0 waits forever.
     std::chrono::milliseconds lock_timeout{5000};
     /// A larger stored payload is refused when read (codec_error), like the SQLite store's limit.
     std::size_t max_payload_bytes = 16u << 20;
@@ -260,8 +260,8 @@ inline connection open_database(const std::string& conninfo, const postgres_opti
     connection db(conninfo);
     const std::string& schema = options.schema;
     if (schema.empty()) throw error("projectionist: postgres_options::schema is empty; name a schema");
-    db.exec(fmt::format("SET search_path TO {}; SET lock_timeout = {}; SET synchronous_commit = {}", quote(schema),
-                        options.lock_timeout.count(), options.synchronous_commit ? "on" : "off"));
+    db.setup(fmt::format("SET search_path TO {}; SET lock_timeout = {}; SET synchronous_commit = {}", quote(schema),
+                         options.lock_timeout.count(), options.synchronous_commit ? "on" : "off"));
     if (check_schema(inspect_schema(db, schema), schema)) return db;
 
     in_locked_transaction(db, schema_lock_class, schema_name_key(schema), [&] {

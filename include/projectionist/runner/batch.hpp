@@ -261,6 +261,7 @@ void runner<Projection, Policies...>::fail(const record_type* rec, std::exceptio
     }
     projection_error err(std::move(where), detail::reason_of(cause));
     error_ = err;
+    connection_lost_ = detail::is_connection_lost(cause);
     publish_status();
     throw err;
 }

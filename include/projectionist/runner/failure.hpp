@@ -52,6 +52,17 @@ template <class Exception>
     return holds<storage_error>(cause);
 }
 
+/// The connection to the database was lost: a reconnect may cure it.
+[[nodiscard]] inline bool is_connection_lost(const std::exception_ptr& cause) {
+    try {
+        std::rethrow_exception(cause);
+    } catch (const storage_error& e) {
+        return e.connection_lost();
+    } catch (...) {
+        return false;
+    }
+}
+
 /// What is wrong with a record as read, beyond what decoding checks; empty when nothing is.
 /// The SQL stores mark a type id that has no type, and fields out of range.
 template <class Record>

@@ -150,18 +150,99 @@ void runner<Projection, Policies...>::run(std::stop_token stop) {
         std::uint64_t applied = 0;
         try {
             applied = catch_up();
-        } catch (const error&) {
-            return;  // stopped: status() holds the reason
+        } catch (const error& e) {
+            if (!recover(
+                    e, [](const detail::reconnect_attempt&) {}, [&] { return stop.stop_requested(); }))
+                return;  // stopped: status() holds the reason
+            continue;
         }
         if (applied != 0) continue;
         if (!initialized()) {
             sleep_for(options_.poll_interval, stop);
         } else if constexpr (has_event_wait<event_store_type>) {
-            store_->wait_for_events(checkpoint_->position, options_.poll_interval, stop);
+            try {
+                store_->wait_for_events(checkpoint_->position, options_.poll_interval, stop);
+            } catch (const error&) {
+                // The store cannot wait (its server is gone, say): the next catch-up reports why.
+                sleep_for(options_.poll_interval, stop);
+            }
         } else {
             sleep_for(options_.poll_interval, stop);
         }
     }
+}
+
+template <class Projection, class... Policies>
+template <class Report, class ShouldStop>
+bool runner<Projection, Policies...>::recover(const error& cause, Report&& report, ShouldStop&& should_stop) {
+    if (!detail::connection_lost(cause) && !connection_lost()) return false;
+    if (!error_) stop_on_lost_connection(cause);  // lost outside a batch (reading the catalog, say)
+    bool back = false;
+    try {
+        back = detail::reconnect_with_backoff(
+            options_.reconnect, cause.what(), [&] { return reconnect(); },
+            [&] { return error_ ? std::string(error_->what()) : std::string(); },
+            [&](const detail::reconnect_attempt& a) {
+                note_reconnect(a);
+                report(a);
+            },
+            should_stop);
+    } catch (const error&) {
+        return false;  // back, but the version failed otherwise: status() holds the reason
+    }
+    if (!back) {
+        reconnect_note_ = fmt::format(
+            "stopped: the database could not be reached in {} attempts to reconnect; resume() once it is back",
+            options_.reconnect.attempts);
+        publish_status();
+    }
+    return back;
+}
+
+template <class Projection, class... Policies>
+bool runner<Projection, Policies...>::reconnect() {
+    // A connection that was found lost is opened again by its first statement; one that was not
+    // yet found lost fails that statement once first, so each read is tried a second time.
+    auto twice = [](auto&& read) {
+        try {
+            read();
+        } catch (const storage_error& e) {
+            if (!e.connection_lost()) throw;
+            read();
+        }
+    };
+    try {
+        twice([&] { sync_catalog(); });
+        if (initialized()) {
+            twice([&] { checkpoint_ = &session_.reload_checkpoint(); });
+            load_parked();
+        }
+        twice([&] { (void)store_->head(); });
+    } catch (const error& e) {
+        if (!detail::connection_lost(e)) fail(nullptr, std::current_exception());
+        stop_on_lost_connection(e);
+        return false;
+    }
+    error_.reset();
+    connection_lost_ = false;
+    reconnect_note_.clear();
+    publish_status();
+    return true;
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::stop_on_lost_connection(const error& cause) {
+    error_context where;
+    where.projection = std::string(name_of<Projection>);
+    error_ = projection_error(std::move(where), cause.what());
+    connection_lost_ = true;
+    publish_status();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::note_reconnect(const detail::reconnect_attempt& a) {
+    reconnect_note_ = detail::describe(a);
+    publish_status();
 }
 
 template <class Projection, class... Policies>
@@ -390,6 +471,8 @@ void runner<Projection, Policies...>::publish_status() {
         status_.retain_until = retain_until_;
         if (kickoff::manual && !initialized())
             status_.note = "dormant: manual kick-off, waiting for init";
+        else if (error_ && !reconnect_note_.empty())
+            status_.note = reconnect_note_;
         else if (error_)
             status_.note = "stopped after an error; resume() or reset() to continue";
         else if (state_ == projection_state::deleted)

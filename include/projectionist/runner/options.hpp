@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include <projectionist/runner/reconnect.hpp>
 #include <projectionist/workers/partition.hpp>
 
 namespace projectionist {
@@ -47,6 +48,9 @@ struct runner_options {
     /// Bulk mode: a flush at least every this many positions, so that a crash or a kill loses at
     /// most this much work however small the read model is.
     std::uint64_t bulk_flush_every = 10'000'000;
+    /// `run` after the database's connection was lost (its server restarted, say): how often and
+    /// how long it tries to reconnect before it stops with the cause (runner/reconnect.hpp).
+    reconnect_options reconnect{};
 
     static constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
 };

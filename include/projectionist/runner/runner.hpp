@@ -275,8 +275,29 @@ public:
     /// committed position (after the cause, e.g. a bug in a handler, was fixed).
     void resume() {
         error_.reset();
+        connection_lost_ = false;
+        reconnect_note_.clear();
         publish_status();
     }
+
+    /// Whether this runner stopped because the connection to its database was lost (the server
+    /// restarted, its backend was terminated): `reconnect()` may then bring it back.
+    [[nodiscard]] bool connection_lost() const noexcept { return error_.has_value() && connection_lost_; }
+
+    /// One attempt to go on after a lost connection: reads the catalog and the committed
+    /// checkpoint again over the session's connection and the store's head over the store's
+    /// (each opened anew on its first statement), then clears the stop. Returns false, still
+    /// stopped with the new cause in status(), while the database cannot be reached; another
+    /// failure stops the runner as a batch's would (projection_error). `run` calls it with the
+    /// backoff of runner_options::reconnect.
+    bool reconnect();
+
+    /// After `cause` (thrown by an operation of this runner): if the connection to the database
+    /// was lost, reconnects with the backoff of runner_options::reconnect, calling
+    /// `report(detail::reconnect_attempt)` before each attempt and giving up when `should_stop()`
+    /// says so. Returns whether the runner goes on; if not, status() holds why it stopped.
+    template <class Report, class ShouldStop>
+    bool recover(const error& cause, Report&& report, ShouldStop&& should_stop);
 
     [[nodiscard]] runner_status status() const;
 
@@ -532,6 +553,10 @@ private:
     void publish_status();
     /// The numbers and the state alone, without a lock: after each batch (and bulk read).
     void publish_progress() noexcept;
+    /// run(): an attempt to reconnect is about to be made; status().note says so.
+    void note_reconnect(const detail::reconnect_attempt& a);
+    /// Stops the runner with `cause`, a lost connection, as a failed batch would.
+    void stop_on_lost_connection(const error& cause);
 
     event_store_type* store_;
     typename storage_type::session session_;
@@ -552,6 +577,8 @@ private:
     bool live_ = false;
     std::optional<emission_window> window_;  ///< this version's share of emission (hands_over_emission)
     std::optional<projection_error> error_;
+    bool connection_lost_ = false;  ///< error_ is a lost connection to the database
+    std::string reconnect_note_;    ///< run(): the reconnection under way, or why it gave up
     std::string_view mode_ = "batch";
     bool tables_private_ = false;  ///< set by backfill and catch_up: the version served nothing when they started
     std::string bulk_note_;        ///< why the last bulk backfill went on in batch mode, if it did

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -25,6 +26,7 @@
 #include <projectionist/detail/interface.hpp>
 #include <projectionist/detail/text.hpp>
 #include <projectionist/error.hpp>
+#include <projectionist/runner/reconnect.hpp>
 #include <projectionist/runner/status.hpp>
 #include <projectionist/storage/catalog.hpp>
 
@@ -163,6 +165,13 @@ public:
     [[nodiscard]] virtual std::vector<std::string> tables_of(std::string_view version) = 0;
     /// Whether the version has manual kick-off (else the first catch-up initializes it).
     [[nodiscard]] virtual bool manual_kickoff(std::string_view version) = 0;
+    /// After `cause` (thrown by a catch-up of `version`): if the connection to the database was
+    /// lost, reconnects the version's runner with its bounded backoff (runner::recover), calling
+    /// `report` before each attempt and giving up when `should_stop()` says so. Returns whether
+    /// the version goes on; if not, its status holds why it stopped.
+    virtual bool recover(std::string_view version, const error& cause,
+                         const std::function<void(const detail::reconnect_attempt&)>& report,
+                         const std::function<bool()>& should_stop) = 0;
 
     /// Every version's state, position, lag, and the traffic the router sends it; refreshed first.
     [[nodiscard]] std::vector<version_status> status() {
@@ -218,8 +227,11 @@ public:
             for (auto v : versions()) {
                 try {
                     applied += catch_up(v, false).value_or(0);
-                } catch (const error&) {
-                    // stopped: status_of(v) holds the reason; the other versions go on
+                } catch (const error& e) {
+                    // A lost connection is reconnected with a bounded backoff; otherwise stopped:
+                    // status_of(v) holds the reason, and the other versions go on.
+                    recover(
+                        v, e, [](const detail::reconnect_attempt&) {}, [&] { return stop.stop_requested(); });
                 }
             }
             if (applied == 0) {

@@ -155,6 +155,12 @@ public:
                                  [](auto& r) { return std::remove_reference_t<decltype(r)>::kickoff::manual; });
     }
 
+    bool recover(std::string_view version, const error& cause,
+                 const std::function<void(const detail::reconnect_attempt&)>& report,
+                 const std::function<bool()>& should_stop) override {
+        return deployment_.visit(version, [&](auto& r) { return r.recover(cause, report, should_stop); });
+    }
+
     void validate(std::string_view a, std::string_view b, const verify_request& request) override {
         deployment_.visit(a,
                           [&](auto& ra) { deployment_.visit(b, [&](auto& rb) { check_request(ra, rb, request); }); });
