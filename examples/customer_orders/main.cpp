@@ -503,7 +503,7 @@ int main() {
         step("internal users first: staff-* see v2, customers still see v1");
         router.rollout<customer_orders<2>>(0);
         router.prefer_candidate_when(internal);
-        fmt::print("  router: {}\n", router.describe().to_string());
+        fmt::print("  router: {}\n", router.status().to_string());
         {
             const auto seen = ask_everyone(dispatcher, asked);
             bool ok = true;
@@ -519,7 +519,7 @@ int main() {
         step("everyone: switch_to v2 (the deployment records v2 serving, v1 retired)");
         router.switch_to<customer_orders<2>>();
         d.serve("customer_orders_v2");
-        fmt::print("  router: {}\n", router.describe().to_string());
+        fmt::print("  router: {}\n", router.status().to_string());
         check(all_got(ask_everyone(dispatcher, asked), "customer_orders_v2"), "every user got v2");
         check(d.get<customer_orders<1>>().state() == pj::projection_state::retired &&
                   d.get<customer_orders<2>>().state() == pj::projection_state::serving,
@@ -528,7 +528,7 @@ int main() {
         step("support requests pour in: roll back to v1");
         router.rollback();
         d.serve("customer_orders_v1");
-        fmt::print("  router: {}\n", router.describe().to_string());
+        fmt::print("  router: {}\n", router.status().to_string());
         const auto late = traffic.single_orders(1).front();
         d.catch_up();
         check(all_got(ask_everyone(dispatcher, asked), "customer_orders_v1"), "every user is back on v1");

@@ -239,7 +239,7 @@ int main() {
         router.switch_to<parcels<2>>();
         d.serve("parcels_v2");
         d.make_live("parcels_v2");
-        fmt::print("  router: {}\n", router.describe().to_string());
+        fmt::print("  router: {}\n", router.status().to_string());
         const auto where = router.query("ops-1", [&]<class P>(std::type_identity<P>) {
             const auto row = storage.find_table<typename P::table>(pj::name_of<P>)->find("p-0042");
             return fmt::format("{} says p-0042 is {} ({} scans)", pj::name_of<P>, row ? row->status : "unknown",

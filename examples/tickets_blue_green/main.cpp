@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
         control.rollout("tickets_v2", 10);
         int on_v2 = 0;
         for (int u = 0; u < 1000; ++u) on_v2 += router.route(fmt::format("user-{}", u)) == "tickets_v2";
-        fmt::print("   routing: {}; {} of 1000 users now see tickets_v2\n", router.describe().to_string(), on_v2);
+        fmt::print("   routing: {}; {} of 1000 users now see tickets_v2\n", router.status().to_string(), on_v2);
         check(on_v2 > 60 && on_v2 < 140, "about 10% of users are on v2, each always on the same version");
         const std::string refused = refusal([&] { control.remove("tickets_v2"); });
         fmt::print("   delete tickets_v2 now? {}\n", refused);
@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
         check(!deployment.status()[0].live && deployment.status()[1].live, "one live version at a time");
 
         step(7, "delete tickets_v1 (kept until now for an instant rollback)");
-        router.forget("tickets_v1");   // no rollback to it from now on: its tables are going
+        router.remove("tickets_v1");   // no rollback to it from now on: its tables are going
         control.remove("tickets_v1");  // waits for queries still running on it, then drops its table
         check(!storage.has_table("tickets_v1") && storage.has_table("tickets_v2"), "only v1's table was dropped");
         print_status(deployment);

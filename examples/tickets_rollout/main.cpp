@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
             app.control.init(v);
             app.control.backfill(v);
         }
-        check(app.router.describe().primary == "tickets_v1", "tickets_v1 serves every query");
+        check(app.router.status().primary == "tickets_v1", "tickets_v1 serves every query");
 
         process console_process(file);  // the deploy script's process
         pj::command_line cli(pj::command_line_options{.program_name = "app"});
@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
         check(r.state == pj::rollout_state::completed, "the rollout of tickets_v2 completed by itself");
         app.follower = {};  // stops and joins: the application pauses between two batches
         app.control.refresh();
-        check(app.router.describe().primary == "tickets_v2", "tickets_v2 serves every query");
+        check(app.router.status().primary == "tickets_v2", "tickets_v2 serves every query");
         check(app.control.status_of("tickets_v2").live, "tickets_v2 is live");
         check(app.control.status_of("tickets_v1").state == pj::projection_state::retired,
               "tickets_v1 is retired, following the log for a rollback");
@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
         const long v3_before = app.served_by[3];
         for (long q = 0; q < 1000; ++q) (void)app.dashboard(q, static_cast<int>(q % 2000));
         check(app.served_by[3] == v3_before, "no query reaches tickets_v3 after the roll-back");
-        check(app.router.describe().primary == "tickets_v2" && !app.router.describe().candidate,
+        check(app.router.status().primary == "tickets_v2" && !app.router.status().candidate,
               "tickets_v2 still serves every query");
         command(cli, {"rollout", "status"});
     }

@@ -105,9 +105,9 @@ TEST_CASE("the command line drives the blue-green steps on this backend", "[back
     // 10%, seen by another process; rolled back; then all traffic, live, and v1 deleted.
     CHECK(a.run({"switch", "tickets", "--to", "tickets_v2", "--percent", "10"}).status == 0);
     const bool shared = pj::has_persisted_checkpoint<backend::storage_type>;
-    if (shared) CHECK(app(fx).router.describe().basis_points == 1000);
+    if (shared) CHECK(app(fx).router.status().basis_points == 1000);
     CHECK(a.run({"rollback", "tickets"}).status == 0);
-    if (shared) CHECK_FALSE(app(fx).router.describe().candidate);
+    if (shared) CHECK_FALSE(app(fx).router.status().candidate);
     if (!shared)
         WARN("not checked on " << backend::name << ": another process sees the switch (has_persisted_checkpoint)");
     CHECK(a.run({"switch", "tickets", "--to", "tickets_v2"}).status == 0);
@@ -181,8 +181,8 @@ TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[b
                                << ": another process routes the same way (has_persisted_checkpoint is false)");
     if (shared) {
         app other(fx);
-        CHECK(other.router.describe().candidate == "tickets_v2");
-        CHECK(other.router.describe().basis_points == 1000);
+        CHECK(other.router.status().candidate == "tickets_v2");
+        CHECK(other.router.status().basis_points == 1000);
         int on_v2 = 0, disagreements = 0;
         for (int u = 0; u < 1000; ++u) {
             const std::string user = "user-" + std::to_string(u);
@@ -196,7 +196,7 @@ TEST_CASE("the blue-green workflow: backfill, verify, toggle, live, delete", "[b
         CHECK(find_ticket(other, user_routed_to(other.router, "tickets_v1"), "t-2")->reopened == 0);
     }
     a.router.rollback();
-    CHECK_FALSE(a.router.describe().candidate.has_value());
+    CHECK_FALSE(a.router.status().candidate.has_value());
 
     // All traffic to v2; v2 serves and goes live; v1 is retired and keeps following.
     a.router.switch_to<tickets<2>>();

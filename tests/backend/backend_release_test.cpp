@@ -101,7 +101,7 @@ TEST_CASE("a deleted version stays deleted in every process until an explicit in
     CHECK(again.db.storage.find_catalog("tickets_v1")->state == pj::projection_state::deleted);
 
     // The router forgot v1 and refuses to send it queries.
-    CHECK_FALSE(again.router.describe().previous.has_value());
+    CHECK_FALSE(again.router.status().previous.has_value());
     CHECK(again.router.route("any-user") == "tickets_v2");
     CHECK_THROWS_AS(again.router.rollback(), pj::state_error);
     CHECK_THROWS_AS(again.router.switch_to<tickets<1>>(), pj::state_error);
@@ -167,7 +167,7 @@ TEST_CASE("a release without a deleted version's code starts cleanly", "[backend
     }
     release<release3_deployment, release3_router> r3(db.process());
     CHECK(r3.router.route("any-user") == "tickets_v2");
-    CHECK_FALSE(r3.router.describe().previous.has_value());
+    CHECK_FALSE(r3.router.status().previous.has_value());
     auto& v2 = r3.deployment.get<tickets<2>>();
     CHECK(v2.state() == pj::projection_state::serving);
     history(r3.db.store, 1, 300);
@@ -203,9 +203,9 @@ TEST_CASE("a release without the code of a version that still exists refuses to 
         r2.deployment.remove("tickets_v1");
     }
     c.storage.save_setting(router_key, "format=1 primary=tickets_v2 candidate=tickets_v1 basis_points=5000");
-    CHECK(release3_router(c.storage).describe().to_string() == "tickets: primary tickets_v2; nothing to roll back");
+    CHECK(release3_router(c.storage).status().to_string() == "tickets: primary tickets_v2; nothing to roll back");
     c.storage.save_setting(router_key, "format=1 primary=tickets_v1 previous=tickets_v2");
-    const auto status = release3_router(c.storage).describe();
+    const auto status = release3_router(c.storage).status();
     CHECK(status.primary == "tickets_v2");
     CHECK_FALSE(status.previous.has_value());
 }

@@ -110,7 +110,7 @@ TEST_CASE("rollout from the command line: status while running, and an abort", "
     CHECK_THAT(r.out, Catch::Contains("aborted the rollout of tickets_v2 at step 1 of 4 (1%): tickets_v1 serves every "
                                       "query again"));
     application.rollout.tick();
-    CHECK_FALSE(application.router.describe().candidate);
+    CHECK_FALSE(application.router.status().candidate);
     CHECK_THAT(admin.run({"rollout", "status"}).out,
                Catch::Contains("aborted") && Catch::Contains("reason: aborted from the command line"));
 }

@@ -34,7 +34,7 @@ TEST_CASE("a good v2 is promoted step by step to 100% and made live with no comm
     std::set<std::size_t> steps;
     const auto r = ask_until_done(a, w, [&](const pj::rollout_record& rec) {
         steps.insert(rec.step);
-        if (auto s = a.router.describe(); s.candidate) shares.insert(s.basis_points);
+        if (auto s = a.router.status(); s.candidate) shares.insert(s.basis_points);
     });
     a.stop();
     INFO(r.reason);
@@ -46,7 +46,7 @@ TEST_CASE("a good v2 is promoted step by step to 100% and made live with no comm
     CHECK(steps == std::set<std::size_t>{0, 1, 2, 3});
 
     // The candidate serves every query and is live; v1 is retired, ready for a rollback.
-    const auto routing = a.router.describe();
+    const auto routing = a.router.status();
     CHECK(routing.primary == "tickets_v2");
     CHECK_FALSE(routing.candidate);
     CHECK(routing.previous == "tickets_v1");
@@ -93,8 +93,8 @@ TEST_CASE("a v2 wrong on 2% of its keys is rolled back at the first step, and ge
 
     // Traffic went back to the primary before the plan was saved: from now on v2 gets nothing,
     // neither queries nor shadow reads.
-    CHECK_FALSE(a.router.describe().candidate);
-    CHECK(a.router.describe().primary == "tickets_v1");
+    CHECK_FALSE(a.router.status().candidate);
+    CHECK(a.router.status().primary == "tickets_v1");
     const long v2_before = a.on_v2.load();
     for (long i = 0; i < 400; ++i) CHECK(a.ask(i)->title.back() != '!');
     CHECK(a.on_v2.load() == v2_before);
@@ -124,8 +124,8 @@ TEST_CASE("a restarted process resumes the plan at its step", "[rollout]") {
     REQUIRE(mid.step == 1);
 
     app<good_v2> second(where);
-    CHECK(second.router.describe().candidate == "tickets_v2");  // the routing is the plan's, from the storage
-    CHECK(second.router.describe().basis_points == 1000);
+    CHECK(second.router.status().candidate == "tickets_v2");  // the routing is the plan's, from the storage
+    CHECK(second.router.status().basis_points == 1000);
     second.start_following();
     std::size_t lowest = 99;
     const auto r =
@@ -137,7 +137,7 @@ TEST_CASE("a restarted process resumes the plan at its step", "[rollout]") {
     CHECK(r.state == pj::rollout_state::completed);
     CHECK(r.id == mid.id);
     CHECK(lowest == 1);  // it went on from the second step, not from the first
-    CHECK(second.router.describe().primary == "tickets_v2");
+    CHECK(second.router.status().primary == "tickets_v2");
 }
 
 TEST_CASE("two processes serving queries follow the same plan", "[rollout]") {
@@ -165,12 +165,12 @@ TEST_CASE("two processes serving queries follow the same plan", "[rollout]") {
                 std::this_thread::sleep_for(std::chrono::milliseconds(5));
             std::set<unsigned> shares;
             const auto r = ask_until_done(other, w, [&](const pj::rollout_record&) {
-                if (auto s = other.router.describe(); s.candidate) shares.insert(s.basis_points);
+                if (auto s = other.router.status(); s.candidate) shares.insert(s.basis_points);
             });
             other.stop();
             if (r.state != pj::rollout_state::completed) code = 1;
             if (shares.size() < 3) code = 2;  // it followed the steps as they came
-            if (other.router.describe().primary != "tickets_v2") code = 3;
+            if (other.router.status().primary != "tickets_v2") code = 3;
             if (other.on_v2.load() == 0) code = 4;
         } catch (...) {
             code = 5;
@@ -185,7 +185,7 @@ TEST_CASE("two processes serving queries follow the same plan", "[rollout]") {
     std::set<unsigned> shares;
     const auto r = ask_until_done(mine, w, [&](const pj::rollout_record&) {
         observers = std::max(observers, w.observers());
-        if (auto s = mine.router.describe(); s.candidate) shares.insert(s.basis_points);
+        if (auto s = mine.router.status(); s.candidate) shares.insert(s.basis_points);
     });
     mine.stop();
     int status = 0;
@@ -210,7 +210,7 @@ TEST_CASE("the structural diff is checked before any traffic moves", "[rollout]"
     CHECK(r.state == pj::rollout_state::rolled_back);
     CHECK(r.gate == "structural diff");
     CHECK_THAT(r.reason, Catch::Contains("column 'status' differs"));
-    CHECK_FALSE(a.router.describe().candidate);
+    CHECK_FALSE(a.router.status().candidate);
     for (long i = 0; i < 50; ++i) (void)a.ask(i);
     CHECK(a.on_v2.load() == 0);
 }
@@ -233,7 +233,7 @@ TEST_CASE("the user's check and the candidate's lag are gates too", "[rollout]")
         CHECK(r.step == 1);
         CHECK(r.gate == "check");
         CHECK_THAT(r.reason, Catch::Contains("support tickets doubled"));
-        CHECK_FALSE(a.router.describe().candidate);
+        CHECK_FALSE(a.router.status().candidate);
     }
     SECTION("a candidate that stops falls behind the log and is rolled back") {
         app<fragile_v2> a(where);
@@ -257,7 +257,7 @@ TEST_CASE("the user's check and the candidate's lag are gates too", "[rollout]")
         CHECK(r.state == pj::rollout_state::rolled_back);
         CHECK(r.gate == "candidate lag");
         CHECK_THAT(r.reason, Catch::Contains("events behind the log") && Catch::Contains("the limit is 5"));
-        CHECK_FALSE(a.router.describe().candidate);
+        CHECK_FALSE(a.router.status().candidate);
     }
 }
 
@@ -272,13 +272,13 @@ TEST_CASE("an abort sends the traffic back at once and stops the plan", "[rollou
     a.rollout.start(plan);
     CHECK_THROWS_AS(a.rollout.start(plan), pj::state_error);  // one plan at a time
     a.rollout.tick();
-    CHECK(a.router.describe().basis_points == 100);
+    CHECK(a.router.status().basis_points == 100);
     const auto r = a.rollout.abort("checking a customer's report");
     CHECK(r.state == pj::rollout_state::aborted);
     CHECK(w.record().reason == "checking a customer's report");
-    CHECK_FALSE(a.router.describe().candidate);
+    CHECK_FALSE(a.router.status().candidate);
     a.rollout.tick();  // nothing moves again
-    CHECK_FALSE(a.router.describe().candidate);
+    CHECK_FALSE(a.router.status().candidate);
     CHECK_THROWS_AS(a.rollout.abort("twice"), pj::state_error);
 }
 
@@ -295,15 +295,15 @@ TEST_CASE("a plan may begin with a named predicate: those keys first, then the s
     a.rollout.start(plan);
     a.rollout.tick();
     REQUIRE(w.record().state == pj::rollout_state::running);
-    CHECK(a.router.describe().predicate);
-    CHECK(a.router.describe().basis_points == 0);
+    CHECK(a.router.status().predicate);
+    CHECK(a.router.status().basis_points == 0);
     CHECK(a.router.route(user(17)) == "tickets_v2");  // staff first
     CHECK(a.router.route(user(18)) == "tickets_v1");
     a.start_following();
     const auto r = ask_until_done(a, w, [](const pj::rollout_record&) {});
     a.stop();
     CHECK(r.state == pj::rollout_state::completed);
-    CHECK_FALSE(a.router.describe().predicate);  // cleared once the plan is done
+    CHECK_FALSE(a.router.status().predicate);  // cleared once the plan is done
     CHECK(a.router.route(user(18)) == "tickets_v2");
 }
 
@@ -383,7 +383,7 @@ TEST_CASE("two processes deciding at once move the plan once", "[rollout]") {
         CHECK(r.revision == revision + 1);
         CHECK(settings.refused == 1);
         b_app.router.refresh();
-        CHECK(b_app.router.describe().basis_points == 1000);
+        CHECK(b_app.router.status().basis_points == 1000);
     }
     SECTION("one rolls back while the other advances: the roll-back holds") {
         std::atomic<bool> fail{false};
@@ -398,9 +398,9 @@ TEST_CASE("two processes deciding at once move the plan once", "[rollout]") {
         CHECK(r.state == pj::rollout_state::rolled_back);
         CHECK_THAT(r.reason, Catch::Contains("the support queue is growing"));
         CHECK(settings.refused == 1);
-        CHECK_FALSE(b_app.router.describe().candidate);  // b undid its own step
+        CHECK_FALSE(b_app.router.status().candidate);  // b undid its own step
         a.router.refresh();
-        CHECK_FALSE(a.router.describe().candidate);
+        CHECK_FALSE(a.router.status().candidate);
     }
 }
 
@@ -450,7 +450,7 @@ TEST_CASE("another process's queries leave the candidate within the watch period
     a.rollout.start(quick_plan());
     a.rollout.tick();
     b.router.refresh();
-    REQUIRE(b.router.describe().candidate == "tickets_v2");
+    REQUIRE(b.router.status().candidate == "tickets_v2");
     b.start_following();  // its first judgment at once, the next in an hour
     const auto until = [](auto done) {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -461,8 +461,8 @@ TEST_CASE("another process's queries leave the candidate within the watch period
     REQUIRE(until([&] { return b.rollout.last_snapshot().record.has_value(); }));
 
     a.rollout.abort("support requests pour in");
-    CHECK(until([&] { return !b.router.describe().candidate; }));  // long before b's next judgment
-    CHECK(b.router.describe().primary == "tickets_v1");
+    CHECK(until([&] { return !b.router.status().candidate; }));  // long before b's next judgment
+    CHECK(b.router.status().primary == "tickets_v1");
     const long v2_before = b.on_v2.load();
     for (long i = 0; i < 100; ++i) (void)b.ask(i);
     CHECK(b.on_v2.load() == v2_before);

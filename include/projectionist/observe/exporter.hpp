@@ -16,7 +16,7 @@
 /// rendered). Sources are recognised by what they offer, not by their type, so this header needs
 /// no deploy/ include: a runner (`status()` returning `runner_status`, and a `projection_type`),
 /// a deployment (`status()` returning one `runner_status` per version, and a `base_name`), a
-/// router (`describe()`, `shadow_stats()`, `in_flight(name)`), a worker (`id()`, and a `status()`
+/// router (`status()`, `shadow_stats()`, `in_flight(name)`), a worker (`id()`, and a `status()`
 /// with the partitions held and lease counters), a rollout (`last_snapshot()`: the plan and the
 /// shadow reads as of its last judgment). Any other source of statuses is
 /// added with `add_source(projection, fn)`. Add a runner once: through its deployment or alone,
@@ -63,9 +63,9 @@ concept observable_deployment = requires(const D& d) {
 /// A query router, as `metrics_exporter::add` finds it.
 template <class R>
 concept observable_router = requires(const R& r) {
-    r.describe().projection;
-    r.describe().versions;
-    r.describe().basis_points;
+    r.status().projection;
+    r.status().versions;
+    r.status().basis_points;
     r.shadow_stats().compared;
     r.shadow_stats().discrepancies;
     { r.in_flight(std::string_view{}) } -> std::convertible_to<std::size_t>;
@@ -184,7 +184,7 @@ public:
     void add(R& router) {
         std::lock_guard lock(mutex_);
         routers_.push_back([&router] {
-            const auto d = router.describe();
+            const auto d = router.status();
             const auto s = router.shadow_stats();
             router_snapshot out;
             out.projection = std::string(d.projection);

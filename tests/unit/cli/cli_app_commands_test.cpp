@@ -191,7 +191,7 @@ TEST_CASE("cli predicate switches a named predicate on and off and shows it", "[
     CHECK(run(app.cli, {"predicate", "desk", "--on", "beta"}).status == 0);
     desk_router later(app.storage);
     CHECK(later.enabled_predicate() == "beta");
-    CHECK_THAT(later.describe().to_string(), Contains("predicate beta on but not registered in this process"));
+    CHECK_THAT(later.status().to_string(), Contains("predicate beta on but not registered in this process"));
     CHECK(later.route("sam-beta") == "desk_v1");
     later.register_predicate("beta", [](std::string_view u) { return u.ends_with("-beta"); });
     CHECK(later.route("sam-beta") == "desk_v2");

@@ -209,7 +209,7 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
     CHECK(r.status == 1);
     CHECK_THAT(r.err, Catch::Contains("tickets_v2 cannot serve queries: it is initialized"));
-    CHECK(app.router.describe().primary == "tickets_v1");  // a refused switch moved nothing
+    CHECK(app.router.status().primary == "tickets_v1");  // a refused switch moved nothing
     r = run(app.cli, {"verify", "tickets_v1", "tickets_v2"});
     CHECK(r.status == 1);
     CHECK_THAT(r.err, Catch::Contains("note: tickets_v2 is initialized (position 0 of " + head +
@@ -232,8 +232,8 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     CHECK_THAT(r.out, Catch::StartsWith("tickets: tickets_v2 now gets 10% of the queries (candidate); tickets_v1 "
                                         "serves the rest\n"));
     CHECK_THAT(r.out, Catch::Contains("router tickets: primary tickets_v1, candidate tickets_v2 at 10%"));
-    CHECK(app.router.describe().candidate == "tickets_v2");
-    CHECK(app.router.describe().basis_points == 1000);
+    CHECK(app.router.status().candidate == "tickets_v2");
+    CHECK(app.router.status().basis_points == 1000);
     r = run(app.cli, {"status", "tickets"});
     CHECK(r.status == 0);
     CHECK_THAT(r.out, Catch::Contains("primary 90%") && Catch::Contains("candidate 10%"));
@@ -254,11 +254,11 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     // a share with decimals, then back, then all of it
     r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2", "--percent", "12.5"});
     CHECK(r.status == 0);
-    CHECK(app.router.describe().basis_points == 1250);
+    CHECK(app.router.status().basis_points == 1250);
     r = run(app.cli, {"rollback", "tickets"});
     CHECK(r.status == 0);
     CHECK_THAT(r.out, Catch::StartsWith("tickets: cancelled the rollout of tickets_v2; tickets_v1 serves every query"));
-    CHECK_FALSE(app.router.describe().candidate);
+    CHECK_FALSE(app.router.status().candidate);
 
     r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
     CHECK(r.status == 0);
@@ -469,7 +469,7 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
                                                     Catch::Contains("versions: tickets_v1, tickets_v2\n"));
     // nothing above changed anything
     CHECK(app.deployment.get<tickets<2>>().state() == pj::projection_state::declared);
-    CHECK(app.router.describe().primary == "tickets_v1");
+    CHECK(app.router.status().primary == "tickets_v1");
 }
 
 TEST_CASE("cli: other errors exit with 1 and print the library's message", "[cli]") {
@@ -556,10 +556,10 @@ TEST_CASE("cli: a second process sees the command line's switch", "[cli][sqlite]
     REQUIRE(run(ops.cli, {"backfill", "tickets_v2"}).status == 0);
     REQUIRE(run(ops.cli, {"switch", "tickets", "--to", "tickets_v2", "--percent", "10"}).status == 0);
 
-    CHECK(service.router.describe().candidate == std::nullopt);  // not until it looks again
+    CHECK(service.router.status().candidate == std::nullopt);  // not until it looks again
     CHECK(service.router.refresh());
-    CHECK(service.router.describe().candidate == "tickets_v2");
-    CHECK(service.router.describe().basis_points == 1000);
+    CHECK(service.router.status().candidate == "tickets_v2");
+    CHECK(service.router.status().basis_points == 1000);
     int on_v2 = 0;
     for (int i = 0; i < 1000; ++i)
         if (service.router.route("user-" + std::to_string(i)) == "tickets_v2") ++on_v2;
@@ -569,7 +569,7 @@ TEST_CASE("cli: a second process sees the command line's switch", "[cli][sqlite]
     REQUIRE(run(ops.cli, {"switch", "tickets", "--to", "tickets_v2"}).status == 0);
     CHECK(service.router.refresh());
     CHECK(service.router.route("user-1") == "tickets_v2");
-    CHECK(service.router.describe().previous == "tickets_v1");
+    CHECK(service.router.status().previous == "tickets_v1");
     service.deployment.get<tickets<1>>().refresh();
     service.deployment.get<tickets<2>>().refresh();
     const auto statuses = service.deployment.status();

@@ -79,14 +79,14 @@ TEST_CASE("controller: no traffic to a version that has not caught up", "[deploy
     CHECK(error_of([&] { f.control.make_live("tickets_v2"); }) ==
           "state_error: projectionist: cannot make tickets_v2 live: it is initialized; run backfill tickets_v2 first");
     // nothing moved: the router and the catalog are as they were
-    CHECK(f.router.describe().primary == "tickets_v1");
-    CHECK_FALSE(f.router.describe().candidate);
+    CHECK(f.router.status().primary == "tickets_v1");
+    CHECK_FALSE(f.router.status().candidate);
     CHECK(f.deployment.get<tickets<1>>().state() == pj::projection_state::serving);
 
     CHECK(f.control.backfill("tickets_v2") == f.store.head());
     f.control.rollout("tickets_v2", 10);
-    CHECK(f.router.describe().candidate == "tickets_v2");
-    CHECK(f.router.describe().basis_points == 1000);
+    CHECK(f.router.status().candidate == "tickets_v2");
+    CHECK(f.router.status().basis_points == 1000);
     CHECK(error_of([&] { f.control.rollout("tickets_v2", 101); }) ==
           "error: projectionist: cannot roll out tickets_v2: a share is 0 to 100 percent, not 101");
     CHECK(error_of([&] { f.control.switch_to("tickets_v3"); }) ==
@@ -125,7 +125,7 @@ TEST_CASE("controller: rollback cancels a rollout, then puts the previous primar
     CHECK(r.cancelled_candidate);
     CHECK(r.version == "tickets_v2");
     CHECK(r.primary == "tickets_v1");
-    CHECK_FALSE(f.router.describe().candidate);
+    CHECK_FALSE(f.router.status().candidate);
 
     f.control.switch_to("tickets_v2");
     CHECK(f.deployment.get<tickets<1>>().state() == pj::projection_state::retired);
@@ -134,18 +134,18 @@ TEST_CASE("controller: rollback cancels a rollout, then puts the previous primar
     CHECK_FALSE(r.cancelled_candidate);
     CHECK(r.version == "tickets_v1");
     CHECK(r.primary == "tickets_v2");
-    CHECK(f.router.describe().primary == "tickets_v1");
+    CHECK(f.router.status().primary == "tickets_v1");
     CHECK(f.deployment.get<tickets<1>>().state() == pj::projection_state::serving);  // recorded, not only routed
     CHECK(f.deployment.get<tickets<2>>().state() == pj::projection_state::retired);
 
     // a previous primary that was deleted since is forgotten by the router: nothing to roll back
     f.control.switch_to("tickets_v2");
     f.control.remove("tickets_v1");
-    CHECK_FALSE(f.router.describe().previous.has_value());
+    CHECK_FALSE(f.router.status().previous.has_value());
     CHECK(error_of([&] { f.control.rollback(); }) ==
           "state_error: projectionist: router 'tickets': nothing to roll back: tickets_v2 serves every query, no "
           "version is being rolled out and no earlier primary is recorded");
-    CHECK(f.router.describe().primary == "tickets_v2");
+    CHECK(f.router.status().primary == "tickets_v2");
 }
 
 TEST_CASE("controller: delete waits for the queries in flight on the version", "[deploy][controller]") {

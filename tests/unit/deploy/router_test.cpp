@@ -110,7 +110,7 @@ TEST_CASE("the first version is primary until told otherwise, and queries read i
     CHECK(router.query("anyone", ticket_query(f.storage, "t-9")) == std::nullopt);
     CHECK_FALSE(f.storage.find_setting(setting_key));  // nothing changed, nothing saved
 
-    const auto status = router.describe();
+    const auto status = router.status();
     CHECK(status.projection == "tickets");
     CHECK(status.setting_key == setting_key);
     CHECK(status.versions == std::vector<std::string>{"tickets_v1", "tickets_v2"});
@@ -132,7 +132,7 @@ TEST_CASE("switch_to sends all traffic to one version, persisted at once", "[rou
     REQUIRE(row);
     CHECK(row->status == "open");
     CHECK(row->reopened == 1);
-    CHECK(router.describe().to_string() == "tickets: primary tickets_v2; rollback to tickets_v1");
+    CHECK(router.status().to_string() == "tickets: primary tickets_v2; rollback to tickets_v1");
 
     // By name, as typed on a command line.
     router.switch_to("tickets_v1");
@@ -142,7 +142,7 @@ TEST_CASE("switch_to sends all traffic to one version, persisted at once", "[rou
     // make_router deduces the settings type.
     auto other = pj::make_router<tickets<1>, tickets<2>>(f.storage);
     CHECK(other.route("anyone") == "tickets_v1");
-    CHECK(other.describe().previous == "tickets_v2");
+    CHECK(other.status().previous == "tickets_v2");
 }
 
 TEST_CASE("a percentage rollout splits keys by their stable bucket", "[router]") {
@@ -150,7 +150,7 @@ TEST_CASE("a percentage rollout splits keys by their stable bucket", "[router]")
     tickets_router router(f.storage);
     router.rollout<tickets<2>>(10);
     CHECK(f.storage.find_setting(setting_key) == "format=1 primary=tickets_v1 candidate=tickets_v2 basis_points=1000");
-    CHECK(router.describe().to_string() ==
+    CHECK(router.status().to_string() ==
           "tickets: primary tickets_v1, candidate tickets_v2 at 10%; rollback cancels the candidate");
 
     constexpr int keys = 10000;
@@ -188,16 +188,16 @@ TEST_CASE("a percentage rollout splits keys by their stable bucket", "[router]")
     for (int i = 0; i < 200; ++i) CHECK(router.route(user(i)) == "tickets_v1");
     router.rollout<tickets<2>>(100);
     for (int i = 0; i < 200; ++i) CHECK(router.route(user(i)) == "tickets_v2");
-    CHECK(router.describe().primary == "tickets_v1");  // still the primary: a rollout is not a switch
+    CHECK(router.status().primary == "tickets_v1");  // still the primary: a rollout is not a switch
 
     // Basis points: 0.25%.
     router.rollout_basis_points<tickets<2>>(25);
-    CHECK(router.describe().basis_points == 25);
-    CHECK(router.describe().percent() == Approx(0.25));
-    CHECK(router.describe().to_string() ==
+    CHECK(router.status().basis_points == 25);
+    CHECK(router.status().percent() == Approx(0.25));
+    CHECK(router.status().to_string() ==
           "tickets: primary tickets_v1, candidate tickets_v2 at 0.25%; rollback cancels the candidate");
     router.rollout_basis_points("tickets_v2", 1250);
-    CHECK(router.describe().to_string().find("at 12.5%") != std::string::npos);
+    CHECK(router.status().to_string().find("at 12.5%") != std::string::npos);
 }
 
 TEST_CASE("the same key gets the same version in every router object and after reload", "[router]") {
@@ -226,11 +226,11 @@ TEST_CASE("the predicate sends matching keys to the candidate, whatever the shar
     fixture f;
     tickets_router router(f.storage);
     router.prefer_candidate_when([](std::string_view key) { return key.starts_with("internal-"); });
-    CHECK(router.describe().predicate);
+    CHECK(router.status().predicate);
 
     // No candidate: the predicate does nothing.
     CHECK(router.route("internal-alice") == "tickets_v1");
-    CHECK(router.describe().to_string() ==
+    CHECK(router.status().to_string() ==
           "tickets: primary tickets_v1, predicate set (no candidate); nothing to roll back");
 
     // Internal users first: 0% plus the predicate.
@@ -245,7 +245,7 @@ TEST_CASE("the predicate sends matching keys to the candidate, whatever the shar
 
     // With a share, both apply.
     router.rollout<tickets<2>>(10);
-    CHECK(router.describe().to_string() ==
+    CHECK(router.status().to_string() ==
           "tickets: primary tickets_v1, candidate tickets_v2 at 10% (+ predicate); rollback cancels "
           "the candidate");
     CHECK(router.route("internal-alice") == "tickets_v2");
@@ -257,17 +257,17 @@ TEST_CASE("the predicate sends matching keys to the candidate, whatever the shar
     // The predicate is code, not state: another router object does not have it.
     tickets_router other(f.storage);
     CHECK(other.route("internal-alice") == "tickets_v1");
-    CHECK_FALSE(other.describe().predicate);
+    CHECK_FALSE(other.status().predicate);
 
     // A refresh keeps the predicate.
     other.switch_to<tickets<1>>();  // clears the candidate
     CHECK(router.refresh());
-    CHECK(router.describe().predicate);
+    CHECK(router.status().predicate);
     CHECK(router.route("internal-alice") == "tickets_v1");
 
     router.rollout<tickets<2>>(0);
     router.clear_candidate_preference();
-    CHECK_FALSE(router.describe().predicate);
+    CHECK_FALSE(router.status().predicate);
     CHECK(router.route("internal-alice") == "tickets_v1");
 }
 
@@ -286,7 +286,7 @@ TEST_CASE("a named predicate and a prefer_candidate_when predicate route side by
     CHECK(router.route("beta-1") == "tickets_v2");
     CHECK(router.route("user-1") == "tickets_v1");
     CHECK(router.enabled_predicate() == "internal-users");
-    CHECK(router.describe().predicate);
+    CHECK(router.status().predicate);
 
     // Switching the named one on again, or a refresh, keeps the unnamed one.
     router.enable_predicate("internal-users");
@@ -305,9 +305,9 @@ TEST_CASE("a named predicate and a prefer_candidate_when predicate route side by
     router.clear_candidate_preference();
     CHECK(router.route("staff-1") == "tickets_v2");
     CHECK(router.route("beta-1") == "tickets_v1");
-    CHECK(router.describe().predicate);
+    CHECK(router.status().predicate);
     router.disable_predicate();
-    CHECK_FALSE(router.describe().predicate);
+    CHECK_FALSE(router.status().predicate);
 }
 
 TEST_CASE("a router refuses to send queries to a version initialized with another definition", "[router]") {
@@ -437,7 +437,7 @@ TEST_CASE("changes start from the persisted state, not from a stale snapshot", "
     // And a change by the app publishes the latest state in the app too.
     cli.rollout<tickets<2>>(40);
     app.rollout<tickets<2>>(50);
-    CHECK(app.describe().basis_points == 5000);
+    CHECK(app.status().basis_points == 5000);
     CHECK(f.storage.find_setting(setting_key) == "format=1 primary=tickets_v1 candidate=tickets_v2 basis_points=5000");
 }
 
@@ -450,9 +450,9 @@ TEST_CASE("three versions: rollout of v3 on top of v2, then back step by step", 
           "format=1 primary=tickets_v2 candidate=tickets_v3 basis_points=500 previous=tickets_v1");
     CHECK(router.query("user-42", version_query) == "tickets_v2");
     router.rollback();
-    CHECK_FALSE(router.describe().candidate);
+    CHECK_FALSE(router.status().candidate);
     router.rollback();
-    CHECK(router.describe().primary == "tickets_v1");
+    CHECK(router.status().primary == "tickets_v1");
 
     // An older binary that knows only v1 and v2 refuses a state that names v3.
     router.rollout<tickets<3>>(5);
@@ -525,10 +525,10 @@ TEST_CASE("a corrupt saved state is an error that says what and where", "[router
                          "  format=1  previous=tickets_v1 basis_points=7 candidate=tickets_v1 "
                          "primary=tickets_v2 ");
     tickets_router router(storage);
-    CHECK(router.describe().primary == "tickets_v2");
-    CHECK(router.describe().candidate == "tickets_v1");
-    CHECK(router.describe().basis_points == 7);
-    CHECK(router.describe().previous == "tickets_v1");
+    CHECK(router.status().primary == "tickets_v2");
+    CHECK(router.status().candidate == "tickets_v1");
+    CHECK(router.status().basis_points == 7);
+    CHECK(router.status().previous == "tickets_v1");
 }
 
 TEST_CASE("refresh of a corrupted state throws and keeps routing as before; saving a valid value repairs it",
@@ -913,10 +913,10 @@ TEST_CASE("a deleted version is forgotten: no rollback to dropped tables", "[rou
     projectionist::memory_storage storage;
     projectionist::router<tickets_domain::tickets<1>, tickets_domain::tickets<2>> router(storage);
     router.switch_to<tickets_domain::tickets<2>>();
-    CHECK(router.describe().previous == "tickets_v1");
-    CHECK_THROWS_AS(router.forget("tickets_v2"), projectionist::state_error);  // it serves
-    router.forget("tickets_v1");
-    CHECK_FALSE(router.describe().previous.has_value());
+    CHECK(router.status().previous == "tickets_v1");
+    CHECK_THROWS_AS(router.remove("tickets_v2"), projectionist::state_error);  // it serves
+    router.remove("tickets_v1");
+    CHECK_FALSE(router.status().previous.has_value());
     CHECK_THROWS_AS(router.rollback(), projectionist::state_error);  // nothing left to roll back to
     CHECK(router.route("anyone") == "tickets_v2");
 }

@@ -137,7 +137,7 @@ public:
     }
     [[nodiscard]] std::optional<router_status> routing() const override {
         if constexpr (routed)
-            return router_->describe();
+            return router_->status();
         else
             return std::nullopt;
     }

@@ -92,7 +92,7 @@ public:
     }
 
     [[nodiscard]] std::string_view projection() const noexcept override { return Router::projection_name; }
-    [[nodiscard]] router_status routing() const override { return router_.describe(); }
+    [[nodiscard]] router_status routing() const override { return router_.status(); }
     /// This process's name among the observers of a plan.
     [[nodiscard]] const std::string& observer() const noexcept { return observer_; }
 
@@ -143,7 +143,7 @@ public:
     rollout_record start(rollout_plan plan) override {
         std::lock_guard lock(mutex_);
         router_.refresh();
-        const router_status routing = router_.describe();
+        const router_status routing = router_.status();
         check_rollout_plan(plan, routing);
         const std::string key = detail::rollout::record_key(projection());
         const auto saved = settings_.find(key);
@@ -473,7 +473,7 @@ private:
     /// Sends the traffic back to the primary first, then records why.
     void roll_back(rollout_record& r, rollout_state outcome, std::string gate, std::string reason,
                    std::vector<rollout_discrepancy> keys) {
-        const auto routing = router_.describe();
+        const auto routing = router_.status();
         if (routing.candidate == r.plan.candidate) router_.rollback();
         drop_predicate();
         r.state = outcome;
@@ -522,7 +522,7 @@ private:
         const bool stopped = !current || current->id != r.id || !active(current->state);
         router_.refresh();  // the deciding process may have changed the routing since this one read it
         if (stopped) {
-            if (router_.describe().candidate == r.plan.candidate) router_.rollback();
+            if (router_.status().candidate == r.plan.candidate) router_.rollback();
         } else if (current->state == rollout_state::running) {
             apply_share(*current, current->step);
         }

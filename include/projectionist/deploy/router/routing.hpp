@@ -268,11 +268,13 @@ public:
         });
     }
 
-    /// Forgets a version that is being deleted: it may no longer be a rollback target. Throws
-    /// state_error if it still receives traffic (it is the primary or the candidate). Call it
-    /// before the version's tables are dropped (the deployment and the command line do).
-    void forget(std::string_view name) {
-        const std::size_t i = require_index(name, "forget");
+    /// Removes a version that is being deleted from the routing: it may no longer be a rollback
+    /// target. Throws state_error if it still receives traffic (it is the primary or the
+    /// candidate). Call it before the version's tables are dropped (the deployment and the
+    /// command line do). Deleting a version is `remove` in every C++ type (`delete` is a keyword)
+    /// and `delete` on the command line.
+    void remove(std::string_view name) {
+        const std::size_t i = require_index(name, "remove");
         change([&](state& s) {
             if (s.primary == i || s.candidate == i)
                 throw state_error(fmt::format("projectionist: router '{}': {} still receives traffic; switch it to "
@@ -281,6 +283,11 @@ public:
                                   context());
             if (s.previous == i) s.previous.reset();
         });
+    }
+    [[deprecated(
+        "projectionist: router::forget(name) is now router::remove(name), as on a runner and a deployment")]] void
+    forget(std::string_view name) {
+        remove(name);
     }
 
     /// Re-reads the persisted state (another process or router object may have changed it).
@@ -350,7 +357,10 @@ public:
 
     // ---- status ------------------------------------------------------------------------------------
 
-    [[nodiscard]] router_status describe() const {
+    /// The routing as this process sees it (a snapshot): primary, candidate and share, previous,
+    /// predicates, versions. `status()` is the name of a status snapshot on every type: a runner,
+    /// a worker, a controller, a router.
+    [[nodiscard]] router_status status() const {
         auto s = current_state();
         router_status out;
         out.projection = std::string(projection_name);
@@ -364,6 +374,12 @@ public:
         out.predicate_name = named_.enabled();
         out.predicates = named_.names();
         return out;
+    }
+    [[deprecated(
+        "projectionist: router::describe() is now router::status(), the name of every status "
+        "snapshot")]] [[nodiscard]] router_status
+    describe() const {
+        return status();
     }
 
     /// How many queries are running on a version now (shadow runs included).
