@@ -13,8 +13,8 @@
 //   downstream          the notices emitted so far: per version, how many, how many positions
 //                       twice or more, and the first and last position
 //
-// Each release's main() is `return release::main<deployment, router>(argc, argv);` over its
-// versions (release_1.cpp, release_2.cpp, release_3.cpp).
+// Each release's entry point is `return release::main<deployment, router>(argc, argv);` over its
+// versions (release_1.hpp, release_2.hpp, release_2_changed.hpp, release_3.hpp; releases.cpp).
 
 #include <cstdint>
 #include <cstdlib>

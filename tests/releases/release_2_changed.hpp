@@ -1,8 +1,9 @@
+#pragma once
 // Release 2 rebuilt with v2's row type changed (a column added) and no new version number: every
 // command that would run v2 must be refused with what changed and what to do.
 #include "release_app.hpp"
 
-namespace release {
+namespace release::release_2_changed {
 
 struct ticket_row_changed {
     BOOST_HANA_DEFINE_STRUCT(ticket_row_changed, (std::string, ticket_id), (std::string, type), (std::string, status),
@@ -21,11 +22,8 @@ struct notified_v2_changed : pj::projection<"notified", 2, ticket_stream, pj::em
     }
 };
 
-}  // namespace release
-
 template <class Storage>
-using changed_deployment = projectionist::deployment<projectionist::runner<release::notified_v2_changed, Storage>>;
+using deployment = projectionist::deployment<projectionist::runner<notified_v2_changed, Storage>>;
+using router = projectionist::router<notified_v2_changed>;
 
-int main(int argc, char** argv) {
-    return release::main<changed_deployment, projectionist::router<release::notified_v2_changed>>(argc, argv);
-}
+}  // namespace release::release_2_changed
