@@ -34,6 +34,8 @@
 # - the test executables share a precompiled header (tests/CMakeLists.txt, projectionist_test_pch):
 #   about 40% of clang's time on a small test file, 5% of gcc's under the sanitizers, where code
 #   generation dominates. It is on unless a compiler launcher (ccache) is set.
+# - ninja starts the longest compiles first (the order of tests/CMakeLists.txt's subdirectories), so
+#   that no core is left idle beside one long compile at the end of the sanitized build.
 # - ctest starts the longest tests first (their COST property, tests/CMakeLists.txt), so that no
 #   core is left idle beside one long test at the end of a configuration's tests.
 #
