@@ -20,7 +20,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/postgres_table.hpp>
-#include <projectionist/storage/storage_base.hpp>
+#include <projectionist/storage/sql_storage_base.hpp>
 #include <projectionist/store/partition.hpp>
 #include <projectionist/store/postgres_event_store.hpp>
 
@@ -46,7 +46,16 @@ inline std::optional<catalog_entry> read_catalog(const connection& db, std::stri
     return sql::catalog_from_row(result_row(r, 0));
 }
 
-inline std::optional<std::string> find_setting(const connection& db, std::string_view key) {
+/// Every catalog row, by name (bytewise, as SQLite orders them).
+inline std::vector<catalog_entry> read_catalogs(const connection& db) {
+    const auto r = db.query(
+        fmt::format("SELECT {} FROM projectionist_catalog ORDER BY name COLLATE \"C\"", sql::catalog_column_list()));
+    std::vector<catalog_entry> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(sql::catalog_from_row(result_row(r, i)));
+    return out;
+}
+
+inline std::optional<std::string> read_setting(const connection& db, std::string_view key) {
     params p;
     p.add(key);
     const auto r = db.query("SELECT value FROM projectionist_settings WHERE key = $1", p);
@@ -54,7 +63,7 @@ inline std::optional<std::string> find_setting(const connection& db, std::string
     return std::string(r.text(0, 0));
 }
 
-inline void save_setting(const connection& db, std::string_view key, std::string_view value) {
+inline void write_setting(const connection& db, std::string_view key, std::string_view value) {
     params p;
     p.add(key).add(value);
     db.query(
@@ -65,8 +74,8 @@ inline void save_setting(const connection& db, std::string_view key, std::string
 
 /// Sets `key` to `value` if its value is `expected` now (nullopt: if it has none), in one
 /// statement; returns whether it did.
-inline bool replace_setting(const connection& db, std::string_view key, std::optional<std::string_view> expected,
-                            std::string_view value) {
+inline bool write_setting_if(const connection& db, std::string_view key, std::optional<std::string_view> expected,
+                             std::string_view value) {
     params p;
     p.add(key).add(value);
     if (!expected)
@@ -93,66 +102,26 @@ inline bool table_exists(const connection& db, std::string_view name) {
 
 }  // namespace detail::pg
 
-/// Read-model storage in a PostgreSQL schema: a table per projection version (named by its
-/// versioned name), checkpoints, per-aggregate positions, the projection catalog, dead letters
-/// and settings, all in one database, so that a batch's rows, its checkpoint and its catalog
-/// changes commit in one transaction. The schema may be the event store's own (then emitted
-/// events commit with the batch too) or another one.
+/// Read-model storage in a PostgreSQL schema (what it keeps: detail::sql_storage_base), the event
+/// store's own or another one.
 ///
 ///     projectionist::postgres_event_store store("postgresql://app@db/app");
 ///     projectionist::postgres_storage storage("postgresql://app@db/app");
 ///     projectionist::runner<tickets<2>, projectionist::postgres_storage> v2(store, storage);
 ///
-/// Each runner's session opens its own connection; this object's own connection serves the
-/// catalog, settings and table look-ups of queries, from one thread at a time.
-///
 /// A runner over postgres_storage reads a postgres_event_store unless it names another store.
-class postgres_storage : public detail::storage_base<postgres_storage, postgres_event_store, postgres_table> {
+class postgres_storage
+    : public detail::sql_storage_base<postgres_storage, postgres_event_store, postgres_table, detail::pg::connection> {
 public:
     class session;
 
     explicit postgres_storage(std::string conninfo, postgres_options options = {})
-        : conninfo_(std::move(conninfo)),
-          options_(std::move(options)),
-          db_(detail::pg::open_database(conninfo_, options_)) {}
+        : sql_storage_base(detail::pg::open_database(conninfo, options)),
+          conninfo_(std::move(conninfo)),
+          options_(std::move(options)) {}
 
     [[nodiscard]] const std::string& conninfo() const noexcept { return conninfo_; }
     [[nodiscard]] const postgres_options& options() const noexcept { return options_; }
-    [[nodiscard]] detail::pg::connection& connection() noexcept { return db_; }
-
-    [[nodiscard]] std::optional<catalog_entry> find_catalog(std::string_view name) const {
-        return detail::pg::read_catalog(db_, name);
-    }
-
-    [[nodiscard]] std::vector<catalog_entry> catalog() const {
-        const auto r = db_.query(fmt::format("SELECT {} FROM projectionist_catalog ORDER BY name COLLATE \"C\"",
-                                             detail::sql::catalog_column_list()));
-        std::vector<catalog_entry> out;
-        for (int i = 0; i < r.rows(); ++i) out.push_back(detail::sql::catalog_from_row(detail::pg::result_row(r, i)));
-        return out;
-    }
-
-    [[nodiscard]] bool has_table(std::string_view name) const { return detail::pg::table_exists(db_, name); }
-
-    /// A persisted setting (e.g. a router's toggles), or nullopt. Settings live in the database,
-    /// so a command-line process and the application see the same ones.
-    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
-        return detail::pg::find_setting(db_, key);
-    }
-    void save_setting(std::string_view key, std::string_view value) { detail::pg::save_setting(db_, key, value); }
-    /// Sets `key` to `value` only if its value is `expected` (nullopt: if it has none), atomically
-    /// across processes; returns whether it did.
-    bool replace_setting(std::string_view key, std::optional<std::string_view> expected, std::string_view value) {
-        return detail::pg::replace_setting(db_, key, expected, value);
-    }
-
-    /// A typed handle on an existing table, on this object's connection (for queries and tests);
-    /// nullopt if there is no such table. Its writes are sent at once.
-    template <class Table>
-    [[nodiscard]] std::optional<postgres_table<Table>> find_table(std::string_view name) {
-        if (!has_table(name)) return std::nullopt;
-        return std::optional<postgres_table<Table>>(std::in_place, db_, std::string(name));
-    }
 
     [[nodiscard]] session open(std::string_view projection);
 
@@ -170,7 +139,6 @@ public:
 private:
     std::string conninfo_;
     postgres_options options_;
-    detail::pg::connection db_;
 };
 
 /// One runner's connection to a postgres_storage, for one projection version (or one partition of
@@ -188,39 +156,20 @@ private:
 /// it FOR SHARE until the commit: a claim by another worker (an UPDATE of that row) waits for this
 /// commit or comes before it and fails the check. A commit that fails it throws lease_lost and
 /// writes nothing, so a worker that was frozen or cut off past its lease cannot commit late.
-class postgres_storage::session {
+class postgres_storage::session : public detail::sql_session_base<detail::pg::connection> {
 public:
-    /// The checkpoint lives in the database: after a rollback the runner reads it back.
-    static constexpr bool persists_checkpoint = true;
-
     session(const postgres_storage& storage, std::string_view projection, partition_slice slice = {})
-        : conninfo_(storage.conninfo()),
-          projection_(projection),
+        : sql_session_base(projection, detail::pg::open_database(storage.conninfo(), storage.options())),
+          conninfo_(storage.conninfo()),
           slice_(slice),
           key_(::projectionist::checkpoint_key(projection, slice)),
-          conn_(std::make_unique<detail::pg::connection>(
-              detail::pg::open_database(storage.conninfo(), storage.options()))),
-          db_(*conn_),
           buffer_(std::make_unique<detail::pg::write_behind>()) {}
 
-    session(const session&) = delete;
-    session& operator=(const session&) = delete;
-    session(session&&) = delete;
-    session& operator=(session&&) = delete;
-
     ~session() {
-        if (in_transaction_) {
-            try {
-                db_.exec("ROLLBACK");
-            } catch (...) {
-                // The connection is lost: the server rolls the transaction back itself.
-            }
-        }
         // Tables go first: they unregister from buffer_.
         owned_.clear();
     }
 
-    [[nodiscard]] std::string_view projection() const noexcept { return projection_; }
     /// The partition this session's checkpoint belongs to (count 1: the whole projection).
     [[nodiscard]] const partition_slice& slice() const noexcept { return slice_; }
     /// The key of its rows in the checkpoint, per-aggregate position and dead-letter tables.
@@ -289,13 +238,7 @@ public:
         // What the batch wrote to it is moot, and must not be sent to a table that is gone.
         for (auto* t : buffer_->tables)
             if (t->table_name() == name) t->forget_buffer();
-        const bool existed = detail::pg::table_exists(db_, name);
-        db_.exec(fmt::format("DROP TABLE IF EXISTS {}", detail::pg::quote(name)));
-        return existed;
-    }
-
-    [[nodiscard]] std::optional<catalog_entry> find_catalog() const {
-        return detail::pg::read_catalog(db_, projection_);
+        return drop_if_exists(name);
     }
 
     void save_catalog(const catalog_entry& e) {
@@ -305,13 +248,6 @@ public:
         detail::sql::bind_catalog(e, tables, [&](const auto& v) { p.add(v); });
         run("pj_save_catalog", sql.c_str(), p);
     }
-
-    /// A setting read and written on this session's connection: inside its open transaction, so
-    /// that a delete forgets the version in the router's setting atomically with its tables.
-    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
-        return detail::pg::find_setting(db_, key);
-    }
-    void save_setting(std::string_view key, std::string_view value) { detail::pg::save_setting(db_, key, value); }
 
     // ---- the hand-over of emission (storage/emission_window.hpp), inside the open transaction
 
@@ -531,13 +467,6 @@ private:
         }
     }
 
-    template <class T>
-    T& own(std::unique_ptr<T> table) {
-        T& ref = *table;
-        owned_.push_back(std::shared_ptr<void>(std::move(table)));
-        return ref;
-    }
-
     /// Runs `sql`, prepared once on this session's connection under `name`.
     detail::pg::result run(const char* name, const char* sql, const detail::pg::params& p) {
         db_.prepare(name, sql);
@@ -653,22 +582,12 @@ private:
     }
 
     std::string conninfo_;
-    std::string projection_;  // the projection: catalog row and tables
     partition_slice slice_;
     std::string key_;  // the checkpoint's: the projection's name, or its partition's key
     std::optional<lease_fence> fence_;
     bool fenced_out_ = false;
-    std::unique_ptr<detail::pg::connection> conn_;  // boxed: table handles point at it
-    detail::pg::connection& db_;
     std::unique_ptr<detail::pg::write_behind> buffer_;  // boxed: table handles point at it
-    checkpoint point_;
-    bool loaded_ = false;
-    bool in_transaction_ = false;
-    bool reset_in_transaction_ = false;
-    bool has_position_row_ = false;
-    std::uint64_t committed_position_ = 0;
     std::vector<std::uint64_t> numbers_;
-    std::vector<std::shared_ptr<void>> owned_;
 };
 
 inline postgres_storage::session postgres_storage::open(std::string_view projection) {

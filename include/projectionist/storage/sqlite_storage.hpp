@@ -19,8 +19,8 @@
 #include <projectionist/detail/sqlite_schema.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/storage/catalog.hpp>
+#include <projectionist/storage/sql_storage_base.hpp>
 #include <projectionist/storage/sqlite_table.hpp>
-#include <projectionist/storage/storage_base.hpp>
 #include <projectionist/store/sqlite_event_store.hpp>
 
 namespace projectionist {
@@ -34,14 +34,21 @@ inline std::optional<catalog_entry> read_catalog(const connection& db, std::stri
     return sql::catalog_from_row(s);
 }
 
-inline std::optional<std::string> find_setting(const connection& db, std::string_view key) {
+inline std::vector<catalog_entry> read_catalogs(const connection& db) {
+    statement s(db, fmt::format("SELECT {} FROM projectionist_catalog ORDER BY name", sql::catalog_column_list()));
+    std::vector<catalog_entry> out;
+    while (s.step()) out.push_back(sql::catalog_from_row(s));
+    return out;
+}
+
+inline std::optional<std::string> read_setting(const connection& db, std::string_view key) {
     statement s(db, "SELECT value FROM projectionist_settings WHERE key = ?");
     s.bind(1, key);
     if (!s.step()) return std::nullopt;
     return std::string(s.text(0));
 }
 
-inline void save_setting(const connection& db, std::string_view key, std::string_view value) {
+inline void write_setting(const connection& db, std::string_view key, std::string_view value) {
     statement s(db,
                 "INSERT INTO projectionist_settings(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
@@ -61,8 +68,8 @@ inline bool finish(statement& s) {
 
 /// Sets `key` to `value` if its value is `expected` now (nullopt: if it has none), in one
 /// statement; returns whether it did.
-inline bool replace_setting(const connection& db, std::string_view key, std::optional<std::string_view> expected,
-                            std::string_view value) {
+inline bool write_setting_if(const connection& db, std::string_view key, std::optional<std::string_view> expected,
+                             std::string_view value) {
     if (!expected) {
         statement s(db,
                     "INSERT INTO projectionist_settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING "
@@ -86,101 +93,40 @@ inline bool table_exists(const connection& db, std::string_view name) {
 
 }  // namespace detail::sqlite
 
-/// Read-model storage in a SQLite file: a table per projection version (named by its versioned
-/// name), checkpoints and the projection catalog, all in one database, so that a batch's rows,
-/// its checkpoint and its catalog changes commit in one transaction. The file may be the event
-/// log's own (then emitted events commit with the batch too) or another one.
+/// Read-model storage in a SQLite file (what it keeps: detail::sql_storage_base), the event log's
+/// own or another one.
 ///
 ///     projectionist::sqlite_event_store store("app.db");
 ///     projectionist::sqlite_storage storage("app.db");
 ///     projectionist::runner<tickets<2>, projectionist::sqlite_storage> v2(store, storage);
 ///
-/// Each runner's session opens its own connection; this object's own connection serves the
-/// catalog and table look-ups of queries, from one thread at a time.
-///
 /// A runner over sqlite_storage reads a sqlite_event_store unless it names another store.
-class sqlite_storage : public detail::storage_base<sqlite_storage, sqlite_event_store, sqlite_table> {
+class sqlite_storage
+    : public detail::sql_storage_base<sqlite_storage, sqlite_event_store, sqlite_table, detail::sqlite::connection> {
 public:
     class session;
 
     explicit sqlite_storage(std::string path, sqlite_options options = {})
-        : path_(std::move(path)), options_(options), db_(detail::sqlite::open_database(path_, options_)) {}
+        : sql_storage_base(detail::sqlite::open_database(path, options)), path_(std::move(path)), options_(options) {}
 
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
     [[nodiscard]] const sqlite_options& options() const noexcept { return options_; }
-    [[nodiscard]] detail::sqlite::connection& connection() noexcept { return db_; }
-
-    [[nodiscard]] std::optional<catalog_entry> find_catalog(std::string_view name) const {
-        return detail::sqlite::read_catalog(db_, name);
-    }
-
-    [[nodiscard]] std::vector<catalog_entry> catalog() const {
-        std::vector<catalog_entry> out;
-        detail::sqlite::statement s(
-            db_, fmt::format("SELECT {} FROM projectionist_catalog ORDER BY name", detail::sql::catalog_column_list()));
-        while (s.step()) out.push_back(detail::sql::catalog_from_row(s));
-        return out;
-    }
-
-    [[nodiscard]] bool has_table(std::string_view name) const { return detail::sqlite::table_exists(db_, name); }
-
-    /// A persisted setting (e.g. a router's toggles), or nullopt. Settings live in the database,
-    /// so a command-line process and the application see the same ones.
-    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
-        return detail::sqlite::find_setting(db_, key);
-    }
-    void save_setting(std::string_view key, std::string_view value) { detail::sqlite::save_setting(db_, key, value); }
-    /// Sets `key` to `value` only if its value is `expected` (nullopt: if it has none), atomically
-    /// across processes; returns whether it did.
-    bool replace_setting(std::string_view key, std::optional<std::string_view> expected, std::string_view value) {
-        return detail::sqlite::replace_setting(db_, key, expected, value);
-    }
-
-    /// A typed handle on an existing table, on this object's connection (for queries and tests);
-    /// nullopt if there is no such table.
-    template <class Table>
-    [[nodiscard]] std::optional<sqlite_table<Table>> find_table(std::string_view name) {
-        if (!has_table(name)) return std::nullopt;
-        return sqlite_table<Table>(db_, std::string(name));
-    }
 
     [[nodiscard]] session open(std::string_view projection);
 
 private:
     std::string path_;
     sqlite_options options_;
-    detail::sqlite::connection db_;
 };
 
 /// One runner's connection to a sqlite_storage, for one projection version.
-class sqlite_storage::session {
+class sqlite_storage::session : public detail::sql_session_base<detail::sqlite::connection> {
 public:
-    /// The checkpoint lives in the database: after a rollback the runner reads it back.
-    static constexpr bool persists_checkpoint = true;
-
     session(const sqlite_storage& storage, std::string_view projection)
-        : path_(storage.path()),
-          projection_(projection),
-          conn_(std::make_unique<detail::sqlite::connection>(
-              detail::sqlite::open_database(storage.path(), storage.options()))),
-          db_(*conn_),
+        : sql_session_base(projection, detail::sqlite::open_database(storage.path(), storage.options())),
+          path_(storage.path()),
           log_limit_(storage.options().aggregate_position_log_limit) {}
 
-    session(const session&) = delete;
-    session& operator=(const session&) = delete;
-    session(session&&) = delete;
-    session& operator=(session&&) = delete;
-
-    ~session() {
-        if (in_transaction_) {
-            try {
-                db_.exec("ROLLBACK");
-            } catch (...) {
-            }
-        }
-    }
-
-    [[nodiscard]] std::string_view projection() const noexcept { return projection_; }
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
     /// The raw connection, for handlers that write their own SQL inside the batch's transaction.
     [[nodiscard]] detail::sqlite::connection& connection() noexcept { return db_; }
@@ -237,15 +183,7 @@ public:
         return &own(std::make_unique<sqlite_table<Table>>(db_, std::string(name)));
     }
 
-    bool drop_table(std::string_view name) {
-        const bool existed = detail::sqlite::table_exists(db_, name);
-        db_.exec(fmt::format("DROP TABLE IF EXISTS {}", detail::sqlite::quote(name)));
-        return existed;
-    }
-
-    [[nodiscard]] std::optional<catalog_entry> find_catalog() const {
-        return detail::sqlite::read_catalog(db_, projection_);
-    }
+    bool drop_table(std::string_view name) { return drop_if_exists(name); }
 
     void save_catalog(const catalog_entry& e) {
         detail::sqlite::statement s(db_, detail::sql::catalog_upsert(detail::sql::placeholders::positional));
@@ -253,13 +191,6 @@ public:
         detail::sql::bind_catalog(e, tables, detail::sqlite::binder(s));
         s.run();
     }
-
-    /// A setting read and written on this session's connection: inside its open transaction, so
-    /// that a delete forgets the version in the router's setting atomically with its tables.
-    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
-        return detail::sqlite::find_setting(db_, key);
-    }
-    void save_setting(std::string_view key, std::string_view value) { detail::sqlite::save_setting(db_, key, value); }
 
     // ---- the hand-over of emission (storage/emission_window.hpp), inside the open transaction:
     // BEGIN IMMEDIATE holds the database's write lock, so no batch of another version commits
@@ -410,24 +341,7 @@ public:
     }
 
 private:
-    template <class T>
-    T& own(std::unique_ptr<T> table) {
-        T& ref = *table;
-        owned_.push_back(std::shared_ptr<void>(std::move(table)));
-        return ref;
-    }
-
     std::string path_;
-    std::string projection_;
-    std::unique_ptr<detail::sqlite::connection> conn_;  // boxed: table handles point at it
-    detail::sqlite::connection& db_;
-    checkpoint point_;
-    bool loaded_ = false;
-    bool in_transaction_ = false;
-    bool reset_in_transaction_ = false;
-    bool has_position_row_ = false;
-    std::uint64_t committed_position_ = 0;
-    std::vector<std::shared_ptr<void>> owned_;
     /// Writes the batch's aggregate positions as one row of `projectionist_aggregate_position_log`
     /// (a JSON object, aggregate number -> version) rather than one row per aggregate: a batch
     /// changes aggregates all over the table, and rewriting their rows cost each commit most of
