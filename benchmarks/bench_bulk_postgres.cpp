@@ -673,10 +673,6 @@ double write_log(const mem_store& history, const std::string& url, const std::st
     history.read(0, history.head(), all);
     const std::vector<std::uint8_t> alternatives = alternatives_of(history);
     db.exec("BEGIN");
-    db.query(
-        fmt::format("SELECT pg_advisory_xact_lock({}, (SELECT oid::integer FROM pg_catalog.pg_namespace WHERE "
-                    "nspname = '{}'))",
-                    pj::detail::pg::append_lock_class, schema));
     std::vector<std::int32_t> type_ids(history.type_count(), 0);
     std::int32_t next_type = 0;
     std::vector<std::uint64_t> final_version;
@@ -737,6 +733,12 @@ double write_log(const mem_store& history, const std::string& url, const std::st
                     flush();
                 }
             });
+    // The store's next append and aggregate go on after the rows written here.
+    db.exec(
+        fmt::format("SELECT setval('{0}.projectionist_positions', (SELECT max(position) FROM "
+                    "{0}.projectionist_events)), setval('{0}.projectionist_aggregate_numbers', (SELECT max(number) "
+                    "FROM {0}.projectionist_aggregates))",
+                    s));
     db.exec("COMMIT");
     db.exec(fmt::format(
         "VACUUM (ANALYZE) {0}.projectionist_events, {0}.projectionist_aggregates, {0}.projectionist_event_types", s));

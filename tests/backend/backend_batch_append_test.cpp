@@ -208,9 +208,10 @@ TEST_CASE("a batch the database refuses part-way writes none of it", "[backend][
     fx.allow("refuse_t9", "projectionist_events");
     const auto results = store.append(batch);
     CHECK(results.size() == 11);
-    CHECK(results.back().first_position == 22);
+    const std::uint64_t last = backend::concurrent_appends ? 43 : 22;  // 21 positions rolled back
+    CHECK(results.back().first_position == last);
     CHECK(results.back().version == 2);
-    CHECK(store.head() == 22);
+    CHECK(store.head() == last);
     CHECK(log_consistent(fx));
     CHECK(fx.integrity_ok());
 }
@@ -228,7 +229,7 @@ TEST_CASE("inside an open transaction a batch is a savepoint of it", "[backend][
     batch.add(ticket_stream{}, "t-1", 1, ticket_reopened{"t-1"});  // stale: refused, the transaction goes on
     CHECK_THROWS_AS(store.append(batch), pj::version_conflict);
     CHECK(in_transaction_of(store));
-    CHECK(store.head() == 3);
+    CHECK(store.head() == (backend::concurrent_appends ? 1 : 3));  // not its own open transaction's
     exec_on(store, "ROLLBACK");
     CHECK(store.head() == 1);
     CHECK_FALSE(store.aggregate_number(ticket_stream{}, "t-2").has_value());
@@ -302,8 +303,10 @@ TEST_CASE("a writer's remembered versions never outlive another connection's com
     exec_on(a, "ROLLBACK");
     CHECK_THROWS_AS(a.append(ticket_stream{}, "t-1", 5, ticket_closed{"t-1"}), pj::version_conflict);
     const auto r = a.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "x"});
-    CHECK(r.first_position == 5);
-    CHECK(a.aggregate_number(ticket_stream{}, "t-2") == std::optional<std::uint64_t>(1));
+    // With concurrent appends the rolled-back positions 5 and 6 and aggregate number 1 stay unused.
+    CHECK(r.first_position == (backend::concurrent_appends ? 7 : 5));
+    CHECK(a.aggregate_number(ticket_stream{}, "t-2") ==
+          std::optional<std::uint64_t>(backend::concurrent_appends ? 2 : 1));
     CHECK(b.version_of(ticket_stream{}, "t-1") == 4);
     CHECK(log_consistent(fx));
 }

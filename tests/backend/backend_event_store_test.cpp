@@ -180,19 +180,21 @@ TEMPLATE_TEST_CASE("a multi-event append that fails part-way writes none of it, 
     CHECK(fx.scalar("SELECT count(*) FROM projectionist_events") == 1);
     CHECK(fx.scalar("SELECT count(*) FROM projectionist_event_types") == 1);
 
-    // The store is still usable after the failure, and the rollback left no hole in positions.
+    // The store is still usable after the failure, and the rollback left no hole in positions
+    // (with concurrent appends, the failed append's three positions stay unused).
     fx.allow("refuse_version_3", "projectionist_events");
     const auto r =
         store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}, ticket_reopened{"t-1"}, ticket_closed{"t-1"});
-    CHECK(r.first_position == 2);
-    CHECK(r.last_position == 4);
+    const std::uint64_t first = backend::concurrent_appends ? 5 : 2;
+    CHECK(r.first_position == first);
+    CHECK(r.last_position == first + 2);
     CHECK(r.version == 4);
     typename TestType::batch batch;
     store.read(1, 10, batch);
     REQUIRE(batch.size() == 3);
     const char* names[] = {"ticket.closed", "ticket.reopened", "ticket.closed"};
     for (std::size_t i = 0; i < 3; ++i) {
-        CHECK(batch[i].position() == 2 + i);
+        CHECK(batch[i].position() == first + i);
         CHECK(batch[i].aggregate_version() == 2 + i);
         CHECK(batch[i].type_name() == names[i]);
     }
@@ -211,7 +213,7 @@ TEMPLATE_TEST_CASE("inside an open transaction an append is a savepoint of it", 
         CHECK(store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}).first_position == 2);
         CHECK_THROWS_AS(store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}), pj::version_conflict);
         CHECK(backend::in_transaction(store.connection()));  // the outer transaction is still open, and usable
-        CHECK(store.head() == 2);
+        CHECK(store.head() == (backend::concurrent_appends ? 1 : 2));  // not its own open transaction's
         store.connection().exec("ROLLBACK");
         CHECK(store.head() == 1);
         CHECK(store.version_of(ticket_stream{}, "t-1") == 1);
@@ -220,7 +222,7 @@ TEMPLATE_TEST_CASE("inside an open transaction an append is a savepoint of it", 
         store.connection().exec("COMMIT");
     }
     auto reopened = fx.make<TestType>(fx.at());
-    CHECK(reopened.head() == 2);
+    CHECK(reopened.head() == (backend::concurrent_appends ? 3 : 2));  // position 2 rolled back
     CHECK(reopened.version_of(ticket_stream{}, "t-1") == 2);
     CHECK(fx.integrity_ok());
 }

@@ -79,6 +79,10 @@ public:
     static constexpr std::string_view name = "sqlite";
     static constexpr bool speaks_sql = true;
     static constexpr bool scans_in_key_order = true;  ///< for_each visits rows in key order
+    /// Appends run concurrently: a position (or aggregate number) taken by an append that rolls
+    /// back is not reused, and a reader is not given events of a transaction still open, its own
+    /// included.
+    static constexpr bool concurrent_appends = false;
     using event_store_type = projectionist::sqlite_event_store;
     using json_event_store_type = projectionist::sqlite_json_event_store;
     using storage_type = projectionist::sqlite_storage;
@@ -197,6 +201,10 @@ public:
     static constexpr std::string_view name = "postgres";
     static constexpr bool speaks_sql = true;
     static constexpr bool scans_in_key_order = true;  ///< for_each visits rows in key order
+    /// Appends run concurrently: a position (or aggregate number) taken by an append that rolls
+    /// back is not reused, and a reader is not given events of a transaction still open, its own
+    /// included.
+    static constexpr bool concurrent_appends = true;
     using event_store_type = projectionist::postgres_event_store;
     using json_event_store_type = projectionist::postgres_json_event_store;
     using storage_type = projectionist::postgres_storage;
@@ -360,6 +368,10 @@ public:
     static constexpr std::string_view name = "memory";
     static constexpr bool speaks_sql = false;
     static constexpr bool scans_in_key_order = false;  ///< for_each visits rows in no particular order
+    /// Appends run concurrently: a position (or aggregate number) taken by an append that rolls
+    /// back is not reused, and a reader is not given events of a transaction still open, its own
+    /// included.
+    static constexpr bool concurrent_appends = false;
     using event_store_type = projectionist::memory_event_store;
     using json_event_store_type = projectionist::memory_event_store;
     using storage_type = projectionist::memory_storage;

@@ -361,14 +361,14 @@ TEST_CASE("a writer on another connection appends in that connection's transacti
     CHECK(store.head() == 0);  // not committed yet
     session.exec("ROLLBACK");
     CHECK(store.head() == 0);
-    session.exec("BEGIN");
-    CHECK(writer.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"}).first_position == 1);
+    session.exec("BEGIN");  // position 1 stays unused: appends do not wait to reuse a rolled-back one
+    CHECK(writer.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"}).first_position == 2);
     session.exec("COMMIT");
-    CHECK(store.head() == 1);
-    CHECK(store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}).first_position == 2);
-    CHECK(writer.append(ticket_stream{}, "t-1", 2, ticket_reopened{"t-1"}).first_position == 3);  // autocommit
+    CHECK(store.head() == 2);
+    CHECK(store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}).first_position == 3);
+    CHECK(writer.append(ticket_stream{}, "t-1", 2, ticket_reopened{"t-1"}).first_position == 4);  // autocommit
     CHECK(positions_and_versions(store) ==
-          std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 1}, {2, 2}, {3, 3}});
+          std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 1}, {3, 2}, {4, 3}});
     // Nothing landed in the session's own schema.
     CHECK(scalar(session, "SELECT count(*) FROM projectionist_events") == 0);
 }

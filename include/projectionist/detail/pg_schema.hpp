@@ -36,14 +36,21 @@ inline constexpr std::string_view application_name = "projectionist";
 /// one is brought up to date when opened (`open_database`). Version 2 added the workers' tables
 /// (projectionist_leases, projectionist_workers), nothing else: its migration is the DDL itself.
 /// Version 3 added the catalog's fingerprint, definition, tombstone and retention columns (the
-/// ALTER TABLE statements after the catalog's CREATE TABLE).
-inline constexpr int schema_version = 3;
-/// Advisory lock class ids ("PRJS", "PRJA", "PRJV"): the first key of pg_advisory_xact_lock(int,
-/// int). `schema_lock_class` serializes schema creation; `append_lock_class` serializes appends
-/// to one schema's event log (see basic_postgres_event_store for why); `lifecycle_lock_class`
-/// serializes the init, reset and delete of one projection version.
+/// ALTER TABLE statements after the catalog's CREATE TABLE). Version 4 lets appends run
+/// concurrently: the position and aggregate-number sequences (started after the rows a version 3
+/// log already holds) and the functions projectionist_reserve_positions, projectionist_read_horizon
+/// and projectionist_head (the statements at the end).
+inline constexpr int schema_version = 4;
+/// Advisory lock class ids ("PRJS", "PRJA", "PRJT", "PRJV"): the first key of pg_advisory_lock(int,
+/// int) or pg_advisory_xact_lock(int, int).
+/// `schema_lock_class` serializes schema creation; `append_lock_class` is taken for the few
+/// microseconds in which an append reserves its positions (exclusive) or a reader computes its
+/// horizon (shared), never to a commit; `type_lock_class` serializes the creation of new event
+/// types (rare) to the commit, so that type ids stay dense; `lifecycle_lock_class` serializes the
+/// init, reset and delete of one projection version. The second key is the schema's oid.
 inline constexpr std::int32_t schema_lock_class = 0x50524A53;
 inline constexpr std::int32_t append_lock_class = 0x50524A41;
+inline constexpr std::int32_t type_lock_class = 0x50524A54;
 inline constexpr std::int32_t lifecycle_lock_class = 0x50524A56;
 
 // ---- projectionist's tables ------------------------------------------------------------------
@@ -65,6 +72,16 @@ inline constexpr std::int32_t lifecycle_lock_class = 0x50524A56;
 //    every claim increments, and an expiry in the server's clock (clock_timestamp()), never a
 //    worker's. `partitions` is the projection's partition count, the same in every row.
 //    projectionist_workers: the live workers of a projection, each row renewed by its heartbeat.
+//  - the event log's concurrency (schema version 4, store/postgres_event_writer.hpp): positions
+//    come from projectionist_positions, reserved in blocks by projectionist_reserve_positions
+//    under the append lock, held for microseconds. Before releasing it, the reservation takes a
+//    transaction-level advisory lock keyed by its block (block_lock_class(schema oid), the block's
+//    first position modulo 2^32), which the server releases when the appending transaction ends,
+//    after its commit is visible. projectionist_read_horizon, under the same lock shared, returns
+//    the lowest block still held (its position rebuilt from the sequence's value, which is at
+//    most 2^32 above it), or the last reserved position + 1: a reader returns only positions
+//    below it, read with a snapshot taken after it (a statement of its own). Aggregate numbers
+//    come from projectionist_aggregate_numbers.
 inline constexpr std::string_view schema_ddl = R"sql(
 CREATE TABLE IF NOT EXISTS projectionist_schema(
     application text NOT NULL,
@@ -149,8 +166,81 @@ CREATE TABLE IF NOT EXISTS projectionist_workers(
     worker text NOT NULL,
     expires_at timestamptz NOT NULL,
     PRIMARY KEY(projection, worker));
+CREATE SEQUENCE IF NOT EXISTS projectionist_positions AS bigint MINVALUE 0;
+SELECT setval('projectionist_positions', coalesce((SELECT max(position) FROM projectionist_events), 0));
+CREATE SEQUENCE IF NOT EXISTS projectionist_aggregate_numbers AS bigint MINVALUE -1;
+SELECT setval('projectionist_aggregate_numbers', coalesce((SELECT max(number) FROM projectionist_aggregates), -1));
+CREATE OR REPLACE FUNCTION projectionist_reserve_positions(
+    count bigint, lock_class integer, lock_key integer, block_class integer, channel text)
+RETURNS bigint LANGUAGE plpgsql SET search_path FROM CURRENT AS $reserve$
+DECLARE
+    first_position bigint;
+BEGIN
+    PERFORM pg_advisory_lock(lock_class, lock_key);
+    BEGIN
+        first_position := nextval('projectionist_positions');
+        IF count > 1 THEN
+            PERFORM setval('projectionist_positions', first_position + count - 1);
+        END IF;
+        -- One block lock per transaction and log: its first block holds back the readers of
+        -- every later one. The mark, like the lock, goes with the (sub)transaction that took it.
+        IF current_setting('projectionist.block_' || block_class, true) IS DISTINCT FROM 'held' THEN
+            PERFORM pg_advisory_xact_lock(block_class, first_position::bit(32)::integer);
+            PERFORM set_config('projectionist.block_' || block_class, 'held', true);
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_advisory_unlock(lock_class, lock_key);
+        RAISE;
+    END;
+    PERFORM pg_advisory_unlock(lock_class, lock_key);
+    PERFORM pg_notify(channel, '');
+    RETURN first_position;
+END
+$reserve$;
+CREATE OR REPLACE FUNCTION projectionist_read_horizon(lock_class integer, lock_key integer, block_class integer)
+RETURNS bigint LANGUAGE plpgsql SET search_path FROM CURRENT AS $horizon$
+DECLARE
+    reserved bigint;
+    lowest bigint;
+BEGIN
+    PERFORM pg_advisory_lock_shared(lock_class, lock_key);
+    BEGIN
+        reserved := coalesce(pg_sequence_last_value('projectionist_positions'), 0);
+        SELECT min(reserved - ((reserved - l.objid::bigint) & 4294967295)) INTO lowest
+            FROM pg_catalog.pg_locks l
+            WHERE l.locktype = 'advisory' AND l.classid = block_class::oid AND l.objsubid = 2
+              AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database());
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_advisory_unlock_shared(lock_class, lock_key);
+        RAISE;
+    END;
+    PERFORM pg_advisory_unlock_shared(lock_class, lock_key);
+    RETURN coalesce(lowest, reserved + 1);
+END
+$horizon$;
+CREATE OR REPLACE FUNCTION projectionist_head(lock_class integer, lock_key integer, block_class integer)
+RETURNS bigint LANGUAGE plpgsql SET search_path FROM CURRENT AS $head$
+DECLARE
+    horizon bigint := projectionist_read_horizon(lock_class, lock_key, block_class);
+BEGIN
+    RETURN coalesce((SELECT position FROM projectionist_events WHERE position < horizon
+                     ORDER BY position DESC LIMIT 1), 0);
+END
+$head$;
 )sql";
 // ---- end of projectionist's tables -----------------------------------------------------------
+
+/// The first key of the advisory lock an append holds on its block of positions to its commit
+/// (projectionist_reserve_positions): one per schema, 0x40000000-0x4FFFFFFF (projectionist's other
+/// lock classes are 0x5052xxxx), so positive and distinct from them.
+constexpr std::int32_t block_lock_class(std::uint32_t schema_oid) noexcept {
+    std::uint32_t h = 2166136261u;
+    for (int shift = 0; shift < 32; shift += 8) {
+        h ^= (schema_oid >> shift) & 0xFFu;
+        h *= 16777619u;
+    }
+    return static_cast<std::int32_t>(0x40000000u | (h & 0x0FFFFFFFu));
+}
 
 /// A 32-bit FNV-1a hash of a schema name: the second key of the schema-creation lock (the
 /// schema has no oid before it exists). Collisions only make two schemas' creation wait for
