@@ -134,8 +134,10 @@ inline int cmd_backfill(const parsed_command& p, session& s) {
     }
     std::optional<backfill_progress> progress;
     if (show)
-        progress.emplace(s.out, bar, s.options, std::string(v), before.position, before.head,
-                         [e = e, v = v] { return e->status_of(v).position; });
+        progress.emplace(s.out, bar, s.options, std::string(v), before.position, before.head, [e = e, v = v] {
+            const runner_status now = e->status_of(v);
+            return progress_sample(now.position, now.phase);
+        });
     const auto started = std::chrono::steady_clock::now();
     std::uint64_t applied = 0;
     try {

@@ -21,9 +21,9 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/container_hash/hash.hpp>
 
 #include <projectionist/event/stream.hpp>
-#include <projectionist/meta/fnv1a.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/stored_record.hpp>
 
@@ -173,7 +173,9 @@ protected:
 private:
     [[nodiscard]] const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
     [[nodiscard]] static std::uint32_t aggregate_hash(std::string_view stream, std::string_view id) noexcept {
-        const std::uint64_t h = fnv1a_64(id, fnv1a_byte(0, fnv1a_64(stream)));
+        // Read once per record: boost's string hash takes the bytes a word at a time.
+        std::size_t h = boost::hash_value(stream);
+        boost::hash_combine(h, id);
         return static_cast<std::uint32_t>(h ^ (h >> 32)) | 1u;  // 0 means "not looked up"
     }
 

@@ -66,6 +66,11 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
         mode_ = "bulk";
         bulk_note_.clear();
         publish_status();
+        // What the status (and the command line's progress) shows the pass doing now.
+        const auto phase = [this](std::string_view now) {
+            std::lock_guard lock(status_mutex_);
+            status_.phase = now;
+        };
 
         std::uint64_t flushed = 0;    // applied and committed
         std::uint64_t unflushed = 0;  // applied since the last flush
@@ -74,8 +79,10 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
             return std::apply([](const auto&... t) { return (std::size_t{0} + ... + t.approximate_bytes()); }, tables);
         };
         std::uint64_t flushed_position = checkpoint_->position;
+        bool planned = false;  // the row stores were sized after the first batch
         const auto flush = [&] {
             if (checkpoint_->position == flushed_position) return;  // nothing read since the last one
+            phase("flushing");
             bulk_flush(tables);
             flushed_position = checkpoint_->position;
             flushed += unflushed;
@@ -88,16 +95,24 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
             while (checkpoint_->position < target) {
                 const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(
                     std::max<std::size_t>(options_.bulk_read_size, 1), target - checkpoint_->position));
+                phase("reading");
                 store_->read(checkpoint_->position, want, batch_);
                 if (batch_.empty()) break;
                 if (store_->type_count() > type_map_.size()) refresh_type_map();
                 failed_ = nullptr;
+                phase("applying");
                 detail::prefetch_bulk(tables, batch_.begin(), batch_.end());
                 const pass_totals totals = apply_records_as<false, false>(batch_.begin(), batch_.end(), ctx);
                 checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
                 last_event_recorded_at_ = detail::deref(batch_[batch_.size() - 1]).envelope_of().recorded_at;
                 unflushed += totals.applied;
                 skipped += totals.skipped;
+                if (!planned) {
+                    planned = true;
+                    const auto [seen, numbered] = detail::aggregates_of(batch_.begin(), batch_.end());
+                    std::apply([&](auto&... t) { (t.plan_rows(seen, numbered, options_.bulk_memory_budget), ...); },
+                               tables);
+                }
                 if (checkpoint_->position - flushed_position >= options_.bulk_flush_every) {
                     flush();
                 } else if (memory() > options_.bulk_memory_budget) {
@@ -116,6 +131,7 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
                 *checkpoint_ = committed;
             changed_aggregates_.clear();
             mode_ = "batch";
+            phase({});
             if (detail::is_lease_lost(cause)) std::rethrow_exception(cause);
             // Another runner of this version committed first: its rows are in the tables; go on
             // from its checkpoint in batch mode, as after a batch's checkpoint conflict.
@@ -130,6 +146,7 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
             return flushed;
         }
         mode_ = "batch";
+        phase({});
         publish_status();
         return flushed;
     }

@@ -7,10 +7,13 @@
 /// has_batched_find in a bulk backfill) before the handlers run; a wrong guess costs that query
 /// and nothing else, since every read the guess missed is still answered by the table.
 
+#include <algorithm>
+#include <cstdint>
 #include <span>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <projectionist/storage/abilities.hpp>
@@ -83,6 +86,22 @@ void prefetch_bulk_one(Table& t, It first, It last) {
 template <class Tables, class It>
 void prefetch_bulk(Tables& tables, It first, It last) {
     std::apply([&](auto&... table) { (prefetch_bulk_one(table, first, last), ...); }, tables);
+}
+
+/// The distinct aggregates of a batch's records, and one more than the highest aggregate number
+/// among them (the store numbers aggregates densely from 0 in order of first appearance).
+template <class It>
+std::pair<std::uint64_t, std::uint64_t> aggregates_of(It first, It last) {
+    std::vector<std::uint64_t> numbers;
+    for (It it = first; it != last; ++it) {
+        if constexpr (std::is_pointer_v<std::remove_cvref_t<decltype(*it)>>)
+            numbers.push_back((*it)->aggregate_number());
+        else
+            numbers.push_back(it->aggregate_number());
+    }
+    std::sort(numbers.begin(), numbers.end());
+    const auto distinct = static_cast<std::uint64_t>(std::unique(numbers.begin(), numbers.end()) - numbers.begin());
+    return {distinct, numbers.empty() ? 0 : numbers[distinct - 1] + 1};
 }
 
 }  // namespace projectionist::detail

@@ -41,6 +41,7 @@ struct runner_status {
     bool dormant = false;  ///< manual kick-off and not initialized: nothing is processed
     std::string_view partitioning;
     std::string_view mode = "batch";         ///< "bulk" while a bulk backfill applies or flushes, else "batch"
+    std::string_view phase;                  ///< bulk mode: "reading", "applying" or "flushing"; else empty
     std::uint64_t bulk_flushes = 0;          ///< bulk mode: flushes committed by this runner
     std::uint64_t bulk_rows_flushed = 0;     ///< bulk mode: rows written by those flushes
     std::uint64_t position = 0;              ///< global: last applied position; per-aggregate: scan position

@@ -94,6 +94,7 @@ public:
         dirty_ = 0;
         bytes_ = 0;
         evicted_ = false;
+        planned_ = false;
         prefetch_ = true;
         prefetch_queried_ = prefetch_found_ = false;
     }
@@ -173,6 +174,10 @@ public:
 
     // ---- what the runner calls -------------------------------------------------------------
 
+    /// What a row held in memory costs besides the heap blocks of its fields (`heap_bytes`): the
+    /// unit the memory budget counts in, for sizing a budget from a read model's row count.
+    [[nodiscard]] static constexpr std::size_t row_bytes() noexcept { return sizeof(entry) + sizeof(key_type); }
+
     /// Rows held in memory, and roughly what they cost.
     [[nodiscard]] std::size_t rows_in_memory() const noexcept { return rows_.size(); }
     [[nodiscard]] std::size_t approximate_bytes() const noexcept { return bytes_; }
@@ -220,9 +225,28 @@ public:
             if (!e.dirty) continue;
             e.dirty = false;
             e.stored = !e.absent;
-            if (source_empty_) flushed_keys_.insert(key);
         }
         dirty_ = 0;
+    }
+
+    /// Sizes the row store once, after the pass's first batch, whose events named `seen`
+    /// aggregates, the highest of them numbered `numbered - 1` by the store: a table that holds
+    /// rows in proportion to the aggregates seen will hold about rows * numbered / seen at the end
+    /// (bounded by what `budget` bytes hold at the rows' size so far). One allocation of that size
+    /// instead of a dozen doublings, each of which moves every row into new pages. An estimate
+    /// too low costs the doublings it did not save; one too high costs address space, never more
+    /// than the budget.
+    void plan_rows(std::uint64_t seen, std::uint64_t numbered, std::size_t budget) {
+        if (planned_) return;
+        planned_ = true;
+        if (rows_.size() < 64 || seen == 0 || numbered <= seen) return;  // too few to tell, or all seen
+        const double per_row = static_cast<double>(bytes_) / static_cast<double>(rows_.size());
+        const double estimate =
+            static_cast<double>(rows_.size()) * static_cast<double>(numbered) / static_cast<double>(seen);
+        const double bounded = std::min(estimate * 1.05, static_cast<double>(budget) / per_row);
+        if (bounded <= static_cast<double>(rows_.size())) return;
+        rows_.reserve(static_cast<std::size_t>(bounded));
+        last_ = nullptr;  // a rehash moved the rows
     }
 
     /// Whether `prefetch` can do anything: the source reads many keys at once, and rows may be in
@@ -263,9 +287,14 @@ public:
     }
 
     /// Forgets the rows held in memory (they are all flushed): later reads go to the real table.
+    /// On a table that was empty at the start, the keys of the rows it now holds are remembered,
+    /// so that only they are looked up there.
     void evict() {
         evicted_ = evicted_ || !rows_.empty();
         last_ = nullptr;
+        if (source_empty_)
+            for (const auto& [key, e] : rows_)
+                if (e.stored) flushed_keys_.insert(key);
         rows_.clear();
         bytes_ = 0;
         dirty_ = 0;
@@ -308,7 +337,7 @@ private:
     }
 
     entry& add(key_type&& key, entry&& e) {
-        bytes_ += sizeof(entry) + sizeof(key_type) + detail::heap_bytes(e.row);
+        bytes_ += row_bytes() + detail::heap_bytes(e.row);
         last_ = &*rows_.try_emplace(std::move(key), std::move(e)).first;  // an insert moves the others
         return last_->second;
     }
@@ -344,6 +373,7 @@ private:
     std::size_t dirty_ = 0;
     std::size_t bytes_ = 0;
     bool evicted_ = false;           ///< rows were evicted since attach
+    bool planned_ = false;           ///< plan_rows sized the store in this pass
     bool prefetch_ = true;           ///< prefetching is worth its query
     bool prefetch_queried_ = false;  ///< the last prefetch asked the source
     bool prefetch_found_ = false;    ///< ... and found a row

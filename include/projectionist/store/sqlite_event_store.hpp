@@ -194,16 +194,24 @@ private:
         "SELECT e.position, e.type_id, e.aggregate_number, e.aggregate_version, e.schema_version, e.recorded_at, "
         "e.aggregate_id, e.payload FROM projectionist_events e ";
 
-    /// Whether `number` is the number projectionist_aggregates gave the aggregate (stream, id),
-    /// looked up once per number (see `aggregate_known`).
+    /// Whether `number` is the number projectionist_aggregates gave the aggregate (stream, id).
+    /// A number not looked up yet reads the rows of its whole block of `aggregate_block` numbers
+    /// in one range query (see `aggregate_known`): a backfill over 125k aggregates, whose events
+    /// come in random order, runs about 125 queries instead of 125k.
     bool aggregate_matches(std::int64_t number, std::string_view stream, std::string_view id) const {
         if (auto known = this->aggregate_known(number, stream, id)) return *known;
-        auto& s = prepared(aggregate_of_, "SELECT stream, aggregate_id FROM projectionist_aggregates WHERE number = ?");
-        s.bind(1, number);
-        if (s.step()) this->remember_aggregate(number, s.text(0), s.text(1));
+        if (number < 0) return false;
+        auto& s = prepared(aggregate_of_,
+                           "SELECT number, stream, aggregate_id FROM projectionist_aggregates WHERE number >= ? AND "
+                           "number < ?");
+        const std::int64_t first = number - number % aggregate_block;
+        s.bind(1, first);
+        s.bind(2, first + aggregate_block);
+        while (s.step()) this->remember_aggregate(s.int64(0), s.text(1), s.text(2));
         s.reset();
         return this->aggregate_known(number, stream, id).value_or(false);
     }
+    static constexpr std::int64_t aggregate_block = 1024;
 
     /// One row of `read_columns` into `r`. What a store never writes (a type id with no type, an
     /// aggregate number that is not its aggregate's) marks the record instead of being used: no

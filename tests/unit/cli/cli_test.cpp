@@ -815,7 +815,8 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
                 CHECK_THAT(
                     line,
                     Catch::Matches(
-                        R"(backfill tickets_v2: \d+% \([\d,]+/[\d,]+ events\), [\d,]+ events/s, ETA (\d+:\d\d|\?))"));
+                        R"(backfill tickets_v2: \d+% \([\d,]+/[\d,]+ events\), [\d,]+ events/s, ETA (\d+:\d\d|\?))"
+                        R"(( - bulk: (reading|applying|flushing))?)"));
     }
 
     SECTION("the lines themselves") {
@@ -826,6 +827,10 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
         CHECK(cli::progress_bar_line("v", 0, 0, 0, 0.0, 4) == "v [####] 100%  0/0 events  0 events/s  ETA 0:00");
         CHECK(cli::progress_plain_line("tickets_v2", 2'500'000, 10'000'000, 123456.7, 3725.0) ==
               "backfill tickets_v2: 25% (2,500,000/10,000,000 events), 123,456 events/s, ETA 1:02:05");
+        CHECK(cli::progress_plain_line("tickets_v2", 2'500'000, 10'000'000, 123456.7, 3725.0, "flushing") ==
+              "backfill tickets_v2: 25% (2,500,000/10,000,000 events), 123,456 events/s, ETA 1:02:05 - bulk: flushing");
+        CHECK(cli::progress_bar_line("v", 5, 10, 0, std::nullopt, 4, "applying") ==
+              "v [##--]  50%  5/10 events  0 events/s  ETA ? - bulk: applying");
         CHECK(cli::run_report_line("tickets_v2", 1200, 10, 5000, 600) ==
               "  tickets_v2: +1,200 events, 120 events/s; position 5,000, lag 600, ETA 0:05");
         CHECK(cli::run_report_line("tickets_v1", 0, 10, 5000, 0) ==
@@ -859,6 +864,33 @@ TEST_CASE("cli: a backfill in a log prints a line per interval, with events/s an
             Catch::Matches(R"(backfill tickets_v2: \d+% \([\d,]+/1,000 events\), [\d,]+ events/s, ETA (\d+:\d\d|\?))"));
     CHECK(lines >= 2);                      // a line per interval, not per 10%
     CHECK(lines <= elapsed_ms / 20.0 + 1);  // and never more often than the interval
+}
+
+TEST_CASE("cli: the progress lines of a bulk backfill name its phase", "[cli][progress]") {
+    auto options = test_options();
+    options.progress_interval = 1ms;
+    options.progress_line_interval = 10ms;
+    std::ostringstream out;
+    std::atomic<std::uint64_t> position{0};
+    std::atomic<int> looks{0};
+    {
+        // Reading, applying, then flushing with the position standing still, as a bulk pass does.
+        cli::backfill_progress progress(out, false, options, "tickets_v2", 0, 1000, [&]() -> cli::progress_sample {
+            const int n = looks++;
+            if (n % 30 < 10) return {position += 1, "reading"};
+            if (n % 30 < 20) return {position += 3, "applying"};
+            return {position, "flushing"};
+        });
+        std::this_thread::sleep_for(300ms);
+        progress.finish(true, position);
+    }
+    const std::string log = out.str();
+    std::size_t lines = 0;
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line); ++lines)
+        CHECK_THAT(line, Catch::Matches(R"(backfill tickets_v2: \d+% \([\d,]+/1,000 events\), [\d,]+ events/s, )"
+                                        R"(ETA (\d+:\d\d|\?) - bulk: (reading|applying|flushing))"));
+    CHECK(lines >= 2);
 }
 
 TEST_CASE("cli: run --metrics: the address and the options that need it", "[cli][run]") {
