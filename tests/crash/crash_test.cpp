@@ -181,8 +181,9 @@ int child_backfill(const std::string& log, const std::string& models, int ready_
     const char ready = 'R';
     if (::write(ready_fd, &ready, 1) != 1) return 3;
     ::close(ready_fd);
+    const std::uint64_t start = r.position();  // the last life may have been killed after its final commit
     r.backfill();
-    if (bulk && r.status().bulk_flushes == 0 && r.position() != 0) return 5;  // it did not run in bulk
+    if (bulk && r.status().bulk_flushes == 0 && r.position() != start) return 5;  // it did not run in bulk
     return r.position() == store.head() ? 0 : 4;
 }
 

@@ -611,7 +611,16 @@ TEST_CASE("a worker that cannot work any more gives its leases back and throws",
     }
     failover::append_ticket(store, "t-1", "bug", 0, true);
 
-    pj::postgres_event_store worker_store(pg_url(), schema.options());
+    // The worker connects as a role of the test's own, so that its connection can be lost for good:
+    // a connection lost while idle is opened again, unless logins are refused.
+    auto admin = postgres_test::raw_connection();
+    admin.exec(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pj_worker_gone') THEN CREATE ROLE "
+        "pj_worker_gone SUPERUSER LOGIN; END IF; END $$");
+    admin.exec("ALTER ROLE pj_worker_gone LOGIN");
+    std::string url = pg_url();
+    url = "postgresql://pj_worker_gone@" + url.substr(url.find('@') + 1);
+    pj::postgres_event_store worker_store(url, schema.options());
     pj::worker_options o;
     o.lease_ttl = 20s;
     o.heartbeat = 100ms;
@@ -629,9 +638,9 @@ TEST_CASE("a worker that cannot work any more gives its leases back and throws",
         }
     });
     REQUIRE(wait_until(10s, [&] { return led_position(schema) == store.head(); }));
-    // The worker's event store loses its connection for good (it does not reconnect).
-    auto& db = schema.connection();
-    db.exec("SELECT pg_terminate_backend(" + std::to_string(worker_store.connection().backend_pid()) + ")");
+    // The worker's event store loses its connection for good: its role may no longer log in.
+    admin.exec("ALTER ROLE pj_worker_gone NOLOGIN");
+    admin.exec("SELECT pg_terminate_backend(" + std::to_string(worker_store.connection().backend_pid()) + ")");
     failover::append_ticket(store, "t-2", "bug", 0, true);
     auto result = ended.get_future();
     REQUIRE(result.wait_for(20s) == std::future_status::ready);
