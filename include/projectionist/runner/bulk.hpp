@@ -109,9 +109,12 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
                 skipped += totals.skipped;
                 if (!planned) {
                     planned = true;
-                    const auto [seen, numbered] = detail::aggregates_of(batch_.begin(), batch_.end());
-                    std::apply([&](auto&... t) { (t.plan_rows(seen, numbered, options_.bulk_memory_budget), ...); },
-                               tables);
+                    // A pair, not structured bindings: clang 14 cannot capture those in a lambda.
+                    const std::pair<std::uint64_t, std::uint64_t> seen =
+                        detail::aggregates_of(batch_.begin(), batch_.end());
+                    std::apply(
+                        [&](auto&... t) { (t.plan_rows(seen.first, seen.second, options_.bulk_memory_budget), ...); },
+                        tables);
                 }
                 if (checkpoint_->position - flushed_position >= options_.bulk_flush_every) {
                     flush();
