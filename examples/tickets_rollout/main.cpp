@@ -221,6 +221,9 @@ int main(int argc, char** argv) {
               "v2 differs from v1 only in status and reopened, the expected changes: no discrepancy");
         fmt::print("  ({} shadow reads compared; {} differed only until both versions had applied a new event)\n",
                    shadow.compared, shadow.settled);
+        for (const auto& d : app.router.discrepancies())
+            fmt::print("  differs for {}: {} says {}, {} says {}{}\n", d.routing_key, d.primary, d.primary_value,
+                       d.candidate, d.candidate_value, d.error.empty() ? "" : "; " + d.error);
         command(cli, {"rollout", "status"});
 
         fmt::print("\n3. v3 has a bug in 2% of its keys: its rollout rolls back by itself\n");

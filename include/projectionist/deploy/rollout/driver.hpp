@@ -127,12 +127,14 @@ public:
     template <class F>
     auto shadow_query(std::string_view key, F&& fn) const {
         const auto in = epochs_.enter();
-        return router_.shadow_query(key, std::forward<F>(fn),
-                                    [this, columns = expected_changes()](const auto& primary, const auto& candidate) {
-                                        const bool same = detail::rollout::equal_ignoring(primary, candidate, *columns);
-                                        if (!same && !judge_soon_.exchange(true)) wake_.notify_one();
-                                        return same;
-                                    });
+        return router_.shadow_query(key, std::forward<F>(fn), [this](const auto& primary, const auto& candidate) {
+            // Read at comparison time, after the router's snapshot: a
+            // candidate seen there comes with its plan's columns.
+            const auto columns = expected_changes();
+            const bool same = detail::rollout::equal_ignoring(primary, candidate, *columns);
+            if (!same && !judge_soon_.exchange(true)) wake_.notify_one();
+            return same;
+        });
     }
 
     // ---- the plan ----------------------------------------------------------------------------------
@@ -278,10 +280,14 @@ public:
 private:
     void judge() {
         std::lock_guard lock(mutex_);
-        router_.refresh();
+        // The plan's expected changes first, then the routing: a query that sees the candidate
+        // compares with the plan's columns, never with those of before the plan.
         auto r = load();
+        const bool new_columns = r && *expected_changes() != r->plan.expected_changes;
+        if (r) set_expected_changes(r->plan.expected_changes);
+        router_.refresh();
         if (!r) return;
-        follow(*r);
+        follow(*r, new_columns);
         if (r->state == rollout_state::pending) return begin(*r);
         if (r->state != rollout_state::running) return;
         publish_observation(*r);
@@ -321,8 +327,8 @@ private:
 
     /// Applies what the plan asks of every process: the sampling share, the expected changes of the
     /// comparison, the predicate of the first step; restarts the counts when the step changed.
-    void follow(const rollout_record& r) {
-        const bool new_columns = *expected_changes() != r.plan.expected_changes;
+    void follow(const rollout_record& r) { follow(r, *expected_changes() != r.plan.expected_changes); }
+    void follow(const rollout_record& r, bool new_columns) {
         set_expected_changes(r.plan.expected_changes);
         const bool running = active(r.state);
         if (running) router_.set_shadow_sampling(r.plan.shadow_sampling);
