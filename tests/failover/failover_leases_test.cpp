@@ -614,13 +614,7 @@ TEST_CASE("a worker that cannot work any more gives its leases back and throws",
     // The worker connects as a role of the test's own, so that its connection can be lost for good:
     // a connection lost while idle is opened again, unless logins are refused.
     auto admin = postgres_test::raw_connection();
-    admin.exec(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pj_worker_gone') THEN CREATE ROLE "
-        "pj_worker_gone SUPERUSER LOGIN; END IF; END $$");
-    admin.exec("ALTER ROLE pj_worker_gone LOGIN");
-    std::string url = pg_url();
-    url = "postgresql://pj_worker_gone@" + url.substr(url.find('@') + 1);
-    pj::postgres_event_store worker_store(url, schema.options());
+    pj::postgres_event_store worker_store(postgres_test::login_role_url(admin, "pj_worker_gone"), schema.options());
     pj::worker_options o;
     o.lease_ttl = 20s;
     o.heartbeat = 100ms;

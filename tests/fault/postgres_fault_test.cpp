@@ -373,12 +373,7 @@ TEST_CASE("postgres: run stops with the cause once its attempts to reconnect are
     postgres_test::scoped_schema schema;
     // A role of the test's own, so that its logins can be refused while the server runs.
     auto admin = postgres_test::raw_connection();
-    admin.exec(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pj_fault_login') THEN CREATE ROLE "
-        "pj_fault_login SUPERUSER LOGIN; END IF; END $$");
-    admin.exec("ALTER ROLE pj_fault_login LOGIN");
-    std::string url = pg_url();
-    url = "postgresql://pj_fault_login@" + url.substr(url.find('@') + 1);
+    const std::string url = postgres_test::login_role_url(admin, "pj_fault_login");
     pj::postgres_event_store store(url, schema.options());
     append_history(store);
     pj::postgres_storage storage(url, schema.options());

@@ -46,6 +46,17 @@ inline projectionist::detail::pg::connection raw_connection() {
     return projectionist::detail::pg::connection(pg_url());
 }
 
+/// The URL of the test server for a superuser role of the test's own, `role`, created if needed and
+/// allowed to log in: a test can then refuse its logins (`ALTER ROLE ... NOLOGIN`) to make a lost
+/// connection stay lost, with the server running.
+inline std::string login_role_url(const projectionist::detail::pg::connection& admin, const std::string& role) {
+    admin.exec("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" + role + "') THEN CREATE ROLE " +
+               role + " SUPERUSER LOGIN; END IF; END $$");
+    admin.exec("ALTER ROLE " + role + " LOGIN");
+    const std::string url = pg_url();
+    return "postgresql://" + role + "@" + url.substr(url.find('@') + 1);
+}
+
 /// One integer from `sql` on `db`.
 inline std::int64_t scalar(const projectionist::detail::pg::connection& db, const std::string& sql) {
     auto r = db.query(sql);
