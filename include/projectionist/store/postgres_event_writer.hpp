@@ -98,8 +98,10 @@ struct log_statements {
             "INSERT INTO {0}.projectionist_event_types(id, stream, name) VALUES ((SELECT coalesce(max(id), 0) + 1 "
             "FROM {0}.projectionist_event_types), $1, $2) RETURNING id",
             s);
-        const std::string reserve_call = fmt::format("{}.projectionist_reserve_positions($1, {}, {}, {}, {})", s,
-                                                     append_lock_class, lock_key, block_class, literal(notify_channel));
+        // The lock classes and key every append and every reader's guard name (see above).
+        const std::string lock_args = fmt::format("{}, {}, {}", append_lock_class, lock_key, block_class);
+        const std::string reserve_call =
+            fmt::format("{}.projectionist_reserve_positions($1, {}, {})", s, lock_args, literal(notify_channel));
         reserve = fmt::format("SELECT {}", reserve_call);
         const std::string columns = fmt::format(
             "position, stream, aggregate_id, aggregate_number, aggregate_version, type_id, schema_version, {}, "
@@ -115,7 +117,6 @@ struct log_statements {
             "INSERT INTO {}.projectionist_events({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", s, columns);
         // The reader's guard (see above): the horizon first, then the read below it, each a
         // statement with a snapshot of its own; head() runs both in one function.
-        const std::string lock_args = fmt::format("{}, {}, {}", append_lock_class, lock_key, block_class);
         horizon = fmt::format("SELECT {}.projectionist_read_horizon({})", s, lock_args);
         head = fmt::format("SELECT {}.projectionist_head({})", s, lock_args);
         const std::string read_columns = fmt::format(
