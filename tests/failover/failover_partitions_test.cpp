@@ -238,13 +238,17 @@ TEST_CASE("per-aggregate workers start a projection nobody initialized, and stop
         return held == 4;
     };
     REQUIRE(wait_until(60s, [&] { return at_head() && spread(); }));
+    // A worker counts a catch-up's events when the catch-up returns, a little after its last
+    // commit: the counts are read once every worker has stopped.
+    for (const auto& w : workers) w->thread.request_stop();
+    for (const auto& w : workers) w->thread.join();  // run() returned: every lease given back
     std::uint64_t applied = 0;
     for (const auto& w : workers) {
         const auto s = w->worker.status();
         CHECK(s.fenced_commits == 0);
         applied += s.events_applied;
     }
-    workers.clear();  // stops them: every lease given back
+    workers.clear();
     for (const auto& s : lease_states(db, schema.name(), "counted_v1")) CHECK_FALSE(s.holder.has_value());
     CHECK(postgres_test::scalar(db, "SELECT count(*) FROM " + schema.quoted() + ".projectionist_workers") == 0);
     CHECK(applied == head);
