@@ -1,37 +1,16 @@
 #pragma once
-// What the exporter reads from a worker (workers/worker.hpp needs PostgreSQL): the same members
-// as worker_status, with fixed values the tests look for.
+// What the exporter reads from a worker (workers/worker.hpp needs PostgreSQL; its status does not):
+// a worker_status with fixed values the tests look for.
 
 #include <chrono>
-#include <cstdint>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include <projectionist/projectionist.hpp>
+#include <projectionist/workers/worker_status.hpp>
 #include <tickets_domain.hpp>
 
 namespace observe_support {
-
-struct fake_lease {
-    std::uint32_t partition = 0;
-    std::uint64_t epoch = 0;
-};
-
-struct fake_worker_status {
-    std::string id;
-    std::vector<fake_lease> held;
-    std::uint32_t live_workers = 0;
-    std::uint64_t claims = 0;
-    std::uint64_t releases = 0;
-    std::uint64_t leases_lost = 0;
-    std::uint64_t renewals = 0;
-    std::uint64_t renewal_failures = 0;
-    std::optional<std::chrono::system_clock::time_point> last_renewal;
-    std::uint64_t fenced_commits = 0;
-    std::uint64_t runner_restarts = 0;
-    std::uint64_t events_applied = 0;
-};
 
 struct fake_worker {
     using runner_type = projectionist::runner<tickets_domain::tickets<2>>;
@@ -41,8 +20,8 @@ struct fake_worker {
         std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
 
     [[nodiscard]] const std::string& id() const noexcept { return id_; }
-    [[nodiscard]] fake_worker_status status() const {
-        fake_worker_status s;
+    [[nodiscard]] projectionist::worker_status status() const {
+        projectionist::worker_status s;
         s.id = id_;
         s.held = {{0, 3}, {2, 1}};
         s.live_workers = 2;

@@ -16,8 +16,8 @@
 /// rendered). Sources are recognised by what they offer, not by their type, so this header needs
 /// no deploy/ include: a runner (`status()` returning `runner_status`, and a `projection_type`),
 /// a deployment (`status()` returning one `runner_status` per version, and a `base_name`), a
-/// router (`status()`, `shadow_stats()`, `in_flight(name)`), a worker (`id()`, and a `status()`
-/// with the partitions held and lease counters), a rollout (`last_snapshot()`: the plan and the
+/// router (`status()`, `shadow_stats()`, `in_flight(name)`), a worker (`status()` returning
+/// `worker_status`: the partitions held and lease counters), a rollout (`last_snapshot()`: the plan and the
 /// shadow reads as of its last judgment). Any other source of statuses is
 /// added with `add_source(projection, fn)`. Add a runner once: through its deployment or alone,
 /// not both (the series would be written twice, which a scraper rejects).
@@ -42,6 +42,7 @@
 #include <projectionist/observe/metrics.hpp>
 #include <projectionist/runner/status.hpp>
 #include <projectionist/storage/catalog.hpp>
+#include <projectionist/workers/worker_status.hpp>
 
 namespace projectionist {
 
@@ -75,18 +76,7 @@ concept observable_router = requires(const R& r) {
 template <class W>
 concept observable_worker = requires(const W& w) {
     { W::runner_type::projection_type::versioned_name } -> std::convertible_to<std::string_view>;
-    w.id();
-    w.status().held.size();
-    w.status().live_workers;
-    w.status().claims;
-    w.status().releases;
-    w.status().leases_lost;
-    w.status().renewals;
-    w.status().renewal_failures;
-    { w.status().last_renewal } -> std::convertible_to<std::optional<std::chrono::system_clock::time_point>>;
-    w.status().fenced_commits;
-    w.status().runner_restarts;
-    w.status().events_applied;
+    { w.status() } -> std::convertible_to<worker_status>;
 };
 
 /// A rollout (deploy/rollout/driver.hpp), as `metrics_exporter::add` finds it: the snapshot of its
@@ -151,18 +141,7 @@ public:
     struct worker_snapshot {
         std::string projection;
         std::string version;
-        std::string id;
-        std::size_t partitions_held = 0;
-        std::uint32_t live_workers = 0;
-        std::uint64_t claims = 0;
-        std::uint64_t releases = 0;
-        std::uint64_t leases_lost = 0;
-        std::uint64_t renewals = 0;
-        std::uint64_t renewal_failures = 0;
-        std::optional<clock::time_point> last_renewal;
-        std::uint64_t fenced_commits = 0;
-        std::uint64_t runner_restarts = 0;
-        std::uint64_t events_applied = 0;
+        worker_status status;  ///< its id is the `worker` label
     };
 
     metrics_exporter() = default;
@@ -232,23 +211,8 @@ public:
         using projection = typename W::runner_type::projection_type;
         std::lock_guard lock(mutex_);
         workers_.push_back([&worker] {
-            const auto s = worker.status();
-            worker_snapshot out;
-            out.projection = std::string(projection::base_name);
-            out.version = std::string(projection::versioned_name);
-            out.id = std::string(worker.id());
-            out.partitions_held = s.held.size();
-            out.live_workers = s.live_workers;
-            out.claims = s.claims;
-            out.releases = s.releases;
-            out.leases_lost = s.leases_lost;
-            out.renewals = s.renewals;
-            out.renewal_failures = s.renewal_failures;
-            out.last_renewal = s.last_renewal;
-            out.fenced_commits = s.fenced_commits;
-            out.runner_restarts = s.runner_restarts;
-            out.events_applied = s.events_applied;
-            return out;
+            return worker_snapshot{std::string(projection::base_name), std::string(projection::versioned_name),
+                                   worker.status()};
         });
     }
 
@@ -423,11 +387,12 @@ private:
                 u(r.observers));
     }
 
-    static void write_worker(metrics_text& m, const worker_snapshot& w, clock::time_point now) {
-        const metric_labels l{{"projection", w.projection}, {"version", w.version}, {"worker", w.id}};
+    static void write_worker(metrics_text& m, const worker_snapshot& snapshot, clock::time_point now) {
+        const worker_status& w = snapshot.status;
+        const metric_labels l{{"projection", snapshot.projection}, {"version", snapshot.version}, {"worker", w.id}};
         auto u = [](std::uint64_t v) { return static_cast<double>(v); };
         m.gauge("projectionist_worker_partitions_held", "Partitions whose lease this worker holds.", l,
-                u(w.partitions_held));
+                u(w.held.size()));
         m.gauge("projectionist_worker_live_workers", "Workers alive at this worker's last heartbeat.", l,
                 u(w.live_workers));
         m.counter("projectionist_worker_leases_claimed_total", "Leases claimed.", l, u(w.claims));

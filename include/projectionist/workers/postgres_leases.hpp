@@ -16,15 +16,9 @@
 #include <projectionist/detail/pg_schema.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/storage/postgres_storage.hpp>
+#include <projectionist/workers/worker_status.hpp>
 
 namespace projectionist {
-
-/// A partition held by a worker, with the epoch its claim gave it.
-struct lease {
-    std::uint32_t partition = 0;
-    std::uint64_t epoch = 0;
-    friend bool operator==(const lease&, const lease&) = default;
-};
 
 /// A row of projectionist_leases as it is now (for status and tests).
 struct lease_state {
