@@ -79,11 +79,14 @@ void runner<Projection, Policies...>::hand_over(bool live) {
             const std::uint64_t own = session_.lock_position(self);
             const auto mine = windows.find(self);
             if (live) {
-                if (mine != windows.end() && mine->second.through && *mine->second.through > own)
+                // Run in partitions (workers), the version is only as far as its lowest partition.
+                std::uint64_t applied_to = own;
+                if constexpr (requires { session_.lowest_position(self); }) applied_to = session_.lowest_position(self);
+                if (mine != windows.end() && mine->second.through && *mine->second.through > applied_to)
                     throw state_error(fmt::format(
                         "projectionist: cannot make {} live: it still emits downstream for the source positions up "
                         "to {} (its earlier hand-over) and is at {}; let it catch up first (catch-up or run)",
-                        self, *mine->second.through, own));
+                        self, *mine->second.through, applied_to));
                 // p: past every position a version emitted or dropped, and every earlier share.
                 std::uint64_t p = own;
                 for (const auto& [name, w] : windows) {

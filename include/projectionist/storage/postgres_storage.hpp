@@ -275,6 +275,36 @@ public:
         for (int i = 0; i < r.rows(); ++i) highest = std::max(highest, static_cast<std::uint64_t>(r.int64(i, 0)));
         return highest;
     }
+    /// How far every part of a version has applied the log: the lowest of its partitions'
+    /// checkpoints when workers run it (a partition without one yet counts from the unsliced
+    /// checkpoint it would start from), else its own checkpoint; 0 without one. A version is made
+    /// live again only once this reaches its earlier hand-over: a partition behind it still owes
+    /// downstream those positions. Read after `lock_position(version)`, whose locks it relies on.
+    [[nodiscard]] std::uint64_t lowest_position(std::string_view version) {
+        detail::pg::params p;
+        p.add(version).add(std::string(version) + "#");
+        const auto r = db_.query(
+            "SELECT projection, position FROM projectionist_checkpoints WHERE projection = $1 OR "
+            "starts_with(projection, $2)",
+            p);
+        std::optional<std::uint64_t> whole, lowest;
+        std::uint64_t parts = 0, count = 0;
+        for (int i = 0; i < r.rows(); ++i) {
+            const std::string_view key = r.text(i, 0);
+            const auto position = static_cast<std::uint64_t>(r.int64(i, 1));
+            if (key == version) {
+                whole = position;
+                continue;
+            }
+            ++parts;
+            const auto slash = key.rfind('/');
+            if (slash != std::string_view::npos) count = std::stoull(std::string(key.substr(slash + 1)));
+            lowest = std::min(lowest.value_or(position), position);
+        }
+        if (!lowest) return whole.value_or(0);
+        if (parts < count) lowest = std::min(*lowest, whole.value_or(0));
+        return *lowest;
+    }
     /// Clears another version's live flag; a `live` state becomes `caught_up`.
     void clear_live(std::string_view version) {
         detail::pg::params p;
