@@ -74,9 +74,10 @@ void runner<Projection, Policies...>::hand_over(bool live) {
     for (int attempt = 0;; ++attempt) {
         begin_lifecycle();
         try {
+            // Locked first: the windows and live flags are read as the hand-over before this one left them.
+            const std::uint64_t own = session_.lock_position(self);
             emission_windows windows;
             if (const auto text = session_.find_setting(key)) windows = detail::parse_windows(*text, key);
-            const std::uint64_t own = session_.lock_position(self);
             const auto mine = windows.find(self);
             if (live) {
                 // Run in partitions (workers), the version is only as far as its lowest partition.

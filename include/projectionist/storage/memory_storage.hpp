@@ -423,6 +423,7 @@ private:
     }
 
     mutable std::mutex mutex_;
+    std::mutex handoff_mutex_;  // one hand-over of emission at a time (session::lock_position)
     std::map<std::string, erased_table, std::less<>> tables_;
     std::map<std::string, catalog_entry, std::less<>> catalog_;
     std::map<std::string, std::string, std::less<>> settings_;
@@ -506,7 +507,20 @@ public:
     }
     /// A version's committed position. Another version's rows stay locked until this batch ends:
     /// its runner's batch ends before, or begins after.
+    ///
+    /// The first call of a batch also takes the storage's hand-over turn, held until the batch
+    /// ends: hand-overs run one at a time, each reading the settings and the live flags after the
+    /// one before committed (the runner reads them after this call). The turn comes before any
+    /// version's rows: this session's own are let go while it waits for the turn and taken again
+    /// after, so that two hand-overs that each lock the other's version (each finding the other
+    /// live) cannot hold one lock each and wait for the other's.
     [[nodiscard]] std::uint64_t lock_position(std::string_view version) {
+        if (!handoff_turn_.owns_lock()) {
+            const bool held = rows_lock_.owns_lock();
+            if (held) rows_lock_.unlock();
+            handoff_turn_ = std::unique_lock(storage_->handoff_mutex_);
+            if (held) rows_lock_.lock();
+        }
         if (version == projection_) return space_->point.position;
         space_t& other = storage_->space(version);
         held_.emplace_back(other.rows_mutex);
@@ -583,6 +597,7 @@ private:
         in_batch_ = false;
         if (rows_lock_.owns_lock()) rows_lock_.unlock();
         held_.clear();
+        if (handoff_turn_.owns_lock()) handoff_turn_.unlock();
     }
 
     memory_storage* storage_;
@@ -591,6 +606,7 @@ private:
     std::unique_ptr<detail::transaction_log> log_ = std::make_unique<detail::transaction_log>();
     std::unique_lock<std::shared_mutex> rows_lock_;
     std::vector<std::unique_lock<std::shared_mutex>> held_;  ///< other versions' rows, locked by lock_position
+    std::unique_lock<std::mutex> handoff_turn_;              ///< the storage's hand-over turn (lock_position)
     std::vector<dead_letter> pending_dead_letters_;
     bool in_batch_ = false;
     std::vector<std::pair<std::shared_ptr<void>, void (*)(void*) noexcept>> bound_;
