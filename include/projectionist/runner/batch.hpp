@@ -35,6 +35,8 @@ auto runner<Projection, Policies...>::process_until(std::uint64_t target) -> std
         // New event types are mapped here, before the batch's transaction: asking the store
         // inside it could wait on the store's lock while holding the database's write lock.
         if (store_->type_count() > type_map_.size()) refresh_type_map();
+        if (options_.before_batch_begin) [[unlikely]]
+            options_.before_batch_begin();
         const auto batch_started = std::chrono::steady_clock::now();
         applied += apply_batch();
         batch_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - batch_started).count());
