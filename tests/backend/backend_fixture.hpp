@@ -8,8 +8,10 @@
 //   PROJECTIONIST_TEST_BACKEND_MEMORY    -> backend = memory_backend    (executable backend_memory)
 //
 // memory has no SQL and no second view of one database: `backend::speaks_sql` is false there (its
-// exec, scalar and text throw), and the cases that need what memory lacks are skipped with a
-// WARN naming the ability trait (backend_suite.hpp, BACKEND_SKIP_UNLESS).
+// exec, scalar and text throw), and so are `reopens`, `shared_across_processes` and
+// `encodes_payloads`. The cases that need what memory lacks are skipped with a WARN naming the
+// ability trait or flag (backend_suite.hpp: BACKEND_SKIP_UNLESS, or BACKEND_TEST_CASE_IF and
+// BACKEND_TEMPLATE_TEST_CASE_IF for a case that would not even compile there).
 //
 // A fixture object is one test's fresh, isolated environment with two databases: `db::primary`,
 // which holds the log and the read models unless a test says otherwise, and `db::secondary`,
@@ -18,6 +20,9 @@
 //
 // What a fixture gives:
 //  - the backend's types: `event_store_type`, `json_event_store_type`, `storage_type`;
+//  - what it can do, as constants the cases test: `speaks_sql`, `scans_in_key_order`,
+//    `concurrent_appends`, `reopens`, `shared_across_processes`, `encodes_payloads`, and
+//    `abilities` (the traits of storage/abilities.hpp it should have);
 //  - `at(db)`: a `place` (what the backend's constructors take: a path or a URL, and options,
 //    which a test may change, e.g. `max_payload_bytes`), and `make<T>(place)`; shorthands
 //    `store(db)`, `json_store(db)`, `storage(db)`;
@@ -83,6 +88,14 @@ public:
     /// back is not reused, and a reader is not given events of a transaction still open, its own
     /// included.
     static constexpr bool concurrent_appends = false;
+    /// A store or storage made again at a place, while another is open there or after it was
+    /// closed, sees what was written there (a database to reopen, and several objects over it).
+    static constexpr bool reopens = true;
+    /// Another process can open the place and append to the same log.
+    static constexpr bool shared_across_processes = true;
+    /// Records hold payloads a codec encoded (`payload()`, `schema_version()`), so schema versions,
+    /// payload limits and both codecs apply; the store names its `codec`.
+    static constexpr bool encodes_payloads = true;
     using event_store_type = projectionist::sqlite_event_store;
     using json_event_store_type = projectionist::sqlite_json_event_store;
     using storage_type = projectionist::sqlite_storage;
@@ -205,6 +218,14 @@ public:
     /// back is not reused, and a reader is not given events of a transaction still open, its own
     /// included.
     static constexpr bool concurrent_appends = true;
+    /// A store or storage made again at a place, while another is open there or after it was
+    /// closed, sees what was written there (a database to reopen, and several objects over it).
+    static constexpr bool reopens = true;
+    /// Another process can open the place and append to the same log.
+    static constexpr bool shared_across_processes = true;
+    /// Records hold payloads a codec encoded (`payload()`, `schema_version()`), so schema versions,
+    /// payload limits and both codecs apply; the store names its `codec`.
+    static constexpr bool encodes_payloads = true;
     using event_store_type = projectionist::postgres_event_store;
     using json_event_store_type = projectionist::postgres_json_event_store;
     using storage_type = projectionist::postgres_storage;
@@ -372,6 +393,11 @@ public:
     /// back is not reused, and a reader is not given events of a transaction still open, its own
     /// included.
     static constexpr bool concurrent_appends = false;
+    /// Every store and storage is new and empty: nothing to reopen or to share with another process.
+    static constexpr bool reopens = false;
+    static constexpr bool shared_across_processes = false;
+    /// Records hold the typed events: no codec, no payloads, no schema versions.
+    static constexpr bool encodes_payloads = false;
     using event_store_type = projectionist::memory_event_store;
     using json_event_store_type = projectionist::memory_event_store;
     using storage_type = projectionist::memory_storage;

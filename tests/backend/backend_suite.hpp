@@ -19,18 +19,62 @@
 #include <backend_fixture.hpp>
 #include <tickets_domain.hpp>
 
+/// What a skipped case reports: the backend, what the case needs, and the ability it lacks (as written).
+#define BACKEND_WARN_SKIPPED(ability_text, needs) \
+    WARN("skipped on " << backend_test::backend::name << ": needs " << needs << " (" << ability_text << ")")
+
 /// Ends the test case, with a WARN that says why, on a backend without `ability` (a trait of
-/// storage/abilities.hpp, or backend::speaks_sql): a skipped case is reported, never silent.
+/// storage/abilities.hpp, or a flag of the fixture such as backend::speaks_sql): a skipped case is
+/// reported, never silent. What follows must compile on every backend.
 ///
 ///     BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>, "a second storage object over one
 ///     database");
-#define BACKEND_SKIP_UNLESS(ability, needs)                                                                 \
-    do {                                                                                                    \
-        if (!(ability)) {                                                                                   \
-            WARN("skipped on " << backend_test::backend::name << ": needs " << needs << " (" #ability ")"); \
-            return;                                                                                         \
-        }                                                                                                   \
+#define BACKEND_SKIP_UNLESS(ability, needs)        \
+    do {                                           \
+        if (!(ability)) {                          \
+            BACKEND_WARN_SKIPPED(#ability, needs); \
+            return;                                \
+        }                                          \
     } while (false)
+
+/// A TEST_CASE (TEMPLATE_TEST_CASE) whose body is compiled only for a backend with `ability`: on
+/// another it is registered all the same and ends with a WARN that says why (BACKEND_SKIP_UNLESS).
+/// The body is a function template of the fixture type, named `backend` in it as everywhere else,
+/// so that what the backend lacks (a store's SQL connection, its codec, a fixture member) is never
+/// instantiated for it; being a template, it spells `fx.template make<TestType>(...)`.
+///
+///     BACKEND_TEMPLATE_TEST_CASE_IF(backend::reopens, "a database to reopen", "the log survives ...",
+///                                   "[backend][store]", backend::event_store_type, backend::json_event_store_type) {
+///         backend fx;   // the fixture, as in any case
+#define BACKEND_TEST_CASE_IF(ability, needs, ...) \
+    BACKEND_TEST_CASE_IF_(__COUNTER__, ability, #ability, needs, __VA_ARGS__)
+#define BACKEND_TEMPLATE_TEST_CASE_IF(ability, needs, name, tags, ...) \
+    BACKEND_TEMPLATE_TEST_CASE_IF_(__COUNTER__, ability, #ability, needs, name, tags, __VA_ARGS__)
+
+#define BACKEND_CASE_BODY_(id) BACKEND_CASE_BODY_CAT_(backend_case_body_, id)
+#define BACKEND_CASE_BODY_CAT_(a, b) a##b
+#define BACKEND_TEST_CASE_IF_(id, ability, ability_text, needs, ...) \
+    template <class backend = backend_test::backend>                 \
+    static void BACKEND_CASE_BODY_(id)();                            \
+    TEST_CASE(__VA_ARGS__) {                                         \
+        if constexpr (ability)                                       \
+            BACKEND_CASE_BODY_(id)<>();                              \
+        else                                                         \
+            BACKEND_WARN_SKIPPED(ability_text, needs);               \
+    }                                                                \
+    template <class backend>                                         \
+    static void BACKEND_CASE_BODY_(id)()
+#define BACKEND_TEMPLATE_TEST_CASE_IF_(id, ability, ability_text, needs, name, tags, ...) \
+    template <class TestType, class backend = backend_test::backend>                      \
+    static void BACKEND_CASE_BODY_(id)();                                                 \
+    TEMPLATE_TEST_CASE(name, tags, __VA_ARGS__) {                                         \
+        if constexpr (ability)                                                            \
+            BACKEND_CASE_BODY_(id)<TestType>();                                           \
+        else                                                                              \
+            BACKEND_WARN_SKIPPED(ability_text, needs);                                    \
+    }                                                                                     \
+    template <class TestType, class backend>                                              \
+    static void BACKEND_CASE_BODY_(id)()
 
 namespace backend_test {
 
