@@ -10,14 +10,19 @@
 // for one) is one more element, and every number the report prints or writes is derived from
 // the vector, side by side.
 
+#include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <optional>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -29,6 +34,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include <projectionist/event/codec.hpp>
+#include <projectionist/storage/bulk_table.hpp>
 
 #include "bench_domain.hpp"
 #include "harness.hpp"
@@ -44,9 +50,29 @@ struct bulk_options {
     unsigned pg_runner_repetitions = 1;  ///< of 8b's runner_batch side (PROJECTIONIST_BENCH_BULK_PG_RUNNER_REPS)
     unsigned live_repetitions = 5;       ///< per side of 8e (PROJECTIONIST_BENCH_PG_LIVE_REPS)
     std::size_t live_events = 10'000;    ///< 8e: the new events (PROJECTIONIST_BENCH_PG_LIVE_EVENTS)
-    bool sqlite = true;                  ///< 8a, 8c
-    bool postgres = true;                ///< 8b, 8d
+    bool sqlite = true;                  ///< 8a, 8c and 8d on SQLite
+    bool postgres = true;                ///< 8b, 8c on PostgreSQL
     bool live = true;                    ///< 8e
+};
+
+/// 8c and 8d read their settings from the environment themselves (PROJECTIONIST_BENCH_BULK_*).
+struct bulk_child_options {
+    unsigned budget_repetitions = 3;        ///< per side of 8c (PROJECTIONIST_BENCH_BULK_BUDGET_REPS; 0 skips 8c)
+    std::size_t budget_divisor = 4;         ///< 8c's budget: the read model's size / this (..._BUDGET_DIVISOR)
+    std::size_t scale_events = 10'000'000;  ///< 8d (PROJECTIONIST_BENCH_BULK_SCALE_EVENTS; 0 skips 8d)
+    std::size_t scale_aggregates = 0;       ///< 8d (..._SCALE_AGGREGATES; 0: events / 10)
+    unsigned scale_repetitions = 1;         ///< 8d (..._SCALE_REPS)
+    static bulk_child_options from_environment() {
+        bulk_child_options o;
+        o.budget_repetitions =
+            static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_BULK_BUDGET_REPS", o.budget_repetitions));
+        o.budget_divisor = std::max<std::size_t>(env_number("PROJECTIONIST_BENCH_BULK_BUDGET_DIVISOR", 4), 1);
+        o.scale_events = env_number("PROJECTIONIST_BENCH_BULK_SCALE_EVENTS", o.scale_events);
+        o.scale_aggregates = env_number("PROJECTIONIST_BENCH_BULK_SCALE_AGGREGATES", o.scale_events / 10);
+        o.scale_repetitions =
+            std::max<unsigned>(static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_BULK_SCALE_REPS", 1)), 1);
+        return o;
+    }
 };
 
 /// 8a and 8c: writes the history into a SQLite log of its own (once), then measures.
@@ -329,6 +355,160 @@ inline const bulk_samples& side_named(const std::vector<bulk_samples>& s, std::s
     for (const bulk_samples& x : s)
         if (x.name == name) return x;
     throw std::logic_error(fmt::format("bulk: no side named {}", name));
+}
+
+// ---- 8c and 8d: a bulk backfill in a process of its own (bench_bulk_child.cpp) -------------------------
+
+/// What the bulk row store counts a read model as (runner_options::bulk_memory_budget's unit): per
+/// row, the store's entry and key plus the heap blocks of its text fields. The Source of the
+/// instantiation does not enter the entry's size.
+struct row_store_source {};
+inline std::size_t row_store_bytes(const bulk_row_map& rows) {
+    std::size_t n = 0;
+    for (const auto& [key, row] : rows)
+        n += pj::bulk_table<bulk_tickets::table, row_store_source>::row_bytes() + pj::detail::heap_bytes(row);
+    return n;
+}
+
+/// One line of projectionist_bench_bulk_child.
+struct child_result {
+    std::uint64_t events = 0;
+    double wall = 0;
+    double thread = 0;
+    double server = -1;
+    double rss_start_kib = 0;
+    double peak_rss_kib = 0;
+    std::uint64_t flushes = 0;
+    std::uint64_t rows_flushed = 0;
+};
+
+/// The child program, beside this one.
+inline std::string child_program() {
+    return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "projectionist_bench_bulk_child").string();
+}
+
+inline std::string shell_quote(std::string_view s) {
+    std::string out = "'";
+    for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+/// Runs the child with `args` and reads its line; `server_cpu`: it measures its server backends.
+inline child_result run_child(const std::vector<std::string>& args, bool server_cpu) {
+    std::string command = server_cpu ? "PROJECTIONIST_BENCH_CHILD_SERVER_CPU=1 " : "";
+    command += shell_quote(child_program());
+    for (const std::string& a : args) command += " " + shell_quote(a);
+    std::fflush(stdout);
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (pipe == nullptr) throw std::runtime_error("bulk: cannot start " + command);
+    std::string text;
+    char buffer[512];
+    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) text += buffer;
+    if (::pclose(pipe) != 0 || !text.starts_with("bulk_child "))
+        throw std::runtime_error(fmt::format("bulk: {} failed: {}", command, text));
+    child_result r;
+    std::istringstream in(text.substr(11));
+    std::string field;
+    while (in >> field) {
+        const auto eq = field.find('=');
+        const std::string key = field.substr(0, eq);
+        const double v = std::stod(field.substr(eq + 1));
+        if (key == "events")
+            r.events = static_cast<std::uint64_t>(v);
+        else if (key == "wall_s")
+            r.wall = v;
+        else if (key == "thread_cpu_s")
+            r.thread = v;
+        else if (key == "server_cpu_s")
+            r.server = v;
+        else if (key == "rss_start_kib")
+            r.rss_start_kib = v;
+        else if (key == "peak_rss_kib")
+            r.peak_rss_kib = v;
+        else if (key == "flushes")
+            r.flushes = static_cast<std::uint64_t>(v);
+        else if (key == "rows_flushed")
+            r.rows_flushed = static_cast<std::uint64_t>(v);
+    }
+    return r;
+}
+
+/// A side of 8c/8d: `prepare` (untimed, in this process) makes the read model absent, `args`
+/// are the child's, `check` (after each run) verifies what it wrote.
+struct child_side {
+    std::string name;
+    std::function<void()> prepare;
+    std::vector<std::string> args;
+    std::function<void()> check;
+    std::string what = {};
+};
+struct child_samples {
+    bulk_samples times;
+    std::vector<double> peak_mib;
+    std::vector<double> start_mib;
+    std::uint64_t flushes = 0;
+    std::uint64_t rows_flushed = 0;
+};
+
+/// Interleaved rounds as measure_bulk, each run a child process.
+inline std::vector<child_samples> measure_children(const std::vector<child_side>& sides, unsigned repetitions,
+                                                   std::uint64_t expected_events, bool server_cpu,
+                                                   std::string_view group) {
+    std::vector<child_samples> out;
+    for (const child_side& s : sides) out.push_back({{s.name, s.what, {}, {}, {}}, {}, {}, 0, 0});
+    const bool verbose = std::getenv("PROJECTIONIST_BENCH_BULK_VERBOSE") != nullptr;
+    for (unsigned r = 0; r < repetitions; ++r)
+        for (std::size_t i = 0; i < sides.size(); ++i) {
+            sides[i].prepare();
+            const child_result c = run_child(sides[i].args, server_cpu);
+            if (c.events != expected_events)
+                mismatch(
+                    fmt::format("{}: {} processed {} events, not {}", group, sides[i].name, c.events, expected_events));
+            sides[i].check();
+            child_samples& x = out[i];
+            x.times.wall.push_back(c.wall);
+            x.times.thread.push_back(c.thread);
+            if (server_cpu && c.server >= 0) x.times.server.push_back(c.server);
+            x.peak_mib.push_back(c.peak_rss_kib / 1024.0);
+            x.start_mib.push_back(c.rss_start_kib / 1024.0);
+            x.flushes = c.flushes;
+            x.rows_flushed = c.rows_flushed;
+            if (verbose)
+                fmt::print(
+                    "      {:<16} #{} wall {:.0f} ms, thread CPU {:.0f} ms, server CPU {:.0f} ms, peak RSS {:.1f} "
+                    "MiB (after init {:.1f}), {} flushes\n",
+                    sides[i].name, r, c.wall * 1e3, c.thread * 1e3, c.server * 1e3, c.peak_rss_kib / 1024.0,
+                    c.rss_start_kib / 1024.0, c.flushes);
+            std::fflush(stdout);
+        }
+    return out;
+}
+
+/// The child sides' extras: bulk_side_extras plus peak RSS (median, max), RSS after init, flushes.
+inline std::vector<extra> child_extras(const std::vector<child_samples>& s, std::size_t events, time_basis b) {
+    std::vector<bulk_samples> times;
+    for (const child_samples& x : s) times.push_back(x.times);
+    std::vector<extra> out = bulk_side_extras(times, events, b);
+    for (const child_samples& x : s) {
+        out.push_back({x.times.name + "_peak_rss_mib_median", median_of(x.peak_mib)});
+        out.push_back({x.times.name + "_peak_rss_mib_max", *std::max_element(x.peak_mib.begin(), x.peak_mib.end())});
+        out.push_back({x.times.name + "_rss_after_init_mib_median", median_of(x.start_mib)});
+        out.push_back({x.times.name + "_flushes", static_cast<double>(x.flushes)});
+        out.push_back({x.times.name + "_rows_flushed", static_cast<double>(x.rows_flushed)});
+    }
+    return out;
+}
+
+inline void print_child_samples(std::string_view group, const std::vector<child_samples>& s, std::size_t events,
+                                time_basis b) {
+    std::vector<bulk_samples> times;
+    for (const child_samples& x : s) times.push_back(x.times);
+    print_bulk_samples(group, times, events, b);
+    for (const child_samples& x : s)
+        fmt::print("    {:<16} peak RSS {:.1f} MiB (median; max {:.1f}; after init {:.1f}), {} flushes of {} rows\n",
+                   x.times.name, median_of(x.peak_mib), *std::max_element(x.peak_mib.begin(), x.peak_mib.end()),
+                   median_of(x.start_mib), x.flushes, x.rows_flushed);
+    std::fflush(stdout);
 }
 
 /// "runner_batch 95.1 kev/s, sequent_loop 1.20 Mev/s, ...": every side's rate, for the table.

@@ -1,4 +1,5 @@
-// Comparisons 8b, 8d and 8e, PostgreSQL: the baselines of a bulk backfill, and of the live path.
+// Comparisons 8b, 8c and 8e, PostgreSQL: the bulk backfill against its baselines and under a
+// memory budget, and the live path.
 //
 // The history of the other comparisons is written once into a PostgreSQL log of this group's
 // own (COPY, one transaction), then each side writes into its own schema, dropped and created
@@ -733,8 +734,8 @@ double write_log(const mem_store& history, const std::string& url, const std::st
                     flush();
                 }
             });
-    // The store's next append and aggregate go on after the rows written here.
-    db.exec(
+    // The store's next append and aggregate go on after the rows written here (a SELECT: query).
+    (void)db.query(
         fmt::format("SELECT setval('{0}.projectionist_positions', (SELECT max(position) FROM "
                     "{0}.projectionist_events)), setval('{0}.projectionist_aggregate_numbers', (SELECT max(number) "
                     "FROM {0}.projectionist_aggregates))",
@@ -810,9 +811,10 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
     const std::size_t n = stats.events;
     const std::string stem = fmt::format("projectionist_bench_bulk_{}", ::getpid());
     const std::string log_schema = stem + "_log";
-    const drop_schemas cleanup{url,
-                               {log_schema, stem + "_runner", stem + "_bulk", stem + "_sequent", stem + "_scan",
-                                stem + "_insert", stem + "_live_runner", stem + "_live_any"}};
+    const drop_schemas cleanup{
+        url,
+        {log_schema, stem + "_runner", stem + "_bulk", stem + "_sequent", stem + "_scan", stem + "_insert",
+         stem + "_live_runner", stem + "_live_any", stem + "_child_unbounded", stem + "_child_budget"}};
     const connection admin(url);
     const result server = admin.query(
         "SELECT version(), current_setting('fsync'), current_setting('synchronous_commit'), "
@@ -959,7 +961,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                        extras};
         cb2.met = cb2.ratio >= 0.9;
         comparison cd{
-            "8d. PostgreSQL bulk: (scan + insert) / sequent loop (time)",
+            "8b''. PostgreSQL bulk: (scan + insert) / sequent loop (time)",
             (scan_t + insert_t) / loop_t,
             "none (physical limit)",
             false,
@@ -970,6 +972,69 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         out.push_back(std::move(cb));
         out.push_back(std::move(cb2));
         out.push_back(std::move(cd));
+
+        // 8c. A memory budget of a quarter of the read model, each run a process of its own.
+        const bulk_child_options co = bulk_child_options::from_environment();
+        if (co.budget_repetitions > 0) {
+            const std::size_t model_bytes = row_store_bytes(final_rows);
+            const std::size_t budget = model_bytes / co.budget_divisor;
+            const std::string reference = runner.schema();
+            const auto child = [&](std::string name, std::size_t bytes) {
+                const std::string schema = stem + "_child_" + name;
+                return child_side{
+                    std::move(name),
+                    [&admin, schema, &checkpoint] {
+                        admin.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema)));
+                        checkpoint();
+                    },
+                    std::vector<std::string>{
+                        "postgres", url, log_schema, schema,
+                        bytes == pj::runner_options::unbounded ? std::string("unbounded") : std::to_string(bytes)},
+                    [&check, schema, expected, n, reference] {
+                        check(schema, expected, n, "8c. PostgreSQL", reference);
+                    },
+                    bytes == pj::runner_options::unbounded
+                        ? "runner bulk mode in a process of its own, bulk_memory_budget unbounded"
+                        : fmt::format("runner bulk mode in a process of its own, bulk_memory_budget {} bytes", bytes)};
+            };
+            const std::vector<child_side> sides{child("unbounded", pj::runner_options::unbounded),
+                                                child("budget", budget)};
+            fmt::print(
+                "  8c. PostgreSQL bulk with a memory budget: the read model is {:.1f} MiB in the row store; budget "
+                "{:.1f} MiB (1/{}); every run a process of its own, {} repetitions per side\n",
+                static_cast<double>(model_bytes) / 1048576.0, static_cast<double>(budget) / 1048576.0,
+                co.budget_divisor, co.budget_repetitions);
+            const std::vector<child_samples> cs =
+                measure_children(sides, co.budget_repetitions, n, local, "8c. PostgreSQL budget");
+            print_child_samples(fmt::format("8c. PostgreSQL bulk backfill, unbounded / budget of 1/{} ({} events)",
+                                            co.budget_divisor, n),
+                                cs, n, b);
+            std::vector<extra> ex{{"events", static_cast<double>(n)},
+                                  {"rows", static_cast<double>(final_rows.size())},
+                                  {"read_model_row_store_mib", static_cast<double>(model_bytes) / 1048576.0},
+                                  {"budget_mib", static_cast<double>(budget) / 1048576.0},
+                                  {"budget_divisor", static_cast<double>(co.budget_divisor)},
+                                  {"server", version},
+                                  {"server_settings", settings},
+                                  {"runs", static_cast<double>(co.budget_repetitions)},
+                                  {"time", basis + "; peak RSS is the child's VmHWM (the client process)"}};
+            for (extra& x : child_extras(cs, n, b)) ex.push_back(std::move(x));
+            const double unbounded_t = basis_median(cs[0].times, b);
+            const double budget_t = basis_median(cs[1].times, b);
+            comparison cc{fmt::format("8c. PostgreSQL bulk: budget of 1/{} of the read model / unbounded (events/s)",
+                                      co.budget_divisor),
+                          unbounded_t / budget_t,
+                          ">= 0.5",
+                          false,
+                          fmt::format("unbounded {}ev/s, peak RSS {:.0f} MiB; budget {:.1f} MiB: {}ev/s, peak RSS "
+                                      "{:.0f} MiB, {} flushes",
+                                      si(events_per_second(unbounded_t, n)), median_of(cs[0].peak_mib),
+                                      static_cast<double>(budget) / 1048576.0, si(events_per_second(budget_t, n)),
+                                      median_of(cs[1].peak_mib), cs[1].flushes),
+                          std::move(ex)};
+            cc.met = cc.ratio >= 0.5;
+            out.push_back(std::move(cc));
+        }
     }
 
     if (o.live) {

@@ -1,4 +1,5 @@
-// Comparisons 8a and 8c, SQLite: the baselines of a bulk backfill.
+// Comparisons 8a, 8c and 8d, SQLite: the bulk backfill against its baselines, under a memory
+// budget, and at scale.
 //
 // The history of the other comparisons is written once into a SQLite log of this group's own,
 // then, each side into its own read-model file (deleted and created again before every
@@ -504,7 +505,7 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
                   rates_line(s, n, b),
                   extras};
     a2.met = a2.ratio >= 0.9;
-    comparison c{"8c. SQLite bulk: (scan + insert) / sequent loop (time)",
+    comparison c{"8a''. SQLite bulk: (scan + insert) / sequent loop (time)",
                  (scan_t + insert_t) / loop_t,
                  "none (physical limit)",
                  false,
@@ -516,6 +517,146 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
     out.push_back(std::move(a2));
     out.push_back(std::move(c));
     data.push_back({"bulk_sqlite_log_write_s", write_s});
+
+    const bulk_child_options co = bulk_child_options::from_environment();
+    const std::string sync_arg = o.synchronous_full ? "full" : "normal";
+    // A child side: the bulk runner in a process of its own over `log`, into `model`.
+    const auto child = [&](std::string name, const std::string& log_file, const std::string& model, std::size_t budget,
+                           std::uint64_t digest, std::uint64_t head) {
+        return child_side{
+            std::move(name), [model] { remove_database(model); },
+            std::vector<std::string>{
+                "sqlite", log_file, model,
+                budget == pj::runner_options::unbounded ? std::string("unbounded") : std::to_string(budget), sync_arg},
+            [model, digest, head] {
+                if (file_digest(model) != digest) mismatch("8c/8d. SQLite bulk: the rows in " + model);
+                const database db(model);
+                if (query_int(db, fmt::format("SELECT position FROM projectionist_checkpoints WHERE "
+                                              "projection = '{}'",
+                                              bulk_model_table)) != static_cast<std::int64_t>(head))
+                    mismatch("8c/8d. SQLite bulk: the checkpoint in " + model);
+            },
+            budget == pj::runner_options::unbounded
+                ? "runner bulk mode in a process of its own, bulk_memory_budget unbounded"
+                : fmt::format("runner bulk mode in a process of its own, bulk_memory_budget {} bytes", budget)};
+    };
+
+    // 8c. A memory budget of a quarter of the read model (as the row store counts it).
+    double unbounded_rate = 0;
+    if (co.budget_repetitions > 0) {
+        const std::size_t model_bytes = row_store_bytes(final_rows);
+        const std::size_t budget = model_bytes / co.budget_divisor;
+        const std::vector<child_side> sides{
+            child("unbounded", log_path, path("child_unbounded"), pj::runner_options::unbounded, expected, n),
+            child("budget", log_path, path("child_budget"), budget, expected, n)};
+        fmt::print(
+            "  8c. SQLite bulk with a memory budget: the read model is {:.1f} MiB in the row store ({} rows); budget "
+            "{:.1f} MiB (1/{}); every run a process of its own ({}), {} repetitions per side\n",
+            static_cast<double>(model_bytes) / 1048576.0, final_rows.size(), static_cast<double>(budget) / 1048576.0,
+            co.budget_divisor, child_program(), co.budget_repetitions);
+        const std::vector<child_samples> cs =
+            measure_children(sides, co.budget_repetitions, n, false, "8c. SQLite budget");
+        print_child_samples(
+            fmt::format("8c. SQLite bulk backfill, unbounded / budget of 1/{} ({} events)", co.budget_divisor, n), cs,
+            n, b);
+        std::vector<extra> ex{{"events", static_cast<double>(n)},
+                              {"rows", static_cast<double>(final_rows.size())},
+                              {"read_model_row_store_mib", static_cast<double>(model_bytes) / 1048576.0},
+                              {"budget_mib", static_cast<double>(budget) / 1048576.0},
+                              {"budget_divisor", static_cast<double>(co.budget_divisor)},
+                              {"synchronous", synchronous},
+                              {"runs", static_cast<double>(co.budget_repetitions)},
+                              {"time", std::string("events/s from the median of the child's backfill thread's CPU "
+                                                   "time; wall beside it; peak RSS is the child's VmHWM")}};
+        for (extra& x : child_extras(cs, n, b)) ex.push_back(std::move(x));
+        const double unbounded_t = basis_median(cs[0].times, b);
+        const double budget_t = basis_median(cs[1].times, b);
+        unbounded_rate = events_per_second(unbounded_t, n);
+        comparison cc{
+            fmt::format("8c. SQLite bulk: budget of 1/{} of the read model / unbounded (events/s)", co.budget_divisor),
+            unbounded_t / budget_t,
+            ">= 0.5",
+            false,
+            fmt::format("unbounded {}ev/s, peak RSS {:.0f} MiB; budget {:.1f} MiB: {}ev/s, peak RSS {:.0f} "
+                        "MiB, {} flushes",
+                        si(events_per_second(unbounded_t, n)), median_of(cs[0].peak_mib),
+                        static_cast<double>(budget) / 1048576.0, si(events_per_second(budget_t, n)),
+                        median_of(cs[1].peak_mib), cs[1].flushes),
+            std::move(ex)};
+        cc.met = cc.ratio >= 0.5;
+        out.push_back(std::move(cc));
+    }
+
+    // 8d. Scale: a larger history over more aggregates, its own log, the same child unbounded.
+    if (co.scale_events > 0 && unbounded_rate > 0) {
+        history_spec spec;
+        spec.events = co.scale_events;
+        spec.aggregates = co.scale_aggregates;
+        const std::string big_log = path("scale_log");
+        std::uint64_t big_n = 0;
+        std::uint64_t big_digest = 0;
+        std::size_t big_rows = 0;
+        std::size_t big_bytes = 0;
+        double gen_s = 0;
+        double big_write_s = 0;
+        {
+            mem_store big;
+            const auto t0 = std::chrono::steady_clock::now();
+            const history_stats bs = generate_history(big, spec);
+            gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            big_n = bs.events;
+            fmt::print(
+                "  8d. SQLite bulk at scale: {} events over {} aggregates generated in {:.1f} s, writing the log "
+                "...\n",
+                bs.events, bs.aggregates, gen_s);
+            std::fflush(stdout);
+            big_write_s = write_log(big, big_log, options);
+            const bulk_row_map rows = rows_at(big);
+            big_digest = rows_digest(rows);
+            big_rows = rows.size();
+            big_bytes = row_store_bytes(rows);
+        }
+        const std::string big_model = path("scale_model");
+        const std::vector<child_side> sides{
+            child("unbounded_scale", big_log, big_model, pj::runner_options::unbounded, big_digest, big_n)};
+        fmt::print(
+            "     log written in {:.1f} s ({:.0f} MB); read model {:.1f} MiB in the row store ({} rows); {} "
+            "repetitions (PROJECTIONIST_BENCH_BULK_SCALE_REPS)\n",
+            big_write_s, file_mb(big_log), static_cast<double>(big_bytes) / 1048576.0, big_rows, co.scale_repetitions);
+        const std::vector<child_samples> cs =
+            measure_children(sides, co.scale_repetitions, big_n, false, "8d. SQLite scale");
+        print_child_samples(fmt::format("8d. SQLite bulk backfill at scale ({} events, {} rows)", big_n, big_rows), cs,
+                            big_n, b);
+        const double model_mb = file_mb(big_model) + file_mb(big_model + "-wal");
+        const double rate = events_per_second(basis_median(cs[0].times, b), big_n);
+        std::vector<extra> ex{{"events", static_cast<double>(big_n)},
+                              {"aggregates", static_cast<double>(spec.aggregates)},
+                              {"rows", static_cast<double>(big_rows)},
+                              {"generation_s", gen_s},
+                              {"log_write_s", big_write_s},
+                              {"log_mb", file_mb(big_log)},
+                              {"read_model_db_mb", model_mb},
+                              {"read_model_row_store_mib", static_cast<double>(big_bytes) / 1048576.0},
+                              {"reference_events", static_cast<double>(n)},
+                              {"reference_events_per_s", unbounded_rate},
+                              {"synchronous", synchronous},
+                              {"runs", static_cast<double>(co.scale_repetitions)},
+                              {"time", std::string("events/s from the median of the child's backfill thread's CPU "
+                                                   "time; the reference is 8c's unbounded side")}};
+        for (extra& x : child_extras(cs, big_n, b)) ex.push_back(std::move(x));
+        comparison cd{fmt::format("8d. SQLite bulk at scale: {}M events / {}M events (events/s)",
+                                  static_cast<double>(big_n) / 1e6, static_cast<double>(n) / 1e6),
+                      rate / unbounded_rate,
+                      ">= 0.75",
+                      false,
+                      fmt::format("{}ev/s at {} events ({} rows, peak RSS {:.0f} MiB, read model {:.0f} MB on disk, "
+                                  "log {:.0f} MB) vs {}ev/s at {}",
+                                  si(rate), big_n, big_rows, median_of(cs[0].peak_mib), model_mb, file_mb(big_log),
+                                  si(unbounded_rate), n),
+                      std::move(ex)};
+        cd.met = cd.ratio >= 0.75;
+        out.push_back(std::move(cd));
+    }
 }
 
 }  // namespace bench

@@ -1,0 +1,149 @@
+// The process of one bulk backfill, for comparisons 8c (memory budget) and 8d (scale): started
+// by projectionist_bench for every repetition, so that its peak resident set size is the
+// backfill's own (the runner, SQLite's or libpq's buffers, the row store), not the benchmark's,
+// which holds the whole history in memory.
+//
+//   projectionist_bench_bulk_child sqlite <log file> <read-model file> <budget> <full|normal>
+//   projectionist_bench_bulk_child postgres <url> <log schema> <read-model schema> <budget>
+//
+// <budget> is runner_options::bulk_memory_budget in bytes, or "unbounded". The read model must
+// not exist yet (the file, or the schema: the parent removes it first). Prints one line:
+//
+//   bulk_child events=N wall_s=S thread_cpu_s=S server_cpu_s=S rss_start_kib=K peak_rss_kib=K
+//   flushes=N rows_flushed=N
+//
+// thread_cpu_s is the backfill's own thread; server_cpu_s the CPU time of the process's server
+// backends during the backfill (PostgreSQL on this machine; -1 where not measurable, 0 on SQLite);
+// rss_start_kib is the resident set after init(), before the backfill; peak_rss_kib is VmHWM, the
+// process's peak over its whole life.
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <projectionist/sqlite.hpp>
+
+#include "bench_bulk.hpp"
+
+#ifdef PROJECTIONIST_BENCH_POSTGRES
+#include <libpq-fe.h>
+
+#include <projectionist/postgres.hpp>
+#endif
+
+namespace {
+
+using namespace bench;
+
+/// A field of /proc/self/status in KiB (VmRSS, VmHWM), or -1.
+long status_kib(std::string_view field) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':')
+            return std::stol(line.substr(field.size() + 1));
+    return -1;
+}
+
+std::size_t budget_of(std::string_view text) {
+    return text == "unbounded" ? pj::runner_options::unbounded
+                               : static_cast<std::size_t>(std::stoull(std::string(text)));
+}
+
+struct outcome {
+    std::uint64_t events = 0;
+    double wall = 0;
+    double thread = 0;
+    double server = 0;
+    long rss_start = 0;
+    std::uint64_t flushes = 0;
+    std::uint64_t rows_flushed = 0;
+};
+
+/// init(), then the timed backfill(); `pids` gives the server backends whose CPU time counts too.
+template <class Runner, class Pids>
+outcome run(Runner& runner, Pids&& pids) {
+    runner.init();
+    outcome o;
+    o.rss_start = status_kib("VmRSS");
+    const std::vector<int> backends = pids();
+    const double server_start = backends.empty() ? 0 : processes_cpu_seconds(backends);
+    const cpu_times cpu_start = thread_cpu_seconds();
+    const auto start = std::chrono::steady_clock::now();
+    o.events = runner.backfill();
+    const auto stop = std::chrono::steady_clock::now();
+    const cpu_times cpu_stop = thread_cpu_seconds();
+    const double server_stop = backends.empty() ? 0 : processes_cpu_seconds(backends);
+    o.wall = std::chrono::duration<double>(stop - start).count();
+    o.thread = cpu_stop.total - cpu_start.total;
+    o.server = backends.empty() ? 0 : (server_start < 0 || server_stop < 0 ? -1 : server_stop - server_start);
+    const pj::runner_status s = runner.status();
+    o.flushes = s.bulk_flushes;
+    o.rows_flushed = s.bulk_rows_flushed;
+    return o;
+}
+
+int usage() {
+    std::fputs(
+        "usage: projectionist_bench_bulk_child sqlite <log> <model> <budget|unbounded> <full|normal>\n"
+        "       projectionist_bench_bulk_child postgres <url> <log schema> <model schema> <budget|unbounded>\n",
+        stderr);
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    if (argc != 6) return usage();
+    const std::string_view backend = argv[1];
+    outcome o;
+    if (backend == "sqlite") {
+        const pj::sqlite_options options{.synchronous = std::string_view(argv[5]) == "normal"
+                                                            ? pj::sqlite_synchronous::normal
+                                                            : pj::sqlite_synchronous::full};
+        pj::sqlite_event_store log(argv[2], options);
+        pj::sqlite_storage storage(argv[3], options);
+        pj::runner<bulk_tickets, pj::sqlite_storage, pj::global> runner(
+            log, storage, {.backfill = pj::backfill_mode::bulk, .bulk_memory_budget = budget_of(argv[4])});
+        o = run(runner, [] { return std::vector<int>{}; });
+    } else if (backend == "postgres") {
+#ifdef PROJECTIONIST_BENCH_POSTGRES
+        pj::postgres_options log_options;
+        log_options.schema = argv[3];
+        pj::postgres_event_store log(argv[2], log_options);
+        pj::postgres_options options;
+        options.schema = argv[4];
+        pj::postgres_storage storage(argv[2], options);
+        pj::runner<bulk_tickets, pj::postgres_storage, pj::global> runner(
+            log, storage, {.backfill = pj::backfill_mode::bulk, .bulk_memory_budget = budget_of(argv[5])});
+        const bool local = std::getenv("PROJECTIONIST_BENCH_CHILD_SERVER_CPU") != nullptr;
+        o = run(runner, [&] {
+            return local ? std::vector<int>{log.connection().backend_pid(), PQbackendPID(runner.session().raw()),
+                                            storage.connection().backend_pid()}
+                         : std::vector<int>{};
+        });
+        if (!local) o.server = -1;
+#else
+        std::fputs("projectionist_bench_bulk_child: built without libpq\n", stderr);
+        return 2;
+#endif
+    } else {
+        return usage();
+    }
+    fmt::print(
+        "bulk_child events={} wall_s={:.6f} thread_cpu_s={:.6f} server_cpu_s={:.6f} rss_start_kib={} peak_rss_kib={} "
+        "flushes={} rows_flushed={}\n",
+        o.events, o.wall, o.thread, o.server, o.rss_start, status_kib("VmHWM"), o.flushes, o.rows_flushed);
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "projectionist_bench_bulk_child: %s\n", e.what());
+    return 1;
+}
