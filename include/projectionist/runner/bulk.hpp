@@ -51,6 +51,13 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
             (std::get<I>(tables).attach(std::get<I>(handles_), std::get<I>(handles_)->size() == 0), ...);
         }
         (std::make_index_sequence<std::tuple_size_v<bulk_tables>>{});
+        // However the pass ends, the tables' sources let go of what they hold for it.
+        struct detach_at_end {
+            bulk_tables& tables;
+            ~detach_at_end() {
+                std::apply([](auto&... t) { (t.detach(), ...); }, tables);
+            }
+        } detached{tables};
 
         bulk_context_type ctx(session_, pending_, counters_);
         ctx.bind_tables(pointers);

@@ -86,7 +86,9 @@ public:
     /// Starts a bulk pass over `source`. `source_empty`: the real table holds no rows now, so a
     /// key that this store never flushed is absent without asking.
     void attach(Source* source, bool source_empty) {
+        detach();
         source_ = source;
+        if constexpr (requires { source->begin_bulk(); }) source_->begin_bulk();
         source_empty_ = source_empty;
         rows_.clear();
         last_ = nullptr;
@@ -97,6 +99,14 @@ public:
         planned_ = false;
         prefetch_ = true;
         prefetch_queried_ = prefetch_found_ = false;
+    }
+
+    /// The pass ends: a source that holds something for a bulk pass (begin_bulk: SQLite's larger
+    /// page cache) lets it go.
+    void detach() noexcept {
+        if constexpr (requires(Source & s) { s.end_bulk(); })
+            if (source_ != nullptr) source_->end_bulk();
+        source_ = nullptr;
     }
 
     // ---- what handlers call: the table API of every backend ----------------------------------

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -309,6 +310,16 @@ public:
     /// for the next rows of the same page. The connection's own setting comes back afterwards.
     static constexpr std::int64_t bulk_cache_kib = 64 * 1024;
 
+    /// A bulk backfill over this table begins (bulk_table::attach) or ends (bulk_table::detach).
+    /// In between, the connection keeps the bulk write's page cache: once a memory budget evicts
+    /// rows, they are read back (find_each) and written again by the next flush, and with the
+    /// default 2 MiB cache, dropped after every flush, nearly every one of those reads missed
+    /// the cache and went to the file. The cache is no larger than during a flush.
+    void begin_bulk() {
+        if (!bulk_cache_) bulk_cache_ = std::make_unique<cache_scope>(*db_, bulk_cache_kib);
+    }
+    void end_bulk() noexcept { bulk_cache_.reset(); }
+
 private:
     /// Raises the connection's page cache to at least `kib` KiB until destroyed.
     class cache_scope {
@@ -398,7 +409,8 @@ private:
     detail::sqlite::connection* db_;
     std::string name_;
     std::string quoted_;
-    std::vector<std::string> columns_;  // quoted
+    std::unique_ptr<cache_scope> bulk_cache_;  ///< held from begin_bulk to end_bulk
+    std::vector<std::string> columns_;         // quoted
     std::size_t key_index_ = 0;
     detail::sqlite::statement insert_, upsert_, update_, erase_, find_, count_;
     detail::sqlite::statement insert_many_, upsert_many_, erase_many_, find_many_;  // full chunks
