@@ -1,8 +1,10 @@
 #pragma once
 
 /// What the SQL event stores (SQLite, PostgreSQL) share: the interned event types, the aggregate
-/// lookups and `event_of`. Each store keeps its SQL and supplies, privately:
+/// lookups, the appends through the store's own writer and `event_of`. Each store keeps its SQL
+/// and supplies, privately:
 ///
+///     writer_;  // its writer: append(stream, id, expected, events...) and append(append_batch&)
 ///     void load_types() const;  // types_ from the store's type table, past types_.size(), under mutex_
 ///     std::optional<std::pair<std::uint64_t, std::uint64_t>>  // (aggregate number, version)
 ///         find_aggregate(std::string_view stream, std::string_view id) const;
@@ -24,7 +26,9 @@
 #include <boost/container_hash/hash.hpp>
 
 #include <projectionist/event/stream.hpp>
+#include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
+#include <projectionist/store/expected_version.hpp>
 #include <projectionist/store/stored_record.hpp>
 
 namespace projectionist::detail {
@@ -40,6 +44,28 @@ public:
 
     /// The store's lock: hold it while using its connection.
     [[nodiscard]] std::mutex& mutex() const noexcept { return mutex_; }
+
+    /// Events of many aggregates for one `append(append_batch&)` (store/append_batch.hpp), each
+    /// encoded when added.
+    using append_batch = detail::basic_append_batch<detail::encoded_slots<Codec>>;
+    [[nodiscard]] append_batch new_batch() const { return {}; }
+
+    /// Appends `events` to one aggregate of `Stream` in one transaction, if the aggregate is at
+    /// `expected`; otherwise throws `version_conflict` and writes nothing.
+    template <stream_type Stream, class... Events>
+    append_result append(Stream stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
+        std::lock_guard lock(mutex_);
+        return self().writer_.append(stream, aggregate_id, expected, std::forward<Events>(events)...);
+    }
+
+    /// Appends every part of `batch` in one transaction: each part's aggregate must be at the
+    /// part's expected version (after the batch's earlier parts), or `version_conflict` names the
+    /// first that is not and nothing is written. Returns one result per part, in order, and
+    /// empties the batch for reuse.
+    std::vector<append_result> append(append_batch& batch) {
+        std::lock_guard lock(mutex_);
+        return self().writer_.append(batch);
+    }
 
     /// The aggregate's current version, 0 when it has no events.
     template <stream_type Stream>
@@ -172,6 +198,7 @@ protected:
 
 private:
     [[nodiscard]] const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+    [[nodiscard]] Derived& self() noexcept { return static_cast<Derived&>(*this); }
     [[nodiscard]] static std::uint32_t aggregate_hash(std::string_view stream, std::string_view id) noexcept {
         // Read once per record: boost's string hash takes the bytes a word at a time.
         std::size_t h = boost::hash_value(stream);

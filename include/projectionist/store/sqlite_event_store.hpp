@@ -69,10 +69,7 @@ public:
     /// batch). Not thread-safe on its own: use it only from the thread that drives the runner.
     [[nodiscard]] detail::sqlite::connection& connection() noexcept { return db_; }
 
-    /// Events of many aggregates for one `append(append_batch&)` (store/append_batch.hpp), each
-    /// encoded when added.
-    using append_batch = detail::basic_append_batch<detail::encoded_slots<Codec>>;
-    [[nodiscard]] append_batch new_batch() const { return {}; }
+    using typename base::append_batch;
 
     /// Appends events through one connection, with its own prepared statements and cached
     /// lookups (store/sqlite_event_writer.hpp). The store has one for its own connection; a
@@ -93,22 +90,7 @@ public:
         return typename writer::transaction(writer_);
     }
 
-    /// Appends `events` to one aggregate of `Stream` in one transaction, if the aggregate is at
-    /// `expected`; otherwise throws `version_conflict` and writes nothing.
-    template <stream_type Stream, class... Events>
-    append_result append(Stream stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
-        std::lock_guard lock(mutex_);
-        return writer_.append(stream, aggregate_id, expected, std::forward<Events>(events)...);
-    }
-
-    /// Appends every part of `batch` in one transaction: each part's aggregate must be at the
-    /// part's expected version (after the batch's earlier parts), or `version_conflict` names the
-    /// first that is not and nothing is written. Returns one result per part, in order, and
-    /// empties the batch for reuse.
-    std::vector<append_result> append(append_batch& batch) {
-        std::lock_guard lock(mutex_);
-        return writer_.append(batch);
-    }
+    using base::append;  // one aggregate's events, or a batch of many: see detail/sql_event_store.hpp
 
     /// A writer on another connection to this log's file (see `writer`).
     [[nodiscard]] writer writer_on(detail::sqlite::connection& db) const {
