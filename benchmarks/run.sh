@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds projectionist's benchmarks in Release (-O2) and runs them: dispatch, in-memory rebuild,
 # partitioning, scan ceiling, SQLite and PostgreSQL backfill, the bulk backfill baselines
-# (projectionist_bench) and compile time
+# (projectionist_bench; 8c and 8d run each bulk backfill as a process of its own,
+# projectionist_bench_bulk_child, built with it) and compile time
 # (compile_time.sh). Prints the table of comparisons and writes benchmarks/results.json.
 # For the PostgreSQL comparison it starts a private server (tests/support/pg_cluster.sh, stopped
 # on exit) unless PROJECTIONIST_PG_URL names one.
@@ -22,6 +23,10 @@
 #   PROJECTIONIST_PG_URL               a PostgreSQL server to use instead of starting one (postgresql://user@host:port/db)
 #   PROJECTIONIST_BENCH_BULK_REPS      timed repetitions per side of 8a-8d, the bulk backfill baselines (3)
 #   PROJECTIONIST_BENCH_BULK_PG_RUNNER_REPS  repetitions of 8b's runner_batch side (1: about a minute each at 1M events)
+#   PROJECTIONIST_BENCH_BULK_BUDGET_REPS     repetitions per side of 8c, the memory budget (3; 0 skips 8c and 8d)
+#   PROJECTIONIST_BENCH_BULK_SCALE_EVENTS    events of 8d, the SQLite backfill at scale (10000000; 0 skips it;
+#                                            writing its log takes 3-9 minutes)
+#   PROJECTIONIST_BENCH_BULK_SCALE_AGGREGATES  aggregates of 8d (events / 10)
 #   PROJECTIONIST_BENCH_PG_LIVE_REPS   timed repetitions per side of 8e, the live catch-up (5)
 #   PROJECTIONIST_BENCH_PG_LIVE_EVENTS new events of 8e (10000)
 #   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,
