@@ -287,6 +287,12 @@ TEST_CASE("a version whose partitions lag behind its hand-over is not made live 
     for (const auto& s : problems) UNSCOPED_INFO(s);
     CHECK(problems.empty());
     CHECK(d.sources.size() == 360);
+
+    // v2's share ended at q, which each of its partitions passed: a runner without a slice (the
+    // command line's, say) may delete it, though its own checkpoint never moved.
+    v2_runner other(store, storage);
+    other.remove({.by = "test"});
+    CHECK(other.state() == pj::projection_state::deleted);
 }
 
 int main(int argc, char* argv[]) {

@@ -42,11 +42,17 @@ void runner<Projection, Policies...>::filter_emissions() {
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::require_no_debt(std::string_view what) const {
     if constexpr (hands_over_emission) {
-        if (window_ && window_->through && *window_->through > checkpoint_->position)
+        if (!window_ || !window_->through) return;
+        // Run in partitions (workers), the version is as far as its lowest partition, whatever
+        // this runner's own checkpoint says.
+        std::uint64_t at = checkpoint_->position;
+        if constexpr (requires { session_.lowest_position(name_of<Projection>); })
+            at = session_.lowest_position(name_of<Projection>);
+        if (*window_->through > at)
             throw state_error(fmt::format(
                 "projectionist: cannot {} {}: it still emits downstream for the source positions up to {} (its "
                 "hand-over to the live version) and is at {}; let it catch up first (catch-up or run){}",
-                what, name_of<Projection>, *window_->through, checkpoint_->position,
+                what, name_of<Projection>, *window_->through, at,
                 changed_ ? ", with the release that initialized it: this one defines it differently" : ""));
     }
 }

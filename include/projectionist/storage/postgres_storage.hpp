@@ -279,8 +279,9 @@ public:
     /// checkpoints when workers run it (a partition without one yet counts from the unsliced
     /// checkpoint it would start from), else its own checkpoint; 0 without one. A version is made
     /// live again only once this reaches its earlier hand-over: a partition behind it still owes
-    /// downstream those positions. Read after `lock_position(version)`, whose locks it relies on.
-    [[nodiscard]] std::uint64_t lowest_position(std::string_view version) {
+    /// downstream those positions (nor deleted or reset before). In a hand-over, read after
+    /// `lock_position(version)`, whose locks it relies on.
+    [[nodiscard]] std::uint64_t lowest_position(std::string_view version) const {
         detail::pg::params p;
         p.add(version).add(std::string(version) + "#");
         const auto r = db_.query(
