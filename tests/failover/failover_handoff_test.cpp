@@ -11,8 +11,12 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <barrier>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <type_traits>
 
@@ -293,6 +297,70 @@ TEST_CASE("a version whose partitions lag behind its hand-over is not made live 
     v2_runner other(store, storage);
     other.remove({.by = "test"});
     CHECK(other.state() == pj::projection_state::deleted);
+}
+
+TEST_CASE("versions made live at once from several processes end with one of them live", "[failover][handoff]") {
+    // Three versions, each in a "process" of its own (its connections); in every round two of them
+    // are made live at the same instant, every other round after both were marked live (each
+    // hand-over then locks the other's checkpoint).
+    scoped_schema schema;
+    const std::string url = pg_url();
+    appender app(url, schema.options(), "c", 10, 0ms);
+    app.append_now(20);
+    struct process {
+        pj::postgres_event_store store;
+        pj::postgres_storage storage;
+        process(const std::string& url, const scoped_schema& schema)
+            : store(url, schema.options()), storage(url, schema.options()) {}
+    };
+    process p1(url, schema), p2(url, schema), p3(url, schema);
+    pj::runner<announced<1>, pj::postgres_storage> v1(p1.store, p1.storage);
+    pj::runner<announced<2>, pj::postgres_storage> v2(p2.store, p2.storage);
+    pj::runner<announced<3>, pj::postgres_storage> v3(p3.store, p3.storage);
+    v1.catch_up();
+    v2.catch_up();
+    v3.catch_up();
+    v1.make_live();
+    std::array<std::function<void()>, 3> make_live{[&] { v1.make_live(); }, [&] { v2.make_live(); },
+                                                   [&] { v3.make_live(); }};
+    pj::postgres_storage observer(url, schema.options());
+    std::vector<std::string> failures;
+    std::mutex failure_mutex;
+    for (int round = 0; round < 60; ++round) {
+        const std::size_t a = static_cast<std::size_t>(round) % 3;
+        const std::size_t b = (a + 1 + static_cast<std::size_t>(round / 3) % 2) % 3;
+        if (round % 2 == 1) {
+            pj::detail::pg::params p;
+            p.add(fmt::format("announced_v{}", a + 1)).add(fmt::format("announced_v{}", b + 1));
+            observer.connection().query("UPDATE projectionist_catalog SET live = true WHERE name IN ($1, $2)", p);
+        }
+        std::barrier start(2);
+        auto body = [&](std::size_t which) {
+            start.arrive_and_wait();
+            try {
+                make_live[which]();
+            } catch (const std::exception& e) {
+                std::lock_guard lock(failure_mutex);
+                failures.push_back(fmt::format("round {}: {}", round, e.what()));
+            }
+        };
+        {
+            std::jthread ta(body, a);
+            std::jthread tb(body, b);
+        }
+        INFO("round " << round);
+        std::vector<std::string> live;
+        for (const auto& e : observer.catalog())
+            if (e.live) live.push_back(e.name);
+        CHECK(live.size() == 1);
+        const std::string key = "projectionist.emission.announced";
+        std::vector<std::string> open;
+        for (const auto& [name, w] : pj::detail::parse_windows(observer.find_setting(key).value_or(""), key))
+            if (!w.through) open.push_back(name);
+        CHECK(open == live);
+    }
+    for (const auto& f : failures) UNSCOPED_INFO(f);
+    CHECK(failures.empty());
 }
 
 int main(int argc, char* argv[]) {

@@ -47,7 +47,8 @@ inline constexpr int schema_version = 4;
 /// microseconds in which an append reserves its positions (exclusive) or a reader computes its
 /// horizon (shared), never to a commit; `type_lock_class` serializes the creation of new event
 /// types (rare) to the commit, so that type ids stay dense; `lifecycle_lock_class` serializes the
-/// init, reset and delete of one projection version. The second key is the schema's oid.
+/// init, reset, delete and hand-overs of emission of one projection's versions. The second key is
+/// the schema's oid.
 inline constexpr std::int32_t schema_lock_class = 0x50524A53;
 inline constexpr std::int32_t append_lock_class = 0x50524A41;
 inline constexpr std::int32_t type_lock_class = 0x50524A54;

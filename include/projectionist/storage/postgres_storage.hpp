@@ -465,8 +465,17 @@ private:
             detail::pg::params p;
             if (lifecycle) {
                 // Two processes that init (reset, delete) the version at once take turns: the
-                // second sees what the first committed (the runner's init is then a no-op).
-                p.add(static_cast<std::int64_t>(detail::pg::lifecycle_lock_class)).add(projection_);
+                // second sees what the first committed (the runner's init is then a no-op). One
+                // turn for all the projection's versions ("tickets" for "tickets_v2"): two
+                // hand-overs of emission between them, each of which locks the checkpoints of the
+                // other versions that are live, never hold one each and wait for the other's, and
+                // the second reads the windows and live flags as the first left them.
+                const std::string_view name = projection_;
+                const auto v = name.rfind("_v");
+                const bool versioned = v != std::string_view::npos && v + 2 < name.size() &&
+                                       name.find_first_not_of("0123456789", v + 2) == std::string_view::npos;
+                p.add(static_cast<std::int64_t>(detail::pg::lifecycle_lock_class))
+                    .add(versioned ? name.substr(0, v) : name);
                 run("pj_lock_lifecycle",
                     "SELECT pg_advisory_xact_lock($1::integer, hashtext(current_schema() || '.' || $2))", p);
                 p.clear();
