@@ -265,14 +265,9 @@ public:
     /// workers run it), 0 without one. The rows stay locked until this transaction ends, so a
     /// batch of that version (which locks its row at begin) commits before or begins after.
     [[nodiscard]] std::uint64_t lock_position(std::string_view version) {
-        detail::pg::params p;
-        p.add(version).add(std::string(version) + "#");
-        const auto r = db_.query(
-            "SELECT position FROM projectionist_checkpoints WHERE projection = $1 OR starts_with(projection, $2) "
-            "FOR UPDATE",
-            p);
+        const auto r = checkpoint_rows(version, " FOR UPDATE");
         std::uint64_t highest = 0;
-        for (int i = 0; i < r.rows(); ++i) highest = std::max(highest, static_cast<std::uint64_t>(r.int64(i, 0)));
+        for (int i = 0; i < r.rows(); ++i) highest = std::max(highest, static_cast<std::uint64_t>(r.int64(i, 1)));
         return highest;
     }
     /// How far every part of a version has applied the log: the lowest of its partitions'
@@ -282,12 +277,7 @@ public:
     /// downstream those positions (nor deleted or reset before). In a hand-over, read after
     /// `lock_position(version)`, whose locks it relies on.
     [[nodiscard]] std::uint64_t lowest_position(std::string_view version) const {
-        detail::pg::params p;
-        p.add(version).add(std::string(version) + "#");
-        const auto r = db_.query(
-            "SELECT projection, position FROM projectionist_checkpoints WHERE projection = $1 OR "
-            "starts_with(projection, $2)",
-            p);
+        const auto r = checkpoint_rows(version, "");
         std::optional<std::uint64_t> whole, lowest;
         std::uint64_t parts = 0, count = 0;
         for (int i = 0; i < r.rows(); ++i) {
@@ -429,6 +419,17 @@ public:
     }
 
 private:
+    /// The checkpoint rows of `version` (projection, position): its own and its partitions'
+    /// ("<version>#<slice>"), `suffix` appended to the query (" FOR UPDATE" locks them).
+    [[nodiscard]] detail::pg::result checkpoint_rows(std::string_view version, std::string_view suffix) const {
+        detail::pg::params p;
+        p.add(version).add(std::string(version) + "#");
+        return db_.query(fmt::format("SELECT projection, position FROM projectionist_checkpoints WHERE projection = $1 "
+                                     "OR starts_with(projection, $2){}",
+                                     suffix),
+                         p);
+    }
+
     /// The committed checkpoint, as the database holds it.
     checkpoint read_checkpoint() {
         checkpoint out;
