@@ -41,15 +41,6 @@ namespace {
 namespace fs = std::filesystem;
 using mem_store = pj::memory_event_store;
 
-/// Calls `f(event)` with the record's typed event.
-template <class F>
-void with_event(const std::vector<std::uint8_t>& alternatives, const mem_store::record& rec, F&& f) {
-    boost::mp11::mp_with_index<event_type_count>(alternatives[rec.type_id()], [&](auto I) {
-        using E = boost::mp11::mp_at_c<ticket_events, decltype(I)::value>;
-        f(mem_store::event_of<E>(rec));
-    });
-}
-
 class appends_bench {
 public:
     appends_bench(const mem_store& history, const appends_options& o, fs::path dir)

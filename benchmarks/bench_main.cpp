@@ -1012,6 +1012,21 @@ int main(int argc, char** argv) {
         ao.chunk = env_number("PROJECTIONIST_BENCH_APPEND_CHUNK", ao.chunk);
         bench_appends_sqlite(b.store, b.stats, ao, b.comparisons, r.data);
     }
+    // 9c-9f (bench_appends_postgres.cpp): a schema per side, on a durable server when run.sh starts it.
+    if (wanted("appends") || wanted("appends_postgres")) {
+        pg_appends_options po;
+        po.url = env_text("PROJECTIONIST_BENCH_PG_APPEND_URL", env_text("PROJECTIONIST_BENCH_PG_URL", ""));
+        po.measure.repetitions = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_PG_APPEND_REPS", 3));
+        po.measure.warmup = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_PG_APPEND_WARMUP", 0));
+        po.writers = env_number("PROJECTIONIST_BENCH_PG_APPEND_WRITERS", po.writers);
+        po.concurrent_events = env_number("PROJECTIONIST_BENCH_PG_APPEND_EVENTS", po.concurrent_events);
+        po.batch_events = env_number("PROJECTIONIST_BENCH_PG_APPEND_BATCH", po.batch_events);
+        po.live_events = env_number("PROJECTIONIST_BENCH_PG_APPEND_LIVE_EVENTS", po.live_events);
+        po.live_batch = env_number("PROJECTIONIST_BENCH_PG_APPEND_LIVE_BATCH", po.live_batch);
+        po.readers = env_number("PROJECTIONIST_BENCH_PG_APPEND_READERS", po.readers);
+        po.parts = env_text("PROJECTIONIST_BENCH_PG_APPEND_PARTS", po.parts);
+        bench_appends_postgres(b.store, b.stats, po, b.comparisons, r.data);
+    }
     if (wanted("shadow")) bench_shadow(b.options, b.comparisons);
     if (wanted("compile") && !compile_samples.empty()) report_compile_time(b, compile_samples);
 

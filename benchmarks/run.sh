@@ -29,6 +29,7 @@
 #   PROJECTIONIST_BENCH_BULK_SCALE_AGGREGATES  aggregates of 8d (events / 10)
 #   PROJECTIONIST_BENCH_PG_LIVE_REPS   timed repetitions per side of 8e, the live catch-up (5)
 #   PROJECTIONIST_BENCH_PG_LIVE_EVENTS new events of 8e (10000)
+#   PROJECTIONIST_BENCH_PG_APPEND_*    9c-9f, PostgreSQL appends: see README.md (env table)
 #   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,
 #                                      pg_live,shadow,compile (+ sqlite_attribution: the 6x sides, not run by default;
 #                                      bulk_sqlite, bulk_postgres: one half of bulk)
@@ -103,6 +104,35 @@ if [[ "$pg_groups" == *",postgres,"* || "$pg_groups" == *",bulk,"* || "$pg_group
     TMPDIR="$pg_tmp" bash "$root/tests/support/pg_cluster.sh" start "$pg_state"
     PROJECTIONIST_BENCH_PG_URL="$(cat "$pg_state/url")"
     export PROJECTIONIST_BENCH_PG_URL
+  fi
+fi
+
+# 9c-9f (groups appends, appends_postgres) measure appends on a durable server: a second private
+# cluster with its data directory on disk (/var/tmp, not /dev/shm) and PostgreSQL's defaults
+# (fsync=on, synchronous_commit=on, full_page_writes=on), stopped on exit. PROJECTIONIST_PG_URL
+# replaces it too.
+pg_append_state="$build/pg-append-cluster"
+stop_pg_append() { bash "$root/tests/support/pg_cluster.sh" stop "$pg_append_state" || true; }
+append_groups=",${PROJECTIONIST_BENCH_ONLY:-appends},"
+if [[ "$append_groups" == *",appends,"* || "$append_groups" == *",appends_postgres,"* ]] &&
+  ldd "$build/benchmarks/projectionist_bench" | grep -q libpq; then
+  if [ -n "${PROJECTIONIST_PG_URL:-}" ]; then
+    export PROJECTIONIST_BENCH_PG_APPEND_URL="$PROJECTIONIST_PG_URL"
+  else
+    echo "== PostgreSQL: starting a private server on disk for 9c-9f"
+    trap 'stop_pg; stop_pg_append' EXIT
+    trap 'exit 130' INT TERM
+    TMPDIR=/var/tmp bash "$root/tests/support/pg_cluster.sh" start "$pg_append_state"
+    # pg_cluster.sh starts it with fsync off (tests); restart it with the defaults on the same port.
+    pg_append_dir="$(cat "$pg_append_state/cluster")"
+    pg_append_port="$(sed 's/.*:\([0-9]*\)\/.*/\1/' "$pg_append_state/url")"
+    pg_append_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+    pg_append_as=()
+    if [ "$(id -u)" -eq 0 ]; then pg_append_as=(runuser -u postgres --); fi
+    "${pg_append_as[@]}" "$pg_append_bin/pg_ctl" -D "$pg_append_dir/data" -w -t 60 restart -m fast \
+      -o "-c listen_addresses=127.0.0.1 -p $pg_append_port -k $pg_append_dir -c max_connections=200" >/dev/null
+    PROJECTIONIST_BENCH_PG_APPEND_URL="$(cat "$pg_append_state/url")"
+    export PROJECTIONIST_BENCH_PG_APPEND_URL
   fi
 fi
 

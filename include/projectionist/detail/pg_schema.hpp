@@ -39,8 +39,11 @@ inline constexpr std::string_view application_name = "projectionist";
 /// ALTER TABLE statements after the catalog's CREATE TABLE). Version 4 lets appends run
 /// concurrently: the position and aggregate-number sequences (started after the rows a version 3
 /// log already holds) and the functions projectionist_reserve_positions, projectionist_read_horizon
-/// and projectionist_head (the statements at the end).
-inline constexpr int schema_version = 4;
+/// and projectionist_head (the statements at the end). Version 5: projectionist_reserve_positions
+/// sends no NOTIFY when given no channel (an append outside a caller's transaction notifies after
+/// its commit: see store/postgres_event_writer.hpp), and the sequences are only ever moved forward
+/// when the DDL runs again (an older process may be appending meanwhile).
+inline constexpr int schema_version = 5;
 /// Advisory lock class ids ("PRJS", "PRJA", "PRJT", "PRJV"): the first key of pg_advisory_lock(int,
 /// int) or pg_advisory_xact_lock(int, int).
 /// `schema_lock_class` serializes schema creation; `append_lock_class` is taken for the few
@@ -168,9 +171,12 @@ CREATE TABLE IF NOT EXISTS projectionist_workers(
     expires_at timestamptz NOT NULL,
     PRIMARY KEY(projection, worker));
 CREATE SEQUENCE IF NOT EXISTS projectionist_positions AS bigint MINVALUE 0;
-SELECT setval('projectionist_positions', coalesce((SELECT max(position) FROM projectionist_events), 0));
+SELECT setval('projectionist_positions', greatest(coalesce((SELECT max(position) FROM projectionist_events), 0),
+                                                  (SELECT last_value FROM projectionist_positions)));
 CREATE SEQUENCE IF NOT EXISTS projectionist_aggregate_numbers AS bigint MINVALUE -1;
-SELECT setval('projectionist_aggregate_numbers', coalesce((SELECT max(number) FROM projectionist_aggregates), -1));
+SELECT setval('projectionist_aggregate_numbers', greatest(coalesce((SELECT max(number) FROM projectionist_aggregates),
+                                                                   -1),
+                                                          (SELECT last_value FROM projectionist_aggregate_numbers)));
 CREATE OR REPLACE FUNCTION projectionist_reserve_positions(
     count bigint, lock_class integer, lock_key integer, block_class integer, channel text)
 RETURNS bigint LANGUAGE plpgsql SET search_path FROM CURRENT AS $reserve$
@@ -194,7 +200,11 @@ BEGIN
         RAISE;
     END;
     PERFORM pg_advisory_unlock(lock_class, lock_key);
-    PERFORM pg_notify(channel, '');
+    -- A NOTIFY serializes the commits of every notifying transaction of the server, WAL flush
+    -- included; an append that commits by itself passes no channel and notifies after its commit.
+    IF channel IS NOT NULL THEN
+        PERFORM pg_notify(channel, '');
+    END IF;
     RETURN first_position;
 END
 $reserve$;

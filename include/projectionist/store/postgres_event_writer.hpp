@@ -14,8 +14,14 @@
 ///     a lock held only for the reservation, the block, and, for the transaction's first block
 ///     in this log, a transaction-level advisory lock keyed by the block, which marks it (and so
 ///     every later block of the transaction) in flight until the transaction ends; the function
-///     also queues the NOTIFY that wakes readers at commit;
-///  4. inserts its events (one binary COPY for a batch) and commits.
+///     also queues the NOTIFY that wakes readers at commit when the append runs inside a caller's
+///     transaction;
+///  4. inserts its events (one binary COPY for a batch) and commits; an append that commits by
+///     itself then sends the NOTIFY in a transaction of its own, with synchronous_commit off.
+///     PostgreSQL serializes the commits of all notifying transactions, WAL flush included (a
+///     lock from the NOTIFY's queueing to the end of the commit): sent inside the append, it
+///     made concurrent appends commit one fsync at a time. A NOTIFY lost to a crash between the
+///     two only delays a waiting reader to its next look.
 /// A reader first asks projectionist_read_horizon for the lowest block still in flight (or the
 /// last reserved position + 1), then, in a statement of its own (a later snapshot), returns only
 /// positions below it: every append that reserved a lower position has then ended, committed
@@ -66,8 +72,8 @@ struct log_statements {
     std::string prefix;  // of prepared statement names: one set per schema on a connection
 
     std::string move_aggregate, add_aggregate, aggregate_version, find_type, lock_types, add_type, reserve,
-        insert_first, insert_event, horizon, head, read, read_aggregate, load_types, lock_aggregates, add_aggregates,
-        bump_aggregates, copy_events;
+        reserve_notifying, insert_first, insert_first_notifying, notify, insert_event, horizon, head, read,
+        read_aggregate, load_types, lock_aggregates, add_aggregates, bump_aggregates, copy_events;
 
     log_statements(std::string schema_name, std::uint32_t schema_oid)
         : schema(std::move(schema_name)),
@@ -100,19 +106,29 @@ struct log_statements {
             s);
         // The lock classes and key every append and every reader's guard name (see above).
         const std::string lock_args = fmt::format("{}, {}, {}", append_lock_class, lock_key, block_class);
-        const std::string reserve_call =
-            fmt::format("{}.projectionist_reserve_positions($1, {}, {})", s, lock_args, literal(notify_channel));
-        reserve = fmt::format("SELECT {}", reserve_call);
+        // An append that commits by itself reserves without a NOTIFY and sends it after its commit
+        // (`notify`, see above); one inside a caller's transaction notifies at that commit.
+        const auto reserve_call = [&](std::string_view channel) {
+            return fmt::format("{}.projectionist_reserve_positions($1, {}, {})", s, lock_args, channel);
+        };
+        reserve = fmt::format("SELECT {}", reserve_call("NULL"));
+        reserve_notifying = fmt::format("SELECT {}", reserve_call(literal(notify_channel)));
+        notify = fmt::format("SELECT set_config('synchronous_commit', 'off', true), pg_notify({}, '')",
+                             literal(notify_channel));
         const std::string columns = fmt::format(
             "position, stream, aggregate_id, aggregate_number, aggregate_version, type_id, schema_version, {}, "
             "recorded_at",
             payload_column);
         // An append's first event takes the reservation with it: one round trip for both.
-        insert_first = fmt::format(
-            "INSERT INTO {}.projectionist_events({}) SELECT r.first_position, $2::text, $3::text, $4::bigint, "
-            "$5::bigint, $6::integer, $7::integer, $8::{}, $9::bigint FROM {} AS r(first_position) RETURNING "
-            "position",
-            s, columns, Codec::text ? "jsonb" : "bytea", reserve_call);
+        const auto insert_first_with = [&](std::string_view channel) {
+            return fmt::format(
+                "INSERT INTO {}.projectionist_events({}) SELECT r.first_position, $2::text, $3::text, $4::bigint, "
+                "$5::bigint, $6::integer, $7::integer, $8::{}, $9::bigint FROM {} AS r(first_position) RETURNING "
+                "position",
+                s, columns, Codec::text ? "jsonb" : "bytea", reserve_call(channel));
+        };
+        insert_first = insert_first_with("NULL");
+        insert_first_notifying = insert_first_with(literal(notify_channel));
         insert_event = fmt::format(
             "INSERT INTO {}.projectionist_events({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", s, columns);
         // The reader's guard (see above): the horizon first, then the read below it, each a
@@ -244,7 +260,8 @@ public:
             p.add(static_cast<std::int64_t>(now));
             try {
                 if (i == 0) {
-                    first = static_cast<std::uint64_t>(db_->execute(name("insert_first"), p).int64(0, 0));
+                    first = static_cast<std::uint64_t>(
+                        db_->execute(name(scope.nested() ? "insert_first_notifying" : "insert_first"), p).int64(0, 0));
                 } else {
                     db_->execute(name("insert_event"), p);
                 }
@@ -320,7 +337,7 @@ public:
         }
         params p;
         p.add(static_cast<std::int64_t>(events.size()));
-        auto reserved = db_->execute(name("reserve"), p);
+        auto reserved = db_->execute(name(scope.nested() ? "reserve_notifying" : "reserve"), p);
         const auto first = static_cast<std::uint64_t>(reserved.int64(0, 0));
         const auto now =
             std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -379,7 +396,10 @@ private:
                  {"add_aggregate", &sql_->add_aggregate},
                  {"aggregate_version", &sql_->aggregate_version},
                  {"reserve", &sql_->reserve},
+                 {"reserve_notifying", &sql_->reserve_notifying},
                  {"insert_first", &sql_->insert_first},
+                 {"insert_first_notifying", &sql_->insert_first_notifying},
+                 {"notify", &sql_->notify},
                  {"insert_event", &sql_->insert_event},
                  {"lock_aggregates", &sql_->lock_aggregates},
                  {"add_aggregates", &sql_->add_aggregates},
@@ -533,7 +553,8 @@ private:
         known_types_.try_emplace(pair_key{s, type_names_.back()}, id);
     }
 
-    /// Commits the scope; types it created are remembered once committed.
+    /// Commits the scope; types it created are remembered once committed. A scope that was the
+    /// whole transaction then wakes the readers (see the header comment).
     void commit(write_scope& scope) {
         try {
             scope.commit();
@@ -543,6 +564,14 @@ private:
         }
         for (const auto& t : created_types_) remember(t.stream, t.type, t.id);
         created_types_.clear();
+        if (!scope.nested()) {
+            try {
+                db_->execute(name("notify"));
+            } catch (...) {
+                // The append is committed; a lost connection is reported by the next call, and a
+                // reader not woken looks again at its next poll.
+            }
+        }
     }
 
     struct created_type {
