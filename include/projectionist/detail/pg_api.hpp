@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -279,6 +280,10 @@ public:
     }
     /// Bytes so far.
     [[nodiscard]] std::size_t size() const noexcept { return data_.size(); }
+    /// The bytes so far, for a COPY sent in pieces (connection::copy_in_pieces): send them, then
+    /// `next_piece()` empties the buffer for the rows that follow (no header; `finish` ends).
+    [[nodiscard]] std::string_view piece() const noexcept { return data_; }
+    void next_piece() noexcept { data_.clear(); }
     /// Empties it for the next COPY, keeping its memory.
     void clear() {
         data_.clear();
@@ -370,6 +375,20 @@ public:
         if (usable(sql)) check(PQexec(c_, sql.c_str()), sql);
     }
 
+    /// Runs `sql`, statements separated by ';' (the simple query protocol, one round trip), and
+    /// reports the first one's failure only: the server stops at a failed statement, and the
+    /// later ones are best effort (a notification sent after a COMMIT).
+    void exec_first(const std::string& sql) const {
+        if (!usable(sql)) return;
+        if (PQsendQuery(c_, sql.c_str()) != 1) {
+            check(nullptr, sql);
+            return;
+        }
+        PGresult* first = PQgetResult(c_);
+        while (PGresult* rest = PQgetResult(c_)) PQclear(rest);
+        check(first, sql);
+    }
+
     /// Runs `sql` (SET ...) now and again whenever the connection is opened anew: a setting every
     /// statement on this connection relies on.
     void setup(const std::string& sql) {
@@ -420,6 +439,40 @@ public:
                 failure = raw;
             else
                 PQclear(raw);
+        }
+        if (failure) check(failure, sql);
+        if (!sent || ended != 1) check(nullptr, sql);
+    }
+
+    /// Runs `sql`, a `COPY ... FROM STDIN`, whose input `produce(send)` makes and passes to
+    /// `send(std::string_view)` piece by piece (pieces of about a megabyte), so that the server
+    /// stores the first rows while the rest are made. A failure of `produce` ends the COPY as
+    /// failed and is rethrown.
+    template <class Produce>
+    void copy_in_pieces(const std::string& sql, Produce&& produce) const {
+        usable(sql);
+        check(PQexec(c_, sql.c_str()), sql);
+        bool sent = true;
+        std::exception_ptr failed;
+        try {
+            produce([&](std::string_view data) {
+                if (sent && !data.empty()) sent = PQputCopyData(c_, data.data(), static_cast<int>(data.size())) == 1;
+            });
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        const int ended =
+            PQputCopyEnd(c_, sent && !failed ? nullptr : "projectionist: making or sending the rows failed");
+        PGresult* failure = nullptr;
+        while (PGresult* raw = PQgetResult(c_)) {
+            if (PQresultStatus(raw) != PGRES_COMMAND_OK && !failure)
+                failure = raw;
+            else
+                PQclear(raw);
+        }
+        if (failed) {
+            PQclear(failure);
+            std::rethrow_exception(failed);
         }
         if (failure) check(failure, sql);
         if (!sent || ended != 1) check(nullptr, sql);

@@ -17,7 +17,8 @@
 ///     also queues the NOTIFY that wakes readers at commit when the append runs inside a caller's
 ///     transaction;
 ///  4. inserts its events (one binary COPY for a batch) and commits; an append that commits by
-///     itself then sends the NOTIFY in a transaction of its own, with synchronous_commit off.
+///     itself then sends the NOTIFY in a transaction of its own, with synchronous_commit off, in
+///     the same round trip as its COMMIT.
 ///     PostgreSQL serializes the commits of all notifying transactions, WAL flush included (a
 ///     lock from the NOTIFY's queueing to the end of the commit): sent inside the append, it
 ///     made concurrent appends commit one fsync at a time. A NOTIFY lost to a crash between the
@@ -72,7 +73,7 @@ struct log_statements {
     std::string prefix;  // of prepared statement names: one set per schema on a connection
 
     std::string move_aggregate, add_aggregate, aggregate_version, find_type, lock_types, add_type, reserve,
-        reserve_notifying, insert_first, insert_first_notifying, notify, insert_event, horizon, head, read,
+        reserve_notifying, insert_first, insert_first_notifying, commit_notify, insert_event, horizon, head, read,
         read_aggregate, load_types, lock_aggregates, add_aggregates, bump_aggregates, copy_events;
 
     log_statements(std::string schema_name, std::uint32_t schema_oid)
@@ -113,8 +114,8 @@ struct log_statements {
         };
         reserve = fmt::format("SELECT {}", reserve_call("NULL"));
         reserve_notifying = fmt::format("SELECT {}", reserve_call(literal(notify_channel)));
-        notify = fmt::format("SELECT set_config('synchronous_commit', 'off', true), pg_notify({}, '')",
-                             literal(notify_channel));
+        commit_notify = fmt::format("COMMIT; SELECT set_config('synchronous_commit', 'off', true), pg_notify({}, '')",
+                                    literal(notify_channel));
         const std::string columns = fmt::format(
             "position, stream, aggregate_id, aggregate_number, aggregate_version, type_id, schema_version, {}, "
             "recorded_at",
@@ -180,12 +181,17 @@ public:
     write_scope(const write_scope&) = delete;
     write_scope& operator=(const write_scope&) = delete;
     [[nodiscard]] bool nested() const noexcept { return nested_; }
-    void commit() {
+    /// Releases the savepoint, or commits: by `commit_sql` when given (COMMIT and statements after
+    /// it, whose failure is not reported: see connection::exec_first).
+    void commit(const std::string* commit_sql = nullptr) {
         if (nested_) {
             db_->exec("RELEASE SAVEPOINT projectionist_append");
         } else {
             done_ = true;  // a failed COMMIT ends the transaction too
-            db_->exec("COMMIT");
+            if (commit_sql)
+                db_->exec_first(*commit_sql);
+            else
+                db_->exec("COMMIT");
         }
         done_ = true;
     }
@@ -342,26 +348,33 @@ public:
         const auto now =
             std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
-        copy_rows rows;
-        std::uint64_t position = first - 1;
         results.reserve(parts.size());
-        for (std::size_t i = 0; i < parts.size(); ++i) {
-            const batch_part& part = parts[i];
-            const std::size_t k = key_of[i];
-            results.push_back({position + 1, position + part.count, versions[k] + part.count});
-            for (std::size_t e = part.first; e < part.first + part.count; ++e) {
-                rows.row(9).int8(static_cast<std::int64_t>(++position)).bytes(part.stream);
-                rows.bytes(part.aggregate_id).int8(numbers[k]).int8(static_cast<std::int64_t>(++versions[k]));
-                rows.int4(type_ids[e]).int4(static_cast<std::int32_t>(events[e].schema_version));
-                if constexpr (Codec::text)
-                    rows.jsonb(batch.slots().payload(events[e]));
-                else
-                    rows.bytes(batch.slots().payload(events[e]));
-                rows.int8(now);
-            }
-        }
         try {
-            db_->copy_in(sql_->copy_events, rows.finish());
+            // Sent in pieces as they are made: the server stores the first rows meanwhile.
+            db_->copy_in_pieces(sql_->copy_events, [&](const auto& send) {
+                copy_rows rows;
+                std::uint64_t position = first - 1;
+                for (std::size_t i = 0; i < parts.size(); ++i) {
+                    const batch_part& part = parts[i];
+                    const std::size_t k = key_of[i];
+                    results.push_back({position + 1, position + part.count, versions[k] + part.count});
+                    for (std::size_t e = part.first; e < part.first + part.count; ++e) {
+                        rows.row(9).int8(static_cast<std::int64_t>(++position)).bytes(part.stream);
+                        rows.bytes(part.aggregate_id).int8(numbers[k]).int8(static_cast<std::int64_t>(++versions[k]));
+                        rows.int4(type_ids[e]).int4(static_cast<std::int32_t>(events[e].schema_version));
+                        if constexpr (Codec::text)
+                            rows.jsonb(batch.slots().payload(events[e]));
+                        else
+                            rows.bytes(batch.slots().payload(events[e]));
+                        rows.int8(now);
+                    }
+                    if (rows.size() >= copy_piece_bytes) {
+                        send(rows.piece());
+                        rows.next_piece();
+                    }
+                }
+                send(rows.finish());
+            });
         } catch (const postgres_error& e) {
             if (!e.sqlstate().starts_with("22")) throw;  // see the single append
             throw error(
@@ -383,6 +396,7 @@ public:
     }
 
 private:
+    static constexpr std::size_t copy_piece_bytes = std::size_t{1} << 20;
     using pair_key = std::pair<std::string_view, std::string_view>;
     template <class V>
     using pair_map = boost::unordered_flat_map<pair_key, V, string_pair_hash, string_pair_equal>;
@@ -399,7 +413,6 @@ private:
                  {"reserve_notifying", &sql_->reserve_notifying},
                  {"insert_first", &sql_->insert_first},
                  {"insert_first_notifying", &sql_->insert_first_notifying},
-                 {"notify", &sql_->notify},
                  {"insert_event", &sql_->insert_event},
                  {"lock_aggregates", &sql_->lock_aggregates},
                  {"add_aggregates", &sql_->add_aggregates},
@@ -553,25 +566,17 @@ private:
         known_types_.try_emplace(pair_key{s, type_names_.back()}, id);
     }
 
-    /// Commits the scope; types it created are remembered once committed. A scope that was the
-    /// whole transaction then wakes the readers (see the header comment).
+    /// Commits the scope; types it created are remembered once committed. A scope that is the
+    /// whole transaction wakes the readers right after its COMMIT (see the header comment).
     void commit(write_scope& scope) {
         try {
-            scope.commit();
+            scope.commit(&sql_->commit_notify);
         } catch (...) {
             created_types_.clear();
             throw;
         }
         for (const auto& t : created_types_) remember(t.stream, t.type, t.id);
         created_types_.clear();
-        if (!scope.nested()) {
-            try {
-                db_->execute(name("notify"));
-            } catch (...) {
-                // The append is committed; a lost connection is reported by the next call, and a
-                // reader not woken looks again at its next poll.
-            }
-        }
     }
 
     struct created_type {
