@@ -115,7 +115,7 @@ pg_append_state="$build/pg-append-cluster"
 stop_pg_append() { bash "$root/tests/support/pg_cluster.sh" stop "$pg_append_state" || true; }
 append_groups=",${PROJECTIONIST_BENCH_ONLY:-appends},"
 if [[ "$append_groups" == *",appends,"* || "$append_groups" == *",appends_postgres,"* ]] &&
-  ldd "$build/benchmarks/projectionist_bench" | grep -q libpq; then
+  ldd "$build/benchmarks/projectionist_bench" | grep libpq >/dev/null; then  # not -q: pipefail and SIGPIPE
   if [ -n "${PROJECTIONIST_PG_URL:-}" ]; then
     export PROJECTIONIST_BENCH_PG_APPEND_URL="$PROJECTIONIST_PG_URL"
   else
