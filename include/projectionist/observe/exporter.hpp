@@ -39,6 +39,7 @@
 
 #include <fmt/format.h>
 
+#include <projectionist/deploy/router/shadow_counters.hpp>
 #include <projectionist/observe/metrics.hpp>
 #include <projectionist/runner/status.hpp>
 #include <projectionist/storage/catalog.hpp>
@@ -67,8 +68,7 @@ concept observable_router = requires(const R& r) {
     r.status().projection;
     r.status().versions;
     r.status().basis_points;
-    r.shadow_stats().compared;
-    r.shadow_stats().discrepancies;
+    { r.shadow_stats() } -> std::convertible_to<shadow_counters>;
     { r.in_flight(std::string_view{}) } -> std::convertible_to<std::size_t>;
 };
 
@@ -118,10 +118,7 @@ public:
         unsigned basis_points = 0;
         std::vector<std::pair<std::string, std::size_t>> in_flight;  ///< per version
         std::vector<std::uint64_t> queries;                          ///< per version, as in_flight
-        std::uint64_t shadow_queries = 0;
-        std::uint64_t shadow_compared = 0;
-        std::uint64_t shadow_discrepancies = 0;
-        std::uint64_t shadow_errors = 0;
+        shadow_counters shadow;
     };
 
     /// What a rollout reports, read at scrape time.
@@ -164,7 +161,7 @@ public:
         std::lock_guard lock(mutex_);
         routers_.push_back([&router] {
             const auto d = router.status();
-            const auto s = router.shadow_stats();
+            const shadow_counters s = router.shadow_stats();
             router_snapshot out;
             out.projection = std::string(d.projection);
             out.primary = std::string(d.primary);
@@ -174,10 +171,7 @@ public:
                 out.in_flight.emplace_back(std::string(v), router.in_flight(v));
                 if constexpr (requires { router.queries(v); }) out.queries.push_back(router.queries(v));
             }
-            out.shadow_queries = s.queries;
-            out.shadow_compared = s.compared;
-            out.shadow_discrepancies = s.discrepancies;
-            out.shadow_errors = s.errors;
+            out.shadow = s;
             return out;
         });
     }
@@ -356,14 +350,14 @@ private:
         }
         const metric_labels l{{"projection", r.projection}};
         auto u = [](std::uint64_t v) { return static_cast<double>(v); };
-        m.counter("projectionist_shadow_queries_total", "shadow_query calls.", l, u(r.shadow_queries));
+        m.counter("projectionist_shadow_queries_total", "shadow_query calls.", l, u(r.shadow.queries));
         m.counter("projectionist_shadow_reads_total", "Shadow queries run on both versions and compared.", l,
-                  u(r.shadow_compared));
+                  u(r.shadow.compared));
         m.counter("projectionist_shadow_discrepancies_total",
                   "Compared shadow reads whose answers differed or whose shadow run threw.", l,
-                  u(r.shadow_discrepancies));
+                  u(r.shadow.discrepancies));
         m.counter("projectionist_shadow_errors_total", "Discrepancies where the shadow run or comparison threw.", l,
-                  u(r.shadow_errors));
+                  u(r.shadow.errors));
     }
 
     static void write_rollout(metrics_text& m, const plan_snapshot& r) {

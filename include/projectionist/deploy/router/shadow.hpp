@@ -40,6 +40,7 @@
 
 #include <fmt/format.h>
 
+#include <projectionist/deploy/router/shadow_counters.hpp>
 #include <projectionist/detail/value_text.hpp>
 
 namespace projectionist {
@@ -67,15 +68,6 @@ struct discrepancy {
     std::string candidate_value;  ///< the candidate's answer, formatted (empty when it threw)
     std::string error;            ///< when the shadow run or the comparison threw: what, and its message
     std::uint64_t sequence = 0;   ///< its number among the router's discrepancies, from 1 (`discrepancies` counter)
-};
-
-/// Counters of shadow reads since the router was created (or `clear_discrepancies`).
-struct shadow_counters {
-    std::uint64_t queries = 0;        ///< shadow_query calls
-    std::uint64_t compared = 0;       ///< of those, run on both versions (there was a candidate, and it was sampled)
-    std::uint64_t discrepancies = 0;  ///< of those compared, different answers or an exception
-    std::uint64_t errors = 0;         ///< of the discrepancies, those where the shadow run or comparison threw
-    std::uint64_t settled = 0;        ///< of those compared, different at first and the same on a re-read
 };
 
 }  // namespace projectionist
