@@ -81,15 +81,10 @@ template <class Codec = binary_codec>
 class basic_postgres_event_store : public detail::sql_event_store<basic_postgres_event_store<Codec>, Codec> {
     using base = detail::sql_event_store<basic_postgres_event_store<Codec>, Codec>;
     friend base;
-    using base::mutex_;
-    using base::types_;
+    using base::mutex_, base::types_;
 
 public:
-    using typename base::batch;
-    using typename base::record;
-    using typename base::type_entry;
-
-    using typename base::append_batch;
+    using typename base::batch, typename base::record, typename base::type_entry, typename base::append_batch;
 
     /// Appends events through one connection (its own prepared statements;
     /// store/postgres_event_writer.hpp). The store has one for its own connection; a runner

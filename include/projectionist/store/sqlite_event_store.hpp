@@ -45,13 +45,10 @@ template <class Codec = binary_codec>
 class basic_sqlite_event_store : public detail::sql_event_store<basic_sqlite_event_store<Codec>, Codec> {
     using base = detail::sql_event_store<basic_sqlite_event_store<Codec>, Codec>;
     friend base;
-    using base::mutex_;
-    using base::types_;
+    using base::mutex_, base::types_;
 
 public:
-    using typename base::batch;
-    using typename base::record;
-    using typename base::type_entry;
+    using typename base::batch, typename base::record, typename base::type_entry;
 
     /// Opens (or creates) the log in `path`. Throws `projectionist::error` for a file that is
     /// not projectionist's or has a newer schema, without modifying it.
