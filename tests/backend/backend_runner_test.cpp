@@ -1,11 +1,12 @@
-// The runner over the backend the executable was built for: the tickets read model equals the
-// in-memory reference in both partitioning modes, with the log and the read models in one
-// database or two; restarts resume; a failing handler, a duplicate key or bad input stops the
-// projection at its last committed position naming the event; skip_to_dead_letter parks a
-// per-aggregate aggregate; emitted events commit with their batch; two runners of one version
-// never apply an event twice, and a runner takes in the init, live flag, reset and delete done
-// by another (in another process too); init, reset and remove touch one version only, and a
-// reset that fails changes nothing.
+// The runner over the backend the executable was built for, each case in both backfill modes
+// (bulk and batch; batch only on memory, see backfill_runs) but the cases of runners that always
+// emit, which never run in bulk: the tickets read model equals the in-memory reference in both
+// partitioning modes, with the log and the read models in one database or two; restarts resume;
+// a failing handler, a duplicate key or bad input stops the projection at its last committed
+// position naming the event; skip_to_dead_letter parks a per-aggregate aggregate; emitted events
+// commit with their batch; two runners of one version never apply an event twice, and a runner
+// takes in the init, live flag, reset and delete done by another (in another process too); init,
+// reset and remove touch one version only, and a reset that fails changes nothing.
 
 #include <backend_suite.hpp>
 
@@ -84,6 +85,7 @@ void bad_history(backend& fx, bool truncate_close) {
 
 TEMPLATE_TEST_CASE("the tickets read model equals the in-memory reference", "[backend][runner]", pj::global,
                    pj::per_aggregate) {
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     const auto expected = reference_rows<tickets<2>>();
     db models = db::primary;
@@ -94,11 +96,12 @@ TEMPLATE_TEST_CASE("the tickets read model equals the in-memory reference", "[ba
     auto store = fx.store();
     auto storage = fx.storage(models);
     history(store);
-    pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage, pj::runner_options{17});
+    pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage, run(pj::runner_options{17}));
     CHECK(r.catch_up() == store.head());
     CHECK(r.position() == store.head());
     CHECK(r.status().position == store.head());
     CHECK(r.status().state == pj::projection_state::caught_up);
+    CHECK((r.status().bulk_flushes > 0) == run.bulk());  // the mode asked for is the mode it ran in
     CHECK(rows_of<tickets<2>::table>(storage, "tickets_v2") == expected);
     if constexpr (TestType::partitioned) {
         CHECK(r.aggregate_position(ticket_stream{}, "t-5") == store.version_of(ticket_stream{}, "t-5"));
@@ -117,18 +120,19 @@ TEMPLATE_TEST_CASE("a restart resumes from the committed checkpoint", "[backend]
                    pj::per_aggregate) {
     BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>,
                         "a second storage object over one database, as after a restart");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     {
         auto store = fx.store();
         auto storage = fx.storage();
         append_ticket(store, "t-1", "bug", 1, false);
-        pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage);
+        pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage, run());
         CHECK(r.catch_up() == 3);
     }
     auto store = fx.store();
     auto storage = fx.storage();
     append_ticket(store, "t-2", "bug", 0, true);
-    pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage);
+    pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage, run());
     CHECK(r.status().state == pj::projection_state::caught_up);
     CHECK(r.position() == 3);
     if constexpr (TestType::partitioned) CHECK(r.aggregate_position(ticket_stream{}, "t-1") == 3);
@@ -148,6 +152,7 @@ TEMPLATE_TEST_CASE("a restart resumes from the committed checkpoint", "[backend]
 
 TEMPLATE_TEST_CASE("a failing handler stops the projection at its last committed position", "[backend][runner]",
                    pj::global, pj::per_aggregate) {
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage = fx.storage();
@@ -155,7 +160,7 @@ TEMPLATE_TEST_CASE("a failing handler stops the projection at its last committed
     append_ticket(store, "b1", "bug", 0, true);  // 5, 6: the close throws
     fragile p;
     p.fail_on = "b1";
-    pj::runner<fragile, backend::storage_type, TestType> r(store, storage, p, pj::runner_options{4});
+    pj::runner<fragile, backend::storage_type, TestType> r(store, storage, p, run(pj::runner_options{4}));
     try {
         r.catch_up();
         FAIL("the failing handler went through");
@@ -184,7 +189,7 @@ TEMPLATE_TEST_CASE("a failing handler stops the projection at its last committed
     CHECK(r.catch_up() == 2);
     CHECK(r.position() == 6);
     CHECK(table->find("b1")->status == "closed");
-    pj::runner<fragile, backend::storage_type, TestType> fresh(store, storage);
+    pj::runner<fragile, backend::storage_type, TestType> fresh(store, storage, run());
     CHECK(fresh.position() == 6);
     CHECK(fresh.catch_up() == 0);
     CHECK(fx.integrity_ok());
@@ -192,6 +197,7 @@ TEMPLATE_TEST_CASE("a failing handler stops the projection at its last committed
 
 TEMPLATE_TEST_CASE("a duplicate key in a handler is blamed on its own event", "[backend][runner]", pj::global,
                    pj::per_aggregate) {
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage = fx.storage();
@@ -200,7 +206,7 @@ TEMPLATE_TEST_CASE("a duplicate key in a handler is blamed on its own event", "[
     store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"});             // 3
     store.append(ticket_stream{}, "t-1", 2, ticket_registered{"t-1", "dup"});  // 4: inserts t-1 again
     store.append(ticket_stream{}, "t-2", 1, ticket_closed{"t-2"});             // 5
-    pj::runner<tickets<1>, backend::storage_type, TestType> r(store, storage, pj::runner_options{2});
+    pj::runner<tickets<1>, backend::storage_type, TestType> r(store, storage, run(pj::runner_options{2}));
     try {
         r.catch_up();
         FAIL("a duplicate key was inserted");
@@ -223,6 +229,7 @@ TEMPLATE_TEST_CASE("a duplicate key in a handler is blamed on its own event", "[
 // the duplicate is found, it is blamed on the event that made the write.
 TEMPLATE_TEST_CASE("a duplicate key of a row an earlier batch committed is blamed on its own event",
                    "[backend][runner]", pj::global, pj::per_aggregate) {
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage = fx.storage();
@@ -233,7 +240,7 @@ TEMPLATE_TEST_CASE("a duplicate key of a row an earlier batch committed is blame
     // Batches of 3: {1, 2, 3} commits "a"; {4, 5} fails on 4.
 
     SECTION("stop_on_error stops at the event that made the write") {
-        pj::runner<tickets<1>, backend::storage_type, TestType> r(store, storage, pj::runner_options{3});
+        pj::runner<tickets<1>, backend::storage_type, TestType> r(store, storage, run(pj::runner_options{3}));
         try {
             r.catch_up();
             FAIL("the duplicate was applied");
@@ -249,7 +256,7 @@ TEMPLATE_TEST_CASE("a duplicate key of a row an earlier batch committed is blame
     }
     SECTION("skip_to_dead_letter records that event and applies the rest of the batch") {
         pj::runner<tickets<1>, backend::storage_type, TestType, pj::skip_to_dead_letter> r(store, storage,
-                                                                                           pj::runner_options{3});
+                                                                                           run(pj::runner_options{3}));
         CHECK(r.catch_up() == 4);
         CHECK(r.position() == 5);
         const auto letters = r.dead_letters();
@@ -267,6 +274,7 @@ TEMPLATE_TEST_CASE("a duplicate key of a row an earlier batch committed is blame
 TEST_CASE("bad input stops a stop_on_error projection at its last committed position, naming the event",
           "[backend][runner][bad_input]") {
     BACKEND_SKIP_UNLESS(backend::speaks_sql, "encoded payloads and SQL to corrupt them");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     std::uint64_t position = 0;
     std::string aggregate, type, reason;
@@ -286,7 +294,7 @@ TEST_CASE("bad input stops a stop_on_error projection at its last committed posi
     }
     auto store = fx.make<backend::event_store_type>(place);
     auto storage = fx.storage();
-    pj::runner<tickets<2>, backend::storage_type> r(store, storage, pj::runner_options{1});
+    pj::runner<tickets<2>, backend::storage_type> r(store, storage, run(pj::runner_options{1}));
     try {
         r.catch_up();
         FAIL("bad input was applied");
@@ -303,7 +311,7 @@ TEST_CASE("bad input stops a stop_on_error projection at its last committed posi
     // t-1 (registered at 1, closed at 2) is closed only if its close was not the bad event.
     CHECK(rows_of<tickets<2>::table>(storage, "tickets_v2").at("t-1").status == (position == 2 ? "open" : "closed"));
     // A restart does not skip it.
-    pj::runner<tickets<2>, backend::storage_type> again(store, storage, pj::runner_options{100});
+    pj::runner<tickets<2>, backend::storage_type> again(store, storage, run(pj::runner_options{100}));
     CHECK(again.position() == position - 1);
     CHECK_THROWS_WITH(again.catch_up(), Contains("position " + std::to_string(position)) && Contains(reason));
     CHECK(again.position() == position - 1);
@@ -313,6 +321,7 @@ TEST_CASE("bad input stops a stop_on_error projection at its last committed posi
 TEMPLATE_TEST_CASE("a payload the runner cannot decode rolls back its batch, with either codec",
                    "[backend][runner][bad_input]", backend::event_store_type, backend::json_event_store_type) {
     BACKEND_SKIP_UNLESS(backend::speaks_sql, "encoded payloads and SQL to corrupt them");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     {
         auto writer = fx.make<TestType>(fx.at());
@@ -339,7 +348,7 @@ TEMPLATE_TEST_CASE("a payload the runner cannot decode rolls back its batch, wit
     auto store = fx.make<TestType>(place);
     auto storage = fx.storage();
     // Batches of 2: {1, 2} commits; {3, 4} inserts t-3, then fails on 4 and is rolled back.
-    pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage, pj::runner_options{2});
+    pj::runner<tickets<2>, backend::storage_type, TestType> r(store, storage, run(pj::runner_options{2}));
     try {
         r.catch_up();
         FAIL("the undecodable payload was applied");
@@ -368,6 +377,7 @@ TEMPLATE_TEST_CASE("a payload the runner cannot decode rolls back its batch, wit
 TEMPLATE_TEST_CASE("skip_to_dead_letter records bad input and goes on; per aggregate it parks the aggregate",
                    "[backend][runner][dead_letter]", pj::global, pj::per_aggregate) {
     BACKEND_SKIP_UNLESS(backend::speaks_sql, "encoded payloads and SQL to corrupt them");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     bad_history(fx, true);
     auto place = fx.at();
@@ -375,8 +385,8 @@ TEMPLATE_TEST_CASE("skip_to_dead_letter records bad input and goes on; per aggre
     auto store = fx.make<backend::event_store_type>(place);
     auto storage = fx.storage();
     {
-        pj::runner<tickets<2>, backend::storage_type, pj::skip_to_dead_letter, TestType> r(store, storage,
-                                                                                           pj::runner_options{100});
+        pj::runner<tickets<2>, backend::storage_type, pj::skip_to_dead_letter, TestType> r(
+            store, storage, run(pj::runner_options{100}));
         r.catch_up();
         CHECK(r.position() == 6);
         const auto letters = r.dead_letters();
@@ -411,7 +421,7 @@ TEMPLATE_TEST_CASE("skip_to_dead_letter records bad input and goes on; per aggre
     // The dead letters are in the database; a restart keeps them and applies nothing again.
     CHECK(fx.scalar("SELECT count(*) FROM projectionist_dead_letters WHERE projection = 'tickets_v2'") ==
           (TestType::partitioned ? 4 : 3));
-    pj::runner<tickets<2>, backend::storage_type, pj::skip_to_dead_letter, TestType> again(store, storage);
+    pj::runner<tickets<2>, backend::storage_type, pj::skip_to_dead_letter, TestType> again(store, storage, run());
     CHECK(again.position() == 6);
     CHECK(again.status().parked_aggregates == (TestType::partitioned ? 3u : 0u));  // loaded from the database
     CHECK(again.dead_letters().size() == (TestType::partitioned ? 4u : 3u));
@@ -531,23 +541,26 @@ TEST_CASE("the emitted count leaves out events whose batch was refused", "[backe
 }
 
 TEST_CASE("a runner reads a JSON log as it reads a binary one", "[backend][runner][codec]") {
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.json_store(db::secondary);
     auto storage = fx.storage();
     history(store);
     pj::runner<tickets<2>, backend::storage_type, backend::json_event_store_type, pj::per_aggregate> r(
-        store, storage, pj::runner_options{13});
+        store, storage, run(pj::runner_options{13}));
     CHECK(r.catch_up() > 0);
     CHECK(r.position() == store.head());
+    CHECK((r.status().bulk_flushes > 0) == run.bulk());
     CHECK(rows_of<tickets<2>::table>(storage, "tickets_v2") == reference_rows<tickets<2>>());
 }
 
 TEST_CASE("with emit_when_live, events pass only once the version is live", "[backend][runner][emission]") {
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage = fx.storage();
     append_ticket(store, "t-1", "bug", 0, true);
-    pj::runner<status_notifier, backend::storage_type, pj::emit_when_live> r(store, storage);
+    pj::runner<status_notifier, backend::storage_type, pj::emit_when_live> r(store, storage, run());
     r.catch_up();
     CHECK(summary_count(store) == 0);
     CHECK(r.status().dropped == 2);
@@ -560,7 +573,7 @@ TEST_CASE("with emit_when_live, events pass only once the version is live", "[ba
     CHECK(summary_count(store) == 1);
     CHECK(r.status().emitted == 1);
     // Another runner object of the version reads the live flag from the catalog.
-    pj::runner<status_notifier, backend::storage_type, pj::emit_when_live> other(store, storage);
+    pj::runner<status_notifier, backend::storage_type, pj::emit_when_live> other(store, storage, run());
     CHECK(other.status().live);
 }
 
@@ -585,12 +598,13 @@ using counting = counting_projection<>;
 
 TEST_CASE("a stale runner's batch is refused at commit and nothing is applied twice", "[backend][runner][shared]") {
     BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>, "two storage objects over one database");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage_a = fx.storage();
     auto storage_b = fx.storage();
-    pj::runner<counting, backend::storage_type> a(store, storage_a, pj::runner_options{4});
-    pj::runner<counting, backend::storage_type> b(store, storage_b, pj::runner_options{4});
+    pj::runner<counting, backend::storage_type> a(store, storage_a, run(pj::runner_options{4}));
+    pj::runner<counting, backend::storage_type> b(store, storage_b, run(pj::runner_options{4}));
     for (int round = 0; round < 6; ++round) {
         history(store, 3, 10 * round);
         (round % 2 ? a : b).catch_up();
@@ -610,12 +624,13 @@ TEST_CASE("a stale runner's batch is refused at commit and nothing is applied tw
 // meanwhile and treats the failure as the conflict it is: it reloads and goes on.
 TEST_CASE("two runners of one version take turns without applying anything twice", "[backend][runner][shared]") {
     BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>, "two storage objects over one database");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage_a = fx.storage();
     auto storage_b = fx.storage();
-    pj::runner<tickets<2>, backend::storage_type> a(store, storage_a, pj::runner_options{3});
-    pj::runner<tickets<2>, backend::storage_type> b(store, storage_b, pj::runner_options{3});
+    pj::runner<tickets<2>, backend::storage_type> a(store, storage_a, run(pj::runner_options{3}));
+    pj::runner<tickets<2>, backend::storage_type> b(store, storage_b, run(pj::runner_options{3}));
     history(store, 10);
     CHECK(a.catch_up() == store.head());
     // b loaded the checkpoint before a moved it: its first batch conflicts, it reloads, and it
@@ -633,14 +648,15 @@ TEST_CASE("two runners of one version take turns without applying anything twice
 }
 
 TEST_CASE("init, reset and remove touch one version only", "[backend][runner][lifecycle]") {
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage = fx.storage();
     append_ticket(store, "t-1", "bug", 1, true);
     append_ticket(store, "t-2", "task", 0, false);
-    pj::runner<tickets<1>, backend::storage_type> v1(store, storage);
-    pj::runner<tickets<2>, backend::storage_type, pj::per_aggregate, pj::manual_kickoff> v2(store, storage);
-    pj::runner<board, backend::storage_type, pj::manual_kickoff> other(store, storage);
+    pj::runner<tickets<1>, backend::storage_type> v1(store, storage, run());
+    pj::runner<tickets<2>, backend::storage_type, pj::per_aggregate, pj::manual_kickoff> v2(store, storage, run());
+    pj::runner<board, backend::storage_type, pj::manual_kickoff> other(store, storage, run());
     CHECK(v1.catch_up() == 4);  // events applied: v1 has no handler for the reopening
     CHECK(v2.catch_up() == 0);  // dormant: nothing created
     CHECK(v2.status().dormant);
@@ -715,12 +731,13 @@ TEST_CASE("init, reset and remove touch one version only", "[backend][runner][li
 
 TEST_CASE("a reset that fails after clearing keeps the committed rows and checkpoint", "[backend][runner][lifecycle]") {
     BACKEND_SKIP_UNLESS(backend::speaks_sql, "a SQL trigger that refuses the reset's catalog update");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage = fx.storage();
     append_ticket(store, "t-1", "bug", 0, false);
     append_ticket(store, "t-2", "bug", 0, false);
-    pj::runner<tickets<2>, backend::storage_type> r(store, storage);
+    pj::runner<tickets<2>, backend::storage_type> r(store, storage, run());
     CHECK(r.catch_up() == 2);
     // The last step of reset, the catalog update, fails: after the rows and the checkpoint were
     // cleared inside the transaction.
@@ -745,11 +762,12 @@ struct seeded_tickets : tickets<2> {
 
 TEST_CASE("a write refused in a lifecycle hook fails in the hook, as a table error, and changes nothing",
           "[backend][runner][lifecycle]") {
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     auto store = fx.store();
     auto storage = fx.storage();
     append_ticket(store, "t-1", "bug", 0, false);
-    pj::runner<seeded_tickets, backend::storage_type> r(store, storage);
+    pj::runner<seeded_tickets, backend::storage_type> r(store, storage, run());
     CHECK(r.catch_up() == 1);  // the first init ran the hook
     // On PostgreSQL a batch's writes are buffered until commit; a lifecycle transaction's are not,
     // so the duplicate is the hook's table_error, not a refused flush at commit.
@@ -778,11 +796,11 @@ struct process_view {
     backend::event_store_type store;
     backend::storage_type storage;
     app_runner runner;
-    process_view(backend& fx, const backend::place& place, std::size_t batch = 7)
+    process_view(backend& fx, const backfill_run& run, const backend::place& place, std::size_t batch = 7)
         : store(fx.make<backend::event_store_type>(place)),
           storage(fx.make<backend::storage_type>(place)),
-          runner(store, storage, pj::runner_options{batch}) {}
-    explicit process_view(backend& fx, std::size_t batch = 7) : process_view(fx, fx.at(), batch) {}
+          runner(store, storage, run(pj::runner_options{batch})) {}
+    process_view(backend& fx, const backfill_run& run, std::size_t batch = 7) : process_view(fx, run, fx.at(), batch) {}
 };
 
 int total_applied(backend::storage_type& storage) {
@@ -795,8 +813,9 @@ int total_applied(backend::storage_type& storage) {
 TEST_CASE("a runner takes in an init done elsewhere, and two of one version take turns applying nothing twice",
           "[backend][runner][shared]") {
     BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>, "another process over one database");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
-    process_view app(fx), cli(fx);
+    process_view app(fx, run), cli(fx, run);
     for (int i = 0; i < 30; ++i) append_ticket(app.store, "t-" + std::to_string(i), "bug", i % 2, true);
     const auto head = app.store.head();
 
@@ -819,8 +838,9 @@ TEST_CASE("a runner takes in an init done elsewhere, and two of one version take
 
 TEST_CASE("a runner takes in the live flag, reset and delete done elsewhere", "[backend][runner][shared]") {
     BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>, "another process over one database");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
-    process_view app(fx), cli(fx);
+    process_view app(fx, run), cli(fx, run);
     append_ticket(app.store, "t-1", "bug", 0, true);
     cli.runner.init();
     cli.runner.backfill();
@@ -850,6 +870,7 @@ TEST_CASE("a runner takes in the live flag, reset and delete done elsewhere", "[
 
 TEST_CASE("a second process backfills while the first keeps appending and following", "[backend][runner][shared]") {
     BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>, "another process over one database");
+    BACKEND_BACKFILL_MODES(run);
     backend fx;
     const auto place = fx.at();
     {
@@ -862,7 +883,7 @@ TEST_CASE("a second process backfills while the first keeps appending and follow
         // The "command line": init and backfill the version, in its own process.
         int code = 0;
         try {
-            process_view cli(fx, place, 16);
+            process_view cli(fx, run, place, 16);
             cli.runner.init();
             for (int i = 0; i < 5; ++i) cli.runner.backfill();
         } catch (...) {
@@ -872,7 +893,7 @@ TEST_CASE("a second process backfills while the first keeps appending and follow
     }
     {
         // The "application": keeps appending and following with its own runner meanwhile.
-        process_view app(fx, place, 16);
+        process_view app(fx, run, place, 16);
         for (int i = 0; i < 40; ++i) {
             append_ticket(app.store, "late-" + std::to_string(i), "bug", 0, true);
             app.runner.catch_up();

@@ -76,6 +76,15 @@
     template <class TestType, class backend>                                              \
     static void BACKEND_CASE_BODY_(id)()
 
+/// Runs the rest of the test case once per backfill mode of the backend (backend_test::backfill_runs),
+/// as `run`; a failure names the mode.
+///
+///     BACKEND_BACKFILL_MODES(run);
+///     pj::runner<tickets<2>, backend::storage_type> r(store, storage, run({.batch_size = 17}));
+#define BACKEND_BACKFILL_MODES(run)                                                                                    \
+    const ::backend_test::backfill_run run = GENERATE(Catch::Generators::from_range(::backend_test::backfill_runs())); \
+    INFO("backfill mode: " << run.name)
+
 namespace backend_test {
 
 namespace pj = projectionist;
@@ -157,6 +166,30 @@ struct connections {
     backend::event_store_type store;
     backend::storage_type storage;
 };
+
+/// How a runner case replays history into a version that serves no queries yet. The runner cases
+/// run once per mode, by a Catch GENERATE over `backfill_runs()` (BACKEND_BACKFILL_MODES), so that
+/// one instantiation of a case serves both: bulk (the default there) and batch on a database; on
+/// memory, whose tables are the in-memory row store a bulk backfill builds, batch only (bulk is not
+/// compiled for it).
+struct backfill_run {
+    std::string_view name;
+    pj::backfill_mode mode = pj::backfill_mode::batch;
+
+    [[nodiscard]] bool bulk() const noexcept { return mode == pj::backfill_mode::bulk; }
+    /// `options`, the case's own (a batch size, say), in this mode.
+    [[nodiscard]] pj::runner_options operator()(pj::runner_options options = {}) const {
+        options.backfill = mode;
+        return options;
+    }
+};
+
+inline std::vector<backfill_run> backfill_runs() {
+    if constexpr (pj::has_persisted_checkpoint<backend::storage_type>)
+        return {{"bulk", pj::backfill_mode::bulk}, {"batch", pj::backfill_mode::batch}};
+    else
+        return {{"batch", pj::backfill_mode::batch}};
+}
 
 /// The tickets read model of the in-memory reference for `history()`.
 template <class Projection, class Partitioning = pj::global>
