@@ -90,7 +90,9 @@ stop_pg() { bash "$root/tests/support/pg_cluster.sh" stop "$pg_state" || true; }
 pg_groups=",${PROJECTIONIST_BENCH_ONLY:-postgres},"
 if [[ "$pg_groups" == *",postgres,"* || "$pg_groups" == *",bulk,"* || "$pg_groups" == *",bulk_postgres,"* ||
   "$pg_groups" == *",pg_live,"* ]]; then
-  if ! ldd "$build/benchmarks/projectionist_bench" | grep -q libpq; then
+  # grep reads all of ldd's output (no -q): an early exit would end ldd with SIGPIPE, which fails the
+  # pipeline under pipefail and would read as "built without libpq".
+  if ! ldd "$build/benchmarks/projectionist_bench" | grep libpq >/dev/null; then
     echo "== PostgreSQL: the benchmark was built without libpq, so 6d, 8b, 8d and 8e are not measured"
   elif [ -n "${PROJECTIONIST_PG_URL:-}" ]; then
     echo "== PostgreSQL: the server at PROJECTIONIST_PG_URL"
