@@ -569,6 +569,7 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
     double rate_ms = 0;      // ... and the time they had
     double hold_ms = 20;     // how long a kill aimed at a flush waits into it, at most
     double progress_ms = 0;  // the shortest delay after ready of a kill that found progress
+    double finish_ms = 0;    // per event left: what the last life that reached the head took after ready
     const std::uint64_t max_lives = 30 * required + 300;
 
     while (stats.mid_backfill < required || stats.rounds == 0) {
@@ -583,6 +584,7 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
             bool aimed = false;
             bool after_ready = false;
             bool in_flush = false;
+            std::optional<clock::time_point> ready_at;
             double delay_ms = 0;
             if (kills_left > 0 && unit(rng) < 0.15) {
                 // Now and then a kill during start-up: opening the database, creating the table.
@@ -593,6 +595,7 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
                 ++stats.during_startup;
             } else if (child.wait_ready(std::chrono::minutes(2))) {
                 const auto ready = clock::now();
+                ready_at = ready;
                 startup_ms =
                     0.8 * startup_ms + 0.2 * std::chrono::duration<double, std::milli>(ready - child.started()).count();
                 bool at_flush = false;
@@ -608,17 +611,25 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
                         }
                     }
                 }
-                if (kills_left > 0 && !at_flush) {
+                // What a life takes to reach the head from here (at the pace of the last life
+                // that did), and whether a kill before that can find progress at all: with less
+                // history left than a life commits at first, the life is left to finish, and the
+                // next round starts the backfill over.
+                const double remaining = static_cast<double>(plan.head - before);
+                const double finish_estimate = finish_ms > 0 ? remaining * finish_ms : 0;
+                const bool worth_a_kill = finish_estimate == 0 || finish_estimate >= 1.5 * progress_ms;
+                if (kills_left > 0 && !at_flush && worth_a_kill) {
                     // A uniform instant in [0, window]; the window spreads the kills left over the
                     // history left, at the rate seen so far.
-                    const double remaining = static_cast<double>(plan.head - before);
                     double window =
                         plan.initial_window_ms * static_cast<double>(1 + stats.kills);  // until a kill shows progress
                     if (rate_events > 0)
                         window = 2 * remaining * rate_ms / (rate_events * static_cast<double>(kills_left));
                     // A life commits nothing for a while (its first batch, or its first flush): half
-                    // the kills at least come later than the earliest that found progress.
+                    // the kills at least come later than the earliest that found progress ...
                     window = std::max(window, 2 * progress_ms);
+                    // ... but before the life would reach the head.
+                    if (finish_estimate > 0) window = std::min(window, 0.8 * finish_estimate);
                     window = std::clamp(window, 0.5, 2000.0);
                     delay_ms = unit(rng) * window;
                     std::this_thread::sleep_until(ready + std::chrono::duration<double, std::milli>(delay_ms));
@@ -633,7 +644,12 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
                 }
             }
             const int status = child.wait();
-            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) break;  // the backfill completed
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {  // the backfill completed
+                if (ready_at && plan.head > before)
+                    finish_ms = std::chrono::duration<double, std::milli>(clock::now() - *ready_at).count() /
+                                static_cast<double>(plan.head - before);
+                break;
+            }
             INFO(label << ": life " << stats.lives << ": the child " << describe(status));
             const bool killed_by_us = aimed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
             REQUIRE(killed_by_us);
