@@ -224,3 +224,25 @@ TEST_CASE("cli: on a database file it may not write, backfill and run fail namin
     CHECK_THAT(stopped[0], Contains("tickets_v1: stopped:") && Contains("read-only") && Contains(file));
     CHECK_THAT(stopped[1], Contains("tickets_v2: stopped:") && Contains("read-only") && Contains(file));
 }
+
+TEST_CASE("cli: status on a database in a directory it may not write names the directory, not a damaged file",
+          "[fault][cli][readonly]") {
+    namespace fs = std::filesystem;
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    prepare(file);  // closed: SQLite removed the -wal and -shm files
+    REQUIRE_FALSE(fs::exists(file + "-shm"));
+    fs::permissions(file, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+    const auto open_to_read = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec;
+    fs::permissions(dir.path(), open_to_read);
+
+    const auto status = run_as_nobody(file, {"status"});
+    fs::permissions(dir.path(), fs::perms::all);
+    if (!status) return;
+    INFO("status: " << status->status << "\nstdout:\n" << status->out << "stderr:\n" << status->err);
+    CHECK(status->status == -1);  // the application could not open its database, before the command line
+    CHECK(status->err.find('\n') == std::string::npos);  // what() of one error: one line
+    CHECK_THAT(status->err, Contains(file) && Contains("cannot be read") && Contains("directory"));
+    CHECK_THAT(status->err, !Contains("not a SQLite database"));
+}

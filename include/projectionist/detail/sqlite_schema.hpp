@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 
 #include <fmt/format.h>
@@ -88,9 +89,21 @@ inline connection open_database(const std::string& path, const sqlite_options& o
         app = pragma_int(db, "application_id");
         statement count(db, "SELECT count(*) FROM sqlite_schema");
         tables = count.step() ? count.int64(0) : 0;
-    } catch (const error& e) {  // sqlite_error, or storage_error for SQLITE_NOTADB
-        throw error(
-            fmt::format("projectionist: '{}' is not a SQLite database ({}); nothing was changed", path, e.what()));
+    } catch (const coded_error& e) {  // sqlite_error, or storage_error
+        const int rc = e.code() & 0xFF;
+        if (rc == SQLITE_NOTADB)
+            throw error(
+                fmt::format("projectionist: '{}' is not a SQLite database ({}); nothing was changed", path, e.what()));
+        // A reader of a database in WAL mode needs its -wal and -shm files: when they do not exist
+        // it must create them beside the database, which a read-only directory refuses.
+        std::string directory = std::filesystem::path(path).parent_path().string();
+        if (directory.empty()) directory = ".";
+        throw error(fmt::format("projectionist: '{}' cannot be read ({}){}; nothing was changed", path, e.what(),
+                                rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY
+                                    ? fmt::format("; a database in WAL mode needs its -wal and -shm files beside "
+                                                  "it: check that the directory '{}' may be written",
+                                                  directory)
+                                    : std::string()));
     }
     if (app != 0 && app != application_id)
         throw error(
