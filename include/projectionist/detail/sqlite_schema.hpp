@@ -96,13 +96,12 @@ inline connection open_database(const std::string& path, const sqlite_options& o
                 fmt::format("projectionist: '{}' is not a SQLite database ({}); nothing was changed", path, e.what()));
         // A reader of a database in WAL mode needs its -wal and -shm files: when they do not exist
         // it must create them beside the database, which a read-only directory refuses.
-        std::string directory = std::filesystem::path(path).parent_path().string();
-        if (directory.empty()) directory = ".";
+        const std::filesystem::path directory = std::filesystem::path(path).parent_path();
         throw error(fmt::format("projectionist: '{}' cannot be read ({}){}; nothing was changed", path, e.what(),
                                 rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY
                                     ? fmt::format("; a database in WAL mode needs its -wal and -shm files beside "
                                                   "it: check that the directory '{}' may be written",
-                                                  directory)
+                                                  directory.empty() ? "." : directory.c_str())
                                     : std::string()));
     }
     if (app != 0 && app != application_id)
