@@ -423,25 +423,10 @@ public:
 
     /// Runs `sql`, a `COPY ... FROM STDIN`, sending `data` (in the COPY's format) as its input.
     void copy_in(const std::string& sql, std::string_view data) const {
-        usable(sql);
-        check(PQexec(c_, sql.c_str()), sql);
-        constexpr std::size_t chunk = 1u << 20;
-        bool sent = true;
-        for (std::size_t at = 0; sent && at < data.size(); at += chunk) {
-            const std::size_t n = std::min(chunk, data.size() - at);
-            sent = PQputCopyData(c_, data.data() + at, static_cast<int>(n)) == 1;
-        }
-        // A failed send still ends the COPY, so that the connection is left usable.
-        const int ended = PQputCopyEnd(c_, sent ? nullptr : "projectionist: sending the rows failed");
-        PGresult* failure = nullptr;
-        while (PGresult* raw = PQgetResult(c_)) {
-            if (PQresultStatus(raw) != PGRES_COMMAND_OK && !failure)
-                failure = raw;
-            else
-                PQclear(raw);
-        }
-        if (failure) check(failure, sql);
-        if (!sent || ended != 1) check(nullptr, sql);
+        copy_in_pieces(sql, [data](const auto& send) {
+            constexpr std::size_t chunk = 1u << 20;
+            for (std::size_t at = 0; at < data.size(); at += chunk) send(data.substr(at, chunk));
+        });
     }
 
     /// Runs `sql`, a `COPY ... FROM STDIN`, whose input `produce(send)` makes and passes to
