@@ -33,18 +33,8 @@ using postgres_test::scoped_schema;
 
 constexpr std::uint32_t partitions = 4;
 
-/// Tells downstream about every ticket event: its version and the event's source position.
-template <unsigned V>
-struct announced : pj::projection<"announced", V, ticket_stream, pj::emits_to<ticket_summary_stream>> {
-    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
-    template <class E>
-    void on(const E& e, auto& ctx) {
-        ctx.table().upsert({e.ticket_id, "", std::string(E::event_name), 0});
-        ctx.emit(ticket_status_changed{std::string(pj::name_of<announced>), std::to_string(ctx.envelope().position)});
-    }
-};
-using v1_runner = pj::runner<announced<1>, pj::postgres_storage, pj::per_aggregate>;
-using v2_runner = pj::runner<announced<2>, pj::postgres_storage, pj::per_aggregate>;
+using v1_runner = pj::runner<position_announcer<1>, pj::postgres_storage, pj::per_aggregate>;
+using v2_runner = pj::runner<position_announcer<2>, pj::postgres_storage, pj::per_aggregate>;
 static_assert(v1_runner::hands_over_emission && v2_runner::hands_over_emission);
 
 /// The log as downstream sees it: the ticket events' positions, and for each source position the
@@ -55,21 +45,14 @@ struct downstream {
 
     static downstream of(const pj::postgres_event_store& store) {
         downstream d;
-        pj::postgres_event_store::batch batch;
-        std::uint64_t at = 0;
-        for (;;) {
-            store.read(at, 5000, batch);
-            if (batch.empty()) break;
-            for (const auto& rec : batch) {
-                if (rec.stream() == "ticket") {
-                    d.sources.insert(rec.position());
-                } else if (rec.stream() == "ticket_summary") {
-                    const auto e = store.event_of<ticket_status_changed>(rec);
-                    d.by_position[std::stoull(e.status)].push_back(e.ticket_id);
-                }
+        for_each_record(store, [&](const auto& rec) {
+            if (rec.stream() == "ticket") {
+                d.sources.insert(rec.position());
+            } else if (rec.stream() == "ticket_summary") {
+                const auto e = store.event_of<ticket_status_changed>(rec);
+                d.by_position[std::stoull(e.status)].push_back(e.ticket_id);
             }
-            at = batch[batch.size() - 1].position();
-        }
+        });
         return d;
     }
 
@@ -314,9 +297,9 @@ TEST_CASE("versions made live at once from several processes end with one of the
             : store(url, schema.options()), storage(url, schema.options()) {}
     };
     process p1(url, schema), p2(url, schema), p3(url, schema);
-    pj::runner<announced<1>, pj::postgres_storage> v1(p1.store, p1.storage);
-    pj::runner<announced<2>, pj::postgres_storage> v2(p2.store, p2.storage);
-    pj::runner<announced<3>, pj::postgres_storage> v3(p3.store, p3.storage);
+    pj::runner<position_announcer<1>, pj::postgres_storage> v1(p1.store, p1.storage);
+    pj::runner<position_announcer<2>, pj::postgres_storage> v2(p2.store, p2.storage);
+    pj::runner<position_announcer<3>, pj::postgres_storage> v3(p3.store, p3.storage);
     v1.catch_up();
     v2.catch_up();
     v3.catch_up();
@@ -365,8 +348,8 @@ TEST_CASE("versions made live at once from several processes end with one of the
 
 int main(int argc, char* argv[]) {
     if (argc >= 2 && std::string_view(argv[1]) == "--worker-v1")
-        return failover::worker_main<announced<1>, projectionist::per_aggregate>(argc, argv);
+        return failover::worker_main<position_announcer<1>, projectionist::per_aggregate>(argc, argv);
     if (argc >= 2 && std::string_view(argv[1]) == "--worker-v2")
-        return failover::worker_main<announced<2>, projectionist::per_aggregate>(argc, argv);
+        return failover::worker_main<position_announcer<2>, projectionist::per_aggregate>(argc, argv);
     return Catch::Session().run(argc, argv);
 }

@@ -162,31 +162,37 @@ inline std::vector<std::string> check_applies(const std::vector<apply_row>& rows
 
 // ---- the reference -------------------------------------------------------------------------------
 
-/// The read model a single, never interrupted runner would build from the whole log.
-inline std::map<std::string, counted_row> reference(const pj::postgres_event_store& store) {
-    std::map<std::string, counted_row> out;
+/// Calls `fn(record)` on every record of the log, in order.
+template <class F>
+void for_each_record(const pj::postgres_event_store& store, F&& fn) {
     pj::postgres_event_store::batch batch;
     std::uint64_t at = 0;
     for (;;) {
         store.read(at, 5000, batch);
         if (batch.empty()) break;
-        for (const auto& rec : batch) {
-            const std::string id(rec.aggregate_id());
-            if (rec.type_name() == "ticket.registered") {
-                out[id] = {id, store.event_of<ticket_registered>(rec).type, "open", 0, 1};
-            } else {
-                counted_row& r = out.at(id);
-                ++r.applied;
-                if (rec.type_name() == "ticket.closed") {
-                    r.status = "closed";
-                } else {
-                    r.status = "open";
-                    ++r.reopened;
-                }
-            }
-        }
+        for (const auto& rec : batch) fn(rec);
         at = batch[batch.size() - 1].position();
     }
+}
+
+/// The read model a single, never interrupted runner would build from the whole log.
+inline std::map<std::string, counted_row> reference(const pj::postgres_event_store& store) {
+    std::map<std::string, counted_row> out;
+    for_each_record(store, [&](const auto& rec) {
+        const std::string id(rec.aggregate_id());
+        if (rec.type_name() == "ticket.registered") {
+            out[id] = {id, store.event_of<ticket_registered>(rec).type, "open", 0, 1};
+            return;
+        }
+        counted_row& r = out.at(id);
+        ++r.applied;
+        if (rec.type_name() == "ticket.closed") {
+            r.status = "closed";
+        } else {
+            r.status = "open";
+            ++r.reopened;
+        }
+    });
     return out;
 }
 

@@ -30,16 +30,6 @@ using namespace tickets_domain;
 
 namespace {
 
-template <unsigned V>
-struct announced : pj::projection<"announced", V, ticket_stream, pj::emits_to<ticket_summary_stream>> {
-    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
-    template <class E>
-    void on(const E& e, auto& ctx) {
-        ctx.table().upsert({e.ticket_id, "", std::string(E::event_name), 0});
-        ctx.emit(ticket_status_changed{std::string(pj::name_of<announced>), std::to_string(ctx.envelope().position)});
-    }
-};
-
 /// Ends the process with a failure if the test has not finished within `limit`: a deadlock is
 /// a failure, not a hang.
 class deadlock_watchdog {
@@ -81,9 +71,9 @@ TEST_CASE("versions made live at once from several threads neither deadlock nor 
         store.append(ticket_stream{}, id, 0, ticket_registered{id, "bug"});
     }
     // Each version's runner is its own "process" on the shared storage.
-    pj::runner<announced<1>> v1(store, storage);
-    pj::runner<announced<2>> v2(store, storage);
-    pj::runner<announced<3>> v3(store, storage);
+    pj::runner<position_announcer<1>> v1(store, storage);
+    pj::runner<position_announcer<2>> v2(store, storage);
+    pj::runner<position_announcer<3>> v3(store, storage);
     v1.catch_up();
     v2.catch_up();
     v3.catch_up();

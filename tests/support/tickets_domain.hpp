@@ -55,6 +55,21 @@ struct status_notifier
     }
 };
 
+/// For the tests of the hand-over of emission between versions: every ticket event emits a status
+/// change whose ticket_id is the emitting version's name and whose status is the event's source
+/// position, so that downstream can be checked position by position.
+template <unsigned V>
+struct position_announcer
+    : projectionist::projection<"announced", V, ticket_stream, projectionist::emits_to<ticket_summary_stream>> {
+    using table = projectionist::table<ticket_row, &ticket_row::ticket_id>;
+    template <class E>
+    void on(const E& e, auto& ctx) {
+        ctx.table().upsert({e.ticket_id, "", std::string(E::event_name), 0});
+        ctx.emit(ticket_status_changed{std::string(projectionist::name_of<position_announcer>),
+                                       std::to_string(ctx.envelope().position)});
+    }
+};
+
 template <unsigned V>
 struct tickets : projectionist::projection<"tickets", V, ticket_stream> {
     using table = projectionist::table<ticket_row, &ticket_row::ticket_id>;
