@@ -318,6 +318,14 @@ private:
                     duration_histogram::bounds, s.flush_seconds.counts, s.flush_seconds.sum, s.flush_seconds.count);
         m.gauge("projectionist_stopped", "1 when the version stopped on an error (see its status), else 0.", l,
                 s.error ? 1 : 0);
+        for (std::size_t i = 0; i < error_counts::kinds; ++i) {
+            metric_labels el = l;
+            el.emplace_back("kind", std::string(to_string(static_cast<error_kind>(i))));
+            m.counter("projectionist_errors_total",
+                      "Errors this version's runner met, by kind: handler, storage, connection, conflict, definition, "
+                      "deleted, fenced, other.",
+                      el, u(s.errors.counts[i]));
+        }
         for (auto st : all_states) {
             metric_labels sl = l;
             sl.emplace_back("state", std::string(to_string(st)));

@@ -25,11 +25,14 @@ auto runner<Projection, Policies...>::process_until(std::uint64_t target) -> std
         try {
             store_->read(checkpoint_->position, want, batch_);
         } catch (const lease_lost&) {
+            count_error(error_kind::fenced);
+            publish_progress();
             throw;
         } catch (const error&) {
             // The log cannot be read (the database failed, or holds what no store writes): no
             // event is at fault, and the runner stops with the reason in status().
-            fail(nullptr, std::current_exception());
+            const std::exception_ptr cause = std::current_exception();
+            fail(nullptr, cause, detail::is_connection_lost(cause) ? error_kind::connection : error_kind::storage);
         }
         if (batch_.empty()) break;
         // New event types are mapped here, before the batch's transaction: asking the store
@@ -81,7 +84,11 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
             // Nothing was written. Like a failed commit, this stops the runner with the reason
             // in status() (e.g. an unsliced runner of a projection that workers partition).
             const std::exception_ptr cause = std::current_exception();
-            if (detail::is_lease_lost(cause)) std::rethrow_exception(cause);
+            if (detail::is_lease_lost(cause)) {
+                count_error(error_kind::fenced);
+                publish_progress();
+                std::rethrow_exception(cause);
+            }
             fail(nullptr, cause);
         }
         try {
@@ -133,6 +140,8 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
             if (detail::is_lease_lost(cause)) {
                 // The worker's claim on this partition is gone: nothing was written, and the
                 // new holder goes on from the checkpoint. Not this projection's failure.
+                count_error(error_kind::fenced);
+                publish_progress();
                 std::rethrow_exception(cause);
             }
             if (storage_failed) {
@@ -143,12 +152,14 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
             // Another process deleted the version under this runner (its tables are gone, so
             // a write failed, or its checkpoint, so the commit found it moved): stop, writing
             // nothing, rather than dead-lettering events or starting the version again.
-            if (auto deleted = deleted_elsewhere()) fail(nullptr, std::make_exception_ptr(state_error(*deleted)));
+            if (auto deleted = deleted_elsewhere())
+                fail(nullptr, std::make_exception_ptr(state_error(*deleted)), error_kind::deleted);
             if (moved || detail::is_checkpoint_conflict(cause)) {
                 // Another runner of this version got there first: go on from where it is
                 // (a session that persists its checkpoint was read back above already).
                 if constexpr (!session_reloads_checkpoint) checkpoint_ = &session_.reload_checkpoint();
                 load_parked();
+                count_error(error_kind::conflict);  // published with the next batch's progress
                 return 0;
             }
             if constexpr (failure::skips) {
@@ -212,6 +223,7 @@ template <class Projection, class... Policies>
 void runner<Projection, Policies...>::mark_failed(const record_type& rec, std::string reason) {
     if constexpr (partitioning::partitioned) parked_.emplace(rec.aggregate_number(), rec.position());
     batch_failures_.push_back({rec.position(), std::move(reason)});
+    count_error(error_kind::handler);  // once per failed event: the replay records it as a dead letter
 }
 
 template <class Projection, class... Policies>
@@ -252,7 +264,9 @@ auto runner<Projection, Policies...>::make_dead_letter(const record_type& rec, s
 }
 
 template <class Projection, class... Policies>
-void runner<Projection, Policies...>::fail(const record_type* rec, std::exception_ptr cause) {
+void runner<Projection, Policies...>::fail(const record_type* rec, std::exception_ptr cause,
+                                           std::optional<error_kind> kind) {
+    count_error(kind ? *kind : detail::kind_of(cause, rec != nullptr));
     error_context where;
     where.projection = std::string(name_of<Projection>);
     if (rec) {

@@ -152,6 +152,7 @@ void runner<Projection, Policies...>::check_definition(const catalog_entry& entr
         return;
     }
     recorded_.emplace(entry.fingerprint, entry.definition);
+    if (!changed_) count_error(error_kind::definition);  // once per refused definition, not per refusal
     changed_ = fmt::format(
         "projectionist: {} changed since it was initialized: {}; deploy it as {}_v{}, or reset {} to rebuild it",
         name_of<Projection>, definition_changes(entry.definition, definition()), Projection::base_name,

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <projectionist/error.hpp>
+#include <projectionist/runner/status.hpp>
 
 namespace projectionist::detail {
 
@@ -60,6 +61,23 @@ template <class Exception>
         return e.connection_lost();
     } catch (...) {
         return false;
+    }
+}
+
+/// The kind of error `cause` is, for `projectionist_errors_total`: `event` when one event is at
+/// fault (its handler threw, or it could not be read), else what the exception says.
+[[nodiscard]] inline error_kind kind_of(const std::exception_ptr& cause, bool event) {
+    if (event) return error_kind::handler;
+    try {
+        std::rethrow_exception(cause);
+    } catch (const lease_lost&) {
+        return error_kind::fenced;
+    } catch (const checkpoint_conflict&) {
+        return error_kind::conflict;
+    } catch (const storage_error& e) {
+        return e.connection_lost() ? error_kind::connection : error_kind::storage;
+    } catch (...) {
+        return error_kind::other;
     }
 }
 

@@ -234,6 +234,7 @@ template <class Projection, class... Policies>
 void runner<Projection, Policies...>::stop_on_lost_connection(const error& cause) {
     error_context where;
     where.projection = std::string(name_of<Projection>);
+    if (!connection_lost()) count_error(error_kind::connection);  // once per loss, not per attempt to reconnect
     error_ = projection_error(std::move(where), cause.what());
     connection_lost_ = true;
     publish_status();
@@ -457,6 +458,7 @@ void runner<Projection, Policies...>::publish_progress() noexcept {
     p.events_per_second = last_rate_;
     p.emitted = emitted_;
     p.dropped = counters_.dropped;
+    p.errors = errors_;
     progress_.store(p);
 }
 

@@ -456,7 +456,12 @@ private:
     bool dead_letter_if_marked(const record_type& rec);
     bool reads_type(const record_type& rec);
     dead_letter make_dead_letter(const record_type& rec, std::string reason, bool parked) const;
-    [[noreturn]] void fail(const record_type* rec, std::exception_ptr cause);
+    /// Stops the runner with `cause` (at `rec`, when one event is at fault), counting it as
+    /// `kind`, or as `detail::kind_of` reads the cause.
+    [[noreturn]] void fail(const record_type* rec, std::exception_ptr cause,
+                           std::optional<error_kind> kind = std::nullopt);
+    /// Counts an error the runner goes on after (a conflict, a dead-lettered event, a lost lease).
+    void count_error(error_kind kind) noexcept { errors_.add(kind); }
     /// Appends the batch's emitted events through `target` (the store, or a writer on the
     /// session's connection) and forgets them.
     template <class Target>
@@ -605,6 +610,7 @@ private:
     std::map<std::uint64_t, std::uint64_t> parked_;  // aggregate number -> position of its failure
     std::uint64_t emitted_ = 0;
     double last_rate_ = 0;
+    error_counts errors_;  ///< counted where each error is met: never on the event path
 
     mutable std::mutex status_mutex_;
     runner_status status_;  ///< its text; the numbers are in progress_

@@ -8,9 +8,42 @@
 #include <string>
 #include <string_view>
 
+#include <projectionist/detail/enum_text.hpp>
 #include <projectionist/storage/catalog.hpp>
 
 namespace projectionist {
+
+/// What went wrong, as the runner tells failures apart: the `kind` label of
+/// `projectionist_errors_total`.
+enum class error_kind : std::uint8_t {
+    handler,     ///< an event failed (its handler threw, or it could not be read): dead-lettered, or the runner stopped
+    storage,     ///< the database refused or failed a read, write or commit (read-only, full, I/O, locked)
+    connection,  ///< the connection to the database was lost: the runner stopped, a reconnect may cure it
+    conflict,    ///< another runner of the version moved the checkpoint first: the batch was read again from there
+    definition,  ///< the catalog records another definition (fingerprint) of the version: this code is refused
+    deleted,     ///< another process deleted the version under the runner: it stopped, writing nothing
+    fenced,      ///< a worker's lease on the partition was lost: the batch was refused by the fence
+    other,       ///< anything else that stopped the runner
+};
+
+template <>
+inline constexpr auto detail::enum_names_of<error_kind> = detail::enum_names<error_kind::other>{
+    {"handler", "storage", "connection", "conflict", "definition", "deleted", "fenced", "other"}, "unknown"};
+
+/// Errors counted by kind, where each happened (never per event: only failures count).
+struct error_counts {
+    static constexpr std::size_t kinds = detail::enum_names_of<error_kind>.count;
+    std::array<std::uint64_t, kinds> counts{};
+
+    void add(error_kind k, std::uint64_t n = 1) noexcept { counts[static_cast<std::size_t>(k)] += n; }
+    [[nodiscard]] std::uint64_t operator[](error_kind k) const noexcept { return counts[static_cast<std::size_t>(k)]; }
+    [[nodiscard]] std::uint64_t total() const noexcept {
+        std::uint64_t n = 0;
+        for (auto c : counts) n += c;
+        return n;
+    }
+    friend bool operator==(const error_counts&, const error_counts&) = default;
+};
 
 /// Durations in fixed buckets (seconds), for histograms an operator scrapes: `counts[i]` holds
 /// the observations in (bounds[i-1], bounds[i]], the last one those above every bound.
@@ -58,6 +91,7 @@ struct runner_status {
     std::uint64_t batches_committed = 0;     ///< batch transactions (and bulk flushes) committed by this runner
     duration_histogram batch_seconds;        ///< batch mode: each committed batch, from read to commit
     duration_histogram flush_seconds;        ///< bulk mode: each flush's transaction
+    error_counts errors;                     ///< the errors this runner met, by kind
     /// When the last applied event was recorded in the log (its envelope's recorded_at): with the
     /// clock, the lag in seconds.
     std::optional<std::chrono::system_clock::time_point> last_event_recorded_at;
@@ -96,6 +130,7 @@ struct runner_progress {
     std::uint64_t batches_committed = 0;
     duration_histogram batch_seconds;
     duration_histogram flush_seconds;
+    error_counts errors;
     std::optional<std::chrono::system_clock::time_point> last_event_recorded_at;
 
     /// Copies these numbers into `s`.
@@ -119,6 +154,7 @@ struct runner_progress {
         s.batches_committed = batches_committed;
         s.batch_seconds = batch_seconds;
         s.flush_seconds = flush_seconds;
+        s.errors = errors;
         s.last_event_recorded_at = last_event_recorded_at;
     }
 };
