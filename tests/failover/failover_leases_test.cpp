@@ -92,8 +92,10 @@ TEST_CASE("leases: claim, renew, expiry, takeover with a new epoch, release", "[
     auto b = lease_table(schema, "b");
     REQUIRE(a.states().size() == 4);
 
-    const auto mine = a.claim(2);
+    std::uint32_t taken_over = 9;
+    const auto mine = a.claim(2, &taken_over);
     REQUIRE(mine.size() == 2);
+    CHECK(taken_over == 0);  // never held
     for (const auto& l : mine) CHECK(l.epoch == 1);
     const auto theirs = b.claim(4);  // only two are free
     REQUIRE(theirs.size() == 2);
@@ -107,8 +109,9 @@ TEST_CASE("leases: claim, renew, expiry, takeover with a new epoch, release", "[
         CHECK(a.renew() == mine);
         return expired(a, theirs[0].partition) && expired(a, theirs[1].partition);
     }));
-    const auto taken = a.claim(4);
+    const auto taken = a.claim(4, &taken_over);
     REQUIRE(taken.size() == 2);
+    CHECK(taken_over == 2);  // expired in b's hands: re-claimed
     CHECK(partitions_of(taken) == partitions_of(theirs));
     for (const auto& l : taken) CHECK(l.epoch == 2);  // a claim always moves the epoch
 
@@ -120,8 +123,9 @@ TEST_CASE("leases: claim, renew, expiry, takeover with a new epoch, release", "[
     // A release makes the lease claimable at once, with a new epoch.
     REQUIRE(a.release(taken[0]));
     CHECK_FALSE(a.release(taken[0]));  // not twice
-    const auto back = b.claim(4);
+    const auto back = b.claim(4, &taken_over);
     REQUIRE(back.size() == 1);
+    CHECK(taken_over == 0);  // released, not expired
     CHECK(back[0] == pj::lease{taken[0].partition, 3});
 
     // leave() gives everything back.
@@ -272,6 +276,8 @@ TEST_CASE("a runner whose lease is lost throws lease_lost and does not stop the 
     CHECK(r.position() == 0);                                      // nothing committed
     CHECK(r.status().state == pj::projection_state::initialized);  // not stopped by an error
     CHECK_FALSE(r.status().error.has_value());
+    CHECK(r.status().errors[pj::error_kind::fenced] == 1);  // projectionist_errors_total{kind="fenced"}
+    CHECK(r.status().errors.total() == 1);
     CHECK(storage.find_table<failover::counted_table>("counted_v1")->empty());
 }
 
@@ -360,6 +366,7 @@ TEST_CASE("a runner without a slice refuses to apply a projection that workers p
     CHECK(whole.position() == 0);
     REQUIRE(whole.status().error.has_value());
     CHECK_THAT(*whole.status().error, Catch::Contains("is run in partitions by workers"));
+    CHECK(whole.status().errors[pj::error_kind::other] == 1);  // neither an event's nor the database's failure
     auto table = storage.find_table<failover::counted_table>("counted_v1");
     CHECK(static_cast<std::uint64_t>(table->size()) == applied_by_partition);  // nothing applied twice
 
@@ -596,6 +603,8 @@ TEST_CASE("a handler's failure stops its partition at the last commit; the worke
     CHECK(s.held.size() == 1);  // kept: another worker would fail the same way
     CHECK(s.runner_restarts == 0);
     CHECK(s.events_applied == 2);
+    CHECK(s.errors[pj::error_kind::handler] == 1);  // projectionist_worker_errors_total{kind="handler"}
+    CHECK(s.errors.total() == 1);
     CHECK(stored_position(schema, "fragile_v1") == 2);  // the batch before the failure
     CHECK(cpu < 0.5);                                   // no busy loop on a partition that cannot move
     t = {};

@@ -26,6 +26,7 @@ struct fake_worker {
         s.held = {{0, 3}, {2, 1}};
         s.live_workers = 2;
         s.claims = 4;
+        s.takeovers = 1;
         s.releases = 1;
         s.leases_lost = 1;
         s.renewals = last_renewal ? 17 : 0;
@@ -33,6 +34,8 @@ struct fake_worker {
         s.last_renewal = last_renewal;
         s.fenced_commits = 1;
         s.events_applied = 99;
+        s.errors.add(projectionist::error_kind::fenced);
+        s.errors.add(projectionist::error_kind::handler, 2);
         return s;
     }
 };

@@ -303,9 +303,15 @@ TEST_CASE("the exporter writes a worker's partitions and lease counters", "[metr
     CHECK(has_line(text, "projectionist_worker_partitions_held" + l + " 2"));
     CHECK(has_line(text, "projectionist_worker_live_workers" + l + " 2"));
     CHECK(has_line(text, "projectionist_worker_leases_claimed_total" + l + " 4"));
+    CHECK(has_line(text, "projectionist_worker_leases_taken_over_total" + l + " 1"));
     CHECK(has_line(text, "projectionist_worker_leases_lost_total" + l + " 1"));
     CHECK(has_line(text, "projectionist_worker_fenced_commits_total" + l + " 1"));
     CHECK(has_line(text, "projectionist_worker_events_applied_total" + l + " 99"));
+    const std::string k = "{projection=\"tickets\",version=\"tickets_v2\",worker=\"host:42:0000abcd\",kind=";
+    CHECK(has_line(text, "projectionist_worker_errors_total" + k + "\"fenced\"} 1"));
+    CHECK(has_line(text, "projectionist_worker_errors_total" + k + "\"handler\"} 2"));
+    CHECK(has_line(text, "projectionist_worker_errors_total" + k + "\"storage\"} 0"));
+    CHECK(occurrences(text, "projectionist_worker_errors_total{") == pj::error_counts::kinds);
 }
 
 TEST_CASE("the exporter writes a worker's lease renewals and the time since the last one", "[metrics]") {

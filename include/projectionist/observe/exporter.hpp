@@ -398,6 +398,9 @@ private:
         m.gauge("projectionist_worker_live_workers", "Workers alive at this worker's last heartbeat.", l,
                 u(w.live_workers));
         m.counter("projectionist_worker_leases_claimed_total", "Leases claimed.", l, u(w.claims));
+        m.counter("projectionist_worker_leases_taken_over_total",
+                  "Leases claimed after they expired in a worker's hands (it stopped renewing), not released.", l,
+                  u(w.takeovers));
         m.counter("projectionist_worker_leases_released_total", "Leases given back to rebalance or on leaving.", l,
                   u(w.releases));
         m.counter("projectionist_worker_leases_lost_total", "Leases found expired or taken over.", l, u(w.leases_lost));
@@ -422,6 +425,14 @@ private:
                   "Runners dropped after an error that was not a handler's.", l, u(w.runner_restarts));
         m.counter("projectionist_worker_events_applied_total", "Handlers run by this worker's runners.", l,
                   u(w.events_applied));
+        for (std::size_t i = 0; i < error_counts::kinds; ++i) {
+            metric_labels el = l;
+            el.emplace_back("kind", std::string(to_string(static_cast<error_kind>(i))));
+            m.counter("projectionist_worker_errors_total",
+                      "Errors this worker's runners met, by kind (as projectionist_errors_total), dropped runners "
+                      "included.",
+                      el, u(w.errors.counts[i]));
+        }
     }
 
     static constexpr projection_state all_states[] = {projection_state::declared,    projection_state::initialized,

@@ -152,18 +152,25 @@ public:
 
     /// Claims up to `max` partitions that are released or expired, in random order (so that
     /// workers starting together spread out); returns those claimed, each with its new epoch.
-    std::vector<lease> claim(std::uint32_t max) {
+    /// `taken_over`, if given, is set to how many of them had expired in a worker's hands (it
+    /// stopped renewing: it died, froze or lost the database) rather than been released.
+    std::vector<lease> claim(std::uint32_t max, std::uint32_t* taken_over = nullptr) {
+        if (taken_over != nullptr) *taken_over = 0;
         if (max == 0) return {};
         detail::pg::params p;
         p.add(projection_).add(worker_).add(ttl_.count()).add(static_cast<std::int64_t>(max));
-        return leases_of(
+        const auto r =
             run("pj_lease_claim",
-                "UPDATE projectionist_leases l SET holder = $2, epoch = l.epoch + 1, expires_at = clock_timestamp() + "
-                "$3::double precision "
-                "* interval '1 millisecond' WHERE l.projection = $1 AND l.partition IN (SELECT partition FROM "
-                "projectionist_leases WHERE projection = $1 AND (holder IS NULL OR expires_at <= clock_timestamp()) "
-                "ORDER BY random() LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING l.partition, l.epoch",
-                p));
+                "WITH free AS (SELECT partition, holder IS NOT NULL AS expired FROM projectionist_leases WHERE "
+                "projection = $1 AND (holder IS NULL OR expires_at <= clock_timestamp()) ORDER BY random() LIMIT $4 "
+                "FOR UPDATE SKIP LOCKED) UPDATE projectionist_leases l SET holder = $2, epoch = l.epoch + 1, "
+                "expires_at = clock_timestamp() + $3::double precision * interval '1 millisecond' FROM free WHERE "
+                "l.projection = $1 AND l.partition = free.partition RETURNING l.partition, l.epoch, free.expired",
+                p);
+        if (taken_over != nullptr)
+            for (int i = 0; i < r.rows(); ++i)
+                if (r.boolean(i, 2)) ++*taken_over;
+        return leases_of(r);
     }
 
     /// Gives a lease back at once (if this worker still holds it with that epoch), so that another

@@ -190,8 +190,9 @@ private:
     struct partition_runner {
         std::uint64_t epoch = 0;
         std::unique_ptr<runner_type> runner;
-        bool failed = false;        ///< a handler failed: the runner stays stopped, holding the partition
-        std::uint64_t counted = 0;  ///< its events_applied already added to the worker's
+        bool failed = false;            ///< a handler failed: the runner stays stopped, holding the partition
+        std::uint64_t counted = 0;      ///< its events_applied already added to the worker's
+        error_counts errors_counted{};  ///< its errors already added to the worker's
     };
 
     std::unique_ptr<postgres_lease_table> open_leases() {
@@ -284,10 +285,12 @@ private:
         }
         if (held < share) {
             const auto claimed_at = clock::now();
-            const std::vector<lease> got = leases_->claim(share - static_cast<std::uint32_t>(held));
+            std::uint32_t taken_over = 0;
+            const std::vector<lease> got = leases_->claim(share - static_cast<std::uint32_t>(held), &taken_over);
             std::lock_guard lock(mutex_);
             for (const lease& l : got) held_[l.partition] = {l.epoch, claimed_at + options_.lease_ttl};
             status_.claims += got.size();
+            status_.takeovers += taken_over;
         }
     }
 
@@ -363,13 +366,17 @@ private:
             return 0;
         }
         if (pr->failed) return 0;
-        // The runner's own count: a catch-up that fails still committed its earlier batches.
+        // The runner's own counts: a catch-up that fails still committed its earlier batches, and
+        // the runner may be dropped after its error.
         auto count_applied = [&]() noexcept {
             try {
-                const std::uint64_t total = pr->runner->status().events_applied;
+                const runner_status s = pr->runner->status();
                 std::lock_guard lock(mutex_);
-                status_.events_applied += total - pr->counted;
-                pr->counted = total;
+                status_.events_applied += s.events_applied - pr->counted;
+                pr->counted = s.events_applied;
+                for (std::size_t i = 0; i < error_counts::kinds; ++i)
+                    status_.errors.counts[i] += s.errors.counts[i] - pr->errors_counted.counts[i];
+                pr->errors_counted = s.errors;
             } catch (...) {
                 // status() asks the store for its head: lost with the store's connection
             }
@@ -428,7 +435,7 @@ private:
         session.connection().exec(
             fmt::format("SET idle_in_transaction_session_timeout = {}", options_.lease_ttl.count()));
         session.fence(lease_fence{std::string(name_of<Projection>), l.partition, options_.id, l.epoch});
-        return runners_.emplace(l.partition, partition_runner{l.epoch, std::move(r), false, 0}).first->second;
+        return runners_.emplace(l.partition, partition_runner{l.epoch, std::move(r), false, 0, {}}).first->second;
     }
 
     /// Waits for an event beyond the runners' positions, or `poll`. Runners that cannot move
