@@ -1,10 +1,13 @@
 // projectionist_errors_total: each kind of error the runner tells apart, provoked on the memory
-// backend and on SQLite, counted once where it happened, and written by the exporter.
+// backend and on SQLite, counted once where it happened, and written by the exporter; with what
+// failures leave behind (dead letters, parked aggregates) and what a bulk backfill's flushes add,
+// as the exporter writes them.
 
 #include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -29,11 +32,14 @@ namespace {
 using fault_plan = std::map<std::uint64_t, std::exception_ptr>;
 
 /// Records every ticket event as a row; throws what `faults` holds for an event's position, once.
+/// Calls `seen` first, if set.
 struct faulty : pj::projection<"faulty", 1, ticket_stream> {
     using table = pj::table<ticket_row, &ticket_row::ticket_id>;
     std::shared_ptr<fault_plan> faults = std::make_shared<fault_plan>();
+    std::shared_ptr<std::function<void()>> seen = std::make_shared<std::function<void()>>();
     template <class E>
     void on(const E& e, auto& ctx) {
+        if (*seen) (*seen)();
         if (const auto it = faults->find(ctx.envelope().position); it != faults->end()) {
             const std::exception_ptr cause = it->second;
             faults->erase(it);
@@ -84,18 +90,24 @@ struct sqlite_backend {
     sqlite_backend() { append_history(store); }
 };
 
-/// The runner's errors of `kind` as the exporter writes them.
+/// The value of a series of faulty_v1 as the exporter writes it: `name` and the labels after
+/// `version` (`,kind="handler"`), or "(not written)".
 template <class Runner>
-std::string exported(Runner& r, pj::error_kind kind) {
+std::string exported(Runner& r, std::string_view name, std::string_view more_labels = {}) {
     pj::metrics_exporter metrics;
     metrics.add(r);
     const std::string page = metrics.render();
-    const std::string series = fmt::format(
-        R"(projectionist_errors_total{{projection="faulty",version="faulty_v1",kind="{}"}} )", pj::to_string(kind));
+    const std::string series = fmt::format(R"({}{{projection="faulty",version="faulty_v1"{}}} )", name, more_labels);
     const auto at = page.find("\n" + series);
     if (at == std::string::npos) return "(not written)";
     const auto value = at + 1 + series.size();
     return page.substr(value, page.find('\n', value) - value);
+}
+
+/// The runner's errors of `kind` as the exporter writes them.
+template <class Runner>
+std::string exported(Runner& r, pj::error_kind kind) {
+    return exported(r, "projectionist_errors_total", fmt::format(R"(,kind="{}")", pj::to_string(kind)));
 }
 
 /// Every kind but `kind` is at 0, `kind` at `n`: in the status and on the exported page.
@@ -255,4 +267,48 @@ TEST_CASE("SQLite: real conflicts, a real read-only database and a version delet
         CHECK_THAT(*r.status().error, Contains("deleted by another process"));
         only(r, pj::error_kind::deleted, 1);
     }
+}
+
+TEMPLATE_TEST_CASE("dead letters and parked aggregates, as the exporter writes them", "[metrics][errors]",
+                   memory_backend, sqlite_backend) {
+    using S = typename TestType::storage_type;
+    INFO("backend " << TestType::name);
+    TestType b;
+    faulty p;
+    (*p.faults)[1] = std::make_exception_ptr(std::runtime_error("bad registration"));  // t-1's first event
+    pj::runner<faulty, S, pj::per_aggregate, pj::skip_to_dead_letter> r(b.store, b.storage, p, one_by_one());
+    r.catch_up();
+    CHECK(r.position() == 5);
+    // t-1 is parked: its later events (3, 4) are dead letters too, without a new error.
+    CHECK(exported(r, "projectionist_dead_letters_total") == "3");
+    CHECK(exported(r, "projectionist_parked_aggregates") == "1");
+    CHECK(exported(r, "projectionist_events_applied_total") == "2");  // t-2's
+    only(r, pj::error_kind::handler, 1);
+}
+
+TEST_CASE("a bulk backfill's flushes, as the exporter writes them (SQLite)", "[metrics][bulk]") {
+    sqlite_backend b;
+    faulty p;
+    pj::runner_options bulk;
+    bulk.backfill = pj::backfill_mode::bulk;
+    pj::runner<faulty, pj::sqlite_storage> r(b.store, b.storage, p, bulk);
+    std::string during;
+    *p.seen = [&] {
+        if (during.empty()) during = exported(r, "projectionist_bulk_mode");
+    };
+    r.init();
+    r.backfill();
+    CHECK(during == "1");  // read from a handler while the bulk backfill applies
+    const pj::runner_status s = r.status();
+    REQUIRE(s.bulk_flushes > 0);
+    CHECK(s.flush_seconds.count == s.bulk_flushes);
+    CHECK(exported(r, "projectionist_bulk_mode") == "0");
+    CHECK(exported(r, "projectionist_flush_duration_seconds_count") == std::to_string(s.bulk_flushes));
+    CHECK(exported(r, "projectionist_flush_duration_seconds_bucket", R"(,le="+Inf")") ==
+          std::to_string(s.bulk_flushes));
+    CHECK(exported(r, "projectionist_bulk_rows_flushed_total") == std::to_string(s.bulk_rows_flushed));
+    CHECK(s.bulk_rows_flushed == 2);  // t-1 and t-2
+    CHECK(exported(r, "projectionist_batches_total") == std::to_string(s.batches_committed));
+    CHECK(exported(r, "projectionist_events_applied_total") == "5");
+    only(r, pj::error_kind::handler, 0);
 }

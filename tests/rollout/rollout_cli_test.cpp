@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include <projectionist/cli.hpp>
 
 #include "rollout_fixture.hpp"
@@ -113,6 +115,32 @@ TEST_CASE("rollout from the command line: status while running, and an abort", "
     CHECK_FALSE(application.router.status().candidate);
     CHECK_THAT(admin.run({"rollout", "status"}).out,
                Catch::Contains("aborted") && Catch::Contains("reason: aborted from the command line"));
+}
+
+TEST_CASE("rollout from the command line: status while running shows the step's first discrepant keys",
+          "[rollout][cli]") {
+    scene<buggy_v2> sc;
+    auto& application = sc.application;
+    auto& admin = sc.admin;
+
+    // A lenient, long first step: the spoiled tickets differ, but the plan keeps running.
+    auto args = start_args;
+    args[7] = "10m";
+    args[9] = "100000";   // --min-shadow
+    args.back() = "50%";  // --max-discrepancy
+    REQUIRE(admin.run(args).code == 0);
+    application.rollout.tick();  // the application sees the plan: its reads count from here
+    for (long i = 0; i < ticket_count; ++i) (void)application.ask(i);
+    application.rollout.tick();  // and reports them
+    const auto r = admin.run({"rollout", "status"});
+    INFO(r.out);
+    CHECK(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("running, step 1 of 4 (1%) for"));
+    CHECK_THAT(r.out, Catch::Contains(fmt::format("shadow reads at this step: {} compared, ", ticket_count)));
+    CHECK_THAT(r.out, Catch::Contains("discrepant keys ("));
+    CHECK_THAT(r.out, Catch::Contains("tickets_v2: {ticket_id: \"T-"));
+    CHECK_THAT(r.out, Catch::Contains("!\""));  // the spoiled title, beside the right one
+    CHECK_THAT(r.out, !Catch::Contains("failed gate"));
 }
 
 TEST_CASE("rollout from the command line: what a user can get wrong", "[rollout][cli]") {
