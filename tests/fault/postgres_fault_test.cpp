@@ -398,6 +398,8 @@ TEST_CASE("postgres: run stops with the cause once its attempts to reconnect are
     CHECK_THAT(s.note, Contains("could not be reached in 3 attempts"));
     CHECK(r.connection_lost());
     CHECK(r.position() == 2);
+    CHECK(s.errors[pj::error_kind::connection] == 1);  // one loss, however many attempts
+    CHECK(s.errors.total() == 1);
     // Logins allowed again: one attempt brings it back, and it goes on from its checkpoint.
     CHECK(r.reconnect());
     CHECK_FALSE(r.status().error);
@@ -433,6 +435,8 @@ TEST_CASE("postgres: a batch that outlasts statement_timeout stops the runner, n
     CHECK(r.status().state == pj::projection_state::stopped);
     CHECK_FALSE(r.connection_lost());
     CHECK(r.status().events_dead_lettered == 0);
+    CHECK(r.status().errors[pj::error_kind::storage] == 1);
+    CHECK(r.status().errors.total() == 1);
     CHECK(r.position() == 0);
     locker.exec("ROLLBACK");
     CHECK(r.dead_letters().empty());
