@@ -10,6 +10,7 @@
 // for one) is one more element, and every number the report prints or writes is derived from
 // the vector, side by side.
 
+#include <malloc.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,13 +56,14 @@ struct bulk_options {
     bool live = true;                    ///< 8e
 };
 
-/// 8c and 8d read their settings from the environment themselves (PROJECTIONIST_BENCH_BULK_*).
+/// 8c and 8d read their settings from the environment themselves (PROJECTIONIST_BENCH_BULK_*);
+/// each runs without the other.
 struct bulk_child_options {
     unsigned budget_repetitions = 3;        ///< per side of 8c (PROJECTIONIST_BENCH_BULK_BUDGET_REPS; 0 skips 8c)
     std::size_t budget_divisor = 4;         ///< 8c's budget: the read model's size / this (..._BUDGET_DIVISOR)
     std::size_t scale_events = 10'000'000;  ///< 8d (PROJECTIONIST_BENCH_BULK_SCALE_EVENTS; 0 skips 8d)
     std::size_t scale_aggregates = 0;       ///< 8d (..._SCALE_AGGREGATES; 0: events / 10)
-    unsigned scale_repetitions = 1;         ///< 8d (..._SCALE_REPS)
+    unsigned scale_repetitions = 1;         ///< 8d, per side (..._SCALE_REPS)
     static bulk_child_options from_environment() {
         bulk_child_options o;
         o.budget_repetitions =
@@ -509,6 +511,121 @@ inline void print_child_samples(std::string_view group, const std::vector<child_
                    x.times.name, median_of(x.peak_mib), *std::max_element(x.peak_mib.begin(), x.peak_mib.end()),
                    median_of(x.start_mib), x.flushes, x.rows_flushed);
     std::fflush(stdout);
+}
+
+// ---- 8d: the bulk runner and the hand-written loop at two sizes ------------------------------------
+
+/// Adds `from`'s runs to `into` (8d measures its sides one at a time, in rounds).
+inline void append_runs(bulk_samples& into, const bulk_samples& from) {
+    if (into.name.empty()) {
+        into = from;
+        return;
+    }
+    into.wall.insert(into.wall.end(), from.wall.begin(), from.wall.end());
+    into.thread.insert(into.thread.end(), from.thread.begin(), from.thread.end());
+    into.server.insert(into.server.end(), from.server.begin(), from.server.end());
+}
+inline void append_runs(child_samples& into, const child_samples& from) {
+    append_runs(into.times, from.times);
+    into.peak_mib.insert(into.peak_mib.end(), from.peak_mib.begin(), from.peak_mib.end());
+    into.start_mib.insert(into.start_mib.end(), from.start_mib.begin(), from.start_mib.end());
+    into.flushes = from.flushes;
+    into.rows_flushed = from.rows_flushed;
+}
+
+/// Prepares a side that runs in the benchmark's process, then returns the heap's free memory to
+/// the system (malloc_trim): the side's allocations then fault their pages in as a new process's
+/// do, instead of reusing pages that an earlier step (8d's large history) touched and freed.
+template <class Side>
+void prepare_trimmed(Side& side) {
+    side.prepare();
+    ::malloc_trim(0);
+}
+
+/// 8d's four sides: the bulk runner (a process of its own, unbounded) and the Sequent loop (in
+/// the benchmark's process), each over the reference history (the other comparisons') and the
+/// large one.
+struct scale_samples {
+    child_samples bulk_reference;
+    child_samples bulk_scale;
+    bulk_samples loop_reference;
+    bulk_samples loop_scale;
+};
+
+/// Interleaved rounds: in each, the bulk runner over the reference log, over the large log, then
+/// the loop over each; `n` and `big_n` are the two logs' events.
+inline scale_samples measure_scale(const child_side& bulk_reference, const child_side& bulk_scale,
+                                   const bulk_side& loop_reference, const bulk_side& loop_scale, unsigned repetitions,
+                                   std::uint64_t n, std::uint64_t big_n, bool server_cpu, std::string_view group) {
+    scale_samples s;
+    for (unsigned r = 0; r < repetitions; ++r) {
+        append_runs(s.bulk_reference, measure_children({bulk_reference}, 1, n, server_cpu, group).at(0));
+        append_runs(s.bulk_scale, measure_children({bulk_scale}, 1, big_n, server_cpu, group).at(0));
+        append_runs(s.loop_reference, measure_bulk({loop_reference}, 1, n, group).at(0));
+        append_runs(s.loop_scale, measure_bulk({loop_scale}, 1, big_n, group).at(0));
+    }
+    return s;
+}
+
+inline void print_scale_samples(std::string_view group, const scale_samples& s, std::uint64_t n, std::uint64_t big_n,
+                                time_basis b) {
+    print_child_samples(fmt::format("{}: bulk runner, {} events", group, n), {s.bulk_reference}, n, b);
+    print_child_samples(fmt::format("{}: bulk runner, {} events", group, big_n), {s.bulk_scale}, big_n, b);
+    print_bulk_samples(fmt::format("{}: Sequent loop, {} events", group, n), {s.loop_reference}, n, b);
+    print_bulk_samples(fmt::format("{}: Sequent loop, {} events", group, big_n), {s.loop_scale}, big_n, b);
+}
+
+/// 8d and its two attributions: bulk at scale / bulk at the reference size (the target, >= 0.75);
+/// the loop's same ratio (what the machine's memory hierarchy costs any method); and bulk/loop at
+/// scale over bulk/loop at the reference size (what is the library's own: 1 when the bulk runner
+/// slows down no more than the loop). `extras`: the backend's; every side's numbers are added.
+inline std::vector<comparison> scale_comparisons(std::string_view backend, const scale_samples& s, std::uint64_t n,
+                                                 std::uint64_t big_n, time_basis b, std::vector<extra> extras,
+                                                 std::string_view scale_note) {
+    for (extra& x : child_extras({s.bulk_reference}, n, b)) extras.push_back(std::move(x));
+    for (extra& x : child_extras({s.bulk_scale}, big_n, b)) extras.push_back(std::move(x));
+    for (extra& x : bulk_side_extras({s.loop_reference}, n, b)) extras.push_back(std::move(x));
+    for (extra& x : bulk_side_extras({s.loop_scale}, big_n, b)) extras.push_back(std::move(x));
+    const double bulk_ref = events_per_second(basis_median(s.bulk_reference.times, b), n);
+    const double bulk_big = events_per_second(basis_median(s.bulk_scale.times, b), big_n);
+    const double loop_ref = events_per_second(basis_median(s.loop_reference, b), n);
+    const double loop_big = events_per_second(basis_median(s.loop_scale, b), big_n);
+    const auto millions = [](std::uint64_t e) { return static_cast<double>(e) / 1e6; };
+    const std::string sizes = fmt::format("{}M events / {}M events", millions(big_n), millions(n));
+    const std::string rates = fmt::format(
+        "bulk {}ev/s at {}M, {}ev/s at {}M; Sequent loop {}ev/s at {}M, {}ev/s at {}M", si(bulk_big), millions(big_n),
+        si(bulk_ref), millions(n), si(loop_big), millions(big_n), si(loop_ref), millions(n));
+    extras.push_back({"bulk_scale_over_reference", bulk_big / bulk_ref});
+    extras.push_back({"loop_scale_over_reference", loop_big / loop_ref});
+    extras.push_back({"bulk_over_loop_scale", bulk_big / loop_big});
+    extras.push_back({"bulk_over_loop_reference", bulk_ref / loop_ref});
+    std::vector<comparison> out;
+    comparison d{fmt::format("8d. {} bulk at scale: {} (events/s)", backend, sizes),
+                 bulk_big / bulk_ref,
+                 ">= 0.75",
+                 false,
+                 fmt::format("{}; {}", rates, scale_note),
+                 extras};
+    d.met = d.ratio >= 0.75;
+    comparison d2{fmt::format("8d'. {} Sequent loop at scale: {} (events/s)", backend, sizes),
+                  loop_big / loop_ref,
+                  "none (what the larger read model costs a hand-written loop)",
+                  false,
+                  rates,
+                  extras};
+    d2.informational = true;
+    comparison d3{fmt::format("8d''. {} bulk / Sequent loop: at {}M / at {}M", backend, millions(big_n), millions(n)),
+                  (bulk_big / loop_big) / (bulk_ref / loop_ref),
+                  "none (1: the bulk runner slows down no more than the loop)",
+                  false,
+                  fmt::format("bulk / loop {:.2f} at {}M, {:.2f} at {}M", bulk_big / loop_big, millions(big_n),
+                              bulk_ref / loop_ref, millions(n)),
+                  std::move(extras)};
+    d3.informational = true;
+    out.push_back(std::move(d));
+    out.push_back(std::move(d2));
+    out.push_back(std::move(d3));
+    return out;
 }
 
 /// "runner_batch 95.1 kev/s, sequent_loop 1.20 Mev/s, ...": every side's rate, for the table.

@@ -1,11 +1,11 @@
-// Comparisons 8b, 8c and 8e, PostgreSQL: the bulk backfill against its baselines and under a
-// memory budget, and the live path.
+// Comparisons 8b, 8c, 8d and 8e, PostgreSQL: the bulk backfill against its baselines, under a
+// memory budget and at scale, and the live path.
 //
 // The history of the other comparisons is written once into a PostgreSQL log of this group's
 // own (COPY, one transaction), then each side writes into its own schema, dropped and created
 // again before every repetition:
 //
-//   8b/8d (group "bulk"):
+//   8b (group "bulk"):
 //   runner_batch    runner<bulk_tickets, postgres_storage, global>: backfill() (today's path)
 //   sequent_loop    the best hand-written method: the log read through one server-side cursor
 //                   (FETCH of 50,000 rows, binary results), binary_codec, the rows built in a
@@ -19,6 +19,9 @@
 //   runner_batch    runner<...>::catch_up(), batches of 1000: a SELECT per key a batch reads
 //   any_loop        by hand, batches of 1000: one SELECT ... WHERE key = ANY($1) per batch for
 //                   every key the batch reads, then the runner's multi-row writes
+//
+//   8d (group "bulk"): a larger history in a log schema of its own; the bulk runner (a process
+//   of its own) and the Sequent loop over the 8b log and over the large one, interleaved.
 //
 // Adding a side (the library's bulk mode) is one more element of a `sides` vector below.
 
@@ -814,7 +817,8 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
     const drop_schemas cleanup{
         url,
         {log_schema, stem + "_runner", stem + "_bulk", stem + "_sequent", stem + "_scan", stem + "_insert",
-         stem + "_live_runner", stem + "_live_any", stem + "_child_unbounded", stem + "_child_budget"}};
+         stem + "_live_runner", stem + "_live_any", stem + "_child_unbounded", stem + "_child_budget",
+         stem + "_scale_log", stem + "_scale_sequent", stem + "_child_bulk_reference", stem + "_child_bulk_scale"}};
     const connection admin(url);
     const result server = admin.query(
         "SELECT version(), current_setting('fsync'), current_setting('synchronous_commit'), "
@@ -1034,6 +1038,127 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                           std::move(ex)};
             cc.met = cc.ratio >= 0.5;
             out.push_back(std::move(cc));
+        }
+
+        // 8d. Scale: a larger history over more aggregates in a log schema of its own (written as
+        // 8b's log is); the bulk runner (a process of its own, unbounded) and the Sequent loop over
+        // both logs, in interleaved rounds.
+        if (co.scale_events > 0) {
+            history_spec spec;
+            spec.events = co.scale_events;
+            spec.aggregates = co.scale_aggregates;
+            const std::string big_schema = stem + "_scale_log";
+            admin.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(big_schema)));
+            pj::postgres_options big_options;
+            big_options.schema = big_schema;
+            const log_store big_log(url, big_options);
+            std::uint64_t big_n = 0;
+            std::uint64_t big_digest = 0;
+            std::size_t big_rows = 0;
+            std::size_t big_bytes = 0;
+            double gen_s = 0;
+            double big_write_s = 0;
+            {
+                mem_store big;
+                const auto t0 = std::chrono::steady_clock::now();
+                const history_stats bs = generate_history(big, spec);
+                gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                big_n = bs.events;
+                fmt::print(
+                    "  8d. PostgreSQL bulk at scale: {} events over {} aggregates generated in {:.1f} s, writing the "
+                    "log ...\n",
+                    bs.events, bs.aggregates, gen_s);
+                std::fflush(stdout);
+                big_write_s = write_log(big, url, big_schema);
+                const result a = admin.query(
+                    fmt::format("SELECT count(*), sum(version) FROM {}.projectionist_aggregates", quote(big_schema)));
+                if (a.int64(0, 0) != static_cast<std::int64_t>(bs.aggregates) ||
+                    a.int64(0, 1) != static_cast<std::int64_t>(big_n))
+                    mismatch("8d. PostgreSQL: the large log's aggregates");
+                const bulk_row_map rows = rows_at(big);
+                big_digest = rows_digest(rows);
+                big_rows = rows.size();
+                big_bytes = row_store_bytes(rows);
+            }
+            const std::string reference = runner.schema();
+            const auto child = [&](std::string name, const std::string& log_schema_of, std::uint64_t digest,
+                                   std::uint64_t head) {
+                const std::string schema = stem + "_child_" + name;
+                return child_side{std::move(name),
+                                  [&admin, schema, &checkpoint] {
+                                      admin.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema)));
+                                      checkpoint();
+                                  },
+                                  std::vector<std::string>{"postgres", url, log_schema_of, schema, "unbounded"},
+                                  [&check, schema, digest, head, reference] {
+                                      check(schema, digest, head, "8d. PostgreSQL", reference);
+                                  },
+                                  "runner bulk mode in a process of its own, bulk_memory_budget unbounded"};
+            };
+            const child_side bulk_reference = child("bulk_reference", log_schema, expected, n);
+            const child_side bulk_scale = child("bulk_scale", big_schema, big_digest, big_n);
+            sequent_loop big_loop(url, big_schema, stem + "_scale_sequent", mode::full, fetch, nullptr, big_n);
+            const bulk_side loop_reference{"loop_reference",
+                                           [&] {
+                                               prepare_trimmed(loop);
+                                               checkpoint();
+                                           },
+                                           [&] { return loop.run(); },
+                                           [&] { return loop.backends(); },
+                                           0,
+                                           "the Sequent loop of 8b over the reference log, in the benchmark's process"};
+            const bulk_side loop_scale{"loop_scale",
+                                       [&] {
+                                           prepare_trimmed(big_loop);
+                                           checkpoint();
+                                       },
+                                       [&] { return big_loop.run(); },
+                                       [&] { return big_loop.backends(); },
+                                       0,
+                                       "the Sequent loop of 8b over the large log, in the benchmark's process"};
+            const auto relation_mb = [&](const std::string& schema, std::string_view table) {
+                const result r =
+                    admin.query(fmt::format("SELECT pg_total_relation_size('{}.{}')", quote(schema), quote(table)));
+                return static_cast<double>(r.int64(0, 0)) / (1024.0 * 1024.0);
+            };
+            const double log_mb =
+                relation_mb(big_schema, "projectionist_events") + relation_mb(big_schema, "projectionist_aggregates");
+            fmt::print(
+                "     log written in {:.1f} s ({:.0f} MB with indexes; COPY, VACUUM ANALYZE); read model {:.1f} MiB in "
+                "the row store ({} rows); {} rounds of bulk {}, bulk {}, loop {}, loop {} "
+                "(PROJECTIONIST_BENCH_BULK_SCALE_REPS)\n",
+                big_write_s, log_mb, static_cast<double>(big_bytes) / 1048576.0, big_rows, co.scale_repetitions, n,
+                big_n, n, big_n);
+            std::fflush(stdout);
+            const scale_samples ss = measure_scale(bulk_reference, bulk_scale, loop_reference, loop_scale,
+                                                   co.scale_repetitions, n, big_n, local, "8d. PostgreSQL scale");
+            print_scale_samples("8d. PostgreSQL at scale", ss, n, big_n, b);
+            check(loop.schema(), expected, n, "8d. PostgreSQL", reference);
+            check(big_loop.schema(), big_digest, big_n, "8d. PostgreSQL", reference);
+            const double model_mb = relation_mb(stem + "_child_bulk_scale", bulk_model_table);
+            std::vector<extra> ex{{"events", static_cast<double>(big_n)},
+                                  {"aggregates", static_cast<double>(spec.aggregates)},
+                                  {"rows", static_cast<double>(big_rows)},
+                                  {"generation_s", gen_s},
+                                  {"log_write", std::string("binary COPY in one transaction, then VACUUM ANALYZE "
+                                                            "(as 8b's log)")},
+                                  {"log_write_s", big_write_s},
+                                  {"log_mb", log_mb},
+                                  {"read_model_db_mb", model_mb},
+                                  {"read_model_row_store_mib", static_cast<double>(big_bytes) / 1048576.0},
+                                  {"reference_events", static_cast<double>(n)},
+                                  {"reference_rows", static_cast<double>(final_rows.size())},
+                                  {"server", version},
+                                  {"server_settings", settings},
+                                  {"runs", static_cast<double>(co.scale_repetitions)},
+                                  {"loop_scale_build_median_ms", median_of(big_loop.build_seconds()) * 1e3},
+                                  {"loop_scale_write_median_ms", median_of(big_loop.write_seconds()) * 1e3},
+                                  {"time", basis + " (the bulk runner in its child process, the loop in this one)"}};
+            for (comparison& c : scale_comparisons(
+                     "PostgreSQL", ss, n, big_n, b, std::move(ex),
+                     fmt::format("{} rows; bulk peak RSS {:.0f} MiB; read model {:.0f} MB on the server; log {:.0f} MB",
+                                 big_rows, median_of(ss.bulk_scale.peak_mib), model_mb, log_mb)))
+                out.push_back(std::move(c));
         }
     }
 

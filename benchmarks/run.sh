@@ -23,10 +23,11 @@
 #   PROJECTIONIST_PG_URL               a PostgreSQL server to use instead of starting one (postgresql://user@host:port/db)
 #   PROJECTIONIST_BENCH_BULK_REPS      timed repetitions per side of 8a-8d, the bulk backfill baselines (3)
 #   PROJECTIONIST_BENCH_BULK_PG_RUNNER_REPS  repetitions of 8b's runner_batch side (1: about a minute each at 1M events)
-#   PROJECTIONIST_BENCH_BULK_BUDGET_REPS     repetitions per side of 8c, the memory budget (3; 0 skips 8c and 8d)
-#   PROJECTIONIST_BENCH_BULK_SCALE_EVENTS    events of 8d, the SQLite backfill at scale (10000000; 0 skips it;
-#                                            writing its log takes 3-9 minutes)
+#   PROJECTIONIST_BENCH_BULK_BUDGET_REPS     repetitions per side of 8c, the memory budget (3; 0 skips 8c)
+#   PROJECTIONIST_BENCH_BULK_SCALE_EVENTS    events of 8d, the bulk backfill at scale, SQLite and PostgreSQL
+#                                            (10000000; 0 skips it; each log takes a few minutes to write)
 #   PROJECTIONIST_BENCH_BULK_SCALE_AGGREGATES  aggregates of 8d (events / 10)
+#   PROJECTIONIST_BENCH_BULK_SCALE_REPS      rounds of 8d's four sides (1)
 #   PROJECTIONIST_BENCH_PG_LIVE_REPS   timed repetitions per side of 8e, the live catch-up (5)
 #   PROJECTIONIST_BENCH_PG_LIVE_EVENTS new events of 8e (10000)
 #   PROJECTIONIST_BENCH_PG_APPEND_*    9c-9f, PostgreSQL appends: see README.md (env table)
