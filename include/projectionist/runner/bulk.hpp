@@ -8,11 +8,40 @@
 /// could be emitted). A handler that fails, or that needs what memory cannot serve (the raw
 /// connection, a whole-table scan), makes the runner drop what it applied since the last flush
 /// and go on in batch mode from there, where the failure policy sees the failing event as usual.
+///
+/// Per aggregate, the events of a read may be applied on several threads
+/// (runner_options::bulk_apply_threads): each aggregate's events go to one of them, by the
+/// aggregate's number, in log order, and each thread writes to row stores of its own. Reading and
+/// flushing stay on the runner's thread, so a flush is still one transaction. Handlers may touch
+/// any row, so at each flush (and when a handler failed) the runner looks for a key that the
+/// stores of two threads touched; if there is one, what was applied since the last flush is
+/// dropped and the pass goes on from there on one thread (bulk_until). That is enough:
+///   - a thread sees another thread's write to a row only through the real table, that is only
+///     once it was flushed; a store reads a row it does not hold from the real table, except on
+///     a table that was empty at the start, where it takes a key it never flushed itself for
+///     absent; so a thread's view of a row is wrong only if another thread wrote the row since
+///     it last held it, or flushed it while this store takes it for absent;
+///   - a store remembers every key it touched until it is evicted, rows found absent included,
+///     and, on such an empty-at-start table, the keys it flushed after that;
+///   - so two threads' views of a row may differ only if that row's key is then held by both
+///     stores, or held by one and remembered as flushed by the other: the check sees it before
+///     anything applied since the last flush is written. A flush that passed the check wrote
+///     what one thread, applying the events in log order, would have written: no row was seen
+///     by two threads, and each aggregate's events were applied in order by one.
 
 #include <algorithm>
+#include <array>
 #include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include <projectionist/runner/prefetch.hpp>
 #include <projectionist/runner/runner.hpp>
@@ -37,41 +66,127 @@ auto runner<Projection, Policies...>::bulk_eligible() const -> bool {
     }
 }
 
+namespace detail {
+
+/// The stores of several bulk apply threads: a key of a table that one of them holds and another
+/// one touched (holds, or flushed while the table was known empty), described for the status;
+/// nullopt if there is none.
+template <class Lanes>
+std::optional<std::string> key_touched_twice(const Lanes& lanes) {
+    std::optional<std::string> found;
+    const auto check_table = [&]<std::size_t J>(std::integral_constant<std::size_t, J>) {
+        for (std::size_t a = 0; a < lanes.size() && !found; ++a) {
+            const auto& mine = std::get<J>(lanes[a]->tables);
+            mine.for_each_key([&](const auto& key) {
+                if (found) return;
+                for (std::size_t b = 0; b < lanes.size(); ++b)
+                    if (b != a && std::get<J>(lanes[b]->tables).touched(key)) {
+                        found = fmt::format("table '{}', key {}", mine.name(), describe_key(key));
+                        return;
+                    }
+            });
+        }
+    };
+    using tables = std::remove_cvref_t<decltype(lanes.front()->tables)>;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (check_table(std::integral_constant<std::size_t, I>{}), ...);
+    }
+    (std::make_index_sequence<std::tuple_size_v<tables>>{});
+    return found;
+}
+
+/// Thrown inside a bulk pass when the check above found a key: the pass goes back to its last flush.
+struct bulk_lanes_diverged {
+    std::string where;
+};
+
+}  // namespace detail
+
+template <class Projection, class... Policies>
+struct runner<Projection, Policies...>::bulk_lane {
+    // With one lane, the runner's own emission counters and queue; with more, the lane's (each
+    // thread counts its own, merged after each read).
+    detail::emission_counters own_counters;
+    std::vector<pending_event> own_pending;
+    bulk_tables tables;
+    bulk_context_type ctx;
+    std::vector<const record_type*> records;  ///< the current read's records of this lane's aggregates
+    std::vector<std::uint64_t> changed;       ///< the aggregates it moved (a storage that persists them)
+    const record_type* failed = nullptr;
+    std::uint64_t tracked = 0;
+    pass_totals totals;
+    std::exception_ptr error;
+
+    bulk_lane(runner& r, bool alone)
+        : tables(std::apply([](auto*... handle) { return bulk_tables{std::string(handle->name())...}; }, r.handles_)),
+          ctx(r.session_, alone ? r.pending_ : own_pending, alone ? r.counters_ : own_counters) {
+        ctx.bind_tables(
+            std::apply([](auto&... table) { return typename bulk_context_type::handle_tuple{&table...}; }, tables));
+        ctx.set_envelope_source(
+            [](const void* rec) noexcept { return static_cast<const record_type*>(rec)->envelope_of(); });
+        ctx.set_live(r.live_);
+        ctx.block_storage(true);
+    }
+};
+
 template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::uint64_t {
     if constexpr (!bulk_capable) {
         (void)target;
         return 0;
     } else {
-        bulk_tables tables =
-            std::apply([](auto*... handle) { return bulk_tables{std::string(handle->name())...}; }, handles_);
-        typename bulk_context_type::handle_tuple pointers =
-            std::apply([](auto&... table) { return typename bulk_context_type::handle_tuple{&table...}; }, tables);
+        std::size_t lanes = 1;
+        if constexpr (partitioning::partitioned) lanes = std::max<std::size_t>(options_.bulk_apply_threads, 1);
+        bulk_note_.clear();
+        bool diverged = false;
+        std::uint64_t flushed = bulk_pass(target, lanes, diverged);
+        if (diverged) {
+            // Handlers of aggregates on different threads met on a row: the rest on one thread.
+            std::string why = std::move(bulk_note_);
+            bulk_note_.clear();
+            flushed += bulk_pass(target, 1, diverged);
+            bulk_note_ = bulk_note_.empty() ? std::move(why) : fmt::format("{}; {}", why, bulk_note_);
+            publish_status();
+        }
+        return flushed;
+    }
+}
+
+template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_t lane_count, bool& diverged)
+    -> std::uint64_t {
+    if constexpr (!bulk_capable) {
+        (void)target, (void)lane_count, (void)diverged;
+        return 0;
+    } else {
+        diverged = false;
+        std::vector<std::unique_ptr<bulk_lane>> lanes;
+        lanes.reserve(lane_count);
+        for (std::size_t i = 0; i < lane_count; ++i)
+            lanes.push_back(std::make_unique<bulk_lane>(*this, lane_count == 1));
+        // One source, read from every apply thread on a miss: one read at a time.
+        std::mutex source_lock;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
-            (std::get<I>(tables).attach(std::get<I>(handles_), std::get<I>(handles_)->size() == 0), ...);
+            const std::array<bool, sizeof...(I)> empty{(std::get<I>(handles_)->size() == 0)...};
+            for (auto& lane : lanes) {
+                (std::get<I>(lane->tables).attach(std::get<I>(handles_), empty[I]), ...);
+                if (lane_count > 1) (std::get<I>(lane->tables).share_source(&source_lock), ...);
+            }
         }
         (std::make_index_sequence<std::tuple_size_v<bulk_tables>>{});
         // However the pass ends, the tables' sources let go of what they hold for it.
         struct detach_at_end {
-            bulk_tables& tables;
+            std::vector<std::unique_ptr<bulk_lane>>& lanes;
             ~detach_at_end() {
-                std::apply([](auto&... t) { (t.detach(), ...); }, tables);
+                for (auto& lane : lanes) std::apply([](auto&... t) { (t.detach(), ...); }, lane->tables);
             }
-        } detached{tables};
-
-        bulk_context_type ctx(session_, pending_, counters_);
-        ctx.bind_tables(pointers);
-        ctx.set_envelope_source(
-            [](const void* rec) noexcept { return static_cast<const record_type*>(rec)->envelope_of(); });
-        ctx.set_live(live_);
-        ctx.block_storage(true);
+        } detached{lanes};
 
         // What to go back to when a pass fails: the last flush. A database session reads its
         // committed checkpoint back; memory keeps a copy.
         checkpoint committed;
         if constexpr (!session_reloads_checkpoint) committed = *checkpoint_;
         mode_ = "bulk";
-        bulk_note_.clear();
         publish_status();
         // What the status (and the command line's progress) shows the pass doing now.
         const auto phase = [this](std::string_view now) {
@@ -83,20 +198,37 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
         std::uint64_t unflushed = 0;  // applied since the last flush
         std::uint64_t skipped = 0;
         const auto memory = [&] {
-            return std::apply([](const auto&... t) { return (std::size_t{0} + ... + t.approximate_bytes()); }, tables);
+            std::size_t bytes = 0;
+            for (const auto& lane : lanes)
+                bytes += std::apply([](const auto&... t) { return (std::size_t{0} + ... + t.approximate_bytes()); },
+                                    lane->tables);
+            return bytes;
         };
         std::uint64_t flushed_position = checkpoint_->position;
         bool planned = false;  // the row stores were sized after the first batch
         const auto flush = [&] {
             if (checkpoint_->position == flushed_position) return;  // nothing read since the last one
+            if (lane_count > 1)
+                if (std::optional<std::string> where = detail::key_touched_twice(lanes))
+                    throw detail::bulk_lanes_diverged{std::move(*where)};
             phase("flushing");
-            bulk_flush(tables);
+            bulk_flush(lanes);
             flushed_position = checkpoint_->position;
             flushed += unflushed;
             events_applied_ += unflushed;
             events_skipped_ += skipped;
             unflushed = skipped = 0;
             if constexpr (!session_reloads_checkpoint) committed = *checkpoint_;
+        };
+        // Back to the last flush: nothing since reached the tables.
+        const auto forget_unflushed = [&] {
+            if constexpr (session_reloads_checkpoint)
+                checkpoint_ = &session_.reload_checkpoint();
+            else
+                *checkpoint_ = committed;
+            changed_aggregates_.clear();
+            mode_ = "batch";
+            phase({});
         };
         try {
             while (checkpoint_->position < target) {
@@ -108,40 +240,66 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
                 if (store_->type_count() > type_map_.size()) refresh_type_map();
                 failed_ = nullptr;
                 phase("applying");
-                detail::prefetch_bulk(tables, batch_.begin(), batch_.end());
-                const pass_totals totals = apply_records_as<false, false>(batch_.begin(), batch_.end(), ctx);
+                pass_totals totals;
+                if (lane_count == 1) {
+                    bulk_lane& lane = *lanes.front();
+                    detail::prefetch_bulk(lane.tables, batch_.begin(), batch_.end());
+                    totals = apply_records_as<false, false>(batch_.begin(), batch_.end(), lane.ctx);
+                } else {
+                    totals = bulk_apply_lanes(lanes);
+                }
                 checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
                 last_event_recorded_at_ = detail::deref(batch_[batch_.size() - 1]).envelope_of().recorded_at;
                 unflushed += totals.applied;
                 skipped += totals.skipped;
                 if (!planned) {
                     planned = true;
-                    // A pair, not structured bindings: clang 14 cannot capture those in a lambda.
-                    const std::pair<std::uint64_t, std::uint64_t> seen =
-                        detail::aggregates_of(batch_.begin(), batch_.end());
-                    std::apply(
-                        [&](auto&... t) { (t.plan_rows(seen.first, seen.second, options_.bulk_memory_budget), ...); },
-                        tables);
+                    if (lane_count == 1) {
+                        // A pair, not structured bindings: clang 14 cannot capture those in a lambda.
+                        const std::pair<std::uint64_t, std::uint64_t> seen =
+                            detail::aggregates_of(batch_.begin(), batch_.end());
+                        std::apply(
+                            [&](auto&... t) {
+                                (t.plan_rows(seen.first, seen.second, options_.bulk_memory_budget), ...);
+                            },
+                            lanes.front()->tables);
+                    } else {
+                        // Each lane holds its share of the aggregates, and of the budget.
+                        const std::uint64_t numbered = detail::aggregates_of(batch_.begin(), batch_.end()).second;
+                        for (auto& lane : lanes) {
+                            const std::pair<std::uint64_t, std::uint64_t> seen =
+                                detail::aggregates_of(lane->records.begin(), lane->records.end());
+                            std::apply(
+                                [&](auto&... t) {
+                                    (t.plan_rows(seen.first, (numbered + lane_count - 1) / lane_count,
+                                                 options_.bulk_memory_budget / lane_count),
+                                     ...);
+                                },
+                                lane->tables);
+                        }
+                    }
                 }
                 if (checkpoint_->position - flushed_position >= options_.bulk_flush_every) {
                     flush();
                 } else if (memory() > options_.bulk_memory_budget) {
                     flush();
-                    std::apply([](auto&... t) { (t.evict(), ...); }, tables);
+                    for (auto& lane : lanes) std::apply([](auto&... t) { (t.evict(), ...); }, lane->tables);
                 }
                 publish_progress();
             }
             flush();
+        } catch (const detail::bulk_lanes_diverged& clash) {
+            forget_unflushed();
+            diverged = true;
+            bulk_note_ = fmt::format(
+                "the bulk backfill applied events on one thread from position {}: handlers of aggregates applied on "
+                "different threads touched the same row ({})",
+                checkpoint_->position, clash.where);
+            publish_status();
+            return flushed;
         } catch (...) {
             const std::exception_ptr cause = std::current_exception();
-            // Nothing since the last flush reached the tables: forget it and go back there.
-            if constexpr (session_reloads_checkpoint)
-                checkpoint_ = &session_.reload_checkpoint();
-            else
-                *checkpoint_ = committed;
-            changed_aggregates_.clear();
-            mode_ = "batch";
-            phase({});
+            forget_unflushed();
             if (detail::is_lease_lost(cause)) std::rethrow_exception(cause);
             // Another runner of this version committed first: its rows are in the tables; go on
             // from its checkpoint in batch mode, as after a batch's checkpoint conflict.
@@ -163,13 +321,96 @@ auto runner<Projection, Policies...>::bulk_until(std::uint64_t target) -> std::u
 }
 
 template <class Projection, class... Policies>
-void runner<Projection, Policies...>::bulk_flush(bulk_tables& tables) {
+auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes) -> pass_totals {
+    const std::size_t count = lanes.size();
+    for (auto& lane : lanes) lane->records.clear();
+    // Routed by aggregate number, so that each aggregate's events are applied in log order by
+    // one lane. What the pass would grow on the way (the type map, the aggregates' positions) is
+    // grown here first: the lanes share it and only read it, or write their own aggregates'.
+    pass_state bounds;
+    for (auto it = batch_.begin(); it != batch_.end(); ++it) {
+        const record_type& rec = detail::deref(*it);
+        try {
+            make_room(rec, bounds);
+        } catch (...) {
+            failed_ = &rec;
+            throw;
+        }
+        lanes[rec.aggregate_number() % count]->records.push_back(&rec);
+    }
+    // The rows of the read's aggregates, before the lanes ask for them one by one: on this
+    // thread, which owns the connection.
+    for (auto& lane : lanes) detail::prefetch_bulk(lane->tables, lane->records.begin(), lane->records.end());
+
+    const auto work = [this](bulk_lane& lane) noexcept {
+        lane.failed = nullptr;
+        lane.error = nullptr;
+        try {
+            lane.totals = apply_records_into<false, false>(lane.records.begin(), lane.records.end(), lane.ctx,
+                                                           {&lane.changed, &lane.failed, &lane.tracked});
+        } catch (...) {
+            lane.error = std::current_exception();
+        }
+    };
+    {
+        std::vector<std::jthread> threads;
+        threads.reserve(count - 1);
+        for (std::size_t i = 1; i < count; ++i) threads.emplace_back(work, std::ref(*lanes[i]));
+        work(*lanes.front());
+    }  // joined
+
+    pass_totals totals;
+    const bulk_lane* first_failure = nullptr;
+    for (auto& lane : lanes) {
+        if (lane->error) {
+            // The failure one thread applying the log in order would have met first.
+            if (first_failure == nullptr || first_failure->failed == nullptr ||
+                (lane->failed != nullptr && lane->failed->position() < first_failure->failed->position()))
+                first_failure = lane.get();
+        } else {
+            totals.applied += lane->totals.applied;
+            totals.skipped += lane->totals.skipped;
+            totals.dead += lane->totals.dead;
+        }
+        changed_aggregates_.insert(changed_aggregates_.end(), lane->changed.begin(), lane->changed.end());
+        lane->changed.clear();
+        checkpoint_->aggregates_tracked += lane->tracked;
+        lane->tracked = 0;
+        counters_.dropped += lane->own_counters.dropped;
+        lane->own_counters.dropped = 0;
+        for (pending_event& e : lane->own_pending) pending_.push_back(std::move(e));
+        lane->own_pending.clear();
+    }
+    if (first_failure != nullptr) {
+        // A failure may come of a row two lanes saw differently: then it is no failure of the log's.
+        if (std::optional<std::string> where = detail::key_touched_twice(lanes))
+            throw detail::bulk_lanes_diverged{std::move(*where)};
+        failed_ = first_failure->failed;
+        std::rethrow_exception(first_failure->error);
+    }
+    return totals;
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes) {
     std::size_t rows = 0;
-    std::apply([&](const auto&... t) { rows = (std::size_t{0} + ... + t.dirty_rows()); }, tables);
+    for (const auto& lane : lanes)
+        std::apply([&](const auto&... t) { rows += (std::size_t{0} + ... + t.dirty_rows()); }, lane->tables);
     const auto started = std::chrono::steady_clock::now();
     session_.begin();
     try {
-        std::apply([](auto&... t) { (t.write_changes(), ...); }, tables);
+        // Each table's rows of every lane in one key order (their keys are disjoint: checked).
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            const auto write = [&]<std::size_t J>(std::integral_constant<std::size_t, J>) {
+                using table_t = std::tuple_element_t<J, bulk_tables>;
+                std::vector<table_t*> stores;
+                stores.reserve(lanes.size());
+                for (auto& lane : lanes) stores.push_back(&std::get<J>(lane->tables));
+                table_t::write_changes_of(std::span<table_t* const>(stores));
+            };
+            (write(std::integral_constant<std::size_t, I>{}), ...);
+        }
+        (std::make_index_sequence<std::tuple_size_v<bulk_tables>>{});
         if constexpr (session_reloads_checkpoint) {
             std::sort(changed_aggregates_.begin(), changed_aggregates_.end());
             changed_aggregates_.erase(std::unique(changed_aggregates_.begin(), changed_aggregates_.end()),
@@ -181,7 +422,7 @@ void runner<Projection, Policies...>::bulk_flush(bulk_tables& tables) {
         failed_ = nullptr;
         throw;
     }
-    std::apply([](auto&... t) { (t.flushed(), ...); }, tables);
+    for (auto& lane : lanes) std::apply([](auto&... t) { (t.flushed(), ...); }, lane->tables);
     changed_aggregates_.clear();
     ++bulk_flushes_;
     ++batches_committed_;

@@ -19,6 +19,7 @@ struct runner<Projection, Policies...>::pass_state {
     std::uint32_t slice_count = 1;  // per aggregate: the runner's partition slice (1: every aggregate)
     std::uint32_t slice_index = 0;
     pass_totals totals;
+    std::vector<std::uint64_t>* changed = nullptr;  // where the aggregates it moves are listed
 };
 
 /// The case of each slot: the handler of an entry, nothing for an unhandled or foreign event
@@ -118,10 +119,19 @@ void runner<Projection, Policies...>::replay_records(It first, const It last, co
 template <class Projection, class... Policies>
 template <bool Journaled, bool Filtered, class It, class Ctx>
 auto runner<Projection, Policies...>::apply_records_as(It first, const It last, const Ctx& context) -> pass_totals {
+    return apply_records_into<Journaled, Filtered>(first, last, context,
+                                                   {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked});
+}
+
+template <class Projection, class... Policies>
+template <bool Journaled, bool Filtered, class It, class Ctx>
+auto runner<Projection, Policies...>::apply_records_into(It first, const It last, const Ctx& context, pass_outputs out)
+    -> pass_totals {
     // The handlers get a copy of the context on this stack frame: when they are inlined and
     // never ask for the envelope, the compiler drops the per-event record bookkeeping.
     Ctx ctx = context;
     pass_state st;
+    st.changed = out.changed;
     load_bounds(st);
     It it = first;
     try {
@@ -150,10 +160,10 @@ auto runner<Projection, Policies...>::apply_records_as(It first, const It last, 
             make_room(detail::deref(*it), st);  // then the inner loop applies it
         }
     } catch (...) {
-        failed_ = &detail::deref(*it);
+        *out.failed = &detail::deref(*it);
         throw;
     }
-    if constexpr (partitioning::partitioned) checkpoint_->aggregates_tracked += st.tracked;
+    if constexpr (partitioning::partitioned) *out.tracked += st.tracked;
     st.totals.applied =
         static_cast<std::uint64_t>(std::distance(first, last)) - st.ignored - st.totals.skipped - st.totals.dead;
     return st.totals;
@@ -223,7 +233,7 @@ PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::advance_aggreg
         detail::throw_version_gap(applied_version, version);
     }
     if constexpr (session_reloads_checkpoint)
-        changed_aggregates_.push_back(number);  // the storage writes their rows at commit
+        st.changed->push_back(number);  // the storage writes their rows at commit
     else if constexpr (Journaled)
         aggregate_undo_.emplace_back(number, applied_version);  // undone with the tables
     // Here version == applied_version + 1, so this is "applied_version == 0", but it does not

@@ -49,6 +49,16 @@ struct runner_options {
     /// Bulk mode: a flush at least every this many positions, so that a crash or a kill loses at
     /// most this much work however small the read model is.
     std::uint64_t bulk_flush_every = 10'000'000;
+    /// Bulk mode, per aggregate only: the threads that apply each read's events, every aggregate's
+    /// events on one of them (by its number), in log order, into row stores of that thread's own;
+    /// reading and the flush (one transaction) stay on the runner's thread. Handlers of different
+    /// aggregates that touch the same row key are found out at the next flush: what was applied
+    /// since the last one is dropped and the backfill goes on with one thread (status().note
+    /// says so). 1, the default, applies on the runner's thread as before. Opt in: the handlers
+    /// of one projection object are then called from several threads at once, so they must not
+    /// change the projection's own members or anything else they share; that is the projection's
+    /// business, which the runner cannot check.
+    std::size_t bulk_apply_threads = 1;
     /// `run` after the database's connection was lost (its server restarted, say): how often and
     /// how long it tries to reconnect before it stops with the cause (runner/reconnect.hpp).
     reconnect_options reconnect{};

@@ -8,6 +8,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -506,6 +507,17 @@ private:
     /// The pass itself, with handlers given a copy of `context` (the runner's, or a bulk one).
     template <bool Journaled, bool Filtered, class It, class Ctx>
     pass_totals apply_records_as(It first, const It last, const Ctx& context);
+    /// Where a pass records what it does besides the tables: the aggregates it moved (per
+    /// aggregate, on a storage that persists them), the record that threw, the aggregates it
+    /// applied for the first time. The runner's own members, or a bulk apply thread's.
+    struct pass_outputs {
+        std::vector<std::uint64_t>* changed;
+        const record_type** failed;
+        std::uint64_t* tracked;
+    };
+    /// apply_records_as with its outputs elsewhere.
+    template <bool Journaled, bool Filtered, class It, class Ctx>
+    pass_totals apply_records_into(It first, const It last, const Ctx& context, pass_outputs out);
     PROJECTIONIST_ALWAYS_INLINE void load_bounds(pass_state& st) const;
     /// One record: its slot from the type map, per aggregate the position check, then the switch.
     /// False, with nothing done, when the type map or the positions must grow first.
@@ -549,8 +561,17 @@ private:
     /// early, at its last flush, if a handler fails or needs what bulk mode cannot serve: the
     /// batch loop then goes on from there.
     std::uint64_t bulk_until(std::uint64_t target);
+    /// The row stores and handler context of one thread that applies events in a bulk backfill
+    /// (runner_options::bulk_apply_threads), and what its last pass did.
+    struct bulk_lane;
+    /// bulk_until with `lanes` apply threads. Sets `diverged` (and the note) when handlers on
+    /// different threads touched one row: it then stops at its last flush.
+    std::uint64_t bulk_pass(std::uint64_t target, std::size_t lanes, bool& diverged);
+    /// The apply phase of one read on several threads: the records routed by aggregate, each
+    /// thread's pass, their outputs merged.
+    pass_totals bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes);
     /// Writes the changed rows and moves the checkpoint, in one transaction.
-    void bulk_flush(bulk_tables& tables);
+    void bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes);
 
     /// After a committed reset or remove: the committed checkpoint, no failures, not live.
     void settle_lifecycle(projection_state state);

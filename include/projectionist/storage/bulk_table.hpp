@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -100,6 +101,11 @@ public:
         prefetch_ = true;
         prefetch_queried_ = prefetch_found_ = false;
     }
+
+    /// Several stores over one source, each used by a thread of its own (a bulk backfill that
+    /// applies events on several threads): their reads of the source take `lock`, one at a time.
+    /// Null (the default): the store is the source's only user.
+    void share_source(std::mutex* lock) noexcept { source_lock_ = lock; }
 
     /// The pass ends: a source that holds something for a bulk pass (begin_bulk: SQLite's larger
     /// page cache) lets it go.
@@ -188,6 +194,19 @@ public:
     /// unit the memory budget counts in, for sizing a budget from a read model's row count.
     [[nodiscard]] static constexpr std::size_t row_bytes() noexcept { return sizeof(entry) + sizeof(key_type); }
 
+    /// Whether this store touched `key` since it was attached and may still act on what it saw:
+    /// it holds the key (a row, or the row found absent), or flushed a row of it and evicted it
+    /// while the real table was known empty apart from what it flushed itself.
+    template <class K>
+    [[nodiscard]] bool touched(const K& key) const {
+        return rows_.contains(key) || flushed_keys_.contains(key);
+    }
+    /// Calls `fn(key)` for each key held in memory (rows, and rows found absent).
+    template <class F>
+    void for_each_key(F&& fn) const {
+        for (const auto& item : rows_) fn(item.first);
+    }
+
     /// Rows held in memory, and roughly what they cost.
     [[nodiscard]] std::size_t rows_in_memory() const noexcept { return rows_.size(); }
     [[nodiscard]] std::size_t approximate_bytes() const noexcept { return bytes_; }
@@ -201,12 +220,25 @@ public:
     /// A source with `has_bulk_write` gets them in one call, split into rows it does not hold,
     /// rows it may hold and keys to delete; another one gets an `upsert` or `erase` per row.
     void write_changes() {
+        bulk_table* self = this;
+        write_changes_of(std::span<bulk_table* const>(&self, 1));
+    }
+
+    /// `write_changes` of several stores over one source whose keys are disjoint (a bulk backfill
+    /// applied on several threads, each into stores of its own): their rows in one key order, as
+    /// if one store held them all.
+    static void write_changes_of(std::span<bulk_table* const> stores) {
+        if (stores.empty()) return;
+        std::size_t dirty = 0;
+        for (const bulk_table* s : stores) dirty += s->dirty_;
         std::vector<const std::pair<const key_type, entry>*> changed;
-        changed.reserve(dirty_);
-        for (const auto& item : rows_)
-            if (item.second.dirty && !(item.second.absent && !item.second.stored)) changed.push_back(&item);
+        changed.reserve(dirty);
+        for (const bulk_table* s : stores)
+            for (const auto& item : s->rows_)
+                if (item.second.dirty && !(item.second.absent && !item.second.stored)) changed.push_back(&item);
         if constexpr (std::totally_ordered<key_type>)
             std::sort(changed.begin(), changed.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+        Source* source = stores.front()->source_;
         if constexpr (has_bulk_write<Source>) {
             std::vector<const row_type*> added, replaced;
             std::vector<const key_type*> erased;
@@ -217,14 +249,14 @@ public:
                 else
                     (e.stored ? replaced : added).push_back(&e.row);
             }
-            source_->write_bulk(std::span<const row_type* const>(added), std::span<const row_type* const>(replaced),
-                                std::span<const key_type* const>(erased));
+            source->write_bulk(std::span<const row_type* const>(added), std::span<const row_type* const>(replaced),
+                               std::span<const key_type* const>(erased));
         } else {
             for (const auto* item : changed) {
                 if (item->second.absent)
-                    source_->erase(item->first);
+                    source->erase(item->first);
                 else
-                    source_->upsert(item->second.row);
+                    source->upsert(item->second.row);
             }
         }
     }
@@ -332,13 +364,20 @@ private:
             // A prefetch that found nothing while its batch still reads rows one by one: the
             // tables's keys are not the aggregates' ids, so prefetching only costs a query.
             if (prefetch_queried_ && !prefetch_found_) prefetch_ = false;
-            if (auto row = source_->find(key)) {
+            if (auto row = find_in_source(key)) {
                 e.row = std::move(*row);
                 e.absent = false;
                 e.stored = true;
             }
         }
         return add(key_type(key), std::move(e));
+    }
+
+    template <class K>
+    std::optional<row_type> find_in_source(const K& key) {
+        if (source_lock_ == nullptr) return source_->find(key);
+        const std::lock_guard lock(*source_lock_);
+        return source_->find(key);
     }
 
     template <class K>
@@ -376,6 +415,7 @@ private:
     using lookup = detail::key_lookup<key_type>;
     std::string name_;
     Source* source_ = nullptr;
+    std::mutex* source_lock_ = nullptr;  ///< taken around reads of the source, if shared
     bool source_empty_ = false;
     boost::unordered_flat_map<key_type, entry, typename lookup::hash, typename lookup::equal> rows_;
     boost::unordered_flat_set<key_type, typename lookup::hash, typename lookup::equal> flushed_keys_;
