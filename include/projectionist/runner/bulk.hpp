@@ -322,112 +322,121 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
 
 template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes) -> pass_totals {
-    const std::size_t count = lanes.size();
-    for (auto& lane : lanes) lane->records.clear();
-    // Routed by aggregate number, so that each aggregate's events are applied in log order by
-    // one lane. What the pass would grow on the way (the type map, the aggregates' positions) is
-    // grown here first: the lanes share it and only read it, or write their own aggregates'.
-    pass_state bounds;
-    for (auto it = batch_.begin(); it != batch_.end(); ++it) {
-        const record_type& rec = detail::deref(*it);
-        try {
-            make_room(rec, bounds);
-        } catch (...) {
-            failed_ = &rec;
-            throw;
+    if constexpr (!bulk_capable) {
+        (void)lanes;
+        return {};
+    } else {
+        const std::size_t count = lanes.size();
+        for (auto& lane : lanes) lane->records.clear();
+        // Routed by aggregate number, so that each aggregate's events are applied in log order by
+        // one lane. What the pass would grow on the way (the type map, the aggregates' positions) is
+        // grown here first: the lanes share it and only read it, or write their own aggregates'.
+        pass_state bounds;
+        for (auto it = batch_.begin(); it != batch_.end(); ++it) {
+            const record_type& rec = detail::deref(*it);
+            try {
+                make_room(rec, bounds);
+            } catch (...) {
+                failed_ = &rec;
+                throw;
+            }
+            lanes[rec.aggregate_number() % count]->records.push_back(&rec);
         }
-        lanes[rec.aggregate_number() % count]->records.push_back(&rec);
-    }
-    // The rows of the read's aggregates, before the lanes ask for them one by one: on this
-    // thread, which owns the connection.
-    for (auto& lane : lanes) detail::prefetch_bulk(lane->tables, lane->records.begin(), lane->records.end());
+        // The rows of the read's aggregates, before the lanes ask for them one by one: on this
+        // thread, which owns the connection.
+        for (auto& lane : lanes) detail::prefetch_bulk(lane->tables, lane->records.begin(), lane->records.end());
 
-    const auto work = [this](bulk_lane& lane) noexcept {
-        lane.failed = nullptr;
-        lane.error = nullptr;
-        try {
-            lane.totals = apply_records_into<false, false>(lane.records.begin(), lane.records.end(), lane.ctx,
-                                                           {&lane.changed, &lane.failed, &lane.tracked});
-        } catch (...) {
-            lane.error = std::current_exception();
-        }
-    };
-    {
-        std::vector<std::jthread> threads;
-        threads.reserve(count - 1);
-        for (std::size_t i = 1; i < count; ++i) threads.emplace_back(work, std::ref(*lanes[i]));
-        work(*lanes.front());
-    }  // joined
+        const auto work = [this](bulk_lane& lane) noexcept {
+            lane.failed = nullptr;
+            lane.error = nullptr;
+            try {
+                lane.totals = apply_records_into<false, false>(lane.records.begin(), lane.records.end(), lane.ctx,
+                                                               {&lane.changed, &lane.failed, &lane.tracked});
+            } catch (...) {
+                lane.error = std::current_exception();
+            }
+        };
+        {
+            std::vector<std::jthread> threads;
+            threads.reserve(count - 1);
+            for (std::size_t i = 1; i < count; ++i) threads.emplace_back(work, std::ref(*lanes[i]));
+            work(*lanes.front());
+        }  // joined
 
-    pass_totals totals;
-    const bulk_lane* first_failure = nullptr;
-    for (auto& lane : lanes) {
-        if (lane->error) {
-            // The failure one thread applying the log in order would have met first.
-            if (first_failure == nullptr || first_failure->failed == nullptr ||
-                (lane->failed != nullptr && lane->failed->position() < first_failure->failed->position()))
-                first_failure = lane.get();
-        } else {
-            totals.applied += lane->totals.applied;
-            totals.skipped += lane->totals.skipped;
-            totals.dead += lane->totals.dead;
+        pass_totals totals;
+        const bulk_lane* first_failure = nullptr;
+        for (auto& lane : lanes) {
+            if (lane->error) {
+                // The failure one thread applying the log in order would have met first.
+                if (first_failure == nullptr || first_failure->failed == nullptr ||
+                    (lane->failed != nullptr && lane->failed->position() < first_failure->failed->position()))
+                    first_failure = lane.get();
+            } else {
+                totals.applied += lane->totals.applied;
+                totals.skipped += lane->totals.skipped;
+                totals.dead += lane->totals.dead;
+            }
+            changed_aggregates_.insert(changed_aggregates_.end(), lane->changed.begin(), lane->changed.end());
+            lane->changed.clear();
+            checkpoint_->aggregates_tracked += lane->tracked;
+            lane->tracked = 0;
+            counters_.dropped += lane->own_counters.dropped;
+            lane->own_counters.dropped = 0;
+            for (pending_event& e : lane->own_pending) pending_.push_back(std::move(e));
+            lane->own_pending.clear();
         }
-        changed_aggregates_.insert(changed_aggregates_.end(), lane->changed.begin(), lane->changed.end());
-        lane->changed.clear();
-        checkpoint_->aggregates_tracked += lane->tracked;
-        lane->tracked = 0;
-        counters_.dropped += lane->own_counters.dropped;
-        lane->own_counters.dropped = 0;
-        for (pending_event& e : lane->own_pending) pending_.push_back(std::move(e));
-        lane->own_pending.clear();
+        if (first_failure != nullptr) {
+            // A failure may come of a row two lanes saw differently: then it is no failure of the log's.
+            if (std::optional<std::string> where = detail::key_touched_twice(lanes))
+                throw detail::bulk_lanes_diverged{std::move(*where)};
+            failed_ = first_failure->failed;
+            std::rethrow_exception(first_failure->error);
+        }
+        return totals;
     }
-    if (first_failure != nullptr) {
-        // A failure may come of a row two lanes saw differently: then it is no failure of the log's.
-        if (std::optional<std::string> where = detail::key_touched_twice(lanes))
-            throw detail::bulk_lanes_diverged{std::move(*where)};
-        failed_ = first_failure->failed;
-        std::rethrow_exception(first_failure->error);
-    }
-    return totals;
 }
 
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes) {
-    std::size_t rows = 0;
-    for (const auto& lane : lanes)
-        std::apply([&](const auto&... t) { rows += (std::size_t{0} + ... + t.dirty_rows()); }, lane->tables);
-    const auto started = std::chrono::steady_clock::now();
-    session_.begin();
-    try {
-        // Each table's rows of every lane in one key order (their keys are disjoint: checked).
-        [&]<std::size_t... I>(std::index_sequence<I...>) {
-            const auto write = [&]<std::size_t J>(std::integral_constant<std::size_t, J>) {
-                using table_t = std::tuple_element_t<J, bulk_tables>;
-                std::vector<table_t*> stores;
-                stores.reserve(lanes.size());
-                for (auto& lane : lanes) stores.push_back(&std::get<J>(lane->tables));
-                table_t::write_changes_of(std::span<table_t* const>(stores));
-            };
-            (write(std::integral_constant<std::size_t, I>{}), ...);
+    if constexpr (!bulk_capable) {
+        (void)lanes;
+    } else {
+        std::size_t rows = 0;
+        for (const auto& lane : lanes)
+            std::apply([&](const auto&... t) { rows += (std::size_t{0} + ... + t.dirty_rows()); }, lane->tables);
+        const auto started = std::chrono::steady_clock::now();
+        session_.begin();
+        try {
+            // Each table's rows of every lane in one key order (their keys are disjoint: checked).
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                const auto write = [&]<std::size_t J>(std::integral_constant<std::size_t, J>) {
+                    using table_t = std::tuple_element_t<J, bulk_tables>;
+                    std::vector<table_t*> stores;
+                    stores.reserve(lanes.size());
+                    for (auto& lane : lanes) stores.push_back(&std::get<J>(lane->tables));
+                    table_t::write_changes_of(std::span<table_t* const>(stores));
+                };
+                (write(std::integral_constant<std::size_t, I>{}), ...);
+            }
+            (std::make_index_sequence<std::tuple_size_v<bulk_tables>>{});
+            if constexpr (session_reloads_checkpoint) {
+                std::sort(changed_aggregates_.begin(), changed_aggregates_.end());
+                changed_aggregates_.erase(std::unique(changed_aggregates_.begin(), changed_aggregates_.end()),
+                                          changed_aggregates_.end());
+            }
+            session_.commit(*checkpoint_, changed_aggregates_);
+        } catch (...) {
+            session_.rollback();
+            failed_ = nullptr;
+            throw;
         }
-        (std::make_index_sequence<std::tuple_size_v<bulk_tables>>{});
-        if constexpr (session_reloads_checkpoint) {
-            std::sort(changed_aggregates_.begin(), changed_aggregates_.end());
-            changed_aggregates_.erase(std::unique(changed_aggregates_.begin(), changed_aggregates_.end()),
-                                      changed_aggregates_.end());
-        }
-        session_.commit(*checkpoint_, changed_aggregates_);
-    } catch (...) {
-        session_.rollback();
-        failed_ = nullptr;
-        throw;
+        for (auto& lane : lanes) std::apply([](auto&... t) { (t.flushed(), ...); }, lane->tables);
+        changed_aggregates_.clear();
+        ++bulk_flushes_;
+        ++batches_committed_;
+        bulk_rows_flushed_ += rows;
+        flush_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
-    for (auto& lane : lanes) std::apply([](auto&... t) { (t.flushed(), ...); }, lane->tables);
-    changed_aggregates_.clear();
-    ++bulk_flushes_;
-    ++batches_committed_;
-    bulk_rows_flushed_ += rows;
-    flush_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
 }  // namespace projectionist
