@@ -51,6 +51,7 @@
 
 #include "bench_appends.hpp"
 #include "bench_bulk.hpp"
+#include "bench_bulk_parallel.hpp"
 #include "bench_domain.hpp"
 #include "bench_postgres.hpp"
 #include "bench_shadow.hpp"
@@ -941,8 +942,9 @@ int main(int argc, char** argv) {
     // alone writes the SQLite log and reports how long that took.
     const std::string only =
         "," +
-        env_text("PROJECTIONIST_BENCH_ONLY",
-                 "dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,pg_live,appends,shadow,compile") +
+        env_text(
+            "PROJECTIONIST_BENCH_ONLY",
+            "dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,bulk_parallel,pg_live,appends,shadow,compile") +
         ",";
     const auto wanted = [&](std::string_view group) {
         return only.find(fmt::format(",{},", group)) != std::string::npos;
@@ -1001,6 +1003,14 @@ int main(int argc, char** argv) {
         bo.live = wanted("pg_live");
         if (bo.sqlite) bench_bulk_sqlite(b.store, b.stats, bo, b.comparisons, r.data);
         if (bo.postgres || bo.live) bench_bulk_postgres(b.store, b.stats, bo, b.comparisons, r.data);
+    }
+    // 8f. The bulk backfill's apply threads, 2 against 1 (bench_bulk_parallel.cpp), SQLite.
+    if (wanted("bulk_parallel")) {
+        bulk_parallel_options po;
+        po.directory = env_text("PROJECTIONIST_BENCH_SQLITE_DIR", default_sqlite_directory());
+        po.synchronous_full = env_text("PROJECTIONIST_BENCH_SQLITE_SYNC", "full") != "normal";
+        po.repetitions = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_BULK_PARALLEL_REPS", po.repetitions));
+        bench_bulk_parallel(b.store, b.stats, po, b.comparisons, r.data);
     }
     // 9. Appends (bench_appends_sqlite.cpp): a new log per side and repetition.
     if (wanted("appends") || wanted("appends_sqlite")) {
