@@ -8,7 +8,9 @@
 // store: 16 concurrent appenders, aborted transactions, one transaction held open for seconds,
 // while a runner and a guarded reader follow the log (nothing missed, nothing twice, in order)
 // and an unguarded reader follows it too and misses the held transaction's event, which shows
-// that the test fails without the guard. Last, a schema of version 3 is upgraded when opened.
+// that the test fails without the guard. An append that fails inside its reservation (by
+// lock_timeout or a cancel) leaves no lock held. Last, schemas of versions 3 and 5 are upgraded
+// when opened.
 
 #include <catch2/catch.hpp>
 
@@ -24,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <boost/hana/define_struct.hpp>
 
 #include <postgres_test_support.hpp>
@@ -240,6 +243,101 @@ TEST_CASE("an append that rolls back leaves a hole that readers pass without wai
     REQUIRE(batch.size() == 1);
     CHECK(batch[0].position() == 2);
     CHECK_FALSE(store.aggregate_number(ticket_stream{}, "t-1").has_value());
+}
+
+/// The number of append locks (projectionist's session-level reservation lock) held on the log
+/// of the schema whose oid is `schema_oid`, by any session.
+std::int64_t append_locks_held(const pj::detail::pg::connection& raw, std::uint32_t schema_oid) {
+    return postgres_test::scalar(
+        raw, fmt::format("SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND classid = {}::oid "
+                         "AND objid = {}::oid AND objsubid = 2",
+                         static_cast<std::uint32_t>(pj::detail::pg::append_lock_class), schema_oid));
+}
+
+TEST_CASE("an append that fails while it reserves, by lock_timeout or a cancel, leaves no lock held",
+          "[postgres][gap]") {
+    scoped_schema schema;
+    pj::postgres_options options = schema.options();
+    options.lock_timeout = 500ms;  // an appender made to wait for a lock left held would fail
+    pj::postgres_event_store store(pg_url(), options);
+    auto& raw = schema.connection();
+    const auto schema_oid = static_cast<std::uint32_t>(postgres_test::scalar(
+        raw, "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = " + pj::detail::pg::literal(schema.name())));
+    CHECK(store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"}).first_position == 1);
+
+    // Another session holds the block lock of the next position, 2, as an append in flight
+    // would: the failing append's reservation takes the append lock and position 2, then waits
+    // for that block lock with the append lock held, until it fails.
+    pj::detail::pg::connection holder(pg_url());
+    holder.exec(
+        fmt::format("BEGIN; SELECT pg_advisory_xact_lock({}, 2)", pj::detail::pg::block_lock_class(schema_oid)));
+    auto side = pj::detail::pg::open_database(pg_url(), options);
+    auto failing = store.writer_on(side);
+    bool in_callers_transaction = false;
+    std::uint64_t next = 3;  // the first position after the failed reservation's block
+
+    SECTION("lock_timeout, a single append") {
+        CHECK_THROWS_AS(failing.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "bug"}),
+                        pj::postgres_storage_error);
+    }
+    SECTION("lock_timeout, a batch") {
+        auto batch = store.new_batch();
+        batch.add(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "bug"})
+            .add(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"});
+        CHECK_THROWS_AS(failing.append(batch), pj::postgres_storage_error);
+        next = 4;
+    }
+    SECTION("lock_timeout, inside a caller's transaction, which goes on") {
+        in_callers_transaction = true;
+        side.exec("BEGIN");
+        CHECK_THROWS_AS(failing.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "bug"}),
+                        pj::postgres_storage_error);
+        CHECK(side.in_transaction());
+    }
+    SECTION("a cancel") {
+        side.exec("SET lock_timeout = 0");  // waits until cancelled
+        const int pid = side.backend_pid();
+        std::atomic<bool> seen_waiting{false};
+        std::jthread canceller([&] {
+            pj::detail::pg::connection c(pg_url());
+            const std::string waiting = fmt::format(
+                "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = {} AND wait_event_type = 'Lock' AND "
+                "wait_event = 'advisory'",
+                pid);
+            for (int i = 0; i < 3000 && !seen_waiting; ++i) {
+                if (postgres_test::scalar(c, waiting) == 1)
+                    seen_waiting = true;
+                else
+                    std::this_thread::sleep_for(10ms);
+            }
+            c.exec(fmt::format("SELECT pg_cancel_backend({})", pid));
+        });
+        CHECK_THROWS_AS(failing.append(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "bug"}),
+                        pj::postgres_storage_error);
+        canceller.join();
+        CHECK(seen_waiting);
+    }
+
+    // The failed reservation left no append lock held: another appender goes on at once (it
+    // would fail on lock_timeout otherwise), after the failed reservation's positions.
+    CHECK(append_locks_held(raw, schema_oid) == 0);
+    CHECK(store.append(ticket_stream{}, "t-3", 0, ticket_registered{"t-3", "bug"}).first_position == next);
+    std::uint64_t last = next;
+    if (in_callers_transaction) {
+        CHECK(failing.append(ticket_stream{}, "t-4", 0, ticket_registered{"t-4", "bug"}).first_position == ++last);
+        side.exec("COMMIT");
+    }
+    // The guard holds: readers stop below the block lock still held on 2, then pass the hole.
+    CHECK(store.head() == 1);
+    holder.exec("ROLLBACK");
+    CHECK(store.head() == last);
+    pj::postgres_event_store::batch batch;
+    store.read(0, 10, batch);
+    REQUIRE(batch.size() == last - next + 2);
+    CHECK(batch[0].position() == 1);
+    CHECK(batch[1].position() == next);
+    CHECK_FALSE(store.aggregate_number(ticket_stream{}, "t-2").has_value());
+    CHECK(store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}).first_position == last + 1);
 }
 
 TEST_CASE(
@@ -498,8 +596,8 @@ TEST_CASE("a log of schema version 3 is upgraded when opened: its events stay, a
     }
     // Back to what version 3 created: no sequences, no reservation or horizon functions.
     raw.exec("DROP FUNCTION " + s + ".projectionist_head; DROP FUNCTION " + s +
-             ".projectionist_read_horizon; DROP FUNCTION " + s + ".projectionist_reserve_positions; DROP SEQUENCE " +
-             s + ".projectionist_positions, " + s + ".projectionist_aggregate_numbers; UPDATE " + s +
+             ".projectionist_read_horizon; DROP FUNCTION " + s + ".projectionist_reserve; DROP SEQUENCE " + s +
+             ".projectionist_positions, " + s + ".projectionist_aggregate_numbers; UPDATE " + s +
              ".projectionist_schema SET version = 3");
 
     pj::postgres_event_store store(pg_url(), schema.options());
@@ -514,4 +612,26 @@ TEST_CASE("a log of schema version 3 is upgraded when opened: its events stay, a
     CHECK(store.aggregate_number(ticket_stream{}, "t-3") == std::optional<std::uint64_t>(2));
     CHECK(store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}).first_position == 5);
     CHECK(store.head() == 5);
+}
+
+TEST_CASE("a log of schema version 5 is upgraded when opened: the reservation function is added, appends go on",
+          "[postgres][gap][schema]") {
+    scoped_schema schema;
+    auto& raw = schema.connection();
+    const std::string s = schema.quoted();
+    {
+        pj::postgres_event_store store(pg_url(), schema.options());
+        store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+    }
+    // What version 5 lacks: projectionist_reserve (it reserved with projectionist_reserve_positions).
+    raw.exec("DROP FUNCTION " + s + ".projectionist_reserve; UPDATE " + s + ".projectionist_schema SET version = 5");
+
+    pj::postgres_event_store store(pg_url(), schema.options());
+    CHECK(postgres_test::scalar(raw, "SELECT version FROM " + s + ".projectionist_schema") ==
+          pj::detail::pg::schema_version);
+    CHECK(store.append(ticket_stream{}, "t-1", 1, ticket_closed{"t-1"}).first_position == 2);
+    auto batch = store.new_batch();
+    batch.add(ticket_stream{}, "t-2", 0, ticket_registered{"t-2", "bug"});
+    CHECK(store.append(batch).front().first_position == 3);
+    CHECK(store.head() == 3);
 }

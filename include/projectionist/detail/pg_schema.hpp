@@ -42,8 +42,13 @@ inline constexpr std::string_view application_name = "projectionist";
 /// and projectionist_head (the statements at the end). Version 5: projectionist_reserve_positions
 /// sends no NOTIFY when given no channel (an append outside a caller's transaction notifies after
 /// its commit: see store/postgres_event_writer.hpp), and the sequences are only ever moved forward
-/// when the DDL runs again (an older process may be appending meanwhile).
-inline constexpr int schema_version = 5;
+/// when the DDL runs again (an older process may be appending meanwhile). Version 6 reserves with
+/// projectionist_reserve, a LANGUAGE sql function that the server inlines into the appending
+/// statement, in place of projectionist_reserve_positions (PL/pgSQL with an exception block, that
+/// is a subtransaction, and a per-call search_path): the same locks in the same order, so
+/// processes of version 5 keep appending beside it with the function they know, which an
+/// upgraded schema keeps (a new one does not have it).
+inline constexpr int schema_version = 6;
 /// Advisory lock class ids ("PRJS", "PRJA", "PRJT", "PRJV"): the first key of pg_advisory_lock(int,
 /// int) or pg_advisory_xact_lock(int, int).
 /// `schema_lock_class` serializes schema creation; `append_lock_class` is taken for the few
@@ -77,7 +82,7 @@ inline constexpr std::int32_t lifecycle_lock_class = 0x50524A56;
 //    worker's. `partitions` is the projection's partition count, the same in every row.
 //    projectionist_workers: the live workers of a projection, each row renewed by its heartbeat.
 //  - the event log's concurrency (schema version 4, store/postgres_event_writer.hpp): positions
-//    come from projectionist_positions, reserved in blocks by projectionist_reserve_positions
+//    come from projectionist_positions, reserved in blocks by projectionist_reserve (version 6)
 //    under the append lock, held for microseconds. Before releasing it, the reservation takes a
 //    transaction-level advisory lock keyed by its block (block_lock_class(schema oid), the block's
 //    first position modulo 2^32), which the server releases when the appending transaction ends,
@@ -177,35 +182,30 @@ CREATE SEQUENCE IF NOT EXISTS projectionist_aggregate_numbers AS bigint MINVALUE
 SELECT setval('projectionist_aggregate_numbers', greatest(coalesce((SELECT max(number) FROM projectionist_aggregates),
                                                                    -1),
                                                           (SELECT last_value FROM projectionist_aggregate_numbers)));
-CREATE OR REPLACE FUNCTION projectionist_reserve_positions(
-    count bigint, lock_class integer, lock_key integer, block_class integer, channel text)
-RETURNS bigint LANGUAGE plpgsql SET search_path FROM CURRENT AS $reserve$
-DECLARE
-    first_position bigint;
-BEGIN
-    PERFORM pg_advisory_lock(lock_class, lock_key);
-    BEGIN
-        first_position := nextval('projectionist_positions');
-        IF count > 1 THEN
-            PERFORM setval('projectionist_positions', first_position + count - 1);
-        END IF;
-        -- One block lock per transaction and log: its first block holds back the readers of
-        -- every later one. The mark, like the lock, goes with the (sub)transaction that took it.
-        IF current_setting('projectionist.block_' || block_class, true) IS DISTINCT FROM 'held' THEN
-            PERFORM pg_advisory_xact_lock(block_class, first_position::bit(32)::integer);
-            PERFORM set_config('projectionist.block_' || block_class, 'held', true);
-        END IF;
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        PERFORM pg_advisory_unlock(lock_class, lock_key);
-        RAISE;
-    END;
-    PERFORM pg_advisory_unlock(lock_class, lock_key);
-    -- A NOTIFY serializes the commits of every notifying transaction of the server, WAL flush
-    -- included; an append that commits by itself passes no channel and notifies after its commit.
-    IF channel IS NOT NULL THEN
-        PERFORM pg_notify(channel, '');
-    END IF;
-    RETURN first_position;
+-- One expression, so that the server inlines the function into the calling statement (a
+-- LANGUAGE sql function of one SELECT without FROM, SET or STRICT): no call, no subtransaction,
+-- no per-call setting. CASE runs its conditions in order, each a step that is never true:
+-- the append lock; the block (nextval, moved on by setval for more than one position); the
+-- block lock, for the transaction's first block in this log (its mark, like the lock, goes with
+-- the (sub)transaction that took it); the release of the append lock; the NOTIFY, when given a
+-- channel. Names are qualified: an inlined body is parsed with the caller's search_path. A
+-- failure between the lock and its release (a cancel, lock_timeout) leaves the append lock held:
+-- the caller releases it after rolling back (store/postgres_event_writer.hpp), and a lost
+-- connection releases it with the session.
+CREATE OR REPLACE FUNCTION projectionist_reserve(
+    count bigint, positions regclass, lock_class integer, lock_key integer, block_class integer, channel text)
+RETURNS bigint LANGUAGE sql AS $reserve$
+SELECT CASE
+    WHEN pg_catalog.pg_advisory_lock(lock_class, lock_key) IS NULL THEN NULL
+    WHEN CASE WHEN count > 1 THEN pg_catalog.setval(positions, pg_catalog.nextval(positions) + count - 1)
+              ELSE pg_catalog.nextval(positions) END IS NULL THEN NULL
+    WHEN CASE WHEN pg_catalog.current_setting('projectionist.block_' || block_class, true) = 'held' THEN false
+              WHEN pg_catalog.pg_advisory_xact_lock(
+                       block_class, (pg_catalog.currval(positions) - count + 1)::bit(32)::integer) IS NULL THEN true
+              ELSE pg_catalog.set_config('projectionist.block_' || block_class, 'held', true) IS NULL END THEN NULL
+    WHEN NOT pg_catalog.pg_advisory_unlock(lock_class, lock_key) THEN NULL
+    WHEN CASE WHEN channel IS NULL THEN false ELSE pg_catalog.pg_notify(channel, '') IS NULL END THEN NULL
+    ELSE pg_catalog.currval(positions) - count + 1
 END
 $reserve$;
 CREATE OR REPLACE FUNCTION projectionist_read_horizon(lock_class integer, lock_key integer, block_class integer)
@@ -242,7 +242,7 @@ $head$;
 // ---- end of projectionist's tables -----------------------------------------------------------
 
 /// The first key of the advisory lock an append holds on its block of positions to its commit
-/// (projectionist_reserve_positions): one per schema, 0x40000000-0x4FFFFFFF (projectionist's other
+/// (projectionist_reserve): one per schema, 0x40000000-0x4FFFFFFF (projectionist's other
 /// lock classes are 0x5052xxxx), so positive and distinct from them.
 constexpr std::int32_t block_lock_class(std::uint32_t schema_oid) noexcept {
     std::uint32_t h = 2166136261u;

@@ -10,12 +10,15 @@
 ///  1. moves its aggregate on (UPDATE … WHERE version = expected), or creates it, or fails with
 ///     `version_conflict` before writing anything;
 ///  2. looks up (or creates) its event types;
-///  3. reserves a block of positions with projectionist_reserve_positions (pg_schema.hpp): under
-///     a lock held only for the reservation, the block, and, for the transaction's first block
-///     in this log, a transaction-level advisory lock keyed by the block, which marks it (and so
-///     every later block of the transaction) in flight until the transaction ends; the function
-///     also queues the NOTIFY that wakes readers at commit when the append runs inside a caller's
-///     transaction;
+///  3. reserves a block of positions with projectionist_reserve (pg_schema.hpp), inlined into
+///     the statement that inserts its first event (or, for a batch, a statement of its own):
+///     under a session-level advisory lock held only for the reservation (the append lock), the
+///     block, and, for the transaction's first block in this log, a transaction-level advisory
+///     lock keyed by the block, which marks it (and so every later block of the transaction) in
+///     flight until the transaction ends; the function also queues the NOTIFY that wakes readers
+///     at commit when the append runs inside a caller's transaction. If that statement fails (a
+///     cancel, a lock_timeout), the writer rolls back and releases the append lock if the
+///     failure left it held (`reserving`); a lost connection releases it with the session;
 ///  4. inserts its events (one binary COPY for a batch) and commits; an append that commits by
 ///     itself then sends the NOTIFY in a transaction of its own, with synchronous_commit off, in
 ///     the same round trip as its COMMIT.
@@ -73,8 +76,8 @@ struct log_statements {
     std::string prefix;  // of prepared statement names: one set per schema on a connection
 
     std::string move_aggregate, add_aggregate, aggregate_version, find_type, lock_types, add_type, reserve,
-        reserve_notifying, insert_first, insert_first_notifying, commit_notify, insert_event, horizon, head, read,
-        read_aggregate, load_types, lock_aggregates, add_aggregates, bump_aggregates, copy_events;
+        reserve_notifying, insert_first, insert_first_notifying, release_append_lock, commit_notify, insert_event,
+        horizon, head, read, read_aggregate, load_types, lock_aggregates, add_aggregates, bump_aggregates, copy_events;
 
     log_statements(std::string schema_name, std::uint32_t schema_oid)
         : schema(std::move(schema_name)),
@@ -109,9 +112,19 @@ struct log_statements {
         const std::string lock_args = fmt::format("{}, {}, {}", append_lock_class, lock_key, block_class);
         // An append that commits by itself reserves without a NOTIFY and sends it after its commit
         // (`notify`, see above); one inside a caller's transaction notifies at that commit.
+        const std::string positions = literal(s + ".projectionist_positions");
         const auto reserve_call = [&](std::string_view channel) {
-            return fmt::format("{}.projectionist_reserve_positions($1, {}, {})", s, lock_args, channel);
+            return fmt::format("{}.projectionist_reserve($1, {}::regclass, {}, {})", s, positions, lock_args, channel);
         };
+        // After a reserving statement failed and its transaction (or savepoint) was rolled back:
+        // the append lock, if the failure came while the reservation held it (a cancel, a
+        // lock_timeout). Only if held, so that nothing warns.
+        release_append_lock = fmt::format(
+            "SELECT pg_catalog.pg_advisory_unlock({0}, {1}) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND "
+            "pid = pg_catalog.pg_backend_pid() AND classid = {2}::oid AND objid = {3}::oid AND objsubid = 2 AND "
+            "mode = 'ExclusiveLock' AND granted",
+            append_lock_class, lock_key, static_cast<std::uint32_t>(append_lock_class),
+            static_cast<std::uint32_t>(lock_key));
         reserve = fmt::format("SELECT {}", reserve_call("NULL"));
         reserve_notifying = fmt::format("SELECT {}", reserve_call(literal(notify_channel)));
         commit_notify = fmt::format("COMMIT; SELECT set_config('synchronous_commit', 'off', true), pg_notify({}, '')",
@@ -157,12 +170,14 @@ struct log_statements {
             "aggregate_id, ord) JOIN {}.projectionist_aggregates a ON a.stream = k.stream AND a.aggregate_id = "
             "k.aggregate_id ORDER BY a.number FOR UPDATE OF a",
             s);
+        // A batch's new aggregates, at the version the batch leaves them at (no UPDATE after).
         add_aggregates = fmt::format(
             "INSERT INTO {0}.projectionist_aggregates(number, stream, aggregate_id, version) SELECT "
-            "nextval('{0}.projectionist_aggregate_numbers'), k.stream, k.aggregate_id, 0 FROM unnest($1::text[], "
-            "$2::text[]) WITH ORDINALITY AS k(stream, aggregate_id, ord) ORDER BY k.ord ON CONFLICT (stream, "
-            "aggregate_id) DO NOTHING RETURNING stream, aggregate_id, number",
+            "nextval('{0}.projectionist_aggregate_numbers'), k.stream, k.aggregate_id, k.version FROM "
+            "unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS k(stream, aggregate_id, version, ord) "
+            "ORDER BY k.ord ON CONFLICT (stream, aggregate_id) DO NOTHING RETURNING stream, aggregate_id, number",
             s);
+        // Its existing aggregates, moved on.
         bump_aggregates = fmt::format(
             "UPDATE {}.projectionist_aggregates a SET version = v.version FROM unnest($1::bigint[], "
             "$2::bigint[]) AS v(number, version) WHERE a.number = v.number",
@@ -195,8 +210,23 @@ public:
         }
         done_ = true;
     }
-    ~write_scope() {
+    /// Rolls back now, then runs `after` on the connection unless it was lost meanwhile (then
+    /// the server ended the session): in the caller's transaction when nested, else by itself.
+    /// A failure of either is not reported (the statement that failed before is).
+    void roll_back_then(const std::string& after) noexcept {
+        roll_back();
+        try {
+            if (PQstatus(db_->get()) == CONNECTION_OK) db_->exec(after);
+        } catch (...) {
+            // Lost meanwhile, or failing for the same reason as the statement before.
+        }
+    }
+    ~write_scope() { roll_back(); }
+
+private:
+    void roll_back() noexcept {
         if (done_) return;
+        done_ = true;
         try {
             db_->exec(nested_ ? "ROLLBACK TO SAVEPOINT projectionist_append; RELEASE SAVEPOINT "
                                 "projectionist_append"
@@ -206,7 +236,6 @@ public:
         }
     }
 
-private:
     const connection* db_;
     bool nested_;
     bool done_ = false;
@@ -267,7 +296,8 @@ public:
             try {
                 if (i == 0) {
                     first = static_cast<std::uint64_t>(
-                        db_->execute(name(scope.nested() ? "insert_first_notifying" : "insert_first"), p).int64(0, 0));
+                        reserving(scope, name(scope.nested() ? "insert_first_notifying" : "insert_first"), p)
+                            .int64(0, 0));
                 } else {
                     db_->execute(name("insert_event"), p);
                 }
@@ -311,17 +341,20 @@ public:
         }
         std::vector<std::int64_t> numbers(streams.size(), -1);
         std::vector<std::uint64_t> versions(streams.size(), 0);
+        std::vector<std::uint64_t> added_events(streams.size(), 0);  // by the batch, per aggregate
+        for (std::size_t p = 0; p < parts.size(); ++p) added_events[key_of[p]] += parts[p].count;
+        std::vector<bool> created(streams.size(), false);  // by this batch
 
         write_scope scope(*db_);
-        lock_aggregates(streams, ids, numbers, versions);
+        lock_aggregates(streams, ids, created, numbers, versions);
         check_parts(parts, key_of, versions);
-        if (!add_new_aggregates(streams, ids, numbers)) {
+        if (!add_new_aggregates(streams, ids, added_events, numbers, created)) {
             // Another append created some of them meanwhile (and committed: the insert waited
             // for it). Lock them as existing aggregates and check the parts again: a part that
             // expected any version goes on, one that expected a new aggregate is a conflict.
-            lock_aggregates(streams, ids, numbers, versions);
+            lock_aggregates(streams, ids, created, numbers, versions);
             check_parts(parts, key_of, versions);
-            if (!add_new_aggregates(streams, ids, numbers)) {
+            if (!add_new_aggregates(streams, ids, added_events, numbers, created)) {
                 const auto k =
                     static_cast<std::size_t>(std::find(numbers.begin(), numbers.end(), -1) - numbers.begin());
                 params v;
@@ -343,7 +376,7 @@ public:
         }
         params p;
         p.add(static_cast<std::int64_t>(events.size()));
-        auto reserved = db_->execute(name(scope.nested() ? "reserve_notifying" : "reserve"), p);
+        auto reserved = reserving(scope, name(scope.nested() ? "reserve_notifying" : "reserve"), p);
         const auto first = static_cast<std::uint64_t>(reserved.int64(0, 0));
         const auto now =
             std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -383,13 +416,16 @@ public:
                             Codec::name, e.what()));
         }
         std::vector<std::string> bumped_numbers, bumped_versions;
-        for (std::size_t k = 0; k < numbers.size(); ++k) {
-            bumped_numbers.push_back(std::to_string(numbers[k]));
-            bumped_versions.push_back(std::to_string(versions[k]));
+        for (std::size_t k = 0; k < numbers.size(); ++k)
+            if (!created[k]) {
+                bumped_numbers.push_back(std::to_string(numbers[k]));
+                bumped_versions.push_back(std::to_string(versions[k]));
+            }
+        if (!bumped_numbers.empty()) {
+            p.clear();
+            p.add(text_array(bumped_numbers)).add(text_array(bumped_versions));
+            db_->execute(name("bump_aggregates"), p);
         }
-        p.clear();
-        p.add(text_array(bumped_numbers)).add(text_array(bumped_versions));
-        db_->execute(name("bump_aggregates"), p);
         commit(scope);
         batch.clear();
         return results;
@@ -421,6 +457,19 @@ private:
         prepared_ = true;
     }
 
+    /// Runs a statement that reserves positions (projectionist_reserve). If it fails, the failure
+    /// may have come while the reservation held the append lock, which no rollback releases (a
+    /// session lock): the scope is rolled back and the lock released before the failure is
+    /// rethrown, so that no other appender or reader waits for it.
+    result reserving(write_scope& scope, const std::string& statement, const params& p) {
+        try {
+            return db_->execute(statement, p);
+        } catch (...) {
+            scope.roll_back_then(sql_->release_append_lock);
+            throw;
+        }
+    }
+
     /// Moves the aggregate on by `count` events if it is at `expected` (creating it if it has
     /// none and `expected` accepts 0); returns its number and its version before the append.
     /// Throws version_conflict otherwise, having written nothing.
@@ -450,14 +499,17 @@ private:
         }
     }
 
-    /// Locks the batch's existing aggregates (in number order) and reads their numbers and versions.
+    /// Locks the batch's existing aggregates (in number order) and reads their numbers and
+    /// versions, but for those `created` by this batch (at the version it leaves them at).
     void lock_aggregates(const std::vector<std::string_view>& streams, const std::vector<std::string_view>& ids,
-                         std::vector<std::int64_t>& numbers, std::vector<std::uint64_t>& versions) {
+                         const std::vector<bool>& created, std::vector<std::int64_t>& numbers,
+                         std::vector<std::uint64_t>& versions) {
         params p;
         p.add(text_array(streams)).add(text_array(ids));
         auto found = db_->execute(name("lock_aggregates"), p);
         for (int r = 0; r < found.rows(); ++r) {
             const auto k = static_cast<std::size_t>(found.int64(r, 0) - 1);
+            if (created[k]) continue;
             numbers[k] = found.int64(r, 1);
             versions[k] = static_cast<std::uint64_t>(found.int64(r, 2));
         }
@@ -475,19 +527,23 @@ private:
         }
     }
 
-    /// Creates the batch's new aggregates (number -1), numbered in order. Returns false if
-    /// another append created one of them meanwhile (its number stays -1).
+    /// Creates the batch's new aggregates (number -1), numbered in order, each at the version the
+    /// batch leaves it at (`added_events`), and marks them `created`. Returns false if another
+    /// append created one of them meanwhile (its number stays -1).
     bool add_new_aggregates(const std::vector<std::string_view>& streams, const std::vector<std::string_view>& ids,
-                            std::vector<std::int64_t>& numbers) {
+                            const std::vector<std::uint64_t>& added_events, std::vector<std::int64_t>& numbers,
+                            std::vector<bool>& created) {
         std::vector<std::string_view> new_streams, new_ids;
+        std::vector<std::string> new_versions;
         for (std::size_t k = 0; k < numbers.size(); ++k)
             if (numbers[k] < 0) {
                 new_streams.push_back(streams[k]);
                 new_ids.push_back(ids[k]);
+                new_versions.push_back(std::to_string(added_events[k]));
             }
         if (new_streams.empty()) return true;
         params p;
-        p.add(text_array(new_streams)).add(text_array(new_ids));
+        p.add(text_array(new_streams)).add(text_array(new_ids)).add(text_array(new_versions));
         auto added = db_->execute(name("add_aggregates"), p);
         pair_map<std::int64_t> made;
         for (int r = 0; r < added.rows(); ++r)
@@ -496,9 +552,10 @@ private:
         for (std::size_t k = 0; k < numbers.size(); ++k) {
             if (numbers[k] >= 0) continue;
             const auto it = made.find(pair_key{streams[k], ids[k]});
-            if (it != made.end())
+            if (it != made.end()) {
                 numbers[k] = it->second;
-            else
+                created[k] = true;
+            } else
                 all = false;
         }
         return all;
