@@ -6,6 +6,7 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <set>
@@ -607,6 +608,46 @@ TEST_CASE("a handler's failure stops its partition at the last commit; the worke
     CHECK(s.errors.total() == 1);
     CHECK(stored_position(schema, "fragile_v1") == 2);  // the batch before the failure
     CHECK(cpu < 0.5);                                   // no busy loop on a partition that cannot move
+    t = {};
+}
+
+TEST_CASE("a worker whose lease is taken under a batch counts the fenced commit, the lost lease and the error",
+          "[failover][worker][fence]") {
+    scoped_schema schema;
+    pj::postgres_event_store store(pg_url(), schema.options());
+    pj::postgres_storage storage(pg_url(), schema.options());
+    failover::append_ticket(store, "t-1", "bug", 0, true);
+    failover::append_ticket(store, "t-2", "bug", 0, true);
+
+    auto thief = postgres_test::raw_connection();
+    std::atomic<int> batches{0};
+    pj::worker_options o;
+    o.lease_ttl = 2s;
+    o.heartbeat = 100ms;
+    o.poll_interval = 10ms;
+    o.id = "a";
+    o.runner.batch_size = 2;
+    o.runner.backfill = pj::backfill_mode::batch;  // one transaction per batch, each after the hook
+    o.runner.before_batch_begin = [&] {
+        if (++batches != 2) return;
+        // Another worker holds the lease now, with the next epoch, before the second batch begins.
+        thief.exec("UPDATE " + schema.quoted() +
+                   ".projectionist_leases SET holder = 'thief', epoch = epoch + 1, expires_at = clock_timestamp() + "
+                   "interval '1 hour' WHERE projection = 'fragile_v1'");
+    };
+    pj::worker<fragile, pj::postgres_storage> w(store, storage, o);
+    std::jthread t([&](std::stop_token st) { w.run(st); });
+    const bool fenced = wait_until(10s, [&] { return w.status().fenced_commits == 1; });
+    const auto s = w.status();
+    INFO("batches " << batches.load() << ", error: " << s.error.value_or("(none)") << ", fenced commits "
+                    << s.fenced_commits << ", events applied " << s.events_applied);
+    REQUIRE(fenced);
+    CHECK(s.leases_lost == 1);                     // found by the fence or by the next renewal, counted once
+    CHECK(s.errors[pj::error_kind::fenced] == 1);  // projectionist_worker_errors_total{kind="fenced"}
+    CHECK(s.errors.total() == 1);
+    CHECK(s.events_applied == 2);  // the first batch's
+    CHECK(s.held.empty());
+    CHECK(stored_position(schema, "fragile_v1") == 2);
     t = {};
 }
 
