@@ -12,7 +12,8 @@
 /// Per aggregate, the events of a read may be applied on several threads
 /// (runner_options::bulk_apply_threads): each aggregate's events go to one of them, by the
 /// aggregate's number, in log order, and each thread writes to row stores of its own. Reading and
-/// flushing stay on the runner's thread, so a flush is still one transaction. Handlers may touch
+/// flushing stay on the runner's thread, so a flush is still one transaction; it reads the log's
+/// next events while the threads apply the current ones. Handlers may touch
 /// any row, so at each flush (and when a handler failed) the runner looks for a key that the
 /// stores of two threads touched; if there is one, what was applied since the last flush is
 /// dropped and the pass goes on from there on one thread (bulk_until). That is enough:
@@ -230,12 +231,18 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             mode_ = "batch";
             phase({});
         };
+        bool read_ahead = false;  // several lanes: the next read is in bulk_next_ already
         try {
             while (checkpoint_->position < target) {
-                const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(
-                    std::max<std::size_t>(options_.bulk_read_size, 1), target - checkpoint_->position));
-                phase("reading");
-                store_->read(checkpoint_->position, want, batch_);
+                if (read_ahead) {
+                    std::swap(batch_, bulk_next_);
+                    read_ahead = false;
+                } else {
+                    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(
+                        std::max<std::size_t>(options_.bulk_read_size, 1), target - checkpoint_->position));
+                    phase("reading");
+                    store_->read(checkpoint_->position, want, batch_);
+                }
                 if (batch_.empty()) break;
                 if (store_->type_count() > type_map_.size()) refresh_type_map();
                 failed_ = nullptr;
@@ -246,7 +253,7 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                     detail::prefetch_bulk(lane.tables, batch_.begin(), batch_.end());
                     totals = apply_records_as<false, false>(batch_.begin(), batch_.end(), lane.ctx);
                 } else {
-                    totals = bulk_apply_lanes(lanes);
+                    totals = bulk_apply_lanes(lanes, target, read_ahead);
                 }
                 checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
                 last_event_recorded_at_ = detail::deref(batch_[batch_.size() - 1]).envelope_of().recorded_at;
@@ -321,9 +328,10 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
 }
 
 template <class Projection, class... Policies>
-auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes) -> pass_totals {
+auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes,
+                                                       std::uint64_t target, bool& read_ahead) -> pass_totals {
     if constexpr (!bulk_capable) {
-        (void)lanes;
+        (void)lanes, (void)target, (void)read_ahead;
         return {};
     } else {
         const std::size_t count = lanes.size();
@@ -356,11 +364,26 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
                 lane.error = std::current_exception();
             }
         };
+        // Every lane on a thread of its own while this one reads the log's next events (from the
+        // store's connection: the lanes read rows only through the session's), so that reading,
+        // which stays serial, overlaps the apply phase instead of adding to it.
+        std::exception_ptr read_error;
         {
             std::vector<std::jthread> threads;
-            threads.reserve(count - 1);
-            for (std::size_t i = 1; i < count; ++i) threads.emplace_back(work, std::ref(*lanes[i]));
-            work(*lanes.front());
+            threads.reserve(count);
+            for (auto& lane : lanes) threads.emplace_back(work, std::ref(*lane));
+            const std::uint64_t after = detail::deref(batch_[batch_.size() - 1]).position();
+            if (after < target) {
+                try {
+                    store_->read(after,
+                                 static_cast<std::size_t>(std::min<std::uint64_t>(
+                                     std::max<std::size_t>(options_.bulk_read_size, 1), target - after)),
+                                 bulk_next_);
+                    read_ahead = true;
+                } catch (...) {
+                    read_error = std::current_exception();
+                }
+            }
         }  // joined
 
         pass_totals totals;
@@ -392,6 +415,8 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
             failed_ = first_failure->failed;
             std::rethrow_exception(first_failure->error);
         }
+        // The read ahead failed: the same as the next read failing, after this batch.
+        if (read_error) std::rethrow_exception(read_error);
         return totals;
     }
 }

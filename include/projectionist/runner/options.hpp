@@ -51,7 +51,8 @@ struct runner_options {
     std::uint64_t bulk_flush_every = 10'000'000;
     /// Bulk mode, per aggregate only: the threads that apply each read's events, every aggregate's
     /// events on one of them (by its number), in log order, into row stores of that thread's own;
-    /// reading and the flush (one transaction) stay on the runner's thread. Handlers of different
+    /// reading (the next events, while they apply) and the flush (one transaction) stay on the
+    /// runner's thread. Handlers of different
     /// aggregates that touch the same row key are found out at the next flush: what was applied
     /// since the last one is dropped and the backfill goes on with one thread (status().note
     /// says so). 1, the default, applies on the runner's thread as before. Opt in: the handlers

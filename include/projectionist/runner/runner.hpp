@@ -569,7 +569,10 @@ private:
     std::uint64_t bulk_pass(std::uint64_t target, std::size_t lanes, bool& diverged);
     /// The apply phase of one read on several threads: the records routed by aggregate, each
     /// thread's pass, their outputs merged.
-    pass_totals bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes);
+    /// Meanwhile reads the log's next events (up to `target`) into `bulk_next_` and sets
+    /// `read_ahead`.
+    pass_totals bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes, std::uint64_t target,
+                                 bool& read_ahead);
     /// Writes the changed rows and moves the checkpoint, in one transaction.
     void bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes);
 
@@ -616,6 +619,7 @@ private:
     std::uint64_t bulk_rows_flushed_ = 0;
 
     typename event_store_type::batch batch_;
+    typename event_store_type::batch bulk_next_;  ///< bulk apply threads: the next read, read while they apply
     // Declared after session_: destroyed before the connection its statements were prepared on.
     std::optional<typename emit_writer_of<event_store_type, has_emit_writer>::type> emit_writer_;
     std::vector<std::uint16_t> type_map_;
