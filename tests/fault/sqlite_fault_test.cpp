@@ -298,6 +298,47 @@ TEST_CASE("an aggregate number that is not its aggregate's is refused, naming po
     }
 }
 
+TEST_CASE("the store checks every record's aggregate number, and names it first among the fields",
+          "[fault][validate]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    {
+        // 40 aggregates, one event each: numbers 0..39 at positions 1..40.
+        pj::sqlite_event_store writer(file, fast);
+        for (int i = 0; i < 40; ++i) {
+            const std::string id = fmt::format("t-{}", i);
+            writer.append(ticket_stream{}, id, 0, ticket_registered{id, "bug"});
+        }
+    }
+    // Position 25 takes another aggregate's number; position 30 another's and a version out of
+    // range, which is named after the aggregate number (the order the checks read fields in).
+    sqlite_test::raw_db(file).exec(
+        "UPDATE projectionist_events SET aggregate_number = 3 WHERE position = 25; "
+        "UPDATE projectionist_events SET aggregate_number = 4, aggregate_version = 0 WHERE position = 30; "
+        "UPDATE projectionist_events SET aggregate_version = 0 WHERE position = 35");
+    pj::sqlite_event_store store(file, fast);
+    pj::sqlite_event_store::batch batch;
+    store.read(0, 100, batch);
+    REQUIRE(batch.size() == 40);
+    for (const auto& r : batch) {
+        INFO("position " << r.position());
+        if (r.position() == 25 || r.position() == 30) {
+            CHECK_THAT(r.defect(), Contains(fmt::format("position {}", r.position())) && Contains("aggregate_number") &&
+                                       Contains(fmt::format("'t-{}'", r.position() - 1)));
+            CHECK_FALSE(r.type().known);  // no runner applies it as its type
+        } else if (r.position() == 35) {
+            CHECK_THAT(r.defect(), Contains("position 35") && Contains("aggregate_version 0"));
+        } else {
+            CHECK(r.defect().empty());
+            CHECK(r.type_name() == "ticket.registered");
+        }
+    }
+    // A read that starts mid-log checks the same.
+    store.read(26, 10, batch);
+    REQUIRE(batch.size() == 10);
+    CHECK_THAT(batch[3].defect(), Contains("position 30") && Contains("aggregate_number"));
+}
+
 TEST_CASE("a corrupt or truncated payload stops the runner at its position", "[fault][payload]") {
     for (const char* damage : {"x'01ff'", "substr(payload, 1, 3)"}) {
         DYNAMIC_SECTION("payload = " << damage) {

@@ -119,6 +119,7 @@ protected:
         t.id = static_cast<std::uint32_t>(stored_id - 1);
         t.stream = std::string(stream);
         t.name = std::string(name);
+        t.stream_hash = boost::hash_value(stream);
     }
 
     /// The type whose stored id is `stored_id` (under mutex_), loading new types if needed. An id
@@ -147,6 +148,20 @@ protected:
         if (n < verified_.size() && verified_[n] != 0) return verified_[n] == aggregate_hash(stream, id);
         return std::nullopt;
     }
+    /// `aggregate_known` for an aggregate of `type`'s stream, with the stream's hash taken once.
+    [[nodiscard]] std::optional<bool> aggregate_known(std::int64_t number, const type_entry& type,
+                                                      std::string_view id) const {
+        if (number < 0) return false;
+        const auto n = static_cast<std::size_t>(number);
+        if (n < verified_.size() && verified_[n] != 0) return verified_[n] == aggregate_hash(type.stream_hash, id);
+        return std::nullopt;
+    }
+    /// Asks the processor for what `aggregate_known(number, ...)` will read: a pass over a batch
+    /// calls it a few records ahead, since a backfill's numbers come in random order and each
+    /// look-up would otherwise wait for memory.
+    void prefetch_aggregate(std::uint64_t number) const noexcept {
+        if (number < verified_.size()) __builtin_prefetch(verified_.data() + number);
+    }
     /// Records the row of projectionist_aggregates numbered `number` (read by the store).
     void remember_aggregate(std::int64_t number, std::string_view stream, std::string_view id) const {
         if (number < 0) return;
@@ -166,16 +181,20 @@ protected:
         if (!type.known) [[unlikely]]
             return unknown_type_defect(static_cast<std::uint64_t>(position), type_id);
         if (!aggregate_ok) [[unlikely]]
-            return fmt::format(
-                "the event at position {} has aggregate_number {}, which is not the number of its "
-                "aggregate '{}' in projectionist_aggregates",
-                position, number, id);
+            return aggregate_defect(position, number, id);
         if (version < 1) [[unlikely]]
             return fmt::format("the event at position {} has aggregate_version {}; versions start at 1", position,
                                version);
         if (schema < 1 || schema > 0xFFFF) [[unlikely]]
             return fmt::format("the event at position {} has schema_version {}, out of range", position, schema);
         return {};
+    }
+
+    [[nodiscard]] static std::string aggregate_defect(std::int64_t position, std::int64_t number, std::string_view id) {
+        return fmt::format(
+            "the event at position {} has aggregate_number {}, which is not the number of its aggregate '{}' in "
+            "projectionist_aggregates",
+            position, number, id);
     }
 
     /// Fills `r` with what a store read, or, for a record with a `defect`, marks it: a marked
@@ -200,8 +219,11 @@ private:
     [[nodiscard]] const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
     [[nodiscard]] Derived& self() noexcept { return static_cast<Derived&>(*this); }
     [[nodiscard]] static std::uint32_t aggregate_hash(std::string_view stream, std::string_view id) noexcept {
+        return aggregate_hash(boost::hash_value(stream), id);
+    }
+    [[nodiscard]] static std::uint32_t aggregate_hash(std::size_t stream_hash, std::string_view id) noexcept {
         // Read once per record: boost's string hash takes the bytes a word at a time.
-        std::size_t h = boost::hash_value(stream);
+        std::size_t h = stream_hash;
         boost::hash_combine(h, id);
         return static_cast<std::uint32_t>(h ^ (h >> 32)) | 1u;  // 0 means "not looked up"
     }

@@ -118,8 +118,7 @@ public:
         auto& s = prepared(read_, fmt::format("{}WHERE e.position > ? ORDER BY e.position LIMIT ?", read_columns));
         s.bind(1, static_cast<std::int64_t>(after));
         s.bind(2, static_cast<std::int64_t>(max));
-        while (s.step()) fill(out.next(), s);
-        s.reset();
+        read_rows(s, out);
     }
 
     /// Every event of one aggregate, in version order.
@@ -132,8 +131,7 @@ public:
                                                         read_columns));
         s.bind(1, Stream::name);
         s.bind(2, aggregate_id);
-        while (s.step()) fill(out.next(), s);
-        s.reset();
+        read_rows(s, out);
         return out;
     }
 
@@ -173,13 +171,12 @@ private:
         "SELECT e.position, e.type_id, e.aggregate_number, e.aggregate_version, e.schema_version, e.recorded_at, "
         "e.aggregate_id, e.payload FROM projectionist_events e ";
 
-    /// Whether `number` is the number projectionist_aggregates gave the aggregate (stream, id).
-    /// A number not looked up yet reads the rows of its whole block of `aggregate_block` numbers
-    /// in one range query (see `aggregate_known`): a backfill over 125k aggregates, whose events
-    /// come in random order, runs about 125 queries instead of 125k.
-    bool aggregate_matches(std::int64_t number, std::string_view stream, std::string_view id) const {
-        if (auto known = this->aggregate_known(number, stream, id)) return *known;
-        if (number < 0) return false;
+    /// Whether `number` is the number projectionist_aggregates gave the aggregate (`type`'s
+    /// stream, id). A number not looked up yet reads the rows of its whole block of
+    /// `aggregate_block` numbers in one range query (see `aggregate_known`): a backfill over 125k
+    /// aggregates, whose events come in random order, runs about 125 queries instead of 125k.
+    bool aggregate_matches(std::int64_t number, const type_entry& type, std::string_view id) const {
+        if (auto known = this->aggregate_known(number, type, id)) return *known;
         auto& s = prepared(aggregate_of_,
                            "SELECT number, stream, aggregate_id FROM projectionist_aggregates WHERE number >= ? AND "
                            "number < ?");
@@ -188,24 +185,71 @@ private:
         s.bind(2, first + aggregate_block);
         while (s.step()) this->remember_aggregate(s.int64(0), s.text(1), s.text(2));
         s.reset();
-        return this->aggregate_known(number, stream, id).value_or(false);
+        return this->aggregate_known(number, type, id).value_or(false);
     }
     static constexpr std::int64_t aggregate_block = 1024;
 
-    /// One row of `read_columns` into `r`. What a store never writes (a type id with no type, an
-    /// aggregate number that is not its aggregate's) marks the record instead of being used: no
-    /// event is applied as another type, and no stored number sizes an allocation.
-    void fill(record& r, const detail::sqlite::statement& s) const {
+    /// The rows of `s` (a statement of `read_columns`) into `out`, in two passes: each row into a
+    /// record (`fill`), then, with the statement done, each record's aggregate number against its
+    /// aggregate (`check_aggregates`). A read that throws leaves `out` empty and the statement
+    /// reset (no read transaction left open).
+    void read_rows(detail::sqlite::statement& s, batch& out) const {
+        recheck_.clear();
+        try {
+            while (s.step()) fill(out, s);
+            s.reset();
+            check_aggregates(out);
+        } catch (...) {
+            s.reset();
+            out.clear();
+            throw;
+        }
+    }
+
+    /// One row of `read_columns` into the batch's next record, each column read once. What a
+    /// store never writes (a type id with no type, a field out of range) marks the record instead
+    /// of being used: no event is applied as another type, and no stored number sizes an
+    /// allocation. The aggregate number is checked by `check_aggregates`.
+    void fill(batch& out, const detail::sqlite::statement& s) const {
+        record& r = out.next();
         const std::int64_t position = s.int64(0);
         const std::int64_t type_id = s.int64(1);
         const type_entry& type = this->type_of(type_id);
         const std::int64_t number = s.int64(2);
-        const bool aggregate_ok = type.known && aggregate_matches(number, type.stream, s.text(6));
-        this->set_record(
-            r, position, type, number, s.int64(3), s.int64(4), s.int64(5),
-            this->record_defect(position, type_id, type, number, aggregate_ok, s.text(6), s.int64(3), s.int64(4)));
-        r.aggregate_id_buffer().assign(s.text(6));
+        const std::int64_t version = s.int64(3);
+        const std::int64_t schema = s.int64(4);
+        const std::int64_t recorded_ns = s.int64(5);
+        const std::string_view id = s.text(6);
+        std::string defect = this->record_defect(position, type_id, type, number, true, id, version, schema);
+        // A record marked for its version or schema version is marked for its aggregate instead
+        // if that is wrong too, as one check per record in this order would.
+        if (!defect.empty() && type.known && position >= 1) [[unlikely]]
+            recheck_.emplace_back(out.size() - 1, &type);
+        this->set_record(r, position, type, number, version, schema, recorded_ns, std::move(defect));
+        r.aggregate_id_buffer().assign(id);
         r.payload_buffer().assign(s.blob(7));
+    }
+
+    /// Marks each record of `out` whose aggregate number is not its aggregate's. The numbers of a
+    /// backfill come in random order, so the look-up of a record a few ahead is started before
+    /// the current one is checked: one pass that waits for memory once, not once per record.
+    void check_aggregates(batch& out) const {
+        constexpr std::size_t ahead = 16;
+        const std::size_t n = out.size();
+        for (std::size_t i = 0; i < n; ++i) {
+            if (i + ahead < n) this->prefetch_aggregate(out[i + ahead].aggregate_number());
+            record& r = out[i];
+            const type_entry& type = r.type();
+            if (!type.known) continue;  // marked by `fill`, or a type with no row
+            check_aggregate(r, type);
+        }
+        for (const auto& [index, type] : recheck_) check_aggregate(out[index], *type);
+    }
+    void check_aggregate(record& r, const type_entry& type) const {
+        const auto number = static_cast<std::int64_t>(r.aggregate_number());
+        if (!aggregate_matches(number, type, r.aggregate_id())) [[unlikely]]
+            r.set_defect(this->unknown_type_,
+                         this->aggregate_defect(static_cast<std::int64_t>(r.position()), number, r.aggregate_id()));
     }
 
     /// An event at a position below 1 is never read (reads go after a position >= 0): refuse
@@ -242,6 +286,9 @@ private:
     detail::sqlite::connection db_;
     mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_, min_position_,
         aggregate_of_;
+    /// Records of the batch being read that `fill` marked although their type is known: their
+    /// index and type, for `check_aggregates`.
+    mutable std::vector<std::pair<std::size_t, const type_entry*>> recheck_;
     writer writer_{db_, options_.max_payload_bytes};
 };
 

@@ -24,6 +24,9 @@ struct stored_event_type {
     /// False for an id with no row in the store's type table (a gap, or a row deleted by hand):
     /// a record of that type is refused (see stored_record::defect), never read as another type.
     bool known = true;
+    /// `boost::hash_value(stream)`, taken once: a store checks each record's aggregate against
+    /// a hash of (stream, aggregate id) without hashing the stream again.
+    std::size_t stream_hash = 0;
 };
 
 /// One stored event, as read: the payload is still encoded. A store's `read` fills it through
@@ -75,6 +78,14 @@ public:
     [[nodiscard]] std::string& payload_buffer() noexcept { return payload_; }
     /// Marks the record as unusable, with the reason (after `set`).
     void set_defect(std::string reason) { defect_ = std::move(reason); }
+    /// Marks a record found wrong after `set` (its aggregate, checked once the whole batch is
+    /// read): it takes `unknown`, a type no type map holds, and the reason.
+    void set_defect(const stored_event_type& unknown, std::string reason) {
+        type_ = &unknown;
+        defect_ = std::move(reason);
+    }
+    /// The type `set` gave the record (a marked record's is the store's unknown type).
+    [[nodiscard]] const stored_event_type& type() const noexcept { return *type_; }
 
 private:
     std::uint64_t position_ = 0;
@@ -97,6 +108,8 @@ public:
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
     [[nodiscard]] const stored_record& operator[](std::size_t i) const noexcept { return records_[i]; }
+    /// A record read into this batch, for the store that reads it (a second pass over the batch).
+    [[nodiscard]] stored_record& operator[](std::size_t i) noexcept { return records_[i]; }
 
     /// Forgets the records (keeping them for reuse).
     void clear() noexcept { size_ = 0; }
