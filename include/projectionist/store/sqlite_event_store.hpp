@@ -115,7 +115,10 @@ public:
         std::lock_guard lock(mutex_);
         out.clear();
         if (after == 0) check_positions();
-        auto& s = prepared(read_, fmt::format("{}WHERE e.position > ? ORDER BY e.position LIMIT ?", read_columns));
+        if (!read_.get())  // the SQL is put together once, not per read
+            read_ = detail::sqlite::statement(
+                db_, fmt::format("{}WHERE e.position > ? ORDER BY e.position LIMIT ?", read_columns));
+        auto& s = read_;
         s.bind(1, static_cast<std::int64_t>(after));
         s.bind(2, static_cast<std::int64_t>(max));
         read_rows(s, out);
@@ -126,9 +129,11 @@ public:
     [[nodiscard]] batch read_aggregate(Stream, std::string_view aggregate_id) const {
         std::lock_guard lock(mutex_);
         batch out;
-        auto& s = prepared(read_aggregate_, fmt::format("{}WHERE e.stream = ? AND e.aggregate_id = ? ORDER BY "
-                                                        "e.aggregate_version",
-                                                        read_columns));
+        if (!read_aggregate_.get())
+            read_aggregate_ = detail::sqlite::statement(
+                db_,
+                fmt::format("{}WHERE e.stream = ? AND e.aggregate_id = ? ORDER BY e.aggregate_version", read_columns));
+        auto& s = read_aggregate_;
         s.bind(1, Stream::name);
         s.bind(2, aggregate_id);
         read_rows(s, out);
