@@ -105,8 +105,9 @@ class side_runner {
 public:
     using runner_type = pj::runner<bulk_tickets, pj::sqlite_storage, pj::per_aggregate>;
 
-    side_runner(log_store& log, std::string path, pj::sqlite_options options, std::size_t threads)
-        : log_(&log), path_(std::move(path)), options_(options), threads_(threads) {}
+    side_runner(log_store& log, std::string path, pj::sqlite_options options, std::size_t threads,
+                std::size_t read_size)
+        : log_(&log), path_(std::move(path)), options_(options), threads_(threads), read_size_(read_size) {}
 
     void prepare() {
         runner_.reset();
@@ -117,7 +118,9 @@ public:
         }
         storage_ = std::make_unique<pj::sqlite_storage>(path_, options_);
         runner_ = std::make_unique<runner_type>(
-            *log_, *storage_, pj::runner_options{.backfill = pj::backfill_mode::bulk, .bulk_apply_threads = threads_});
+            *log_, *storage_,
+            pj::runner_options{
+                .backfill = pj::backfill_mode::bulk, .bulk_read_size = read_size_, .bulk_apply_threads = threads_});
         runner_->init();
     }
     std::uint64_t run() { return runner_->backfill(); }
@@ -136,6 +139,7 @@ private:
     std::string path_;
     pj::sqlite_options options_;
     std::size_t threads_;
+    std::size_t read_size_;
     std::unique_ptr<pj::sqlite_storage> storage_;
     std::unique_ptr<runner_type> runner_;
 };
@@ -172,8 +176,8 @@ void bench_bulk_parallel(const mem_store& history, const history_stats& stats, c
     const std::uint64_t expected = rows_digest(rows_at(history));
 
     std::vector<side_runner> sides;
-    sides.emplace_back(log, path("threads_1"), options, 1);
-    sides.emplace_back(log, path("threads_2"), options, 2);
+    sides.emplace_back(log, path("threads_1"), options, 1, o.read_size);
+    sides.emplace_back(log, path("threads_2"), options, 2, o.read_size);
     std::vector<timings> t(sides.size());
     const double load_start = load_now();
     for (unsigned r = 0; r < o.repetitions; ++r)
@@ -202,9 +206,10 @@ void bench_bulk_parallel(const mem_store& history, const history_stats& stats, c
     c.met = c.ratio > 1;
     c.summary = fmt::format(
         "wall {:.0f} / {:.0f} ms ({} / {} events/s), process CPU {:.0f} / {:.0f} ms ({} / {} events/s), load "
-        "{:.2f}-{:.2f}",
+        "{:.2f}-{:.2f}, reads of {}",
         wall_1 * 1e3, wall_2 * 1e3, si(events_per_second(wall_1, n)), si(events_per_second(wall_2, n)), cpu_1 * 1e3,
-        cpu_2 * 1e3, si(events_per_second(cpu_1, n)), si(events_per_second(cpu_2, n)), load_start, load_end);
+        cpu_2 * 1e3, si(events_per_second(cpu_1, n)), si(events_per_second(cpu_2, n)), load_start, load_end,
+        o.read_size);
     for (std::size_t i = 0; i < sides.size(); ++i) {
         const std::string name = fmt::format("threads_{}", i + 1);
         c.extras.push_back({name + "_wall_median_ms", median_of(t[i].wall) * 1e3});
@@ -214,6 +219,7 @@ void bench_bulk_parallel(const mem_store& history, const history_stats& stats, c
         c.extras.push_back({name + "_runs", static_cast<double>(t[i].wall.size())});
     }
     c.extras.push_back({"cpu_ratio_1_over_2", cpu_1 / cpu_2});
+    c.extras.push_back({"bulk_read_size", static_cast<double>(o.read_size)});
     c.extras.push_back({"load_average_1min_start", load_start});
     c.extras.push_back({"load_average_1min_end", load_end});
     fmt::print("  {}: {:.3f} (CPU {:.3f}); {}\n", c.name, c.ratio, cpu_1 / cpu_2, c.summary);

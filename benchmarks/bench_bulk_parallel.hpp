@@ -12,9 +12,10 @@
 namespace bench {
 
 struct bulk_parallel_options {
-    std::string directory;         ///< where the SQLite files go (a fresh subdirectory)
-    bool synchronous_full = true;  ///< PRAGMA synchronous=FULL (projectionist's default) or NORMAL
-    unsigned repetitions = 3;      ///< timed repetitions per side (PROJECTIONIST_BENCH_BULK_PARALLEL_REPS)
+    std::string directory;          ///< where the SQLite files go (a fresh subdirectory)
+    bool synchronous_full = true;   ///< PRAGMA synchronous=FULL (projectionist's default) or NORMAL
+    unsigned repetitions = 3;       ///< timed repetitions per side (PROJECTIONIST_BENCH_BULK_PARALLEL_REPS)
+    std::size_t read_size = 10000;  ///< both sides' bulk_read_size (PROJECTIONIST_BENCH_BULK_PARALLEL_READ)
 };
 
 /// Writes the history into a SQLite log of its own, then backfills it with 1 and 2 apply threads.

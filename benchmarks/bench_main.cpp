@@ -1010,6 +1010,7 @@ int main(int argc, char** argv) {
         po.directory = env_text("PROJECTIONIST_BENCH_SQLITE_DIR", default_sqlite_directory());
         po.synchronous_full = env_text("PROJECTIONIST_BENCH_SQLITE_SYNC", "full") != "normal";
         po.repetitions = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_BULK_PARALLEL_REPS", po.repetitions));
+        po.read_size = env_number("PROJECTIONIST_BENCH_BULK_PARALLEL_READ", po.read_size);
         bench_bulk_parallel(b.store, b.stats, po, b.comparisons, r.data);
     }
     // 9. Appends (bench_appends_sqlite.cpp): a new log per side and repetition.
