@@ -58,7 +58,9 @@ struct runner_options {
     /// says so). 1, the default, applies on the runner's thread as before. Opt in: the handlers
     /// of one projection object are then called from several threads at once, so they must not
     /// change the projection's own members or anything else they share; that is the projection's
-    /// business, which the runner cannot check.
+    /// business, which the runner cannot check. The event store is read while the threads read
+    /// rows from the storage: the two must not share one connection (the library's backends
+    /// never do: each store and each storage opens its own).
     std::size_t bulk_apply_threads = 1;
     /// `run` after the database's connection was lost (its server restarted, say): how often and
     /// how long it tries to reconnect before it stops with the cause (runner/reconnect.hpp).
