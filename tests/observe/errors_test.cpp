@@ -312,3 +312,31 @@ TEST_CASE("a bulk backfill's flushes, as the exporter writes them (SQLite)", "[m
     CHECK(exported(r, "projectionist_events_applied_total") == "5");
     only(r, pj::error_kind::handler, 0);
 }
+
+TEST_CASE("a bulk backfill whose flush finds the checkpoint moved counts one conflict (SQLite)", "[metrics][bulk]") {
+    sqlite_backend b;
+    faulty p;
+    faulty q;  // the other runner's handlers: without the hook below
+    pj::runner_options bulk;
+    bulk.backfill = pj::backfill_mode::bulk;
+    pj::sqlite_storage other_storage(b.file);
+    pj::runner<faulty, pj::sqlite_storage> a(b.store, b.storage, q, one_by_one());
+    a.init();
+    pj::runner<faulty, pj::sqlite_storage> stale(b.store, other_storage, p, bulk);
+    bool moved = false;
+    *p.seen = [&] {
+        if (moved) return;
+        moved = true;
+        a.catch_up();  // commits the whole history before the bulk pass flushes
+    };
+    stale.backfill();
+    REQUIRE(moved);
+    CHECK(a.position() == 5);
+    CHECK(stale.position() == 5);
+    const pj::runner_status s = stale.status();
+    CHECK_FALSE(s.error);
+    CHECK_THAT(s.note, Contains("went on in batch mode from position 5"));
+    CHECK(s.bulk_flushes == 0);
+    only(stale, pj::error_kind::conflict, 1);
+    only(a, pj::error_kind::conflict, 0);
+}

@@ -307,10 +307,17 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
         } catch (...) {
             const std::exception_ptr cause = std::current_exception();
             forget_unflushed();
-            if (detail::is_lease_lost(cause)) std::rethrow_exception(cause);
+            if (detail::is_lease_lost(cause)) {
+                count_error(error_kind::fenced);  // as in batch mode: not this projection's failure
+                publish_progress();
+                std::rethrow_exception(cause);
+            }
             // Another runner of this version committed first: its rows are in the tables; go on
             // from its checkpoint in batch mode, as after a batch's checkpoint conflict.
             const bool moved = checkpoint_->position != flushed_position || detail::is_checkpoint_conflict(cause);
+            // A flush refused because another runner moved the checkpoint (an event's failure, even
+            // one that says conflict, is counted by batch mode when it meets the event again).
+            if (moved && failed_ == nullptr) count_error(error_kind::conflict);  // published below
             if (failed_ == nullptr && !moved && !detail::holds<bulk_fallback>(cause)) {
                 // Not an event's failure: the flush itself (the database refused the writes).
                 fail(nullptr, cause);
