@@ -294,7 +294,7 @@ private:
     /// Records of the batch being read that `fill` marked although their type is known: their
     /// index and type, for `check_aggregates`.
     mutable std::vector<std::pair<std::size_t, const type_entry*>> recheck_;
-    writer writer_{db_, options_.max_payload_bytes};
+    writer writer_{db_, options_.max_payload_bytes, options_.append_cache_size_kib};
 };
 
 /// The SQLite event log with the default (binary) codec.

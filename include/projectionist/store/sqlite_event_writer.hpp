@@ -52,9 +52,14 @@ public:
 
     /// `max_payload_bytes`: the limit of the store's reads (sqlite_options), refused here
     /// already so that no event is written that no runner could read.
+    /// `cache_size_kib`: the connection's page cache is raised to this (never lowered; 0: left
+    /// as it is); see sqlite_options::append_cache_size_kib.
     explicit sqlite_event_writer(sqlite::connection& db,
-                                 std::size_t max_payload_bytes = sqlite_options{}.max_payload_bytes)
-        : db_(&db), max_payload_bytes_(max_payload_bytes) {}
+                                 std::size_t max_payload_bytes = sqlite_options{}.max_payload_bytes,
+                                 std::size_t cache_size_kib = 0)
+        : db_(&db), max_payload_bytes_(max_payload_bytes) {
+        if (cache_size_kib != 0) raise_cache(cache_size_kib);
+    }
 
     sqlite_event_writer(sqlite_event_writer&&) noexcept = default;
     sqlite_event_writer& operator=(sqlite_event_writer&&) noexcept = default;
@@ -248,6 +253,14 @@ private:
         if (states_.size() > max_cached) clear_cache();
     }
     static constexpr std::size_t max_cached = 1u << 20;
+
+    /// PRAGMA cache_size is pages when positive, KiB when negative.
+    void raise_cache(std::size_t kib) {
+        const std::int64_t now = sqlite::pragma_int(*db_, "cache_size");
+        const std::int64_t page = sqlite::pragma_int(*db_, "page_size");
+        const std::int64_t now_kib = now < 0 ? -now : now * page / 1024;
+        if (static_cast<std::int64_t>(kib) > now_kib) db_->exec(fmt::format("PRAGMA cache_size=-{}", kib));
+    }
 
     static std::int64_t now_ns() {
         return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
