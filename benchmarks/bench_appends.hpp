@@ -19,6 +19,9 @@ struct appends_options {
     bool synchronous_full = true;   ///< PRAGMA synchronous=FULL (projectionist's default) or NORMAL, every side
     measure_options measure{0, 3};  ///< warm-up runs and repetitions per side (PROJECTIONIST_BENCH_APPEND_REPS)
     std::size_t chunk = 1000;       ///< 9b: events per batch append
+    /// 9g: the log's size (PROJECTIONIST_BENCH_APPEND_GROWTH_EVENTS; below 2M, 9g is skipped)
+    std::size_t growth_events = env_number("PROJECTIONIST_BENCH_APPEND_GROWTH_EVENTS", 3000000);
+    std::size_t growth_chunk = 10000;  ///< 9g: events per batch append, each its own transaction
 };
 
 /// Calls `f(event)` with the record's typed event (`alternatives`: alternatives_of(history)).
@@ -35,6 +38,10 @@ void with_event(const std::vector<std::uint8_t>& alternatives, const pj::memory_
 /// (9b), and the raw loop (the baseline of both).
 void bench_appends_sqlite(const pj::memory_event_store& history, const history_stats& stats,
                           const appends_options& options, std::vector<comparison>& out, std::vector<extra>& data);
+
+/// 9g: batch appends into one log as it grows to `options.growth_events` events, the last
+/// million's rate against the first's, beside the raw loop writing the same rows.
+void bench_appends_sqlite_growth(const appends_options& options, std::vector<comparison>& out);
 
 struct pg_appends_options {
     std::string url;                ///< the server (PROJECTIONIST_BENCH_PG_APPEND_URL, else PROJECTIONIST_BENCH_PG_URL)
