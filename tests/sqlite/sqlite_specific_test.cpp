@@ -337,6 +337,40 @@ TEST_CASE("the page cache size option reaches the connection", "[sqlite][storage
     CHECK(s.int64(0) == -65536);
 }
 
+TEST_CASE("the store's appending connection gets the larger of the two page caches", "[sqlite][store][options]") {
+    sqlite_test::temp_dir dir;
+    const auto cache = [](projectionist::sqlite_event_store& store) {
+        projectionist::detail::sqlite::statement s(store.connection(), "PRAGMA cache_size");
+        REQUIRE(s.step());
+        return s.int64(0);
+    };
+    {
+        projectionist::sqlite_event_store store(dir.file("default.db"));
+        CHECK(cache(store) == -65536);  // append_cache_size_kib's default
+    }
+    projectionist::sqlite_options options;
+    options.append_cache_size_kib = 0;
+    {
+        projectionist::sqlite_storage plain(dir.file("plain.db"));  // keeps SQLite's default
+        projectionist::detail::sqlite::statement s(plain.connection(), "PRAGMA cache_size");
+        REQUIRE(s.step());
+        projectionist::sqlite_event_store store(dir.file("off.db"), options);
+        CHECK(cache(store) == s.int64(0));
+        CHECK(cache(store) != -65536);
+    }
+    options.cache_size_kib = 131072;
+    options.append_cache_size_kib = 4096;
+    {
+        projectionist::sqlite_event_store store(dir.file("larger.db"), options);
+        CHECK(cache(store) == -131072);  // never lowered
+    }
+    options.cache_size_kib = 1024;
+    {
+        projectionist::sqlite_event_store store(dir.file("raised.db"), options);
+        CHECK(cache(store) == -4096);
+    }
+}
+
 // ---- Read-model storage in the file ----
 
 TEST_CASE("sqlite_table maps every supported field type to a column and back", "[sqlite][storage][table]") {
