@@ -254,69 +254,112 @@ private:
         for (int i = 0; i < r.rows(); ++i) this->intern_loaded(r.int64(i, 0), r.text(i, 1), r.text(i, 2));
     }
 
-    /// Binary-format rows of `read`/`read_aggregate` into records: no text parsing, no hex. What
-    /// a store never writes (a type id with no type, an aggregate number that is not its
-    /// aggregate's, a missing payload) marks the record, naming position and field, instead of
-    /// being used (see sql_event_store::record_defect).
+    /// Binary-format rows of `read`/`read_aggregate` into `out`, in two passes: each row into a
+    /// record (`fill`), then each record's aggregate number against its aggregate
+    /// (`check_aggregates`). A read that throws leaves `out` empty: no record goes unchecked.
     void fill_all(const detail::pg::result& r, batch& out) const {
         PGresult* res = r.get();
         const int rows = r.rows();
-        look_up_aggregates(res, rows);
-        for (int i = 0; i < rows; ++i) {
-            record& rec = out.next();
-            const std::int64_t position = detail::pg::binary_int64(PQgetvalue(res, i, 0));
-            const std::int64_t type_id = detail::pg::binary_int32(PQgetvalue(res, i, 1));
-            const type_entry& type = this->type_of(type_id);
-            const std::int64_t number = detail::pg::binary_int64(PQgetvalue(res, i, 2));
-            const std::string_view id(PQgetvalue(res, i, 6), static_cast<std::size_t>(PQgetlength(res, i, 6)));
-            const bool aggregate_ok = type.known && this->aggregate_known(number, type.stream, id).value_or(false);
-            const std::int64_t version = detail::pg::binary_int64(PQgetvalue(res, i, 3));
-            const std::int64_t schema = detail::pg::binary_int32(PQgetvalue(res, i, 4));
-            const char* payload = PQgetvalue(res, i, 7);
-            auto size = static_cast<std::size_t>(PQgetlength(res, i, 7));
-            std::string defect =
-                this->record_defect(position, type_id, type, number, aggregate_ok, id, version, schema);
-            if (defect.empty() && PQgetisnull(res, i, 7)) [[unlikely]]
-                defect = fmt::format(
-                    "the event at position {} (aggregate '{}', type '{}') has no {} payload: the "
-                    "log mixes codecs",
-                    position, id, type.name, Codec::name);
-            if constexpr (Codec::text) {
-                // jsonb's binary format: a version byte (1), then the document as text.
-                if (size == 0 || payload[0] != 1) {
-                    if (defect.empty())
-                        defect = fmt::format(
-                            "the event at position {} has a jsonb payload in an unknown binary format version",
-                            position);
-                } else {
-                    ++payload;
-                    --size;
-                }
-            }
-            this->set_record(rec, position, type, number, version, schema,
-                             detail::pg::binary_int64(PQgetvalue(res, i, 5)), std::move(defect));
-            rec.aggregate_id_buffer().assign(id);
-            rec.payload_buffer().assign(payload, size);
+        const std::size_t first = out.size();
+        recheck_.clear();
+        try {
+            for (int i = 0; i < rows; ++i) fill(res, i, out);
+            check_aggregates(out, first);
+        } catch (...) {
+            out.clear();
+            throw;
         }
     }
 
-    /// Looks up, in one round trip, the aggregates of the rows' numbers not yet known (see
-    /// sql_event_store::aggregate_known): a backfill looks each number up once.
-    void look_up_aggregates(PGresult* res, int rows) const {
-        std::vector<std::string> numbers;
-        for (int i = 0; i < rows; ++i) {
-            const type_entry& type = this->type_of(detail::pg::binary_int32(PQgetvalue(res, i, 1)));
-            const std::int64_t number = detail::pg::binary_int64(PQgetvalue(res, i, 2));
-            const std::string_view id(PQgetvalue(res, i, 6), static_cast<std::size_t>(PQgetlength(res, i, 6)));
-            if (type.known && !this->aggregate_known(number, type.stream, id))
-                numbers.push_back(std::to_string(number));
+    /// Row `i` into the batch's next record: no text parsing, no hex. What a store never writes
+    /// (a type id with no type, a field out of range, a missing payload) marks the record,
+    /// naming position and field, instead of being used (see sql_event_store::record_defect).
+    /// The aggregate number is checked by `check_aggregates`.
+    void fill(PGresult* res, int i, batch& out) const {
+        record& rec = out.next();
+        const std::int64_t position = detail::pg::binary_int64(PQgetvalue(res, i, 0));
+        const std::int64_t type_id = detail::pg::binary_int32(PQgetvalue(res, i, 1));
+        const type_entry& type = this->type_of(type_id);
+        const std::int64_t number = detail::pg::binary_int64(PQgetvalue(res, i, 2));
+        const std::string_view id(PQgetvalue(res, i, 6), static_cast<std::size_t>(PQgetlength(res, i, 6)));
+        const std::int64_t version = detail::pg::binary_int64(PQgetvalue(res, i, 3));
+        const std::int64_t schema = detail::pg::binary_int32(PQgetvalue(res, i, 4));
+        const char* payload = PQgetvalue(res, i, 7);
+        auto size = static_cast<std::size_t>(PQgetlength(res, i, 7));
+        std::string defect = this->record_defect(position, type_id, type, number, true, id, version, schema);
+        if (defect.empty() && PQgetisnull(res, i, 7)) [[unlikely]]
+            defect = fmt::format(
+                "the event at position {} (aggregate '{}', type '{}') has no {} payload: the "
+                "log mixes codecs",
+                position, id, type.name, Codec::name);
+        if constexpr (Codec::text) {
+            // jsonb's binary format: a version byte (1), then the document as text.
+            if (size == 0 || payload[0] != 1) {
+                if (defect.empty())
+                    defect = fmt::format(
+                        "the event at position {} has a jsonb payload in an unknown binary format version", position);
+            } else {
+                ++payload;
+                --size;
+            }
         }
-        if (numbers.empty()) return;
+        // A record marked for a later field is marked for its aggregate instead if that is wrong
+        // too, as one check per record in field order would.
+        if (!defect.empty() && type.known && position >= 1) [[unlikely]]
+            recheck_.emplace_back(out.size() - 1, &type);
+        this->set_record(rec, position, type, number, version, schema, detail::pg::binary_int64(PQgetvalue(res, i, 5)),
+                         std::move(defect));
+        rec.aggregate_id_buffer().assign(id);
+        rec.payload_buffer().assign(payload, size);
+    }
+
+    /// Marks each record of `out` from `first` on whose aggregate number is not its aggregate's.
+    /// The numbers of a backfill come in random order, so the look-up of a record a few ahead is
+    /// started before the current one is checked. Numbers not known yet (see
+    /// sql_event_store::aggregate_known) are looked up in one round trip, then their records
+    /// checked: a backfill looks each number up once.
+    void check_aggregates(batch& out, std::size_t first) const {
+        constexpr std::size_t ahead = 16;
+        const std::size_t n = out.size();
+        pending_.clear();
+        for (std::size_t i = first; i < n; ++i) {
+            if (i + ahead < n) this->prefetch_aggregate(out[i + ahead].aggregate_number());
+            const type_entry& type = out[i].type();
+            if (!type.known) continue;  // marked by `fill`, or a type with no row
+            check_aggregate(out, i, type);
+        }
+        for (const auto& [index, type] : recheck_) check_aggregate(out, index, *type);
+        if (pending_.empty()) return;
+        std::vector<std::string> numbers;
+        numbers.reserve(pending_.size());
+        for (const auto& entry : pending_) numbers.push_back(std::to_string(out[entry.first].aggregate_number()));
         detail::pg::params p;
         p.add(detail::pg::text_array(numbers));
         auto found = db_.execute(sql_.prefix + "aggregates_by_number", p);
         for (int i = 0; i < found.rows(); ++i)
             this->remember_aggregate(found.int64(i, 0), found.text(i, 1), found.text(i, 2));
+        for (const auto& [index, type] : pending_) {
+            record& r = out[index];
+            if (!this->aggregate_known(static_cast<std::int64_t>(r.aggregate_number()), *type, r.aggregate_id())
+                     .value_or(false)) [[unlikely]]
+                mark_aggregate(r);
+        }
+    }
+    /// Checks record `index` of `out` (of `type`) if its number is known, or keeps it in
+    /// `pending_` for the look-up.
+    void check_aggregate(batch& out, std::size_t index, const type_entry& type) const {
+        record& r = out[index];
+        const auto known =
+            this->aggregate_known(static_cast<std::int64_t>(r.aggregate_number()), type, r.aggregate_id());
+        if (!known)
+            pending_.emplace_back(index, &type);
+        else if (!*known) [[unlikely]]
+            mark_aggregate(r);
+    }
+    void mark_aggregate(record& r) const {
+        r.set_defect(this->unknown_type_,
+                     this->aggregate_defect(static_cast<std::int64_t>(r.position()),
+                                            static_cast<std::int64_t>(r.aggregate_number()), r.aggregate_id()));
     }
 
     /// The guard needs a snapshot per statement: inside a transaction on the store's connection,
@@ -366,6 +409,10 @@ private:
     writer writer_;
     mutable std::mutex listen_mutex_;
     mutable detail::pg::connection listener_;
+    /// Records of the batch being read that `fill` marked although their type is known (to check
+    /// their aggregate too), and records whose aggregate number is not looked up yet: index and
+    /// type, for `check_aggregates`.
+    mutable std::vector<std::pair<std::size_t, const type_entry*>> recheck_, pending_;
 };
 
 /// The PostgreSQL event log with the default (binary) codec.
