@@ -43,6 +43,12 @@ namespace {
 namespace fs = std::filesystem;
 using mem_store = pj::memory_event_store;
 
+/// Gives a raw connection the page cache the store gives its appending connection.
+void same_cache(const raw_db& db, const pj::sqlite_options& o) {
+    const std::size_t kib = std::max(o.cache_size_kib, o.append_cache_size_kib);
+    if (kib != 0) db.exec(fmt::format("PRAGMA cache_size=-{}", kib));
+}
+
 class appends_bench {
 public:
     appends_bench(const mem_store& history, const appends_options& o, fs::path dir)
@@ -104,9 +110,7 @@ public:
         }
         raw_db db(path);
         db.configure(o_.synchronous_full);
-        // The page cache the store gives its appending connection (sqlite_options).
-        db.exec(
-            fmt::format("PRAGMA cache_size=-{}", std::max(options_.cache_size_kib, options_.append_cache_size_kib)));
+        same_cache(db, options_);
         raw_stmt add_aggregate(db,
                                "INSERT INTO projectionist_aggregates(number, stream, aggregate_id, version) VALUES "
                                "(?, ?, ?, 0)");
@@ -210,8 +214,7 @@ public:
         { pj::sqlite_event_store created(path, options_); }
         raw_db db(path);
         db.configure(options_.synchronous == pj::sqlite_synchronous::full);
-        db.exec(
-            fmt::format("PRAGMA cache_size=-{}", std::max(options_.cache_size_kib, options_.append_cache_size_kib)));
+        same_cache(db, options_);
         const std::string stream(ticket_stream::name);
         std::int64_t type_id = 0;
         {
