@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -113,6 +114,7 @@ struct runner<Projection, Policies...>::bulk_lane {
     bulk_context_type ctx;
     std::vector<const record_type*> records;  ///< the current read's records of this lane's aggregates
     std::vector<std::uint64_t> changed;       ///< the aggregates it moved (a storage that persists them)
+    std::vector<std::uint64_t> marks;         ///< ... as a bit per aggregate number, since the last flush
     const record_type* failed = nullptr;
     std::uint64_t tracked = 0;
     pass_totals totals;
@@ -228,6 +230,7 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             else
                 *checkpoint_ = committed;
             changed_aggregates_.clear();
+            for (auto& lane : lanes) std::fill(lane->marks.begin(), lane->marks.end(), 0);
             mode_ = "batch";
             phase({});
         };
@@ -251,7 +254,9 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                 if (lane_count == 1) {
                     bulk_lane& lane = *lanes.front();
                     detail::prefetch_bulk(lane.tables, batch_.begin(), batch_.end());
-                    totals = apply_records_as<false, false>(batch_.begin(), batch_.end(), lane.ctx);
+                    totals = apply_records_into<false, false>(
+                        batch_.begin(), batch_.end(), lane.ctx,
+                        {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked, &lane.marks});
                 } else {
                     totals = bulk_apply_lanes(lanes, target, read_ahead);
                 }
@@ -261,18 +266,22 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                 skipped += totals.skipped;
                 if (!planned) {
                     planned = true;
+                    // The aggregates the stores will have met at the end: those the log numbered
+                    // (the first batch names only the first ones, when the pass starts at 0).
+                    std::uint64_t in_log = 0;
+                    if constexpr (has_aggregate_count<event_store_type>) in_log = store_->aggregate_count();
                     if (lane_count == 1) {
                         // A pair, not structured bindings: clang 14 cannot capture those in a lambda.
                         const std::pair<std::uint64_t, std::uint64_t> seen =
                             detail::aggregates_of(batch_.begin(), batch_.end());
+                        const std::uint64_t numbered = std::max(seen.second, in_log);
                         std::apply(
-                            [&](auto&... t) {
-                                (t.plan_rows(seen.first, seen.second, options_.bulk_memory_budget), ...);
-                            },
+                            [&](auto&... t) { (t.plan_rows(seen.first, numbered, options_.bulk_memory_budget), ...); },
                             lanes.front()->tables);
                     } else {
                         // Each lane holds its share of the aggregates, and of the budget.
-                        const std::uint64_t numbered = detail::aggregates_of(batch_.begin(), batch_.end()).second;
+                        const std::uint64_t numbered =
+                            std::max(detail::aggregates_of(batch_.begin(), batch_.end()).second, in_log);
                         for (auto& lane : lanes) {
                             const std::pair<std::uint64_t, std::uint64_t> seen =
                                 detail::aggregates_of(lane->records.begin(), lane->records.end());
@@ -365,8 +374,9 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
             lane.failed = nullptr;
             lane.error = nullptr;
             try {
-                lane.totals = apply_records_into<false, false>(lane.records.begin(), lane.records.end(), lane.ctx,
-                                                               {&lane.changed, &lane.failed, &lane.tracked});
+                lane.totals =
+                    apply_records_into<false, false>(lane.records.begin(), lane.records.end(), lane.ctx,
+                                                     {&lane.changed, &lane.failed, &lane.tracked, &lane.marks});
             } catch (...) {
                 lane.error = std::current_exception();
             }
@@ -452,9 +462,17 @@ void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bul
             }
             (std::make_index_sequence<std::tuple_size_v<bulk_tables>>{});
             if constexpr (session_reloads_checkpoint) {
-                std::sort(changed_aggregates_.begin(), changed_aggregates_.end());
-                changed_aggregates_.erase(std::unique(changed_aggregates_.begin(), changed_aggregates_.end()),
-                                          changed_aggregates_.end());
+                // The aggregates the lanes marked, each once and in number order, from their bits
+                // (a lane's are disjoint from another's): no sort of one entry per applied event.
+                std::size_t words = 0;
+                for (const auto& lane : lanes) words = std::max(words, lane->marks.size());
+                for (std::size_t w = 0; w < words; ++w) {
+                    std::uint64_t bits = 0;
+                    for (const auto& lane : lanes)
+                        if (w < lane->marks.size()) bits |= lane->marks[w];
+                    for (; bits != 0; bits &= bits - 1)
+                        changed_aggregates_.push_back(w * 64 + static_cast<std::uint64_t>(std::countr_zero(bits)));
+                }
             }
             session_.commit(*checkpoint_, changed_aggregates_);
         } catch (...) {
@@ -462,7 +480,10 @@ void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bul
             failed_ = nullptr;
             throw;
         }
-        for (auto& lane : lanes) std::apply([](auto&... t) { (t.flushed(), ...); }, lane->tables);
+        for (auto& lane : lanes) {
+            std::apply([](auto&... t) { (t.flushed(), ...); }, lane->tables);
+            std::fill(lane->marks.begin(), lane->marks.end(), 0);
+        }
         changed_aggregates_.clear();
         ++bulk_flushes_;
         ++batches_committed_;

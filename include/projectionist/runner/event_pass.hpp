@@ -20,6 +20,10 @@ struct runner<Projection, Policies...>::pass_state {
     std::uint32_t slice_index = 0;
     pass_totals totals;
     std::vector<std::uint64_t>* changed = nullptr;  // where the aggregates it moves are listed
+    // Instead of `changed` (a bulk pass): one bit per aggregate number, set when it moves, so that
+    // an aggregate is listed once per flush however many of its events were applied.
+    std::vector<std::uint64_t>* mark_words = nullptr;
+    std::uint64_t* marks = nullptr;  // mark_words' data, at least versions_size bits
 };
 
 /// The case of each slot: the handler of an entry, nothing for an unhandled or foreign event
@@ -119,8 +123,8 @@ void runner<Projection, Policies...>::replay_records(It first, const It last, co
 template <class Projection, class... Policies>
 template <bool Journaled, bool Filtered, class It, class Ctx>
 auto runner<Projection, Policies...>::apply_records_as(It first, const It last, const Ctx& context) -> pass_totals {
-    return apply_records_into<Journaled, Filtered>(first, last, context,
-                                                   {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked});
+    return apply_records_into<Journaled, Filtered>(
+        first, last, context, {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked, nullptr});
 }
 
 template <class Projection, class... Policies>
@@ -132,6 +136,7 @@ auto runner<Projection, Policies...>::apply_records_into(It first, const It last
     Ctx ctx = context;
     pass_state st;
     st.changed = out.changed;
+    st.mark_words = out.marks;
     load_bounds(st);
     It it = first;
     try {
@@ -178,6 +183,13 @@ PROJECTIONIST_ALWAYS_INLINE void runner<Projection, Policies...>::load_bounds(pa
         st.slice_index = options_.slice.index;
         st.versions = checkpoint_->aggregate_versions.data();
         st.versions_size = checkpoint_->aggregate_versions.size();
+        if constexpr (session_reloads_checkpoint) {
+            if (st.mark_words != nullptr) {
+                const std::size_t words = (st.versions_size + 63) / 64;
+                if (st.mark_words->size() < words) st.mark_words->resize(words, 0);
+                st.marks = st.mark_words->data();
+            }
+        }
     }
 }
 
@@ -232,9 +244,13 @@ PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::advance_aggreg
         }
         detail::throw_version_gap(applied_version, version);
     }
-    if constexpr (session_reloads_checkpoint)
-        st.changed->push_back(number);  // the storage writes their rows at commit
-    else if constexpr (Journaled)
+    if constexpr (session_reloads_checkpoint) {
+        // The storage writes their rows at commit.
+        if (st.marks != nullptr)
+            st.marks[number >> 6] |= std::uint64_t{1} << (number & 63);
+        else
+            st.changed->push_back(number);
+    } else if constexpr (Journaled)
         aggregate_undo_.emplace_back(number, applied_version);  // undone with the tables
     // Here version == applied_version + 1, so this is "applied_version == 0", but it does not
     // wait for the (often missing) cache line of the position.

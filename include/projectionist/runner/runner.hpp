@@ -509,11 +509,14 @@ private:
     pass_totals apply_records_as(It first, const It last, const Ctx& context);
     /// Where a pass records what it does besides the tables: the aggregates it moved (per
     /// aggregate, on a storage that persists them), the record that threw, the aggregates it
-    /// applied for the first time. The runner's own members, or a bulk apply thread's.
+    /// applied for the first time. The runner's own members, or a bulk apply thread's. A bulk
+    /// pass marks the aggregates it moved in `marks` (a bit per aggregate number) instead of
+    /// listing them in `changed`: listed at its flush, each once.
     struct pass_outputs {
         std::vector<std::uint64_t>* changed;
         const record_type** failed;
         std::uint64_t* tracked;
+        std::vector<std::uint64_t>* marks;
     };
     /// apply_records_as with its outputs elsewhere.
     template <bool Journaled, bool Filtered, class It, class Ctx>

@@ -210,6 +210,10 @@ public:
     /// Rows held in memory, and roughly what they cost.
     [[nodiscard]] std::size_t rows_in_memory() const noexcept { return rows_.size(); }
     [[nodiscard]] std::size_t approximate_bytes() const noexcept { return bytes_; }
+    /// Rows the store holds room for without growing (what `plan_rows` reserved, or more).
+    [[nodiscard]] std::size_t row_capacity() const noexcept {
+        return static_cast<std::size_t>(static_cast<double>(rows_.bucket_count()) * rows_.max_load_factor());
+    }
     /// Rows changed since the last flush.
     [[nodiscard]] std::size_t dirty_rows() const noexcept { return dirty_; }
 

@@ -110,6 +110,17 @@ public:
         return h;
     }
 
+    /// How many aggregates the log numbered (numbers are dense from 0: the highest plus one, one
+    /// look-up at the end of the table's key). A bulk backfill sizes its row stores from it, and a
+    /// per-aggregate runner its positions.
+    [[nodiscard]] std::uint64_t aggregate_count() const {
+        std::lock_guard lock(mutex_);
+        auto& s = prepared(aggregate_count_, "SELECT coalesce(max(number) + 1, 0) FROM projectionist_aggregates");
+        const std::int64_t n = s.step() ? s.int64(0) : 0;
+        s.reset();
+        return n > 0 ? static_cast<std::uint64_t>(n) : 0;
+    }
+
     /// Fills `out` with up to `max` records after position `after`, in global order.
     void read(std::uint64_t after, std::size_t max, batch& out) const {
         std::lock_guard lock(mutex_);
@@ -290,7 +301,7 @@ private:
     sqlite_options options_;
     detail::sqlite::connection db_;
     mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_, min_position_,
-        aggregate_of_;
+        aggregate_of_, aggregate_count_;
     /// Records of the batch being read that `fill` marked although their type is known: their
     /// index and type, for `check_aggregates`.
     mutable std::vector<std::pair<std::size_t, const type_entry*>> recheck_;
