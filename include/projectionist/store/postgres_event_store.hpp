@@ -154,6 +154,17 @@ public:
         return static_cast<std::uint64_t>(db_.execute(sql_.prefix + "head").int64(0, 0));
     }
 
+    /// How many aggregate numbers the log gave out: the highest plus one (one look-up at the end of
+    /// the table's key; numbers come from a sequence from 0, so an append rolled back leaves a
+    /// gap). A bulk backfill sizes its row stores from it, and a per-aggregate runner its positions.
+    [[nodiscard]] std::uint64_t aggregate_count() const {
+        std::lock_guard lock(mutex_);
+        auto r = db_.query(fmt::format("SELECT coalesce(max(number) + 1, 0) FROM {}.projectionist_aggregates",
+                                       detail::pg::quote(options_.schema)));
+        const std::int64_t n = r.int64(0, 0);
+        return n > 0 ? static_cast<std::uint64_t>(n) : 0;
+    }
+
     /// Fills `out` with up to `max` records after position `after`, in global order: only events
     /// whose every lower position is settled (see the class comment), so a reader that moves on
     /// to the last position it saw never skips an event committed late.
