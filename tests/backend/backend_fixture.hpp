@@ -108,7 +108,7 @@ public:
         static constexpr bool slices = false;
         static constexpr bool persisted_checkpoint = true;
         static constexpr bool event_wait = false;
-        static constexpr bool aggregate_count = false;
+        static constexpr bool aggregate_count = true;
         static constexpr bool transactional_emission = true;
     };
 
@@ -238,7 +238,7 @@ public:
         static constexpr bool slices = true;
         static constexpr bool persisted_checkpoint = true;
         static constexpr bool event_wait = true;
-        static constexpr bool aggregate_count = false;
+        static constexpr bool aggregate_count = true;
         static constexpr bool transactional_emission = true;
     };
 
