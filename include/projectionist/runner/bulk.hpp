@@ -50,6 +50,17 @@
 
 namespace projectionist {
 
+namespace detail {
+
+/// Starts a thread that calls `entry(argument)`. Not a template, so that std::thread's state for
+/// it is instantiated once, here: clang 14 left the run function of that state undefined (a link
+/// error) when the thread was started with a callable that depends on a runner's parameters.
+inline void start_thread(std::vector<std::jthread>& threads, void (*entry)(void*) noexcept, void* argument) {
+    threads.emplace_back(entry, argument);
+}
+
+}  // namespace detail
+
 template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::bulk_eligible() const -> bool {
     if constexpr (!bulk_capable) {
@@ -344,6 +355,28 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
 }
 
 template <class Projection, class... Policies>
+void runner<Projection, Policies...>::bulk_apply_lane(bulk_lane& lane) noexcept {
+    if constexpr (bulk_capable) {
+        lane.failed = nullptr;
+        lane.error = nullptr;
+        try {
+            lane.totals = apply_records_into<false, false>(lane.records.begin(), lane.records.end(), lane.ctx,
+                                                           {&lane.changed, &lane.failed, &lane.tracked, &lane.marks});
+        } catch (...) {
+            lane.error = std::current_exception();
+        }
+    } else {
+        (void)lane;
+    }
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::bulk_lane_entry(void* call) noexcept {
+    const auto* c = static_cast<const std::pair<runner*, bulk_lane*>*>(call);
+    c->first->bulk_apply_lane(*c->second);
+}
+
+template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes,
                                                        std::uint64_t target, bool& read_ahead) -> pass_totals {
     if constexpr (!bulk_capable) {
@@ -370,25 +403,17 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
         // thread, which owns the connection.
         for (auto& lane : lanes) detail::prefetch_bulk(lane->tables, lane->records.begin(), lane->records.end());
 
-        const auto work = [this](bulk_lane& lane) noexcept {
-            lane.failed = nullptr;
-            lane.error = nullptr;
-            try {
-                lane.totals =
-                    apply_records_into<false, false>(lane.records.begin(), lane.records.end(), lane.ctx,
-                                                     {&lane.changed, &lane.failed, &lane.tracked, &lane.marks});
-            } catch (...) {
-                lane.error = std::current_exception();
-            }
-        };
         // Every lane on a thread of its own while this one reads the log's next events (from the
         // store's connection: the lanes read rows only through the session's), so that reading,
         // which stays serial, overlaps the apply phase instead of adding to it.
         std::exception_ptr read_error;
         {
+            std::vector<std::pair<runner*, bulk_lane*>> calls;
+            calls.reserve(count);
+            for (auto& lane : lanes) calls.emplace_back(this, lane.get());
             std::vector<std::jthread> threads;
             threads.reserve(count);
-            for (auto& lane : lanes) threads.emplace_back(work, std::ref(*lane));
+            for (auto& call : calls) detail::start_thread(threads, &runner::bulk_lane_entry, &call);
             const std::uint64_t after = detail::deref(batch_[batch_.size() - 1]).position();
             if (after < target) {
                 try {

@@ -576,6 +576,10 @@ private:
     /// `read_ahead`.
     pass_totals bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes, std::uint64_t target,
                                  bool& read_ahead);
+    /// One lane's pass over its records, on its own thread.
+    void bulk_apply_lane(bulk_lane& lane) noexcept;
+    /// The lane threads' entry: `call` is a std::pair<runner*, bulk_lane*>.
+    static void bulk_lane_entry(void* call) noexcept;
     /// Writes the changed rows and moves the checkpoint, in one transaction.
     void bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes);
 
