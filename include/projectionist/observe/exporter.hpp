@@ -318,14 +318,10 @@ private:
                     duration_histogram::bounds, s.flush_seconds.counts, s.flush_seconds.sum, s.flush_seconds.count);
         m.gauge("projectionist_stopped", "1 when the version stopped on an error (see its status), else 0.", l,
                 s.error ? 1 : 0);
-        for (std::size_t i = 0; i < error_counts::kinds; ++i) {
-            metric_labels el = l;
-            el.emplace_back("kind", std::string(to_string(static_cast<error_kind>(i))));
-            m.counter("projectionist_errors_total",
-                      "Errors this version's runner met, by kind: handler, storage, connection, conflict, definition, "
-                      "deleted, fenced, other.",
-                      el, u(s.errors.counts[i]));
-        }
+        write_errors(m, "projectionist_errors_total",
+                     "Errors this version's runner met, by kind: handler, storage, connection, conflict, definition, "
+                     "deleted, fenced, other.",
+                     l, s.errors);
         for (auto st : all_states) {
             metric_labels sl = l;
             sl.emplace_back("state", std::string(to_string(st)));
@@ -336,6 +332,16 @@ private:
         m.gauge("projectionist_dormant", "1 while a manual-kick-off version waits for init.", l, s.dormant ? 1 : 0);
         m.gauge("projectionist_bulk_mode", "1 while a bulk backfill applies or flushes.", l, s.mode == "bulk" ? 1 : 0);
         m.gauge("projectionist_live", "1 when the version's emitted events go downstream.", l, s.live ? 1 : 0);
+    }
+
+    /// One counter series per error kind, `l` plus the label kind.
+    static void write_errors(metrics_text& m, std::string_view name, std::string_view help, const metric_labels& l,
+                             const error_counts& errors) {
+        for (std::size_t i = 0; i < error_counts::kinds; ++i) {
+            metric_labels el = l;
+            el.emplace_back("kind", std::string(to_string(static_cast<error_kind>(i))));
+            m.counter(name, help, el, static_cast<double>(errors.counts[i]));
+        }
     }
 
     static void write_router(metrics_text& m, const router_snapshot& r) {
@@ -425,14 +431,10 @@ private:
                   "Runners dropped after an error that was not a handler's.", l, u(w.runner_restarts));
         m.counter("projectionist_worker_events_applied_total", "Handlers run by this worker's runners.", l,
                   u(w.events_applied));
-        for (std::size_t i = 0; i < error_counts::kinds; ++i) {
-            metric_labels el = l;
-            el.emplace_back("kind", std::string(to_string(static_cast<error_kind>(i))));
-            m.counter("projectionist_worker_errors_total",
-                      "Errors this worker's runners met, by kind (as projectionist_errors_total), dropped runners "
-                      "included.",
-                      el, u(w.errors.counts[i]));
-        }
+        write_errors(m, "projectionist_worker_errors_total",
+                     "Errors this worker's runners met, by kind (as projectionist_errors_total), dropped runners "
+                     "included.",
+                     l, w.errors);
     }
 
     static constexpr projection_state all_states[] = {projection_state::declared,    projection_state::initialized,
