@@ -344,29 +344,54 @@ TEST_CASE("the store's appending connection gets the larger of the two page cach
         REQUIRE(s.step());
         return s.int64(0);
     };
-    {
-        projectionist::sqlite_event_store store(dir.file("default.db"));
-        CHECK(cache(store) == -65536);  // append_cache_size_kib's default
-    }
-    projectionist::sqlite_options options;
-    options.append_cache_size_kib = 0;
+    std::int64_t sqlite_default = 0;
     {
         projectionist::sqlite_storage plain(dir.file("plain.db"));  // keeps SQLite's default
         projectionist::detail::sqlite::statement s(plain.connection(), "PRAGMA cache_size");
         REQUIRE(s.step());
+        sqlite_default = s.int64(0);
+    }
+    REQUIRE(sqlite_default != -65536);
+    {
+        // Raised at the first append, not before: a store that only reads keeps the default.
+        projectionist::sqlite_event_store store(dir.file("default.db"));
+        CHECK(cache(store) == sqlite_default);
+        (void)store.head();
+        CHECK(cache(store) == sqlite_default);
+        store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+        CHECK(cache(store) == -65536);  // append_cache_size_kib's default
+    }
+    {
+        projectionist::sqlite_event_store store(dir.file("batch.db"));
+        auto batch = store.new_batch();
+        batch.add(ticket_stream{}, "t-1", projectionist::expected_version(0), ticket_registered{"t-1", "bug"});
+        store.append(batch);
+        CHECK(cache(store) == -65536);
+    }
+    {
+        projectionist::sqlite_event_store store(dir.file("transaction.db"));
+        auto tx = store.transaction();
+        CHECK(cache(store) == -65536);
+    }
+    projectionist::sqlite_options options;
+    options.append_cache_size_kib = 0;
+    {
         projectionist::sqlite_event_store store(dir.file("off.db"), options);
-        CHECK(cache(store) == s.int64(0));
-        CHECK(cache(store) != -65536);
+        store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
+        CHECK(cache(store) == sqlite_default);
     }
     options.cache_size_kib = 131072;
     options.append_cache_size_kib = 4096;
     {
         projectionist::sqlite_event_store store(dir.file("larger.db"), options);
+        store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
         CHECK(cache(store) == -131072);  // never lowered
     }
     options.cache_size_kib = 1024;
     {
         projectionist::sqlite_event_store store(dir.file("raised.db"), options);
+        CHECK(cache(store) == -1024);
+        store.append(ticket_stream{}, "t-1", 0, ticket_registered{"t-1", "bug"});
         CHECK(cache(store) == -4096);
     }
 }

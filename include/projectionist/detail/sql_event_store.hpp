@@ -55,7 +55,7 @@ public:
     template <stream_type Stream, class... Events>
     append_result append(Stream stream, std::string_view aggregate_id, expected_version expected, Events&&... events) {
         std::lock_guard lock(mutex_);
-        return self().writer_.append(stream, aggregate_id, expected, std::forward<Events>(events)...);
+        return appending().append(stream, aggregate_id, expected, std::forward<Events>(events)...);
     }
 
     /// Appends every part of `batch` in one transaction: each part's aggregate must be at the
@@ -64,7 +64,7 @@ public:
     /// empties the batch for reuse.
     std::vector<append_result> append(append_batch& batch) {
         std::lock_guard lock(mutex_);
-        return self().writer_.append(batch);
+        return appending().append(batch);
     }
 
     /// The aggregate's current version, 0 when it has no events.
@@ -214,6 +214,13 @@ protected:
     mutable std::mutex mutex_;
     mutable std::deque<type_entry> types_;  // deque: records point at entries
     const type_entry unknown_type_{0xFFFFFFFFu, {}, {}, false};
+
+    /// The store's writer, under mutex_, after the store's `prepare_append()` if it has one (the
+    /// SQLite store raises its page cache at its first append, not before: see there).
+    [[nodiscard]] auto& appending() {
+        if constexpr (requires(Derived & d) { d.prepare_append(); }) self().prepare_append();
+        return self().writer_;
+    }
 
 private:
     [[nodiscard]] const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
