@@ -242,8 +242,15 @@ private:
         if (!defect.empty() && type.known && position >= 1) [[unlikely]]
             recheck_.emplace_back(out.size() - 1, &type);
         this->set_record(r, position, type, number, version, schema, recorded_ns, std::move(defect));
-        r.aggregate_id_buffer().assign(id);
-        r.payload_buffer().assign(s.blob(7));
+        // clear() + append(): the buffers keep their capacity, and the copy takes the short path
+        // (assign() goes through the general replace, which checks for overlap: 4.5 % of a bulk
+        // backfill's instructions).
+        std::string& id_buffer = r.aggregate_id_buffer();
+        id_buffer.clear();
+        id_buffer.append(id);
+        std::string& payload_buffer = r.payload_buffer();
+        payload_buffer.clear();
+        payload_buffer.append(s.blob(7));
     }
 
     /// Marks each record of `out` whose aggregate number is not its aggregate's. The numbers of a
