@@ -34,7 +34,8 @@
 #   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,
 #                                      pg_live,shadow,compile (+ sqlite_attribution: the 6x sides, not run by default;
 #                                      bulk_sqlite, bulk_postgres: one half of bulk)
-#   PROJECTIONIST_BENCH_COMPILE_RUNS   timed compiles per unit (5); 0 skips the compile-time part
+#   PROJECTIONIST_BENCH_COMPILE_RUNS   timed compiles per unit (5); 0 skips the compile-time part, as does a
+#                                      PROJECTIONIST_BENCH_ONLY that does not name compile
 #   PROJECTIONIST_BENCH_JSON           where to write the results (benchmarks/results.json)
 #   PROJECTIONIST_BENCH_BUILD          the build directory (build/bench)
 #   PROJECTIONIST_JOBS                 build parallelism (2)
@@ -43,6 +44,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${PROJECTIONIST_BENCH_BUILD:-$root/build/bench}"
 jobs="${PROJECTIONIST_JOBS:-2}"
 compile_runs="${PROJECTIONIST_BENCH_COMPILE_RUNS:-5}"
+only="${PROJECTIONIST_BENCH_ONLY:-}"
+if [ -n "$only" ] && [[ ",$only," != *",compile,"* ]]; then
+  compile_runs=0  # the compile-time part (about 4 minutes) is the group compile
+fi
 json="${PROJECTIONIST_BENCH_JSON:-$root/benchmarks/results.json}"
 started=$SECONDS
 
