@@ -34,6 +34,9 @@
 #   priority (nice 19): it takes only the CPU that 2 leaves idle (the last long compiles of its
 #   build; its tests waiting on PostgreSQL, Prometheus and child processes); when 2 ends, it goes
 #   on with every core.
+# - the tests of one kind share a program, compiled as one translation unit (tests/CMakeLists.txt,
+#   projectionist_test_program): the library's code they instantiate is generated once per program,
+#   not once per test; that halved the sanitized build's CPU time for those tests.
 # - the test executables share a precompiled header (tests/CMakeLists.txt, projectionist_test_pch):
 #   about 40% of clang's time on a small test file, 5% of gcc's under the sanitizers, where code
 #   generation dominates. It is on unless a compiler launcher (ccache) is set.

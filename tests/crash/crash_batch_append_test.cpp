@@ -26,6 +26,8 @@
 
 #include <tickets_domain.hpp>
 
+namespace crash_batch_append_test {
+
 namespace {
 
 namespace pj = projectionist;
@@ -137,3 +139,5 @@ TEST_CASE("a batch append killed mid-call leaves all of the batch or none of it"
     ::munmap(shared, sizeof(shared_state));
     std::filesystem::remove_all(dir);
 }
+
+}  // namespace crash_batch_append_test

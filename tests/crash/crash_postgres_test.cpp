@@ -17,15 +17,16 @@
 // into it for each round); a batch-mode backfill per aggregate. (Batch-mode workers killed on
 // PostgreSQL: tests/failover.)
 //
-// The same executable is the child when started as `crash_postgres --crash-child ...`.
+// The same program is the child when started as `<program> --crash-child-postgres ...`.
 //
 // Environment:
 //   PROJECTIONIST_CRASH_KILLS  kills that must land mid-backfill, per configuration (default 8)
 //   PROJECTIONIST_CRASH_SEED   seed of the kill instants (default: random, printed)
 //   PROJECTIONIST_PG_URL       the server (default: the one the ctest fixture `postgres` started)
 
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include <child_entry.hpp>
 
 #include <unistd.h>
 
@@ -45,9 +46,13 @@
 #include <postgres_test_support.hpp>
 #include <projectionist/postgres.hpp>
 
+namespace crash_postgres_test {
+
 namespace pj = projectionist;
 
+// This file's part of the crash tests; what they share is ::crash (crash_support.hpp).
 namespace crash {
+using namespace ::crash;
 
 /// The kills per configuration unless PROJECTIONIST_CRASH_KILLS says otherwise: fewer than on
 /// SQLite, whose children start faster.
@@ -85,7 +90,7 @@ int child_backfill(const std::string& url, const std::string& log, const std::st
     return backfill_to_head(r, store, bulk);
 }
 
-/// `crash_postgres --crash-child <global|per_aggregate>[-bulk] <url> <log schema> <models schema> <ready fd>`
+/// `<program> --crash-child-postgres <global|per_aggregate>[-bulk] <url> <log schema> <models schema> <ready fd>`
 int child_main(int argc, char** argv) {
     if (argc != 7) {
         std::fprintf(stderr, "crash_postgres child: expected 5 arguments, got %d\n", argc - 2);
@@ -167,7 +172,7 @@ struct pg_round {
     [[nodiscard]] std::vector<std::string> child_args(std::uint64_t life) {
         app = fmt::format("pj_crash_{}_{}", ::getpid(), life);
         const std::string url = postgres_test::pg_url();
-        return {"--crash-child", mode,
+        return {"--crash-child-postgres", mode,
                 url + (url.find('?') == std::string::npos ? "?" : "&") + "application_name=" + app, log_schema,
                 models.name()};
     }
@@ -273,7 +278,8 @@ void crash_and_resume(bool one_schema, bool bulk, std::uint64_t config) {
     plan.required = required_kills(default_kills);
     plan.aim_at_flushes = bulk;
     plan.initial_window_ms = 100;  // a child's first commit comes a few hundred events in
-    const run_stats stats = crash::crash_and_resume(plan, [&] { return pg_round<Partitioning>(f, mode, one_schema); });
+    const run_stats stats =
+        ::crash::crash_and_resume(plan, [&] { return pg_round<Partitioning>(f, mode, one_schema); });
     if (bulk) CHECK(stats.during_flush > 0);
 }
 
@@ -294,7 +300,6 @@ TEST_CASE(
     crash::crash_and_resume<pj::per_aggregate>(false, false, 12);
 }
 
-int main(int argc, char* argv[]) {
-    if (argc >= 2 && std::string_view(argv[1]) == "--crash-child") return crash::child_main(argc, argv);
-    return Catch::Session().run(argc, argv);
-}
+const child_entries::entry child{"--crash-child-postgres", crash::child_main};
+
+}  // namespace crash_postgres_test

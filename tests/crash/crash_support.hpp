@@ -15,8 +15,8 @@
 //                                                              a bulk flush's transaction now
 // which lets the loop aim some kills at flushes (crash_plan::aim_at_flushes).
 //
-// A translation unit that includes this defines CATCH_CONFIG_RUNNER (its main starts the child
-// or the Catch session) and includes <catch2/catch.hpp> first.
+// A test that includes this names its child's entry point (support/child_entry.hpp); its program's
+// main (tests/child_main.cpp) starts the child or the Catch session.
 
 #include <catch2/catch.hpp>
 

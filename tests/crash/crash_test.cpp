@@ -9,14 +9,15 @@
 //     per-aggregate positions equal the aggregates' versions, and PRAGMA integrity_check is ok.
 // Both partitioning modes; the log and the read model in one file, and in two files.
 //
-// The same executable is the child when started as `crash_test --crash-child ...`.
+// The same program is the child when started as `<program> --crash-child-sqlite ...`.
 //
 // Environment:
 //   PROJECTIONIST_CRASH_KILLS  kills that must land mid-backfill, per configuration (default 20)
 //   PROJECTIONIST_CRASH_SEED   seed of the kill instants (default: random, printed)
 
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include <child_entry.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -34,9 +35,13 @@
 #include <projectionist/sqlite.hpp>
 #include <sqlite_test_support.hpp>
 
+namespace crash_test {
+
 namespace pj = projectionist;
 
+// This file's part of the crash tests; what they share is ::crash (crash_support.hpp).
 namespace crash {
+using namespace ::crash;
 
 // ---- the history ---------------------------------------------------------------------------------
 
@@ -75,7 +80,7 @@ int child_backfill(const std::string& log, const std::string& models, int ready_
     return backfill_to_head(r, store, bulk);
 }
 
-/// `crash_test --crash-child <global|per_aggregate>[-bulk] <log db> <models db> <ready fd>`
+/// `<program> --crash-child-sqlite <global|per_aggregate>[-bulk] <log db> <models db> <ready fd>`
 int child_main(int argc, char** argv) {
     if (argc != 6) {
         std::fprintf(stderr, "crash_test child: expected 4 arguments, got %d\n", argc - 2);
@@ -202,7 +207,7 @@ struct sqlite_round {
     }
 
     [[nodiscard]] std::vector<std::string> child_args(std::uint64_t /*life*/) const {
-        return {"--crash-child", mode, log, models};
+        return {"--crash-child-sqlite", mode, log, models};
     }
 
     [[nodiscard]] committed_state inspect() const { return crash::inspect(log, models, Partitioning::partitioned); }
@@ -249,7 +254,7 @@ void crash_and_resume(bool two_files, std::uint64_t config, bool bulk = false) {
     plan.head = f.ref.head;
     plan.config = config;
     plan.required = required_kills();
-    crash::crash_and_resume(plan, [&] { return sqlite_round<Partitioning>(f, mode, two_files); });
+    ::crash::crash_and_resume(plan, [&] { return sqlite_round<Partitioning>(f, mode, two_files); });
 }
 
 }  // namespace crash
@@ -268,7 +273,6 @@ TEMPLATE_TEST_CASE("a backfill killed at random instants resumes to the referenc
     }
 }
 
-int main(int argc, char* argv[]) {
-    if (argc >= 2 && std::string_view(argv[1]) == "--crash-child") return crash::child_main(argc, argv);
-    return Catch::Session().run(argc, argv);
-}
+const child_entries::entry child{"--crash-child-sqlite", crash::child_main};
+
+}  // namespace crash_test

@@ -8,18 +8,21 @@
 //   - the frozen leader, once resumed, commits nothing more under its old epoch;
 //   - the read model equals the reference built from the log, every apply counter equals its
 //     ticket's number of events.
-// The same executable is a worker when started as `failover_global --worker ...`.
+// The same program is a worker when started as `<program> --failover-global-worker ...`.
 // PROJECTIONIST_FAILOVER_ROUNDS (environment) sets the number of failure rounds (default 5:
 // SIGKILL, SIGSTOP, SIGKILL, ...).
 
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include <child_entry.hpp>
 
 #include <cstdlib>
 #include <memory>
 #include <set>
 
 #include <failover_support.hpp>
+
+namespace failover_global_test {
 
 namespace {
 
@@ -61,8 +64,8 @@ TEST_CASE("a global projection runs in one worker at a time; a standby takes ove
     int next = 1;
     auto start_worker = [&] {
         const std::string id = "w" + std::to_string(next++);
-        workers[id] =
-            std::make_unique<child_process>(std::vector<std::string>{"--worker", url, schema.name(), id, "1"});
+        workers[id] = std::make_unique<child_process>(
+            std::vector<std::string>{"--failover-global-worker", url, schema.name(), id, "1"});
         return id;
     };
     for (int i = 0; i < 3; ++i) start_worker();
@@ -165,8 +168,8 @@ TEST_CASE("a global projection runs in one worker at a time; a standby takes ove
     CHECK(percentile(takeover_ms, 100) < static_cast<double>((2 * lease_ttl + 4 * heartbeat).count()));
 }
 
-int main(int argc, char* argv[]) {
-    if (argc >= 2 && std::string_view(argv[1]) == "--worker")
-        return failover::worker_main<failover::led, projectionist::global>(argc, argv);
-    return Catch::Session().run(argc, argv);
-}
+const child_entries::entry worker{"--failover-global-worker", [](int argc, char* argv[]) {
+                                      return failover::worker_main<failover::led, projectionist::global>(argc, argv);
+                                  }};
+
+}  // namespace failover_global_test

@@ -5,11 +5,12 @@
 // Checked, position by position, on the downstream log (each emitted event names its version and
 // its source position): every ticket event's position is emitted exactly once, by v1 up to the
 // first hand-over's position p, by v2 after p up to the second's q, and by v1 after q; none lost,
-// none doubled. The same executable is a worker when started as
-// `failover_handoff --worker-v1 ...` or `--worker-v2 ...`.
+// none doubled. The same program is a worker when started as
+// `<program> --handoff-worker-v1 ...` or `--handoff-worker-v2 ...`.
 
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include <child_entry.hpp>
 
 #include <array>
 #include <barrier>
@@ -23,6 +24,8 @@
 #include <fmt/ranges.h>
 
 #include <failover_support.hpp>
+
+namespace failover_handoff_test {
 
 namespace {
 
@@ -119,8 +122,8 @@ TEST_CASE("a hand-over between versions that workers run emits each position exa
         workers[id] = std::make_unique<child_process>(
             std::vector<std::string>{std::string(which), url, schema.name(), id, std::to_string(partitions)});
     };
-    start_worker("--worker-v1", "v1-a");
-    start_worker("--worker-v1", "v1-b");
+    start_worker("--handoff-worker-v1", "v1-a");
+    start_worker("--handoff-worker-v1", "v1-b");
     app.start();
 
     // Every partition of `version` has a checkpoint at or past `position`.
@@ -138,8 +141,8 @@ TEST_CASE("a hand-over between versions that workers run emits each position exa
         v2_runner setup(store, storage);
         setup.init();
     }
-    start_worker("--worker-v2", "v2-a");
-    start_worker("--worker-v2", "v2-b");
+    start_worker("--handoff-worker-v2", "v2-a");
+    start_worker("--handoff-worker-v2", "v2-b");
     // v2 replays the history (emitting nothing: not live) and follows.
     const std::uint64_t replayed = store.head();
     REQUIRE(wait_until(60s, [&] { return partitions_at("announced_v2", replayed); }));
@@ -346,10 +349,13 @@ TEST_CASE("versions made live at once from several processes end with one of the
     CHECK(failures.empty());
 }
 
-int main(int argc, char* argv[]) {
-    if (argc >= 2 && std::string_view(argv[1]) == "--worker-v1")
+const child_entries::entry worker_v1{
+    "--handoff-worker-v1", [](int argc, char* argv[]) {
         return failover::worker_main<position_announcer<1>, projectionist::per_aggregate>(argc, argv);
-    if (argc >= 2 && std::string_view(argv[1]) == "--worker-v2")
+    }};
+const child_entries::entry worker_v2{
+    "--handoff-worker-v2", [](int argc, char* argv[]) {
         return failover::worker_main<position_announcer<2>, projectionist::per_aggregate>(argc, argv);
-    return Catch::Session().run(argc, argv);
-}
+    }};
+
+}  // namespace failover_handoff_test

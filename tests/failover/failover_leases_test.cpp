@@ -16,6 +16,8 @@
 
 #include <failover_support.hpp>
 
+namespace failover_leases_test {
+
 namespace pj = projectionist;
 using namespace std::chrono_literals;
 using failover::counted_row;
@@ -693,3 +695,5 @@ TEST_CASE("a worker that cannot work any more gives its leases back and throws",
     REQUIRE(states.size() == 1);
     CHECK_FALSE(states[0].holder.has_value());  // given back at once, not after 20 s
 }
+
+}  // namespace failover_leases_test

@@ -10,17 +10,20 @@
 //   - at the end every partition's checkpoint is at the head, the read model equals the reference
 //     built from the log, and every apply counter equals its ticket's number of events: nothing
 //     applied twice (a second registration would even fail on the duplicate key), nothing missed.
-// The same executable is a worker when started as `failover_partitions --worker ...`.
+// The same program is a worker when started as `<program> --failover-partitions-worker ...`.
 // PROJECTIONIST_FAILOVER_ROUNDS (environment) sets the number of failure rounds (default 4).
 
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include <child_entry.hpp>
 
 #include <cstdlib>
 #include <memory>
 #include <set>
 
 #include <failover_support.hpp>
+
+namespace failover_partitions_test {
 
 namespace {
 
@@ -58,8 +61,8 @@ TEST_CASE("partitions of a per-aggregate projection move to the live workers; no
     int next = 1;
     auto start_worker = [&] {
         const std::string id = "w" + std::to_string(next++);
-        workers[id] = std::make_unique<child_process>(
-            std::vector<std::string>{"--worker", url, schema.name(), id, std::to_string(partitions)});
+        workers[id] = std::make_unique<child_process>(std::vector<std::string>{
+            "--failover-partitions-worker", url, schema.name(), id, std::to_string(partitions)});
         running.insert(id);
         return id;
     };
@@ -261,8 +264,9 @@ TEST_CASE("per-aggregate workers start a projection nobody initialized, and stop
     CHECK(log_problems.empty());
 }
 
-int main(int argc, char* argv[]) {
-    if (argc >= 2 && std::string_view(argv[1]) == "--worker")
-        return failover::worker_main<failover::counted, projectionist::per_aggregate>(argc, argv);
-    return Catch::Session().run(argc, argv);
-}
+const child_entries::entry worker{"--failover-partitions-worker", [](int argc, char* argv[]) {
+                                      return failover::worker_main<failover::counted, projectionist::per_aggregate>(
+                                          argc, argv);
+                                  }};
+
+}  // namespace failover_partitions_test

@@ -372,7 +372,7 @@ bool wait_until(milliseconds timeout, F&& condition) {
 inline constexpr milliseconds lease_ttl{1500};
 inline constexpr milliseconds heartbeat{250};
 
-/// The body of a worker process: `<exe> --worker <url> <schema> <id> <partitions>`. Runs a
+/// The body of a worker process: `<program> <its flag> <url> <schema> <id> <partitions>`. Runs a
 /// worker of `Projection` until SIGTERM, then writes its final status into failover_stats.
 template <class Projection, class Partitioning>
 int worker_main(int argc, char** argv) {

@@ -33,6 +33,8 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace cli_fault_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
@@ -246,3 +248,5 @@ TEST_CASE("cli: status on a database in a directory it may not write names the d
     CHECK_THAT(status->err, Contains(file) && Contains("cannot be read") && Contains("directory"));
     CHECK_THAT(status->err, !Contains("not a SQLite database"));
 }
+
+}  // namespace cli_fault_test

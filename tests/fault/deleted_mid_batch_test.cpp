@@ -17,6 +17,8 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace deleted_mid_batch_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace fault_test;
@@ -79,3 +81,5 @@ TEST_CASE("a version deleted between a batch's read and its begin stops the runn
     CHECK(count(file, "SELECT count(*) FROM projectionist_checkpoints WHERE projection = 'tickets_v1'") == 0);
     CHECK(count(file, "SELECT count(*) FROM sqlite_master WHERE name = 'tickets_v1'") == 0);
 }
+
+}  // namespace deleted_mid_batch_test

@@ -25,6 +25,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace memory_handoff_race_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -129,3 +131,5 @@ TEST_CASE("versions made live at once from several threads neither deadlock nor 
     INFO("the first failure: " << first_failure);
     CHECK(failures == 0);
 }
+
+}  // namespace memory_handoff_race_test

@@ -18,6 +18,8 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace sqlite_fault_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace fault_test;
@@ -461,3 +463,5 @@ TEST_CASE("a version deleted while another process runs it: the runner stops say
                                           raw.int64("SELECT count(*) FROM projectionist_dead_letters"));
                                   });
 }
+
+}  // namespace sqlite_fault_test

@@ -22,6 +22,8 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace errors_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using Catch::Contains;
@@ -340,3 +342,5 @@ TEST_CASE("a bulk backfill whose flush finds the checkpoint moved counts one con
     only(stale, pj::error_kind::conflict, 1);
     only(a, pj::error_kind::conflict, 0);
 }
+
+}  // namespace errors_test

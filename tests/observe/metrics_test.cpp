@@ -21,6 +21,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace metrics_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -353,3 +355,5 @@ TEST_CASE("the state label of a runner stopped by an error is stopped", "[metric
     CHECK(has_line(text, l + "\"caught_up\"} 0"));
     CHECK(has_line(text, "projectionist_stopped{projection=\"tickets\",version=\"tickets_v2\"} 1"));
 }
+
+}  // namespace metrics_test

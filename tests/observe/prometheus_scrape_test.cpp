@@ -33,6 +33,8 @@
 
 extern char** environ;
 
+namespace prometheus_scrape_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
@@ -209,3 +211,5 @@ TEST_CASE("Prometheus scrapes the endpoint while a version backfills and sees it
         30s));
     CHECK(query_value(port, R"(up{job="projectionist"})") == 1.0);
 }
+
+}  // namespace prometheus_scrape_test

@@ -23,6 +23,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace promtool_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -170,3 +172,5 @@ TEST_CASE("the metrics table of docs/metrics.md names exactly the metrics the ex
         CHECK(rendered.count(name) == 1);
     }
 }
+
+}  // namespace promtool_test

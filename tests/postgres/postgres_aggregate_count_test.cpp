@@ -12,6 +12,8 @@
 #include <projectionist/postgres.hpp>
 #include <tickets_domain.hpp>
 
+namespace postgres_aggregate_count_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -65,3 +67,5 @@ TEMPLATE_TEST_CASE(
 
     bulk_sizing::check_reserved_once(log, tickets, read);
 }
+
+}  // namespace postgres_aggregate_count_test

@@ -15,6 +15,8 @@
 
 #include "../unit/runner/bulk/bulk_history.hpp"
 
+namespace postgres_bulk_parallel_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using bulk_test::history;
@@ -98,3 +100,5 @@ TEST_CASE("a shared row on several threads on PostgreSQL: the pass goes on on on
     CHECK(many.status().note.find("applied events on one thread") != std::string::npos);
     CHECK(many.status().position == store.head());
 }
+
+}  // namespace postgres_bulk_parallel_test

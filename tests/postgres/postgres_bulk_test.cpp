@@ -21,6 +21,8 @@
 
 #include "../unit/runner/bulk/bulk_history.hpp"
 
+namespace postgres_bulk_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using bulk_test::history;
@@ -164,3 +166,5 @@ TEST_CASE("postgres_table writes and reads many rows at once", "[bulk][postgres]
         CHECK(table.find(std::string("t-1"))->status == "elsewhere");
     }
 }
+
+}  // namespace postgres_bulk_test

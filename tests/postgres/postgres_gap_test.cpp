@@ -34,6 +34,8 @@
 #include <projectionist/store/postgres_event_store.hpp>
 #include <tickets_domain.hpp>
 
+namespace postgres_gap_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using postgres_test::pg_url;
@@ -635,3 +637,5 @@ TEST_CASE("a log of schema version 5 is upgraded when opened: the reservation fu
     CHECK(store.append(batch).front().first_position == 3);
     CHECK(store.head() == 3);
 }
+
+}  // namespace postgres_gap_test

@@ -30,6 +30,8 @@
 #include <projectionist/postgres.hpp>
 #include <tickets_domain.hpp>
 
+namespace postgres_specific_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using Catch::Contains;
@@ -766,3 +768,5 @@ TEST_CASE("raw SQL from an init hook and from handlers runs in the runner's tran
     CHECK(table->find("t-2")->status == "closed");
     CHECK_FALSE(table->contains("t-3"));
 }
+
+}  // namespace postgres_specific_test

@@ -14,6 +14,8 @@
 
 #include <projectionist/deploy/rollout/rollout.hpp>
 
+namespace plan_test {
+
 namespace pj = projectionist;
 
 namespace {
@@ -193,3 +195,5 @@ TEST_CASE("a new epoch waits for the shadow reads begun in the old one, and not 
     }
     CHECK(epochs.running() == 0);
 }
+
+}  // namespace plan_test

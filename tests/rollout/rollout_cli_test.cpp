@@ -14,6 +14,8 @@
 
 #include "rollout_fixture.hpp"
 
+namespace rollout_cli_test {
+
 using namespace rollout_test;
 
 namespace {
@@ -166,3 +168,5 @@ TEST_CASE("rollout from the command line: what a user can get wrong", "[rollout]
     CHECK(admin.run({"rollout", "status"}).out == "tickets: no rollout was ever started\n");
     CHECK_THAT(admin.run({"rollout", "--help"}).out, Catch::Contains("usage: app rollout <projection> --to <version>"));
 }
+
+}  // namespace rollout_cli_test

@@ -18,6 +18,8 @@
 
 #include "rollout_fixture.hpp"
 
+namespace rollout_test {
+
 using namespace rollout_test;
 
 TEST_CASE("a good v2 is promoted step by step to 100% and made live with no command after the start", "[rollout]") {
@@ -469,3 +471,5 @@ TEST_CASE("another process's queries leave the candidate within the watch period
     b.stop();
     CHECK(w.record().state == pj::rollout_state::aborted);
 }
+
+}  // namespace rollout_test

@@ -16,6 +16,8 @@
 
 #include "tickets_domain.hpp"
 
+namespace shadow_sampling_test {
+
 namespace pj = projectionist;
 using tickets_domain::tickets;
 using tickets_router = pj::router<tickets<1>, tickets<2>>;
@@ -91,3 +93,5 @@ TEST_CASE("sampled shadow reads on several threads count every compared read onc
     CHECK(stats.discrepancies == stats.compared);
     CHECK(router.discrepancies().size() == 10);
 }
+
+}  // namespace shadow_sampling_test

@@ -17,6 +17,8 @@
 #include <projectionist/event/json_codec.hpp>
 #include <projectionist/event/schema.hpp>
 
+namespace codec_test {
+
 namespace pj = projectionist;
 
 namespace {
@@ -194,3 +196,5 @@ TEMPLATE_TEST_CASE("older schema versions are upcast through the chain", "[codec
     CHECK_THROWS_WITH((pj::decode_event<registered_v1, TestType>(2, v1)),
                       Catch::Contains("unsupported schema version 2"));
 }
+
+}  // namespace codec_test

@@ -26,6 +26,8 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace sqlite_specific_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using Catch::Contains;
@@ -796,3 +798,5 @@ TEST_CASE("with the log in another file, emitted events are appended after the c
     CHECK(store_commits == 1);  // the emitted event, through the store, after the batch
     CHECK(summary_count(store) == 1);
 }
+
+}  // namespace sqlite_specific_test

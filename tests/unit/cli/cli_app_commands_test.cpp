@@ -20,6 +20,8 @@
 
 #include <cli_test_support.hpp>
 
+namespace cli_app_commands_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
@@ -265,3 +267,5 @@ TEST_CASE("cli: an application adds its own commands", "[cli][custom]") {
                       Contains("a command's name is a-z, then a-z, 0-9 and '-'"));
     CHECK_THROWS_WITH(app.cli.add_command({.name = "nothing"}), Contains("give it a run"));
 }
+
+}  // namespace cli_app_commands_test

@@ -26,6 +26,8 @@
 
 #include <cli_test_support.hpp>
 
+namespace cli_test {
+
 namespace pj = projectionist;
 namespace cli = projectionist::detail::cli;
 namespace text = projectionist::detail;
@@ -950,3 +952,5 @@ TEST_CASE("cli: parsing of shares, durations and numbers", "[cli]") {
     CHECK(text::elapsed_text(3.21) == "3.2 s");
     CHECK(text::elapsed_text(125) == "2:05");
 }
+
+}  // namespace cli_test

@@ -17,6 +17,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace controller_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
@@ -240,3 +242,5 @@ TEST_CASE("controller: verify compares the main tables, with the request's expec
                       "projectionist: controller(deployment, router, verify_settings): verify settings name "
                       "'tickets_v9', which is not a version of tickets; the versions are: tickets_v1, tickets_v2");
 }
+
+}  // namespace controller_test

@@ -14,6 +14,8 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace deployment_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
@@ -286,3 +288,5 @@ TEST_CASE("the query path: status by version name, and a version's table by its 
         storage.table<tickets<2>>(),
         Catch::Contains("table tickets_v2 does not exist: tickets_v2 is not initialized, or it was deleted"));
 }
+
+}  // namespace deployment_test

@@ -23,6 +23,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace router_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
@@ -946,3 +948,5 @@ TEST_CASE("router state: the persisted text round-trips and a corrupt one names 
         routing::parse_routing_state("format=1 primary=tickets_v1 candidate=tickets_v2 basis_points=10001", where),
         Catch::Contains("basis_points '10001' is not a number from 0 to 10000"));
 }
+
+}  // namespace router_test

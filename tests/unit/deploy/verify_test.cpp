@@ -25,6 +25,8 @@
 #include "sqlite_test_support.hpp"
 #include "tickets_domain.hpp"
 
+namespace verify_test {
+
 namespace pj = projectionist;
 namespace verify = projectionist::verify;
 using namespace tickets_domain;
@@ -824,3 +826,5 @@ TEST_CASE("verify: the JSON keeps its members in order, and a non-finite number 
     CHECK(keys(sample.at("counts").as_object()) ==
           std::vector<std::string>{"limit", "matched", "compared", "equal", "differs", "missing_in_a"});
 }
+
+}  // namespace verify_test

@@ -9,6 +9,8 @@
 #include <projectionist/observe/metrics.hpp>
 #include <projectionist/storage/projection_state.hpp>
 
+namespace enum_text_test {
+
 namespace pj = projectionist;
 namespace pd = projectionist::detail;
 
@@ -19,8 +21,13 @@ enum class unnamed { a, b };
 
 }  // namespace
 
+}  // namespace enum_text_test
+
 template <>
-inline constexpr auto pd::enum_names_of<colour> = pd::enum_names<colour::blue>{{"red", "green", "blue"}, "?"};
+inline constexpr auto projectionist::detail::enum_names_of<enum_text_test::colour> =
+    projectionist::detail::enum_names<enum_text_test::colour::blue>{{"red", "green", "blue"}, "?"};
+
+namespace enum_text_test {
 
 // The table has exactly one name per enumerator up to the last: a shorter or longer list is refused.
 static_assert(std::is_constructible_v<pd::enum_names<colour::blue>, const std::string_view (&)[3], std::string_view>);
@@ -62,3 +69,5 @@ TEST_CASE("the names are the texts the catalog, reports and metrics have always 
     CHECK(pj::verify::to_string(pj::verify::sample_expectation::report_only) == "report_only");
     CHECK(pj::verify::to_string(static_cast<row_outcome>(42)) == "?");
 }
+
+}  // namespace enum_text_test

@@ -7,6 +7,8 @@
 
 #include <projectionist/detail/text.hpp>
 
+namespace text_test {
+
 namespace pd = projectionist::detail;
 
 TEST_CASE("join puts the separator between items of any string range", "[text]") {
@@ -91,3 +93,5 @@ TEST_CASE("text_table shows its header ruled, plain or not at all", "[text]") {
     hidden.add({"--to v", "the version"});
     CHECK(hidden.render("  ") == "  --help  show this text\n  --to v  the version\n");
 }
+
+}  // namespace text_test

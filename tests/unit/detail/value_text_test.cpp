@@ -13,6 +13,8 @@
 
 #include <projectionist/detail/value_text.hpp>
 
+namespace value_text_test {
+
 namespace {
 enum class kind : std::uint8_t { bug = 2 };
 struct point {
@@ -57,3 +59,5 @@ TEST_CASE("answer_text: a shadow read's answer in words", "[value_text]") {
     CHECK(long_answer.size() == pd::max_answer_length + 3);
     CHECK(long_answer.ends_with("..."));
 }
+
+}  // namespace value_text_test

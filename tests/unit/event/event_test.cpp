@@ -19,6 +19,8 @@
 
 #include <tickets_domain.hpp>
 
+namespace event_test {
+
 namespace pj = projectionist;
 
 // ---- a third-party type: we "cannot change" it, so it is adapted and named from outside ---------
@@ -32,13 +34,17 @@ struct refunded {  // adapted, but nobody gave it a stored name
 };
 }  // namespace vendor
 
-BOOST_HANA_ADAPT_STRUCT(vendor::paid, order_id, amount_cents);
-BOOST_HANA_ADAPT_STRUCT(vendor::refunded, order_id);
+}  // namespace event_test
+
+BOOST_HANA_ADAPT_STRUCT(event_test::vendor::paid, order_id, amount_cents);
+BOOST_HANA_ADAPT_STRUCT(event_test::vendor::refunded, order_id);
 
 template <>
-struct projectionist::event_traits<vendor::paid> {
+struct projectionist::event_traits<event_test::vendor::paid> {
     static constexpr std::string_view name = "payment.paid";
 };
+
+namespace event_test {
 
 namespace {
 
@@ -85,10 +91,14 @@ struct heartbeat {
 
 }  // namespace
 
+}  // namespace event_test
+
 template <>
-struct projectionist::event_traits<both_names> {
+struct projectionist::event_traits<event_test::both_names> {
     static constexpr std::string_view name = "traits.name";
 };
+
+namespace event_test {
 
 namespace {
 
@@ -185,3 +195,5 @@ struct has_event_name_field {
 };
 }  // namespace
 static_assert(!projectionist::event<has_event_name_field>);
+
+}  // namespace event_test

@@ -16,6 +16,8 @@
 
 #include <tickets_domain.hpp>
 
+namespace stream_test {
+
 namespace pj = projectionist;
 using boost::mp11::mp_list;
 using namespace tickets_domain;
@@ -25,11 +27,16 @@ struct dispatched {  // a third-party event, named through event_traits
     std::string parcel_id;
 };
 }  // namespace shipping
-BOOST_HANA_ADAPT_STRUCT(shipping::dispatched, parcel_id);
+
+}  // namespace stream_test
+
+BOOST_HANA_ADAPT_STRUCT(stream_test::shipping::dispatched, parcel_id);
 template <>
-struct projectionist::event_traits<shipping::dispatched> {
+struct projectionist::event_traits<stream_test::shipping::dispatched> {
     static constexpr std::string_view name = "parcel.dispatched";
 };
+
+namespace stream_test {
 
 namespace {
 
@@ -138,3 +145,5 @@ TEST_CASE("stream_has_event answers at run time as at compile time", "[event][st
     CHECK_FALSE(pj::stream_has_event<ticket_summary_stream, ticket_closed>);
     CHECK(pj::stream_has_event<parcel_stream, shipping::dispatched>);
 }
+
+}  // namespace stream_test

@@ -9,6 +9,8 @@
 
 #include <projectionist/meta/fixed_string.hpp>
 
+namespace fixed_string_test {
+
 namespace pj = projectionist;
 
 namespace {
@@ -112,3 +114,5 @@ TEST_CASE("fixed_string template arguments select distinct specializations", "[m
     CHECK(same_text<"a", "a">);
     CHECK_FALSE(same_text<"a", "b">);
 }
+
+}  // namespace fixed_string_test

@@ -9,6 +9,8 @@
 
 #include <projectionist/meta/name.hpp>
 
+namespace name_test {
+
 namespace pj = projectionist;
 namespace d = projectionist::detail;
 
@@ -198,3 +200,5 @@ TEST_CASE("versioned names are stable strings at run time", "[meta][name]") {
     // Null-terminated, so usable as a C string.
     CHECK(std::string(d::versioned_name<"tickets", 123, "x">::value.data()) == "tickets_v123_x");
 }
+
+}  // namespace name_test

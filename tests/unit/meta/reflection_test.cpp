@@ -7,6 +7,8 @@
 #include <projectionist/meta/fnv1a.hpp>
 #include <projectionist/meta/reflection.hpp>
 
+namespace reflection_test {
+
 namespace {
 struct reflected_row {
     BOOST_HANA_DEFINE_STRUCT(reflected_row, (std::string, id), (int, count));
@@ -40,3 +42,5 @@ TEST_CASE("for_each_field visits every field in declaration order, by reference"
     CHECK(pd::field<0>(row) == "t-1");
     CHECK(pd::field_names<reflected_row>() == std::vector<std::string>{"id", "count"});
 }
+
+}  // namespace reflection_test

@@ -17,6 +17,8 @@
 #include <projectionist/policy/policies.hpp>
 #include <projectionist/projection/fingerprint.hpp>
 
+namespace fingerprint_test {
+
 namespace pj = projectionist;
 
 namespace spelled {
@@ -38,10 +40,14 @@ enum class tone : std::uint8_t { soft, loud };  // renamed: the same stored valu
 enum class wide_shade : std::uint32_t { light, dark };
 }  // namespace spelled
 
+}  // namespace fingerprint_test
+
 template <>
-struct projectionist::column_spelling<spelled::uuid_like> {
+struct projectionist::column_spelling<fingerprint_test::spelled::uuid_like> {
     static constexpr std::string_view name = "uuid";
 };
+
+namespace fingerprint_test {
 
 namespace {
 
@@ -180,3 +186,5 @@ TEST_CASE("what changed between two definitions, in words", "[fingerprint]") {
     CHECK(pj::definition_changes(before, pj::definition_of<with_index, both, pj::global>()) ==
           "table cases_v1_by_id is new");
 }
+
+}  // namespace fingerprint_test

@@ -13,6 +13,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace handler_table_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using boost::mp11::mp_list;
@@ -139,3 +141,5 @@ struct catch_all : pj::projection<"catch_all", 1, ticket_stream> {
 };
 static_assert(!pj::handler_table<catch_all>::has_foreign_handler);
 static_assert(pj::handler_table<catch_all>::size == 3);
+
+}  // namespace handler_table_test

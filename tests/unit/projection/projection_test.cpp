@@ -12,6 +12,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace projection_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using boost::mp11::mp_list;
@@ -86,3 +88,5 @@ TEST_CASE("versioned names are usable at run time as the same string", "[project
 }
 
 static_assert(pj::table_name_of<orders, boost::mp11::mp_at_c<order_tables, 1>> == "customer_orders_v2_transactions");
+
+}  // namespace projection_test

@@ -11,6 +11,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace dead_letter_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -221,3 +223,5 @@ TEST_CASE("stop_on_error in memory: the default rebuild restores the committed t
     CHECK(r.status().aggregates_tracked == 4);
     CHECK(r.status().events_applied == 4);  // the rebuild's replay is not counted
 }
+
+}  // namespace dead_letter_test

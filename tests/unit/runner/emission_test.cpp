@@ -10,6 +10,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace emission_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -102,3 +104,5 @@ TEST_CASE("dropped counts of a failed batch are rolled back with it", "[runner][
     // First batch (registered, closed) committed with 2 drops; the failed batch's drop is undone.
     CHECK(r.status().dropped == 2);
 }
+
+}  // namespace emission_test

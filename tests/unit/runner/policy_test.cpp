@@ -7,6 +7,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace policy_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -50,3 +52,5 @@ TEST_CASE("a runner with every policy spelled out behaves like the scenario expe
     CHECK(r.status().partitioning == "per_aggregate");
     CHECK(storage.find_catalog("tickets_v2")->partitioning == "per_aggregate");
 }
+
+}  // namespace policy_test

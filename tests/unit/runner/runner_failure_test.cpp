@@ -9,6 +9,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace runner_failure_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -164,3 +166,5 @@ TEMPLATE_TEST_CASE("an unknown event type in a stream the projection reads stops
     }
     CHECK(r.position() == 0);  // one batch: nothing of it committed
 }
+
+}  // namespace runner_failure_test

@@ -11,6 +11,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace runner_lifecycle_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
@@ -327,3 +329,5 @@ TEST_CASE("a partition slice needs a per-aggregate projection and a storage with
     pj::runner<tickets<2>, pj::per_aggregate> whole(store, storage, sliced(0, 1));
     CHECK(whole.slice().whole());
 }
+
+}  // namespace runner_lifecycle_test

@@ -17,6 +17,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace status_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -122,3 +124,5 @@ TEST_CASE("status read from another thread during a catch-up shows one batch's n
     CHECK(s.batches_committed == 400);
     CHECK(s.state == pj::projection_state::caught_up);
 }
+
+}  // namespace status_test

@@ -12,6 +12,8 @@
 #include <projectionist/projectionist.hpp>
 #include <tickets_domain.hpp>
 
+namespace tickets_scenario_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 
@@ -222,3 +224,5 @@ TEST_CASE("a version conflict on append leaves the log and the projection untouc
     CHECK(r.catch_up() == 0);
     CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->find("t-1")->status == "open");
 }
+
+}  // namespace tickets_scenario_test

@@ -20,6 +20,8 @@
 #include <projectionist/projection/table.hpp>
 #include <projectionist/storage/memory_storage.hpp>
 
+namespace memory_storage_test {
+
 namespace pj = projectionist;
 
 namespace {
@@ -763,3 +765,5 @@ TEST_CASE("settings are kept by key", "[storage][settings]") {
     CHECK(storage.find_setting("a") == "2");
     CHECK(storage.find_setting("b") == "3");
 }
+
+}  // namespace memory_storage_test

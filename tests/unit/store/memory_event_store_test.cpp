@@ -21,6 +21,8 @@
 
 #include <tickets_domain.hpp>
 
+namespace memory_event_store_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using namespace std::chrono_literals;
@@ -646,3 +648,5 @@ TEST_CASE("a refused append interns no new event type", "[store]") {
     CHECK(store.type_count() == types_before);
     CHECK(store.head() == 1);
 }
+
+}  // namespace memory_event_store_test

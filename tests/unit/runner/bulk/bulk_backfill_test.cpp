@@ -16,6 +16,8 @@
 
 #include "bulk_history.hpp"
 
+namespace bulk_backfill_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using bulk_test::append_history;
@@ -226,3 +228,5 @@ TEST_CASE("memory storage backfills in batch mode: its tables are in memory alre
     CHECK(r.status().bulk_flushes == 0);
     CHECK(r.status().position == store.head());
 }
+
+}  // namespace bulk_backfill_test

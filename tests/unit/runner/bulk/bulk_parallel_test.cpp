@@ -20,6 +20,8 @@
 
 #include "bulk_history.hpp"
 
+namespace bulk_parallel_test {
+
 namespace pj = projectionist;
 using namespace tickets_domain;
 using bulk_test::history;
@@ -256,3 +258,5 @@ TEST_CASE("a handler that fails on one of the threads: the outcome of one thread
     CHECK(rows_of(many_storage, "fragile_v1") == rows_of(whole_storage, "fragile_v1"));
     CHECK(committed_of(many_storage, "fragile_v1") == committed_of(whole_storage, "fragile_v1"));
 }
+
+}  // namespace bulk_parallel_test

@@ -16,6 +16,8 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace bulk_sizing_test {
+
 namespace pj = projectionist;
 using tickets_domain::ticket_row;
 using row_table = pj::table<ticket_row, &ticket_row::ticket_id>;
@@ -113,3 +115,5 @@ TEMPLATE_TEST_CASE("a bulk backfill reserves its row stores for the log's aggreg
 
     bulk_sizing::check_reserved_once(log, tickets, read);
 }
+
+}  // namespace bulk_sizing_test

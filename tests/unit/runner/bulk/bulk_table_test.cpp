@@ -15,6 +15,8 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace bulk_table_test {
+
 namespace pj = projectionist;
 using tickets_domain::ticket_row;
 using row_table = pj::table<ticket_row, &ticket_row::ticket_id>;
@@ -219,3 +221,5 @@ TEST_CASE("sqlite_table writes and reads many rows at once as it does one by one
         CHECK_FALSE(found.contains("t-8"));
     }
 }
+
+}  // namespace bulk_table_test

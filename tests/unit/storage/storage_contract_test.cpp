@@ -19,6 +19,8 @@
 
 #include <tickets_domain.hpp>
 
+namespace storage_contract_test {
+
 namespace pj = projectionist;
 
 namespace {
@@ -86,8 +88,13 @@ static_assert(std::is_same_v<pj::detail::default_event_store<says_nothing>::type
 
 }  // namespace
 
+}  // namespace storage_contract_test
+
 template <>
-inline constexpr bool pj::has_slices<declining_storage> = false;
+inline constexpr bool projectionist::has_slices<storage_contract_test::declining_storage> = false;
+
+namespace storage_contract_test {
+
 static_assert(!pj::has_slices<declining_storage>);
 static_assert(pj::has_lifecycle_transactions<declining_storage>);
 
@@ -98,3 +105,5 @@ TEST_CASE("journals_rollback follows the storage's run-time choice", "[storage][
     CHECK(pj::detail::journals_rollback(journal));
     CHECK_FALSE(pj::detail::journals_rollback(says_nothing{}));
 }
+
+}  // namespace storage_contract_test

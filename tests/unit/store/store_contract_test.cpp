@@ -13,6 +13,8 @@
 
 #include <tickets_domain.hpp>
 
+namespace store_contract_test {
+
 namespace pj = projectionist;
 
 namespace {
@@ -47,8 +49,13 @@ static_assert(!pj::detail::store_contract::has_records<thin_store>);
 
 }  // namespace
 
+}  // namespace store_contract_test
+
 template <>
-inline constexpr bool pj::has_event_wait<polled_store> = false;
+inline constexpr bool projectionist::has_event_wait<store_contract_test::polled_store> = false;
+
+namespace store_contract_test {
+
 static_assert(!pj::has_event_wait<polled_store>);
 static_assert(!pj::has_event_wait<plain_store>);
 static_assert(!pj::has_aggregate_count<plain_store>);
@@ -63,3 +70,5 @@ TEST_CASE("a memory store's record is what the contract reads", "[store][contrac
     CHECK(batch[0]->envelope_of().position == 1);
     CHECK(store.aggregate_count() == 1);
 }
+
+}  // namespace store_contract_test

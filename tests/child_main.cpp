@@ -1,0 +1,14 @@
+// The main of the test programs whose tests start the program again as a child process
+// (support/child_entry.hpp): the child entry that argv[1] names, or else the Catch2 session.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <child_entry.hpp>
+
+int main(int argc, char* argv[]) {
+    if (argc >= 2) {
+        const auto& entries = child_entries::all();
+        if (const auto it = entries.find(std::string_view(argv[1])); it != entries.end()) return it->second(argc, argv);
+    }
+    return Catch::Session().run(argc, argv);
+}
