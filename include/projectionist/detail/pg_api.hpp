@@ -339,7 +339,12 @@ public:
             c_ = nullptr;
             throw postgres_error(fmt::format("projectionist: postgres: cannot connect: {}", why), {});
         }
-        setup("SET client_min_messages = warning");  // no NOTICE chatter on stderr
+        try {
+            setup("SET client_min_messages = warning");  // no NOTICE chatter on stderr
+        } catch (...) {
+            close();  // a server that ends the session at once (shutting down): the socket is not left open
+            throw;
+        }
     }
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
