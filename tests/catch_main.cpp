@@ -1,2 +1,6 @@
-#define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
+// The main of most test programs: Catch2's session.
+#include <catch_session.hpp>
+
+int main(int argc, char* argv[]) {
+    return run_catch_session(argc, argv);
+}

@@ -1,8 +1,8 @@
 // The main of the test programs whose tests start the program again as a child process
 // (support/child_entry.hpp): the child entry that argv[1] names, or else the Catch2 session.
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
+#include <string_view>
 
+#include <catch_session.hpp>
 #include <child_entry.hpp>
 
 int main(int argc, char* argv[]) {
@@ -10,5 +10,5 @@ int main(int argc, char* argv[]) {
         const auto& entries = child_entries::all();
         if (const auto it = entries.find(std::string_view(argv[1])); it != entries.end()) return it->second(argc, argv);
     }
-    return Catch::Session().run(argc, argv);
+    return run_catch_session(argc, argv);
 }
