@@ -570,6 +570,11 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
     double hold_ms = 20;     // how long a kill aimed at a flush waits into it, at most
     double progress_ms = 0;  // the shortest delay after ready of a kill that found progress
     double finish_ms = 0;    // per event left: what the last life that reached the head took after ready
+    // The longest delay after ready of a kill that found no progress since the last that did: the
+    // next kills come no earlier. The rate above is an average over every kill so far, and when
+    // the machine slows down (a first commit that took 5 ms takes 100) it adapts only after
+    // hundreds of kills that all land before the first commit; this floor adapts in a few.
+    double floor_ms = 0;
     const std::uint64_t max_lives = 30 * required + 300;
 
     while (stats.mid_backfill < required || stats.rounds == 0) {
@@ -617,7 +622,12 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
                 // next round starts the backfill over.
                 const double remaining = static_cast<double>(plan.head - before);
                 const double finish_estimate = finish_ms > 0 ? remaining * finish_ms : 0;
-                const bool worth_a_kill = finish_estimate == 0 || finish_estimate >= 1.5 * progress_ms;
+                // A life that starts at the head has nothing left to commit: killing it (it may
+                // still be exiting, which takes long under the sanitizers) would find no progress
+                // again and again, so it is left to end the round.
+                const bool worth_a_kill =
+                    remaining > 0 &&
+                    (finish_estimate == 0 || finish_estimate >= 1.5 * std::max(progress_ms, floor_ms));
                 if (kills_left > 0 && !at_flush && worth_a_kill) {
                     // A uniform instant in [0, window]; the window spreads the kills left over the
                     // history left, at the rate seen so far.
@@ -631,7 +641,9 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
                     // ... but before the life would reach the head.
                     if (finish_estimate > 0) window = std::min(window, 0.8 * finish_estimate);
                     window = std::clamp(window, 0.5, 2000.0);
-                    delay_ms = unit(rng) * window;
+                    // ... and no earlier than a kill that found nothing committed yet.
+                    delay_ms = floor_ms > 0 ? floor_ms + unit(rng) * std::max(window - floor_ms, floor_ms)
+                                            : unit(rng) * window;
                     std::this_thread::sleep_until(ready + std::chrono::duration<double, std::milli>(delay_ms));
                     child.kill();
                     aimed = true;
@@ -667,6 +679,10 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
             if (after_ready) {
                 rate_events += static_cast<double>(state.position - before);
                 if (state.position > before && (progress_ms == 0 || delay_ms < progress_ms)) progress_ms = delay_ms;
+                if (state.position > before)
+                    floor_ms *= 0.5;  // progress: the floor may have overshot, or the machine sped up
+                else if (!in_flush)
+                    floor_ms = std::max(floor_ms, delay_ms);
             }
             before = state.position;
         }
