@@ -190,13 +190,14 @@ public:
     bool update(const K& key, F&& fn) {
         entry& e = load(key);
         if (e.absent) return false;
+        const key_type& stored_key = last_->first;  // `load` leaves the entry it returns in `last_`
         std::forward<F>(fn)(e.row);
-        if (!(Table::key_of(e.row) == key_type(key))) {
-            e.row.*Table::key = key_type(key);
+        if (!(Table::key_of(e.row) == stored_key)) {  // against the map's key: no copy of `key`
+            e.row.*Table::key = stored_key;
             throw table_error(
                 fmt::format("projectionist: update of table '{}' changed the key of row {}; erase and "
                             "insert instead",
-                            name_, detail::describe_key(key_type(key))));
+                            name_, detail::describe_key(stored_key)));
         }
         mark_dirty(e);
         return true;

@@ -163,6 +163,40 @@ TEST_CASE("a prefetch that finds nothing while rows are still read one by one is
     CHECK_FALSE(bulk.prefetching());
 }
 
+TEST_CASE("update changes a held row in place and refuses a change of its key", "[bulk]") {
+    counting_source<true> source;
+    source.table.upsert(row(0, "stored"));  // read from the source on first use
+    pj::bulk_table<row_table, counting_source<true>> bulk("counted");
+    bulk.attach(&source, false);
+    bulk.insert(row(1));
+
+    CHECK(bulk.update(std::string("t-0"), [](ticket_row& r) { r.status = "closed"; }));
+    CHECK(bulk.update(std::string("t-1"), [](ticket_row& r) { ++r.reopened; }));
+    bool called = false;
+    CHECK_FALSE(bulk.update(std::string("t-9"), [&](ticket_row&) { called = true; }));
+    CHECK_FALSE(called);
+
+    try {
+        bulk.update(std::string("t-1"), [](ticket_row& r) {
+            r.ticket_id = "t-2";
+            r.status = "moved";
+        });
+        FAIL("an update changed the key");
+    } catch (const pj::table_error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("'counted'") && Catch::Contains("'t-1'") &&
+                                 Catch::Contains("changed the key"));
+    }
+    // The row keeps the key it is held under, and nothing is held under the new one.
+    REQUIRE(bulk.find(std::string("t-1")));
+    CHECK(bulk.find(std::string("t-1"))->ticket_id == "t-1");
+    CHECK_FALSE(bulk.find(std::string("t-2")));
+
+    flush(bulk);
+    CHECK(source.table.find(std::string("t-0"))->status == "closed");
+    CHECK(source.table.find(std::string("t-1"))->reopened == 1);
+    CHECK_FALSE(source.table.find(std::string("t-2")));
+}
+
 TEST_CASE("sqlite_table writes and reads many rows at once as it does one by one", "[bulk][sqlite]") {
     sqlite_test::temp_dir dir{sqlite_test::fast_temp_base()};
     pj::sqlite_storage storage(dir.file("bulk.db"));
