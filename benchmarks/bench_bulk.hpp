@@ -88,8 +88,10 @@ void bench_bulk_postgres(const pj::memory_event_store& history, const history_st
 
 // ---- the projection every runner side runs -----------------------------------------------------------
 
-/// The tickets read model with 6a's handlers (storage-generic): a registration inserts the row;
-/// every other event reads it with `find`, changes it with the shared `apply` and writes it back.
+/// The tickets read model (storage-generic): a registration inserts the row; every other event
+/// changes it in place with `update` and the shared `apply`, as the hand-written loops change the
+/// row in their map. (6a's handlers read the row with `find` and write it back with `upsert`: two
+/// copies of the row per event, which cost a bulk backfill about 15 % of its CPU.)
 struct bulk_tickets : pj::projection<"bench_tickets", 1, ticket_stream, pj::exhaustive> {
     using table = pj::table<ticket_row, &ticket_row::ticket_id>;
 
@@ -104,11 +106,7 @@ struct bulk_tickets : pj::projection<"bench_tickets", 1, ticket_stream, pj::exha
 
     template <class E>
     static void change(const E& e, auto& ctx) {
-        auto& table = ctx.table();
-        if (std::optional<ticket_row> row = table.find(e.ticket_id)) {
-            apply(e, *row);
-            table.upsert(*row);
-        }
+        ctx.table().update(e.ticket_id, [&](ticket_row& row) { apply(e, row); });
     }
 };
 inline constexpr std::string_view bulk_model_table = pj::name_of<bulk_tickets>;

@@ -6,7 +6,7 @@
 // repetition):
 //
 //   runner_batch    runner<bulk_tickets, sqlite_storage, global>: backfill() (today's path:
-//                   a transaction per batch of 1000, find + upsert per event)
+//                   a transaction per batch of 1000, an update per event)
 //   sequent_loop    the best hand-written method: one pass over the log (raw sqlite3, large
 //                   pages), binary_codec, the rows built in a boost::unordered_flat_map, then
 //                   the final rows in key order by multi-row INSERTs and the checkpoint, in ONE
