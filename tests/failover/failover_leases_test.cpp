@@ -653,6 +653,39 @@ TEST_CASE("a worker whose lease is taken under a batch counts the fenced commit,
     t = {};
 }
 
+TEST_CASE("a runner that fails to start counts as the worker's error, by its kind", "[failover][worker]") {
+    scoped_schema schema;
+    pj::postgres_event_store store(pg_url(), schema.options());
+    pj::postgres_storage storage(pg_url(), schema.options());
+    {
+        pj::runner<failover::led, pj::postgres_storage> setup(store, storage);
+        setup.init();
+    }
+    failover::append_ticket(store, "t-1", "bug", 0, true);
+    // A catalog row this code cannot read: every runner of the version fails in its constructor,
+    // before any catch-up, while the leases are claimed and renewed as usual.
+    schema.connection().exec("UPDATE " + schema.quoted() +
+                             ".projectionist_catalog SET state = 'unheard-of' WHERE name = 'led_v1'");
+
+    pj::worker_options o;
+    o.lease_ttl = 2s;
+    o.heartbeat = 100ms;
+    o.poll_interval = 10ms;
+    o.id = "a";
+    o.max_failed_rounds = 1000;  // keeps trying: what is counted is each failed start
+    pj::worker<failover::led, pj::postgres_storage> w(store, storage, o);
+    std::jthread t([&](std::stop_token st) { w.run(st); });
+    REQUIRE(wait_until(10s, [&] { return w.status().errors.total() >= 2; }));
+    const auto s = w.status();
+    CHECK_THAT(s.error.value_or(""), Catch::Contains("partition 0: starting its runner") &&
+                                         Catch::Contains("unknown state 'unheard-of'"));
+    // Neither an event's failure nor the database's: the kind the runner itself would count.
+    CHECK(s.errors[pj::error_kind::other] == s.errors.total());
+    CHECK(s.events_applied == 0);
+    CHECK(led_position(schema) == 0);
+    t = {};
+}
+
 TEST_CASE("a worker that cannot work any more gives its leases back and throws", "[failover][worker]") {
     scoped_schema schema;
     pj::postgres_event_store store(pg_url(), schema.options());

@@ -433,7 +433,7 @@ private:
                   u(w.events_applied));
         write_errors(m, "projectionist_worker_errors_total",
                      "Errors this worker's runners met, by kind (as projectionist_errors_total), dropped runners "
-                     "included.",
+                     "included, and the worker's own failures to start a runner or to wait for events.",
                      l, w.errors);
     }
 

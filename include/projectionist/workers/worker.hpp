@@ -47,6 +47,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <map>
 #include <memory>
@@ -66,6 +67,7 @@
 
 #include <projectionist/error.hpp>
 #include <projectionist/meta/name.hpp>
+#include <projectionist/runner/failure.hpp>
 #include <projectionist/runner/runner.hpp>
 #include <projectionist/storage/abilities.hpp>
 #include <projectionist/storage/postgres_storage.hpp>
@@ -205,6 +207,15 @@ private:
         std::lock_guard lock(mutex_);
         status_.error = std::move(what);
     }
+    /// An error of the runner thread's own, outside any runner's catch-up (a runner that failed to
+    /// start, a failed wait for events): noted, and counted with the runners' errors by the same
+    /// kinds, so that `projectionist_worker_errors_total` sees a worker that cannot start its
+    /// runners.
+    void note_own_error(std::string what, const std::exception_ptr& cause) {
+        std::lock_guard lock(mutex_);
+        status_.error = std::move(what);
+        status_.errors.add(detail::kind_of(cause, false));
+    }
 
     static void sleep_for(std::chrono::milliseconds d, std::stop_token stop) {
         std::mutex m;
@@ -323,7 +334,7 @@ private:
                 try {
                     wait_for_work(stop);
                 } catch (const std::exception& e) {
-                    note_error(fmt::format("waiting for events: {}", e.what()));
+                    note_own_error(fmt::format("waiting for events: {}", e.what()), std::current_exception());
                     round_failed_ = true;
                     sleep_for(options_.poll_interval, stop);
                 }
@@ -361,7 +372,8 @@ private:
         try {
             pr = &runner_for(l);
         } catch (const std::exception& e) {
-            note_error(fmt::format("partition {}: starting its runner: {}", l.partition, e.what()));
+            note_own_error(fmt::format("partition {}: starting its runner: {}", l.partition, e.what()),
+                           std::current_exception());
             round_failed_ = true;
             return 0;
         }
