@@ -248,6 +248,23 @@ std::string session_settings(const std::string& schema) {
     return fmt::format("SET search_path TO {}; SET lock_timeout = 5000; SET synchronous_commit = on", quote(schema));
 }
 
+/// 8e: what a session that has served for a while holds, given to a new one before the timed
+/// part: the read model's heap and index pages mapped into its process, and the table's caches.
+/// Each side runs it on the connection it then catches up on (a live runner's session is a
+/// long-lived one; a new backend pays first-touch page faults on every shared buffer it reads).
+void warm_session(PGconn* c, const std::string& schema) {
+    const std::string table = quote(schema) + R"(."bench_tickets_v1")";
+    for (const std::string& sql :
+         {fmt::format("SELECT sum(priority) FROM {}", table),
+          fmt::format(R"(SELECT count(*) FROM {} WHERE "ticket_id" >= '' AND "priority" >= 0)", table)}) {
+        PGresult* r = PQexec(c, sql.c_str());
+        const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        const std::string message = ok ? std::string() : PQresultErrorMessage(r);
+        PQclear(r);
+        if (!ok) throw std::runtime_error("8e: warming the session: " + message);
+    }
+}
+
 /// A new, empty schema with the read model's table and the checkpoint row at `position`.
 void create_model(const connection& m, const std::string& schema, std::uint64_t position) {
     m.exec(fmt::format("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}", quote(schema)));
@@ -433,14 +450,25 @@ public:
                                  quote(log_schema)));
     }
 
-    /// A new schema holding the read model at `start` (untimed), analyzed, statements prepared.
+    /// A new schema holding the read model at `start` (untimed), analyzed; then a new connection
+    /// for the timed part, warmed and with the statements prepared, as the runner's side has: a
+    /// new runner opens a session of its own after the rows were copied in, and `warm_session`
+    /// runs on both. (When the loop caught up on the connection that had copied the rows and
+    /// vacuumed the table, it had the table's pages mapped and its caches filled, and the
+    /// runner's new session did not: that alone made the server's CPU per event 30-40 % lower
+    /// on the loop's side.)
     void prepare() {
         model_.reset();
+        {
+            const connection setup(url_);
+            create_model(setup, schema_, start_);
+            copy_rows(setup, *start_rows_);
+            setup.exec(R"(VACUUM (ANALYZE) "bench_tickets_v1")");
+        }
         model_ = std::make_unique<connection>(url_);
         const connection& m = *model_;
-        create_model(m, schema_, start_);
-        copy_rows(m, *start_rows_);
-        m.exec(R"(VACUUM (ANALYZE) "bench_tickets_v1")");
+        m.exec(session_settings(schema_));
+        warm_session(m.get(), schema_);
         m.prepare("bulk_fetch_any", fetch_any_sql);
         m.prepare("bulk_insert", insert_sql);
         m.prepare("bulk_upsert", upsert_sql);
@@ -643,6 +671,7 @@ public:
             runner_->init();
             if (runner_->position() != start_)
                 mismatch("8e. PostgreSQL live: the runner did not start at the checkpoint");
+            warm_session(runner_->session().raw(), schema_);
         }
     }
     std::uint64_t run() { return start_rows_ != nullptr ? runner_->catch_up() : runner_->backfill(); }
