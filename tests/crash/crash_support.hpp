@@ -626,8 +626,7 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
                 // still be exiting, which takes long under the sanitizers) would find no progress
                 // again and again, so it is left to end the round.
                 const bool worth_a_kill =
-                    remaining > 0 &&
-                    (finish_estimate == 0 || finish_estimate >= 1.5 * std::max(progress_ms, floor_ms));
+                    remaining > 0 && (finish_estimate == 0 || finish_estimate >= 1.5 * std::max(progress_ms, floor_ms));
                 if (kills_left > 0 && !at_flush && worth_a_kill) {
                     // A uniform instant in [0, window]; the window spreads the kills left over the
                     // history left, at the rate seen so far.

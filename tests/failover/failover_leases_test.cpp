@@ -677,8 +677,8 @@ TEST_CASE("a runner that fails to start counts as the worker's error, by its kin
     std::jthread t([&](std::stop_token st) { w.run(st); });
     REQUIRE(wait_until(10s, [&] { return w.status().errors.total() >= 2; }));
     const auto s = w.status();
-    CHECK_THAT(s.error.value_or(""), Catch::Contains("partition 0: starting its runner") &&
-                                         Catch::Contains("unknown state 'unheard-of'"));
+    CHECK_THAT(s.error.value_or(""),
+               Catch::Contains("partition 0: starting its runner") && Catch::Contains("unknown state 'unheard-of'"));
     // Neither an event's failure nor the database's: the kind the runner itself would count.
     CHECK(s.errors[pj::error_kind::other] == s.errors.total());
     CHECK(s.events_applied == 0);

@@ -183,8 +183,8 @@ TEST_CASE("update changes a held row in place and refuses a change of its key", 
         });
         FAIL("an update changed the key");
     } catch (const pj::table_error& e) {
-        CHECK_THAT(e.what(), Catch::Contains("'counted'") && Catch::Contains("'t-1'") &&
-                                 Catch::Contains("changed the key"));
+        CHECK_THAT(e.what(),
+                   Catch::Contains("'counted'") && Catch::Contains("'t-1'") && Catch::Contains("changed the key"));
     }
     // The row keeps the key it is held under, and nothing is held under the new one.
     REQUIRE(bulk.find(std::string("t-1")));
