@@ -557,6 +557,36 @@ TEST_CASE("postgres_table quotes a name in its DDL and names it in its errors; o
     CHECK(postgres_test::scalar(storage.connection(), "SELECT count(*) FROM " + table.quoted_name()) == 2);
 }
 
+TEST_CASE("postgres_table takes a key as any type the key is made from, in a batch and outside one",
+          "[postgres][storage][table]") {
+    scoped_schema schema;
+    pj::postgres_storage storage(pg_url(), schema.options());
+    auto s = storage.open("x_v1");
+    auto& t = s.create_table<ticket_table>("x_v1");
+    t.insert({"a", "bug", "open", 0});
+    t.insert({"b", "bug", "open", 0});
+    t.insert({"c", "bug", "open", 0});
+
+    const std::string text = "a";
+    const std::string_view a(text);
+    // Outside a batch: every call goes to the server.
+    CHECK(t.contains(a));
+    CHECK(t.find(a) == ticket_row{"a", "bug", "open", 0});
+    CHECK(t.update(a, [](ticket_row& r) { r.status = "closed"; }));
+    CHECK(t.erase(std::string_view("c")));
+    // In a batch: the batch's buffer is looked up with the key made from the argument.
+    s.begin();
+    CHECK(t.update(std::string_view("b"), [](ticket_row& r) { ++r.reopened; }));
+    CHECK(t.find(std::string_view("b"))->reopened == 1);
+    const char* const gone = "a";
+    CHECK(t.erase(gone));
+    CHECK_FALSE(t.contains(gone));
+    CHECK_FALSE(t.update(std::string_view("zz"), [](ticket_row&) { FAIL("called for a missing row"); }));
+    s.commit(pj::checkpoint{}, {});
+    CHECK(keys_of(t) == std::vector<std::string>{"b"});
+    CHECK(t.find(std::string("b"))->reopened == 1);
+}
+
 TEST_CASE("a batch's table writes are buffered and sent at commit", "[postgres][storage][buffer]") {
     scoped_schema schema;
     pj::postgres_storage storage(pg_url(), schema.options());

@@ -518,6 +518,28 @@ TEST_CASE("sqlite_table quotes a name in its DDL and names it in its errors", "[
     CHECK(sqlite_test::integrity_ok(file));
 }
 
+TEST_CASE("sqlite_table takes a key as any type the key is made from", "[sqlite][storage][table]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    pj::sqlite_storage storage(dir.file("models.db"), fast);
+    pj::sqlite_table<ticket_table> table(storage.connection(), "t_v1");
+    storage.connection().exec(table.create_sql());
+    table.insert({"a", "bug", "open", 0});
+    table.insert({"b", "bug", "open", 0});
+
+    const std::string text = "a";
+    const std::string_view a(text);
+    const char* const b = "b";
+    CHECK(table.contains(a));
+    CHECK(table.find(a) == ticket_row{"a", "bug", "open", 0});
+    CHECK(table.update(a, [](ticket_row& r) { r.status = "closed"; }));
+    CHECK(table.find(std::string("a"))->status == "closed");
+    CHECK_FALSE(table.update(std::string_view("zz"), [](ticket_row&) { FAIL("called for a missing row"); }));
+    CHECK(table.erase(b));
+    CHECK_FALSE(table.contains(b));
+    CHECK_FALSE(table.find(std::string_view("b")));
+    CHECK(keys_of(table) == std::vector<std::string>{"a"});
+}
+
 TEST_CASE("per-aggregate positions are logged per batch and replaced by a snapshot from time to time",
           "[sqlite][storage][session]") {
     temp_dir dir(sqlite_test::fast_temp_base());

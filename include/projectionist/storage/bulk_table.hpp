@@ -435,9 +435,13 @@ private:
 
     template <class K>
     std::optional<row_type> find_in_source(const K& key) {
-        if (source_lock_ == nullptr) return source_->find(key);
-        const std::lock_guard lock(*source_lock_);
-        return source_->find(key);
+        if constexpr (!std::is_same_v<K, key_type>) {
+            return find_in_source(key_type(key));  // a source needs only find(const key_type&)
+        } else {
+            if (source_lock_ == nullptr) return source_->find(key);
+            const std::lock_guard lock(*source_lock_);
+            return source_->find(key);
+        }
     }
 
     template <class K>

@@ -26,6 +26,7 @@
 #include <projectionist/detail/sql_dialect.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/meta/fnv1a.hpp>
+#include <projectionist/projection/table.hpp>
 
 namespace projectionist {
 
@@ -230,6 +231,26 @@ public:
     [[nodiscard]] bool contains(const key_type& key) {
         const entry* e = lookup(key);
         return e != nullptr && has_row(e->kind);
+    }
+
+    /// find, update, erase and contains with the key given as another type it is made from
+    /// (`detail::key_argument_for`: a std::string_view for a text key), as the memory backend
+    /// takes it: the key is made once, then as above.
+    template <detail::key_argument_for<key_type> K, class F>
+    bool update(const K& key, F&& fn) {
+        return update(key_type(key), std::forward<F>(fn));
+    }
+    template <detail::key_argument_for<key_type> K>
+    bool erase(const K& key) {
+        return erase(key_type(key));
+    }
+    template <detail::key_argument_for<key_type> K>
+    [[nodiscard]] std::optional<row_type> find(const K& key) {
+        return find(key_type(key));
+    }
+    template <detail::key_argument_for<key_type> K>
+    [[nodiscard]] bool contains(const K& key) {
+        return contains(key_type(key));
     }
 
     [[nodiscard]] std::size_t size() {

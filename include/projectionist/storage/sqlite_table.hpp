@@ -21,6 +21,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/event/codec.hpp>
 #include <projectionist/meta/type_list.hpp>
+#include <projectionist/projection/table.hpp>
 
 namespace projectionist {
 
@@ -244,6 +245,26 @@ public:
         return out;
     }
     [[nodiscard]] bool contains(const key_type& key) { return find(key).has_value(); }
+
+    /// find, update, erase and contains with the key given as another type it is made from
+    /// (`detail::key_argument_for`: a std::string_view for a text key), as the memory backend
+    /// takes it: the key is made once, then as above.
+    template <detail::key_argument_for<key_type> K, class F>
+    bool update(const K& key, F&& fn) {
+        return update(key_type(key), std::forward<F>(fn));
+    }
+    template <detail::key_argument_for<key_type> K>
+    bool erase(const K& key) {
+        return erase(key_type(key));
+    }
+    template <detail::key_argument_for<key_type> K>
+    [[nodiscard]] std::optional<row_type> find(const K& key) {
+        return find(key_type(key));
+    }
+    template <detail::key_argument_for<key_type> K>
+    [[nodiscard]] bool contains(const K& key) {
+        return contains(key_type(key));
+    }
 
     [[nodiscard]] std::size_t size() {
         auto& s = prepared(count_, [&] { return fmt::format("SELECT count(*) FROM {}", quoted_); });

@@ -197,6 +197,23 @@ TEST_CASE("update changes a held row in place and refuses a change of its key", 
     CHECK_FALSE(source.table.find(std::string("t-2")));
 }
 
+TEST_CASE("the row store takes a key as any type the key is made from, over a source that does not", "[bulk]") {
+    counting_source<false> source;  // find(const std::string&) only, as the contract asks
+    source.table.upsert(row(0, "stored"));
+    pj::bulk_table<row_table, counting_source<false>> bulk("counted");
+    bulk.attach(&source, false);
+    const std::string text = "t-0";
+    const std::string_view stored(text);
+    CHECK(bulk.contains(stored));  // read from the source, with the key made once
+    CHECK(source.finds == 1);
+    CHECK(bulk.update(stored, [](ticket_row& r) { r.status = "closed"; }));
+    CHECK(bulk.find(std::string_view("t-0"))->status == "closed");
+    CHECK_FALSE(bulk.contains(std::string_view("t-9")));
+    CHECK(bulk.erase(stored));
+    flush(bulk);
+    CHECK_FALSE(source.table.find(std::string("t-0")));
+}
+
 TEST_CASE("sqlite_table writes and reads many rows at once as it does one by one", "[bulk][sqlite]") {
     sqlite_test::temp_dir dir{sqlite_test::fast_temp_base()};
     pj::sqlite_storage storage(dir.file("bulk.db"));
