@@ -404,6 +404,11 @@ std::uint64_t led_position(scoped_schema& schema) {
     return stored_position(schema, "led_v1");
 }
 
+/// Creates led_v1's tables and catalog row before the test's workers start.
+void init_led(pj::postgres_event_store& store, pj::postgres_storage& storage) {
+    pj::runner<failover::led, pj::postgres_storage>(store, storage).init();
+}
+
 }  // namespace
 
 TEST_CASE("workers of a global projection: one applies it, a clean stop hands it over without waiting for the lease",
@@ -411,10 +416,7 @@ TEST_CASE("workers of a global projection: one applies it, a clean stop hands it
     scoped_schema schema;
     pj::postgres_event_store store(pg_url(), schema.options());
     pj::postgres_storage storage(pg_url(), schema.options());
-    {
-        pj::runner<failover::led, pj::postgres_storage> setup(store, storage);
-        setup.init();
-    }
+    init_led(store, storage);
     for (int i = 0; i < 20; ++i) failover::append_ticket(store, "t-" + std::to_string(i), "bug", i % 3, true);
 
     // A lease much longer than the test's waits: a hand-over within them is a release, not an expiry.
@@ -458,10 +460,7 @@ TEST_CASE("a worker counts its lease renewals, and the heartbeats whose renewal 
     scoped_schema schema;
     pj::postgres_event_store store(pg_url(), schema.options());
     pj::postgres_storage storage(pg_url(), schema.options());
-    {
-        pj::runner<failover::led, pj::postgres_storage> setup(store, storage);
-        setup.init();
-    }
+    init_led(store, storage);
     // Heartbeats every 100 ms; the lease connection waits at most ttl / 4 = 500 ms for a lock.
     auto w = std::make_unique<led_worker>(schema, "a", 2s);
     REQUIRE(wait_until(10s, [&] { return w->worker.status().renewals >= 3; }));
@@ -520,10 +519,7 @@ TEST_CASE("a worker stopped in the middle of a long catch-up stops at once; the 
     scoped_schema schema;
     pj::postgres_event_store store(pg_url(), schema.options());
     pj::postgres_storage storage(pg_url(), schema.options());
-    {
-        pj::runner<failover::led, pj::postgres_storage> setup(store, storage);
-        setup.init();
-    }
+    init_led(store, storage);
     for (int i = 0; i < 600; ++i) {
         const std::string id = "t-" + std::to_string(i);
         store.append(tickets_domain::ticket_stream{}, id, 0, tickets_domain::ticket_registered{id, "bug"},
@@ -657,10 +653,7 @@ TEST_CASE("a runner that fails to start counts as the worker's error, by its kin
     scoped_schema schema;
     pj::postgres_event_store store(pg_url(), schema.options());
     pj::postgres_storage storage(pg_url(), schema.options());
-    {
-        pj::runner<failover::led, pj::postgres_storage> setup(store, storage);
-        setup.init();
-    }
+    init_led(store, storage);
     failover::append_ticket(store, "t-1", "bug", 0, true);
     // A catalog row this code cannot read: every runner of the version fails in its constructor,
     // before any catch-up, while the leases are claimed and renewed as usual.
@@ -690,10 +683,7 @@ TEST_CASE("a worker that cannot work any more gives its leases back and throws",
     scoped_schema schema;
     pj::postgres_event_store store(pg_url(), schema.options());
     pj::postgres_storage storage(pg_url(), schema.options());
-    {
-        pj::runner<failover::led, pj::postgres_storage> setup(store, storage);
-        setup.init();
-    }
+    init_led(store, storage);
     failover::append_ticket(store, "t-1", "bug", 0, true);
 
     // The worker connects as a role of the test's own, so that its connection can be lost for good:

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <concepts>
 #include <string_view>
 #include <type_traits>
 
@@ -23,12 +22,6 @@ struct member_pointer_traits<Member Class::*> {
     using class_type = Class;
     using member_type = Member;
 };
-
-/// A key given as another type that a table's `Key` is made from (a std::string_view or a C
-/// string for a std::string key). The bundled tables' find, update, erase and contains take one
-/// and make the key from it once; the storage contract itself asks only for `key_type`.
-template <class K, class Key>
-concept key_argument_for = !std::same_as<std::remove_cvref_t<K>, Key> && std::constructible_from<Key, const K&>;
 }  // namespace detail
 
 /// Declares one typed table of a projection: rows of `Row` (a Hana-reflected struct) keyed by

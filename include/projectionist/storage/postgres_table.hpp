@@ -26,7 +26,7 @@
 #include <projectionist/detail/sql_dialect.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/meta/fnv1a.hpp>
-#include <projectionist/projection/table.hpp>
+#include <projectionist/storage/key_arguments.hpp>
 
 namespace projectionist {
 
@@ -79,8 +79,17 @@ inline bool constraint_refusal(const postgres_error& e) noexcept {
 ///
 ///     if (auto row = table.find(key)) ...   // std::optional<Row>, as on every backend
 template <class Table>
-class postgres_table final : public detail::pg::buffered_table {
+class postgres_table final
+    : public detail::pg::buffered_table,
+      public detail::key_argument_overloads<postgres_table<Table>, typename Table::key_type, typename Table::row_type> {
+    using key_arguments =
+        detail::key_argument_overloads<postgres_table<Table>, typename Table::key_type, typename Table::row_type>;
+
 public:
+    using key_arguments::contains;  // with a key of another type (key_arguments.hpp)
+    using key_arguments::erase;
+    using key_arguments::find;
+    using key_arguments::update;
     using table_type = Table;
     using row_type = typename Table::row_type;
     using key_type = typename Table::key_type;
@@ -231,26 +240,6 @@ public:
     [[nodiscard]] bool contains(const key_type& key) {
         const entry* e = lookup(key);
         return e != nullptr && has_row(e->kind);
-    }
-
-    /// find, update, erase and contains with the key given as another type it is made from
-    /// (`detail::key_argument_for`: a std::string_view for a text key), as the memory backend
-    /// takes it: the key is made once, then as above.
-    template <detail::key_argument_for<key_type> K, class F>
-    bool update(const K& key, F&& fn) {
-        return update(key_type(key), std::forward<F>(fn));
-    }
-    template <detail::key_argument_for<key_type> K>
-    bool erase(const K& key) {
-        return erase(key_type(key));
-    }
-    template <detail::key_argument_for<key_type> K>
-    [[nodiscard]] std::optional<row_type> find(const K& key) {
-        return find(key_type(key));
-    }
-    template <detail::key_argument_for<key_type> K>
-    [[nodiscard]] bool contains(const K& key) {
-        return contains(key_type(key));
     }
 
     [[nodiscard]] std::size_t size() {

@@ -21,7 +21,7 @@
 #include <projectionist/error.hpp>
 #include <projectionist/event/codec.hpp>
 #include <projectionist/meta/type_list.hpp>
-#include <projectionist/projection/table.hpp>
+#include <projectionist/storage/key_arguments.hpp>
 
 namespace projectionist {
 
@@ -151,8 +151,16 @@ Row read_row(const statement& s) {
 ///
 /// `find` returns `std::optional<Row>`, as on every backend: `if (auto row = table.find(key))`.
 template <class Table>
-class sqlite_table {
+class sqlite_table
+    : public detail::key_argument_overloads<sqlite_table<Table>, typename Table::key_type, typename Table::row_type> {
+    using key_arguments =
+        detail::key_argument_overloads<sqlite_table<Table>, typename Table::key_type, typename Table::row_type>;
+
 public:
+    using key_arguments::contains;  // with a key of another type (key_arguments.hpp)
+    using key_arguments::erase;
+    using key_arguments::find;
+    using key_arguments::update;
     using row_type = typename Table::row_type;
     using key_type = typename Table::key_type;
     static_assert(detail::sql::require_columns<row_type, detail::sqlite::dialect>());
@@ -245,26 +253,6 @@ public:
         return out;
     }
     [[nodiscard]] bool contains(const key_type& key) { return find(key).has_value(); }
-
-    /// find, update, erase and contains with the key given as another type it is made from
-    /// (`detail::key_argument_for`: a std::string_view for a text key), as the memory backend
-    /// takes it: the key is made once, then as above.
-    template <detail::key_argument_for<key_type> K, class F>
-    bool update(const K& key, F&& fn) {
-        return update(key_type(key), std::forward<F>(fn));
-    }
-    template <detail::key_argument_for<key_type> K>
-    bool erase(const K& key) {
-        return erase(key_type(key));
-    }
-    template <detail::key_argument_for<key_type> K>
-    [[nodiscard]] std::optional<row_type> find(const K& key) {
-        return find(key_type(key));
-    }
-    template <detail::key_argument_for<key_type> K>
-    [[nodiscard]] bool contains(const K& key) {
-        return contains(key_type(key));
-    }
 
     [[nodiscard]] std::size_t size() {
         auto& s = prepared(count_, [&] { return fmt::format("SELECT count(*) FROM {}", quoted_); });
