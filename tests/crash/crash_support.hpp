@@ -641,8 +641,7 @@ run_stats crash_and_resume(const crash_plan& plan, NewRound new_round) {
                     if (finish_estimate > 0) window = std::min(window, 0.8 * finish_estimate);
                     window = std::clamp(window, 0.5, 2000.0);
                     // ... and no earlier than a kill that found nothing committed yet.
-                    delay_ms = floor_ms > 0 ? floor_ms + unit(rng) * std::max(window - floor_ms, floor_ms)
-                                            : unit(rng) * window;
+                    delay_ms = floor_ms + unit(rng) * std::max(window - floor_ms, floor_ms);
                     std::this_thread::sleep_until(ready + std::chrono::duration<double, std::milli>(delay_ms));
                     child.kill();
                     aimed = true;
