@@ -380,6 +380,7 @@ struct child_result {
     double peak_rss_kib = 0;
     std::uint64_t flushes = 0;
     std::uint64_t rows_flushed = 0;
+    std::uint64_t passes = 0;
 };
 
 /// The child program, beside this one.
@@ -429,6 +430,8 @@ inline child_result run_child(const std::vector<std::string>& args, bool server_
             r.flushes = static_cast<std::uint64_t>(v);
         else if (key == "rows_flushed")
             r.rows_flushed = static_cast<std::uint64_t>(v);
+        else if (key == "passes")
+            r.passes = static_cast<std::uint64_t>(v);
     }
     return r;
 }
@@ -448,6 +451,7 @@ struct child_samples {
     std::vector<double> start_mib;
     std::uint64_t flushes = 0;
     std::uint64_t rows_flushed = 0;
+    std::uint64_t passes = 0;
 };
 
 /// Interleaved rounds as measure_bulk, each run a child process.
@@ -455,7 +459,7 @@ inline std::vector<child_samples> measure_children(const std::vector<child_side>
                                                    std::uint64_t expected_events, bool server_cpu,
                                                    std::string_view group) {
     std::vector<child_samples> out;
-    for (const child_side& s : sides) out.push_back({{s.name, s.what, {}, {}, {}}, {}, {}, 0, 0});
+    for (const child_side& s : sides) out.push_back({{s.name, s.what, {}, {}, {}}, {}, {}, 0, 0, 0});
     const bool verbose = std::getenv("PROJECTIONIST_BENCH_BULK_VERBOSE") != nullptr;
     for (unsigned r = 0; r < repetitions; ++r)
         for (std::size_t i = 0; i < sides.size(); ++i) {
@@ -473,12 +477,13 @@ inline std::vector<child_samples> measure_children(const std::vector<child_side>
             x.start_mib.push_back(c.rss_start_kib / 1024.0);
             x.flushes = c.flushes;
             x.rows_flushed = c.rows_flushed;
+            x.passes = c.passes;
             if (verbose)
                 fmt::print(
                     "      {:<16} #{} wall {:.0f} ms, thread CPU {:.0f} ms, server CPU {:.0f} ms, peak RSS {:.1f} "
-                    "MiB (after init {:.1f}), {} flushes\n",
+                    "MiB (after init {:.1f}), {} flushes, {} passes\n",
                     sides[i].name, r, c.wall * 1e3, c.thread * 1e3, c.server * 1e3, c.peak_rss_kib / 1024.0,
-                    c.rss_start_kib / 1024.0, c.flushes);
+                    c.rss_start_kib / 1024.0, c.flushes, c.passes);
             std::fflush(stdout);
         }
     return out;
@@ -495,6 +500,7 @@ inline std::vector<extra> child_extras(const std::vector<child_samples>& s, std:
         out.push_back({x.times.name + "_rss_after_init_mib_median", median_of(x.start_mib)});
         out.push_back({x.times.name + "_flushes", static_cast<double>(x.flushes)});
         out.push_back({x.times.name + "_rows_flushed", static_cast<double>(x.rows_flushed)});
+        if (x.passes > 0) out.push_back({x.times.name + "_passes", static_cast<double>(x.passes)});
     }
     return out;
 }

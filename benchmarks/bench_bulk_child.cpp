@@ -3,14 +3,16 @@
 // backfill's own (the runner, SQLite's or libpq's buffers, the row store), not the benchmark's,
 // which holds the whole history in memory.
 //
-//   projectionist_bench_bulk_child sqlite <log file> <read-model file> <budget> <full|normal>
-//   projectionist_bench_bulk_child postgres <url> <log schema> <read-model schema> <budget>
+//   projectionist_bench_bulk_child sqlite <log file> <read-model file> <budget> <full|normal> [<runner>]
+//   projectionist_bench_bulk_child postgres <url> <log schema> <read-model schema> <budget> [<runner>]
 //
-// <budget> is runner_options::bulk_memory_budget in bytes, or "unbounded". The read model must
-// not exist yet (the file, or the schema: the parent removes it first). Prints one line:
+// <budget> is runner_options::bulk_memory_budget in bytes, or "unbounded". <runner> is "global"
+// (the default), "per_aggregate", or "passes" (per_aggregate with bulk_passes_by_aggregate). The
+// read model must not exist yet (the file, or the schema: the parent removes it first). Prints one
+// line:
 //
 //   bulk_child events=N wall_s=S thread_cpu_s=S server_cpu_s=S rss_start_kib=K peak_rss_kib=K
-//   flushes=N rows_flushed=N
+//   flushes=N rows_flushed=N passes=N
 //
 // thread_cpu_s is the backfill's own thread; server_cpu_s the CPU time of the process's server
 // backends during the backfill (PostgreSQL on this machine; -1 where not measurable, 0 on SQLite);
@@ -23,6 +25,7 @@
 #include <exception>
 #include <fstream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +69,7 @@ struct outcome {
     long rss_start = 0;
     std::uint64_t flushes = 0;
     std::uint64_t rows_flushed = 0;
+    std::uint64_t passes = 0;
 };
 
 /// init(), then the timed backfill(); `pids` gives the server backends whose CPU time counts too.
@@ -88,13 +92,41 @@ outcome run(Runner& runner, Pids&& pids) {
     const pj::runner_status s = runner.status();
     o.flushes = s.bulk_flushes;
     o.rows_flushed = s.bulk_rows_flushed;
+    o.passes = s.bulk_passes;
     return o;
+}
+
+/// Which runner the child backfills with (the optional last argument).
+enum class runner_kind { global, per_aggregate, passes };
+
+runner_kind kind_of(int argc, char** argv) {
+    const std::string_view k = argc > 6 ? argv[6] : "global";
+    if (k == "global") return runner_kind::global;
+    if (k == "per_aggregate") return runner_kind::per_aggregate;
+    if (k == "passes") return runner_kind::passes;
+    throw std::invalid_argument(fmt::format("unknown runner '{}' (global, per_aggregate or passes)", k));
+}
+
+/// Calls `with(runner)` with a runner of `kind` over `log` and `storage`.
+template <class Storage, class Log, class With>
+outcome with_runner(runner_kind kind, Log& log, Storage& storage, std::size_t budget, With&& with) {
+    const pj::runner_options options{.backfill = pj::backfill_mode::bulk,
+                                     .bulk_memory_budget = budget,
+                                     .bulk_passes_by_aggregate = kind == runner_kind::passes};
+    if (kind == runner_kind::global) {
+        pj::runner<bulk_tickets, Storage, pj::global> runner(log, storage, options);
+        return with(runner);
+    }
+    pj::runner<bulk_tickets, Storage, pj::per_aggregate> runner(log, storage, options);
+    return with(runner);
 }
 
 int usage() {
     std::fputs(
-        "usage: projectionist_bench_bulk_child sqlite <log> <model> <budget|unbounded> <full|normal>\n"
-        "       projectionist_bench_bulk_child postgres <url> <log schema> <model schema> <budget|unbounded>\n",
+        "usage: projectionist_bench_bulk_child sqlite <log> <model> <budget|unbounded> <full|normal> [<runner>]\n"
+        "       projectionist_bench_bulk_child postgres <url> <log schema> <model schema> <budget|unbounded> "
+        "[<runner>]\n"
+        "<runner>: global (the default), per_aggregate, passes\n",
         stderr);
     return 2;
 }
@@ -102,7 +134,8 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) try {
-    if (argc != 6) return usage();
+    if (argc != 6 && argc != 7) return usage();
+    const runner_kind kind = kind_of(argc, argv);
     const std::string_view backend = argv[1];
     outcome o;
     if (backend == "sqlite") {
@@ -111,9 +144,8 @@ int main(int argc, char** argv) try {
                                                             : pj::sqlite_synchronous::full};
         pj::sqlite_event_store log(argv[2], options);
         pj::sqlite_storage storage(argv[3], options);
-        pj::runner<bulk_tickets, pj::sqlite_storage, pj::global> runner(
-            log, storage, {.backfill = pj::backfill_mode::bulk, .bulk_memory_budget = budget_of(argv[4])});
-        o = run(runner, [] { return std::vector<int>{}; });
+        o = with_runner(kind, log, storage, budget_of(argv[4]),
+                        [](auto& runner) { return run(runner, [] { return std::vector<int>{}; }); });
     } else if (backend == "postgres") {
 #ifdef PROJECTIONIST_BENCH_POSTGRES
         pj::postgres_options log_options;
@@ -122,13 +154,13 @@ int main(int argc, char** argv) try {
         pj::postgres_options options;
         options.schema = argv[4];
         pj::postgres_storage storage(argv[2], options);
-        pj::runner<bulk_tickets, pj::postgres_storage, pj::global> runner(
-            log, storage, {.backfill = pj::backfill_mode::bulk, .bulk_memory_budget = budget_of(argv[5])});
         const bool local = std::getenv("PROJECTIONIST_BENCH_CHILD_SERVER_CPU") != nullptr;
-        o = run(runner, [&] {
-            return local ? std::vector<int>{log.connection().backend_pid(), PQbackendPID(runner.session().raw()),
-                                            storage.connection().backend_pid()}
-                         : std::vector<int>{};
+        o = with_runner(kind, log, storage, budget_of(argv[5]), [&](auto& runner) {
+            return run(runner, [&] {
+                return local ? std::vector<int>{log.connection().backend_pid(), PQbackendPID(runner.session().raw()),
+                                                storage.connection().backend_pid()}
+                             : std::vector<int>{};
+            });
         });
         if (!local) o.server = -1;
 #else
@@ -140,8 +172,8 @@ int main(int argc, char** argv) try {
     }
     fmt::print(
         "bulk_child events={} wall_s={:.6f} thread_cpu_s={:.6f} server_cpu_s={:.6f} rss_start_kib={} peak_rss_kib={} "
-        "flushes={} rows_flushed={}\n",
-        o.events, o.wall, o.thread, o.server, o.rss_start, status_kib("VmHWM"), o.flushes, o.rows_flushed);
+        "flushes={} rows_flushed={} passes={}\n",
+        o.events, o.wall, o.thread, o.server, o.rss_start, status_kib("VmHWM"), o.flushes, o.rows_flushed, o.passes);
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "projectionist_bench_bulk_child: %s\n", e.what());

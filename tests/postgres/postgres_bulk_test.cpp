@@ -105,6 +105,50 @@ TEST_CASE("a bulk backfill on PostgreSQL builds the read model batch mode builds
     }
 }
 
+TEST_CASE("a per-aggregate bulk backfill in passes on PostgreSQL: each pass reads its aggregates' events alone",
+          "[bulk][postgres][passes]") {
+    static_assert(pj::has_aggregate_range_read<pj::postgres_event_store>);
+    pg_backend b;
+    history h(11);
+    h.append(b.store, 200, 1500);
+    using R =
+        pj::runner<tickets<2>, pj::per_aggregate, pj::manual_kickoff, pj::postgres_storage, pj::postgres_event_store>;
+    R batch(b.store, b.reference_storage, {.backfill = pj::backfill_mode::batch});
+    batch.init();
+    batch.backfill();
+    R passes(b.store, b.storage, {.bulk_memory_budget = 1, .bulk_read_size = 100, .bulk_passes_by_aggregate = true});
+    passes.init();
+    passes.backfill();
+    CHECK(rows_of(b.storage, "tickets_v2") == rows_of(b.reference_storage, "tickets_v2"));
+    const pj::runner_status st = passes.status();
+    CHECK(st.bulk_passes >= 3);
+    CHECK(st.events_applied == batch.status().events_applied);
+    CHECK(st.events_skipped == 0);
+    CHECK(st.note.empty());
+    CHECK(st.position == b.store.head());
+    for (int aggregate = 0; aggregate < 200; aggregate += 37) {
+        const std::string id = "t-" + std::to_string(aggregate);
+        CHECK(passes.aggregate_position(ticket_stream{}, id) == batch.aggregate_position(ticket_stream{}, id));
+    }
+
+    // A range read: only the range's events, in order, up to the position given.
+    pj::postgres_event_store::batch out;
+    b.store.read_aggregates(0, b.store.head(), {10, 20}, 10'000, out);
+    REQUIRE_FALSE(out.empty());
+    std::uint64_t last = 0;
+    for (const auto& rec : out) {
+        CHECK(rec.aggregate_number() >= 10);
+        CHECK(rec.aggregate_number() < 20);
+        CHECK(rec.position() > last);
+        last = rec.position();
+    }
+    const std::size_t all = out.size();
+    b.store.read_aggregates(0, last - 1, {10, 20}, 10'000, out);
+    CHECK(out.size() == all - 1);
+    b.store.read_aggregates(0, b.store.head(), {10, 20}, 3, out);
+    CHECK(out.size() == 3);
+}
+
 TEST_CASE("postgres_table writes and reads many rows at once", "[bulk][postgres]") {
     postgres_test::scoped_schema schema;
     pj::postgres_storage storage(pg_url(), schema.options());

@@ -218,21 +218,81 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                                     lane->tables);
             return bytes;
         };
-        std::uint64_t flushed_position = checkpoint_->position;
-        bool planned = false;  // the row stores were sized after the first batch
+        // Passes by aggregate (runner_options::bulk_passes_by_aggregate): the passes still to run,
+        // each from the position where its aggregates were split off the pass that read them.
+        struct later_pass {
+            std::uint64_t from;
+            aggregate_numbers range;
+        };
+        std::vector<later_pass> later;
+        bool split = false;
+        if constexpr (partitioning::partitioned && has_aggregate_range_read<event_store_type>)
+            split = options_.bulk_passes_by_aggregate && options_.bulk_memory_budget != runner_options::unbounded;
+        bulk_range_ = {};
+        std::uint64_t highest = 0;  // the highest aggregate number this pass read, plus one
+        // The position a flush commits: the cursor, unless a pass still to run starts before it.
+        const auto commit_position = [&] {
+            std::uint64_t at = checkpoint_->position;
+            for (const later_pass& p : later) at = std::min(at, p.from);
+            return at;
+        };
+        std::uint64_t flushed_position = checkpoint_->position;  // the committed checkpoint's
+        std::uint64_t flush_cursor = checkpoint_->position;      // where the reads were at the last flush
+        bool planned = false;                                    // the row stores were sized after the first batch
         const auto flush = [&] {
-            if (checkpoint_->position == flushed_position) return;  // nothing read since the last one
+            const std::uint64_t cursor = checkpoint_->position;
+            const std::uint64_t at = commit_position();
+            if (cursor == flush_cursor && at == flushed_position) return;  // nothing read since the last one
             if (lane_count > 1)
                 if (std::optional<std::string> where = detail::key_touched_twice(lanes))
                     throw detail::bulk_lanes_diverged{std::move(*where)};
             phase("flushing");
-            bulk_flush(lanes);
-            flushed_position = checkpoint_->position;
+            checkpoint_->position = at;
+            try {
+                bulk_flush(lanes);
+            } catch (...) {
+                checkpoint_->position = cursor;
+                throw;
+            }
+            if constexpr (!session_reloads_checkpoint) committed = *checkpoint_;
+            checkpoint_->position = cursor;
+            flushed_position = at;
+            flush_cursor = cursor;
             flushed += unflushed;
             events_applied_ += unflushed;
             events_skipped_ += skipped;
             unflushed = skipped = 0;
-            if constexpr (!session_reloads_checkpoint) committed = *checkpoint_;
+        };
+        const auto evict = [&] {
+            for (auto& lane : lanes) std::apply([](auto&... t) { (t.evict(), ...); }, lane->tables);
+        };
+        bool read_ahead = false;  // several lanes: the next read is in bulk_next_ already
+        // The budget is reached: the pass goes on with the lower half of the aggregate numbers it
+        // met, and leaves the upper half (and the numbers it has not met) to a later pass from here.
+        const auto split_range = [&] {
+            const std::uint64_t end = std::min(bulk_range_.last, std::max(highest, bulk_range_.first));
+            if (end - bulk_range_.first < 2) return;  // one aggregate's rows alone: evicted as usual
+            const std::uint64_t middle = bulk_range_.first + (end - bulk_range_.first) / 2;
+            later.push_back({checkpoint_->position, {middle, bulk_range_.last}});
+            bulk_range_.last = middle;
+            read_ahead = false;  // it read the other half's events too
+        };
+        // The pass reached the target: its rows are flushed, and the oldest pass still to run
+        // starts. False when there is none.
+        const auto next_pass = [&] {
+            flush();
+            if (later.empty()) return false;
+            auto oldest = std::min_element(later.begin(), later.end(),
+                                           [](const later_pass& a, const later_pass& b) { return a.from < b.from; });
+            const later_pass pass = *oldest;
+            later.erase(oldest);
+            evict();
+            bulk_range_ = pass.range;
+            checkpoint_->position = flush_cursor = pass.from;
+            highest = pass.range.first;
+            read_ahead = false;
+            ++bulk_passes_;
+            return true;
         };
         // Back to the last flush: nothing since reached the tables.
         const auto forget_unflushed = [&] {
@@ -245,19 +305,24 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             mode_ = "batch";
             phase({});
         };
-        bool read_ahead = false;  // several lanes: the next read is in bulk_next_ already
         try {
             while (checkpoint_->position < target) {
                 if (read_ahead) {
                     std::swap(batch_, bulk_next_);
                     read_ahead = false;
                 } else {
-                    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(
-                        std::max<std::size_t>(options_.bulk_read_size, 1), target - checkpoint_->position));
                     phase("reading");
-                    store_->read(checkpoint_->position, want, batch_);
+                    bulk_read(checkpoint_->position, target, batch_);
                 }
-                if (batch_.empty()) break;
+                if (batch_.empty()) {
+                    // A pass of some aggregates: none of theirs up to the target is left.
+                    if (!bulk_range_.whole()) checkpoint_->position = target;
+                    if (checkpoint_->position >= target && next_pass()) continue;
+                    break;
+                }
+                if (split) {
+                    for (const auto& r : batch_) highest = std::max(highest, detail::deref(r).aggregate_number() + 1);
+                }
                 if (store_->type_count() > type_map_.size()) refresh_type_map();
                 failed_ = nullptr;
                 phase("applying");
@@ -306,13 +371,15 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                         }
                     }
                 }
-                if (checkpoint_->position - flushed_position >= options_.bulk_flush_every) {
+                if (checkpoint_->position - flush_cursor >= options_.bulk_flush_every) {
                     flush();
                 } else if (memory() > options_.bulk_memory_budget) {
+                    if (split) split_range();
                     flush();
-                    for (auto& lane : lanes) std::apply([](auto&... t) { (t.evict(), ...); }, lane->tables);
+                    evict();
                 }
                 publish_progress();
+                if (checkpoint_->position >= target && !next_pass()) break;
             }
             flush();
         } catch (const detail::bulk_lanes_diverged& clash) {
@@ -417,10 +484,7 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
             const std::uint64_t after = detail::deref(batch_[batch_.size() - 1]).position();
             if (after < target) {
                 try {
-                    store_->read(after,
-                                 static_cast<std::size_t>(std::min<std::uint64_t>(
-                                     std::max<std::size_t>(options_.bulk_read_size, 1), target - after)),
-                                 bulk_next_);
+                    bulk_read(after, target, bulk_next_);
                     read_ahead = true;
                 } catch (...) {
                     read_error = std::current_exception();
@@ -461,6 +525,19 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
         if (read_error) std::rethrow_exception(read_error);
         return totals;
     }
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::bulk_read(std::uint64_t after, std::uint64_t target,
+                                                typename event_store_type::batch& out) {
+    const std::size_t size = std::max<std::size_t>(options_.bulk_read_size, 1);
+    if constexpr (has_aggregate_range_read<event_store_type>) {
+        if (!bulk_range_.whole()) {
+            store_->read_aggregates(after, target, bulk_range_, size, out);
+            return;
+        }
+    }
+    store_->read(after, static_cast<std::size_t>(std::min<std::uint64_t>(size, target - after)), out);
 }
 
 template <class Projection, class... Policies>

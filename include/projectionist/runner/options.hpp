@@ -62,6 +62,21 @@ struct runner_options {
     /// rows from the storage: the two must not share one connection (the library's backends
     /// never do: each store and each storage opens its own).
     std::size_t bulk_apply_threads = 1;
+    /// Bulk mode, per aggregate only, with a bounded bulk_memory_budget: when the rows held reach
+    /// the budget, the pass goes on with the lower half of the aggregate numbers it applies, and
+    /// a later pass over the rest of the log applies the upper half (which may be halved again).
+    /// Without it, every row is flushed and evicted at the budget, and when the aggregates' events
+    /// are interleaved most rows are read back and written again at every flush. Each pass reads
+    /// only its aggregates' events, selected by the store (has_aggregate_range_read; ignored on a
+    /// store without it). Until the last pass ends, the checkpoint stays where the oldest pass still
+    /// to run starts: a crash resumes from there, and the per-aggregate positions pass over what
+    /// was applied. Opt in, for two reasons the runner cannot check: events of different
+    /// aggregates are applied out of log order, so the handlers' result must not depend on that
+    /// order (it does not when each row is written by the events of one aggregate, as with rows
+    /// keyed by the aggregate); and only one runner may backfill the version at a time, since the
+    /// checkpoint's compare-and-set cannot tell two runners' flushes apart while its position
+    /// waits. status().bulk_passes counts the passes.
+    bool bulk_passes_by_aggregate = false;
     /// `run` after the database's connection was lost (its server restarted, say): how often and
     /// how long it tries to reconnect before it stops with the cause (runner/reconnect.hpp).
     reconnect_options reconnect{};

@@ -43,6 +43,7 @@
 #include <projectionist/storage/catalog.hpp>
 #include <projectionist/storage/concepts.hpp>
 #include <projectionist/storage/emission_window.hpp>
+#include <projectionist/store/aggregate_numbers.hpp>
 #include <projectionist/store/concepts.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
@@ -582,6 +583,8 @@ private:
     static void bulk_lane_entry(void* call) noexcept;
     /// Writes the changed rows and moves the checkpoint, in one transaction.
     void bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes);
+    /// Reads the log's next events after `after` (up to `target`) into `out`: those of bulk_range_.
+    void bulk_read(std::uint64_t after, std::uint64_t target, typename event_store_type::batch& out);
 
     /// After a committed reset or remove: the committed checkpoint, no failures, not live.
     void settle_lifecycle(projection_state state);
@@ -624,6 +627,8 @@ private:
     duration_histogram flush_seconds_;
     std::optional<std::chrono::system_clock::time_point> last_event_recorded_at_;
     std::uint64_t bulk_rows_flushed_ = 0;
+    std::uint64_t bulk_passes_ = 0;
+    aggregate_numbers bulk_range_{};  ///< bulk passes by aggregate: the aggregates the pass reads
 
     typename event_store_type::batch batch_;
     typename event_store_type::batch bulk_next_;  ///< bulk apply threads: the next read, read while they apply

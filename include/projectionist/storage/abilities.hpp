@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <projectionist/store/aggregate_numbers.hpp>
 #include <projectionist/store/partition.hpp>
 
 namespace projectionist {
@@ -101,6 +102,11 @@ concept wait_member = requires(const Store& s, std::uint64_t after, std::chrono:
 template <class Store>
 concept aggregate_count_member = requires(const Store& s) {
     { s.aggregate_count() } -> std::convertible_to<std::uint64_t>;
+};
+template <class Store>
+concept aggregate_range_read_member = requires(const Store& s, typename Store::batch& out, std::uint64_t n,
+                                               aggregate_numbers range, std::size_t max) {
+    s.read_aggregates(n, n, range, max, out);
 };
 template <class Store, class Storage>
 concept writer_member = requires(const Store& store, typename Storage::session& session) {
@@ -218,6 +224,16 @@ inline constexpr bool has_event_wait = detail::abilities::wait_member<EventStore
 /// positions grow as aggregates are met.
 template <class EventStore>
 inline constexpr bool has_aggregate_count = detail::abilities::aggregate_count_member<EventStore>;
+
+/// The store reads the events of a range of aggregate numbers alone: `read_aggregates(after,
+/// through, aggregate_numbers range, max, batch& out) const`, up to `max` records with `after <
+/// position <= through` and an aggregate number in `range`, in global order.
+///
+/// With it, a per-aggregate bulk backfill in passes (runner_options::bulk_passes_by_aggregate)
+/// reads each pass's aggregates' events alone; without it, such a backfill flushes and evicts at
+/// the budget as every other one does.
+template <class EventStore>
+inline constexpr bool has_aggregate_range_read = detail::abilities::aggregate_range_read_member<EventStore>;
 
 /// The store can append through the storage session's own connection, so that emitted events
 /// commit in the batch's transaction: `writer_on(session.connection())` (a writer with the

@@ -25,6 +25,7 @@
 #include <projectionist/event/envelope.hpp>
 #include <projectionist/event/event.hpp>
 #include <projectionist/event/stream.hpp>
+#include <projectionist/store/aggregate_numbers.hpp>
 #include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
@@ -239,6 +240,17 @@ public:
         // Not `after + max`: that wraps around for a large max ("read everything").
         const std::uint64_t end = after + std::min<std::uint64_t>(size - after, max);
         for (std::uint64_t i = after; i < end; ++i) out.push_back(&records_[i]);
+    }
+
+    /// Fills `out` with up to `max` records of the aggregates in `range`, with `after < position
+    /// <= through`, in global order.
+    void read_aggregates(std::uint64_t after, std::uint64_t through, aggregate_numbers range, std::size_t max,
+                         batch& out) const {
+        out.clear();
+        std::shared_lock lock(mutex_);
+        const std::uint64_t end = std::min<std::uint64_t>(records_.size(), through);
+        for (std::uint64_t i = after; i < end && out.size() < max; ++i)
+            if (range.contains(records_[i].aggregate_number())) out.push_back(&records_[i]);
     }
 
     /// Every event of one aggregate, in version order.

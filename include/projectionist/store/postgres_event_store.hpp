@@ -30,6 +30,7 @@
 #include <projectionist/event/json_codec.hpp>
 #include <projectionist/event/schema.hpp>
 #include <projectionist/event/stream.hpp>
+#include <projectionist/store/aggregate_numbers.hpp>
 #include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
@@ -110,6 +111,7 @@ public:
         db_.prepare(sql_.prefix + "head", sql_.head);
         db_.prepare(sql_.prefix + "horizon", sql_.horizon);
         db_.prepare(sql_.prefix + "read", sql_.read);
+        db_.prepare(sql_.prefix + "read_range", sql_.read_range);
         db_.prepare(sql_.prefix + "read_aggregate", sql_.read_aggregate);
         db_.prepare(sql_.prefix + "load_types", sql_.load_types);
         db_.prepare(sql_.prefix + "aggregates_by_number",
@@ -181,6 +183,28 @@ public:
         if (horizon <= static_cast<std::int64_t>(after) + 1) return;
         p.add(static_cast<std::int64_t>(after)).add(static_cast<std::int64_t>(limit)).add(horizon);
         fill_all(db_.execute(sql_.prefix + "read", p, true), out);
+    }
+
+    /// Fills `out` with up to `max` records of the aggregates in `range`, with `after < position
+    /// <= through`, in global order, below the same horizon as `read`. One scan of the positions'
+    /// range: the other aggregates' events are passed over by the server, without being sent.
+    void read_aggregates(std::uint64_t after, std::uint64_t through, aggregate_numbers range, std::size_t max,
+                         batch& out) const {
+        std::lock_guard lock(mutex_);
+        out.clear();
+        detail::pg::params p;
+        constexpr std::uint64_t largest = std::numeric_limits<std::int64_t>::max();
+        check_isolation();
+        if (after == 0) check_positions();
+        const std::int64_t horizon = db_.execute(sql_.prefix + "horizon").int64(0, 0);
+        if (horizon <= static_cast<std::int64_t>(after) + 1 || through <= after) return;
+        p.add(static_cast<std::int64_t>(after))
+            .add(static_cast<std::int64_t>(std::min<std::uint64_t>(max, largest)))
+            .add(horizon)
+            .add(static_cast<std::int64_t>(std::min(through, largest)))
+            .add(static_cast<std::int64_t>(std::min(range.first, largest)))
+            .add(range.last_as_int64());
+        fill_all(db_.execute(sql_.prefix + "read_range", p, true), out);
     }
 
     /// Every event of one aggregate, in version order.

@@ -77,7 +77,8 @@ struct log_statements {
 
     std::string move_aggregate, add_aggregate, aggregate_version, find_type, lock_types, add_type, reserve,
         reserve_notifying, insert_first, insert_first_notifying, release_append_lock, commit_notify, insert_event,
-        horizon, head, read, read_aggregate, load_types, lock_aggregates, add_aggregates, bump_aggregates, copy_events;
+        horizon, head, read, read_range, read_aggregate, load_types, lock_aggregates, add_aggregates, bump_aggregates,
+        copy_events;
 
     log_statements(std::string schema_name, std::uint32_t schema_oid)
         : schema(std::move(schema_name)),
@@ -156,6 +157,11 @@ struct log_statements {
         read = fmt::format(
             "SELECT {} FROM {}.projectionist_events WHERE position > $1 AND position < $3 ORDER BY "
             "position LIMIT $2",
+            read_columns, s);
+        // The same, of a range of aggregate numbers ($5 to $6, excluded) up to position $4.
+        read_range = fmt::format(
+            "SELECT {} FROM {}.projectionist_events WHERE position > $1 AND position < $3 AND position <= $4 AND "
+            "aggregate_number >= $5 AND aggregate_number < $6 ORDER BY position LIMIT $2",
             read_columns, s);
         read_aggregate = fmt::format(
             "SELECT {} FROM {}.projectionist_events WHERE stream = $1 AND aggregate_id = $2 ORDER BY "

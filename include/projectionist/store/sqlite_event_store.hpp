@@ -1,9 +1,11 @@
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -23,6 +25,7 @@
 #include <projectionist/event/event.hpp>
 #include <projectionist/event/schema.hpp>
 #include <projectionist/event/stream.hpp>
+#include <projectionist/store/aggregate_numbers.hpp>
 #include <projectionist/store/append_batch.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
@@ -132,6 +135,30 @@ public:
         auto& s = read_;
         s.bind(1, static_cast<std::int64_t>(after));
         s.bind(2, static_cast<std::int64_t>(max));
+        read_rows(s, out);
+    }
+
+    /// Fills `out` with up to `max` records of the aggregates in `range`, with `after < position
+    /// <= through`, in global order. One scan of the positions' range: the other aggregates'
+    /// events are passed over inside SQLite, without being returned.
+    void read_aggregates(std::uint64_t after, std::uint64_t through, aggregate_numbers range, std::size_t max,
+                         batch& out) const {
+        std::lock_guard lock(mutex_);
+        out.clear();
+        if (after == 0) check_positions();
+        if (!read_range_.get())
+            read_range_ = detail::sqlite::statement(
+                db_, fmt::format("{}WHERE e.position > ? AND e.position <= ? AND e.aggregate_number >= ? AND "
+                                 "e.aggregate_number < ? ORDER BY e.position LIMIT ?",
+                                 read_columns));
+        auto& s = read_range_;
+        s.bind(1, static_cast<std::int64_t>(after));
+        s.bind(2,
+               static_cast<std::int64_t>(std::min<std::uint64_t>(through, std::numeric_limits<std::int64_t>::max())));
+        s.bind(3, static_cast<std::int64_t>(
+                      std::min<std::uint64_t>(range.first, std::numeric_limits<std::int64_t>::max())));
+        s.bind(4, range.last_as_int64());
+        s.bind(5, static_cast<std::int64_t>(std::min<std::uint64_t>(max, std::numeric_limits<std::int64_t>::max())));
         read_rows(s, out);
     }
 
@@ -324,8 +351,8 @@ private:
     std::string path_;
     sqlite_options options_;
     detail::sqlite::connection db_;
-    mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_aggregate_, min_position_,
-        aggregate_of_, aggregate_count_;
+    mutable detail::sqlite::statement load_types_, find_aggregate_, head_, read_, read_range_, read_aggregate_,
+        min_position_, aggregate_of_, aggregate_count_;
     /// Records of the batch being read that `fill` marked although their type is known: their
     /// index and type, for `check_aggregates`.
     mutable std::vector<std::pair<std::size_t, const type_entry*>> recheck_;
