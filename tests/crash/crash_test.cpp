@@ -58,10 +58,21 @@ inline void write_history(const std::string& path, const history& h) {
 
 // ---- the child -----------------------------------------------------------------------------------
 
+/// A budget of about a quarter of the read model's rows in the row store: the history's 3000
+/// tickets in passes by aggregate.
+constexpr std::size_t passes_budget = 120'000;
+
 /// How a child backfills: in batches, or in bulk with a flush every few hundred events (so that
-/// kills land in the apply phase and in flushes, and every life can make progress).
-pj::runner_options child_options(bool bulk) {
+/// kills land in the apply phase and in flushes, and every life can make progress); `passes`:
+/// per aggregate in passes by aggregate, under a budget that splits the first pass several times.
+pj::runner_options child_options(bool bulk, bool passes) {
     if (!bulk) return {.batch_size = batch_size, .backfill = pj::backfill_mode::batch};
+    if (passes)
+        return {.batch_size = batch_size,
+                .backfill = pj::backfill_mode::bulk,
+                .bulk_memory_budget = passes_budget,
+                .bulk_read_size = batch_size,
+                .bulk_passes_by_aggregate = true};
     return {.batch_size = batch_size,
             .backfill = pj::backfill_mode::bulk,
             .bulk_read_size = batch_size,
@@ -69,18 +80,19 @@ pj::runner_options child_options(bool bulk) {
 }
 
 template <class Partitioning>
-int child_backfill(const std::string& log, const std::string& models, int ready_fd, bool bulk) {
+int child_backfill(const std::string& log, const std::string& models, int ready_fd, bool bulk, bool passes) {
     pj::sqlite_event_store store(log);
     // A small log limit folds the per-aggregate position log often, so that kills land in folds.
     pj::sqlite_options options;
     options.aggregate_position_log_limit = 256;
     pj::sqlite_storage storage(models, options);
-    pj::runner<counted_tickets, pj::sqlite_storage, Partitioning> r(store, storage, child_options(bulk));
+    pj::runner<counted_tickets, pj::sqlite_storage, Partitioning> r(store, storage, child_options(bulk, passes));
     if (!tell_ready(ready_fd)) return 3;
     return backfill_to_head(r, store, bulk);
 }
 
-/// `<program> --crash-child-sqlite <global|per_aggregate>[-bulk] <log db> <models db> <ready fd>`
+/// `<program> --crash-child-sqlite <global|per_aggregate>[-bulk] <log db> <models db> <ready fd>`,
+/// or `per_aggregate-passes` for a bulk backfill in passes by aggregate.
 int child_main(int argc, char** argv) {
     if (argc != 6) {
         std::fprintf(stderr, "crash_test child: expected 4 arguments, got %d\n", argc - 2);
@@ -89,9 +101,12 @@ int child_main(int argc, char** argv) {
     const std::string mode = argv[2];
     const int ready_fd = std::atoi(argv[5]);
     try {
+        if (mode == "per_aggregate-passes")
+            return child_backfill<pj::per_aggregate>(argv[3], argv[4], ready_fd, true, true);
         const auto [partitioning, bulk] = parse_mode(mode);
-        if (partitioning == "global") return child_backfill<pj::global>(argv[3], argv[4], ready_fd, bulk);
-        if (partitioning == "per_aggregate") return child_backfill<pj::per_aggregate>(argv[3], argv[4], ready_fd, bulk);
+        if (partitioning == "global") return child_backfill<pj::global>(argv[3], argv[4], ready_fd, bulk, false);
+        if (partitioning == "per_aggregate")
+            return child_backfill<pj::per_aggregate>(argv[3], argv[4], ready_fd, bulk, false);
         std::fprintf(stderr, "crash_test child: unknown mode '%s'\n", mode.c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "crash_test child (%s): %s\n", mode.c_str(), e.what());
@@ -139,10 +154,38 @@ struct inspector {
     }
 };
 
+/// In passes by aggregate the checkpoint's position waits for the oldest pass still to run, while
+/// the finished passes' aggregates are ahead of it. The committed rows must agree with the
+/// committed aggregate positions (every row's apply counter is its aggregate's position, and every
+/// tracked aggregate has a row), and no aggregate may be behind the checkpoint. Returns the events
+/// applied and committed (the sum of the counters), which grows with every flush, or the problem.
+inline std::pair<std::int64_t, std::string> passes_problem(inspector& in, const relations& r, std::int64_t cp) {
+    const auto scalar = [&](const std::string& sql) { return in.scalar(sql); };
+    const auto rows = scalar(fmt::format("SELECT count(*) FROM {}", r.table));
+    const auto applied = scalar(fmt::format("SELECT coalesce(sum(applied), 0) FROM {}", r.table));
+    const auto tracked = scalar(fmt::format("SELECT count(*) FROM {} WHERE projection = '{}' AND version > 0",
+                                            r.aggregate_positions, table_name));
+    const auto mismatched = scalar(fmt::format(
+        "SELECT count(*) FROM {} c JOIN {} a ON a.number = c.aggregate_number LEFT JOIN {} t ON t.ticket_id = "
+        "a.aggregate_id WHERE c.projection = '{}' AND c.version > 0 AND (t.applied IS NULL OR t.applied != c.version)",
+        r.aggregate_positions, r.aggregates, r.table, table_name));
+    const auto behind = scalar(fmt::format(
+        "SELECT count(*) FROM (SELECT aggregate_id, count(*) AS n FROM {} WHERE stream = 'ticket' AND position <= {} "
+        "GROUP BY aggregate_id) e LEFT JOIN {} t ON t.ticket_id = e.aggregate_id WHERE coalesce(t.applied, 0) < e.n",
+        r.events, cp, r.table));
+    if (tracked != rows || mismatched != 0 || behind != 0)
+        return {applied, fmt::format("checkpoint {}: {} aggregate positions for {} rows, {} differ from the row's "
+                                     "apply counter, {} aggregates behind the checkpoint",
+                                     cp, tracked, rows, mismatched, behind)};
+    return {applied, {}};
+}
+
 /// Reads the committed checkpoint and checks that the committed rows agree with it: every row's
 /// apply counter equals its aggregate's number of events at or before the checkpoint (and, per
 /// aggregate, the committed aggregate position), and exactly the aggregates seen have a row.
-inline committed_state inspect(const std::string& log, const std::string& models, bool partitioned) {
+/// `passes`: see passes_problem; the state's position is then the events applied and committed.
+inline committed_state inspect(const std::string& log, const std::string& models, bool partitioned,
+                               bool passes = false) {
     committed_state out;
     if (!std::filesystem::exists(models)) return out;  // killed before the file was created
     inspector in(log, models);
@@ -157,6 +200,12 @@ inline committed_state inspect(const std::string& log, const std::string& models
     names.events = in.events + "projectionist_events";
     names.aggregates = in.events + "projectionist_aggregates";
     names.aggregate_positions = "main.projectionist_aggregate_positions";
+    if (passes) {
+        auto [applied, problem] = passes_problem(in, names, cp);
+        out.position = static_cast<std::uint64_t>(applied);
+        out.problem = std::move(problem);
+        return out;
+    }
     out.problem = committed_problem([&](const std::string& sql) { return in.scalar(sql); }, names, cp, partitioned);
     return out;
 }
@@ -210,7 +259,9 @@ struct sqlite_round {
         return {"--crash-child-sqlite", mode, log, models};
     }
 
-    [[nodiscard]] committed_state inspect() const { return crash::inspect(log, models, Partitioning::partitioned); }
+    [[nodiscard]] committed_state inspect() const {
+        return crash::inspect(log, models, Partitioning::partitioned, mode.ends_with("-passes"));
+    }
 
     /// Final checks of a completed backfill.
     void check_final() const {
@@ -246,9 +297,9 @@ struct sqlite_round {
 /// mid-backfill; each round starts from a fresh copy of the history and ends with a complete
 /// backfill (a child that exits 0 by itself) and the final checks.
 template <class Partitioning>
-void crash_and_resume(bool two_files, std::uint64_t config, bool bulk = false) {
+void crash_and_resume(bool two_files, std::uint64_t config, bool bulk = false, bool passes = false) {
     const fixture& f = fixture::get();
-    const std::string mode = std::string(Partitioning::name) + (bulk ? "-bulk" : "");
+    const std::string mode = std::string(Partitioning::name) + (passes ? "-passes" : bulk ? "-bulk" : "");
     crash_plan plan;
     plan.label = fmt::format("{}, {}", mode, two_files ? "two files" : "one file");
     plan.head = f.ref.head;
@@ -270,6 +321,11 @@ TEMPLATE_TEST_CASE("a backfill killed at random instants resumes to the referenc
     }
     SECTION("a bulk backfill, killed while it applies and while it flushes") {
         crash::crash_and_resume<TestType>(true, config + 4, true);
+    }
+    if constexpr (TestType::partitioned) {
+        SECTION("a bulk backfill in passes by aggregate, its checkpoint behind the finished passes") {
+            crash::crash_and_resume<TestType>(true, config + 6, true, true);
+        }
     }
 }
 

@@ -29,6 +29,14 @@
 ///     anything applied since the last flush is written. A flush that passed the check wrote
 ///     what one thread, applying the events in log order, would have written: no row was seen
 ///     by two threads, and each aggregate's events were applied in order by one.
+///
+/// Per aggregate, with runner_options::bulk_passes_by_aggregate and a bounded budget, a pass that
+/// reaches the budget flushes, goes on with the lower three quarters of the aggregate numbers it
+/// met (a range: bulk_range_, read through the store's read_aggregates) and leaves the others to
+/// a later pass from the current position. The row stores remember which aggregate touched each
+/// row last, so that only the rows of the aggregates left are evicted. A flush commits the
+/// position where the oldest pass still to run starts (commit_position), so that a crash resumes
+/// there; the aggregates' positions pass over what the finished passes applied.
 
 #include <algorithm>
 #include <array>
@@ -128,6 +136,8 @@ struct runner<Projection, Policies...>::bulk_lane {
     std::vector<std::uint64_t> marks;         ///< ... as a bit per aggregate number, since the last flush
     const record_type* failed = nullptr;
     std::uint64_t tracked = 0;
+    std::uint64_t current_aggregate = 0;  ///< passes by aggregate: the aggregate being applied
+    bool owners = false;                  ///< ... and its tables remember which one touched a row
     pass_totals totals;
     std::exception_ptr error;
 
@@ -229,6 +239,11 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
         if constexpr (partitioning::partitioned && has_aggregate_range_read<event_store_type>)
             split = options_.bulk_passes_by_aggregate && options_.bulk_memory_budget != runner_options::unbounded;
         bulk_range_ = {};
+        if (split)
+            for (auto& lane : lanes) {
+                lane->owners = true;
+                std::apply([&](auto&... t) { (t.track_owners(&lane->current_aggregate), ...); }, lane->tables);
+            }
         std::uint64_t highest = 0;  // the highest aggregate number this pass read, plus one
         // The position a flush commits: the cursor, unless a pass still to run starts before it.
         const auto commit_position = [&] {
@@ -267,15 +282,18 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             for (auto& lane : lanes) std::apply([](auto&... t) { (t.evict(), ...); }, lane->tables);
         };
         bool read_ahead = false;  // several lanes: the next read is in bulk_next_ already
-        // The budget is reached: the pass goes on with the lower half of the aggregate numbers it
-        // met, and leaves the upper half (and the numbers it has not met) to a later pass from here.
-        const auto split_range = [&] {
+        // The budget is reached: the pass goes on with the lower three quarters of the aggregate
+        // numbers it met, and leaves the rest (and the numbers it has not met) to a later pass
+        // from here. Returns where the numbers left start; 0 if there is only one aggregate.
+        const auto split_range = [&]() -> std::uint64_t {
             const std::uint64_t end = std::min(bulk_range_.last, std::max(highest, bulk_range_.first));
-            if (end - bulk_range_.first < 2) return;  // one aggregate's rows alone: evicted as usual
-            const std::uint64_t middle = bulk_range_.first + (end - bulk_range_.first) / 2;
+            if (end - bulk_range_.first < 2) return 0;  // one aggregate's rows alone: evicted as usual
+            const std::uint64_t middle =
+                bulk_range_.first + std::max<std::uint64_t>((end - bulk_range_.first) / 4 * 3, 1);
             later.push_back({checkpoint_->position, {middle, bulk_range_.last}});
             bulk_range_.last = middle;
-            read_ahead = false;  // it read the other half's events too
+            read_ahead = false;  // it read the other aggregates' events too
+            return middle;
         };
         // The pass reached the target: its rows are flushed, and the oldest pass still to run
         // starts. False when there is none.
@@ -332,7 +350,8 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                     detail::prefetch_bulk(lane.tables, batch_.begin(), batch_.end());
                     totals = apply_records_into<false, false>(
                         batch_.begin(), batch_.end(), lane.ctx,
-                        {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked, &lane.marks});
+                        {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked, &lane.marks,
+                         lane.owners ? &lane.current_aggregate : nullptr});
                 } else {
                     totals = bulk_apply_lanes(lanes, target, read_ahead);
                 }
@@ -374,9 +393,16 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                 if (checkpoint_->position - flush_cursor >= options_.bulk_flush_every) {
                     flush();
                 } else if (memory() > options_.bulk_memory_budget) {
-                    if (split) split_range();
+                    const std::uint64_t left = split ? split_range() : 0;
                     flush();
-                    evict();
+                    if (left == 0) {
+                        evict();
+                    } else {
+                        // The rows of the aggregates the pass goes on with stay: no read back.
+                        // (Should they still exceed the budget, the next read splits again.)
+                        for (auto& lane : lanes)
+                            std::apply([&](auto&... t) { (t.evict_owned_from(left), ...); }, lane->tables);
+                    }
                 }
                 publish_progress();
                 if (checkpoint_->position >= target && !next_pass()) break;
@@ -428,7 +454,8 @@ void runner<Projection, Policies...>::bulk_apply_lane(bulk_lane& lane) noexcept 
         lane.error = nullptr;
         try {
             lane.totals = apply_records_into<false, false>(lane.records.begin(), lane.records.end(), lane.ctx,
-                                                           {&lane.changed, &lane.failed, &lane.tracked, &lane.marks});
+                                                           {&lane.changed, &lane.failed, &lane.tracked, &lane.marks,
+                                                            lane.owners ? &lane.current_aggregate : nullptr});
         } catch (...) {
             lane.error = std::current_exception();
         }

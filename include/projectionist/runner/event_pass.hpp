@@ -23,7 +23,8 @@ struct runner<Projection, Policies...>::pass_state {
     // Instead of `changed` (a bulk pass): one bit per aggregate number, set when it moves, so that
     // an aggregate is listed once per flush however many of its events were applied.
     std::vector<std::uint64_t>* mark_words = nullptr;
-    std::uint64_t* marks = nullptr;  // mark_words' data, at least versions_size bits
+    std::uint64_t* marks = nullptr;              // mark_words' data, at least versions_size bits
+    std::uint64_t* current_aggregate = nullptr;  // pass_outputs::current_aggregate
 };
 
 /// The case of each slot: the handler of an entry, nothing for an unhandled or foreign event
@@ -137,6 +138,7 @@ auto runner<Projection, Policies...>::apply_records_into(It first, const It last
     pass_state st;
     st.changed = out.changed;
     st.mark_words = out.marks;
+    st.current_aggregate = out.current_aggregate;
     load_bounds(st);
     It it = first;
     try {
@@ -212,6 +214,7 @@ PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::apply_record(c
             if (number >= st.versions_size) [[unlikely]]
                 return false;
             if (!advance_aggregate<Journaled>(rec, number, st)) return true;  // applied before
+            if (st.current_aggregate != nullptr) *st.current_aggregate = number;
         }
     }
     slot_visitor<Ctx> visit{*this, rec, ctx, st};

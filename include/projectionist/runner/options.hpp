@@ -63,10 +63,11 @@ struct runner_options {
     /// never do: each store and each storage opens its own).
     std::size_t bulk_apply_threads = 1;
     /// Bulk mode, per aggregate only, with a bounded bulk_memory_budget: when the rows held reach
-    /// the budget, the pass goes on with the lower half of the aggregate numbers it applies, and
-    /// a later pass over the rest of the log applies the upper half (which may be halved again).
-    /// Without it, every row is flushed and evicted at the budget, and when the aggregates' events
-    /// are interleaved most rows are read back and written again at every flush. Each pass reads
+    /// the budget, they are flushed, the pass goes on with the lower three quarters of the
+    /// aggregate numbers it met (their rows stay in memory), and a later pass over the rest of the
+    /// log applies the others (split again if they too outgrow the budget). Without it, every row
+    /// is flushed and evicted at the budget, and when the aggregates' events are interleaved most
+    /// rows are read back and written again at every flush. Each pass reads
     /// only its aggregates' events, selected by the store (has_aggregate_range_read; ignored on a
     /// store without it). Until the last pass ends, the checkpoint stays where the oldest pass still
     /// to run starts: a crash resumes from there, and the per-aggregate positions pass over what

@@ -518,6 +518,9 @@ private:
         const record_type** failed;
         std::uint64_t* tracked;
         std::vector<std::uint64_t>* marks;
+        /// Set to each event's aggregate number before its handler runs (per aggregate; null:
+        /// not kept). A bulk pass by aggregate reads it to know which aggregate touched a row.
+        std::uint64_t* current_aggregate = nullptr;
     };
     /// apply_records_as with its outputs elsewhere.
     template <bool Journaled, bool Filtered, class It, class Ctx>

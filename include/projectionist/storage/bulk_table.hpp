@@ -147,6 +147,11 @@ public:
         prefetch_queried_ = prefetch_found_ = false;
     }
 
+    /// Remembers, for each row, the aggregate whose event touched it last: `*current` when the
+    /// row is looked up (the runner sets it before each handler). For `evict_owned_from`. Null
+    /// (the default): nothing is remembered.
+    void track_owners(const std::uint64_t* current) noexcept { owner_source_ = current; }
+
     /// Several stores over one source, each used by a thread of its own (a bulk backfill that
     /// applies events on several threads): their reads of the source take `lock`, one at a time.
     /// Null (the default): the store is the source's only user.
@@ -392,16 +397,45 @@ public:
         dirty_ = 0;
     }
 
+    /// `evict` of the rows (all flushed) whose last toucher is an aggregate numbered `first` or
+    /// higher (with track_owners); the others stay in memory.
+    void evict_owned_from(std::uint64_t first) {
+        evicted_ = true;
+        last_ = nullptr;
+        const std::uint32_t from = owner_number(first);
+        boost::unordered::erase_if(rows_, [&](const auto& item) {
+            const entry& e = item.second;
+            if (e.owner < from) return false;
+            if (source_empty_ && e.stored) flushed_keys_.insert(item.first);
+            bytes_ -= std::min(bytes_, row_bytes() + detail::heap_bytes(e.row));
+            return true;
+        });
+    }
+
 private:
     struct entry {
         row_type row{};
         bool absent = true;   ///< no such row (never was, or erased)
         bool dirty = false;   ///< changed since the last flush
         bool stored = false;  ///< the real table holds a row with this key (as of the last flush)
+        /// With track_owners: the aggregate that touched the row last (saturated at 2^32 - 1, so
+        /// that it fits where the flags leave padding; a saturated row is only evicted sooner).
+        std::uint32_t owner = 0;
     };
+
+    static std::uint32_t owner_number(std::uint64_t aggregate) noexcept {
+        return static_cast<std::uint32_t>(std::min<std::uint64_t>(aggregate, 0xFFFF'FFFFu));
+    }
 
     template <class K>
     entry& load(const K& key) {
+        entry& e = look_up(key);
+        if (owner_source_ != nullptr) e.owner = owner_number(*owner_source_);
+        return e;
+    }
+
+    template <class K>
+    entry& look_up(const K& key) {
         // A handler reads a row and writes it back: the second look-up is the first one's.
         if (last_ != nullptr && typename lookup::equal{}(last_->first, key)) return last_->second;
         if constexpr (std::is_same_v<K, key_type>) {
@@ -479,7 +513,8 @@ private:
     using lookup = detail::key_lookup<key_type>;
     std::string name_;
     Source* source_ = nullptr;
-    std::mutex* source_lock_ = nullptr;  ///< taken around reads of the source, if shared
+    std::mutex* source_lock_ = nullptr;            ///< taken around reads of the source, if shared
+    const std::uint64_t* owner_source_ = nullptr;  ///< track_owners: the aggregate being applied
     bool source_empty_ = false;
     boost::unordered_flat_map<key_type, entry, typename lookup::hash, typename lookup::equal,
                               detail::row_store_allocator<std::pair<const key_type, entry>>>

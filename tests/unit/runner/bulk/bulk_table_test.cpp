@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <map>
 #include <span>
 #include <string>
@@ -195,6 +196,39 @@ TEST_CASE("update changes a held row in place and refuses a change of its key", 
     CHECK(source.table.find(std::string("t-0"))->status == "closed");
     CHECK(source.table.find(std::string("t-1"))->reopened == 1);
     CHECK_FALSE(source.table.find(std::string("t-2")));
+}
+
+TEST_CASE("eviction by owner: the rows an aggregate from a number on touched last go, the others stay", "[bulk]") {
+    counting_source<true> source;
+    pj::bulk_table<row_table, counting_source<true>> bulk("counted");
+    bulk.attach(&source, true);  // empty at the start: a key never flushed is absent
+    std::uint64_t current = 0;
+    bulk.track_owners(&current);
+    for (int i = 0; i < 6; ++i) {
+        current = static_cast<std::uint64_t>(i);  // aggregate i writes row i
+        bulk.insert(row(i));
+    }
+    current = 1;  // aggregate 1 touches row 4 last: it stays with aggregate 1
+    bulk.update(std::string("t-4"), [](ticket_row& r) { r.type = "shared"; });
+    current = std::uint64_t{1} << 40;  // beyond 32 bits: counted as the highest number
+    bulk.insert(row(8));
+    flush(bulk);
+    const std::size_t bytes = bulk.approximate_bytes();
+
+    bulk.evict_owned_from(3);
+    CHECK(bulk.rows_in_memory() == 4);  // t-0, t-1, t-2 and t-4
+    CHECK(bulk.approximate_bytes() < bytes);
+    CHECK(bulk.approximate_bytes() > 0);
+    source.finds = source.batched_finds = 0;
+    CHECK(bulk.find(std::string("t-4"))->type == "shared");  // held: not asked for
+    CHECK(bulk.find(std::string("t-1")));
+    CHECK(source.finds == 0);
+    CHECK(bulk.find(std::string("t-5")));  // evicted: read back from the table
+    CHECK(bulk.find(std::string("t-8")));
+    CHECK(source.finds == 2);
+    CHECK_FALSE(bulk.find(std::string("t-7")));  // never written: known absent without asking
+    CHECK(source.finds == 2);
+    CHECK(bulk.prefetching());  // evicted rows may be read back in batches now
 }
 
 TEST_CASE("the row store takes a key as any type the key is made from, over a source that does not", "[bulk]") {
