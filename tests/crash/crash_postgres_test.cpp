@@ -14,8 +14,10 @@
 //     per-aggregate positions equal the aggregates' versions, and every index of the schema is valid.
 // Bulk backfills in both partitioning modes, global with the log in a schema of its own (one log
 // for every round), per aggregate with the log in the read model's schema (the history written
-// into it for each round); a batch-mode backfill per aggregate. (Batch-mode workers killed on
-// PostgreSQL: tests/failover.)
+// into it for each round); a batch-mode backfill per aggregate; a per-aggregate bulk backfill in
+// passes by aggregate (log in a schema of its own), whose committed state is checked against the
+// aggregates' positions, since its checkpoint waits for the oldest pass still to run. (Batch-mode
+// workers killed on PostgreSQL: tests/failover.)
 //
 // The same program is the child when started as `<program> --crash-child-postgres ...`.
 //
@@ -66,12 +68,14 @@ constexpr std::size_t bulk_budget = std::size_t{64} << 10;
 
 /// How a child backfills: in batches, or in bulk with a small memory budget (so that kills land in
 /// the apply phase and in flushes, and every life can make progress).
-pj::runner_options child_options(bool bulk) {
+/// `passes`: per aggregate in passes by aggregate, under the same budget.
+pj::runner_options child_options(bool bulk, bool passes = false) {
     if (!bulk) return {.batch_size = batch_size, .backfill = pj::backfill_mode::batch};
     return {.batch_size = batch_size,
             .backfill = pj::backfill_mode::bulk,
             .bulk_memory_budget = bulk_budget,
-            .bulk_read_size = batch_size};
+            .bulk_read_size = batch_size,
+            .bulk_passes_by_aggregate = passes};
 }
 
 inline pj::postgres_options in_schema(const std::string& schema) {
@@ -81,16 +85,18 @@ inline pj::postgres_options in_schema(const std::string& schema) {
 }
 
 template <class Partitioning>
-int child_backfill(const std::string& url, const std::string& log, const std::string& models, int ready_fd, bool bulk) {
+int child_backfill(const std::string& url, const std::string& log, const std::string& models, int ready_fd, bool bulk,
+                   bool passes = false) {
     pj::postgres_event_store store(url, in_schema(log));
     pj::postgres_storage storage(url, in_schema(models));
-    pj::runner<counted_tickets, pj::postgres_storage, pj::postgres_event_store, Partitioning> r(store, storage,
-                                                                                                child_options(bulk));
+    pj::runner<counted_tickets, pj::postgres_storage, pj::postgres_event_store, Partitioning> r(
+        store, storage, child_options(bulk, passes));
     if (!tell_ready(ready_fd)) return 3;
     return backfill_to_head(r, store, bulk);
 }
 
-/// `<program> --crash-child-postgres <global|per_aggregate>[-bulk] <url> <log schema> <models schema> <ready fd>`
+/// `<program> --crash-child-postgres <global|per_aggregate>[-bulk] <url> <log schema> <models schema> <ready fd>`,
+/// or `per_aggregate-passes` for a bulk backfill in passes by aggregate.
 int child_main(int argc, char** argv) {
     if (argc != 7) {
         std::fprintf(stderr, "crash_postgres child: expected 5 arguments, got %d\n", argc - 2);
@@ -99,6 +105,8 @@ int child_main(int argc, char** argv) {
     const std::string mode = argv[2];
     const int ready_fd = std::atoi(argv[6]);
     try {
+        if (mode == "per_aggregate-passes")
+            return child_backfill<pj::per_aggregate>(argv[3], argv[4], argv[5], ready_fd, true, true);
         const auto [partitioning, bulk] = parse_mode(mode);
         if (partitioning == "global") return child_backfill<pj::global>(argv[3], argv[4], argv[5], ready_fd, bulk);
         if (partitioning == "per_aggregate")
@@ -224,8 +232,15 @@ struct pg_round {
                 names.events = l + ".projectionist_events";
                 names.aggregates = l + ".projectionist_aggregates";
                 names.aggregate_positions = m + ".projectionist_aggregate_checkpoints";
-                out.problem = committed_problem([&](const std::string& sql) { return f.scalar(sql); }, names, cp,
-                                                Partitioning::partitioned);
+                const auto scalar = [&](const std::string& sql) { return f.scalar(sql); };
+                if (mode.ends_with("-passes")) {
+                    // The state's position: the events applied and committed (see passes_problem).
+                    auto [applied, problem] = passes_problem(scalar, names, cp);
+                    out.position = static_cast<std::uint64_t>(applied);
+                    out.problem = std::move(problem);
+                } else {
+                    out.problem = committed_problem(scalar, names, cp, Partitioning::partitioned);
+                }
             }
         } catch (...) {
             f.db.exec("ROLLBACK");
@@ -268,9 +283,9 @@ struct pg_round {
 /// mid-backfill; each round starts from a fresh read model and ends with a complete backfill (a
 /// child that exits 0 by itself) and the final checks.
 template <class Partitioning>
-void crash_and_resume(bool one_schema, bool bulk, std::uint64_t config) {
+void crash_and_resume(bool one_schema, bool bulk, std::uint64_t config, bool passes = false) {
     fixture& f = fixture::get();
-    const std::string mode = std::string(Partitioning::name) + (bulk ? "-bulk" : "");
+    const std::string mode = std::string(Partitioning::name) + (passes ? "-passes" : bulk ? "-bulk" : "");
     crash_plan plan;
     plan.label = fmt::format("postgres, {}, {}", mode, one_schema ? "one schema" : "two schemas");
     plan.head = f.ref.head;
@@ -298,6 +313,13 @@ TEST_CASE(
     "event applied twice",
     "[crash][postgres][batch]") {
     crash::crash_and_resume<pj::per_aggregate>(false, false, 12);
+}
+
+TEST_CASE(
+    "a PostgreSQL bulk backfill in passes by aggregate killed at random instants, in its flushes too, resumes to "
+    "the reference read model, no event applied twice",
+    "[crash][postgres][bulk]") {
+    crash::crash_and_resume<pj::per_aggregate>(false, true, 13, true);
 }
 
 const child_entries::entry child{"--crash-child-postgres", crash::child_main};

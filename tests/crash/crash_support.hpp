@@ -293,6 +293,32 @@ std::string committed_problem(Scalar&& scalar, const relations& in, std::int64_t
     return {};
 }
 
+/// In passes by aggregate the checkpoint's position waits for the oldest pass still to run, while
+/// the finished passes' aggregates are ahead of it. The committed rows must agree with the
+/// committed aggregate positions (every row's apply counter is its aggregate's position, and every
+/// tracked aggregate has a row), and no aggregate may be behind the checkpoint. Returns the events
+/// applied and committed (the sum of the counters), which grows with every flush, or the problem.
+template <class Scalar>
+std::pair<std::int64_t, std::string> passes_problem(Scalar&& scalar, const relations& r, std::int64_t cp) {
+    const auto rows = scalar(fmt::format("SELECT count(*) FROM {}", r.table));
+    const auto applied = scalar(fmt::format("SELECT coalesce(sum(applied), 0) FROM {}", r.table));
+    const auto tracked = scalar(fmt::format("SELECT count(*) FROM {} WHERE projection = '{}' AND version > 0",
+                                            r.aggregate_positions, table_name));
+    const auto mismatched = scalar(fmt::format(
+        "SELECT count(*) FROM {} c JOIN {} a ON a.number = c.aggregate_number LEFT JOIN {} t ON t.ticket_id = "
+        "a.aggregate_id WHERE c.projection = '{}' AND c.version > 0 AND (t.applied IS NULL OR t.applied != c.version)",
+        r.aggregate_positions, r.aggregates, r.table, table_name));
+    const auto behind = scalar(fmt::format(
+        "SELECT count(*) FROM (SELECT aggregate_id, count(*) AS n FROM {} WHERE stream = 'ticket' AND position <= {} "
+        "GROUP BY aggregate_id) e LEFT JOIN {} t ON t.ticket_id = e.aggregate_id WHERE coalesce(t.applied, 0) < e.n",
+        r.events, cp, r.table));
+    if (tracked != rows || mismatched != 0 || behind != 0)
+        return {applied, fmt::format("checkpoint {}: {} aggregate positions for {} rows, {} differ from the row's "
+                                     "apply counter, {} aggregates behind the checkpoint",
+                                     cp, tracked, rows, mismatched, behind)};
+    return {applied, {}};
+}
+
 /// The checks of a completed backfill every backend shares: `rows` (read back) equal the
 /// reference row for row, every aggregate's events were applied exactly once, and a runner `r`
 /// opening the database finds the version caught up at the head, per aggregate with every

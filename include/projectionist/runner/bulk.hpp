@@ -34,9 +34,13 @@
 /// reaches the budget flushes, goes on with the lower three quarters of the aggregate numbers it
 /// met (a range: bulk_range_, read through the store's read_aggregates) and leaves the others to
 /// a later pass from the current position. The row stores remember which aggregate touched each
-/// row last, so that only the rows of the aggregates left are evicted. A flush commits the
-/// position where the oldest pass still to run starts (commit_position), so that a crash resumes
-/// there; the aggregates' positions pass over what the finished passes applied.
+/// row last, so that the split's flush writes (and evicts) only the rows of the aggregates left,
+/// with their positions: the pass's own changed rows stay in memory. A row that two aggregates
+/// touched would carry changes of aggregates whose positions the flush does not commit, so then
+/// the flush writes every changed row. A flush commits the position up to which everything is
+/// committed: where the pass's own aggregates are committed up to, or where the oldest pass still
+/// to run starts, if earlier. A crash resumes there; the aggregates' positions pass over what was
+/// applied.
 
 #include <algorithm>
 #include <array>
@@ -245,18 +249,19 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                 std::apply([&](auto&... t) { (t.track_owners(&lane->current_aggregate), ...); }, lane->tables);
             }
         std::uint64_t highest = 0;  // the highest aggregate number this pass read, plus one
-        // The position a flush commits: the cursor, unless a pass still to run starts before it.
-        const auto commit_position = [&] {
-            std::uint64_t at = checkpoint_->position;
-            for (const later_pass& p : later) at = std::min(at, p.from);
-            return at;
-        };
         std::uint64_t flushed_position = checkpoint_->position;  // the committed checkpoint's
         std::uint64_t flush_cursor = checkpoint_->position;      // where the reads were at the last flush
-        bool planned = false;                                    // the row stores were sized after the first batch
-        const auto flush = [&] {
+        // Up to where the pass's own aggregates are committed (a split's flush of the aggregates
+        // it leaves does not move it).
+        std::uint64_t pass_committed = checkpoint_->position;
+        bool planned = false;  // the row stores were sized after the first batch
+        // A flush; `from` > 0: only the rows and positions of the aggregates numbered `from` or
+        // higher (a split's), whose part of this pass ends here. The position it commits: where
+        // the pass's own aggregates are committed up to, unless a pass still to run starts before.
+        const auto flush = [&](std::uint64_t from = 0) {
             const std::uint64_t cursor = checkpoint_->position;
-            const std::uint64_t at = commit_position();
+            std::uint64_t at = from == 0 ? cursor : pass_committed;
+            for (const later_pass& p : later) at = std::min(at, p.from);
             if (cursor == flush_cursor && at == flushed_position) return;  // nothing read since the last one
             if (lane_count > 1)
                 if (std::optional<std::string> where = detail::key_touched_twice(lanes))
@@ -264,7 +269,7 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             phase("flushing");
             checkpoint_->position = at;
             try {
-                bulk_flush(lanes);
+                bulk_flush(lanes, from);
             } catch (...) {
                 checkpoint_->position = cursor;
                 throw;
@@ -273,10 +278,13 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             checkpoint_->position = cursor;
             flushed_position = at;
             flush_cursor = cursor;
-            flushed += unflushed;
-            events_applied_ += unflushed;
-            events_skipped_ += skipped;
-            unflushed = skipped = 0;
+            if (from == 0) {  // everything applied is committed
+                pass_committed = cursor;
+                flushed += unflushed;
+                events_applied_ += unflushed;
+                events_skipped_ += skipped;
+                unflushed = skipped = 0;
+            }
         };
         const auto evict = [&] {
             for (auto& lane : lanes) std::apply([](auto&... t) { (t.evict(), ...); }, lane->tables);
@@ -306,7 +314,7 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             later.erase(oldest);
             evict();
             bulk_range_ = pass.range;
-            checkpoint_->position = flush_cursor = pass.from;
+            checkpoint_->position = flush_cursor = pass_committed = pass.from;
             highest = pass.range.first;
             read_ahead = false;
             ++bulk_passes_;
@@ -394,12 +402,20 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                     flush();
                 } else if (memory() > options_.bulk_memory_budget) {
                     const std::uint64_t left = split ? split_range() : 0;
-                    flush();
                     if (left == 0) {
+                        flush();
                         evict();
                     } else {
-                        // The rows of the aggregates the pass goes on with stay: no read back.
-                        // (Should they still exceed the budget, the next read splits again.)
+                        // Only the rows and positions of the aggregates left are written, unless a
+                        // row held was touched by two aggregates (then all: a row with changes of
+                        // aggregates not committed must not be written); the rows of those the
+                        // pass goes on with stay in memory, changed or not. (Should they still
+                        // exceed the budget, the next read splits again.)
+                        bool shared = false;
+                        for (const auto& lane : lanes)
+                            std::apply([&](const auto&... t) { shared = (shared || ... || t.holds_shared_rows()); },
+                                       lane->tables);
+                        flush(session_reloads_checkpoint && !shared ? left : 0);
                         for (auto& lane : lanes)
                             std::apply([&](auto&... t) { (t.evict_owned_from(left), ...); }, lane->tables);
                     }
@@ -568,13 +584,24 @@ void runner<Projection, Policies...>::bulk_read(std::uint64_t after, std::uint64
 }
 
 template <class Projection, class... Policies>
-void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes) {
+void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes, std::uint64_t from) {
     if constexpr (!bulk_capable) {
-        (void)lanes;
+        (void)lanes, (void)from;
     } else {
-        std::size_t rows = 0;
-        for (const auto& lane : lanes)
-            std::apply([&](const auto&... t) { rows += (std::size_t{0} + ... + t.dirty_rows()); }, lane->tables);
+        const auto dirty = [&] {
+            std::size_t n = 0;
+            for (const auto& lane : lanes)
+                std::apply([&](const auto&... t) { n += (std::size_t{0} + ... + t.dirty_rows()); }, lane->tables);
+            return n;
+        };
+        const std::size_t dirty_before = dirty();
+        // The mark bits of aggregates numbered `from` or higher (all of them when `from` is 0).
+        const auto mask_of = [from](std::size_t word) -> std::uint64_t {
+            const std::uint64_t first = word * 64;
+            if (from <= first) return ~std::uint64_t{0};
+            if (from >= first + 64) return 0;
+            return ~std::uint64_t{0} << (from - first);
+        };
         const auto started = std::chrono::steady_clock::now();
         session_.begin();
         try {
@@ -585,7 +612,7 @@ void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bul
                     std::vector<table_t*> stores;
                     stores.reserve(lanes.size());
                     for (auto& lane : lanes) stores.push_back(&std::get<J>(lane->tables));
-                    table_t::write_changes_of(std::span<table_t* const>(stores));
+                    table_t::write_changes_of(std::span<table_t* const>(stores), from);
                 };
                 (write(std::integral_constant<std::size_t, I>{}), ...);
             }
@@ -599,6 +626,7 @@ void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bul
                     std::uint64_t bits = 0;
                     for (const auto& lane : lanes)
                         if (w < lane->marks.size()) bits |= lane->marks[w];
+                    bits &= mask_of(w);
                     for (; bits != 0; bits &= bits - 1)
                         changed_aggregates_.push_back(w * 64 + static_cast<std::uint64_t>(std::countr_zero(bits)));
                 }
@@ -610,13 +638,13 @@ void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bul
             throw;
         }
         for (auto& lane : lanes) {
-            std::apply([](auto&... t) { (t.flushed(), ...); }, lane->tables);
-            std::fill(lane->marks.begin(), lane->marks.end(), 0);
+            std::apply([&](auto&... t) { (t.flushed(from), ...); }, lane->tables);
+            for (std::size_t w = 0; w < lane->marks.size(); ++w) lane->marks[w] &= ~mask_of(w);
         }
         changed_aggregates_.clear();
         ++bulk_flushes_;
         ++batches_committed_;
-        bulk_rows_flushed_ += rows;
+        bulk_rows_flushed_ += dirty_before - dirty();
         flush_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
 }

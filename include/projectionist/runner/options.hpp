@@ -63,11 +63,12 @@ struct runner_options {
     /// never do: each store and each storage opens its own).
     std::size_t bulk_apply_threads = 1;
     /// Bulk mode, per aggregate only, with a bounded bulk_memory_budget: when the rows held reach
-    /// the budget, they are flushed, the pass goes on with the lower three quarters of the
-    /// aggregate numbers it met (their rows stay in memory), and a later pass over the rest of the
-    /// log applies the others (split again if they too outgrow the budget). Without it, every row
-    /// is flushed and evicted at the budget, and when the aggregates' events are interleaved most
-    /// rows are read back and written again at every flush. Each pass reads
+    /// the budget, the pass goes on with the lower three quarters of the aggregate numbers it met,
+    /// whose rows stay in memory, and a later pass over the rest of the log applies the others
+    /// (split again if they too outgrow the budget); the rows of the aggregates left are flushed
+    /// and evicted (with every other changed row, if a row was touched by two aggregates). Without
+    /// it, every row is flushed and evicted at the budget, and when the aggregates' events are
+    /// interleaved most rows are read back and written again at every flush. Each pass reads
     /// only its aggregates' events, selected by the store (has_aggregate_range_read; ignored on a
     /// store without it). Until the last pass ends, the checkpoint stays where the oldest pass still
     /// to run starts: a crash resumes from there, and the per-aggregate positions pass over what
@@ -76,7 +77,8 @@ struct runner_options {
     /// order (it does not when each row is written by the events of one aggregate, as with rows
     /// keyed by the aggregate); and only one runner may backfill the version at a time, since the
     /// checkpoint's compare-and-set cannot tell two runners' flushes apart while its position
-    /// waits. status().bulk_passes counts the passes.
+    /// waits. status().bulk_passes counts the later passes; status().position is where the
+    /// current pass reads, and goes back when a later pass starts.
     bool bulk_passes_by_aggregate = false;
     /// `run` after the database's connection was lost (its server restarted, say): how often and
     /// how long it tries to reconnect before it stops with the cause (runner/reconnect.hpp).

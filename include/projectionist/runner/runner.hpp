@@ -584,8 +584,10 @@ private:
     void bulk_apply_lane(bulk_lane& lane) noexcept;
     /// The lane threads' entry: `call` is a std::pair<runner*, bulk_lane*>.
     static void bulk_lane_entry(void* call) noexcept;
-    /// Writes the changed rows and moves the checkpoint, in one transaction.
-    void bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes);
+    /// Writes the changed rows and moves the checkpoint, in one transaction. `from` > 0: only the
+    /// rows the aggregates numbered `from` or higher touched last, and their positions (a split of
+    /// a pass by aggregate).
+    void bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes, std::uint64_t from = 0);
     /// Reads the log's next events after `after` (up to `target`) into `out`: those of bulk_range_.
     void bulk_read(std::uint64_t after, std::uint64_t target, typename event_store_type::batch& out);
 

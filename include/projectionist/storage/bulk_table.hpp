@@ -141,6 +141,7 @@ public:
         flushed_keys_.clear();
         dirty_ = 0;
         bytes_ = 0;
+        shared_ = 0;
         evicted_ = false;
         planned_ = false;
         prefetch_ = true;
@@ -282,15 +283,21 @@ public:
     /// `write_changes` of several stores over one source whose keys are disjoint (a bulk backfill
     /// applied on several threads, each into stores of its own): their rows in one key order, as
     /// if one store held them all.
-    static void write_changes_of(std::span<bulk_table* const> stores) {
+    ///
+    /// `from` > 0 (with track_owners): only the rows an aggregate numbered `from` or higher touched
+    /// last.
+    static void write_changes_of(std::span<bulk_table* const> stores, std::uint64_t from = 0) {
         if (stores.empty()) return;
         std::size_t dirty = 0;
         for (const bulk_table* s : stores) dirty += s->dirty_;
+        const std::uint32_t owners_from = owner_number(from);
         std::vector<const std::pair<const key_type, entry>*> changed;
         changed.reserve(dirty);
         for (const bulk_table* s : stores)
             for (const auto& item : s->rows_)
-                if (item.second.dirty && !(item.second.absent && !item.second.stored)) changed.push_back(&item);
+                if (item.second.dirty && !(item.second.absent && !item.second.stored) &&
+                    (from == 0 || item.second.owner >= owners_from))
+                    changed.push_back(&item);
         if constexpr (std::totally_ordered<key_type>)
             std::sort(changed.begin(), changed.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
         Source* source = stores.front()->source_;
@@ -316,15 +323,20 @@ public:
         }
     }
 
-    /// The transaction of `write_changes` committed: every row is clean.
-    void flushed() {
+    /// The transaction of `write_changes` committed: every row is clean (with `from`, every row
+    /// it wrote).
+    void flushed(std::uint64_t from = 0) {
+        const std::uint32_t owners_from = owner_number(from);
         for (auto& [key, e] : rows_) {
-            if (!e.dirty) continue;
+            if (!e.dirty || (from != 0 && e.owner < owners_from)) continue;
             e.dirty = false;
             e.stored = !e.absent;
+            --dirty_;
         }
-        dirty_ = 0;
     }
+
+    /// With track_owners: whether a row held was touched by two aggregates since it was read.
+    [[nodiscard]] bool holds_shared_rows() const noexcept { return shared_ > 0; }
 
     /// Sizes the row store once, after the pass's first batch, whose events named `seen`
     /// aggregates, the highest of them numbered `numbered - 1` by the store: a table that holds
@@ -395,6 +407,7 @@ public:
         rows_.clear();
         bytes_ = 0;
         dirty_ = 0;
+        shared_ = 0;
     }
 
     /// `evict` of the rows (all flushed) whose last toucher is an aggregate numbered `first` or
@@ -408,6 +421,7 @@ public:
             if (e.owner < from) return false;
             if (source_empty_ && e.stored) flushed_keys_.insert(item.first);
             bytes_ -= std::min(bytes_, row_bytes() + detail::heap_bytes(e.row));
+            if (e.shared) --shared_;
             return true;
         });
     }
@@ -418,19 +432,31 @@ private:
         bool absent = true;   ///< no such row (never was, or erased)
         bool dirty = false;   ///< changed since the last flush
         bool stored = false;  ///< the real table holds a row with this key (as of the last flush)
-        /// With track_owners: the aggregate that touched the row last (saturated at 2^32 - 1, so
-        /// that it fits where the flags leave padding; a saturated row is only evicted sooner).
-        std::uint32_t owner = 0;
+        bool shared = false;  ///< with track_owners: touched by two aggregates since it was read
+        /// With track_owners: the aggregate that touched the row last (saturated at 2^32 - 2, so
+        /// that it fits where the flags leave padding; a saturated row is only evicted sooner);
+        /// `unowned` before any.
+        std::uint32_t owner = unowned;
     };
+    static constexpr std::uint32_t unowned = 0xFFFF'FFFFu;
 
     static std::uint32_t owner_number(std::uint64_t aggregate) noexcept {
-        return static_cast<std::uint32_t>(std::min<std::uint64_t>(aggregate, 0xFFFF'FFFFu));
+        return static_cast<std::uint32_t>(std::min<std::uint64_t>(aggregate, unowned - 1));
     }
 
     template <class K>
     entry& load(const K& key) {
         entry& e = look_up(key);
-        if (owner_source_ != nullptr) e.owner = owner_number(*owner_source_);
+        if (owner_source_ != nullptr) {
+            const std::uint32_t owner = owner_number(*owner_source_);
+            if (e.owner != owner) {
+                if (e.owner != unowned && !e.shared) {
+                    e.shared = true;
+                    ++shared_;
+                }
+                e.owner = owner;
+            }
+        }
         return e;
     }
 
@@ -523,6 +549,7 @@ private:
     std::pair<const key_type, entry>* last_ = nullptr;  ///< the row looked up last (valid until an insert)
     std::size_t dirty_ = 0;
     std::size_t bytes_ = 0;
+    std::size_t shared_ = 0;         ///< rows held with `shared` set
     bool evicted_ = false;           ///< rows were evicted since attach
     bool planned_ = false;           ///< plan_rows sized the store in this pass
     bool prefetch_ = true;           ///< prefetching is worth its query

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -229,6 +230,35 @@ TEST_CASE("eviction by owner: the rows an aggregate from a number on touched las
     CHECK_FALSE(bulk.find(std::string("t-7")));  // never written: known absent without asking
     CHECK(source.finds == 2);
     CHECK(bulk.prefetching());  // evicted rows may be read back in batches now
+}
+
+TEST_CASE("a flush of the rows an aggregate from a number on touched last leaves the others changed", "[bulk]") {
+    counting_source<true> source;
+    pj::bulk_table<row_table, counting_source<true>> bulk("counted");
+    bulk.attach(&source, true);
+    std::uint64_t current = 0;
+    bulk.track_owners(&current);
+    for (int i = 0; i < 4; ++i) {
+        current = static_cast<std::uint64_t>(i);
+        bulk.insert(row(i));
+    }
+    CHECK_FALSE(bulk.holds_shared_rows());
+    bulk.write_changes_of(std::span<decltype(bulk)* const>(std::array{&bulk}), 2);
+    bulk.flushed(2);
+    CHECK(source.added_keys == std::vector<std::string>{"t-2", "t-3"});
+    CHECK(bulk.dirty_rows() == 2);  // t-0 and t-1: still to write
+    bulk.evict_owned_from(2);
+    CHECK(bulk.rows_in_memory() == 2);
+
+    current = 1;  // aggregate 1 touches aggregate 0's row: shared
+    bulk.update(std::string("t-0"), [](ticket_row& r) { r.status = "closed"; });
+    CHECK(bulk.holds_shared_rows());
+    source.added_keys.clear();
+    flush(bulk);
+    CHECK(source.added_keys == std::vector<std::string>{"t-0", "t-1"});
+    CHECK(bulk.dirty_rows() == 0);
+    bulk.evict();
+    CHECK_FALSE(bulk.holds_shared_rows());
 }
 
 TEST_CASE("the row store takes a key as any type the key is made from, over a source that does not", "[bulk]") {
