@@ -32,9 +32,9 @@
 ///
 /// Per aggregate, with runner_options::bulk_passes_by_aggregate and a bounded budget, a pass that
 /// reaches the budget flushes, goes on with the lower three quarters of the aggregate numbers it
-/// met (a range: bulk_range_, read through the store's read_aggregates) and leaves the others to
-/// a later pass from the current position. The row stores remember which aggregate touched each
-/// row last, so that the split's flush writes (and evicts) only the rows of the aggregates left,
+/// met (a range of numbers, read through the store's read_aggregates) and leaves the others to a
+/// later pass from the current position (the bookkeeping: runner/bulk_passes.hpp). The row stores remember which
+/// aggregate touched each row last, so that the split's flush writes (and evicts) only the rows of the aggregates left,
 /// with their positions: the pass's own changed rows stay in memory. A row that two aggregates
 /// touched would carry changes of aggregates whose positions the flush does not commit, so then
 /// the flush writes every changed row. A flush commits the position up to which everything is
@@ -57,6 +57,7 @@
 #include <utility>
 #include <vector>
 
+#include <projectionist/runner/bulk_passes.hpp>
 #include <projectionist/runner/prefetch.hpp>
 #include <projectionist/runner/runner.hpp>
 
@@ -232,36 +233,24 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                                     lane->tables);
             return bytes;
         };
-        // Passes by aggregate (runner_options::bulk_passes_by_aggregate): the passes still to run,
-        // each from the position where its aggregates were split off the pass that read them.
-        struct later_pass {
-            std::uint64_t from;
-            aggregate_numbers range;
-        };
-        std::vector<later_pass> later;
+        // Passes by aggregate (runner_options::bulk_passes_by_aggregate).
         bool split = false;
         if constexpr (partitioning::partitioned && has_aggregate_range_read<event_store_type>)
             split = options_.bulk_passes_by_aggregate && options_.bulk_memory_budget != runner_options::unbounded;
-        bulk_range_ = {};
+        bulk_plan_ = detail::aggregate_passes(checkpoint_->position);
         if (split)
             for (auto& lane : lanes) {
                 lane->owners = true;
                 std::apply([&](auto&... t) { (t.track_owners(&lane->current_aggregate), ...); }, lane->tables);
             }
-        std::uint64_t highest = 0;  // the highest aggregate number this pass read, plus one
         std::uint64_t flushed_position = checkpoint_->position;  // the committed checkpoint's
         std::uint64_t flush_cursor = checkpoint_->position;      // where the reads were at the last flush
-        // Up to where the pass's own aggregates are committed (a split's flush of the aggregates
-        // it leaves does not move it).
-        std::uint64_t pass_committed = checkpoint_->position;
-        bool planned = false;  // the row stores were sized after the first batch
+        bool planned = false;                                    // the row stores were sized after the first batch
         // A flush; `from` > 0: only the rows and positions of the aggregates numbered `from` or
-        // higher (a split's), whose part of this pass ends here. The position it commits: where
-        // the pass's own aggregates are committed up to, unless a pass still to run starts before.
+        // higher (a split's), whose part of this pass ends here.
         const auto flush = [&](std::uint64_t from = 0) {
             const std::uint64_t cursor = checkpoint_->position;
-            std::uint64_t at = from == 0 ? cursor : pass_committed;
-            for (const later_pass& p : later) at = std::min(at, p.from);
+            const std::uint64_t at = bulk_plan_.commit_position(cursor, from == 0);
             if (cursor == flush_cursor && at == flushed_position) return;  // nothing read since the last one
             if (lane_count > 1)
                 if (std::optional<std::string> where = detail::key_touched_twice(lanes))
@@ -278,8 +267,8 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             checkpoint_->position = cursor;
             flushed_position = at;
             flush_cursor = cursor;
+            bulk_plan_.flushed(cursor, from == 0);
             if (from == 0) {  // everything applied is committed
-                pass_committed = cursor;
                 flushed += unflushed;
                 events_applied_ += unflushed;
                 events_skipped_ += skipped;
@@ -290,32 +279,14 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             for (auto& lane : lanes) std::apply([](auto&... t) { (t.evict(), ...); }, lane->tables);
         };
         bool read_ahead = false;  // several lanes: the next read is in bulk_next_ already
-        // The budget is reached: the pass goes on with the lower three quarters of the aggregate
-        // numbers it met, and leaves the rest (and the numbers it has not met) to a later pass
-        // from here. Returns where the numbers left start; 0 if there is only one aggregate.
-        const auto split_range = [&]() -> std::uint64_t {
-            const std::uint64_t end = std::min(bulk_range_.last, std::max(highest, bulk_range_.first));
-            if (end - bulk_range_.first < 2) return 0;  // one aggregate's rows alone: evicted as usual
-            const std::uint64_t middle =
-                bulk_range_.first + std::max<std::uint64_t>((end - bulk_range_.first) / 4 * 3, 1);
-            later.push_back({checkpoint_->position, {middle, bulk_range_.last}});
-            bulk_range_.last = middle;
-            read_ahead = false;  // it read the other aggregates' events too
-            return middle;
-        };
         // The pass reached the target: its rows are flushed, and the oldest pass still to run
         // starts. False when there is none.
         const auto next_pass = [&] {
             flush();
-            if (later.empty()) return false;
-            auto oldest = std::min_element(later.begin(), later.end(),
-                                           [](const later_pass& a, const later_pass& b) { return a.from < b.from; });
-            const later_pass pass = *oldest;
-            later.erase(oldest);
+            const std::optional<std::uint64_t> from = bulk_plan_.next();
+            if (!from) return false;
             evict();
-            bulk_range_ = pass.range;
-            checkpoint_->position = flush_cursor = pass_committed = pass.from;
-            highest = pass.range.first;
+            checkpoint_->position = flush_cursor = *from;
             read_ahead = false;
             ++bulk_passes_;
             return true;
@@ -342,12 +313,12 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                 }
                 if (batch_.empty()) {
                     // A pass of some aggregates: none of theirs up to the target is left.
-                    if (!bulk_range_.whole()) checkpoint_->position = target;
+                    if (!bulk_plan_.range().whole()) checkpoint_->position = target;
                     if (checkpoint_->position >= target && next_pass()) continue;
                     break;
                 }
                 if (split) {
-                    for (const auto& r : batch_) highest = std::max(highest, detail::deref(r).aggregate_number() + 1);
+                    for (const auto& r : batch_) bulk_plan_.saw(detail::deref(r).aggregate_number());
                 }
                 if (store_->type_count() > type_map_.size()) refresh_type_map();
                 failed_ = nullptr;
@@ -401,7 +372,8 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                 if (checkpoint_->position - flush_cursor >= options_.bulk_flush_every) {
                     flush();
                 } else if (memory() > options_.bulk_memory_budget) {
-                    const std::uint64_t left = split ? split_range() : 0;
+                    const std::uint64_t left = split ? bulk_plan_.split(checkpoint_->position) : 0;
+                    if (left != 0) read_ahead = false;  // it read the events of the aggregates left too
                     if (left == 0) {
                         flush();
                         evict();
@@ -575,8 +547,8 @@ void runner<Projection, Policies...>::bulk_read(std::uint64_t after, std::uint64
                                                 typename event_store_type::batch& out) {
     const std::size_t size = std::max<std::size_t>(options_.bulk_read_size, 1);
     if constexpr (has_aggregate_range_read<event_store_type>) {
-        if (!bulk_range_.whole()) {
-            store_->read_aggregates(after, target, bulk_range_, size, out);
+        if (!bulk_plan_.range().whole()) {
+            store_->read_aggregates(after, target, bulk_plan_.range(), size, out);
             return;
         }
     }

@@ -35,6 +35,7 @@
 #include <projectionist/projection/lifecycle.hpp>
 #include <projectionist/projection/projection.hpp>
 #include <projectionist/projection/retention.hpp>
+#include <projectionist/runner/bulk_passes.hpp>
 #include <projectionist/runner/failure.hpp>
 #include <projectionist/runner/options.hpp>
 #include <projectionist/runner/status.hpp>
@@ -588,7 +589,8 @@ private:
     /// rows the aggregates numbered `from` or higher touched last, and their positions (a split of
     /// a pass by aggregate).
     void bulk_flush(std::vector<std::unique_ptr<bulk_lane>>& lanes, std::uint64_t from = 0);
-    /// Reads the log's next events after `after` (up to `target`) into `out`: those of bulk_range_.
+    /// Reads the log's next events after `after` (up to `target`) into `out`: those of the current
+    /// pass's aggregates (bulk_plan_).
     void bulk_read(std::uint64_t after, std::uint64_t target, typename event_store_type::batch& out);
 
     /// After a committed reset or remove: the committed checkpoint, no failures, not live.
@@ -633,7 +635,7 @@ private:
     std::optional<std::chrono::system_clock::time_point> last_event_recorded_at_;
     std::uint64_t bulk_rows_flushed_ = 0;
     std::uint64_t bulk_passes_ = 0;
-    aggregate_numbers bulk_range_{};  ///< bulk passes by aggregate: the aggregates the pass reads
+    detail::aggregate_passes bulk_plan_{0};  ///< bulk passes by aggregate: what the pass reads, what is left
 
     typename event_store_type::batch batch_;
     typename event_store_type::batch bulk_next_;  ///< bulk apply threads: the next read, read while they apply
