@@ -949,4 +949,29 @@ TEST_CASE("router state: the persisted text round-trips and a corrupt one names 
         Catch::Contains("basis_points '10001' is not a number from 0 to 10000"));
 }
 
+TEST_CASE("a counted discrepancy is already kept: counters, then recent, never miss it", "[router][shadow]") {
+    // A rollout publishes the step's count and its first discrepant keys, read in that order; a
+    // discrepancy counted before it was kept would be published without its key, for good.
+    pj::detail::routing::shadow_log log(100'000);
+    const std::vector<std::string> long_answer(64, std::string(40, 'x'));  // slow to format
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+        for (int i = 0; i < 2000; ++i)
+            log.record("key-" + std::to_string(i), "tickets_v1", "tickets_v2", &long_answer, &long_answer, {});
+        done = true;
+    });
+    std::size_t missing = 0;
+    std::size_t looks = 0;
+    while (!done) {
+        const std::uint64_t counted = log.counters().discrepancies;
+        if (log.recent().size() < counted) ++missing;
+        ++looks;
+    }
+    writer.join();
+    INFO(looks << " looks");
+    CHECK(missing == 0);
+    CHECK(log.counters().discrepancies == 2000);
+    CHECK(log.recent().size() == 2000);
+}
+
 }  // namespace router_test

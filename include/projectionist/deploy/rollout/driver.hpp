@@ -367,7 +367,8 @@ private:
                               now.discrepancies - baseline_.at_start.discrepancies, baseline_.sample};
         if (o.compared == 0 && o.discrepancies == 0) return;  // nothing to tell
         if (baseline_.published && baseline_.published->compared == o.compared &&
-            baseline_.published->discrepancies == o.discrepancies && baseline_.published->step == o.step)
+            baseline_.published->discrepancies == o.discrepancies && baseline_.published->step == o.step &&
+            baseline_.published->sample.size() == o.sample.size())
             return;
         register_observer();
         settings_.save(detail::rollout::observer_key(projection(), observer_), detail::rollout::format_observation(o));

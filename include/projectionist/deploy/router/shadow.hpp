@@ -156,13 +156,41 @@ public:
     void count_compared() noexcept { compared_.fetch_add(1, std::memory_order_relaxed); }
     void count_settled() noexcept { settled_.fetch_add(1, std::memory_order_relaxed); }
 
-    /// Counts a discrepancy and keeps it (dropping the oldest past the limit). A null answer is
-    /// one that threw. Best effort: if formatting or allocation fails, only the counters change.
+    /// Keeps a discrepancy (dropping the oldest past the limit), then counts it: a reader that
+    /// sees the count (`counters`, then `recent`) finds the discrepancy kept. A null answer is one
+    /// that threw. Best effort: if formatting or allocation fails, only the counters change.
     template <class Result>
     void record(std::string_view key, std::string_view primary, std::string_view candidate, const Result* primary_value,
                 const Result* candidate_value, std::string error) noexcept {
-        const std::uint64_t sequence = discrepancies_.fetch_add(1, std::memory_order_relaxed) + 1;
+        const std::uint64_t sequence = sequence_.fetch_add(1, std::memory_order_relaxed) + 1;
         if (!error.empty()) errors_.fetch_add(1, std::memory_order_relaxed);
+        keep(sequence, key, primary, candidate, primary_value, candidate_value, std::move(error));
+        discrepancies_.fetch_add(1, std::memory_order_release);
+    }
+
+    [[nodiscard]] shadow_counters counters() const noexcept {
+        return {queries_.load(), compared_.load(), discrepancies_.load(std::memory_order_acquire), errors_.load(),
+                settled_.load()};
+    }
+    [[nodiscard]] std::vector<discrepancy> recent() const {
+        std::lock_guard lock(mutex_);
+        return {recent_.begin(), recent_.end()};
+    }
+    void clear() {
+        std::lock_guard lock(mutex_);
+        recent_.clear();
+        queries_ = 0;
+        compared_ = 0;
+        discrepancies_ = 0;
+        sequence_ = 0;
+        errors_ = 0;
+        settled_ = 0;
+    }
+
+private:
+    template <class Result>
+    void keep(std::uint64_t sequence, std::string_view key, std::string_view primary, std::string_view candidate,
+              const Result* primary_value, const Result* candidate_value, std::string error) noexcept {
         if (max_ == 0) return;
         try {
             discrepancy d{std::string(key),
@@ -176,32 +204,15 @@ public:
             if (recent_.size() == max_) recent_.pop_front();
             recent_.push_back(std::move(d));
         } catch (...) {
-            // The counters above are kept, and the caller still gets the serving version's answer.
+            // The counters are kept, and the caller still gets the serving version's answer.
         }
     }
 
-    [[nodiscard]] shadow_counters counters() const noexcept {
-        return {queries_.load(), compared_.load(), discrepancies_.load(), errors_.load(), settled_.load()};
-    }
-    [[nodiscard]] std::vector<discrepancy> recent() const {
-        std::lock_guard lock(mutex_);
-        return {recent_.begin(), recent_.end()};
-    }
-    void clear() {
-        std::lock_guard lock(mutex_);
-        recent_.clear();
-        queries_ = 0;
-        compared_ = 0;
-        discrepancies_ = 0;
-        errors_ = 0;
-        settled_ = 0;
-    }
-
-private:
     std::size_t max_;
     std::atomic<std::uint64_t> queries_{0};
     std::atomic<std::uint64_t> compared_{0};
     std::atomic<std::uint64_t> discrepancies_{0};
+    std::atomic<std::uint64_t> sequence_{0};  ///< numbers the discrepancies as they begin to be kept
     std::atomic<std::uint64_t> errors_{0};
     std::atomic<std::uint64_t> settled_{0};
     mutable std::mutex mutex_;
