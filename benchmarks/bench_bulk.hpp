@@ -505,6 +505,39 @@ inline std::vector<extra> child_extras(const std::vector<child_samples>& s, std:
     return out;
 }
 
+/// What a child side runs, for the report: its runner over `storage` (the child's <runner>
+/// argument: global, per_aggregate or passes) and its budget.
+inline std::string child_what(std::string_view storage, std::size_t budget, std::string_view runner) {
+    return fmt::format(
+        "runner<bulk_tickets, {}, {}> bulk mode in a process of its own, bulk_memory_budget {}{}", storage,
+        runner == "global" ? "global" : "per_aggregate",
+        budget == pj::runner_options::unbounded ? std::string("unbounded") : std::to_string(budget) + " bytes",
+        runner == "passes" ? ", bulk_passes_by_aggregate" : "");
+}
+
+/// 8c' on `backend`: the per-aggregate child side in passes by aggregate under `budget` bytes
+/// (`cs[passes]`) against the per-aggregate unbounded one (`cs[unbounded]`), in events/s.
+inline comparison passes_comparison(std::string_view backend, const std::vector<child_samples>& cs,
+                                    std::size_t unbounded, std::size_t passes, std::size_t events, time_basis b,
+                                    std::size_t budget, std::size_t divisor) {
+    const double unbounded_t = basis_median(cs[unbounded].times, b);
+    const double passes_t = basis_median(cs[passes].times, b);
+    const child_samples& p = cs[passes];
+    comparison c{
+        fmt::format("8c'. {} per-aggregate bulk in passes: budget of 1/{} / unbounded (events/s)", backend, divisor),
+        unbounded_t / passes_t,
+        ">= 0.5",
+        false,
+        fmt::format("unbounded {}ev/s, peak RSS {:.0f} MiB; budget {:.1f} MiB in passes by aggregate: "
+                    "{}ev/s, peak RSS {:.0f} MiB, {} flushes, {} later passes, {} rows written",
+                    si(events_per_second(unbounded_t, events)), median_of(cs[unbounded].peak_mib),
+                    static_cast<double>(budget) / 1048576.0, si(events_per_second(passes_t, events)),
+                    median_of(p.peak_mib), p.flushes, p.passes, p.rows_flushed),
+        child_extras(cs, events, b)};
+    c.met = c.ratio >= 0.5;
+    return c;
+}
+
 inline void print_child_samples(std::string_view group, const std::vector<child_samples>& s, std::size_t events,
                                 time_basis b) {
     std::vector<bulk_samples> times;

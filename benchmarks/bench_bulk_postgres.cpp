@@ -1027,12 +1027,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                     [&check, schema, expected, n, reference] {
                         check(schema, expected, n, "8c. PostgreSQL", reference);
                     },
-                    fmt::format("runner<bulk_tickets, postgres_storage, {}> bulk mode in a process of its own, "
-                                "bulk_memory_budget {}{}",
-                                runner == "global" ? "global" : "per_aggregate",
-                                bytes == pj::runner_options::unbounded ? std::string("unbounded")
-                                                                       : std::to_string(bytes) + " bytes",
-                                runner == "passes" ? ", bulk_passes_by_aggregate" : "")};
+                    child_what("postgres_storage", bytes, runner)};
             };
             const std::vector<child_side> sides{child("unbounded", pj::runner_options::unbounded),
                                                 child("budget", budget),
@@ -1073,22 +1068,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                           std::move(ex)};
             cc.met = cc.ratio >= 0.5;
             out.push_back(std::move(cc));
-            const double pa_unbounded_t = basis_median(cs[2].times, b);
-            const double passes_t = basis_median(cs[3].times, b);
-            comparison cp{
-                fmt::format("8c'. PostgreSQL per-aggregate bulk in passes: budget of 1/{} / unbounded (events/s)",
-                            co.budget_divisor),
-                pa_unbounded_t / passes_t,
-                ">= 0.5",
-                false,
-                fmt::format("unbounded {}ev/s, peak RSS {:.0f} MiB; budget {:.1f} MiB in passes by aggregate: "
-                            "{}ev/s, peak RSS {:.0f} MiB, {} flushes, {} later passes, {} rows written",
-                            si(events_per_second(pa_unbounded_t, n)), median_of(cs[2].peak_mib),
-                            static_cast<double>(budget) / 1048576.0, si(events_per_second(passes_t, n)),
-                            median_of(cs[3].peak_mib), cs[3].flushes, cs[3].passes, cs[3].rows_flushed),
-                child_extras(cs, n, b)};
-            cp.met = cp.ratio >= 0.5;
-            out.push_back(std::move(cp));
+            out.push_back(passes_comparison("PostgreSQL", cs, 2, 3, n, b, budget, co.budget_divisor));
         }
 
         // 8d. Scale: a larger history over more aggregates in a log schema of its own (written as

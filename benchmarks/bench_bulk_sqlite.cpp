@@ -536,12 +536,7 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
                                                             bulk_model_table)) != static_cast<std::int64_t>(head))
                                   mismatch("8c/8d. SQLite bulk: the checkpoint in " + model);
                           },
-                          fmt::format("runner<bulk_tickets, sqlite_storage, {}> bulk mode in a process of its own, "
-                                      "bulk_memory_budget {}{}",
-                                      runner == "global" ? "global" : "per_aggregate",
-                                      budget == pj::runner_options::unbounded ? std::string("unbounded")
-                                                                              : std::to_string(budget) + " bytes",
-                                      runner == "passes" ? ", bulk_passes_by_aggregate" : "")};
+                          child_what("sqlite_storage", budget, runner)};
     };
 
     // 8c. A memory budget of a quarter of the read model (as the row store counts it).
@@ -589,22 +584,7 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
             std::move(ex)};
         cc.met = cc.ratio >= 0.5;
         out.push_back(std::move(cc));
-        const double pa_unbounded_t = basis_median(cs[2].times, b);
-        const double passes_t = basis_median(cs[3].times, b);
-        comparison cp{
-            fmt::format("8c'. SQLite per-aggregate bulk in passes: budget of 1/{} / unbounded (events/s)",
-                        co.budget_divisor),
-            pa_unbounded_t / passes_t,
-            ">= 0.5",
-            false,
-            fmt::format("unbounded {}ev/s, peak RSS {:.0f} MiB; budget {:.1f} MiB in passes by aggregate: {}ev/s, "
-                        "peak RSS {:.0f} MiB, {} flushes, {} later passes, {} rows written",
-                        si(events_per_second(pa_unbounded_t, n)), median_of(cs[2].peak_mib),
-                        static_cast<double>(budget) / 1048576.0, si(events_per_second(passes_t, n)),
-                        median_of(cs[3].peak_mib), cs[3].flushes, cs[3].passes, cs[3].rows_flushed),
-            child_extras(cs, n, b)};
-        cp.met = cp.ratio >= 0.5;
-        out.push_back(std::move(cp));
+        out.push_back(passes_comparison("SQLite", cs, 2, 3, n, b, budget, co.budget_divisor));
     }
 
     // 8d. Scale: a larger history over more aggregates in a log of its own; the bulk runner (a

@@ -256,6 +256,22 @@ struct relations {
     std::string aggregate_positions;  ///< per aggregate: (projection, aggregate_number, version)
 };
 
+/// The committed per-aggregate positions against the rows: how many aggregates have one, and how
+/// many of those differ from their row's apply counter (or have no row).
+struct position_counts {
+    std::int64_t tracked = 0;
+    std::int64_t mismatched = 0;
+};
+template <class Scalar>
+position_counts committed_positions(Scalar&& scalar, const relations& in) {
+    return {scalar(fmt::format("SELECT count(*) FROM {} WHERE projection = '{}' AND version > 0",
+                               in.aggregate_positions, table_name)),
+            scalar(fmt::format("SELECT count(*) FROM {} c JOIN {} a ON a.number = c.aggregate_number LEFT JOIN {} t "
+                               "ON t.ticket_id = a.aggregate_id WHERE c.projection = '{}' AND c.version > 0 AND "
+                               "(t.applied IS NULL OR t.applied != c.version)",
+                               in.aggregate_positions, in.aggregates, in.table, table_name))};
+}
+
 /// Checks, in SQL both dialects speak, that the committed rows agree with the committed
 /// checkpoint `cp`: every row's apply counter equals its aggregate's number of events at or
 /// before the checkpoint (and, per aggregate, the committed aggregate position), and exactly the
@@ -279,12 +295,7 @@ std::string committed_problem(Scalar&& scalar, const relations& in, std::int64_t
             "whose counter differs from their aggregate's events up to the checkpoint",
             cp, applied, cp, rows, seen, wrong);
     if (!partitioned) return {};
-    const auto tracked = scalar(fmt::format("SELECT count(*) FROM {} WHERE projection = '{}' AND version > 0",
-                                            in.aggregate_positions, table_name));
-    const auto mismatched = scalar(fmt::format(
-        "SELECT count(*) FROM {} c JOIN {} a ON a.number = c.aggregate_number LEFT JOIN {} t ON t.ticket_id = "
-        "a.aggregate_id WHERE c.projection = '{}' AND c.version > 0 AND (t.applied IS NULL OR t.applied != c.version)",
-        in.aggregate_positions, in.aggregates, in.table, table_name));
+    const auto [tracked, mismatched] = committed_positions(scalar, in);
     if (tracked != rows || mismatched != 0)
         return fmt::format(
             "checkpoint {}: {} aggregate positions for {} rows, {} aggregate positions differ from the row's apply "
@@ -302,12 +313,7 @@ template <class Scalar>
 std::pair<std::int64_t, std::string> passes_problem(Scalar&& scalar, const relations& r, std::int64_t cp) {
     const auto rows = scalar(fmt::format("SELECT count(*) FROM {}", r.table));
     const auto applied = scalar(fmt::format("SELECT coalesce(sum(applied), 0) FROM {}", r.table));
-    const auto tracked = scalar(fmt::format("SELECT count(*) FROM {} WHERE projection = '{}' AND version > 0",
-                                            r.aggregate_positions, table_name));
-    const auto mismatched = scalar(fmt::format(
-        "SELECT count(*) FROM {} c JOIN {} a ON a.number = c.aggregate_number LEFT JOIN {} t ON t.ticket_id = "
-        "a.aggregate_id WHERE c.projection = '{}' AND c.version > 0 AND (t.applied IS NULL OR t.applied != c.version)",
-        r.aggregate_positions, r.aggregates, r.table, table_name));
+    const auto [tracked, mismatched] = committed_positions(scalar, r);
     const auto behind = scalar(fmt::format(
         "SELECT count(*) FROM (SELECT aggregate_id, count(*) AS n FROM {} WHERE stream = 'ticket' AND position <= {} "
         "GROUP BY aggregate_id) e LEFT JOIN {} t ON t.ticket_id = e.aggregate_id WHERE coalesce(t.applied, 0) < e.n",

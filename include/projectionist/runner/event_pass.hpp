@@ -214,7 +214,6 @@ PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::apply_record(c
             if (number >= st.versions_size) [[unlikely]]
                 return false;
             if (!advance_aggregate<Journaled>(rec, number, st)) return true;  // applied before
-            if (st.current_aggregate != nullptr) *st.current_aggregate = number;
         }
     }
     slot_visitor<Ctx> visit{*this, rec, ctx, st};
@@ -249,10 +248,12 @@ PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::advance_aggreg
     }
     if constexpr (session_reloads_checkpoint) {
         // The storage writes their rows at commit.
-        if (st.marks != nullptr)
+        if (st.marks != nullptr) {  // a bulk pass
             st.marks[number >> 6] |= std::uint64_t{1} << (number & 63);
-        else
+            if (st.current_aggregate != nullptr) *st.current_aggregate = number;
+        } else {
             st.changed->push_back(number);
+        }
     } else if constexpr (Journaled)
         aggregate_undo_.emplace_back(number, applied_version);  // undone with the tables
     // Here version == applied_version + 1, so this is "applied_version == 0", but it does not

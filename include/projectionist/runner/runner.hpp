@@ -519,8 +519,9 @@ private:
         const record_type** failed;
         std::uint64_t* tracked;
         std::vector<std::uint64_t>* marks;
-        /// Set to each event's aggregate number before its handler runs (per aggregate; null:
-        /// not kept). A bulk pass by aggregate reads it to know which aggregate touched a row.
+        /// Set to each event's aggregate number before its handler runs (per aggregate, in a bulk
+        /// pass, which has `marks`; null: not kept). A bulk pass by aggregate reads it to know
+        /// which aggregate touched a row.
         std::uint64_t* current_aggregate = nullptr;
     };
     /// apply_records_as with its outputs elsewhere.

@@ -290,13 +290,11 @@ public:
         if (stores.empty()) return;
         std::size_t dirty = 0;
         for (const bulk_table* s : stores) dirty += s->dirty_;
-        const std::uint32_t owners_from = owner_number(from);
         std::vector<const std::pair<const key_type, entry>*> changed;
         changed.reserve(dirty);
         for (const bulk_table* s : stores)
             for (const auto& item : s->rows_)
-                if (item.second.dirty && !(item.second.absent && !item.second.stored) &&
-                    (from == 0 || item.second.owner >= owners_from))
+                if (item.second.dirty && !(item.second.absent && !item.second.stored) && flushes(item.second, from))
                     changed.push_back(&item);
         if constexpr (std::totally_ordered<key_type>)
             std::sort(changed.begin(), changed.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
@@ -326,9 +324,8 @@ public:
     /// The transaction of `write_changes` committed: every row is clean (with `from`, every row
     /// it wrote).
     void flushed(std::uint64_t from = 0) {
-        const std::uint32_t owners_from = owner_number(from);
         for (auto& [key, e] : rows_) {
-            if (!e.dirty || (from != 0 && e.owner < owners_from)) continue;
+            if (!e.dirty || !flushes(e, from)) continue;
             e.dirty = false;
             e.stored = !e.absent;
             --dirty_;
@@ -442,6 +439,10 @@ private:
 
     static std::uint32_t owner_number(std::uint64_t aggregate) noexcept {
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(aggregate, unowned - 1));
+    }
+    /// Whether a flush of the aggregates numbered `from` or higher (every one when 0) writes `e`.
+    static bool flushes(const entry& e, std::uint64_t from) noexcept {
+        return from == 0 || e.owner >= owner_number(from);
     }
 
     template <class K>

@@ -8,6 +8,14 @@
 
 namespace projectionist {
 
+namespace detail {
+/// `value` as a signed 64-bit SQL parameter: values past the largest one become the largest.
+[[nodiscard]] constexpr std::int64_t sql_int64(std::uint64_t value) noexcept {
+    constexpr auto largest = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    return static_cast<std::int64_t>(value > largest ? largest : value);
+}
+}  // namespace detail
+
 /// The aggregate numbers `first` (included) to `last` (excluded); the default is every number.
 struct aggregate_numbers {
     std::uint64_t first = 0;
@@ -18,12 +26,6 @@ struct aggregate_numbers {
     }
     [[nodiscard]] constexpr bool contains(std::uint64_t number) const noexcept {
         return number >= first && number < last;
-    }
-    /// `last` as a signed 64-bit SQL parameter (the open end is the largest one).
-    [[nodiscard]] constexpr std::int64_t last_as_int64() const noexcept {
-        return last > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
-                   ? std::numeric_limits<std::int64_t>::max()
-                   : static_cast<std::int64_t>(last);
     }
     friend constexpr bool operator==(const aggregate_numbers&, const aggregate_numbers&) = default;
 };

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <limits>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -173,15 +172,10 @@ public:
     void read(std::uint64_t after, std::size_t max, batch& out) const {
         std::lock_guard lock(mutex_);
         out.clear();
+        const std::optional<std::int64_t> horizon = horizon_past(after);
+        if (!horizon) return;
         detail::pg::params p;
-        const std::uint64_t limit = std::min<std::uint64_t>(max, std::numeric_limits<std::int64_t>::max());
-        check_isolation();
-        if (after == 0) check_positions();
-        // The horizon first; the read's own statement then takes a later snapshot, in which every
-        // append that reserved below the horizon has ended.
-        const std::int64_t horizon = db_.execute(sql_.prefix + "horizon").int64(0, 0);
-        if (horizon <= static_cast<std::int64_t>(after) + 1) return;
-        p.add(static_cast<std::int64_t>(after)).add(static_cast<std::int64_t>(limit)).add(horizon);
+        p.add(detail::sql_int64(after)).add(detail::sql_int64(max)).add(*horizon);
         fill_all(db_.execute(sql_.prefix + "read", p, true), out);
     }
 
@@ -192,18 +186,16 @@ public:
                          batch& out) const {
         std::lock_guard lock(mutex_);
         out.clear();
+        if (through <= after) return;
+        const std::optional<std::int64_t> horizon = horizon_past(after);
+        if (!horizon) return;
         detail::pg::params p;
-        constexpr std::uint64_t largest = std::numeric_limits<std::int64_t>::max();
-        check_isolation();
-        if (after == 0) check_positions();
-        const std::int64_t horizon = db_.execute(sql_.prefix + "horizon").int64(0, 0);
-        if (horizon <= static_cast<std::int64_t>(after) + 1 || through <= after) return;
-        p.add(static_cast<std::int64_t>(after))
-            .add(static_cast<std::int64_t>(std::min<std::uint64_t>(max, largest)))
-            .add(horizon)
-            .add(static_cast<std::int64_t>(std::min(through, largest)))
-            .add(static_cast<std::int64_t>(std::min(range.first, largest)))
-            .add(range.last_as_int64());
+        p.add(detail::sql_int64(after))
+            .add(detail::sql_int64(max))
+            .add(*horizon)
+            .add(detail::sql_int64(through))
+            .add(detail::sql_int64(range.first))
+            .add(detail::sql_int64(range.last));  // the open end: the largest number
         fill_all(db_.execute(sql_.prefix + "read_range", p, true), out);
     }
 
@@ -245,6 +237,17 @@ public:
     }
 
 private:
+    /// The reads' guard, with the mutex held: the horizon first (a read's own statement then takes
+    /// a later snapshot, in which every append that reserved below the horizon has ended), or
+    /// nullopt when nothing after `after` is settled yet.
+    std::optional<std::int64_t> horizon_past(std::uint64_t after) const {
+        check_isolation();
+        if (after == 0) check_positions();
+        const std::int64_t horizon = db_.execute(sql_.prefix + "horizon").int64(0, 0);
+        if (horizon <= detail::sql_int64(after) + 1) return std::nullopt;
+        return horizon;
+    }
+
     static std::uint32_t schema_oid(const detail::pg::connection& db, const std::string& schema) {
         detail::pg::params p;
         p.add(schema);

@@ -1,11 +1,9 @@
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -152,13 +150,11 @@ public:
                                  "e.aggregate_number < ? ORDER BY e.position LIMIT ?",
                                  read_columns));
         auto& s = read_range_;
-        s.bind(1, static_cast<std::int64_t>(after));
-        s.bind(2,
-               static_cast<std::int64_t>(std::min<std::uint64_t>(through, std::numeric_limits<std::int64_t>::max())));
-        s.bind(3, static_cast<std::int64_t>(
-                      std::min<std::uint64_t>(range.first, std::numeric_limits<std::int64_t>::max())));
-        s.bind(4, range.last_as_int64());
-        s.bind(5, static_cast<std::int64_t>(std::min<std::uint64_t>(max, std::numeric_limits<std::int64_t>::max())));
+        s.bind(1, detail::sql_int64(after));
+        s.bind(2, detail::sql_int64(through));
+        s.bind(3, detail::sql_int64(range.first));
+        s.bind(4, detail::sql_int64(range.last));  // the open end: the largest number
+        s.bind(5, detail::sql_int64(max));
         read_rows(s, out);
     }
 

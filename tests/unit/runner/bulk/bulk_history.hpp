@@ -53,6 +53,25 @@ void append_history(Store& store, int tickets, int steps, unsigned seed) {
     history(seed).append(store, tickets, steps);
 }
 
+/// A committed checkpoint: the position, and the aggregates' positions without trailing zeros
+/// (their vector grows ahead of the aggregates).
+struct committed {
+    std::uint64_t position = 0;
+    std::uint64_t tracked = 0;
+    std::vector<std::uint64_t> versions;
+    friend bool operator==(const committed&, const committed&) = default;
+};
+
+/// What `storage` has committed for the version `name`, read back from it.
+template <class Storage>
+committed committed_of(Storage& storage, std::string_view name) {
+    auto session = storage.open(name);
+    const auto& cp = session.reload_checkpoint();
+    committed out{cp.position, cp.aggregates_tracked, cp.aggregate_versions};
+    while (!out.versions.empty() && out.versions.back() == 0) out.versions.pop_back();
+    return out;
+}
+
 template <class Storage>
 std::map<std::string, ticket_row> rows_of(Storage& storage, std::string_view name) {
     std::map<std::string, ticket_row> out;

@@ -24,6 +24,7 @@ namespace bulk_parallel_test {
 
 namespace pj = projectionist;
 using namespace tickets_domain;
+using bulk_test::committed_of;
 using bulk_test::history;
 using bulk_test::rows_of;
 
@@ -34,23 +35,6 @@ struct files {
     sqlite_test::temp_dir dir{sqlite_test::fast_temp_base()};
     pj::sqlite_event_store store{dir.file("app.db")};
 };
-
-/// A committed checkpoint: the position, and the aggregates' positions without trailing zeros
-/// (their vector grows ahead of the aggregates).
-struct committed {
-    std::uint64_t position = 0;
-    std::uint64_t tracked = 0;
-    std::vector<std::uint64_t> versions;
-    friend bool operator==(const committed&, const committed&) = default;
-};
-
-committed committed_of(pj::sqlite_storage& storage, std::string_view name) {
-    auto session = storage.open(name);
-    const pj::checkpoint& cp = session.reload_checkpoint();
-    committed out{cp.position, cp.aggregates_tracked, cp.aggregate_versions};
-    while (!out.versions.empty() && out.versions.back() == 0) out.versions.pop_back();
-    return out;
-}
 
 /// A count per ticket type next to the tickets: every ticket of one type writes the same row.
 struct type_count {
