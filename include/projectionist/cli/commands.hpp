@@ -113,35 +113,71 @@ inline int cmd_init(const parsed_command& p, session& s) {
     return 0;
 }
 
+/// `backfill`'s --memory-budget and --mode: this backfill's own settings, and how the first
+/// line shows them ("; memory budget 512 MiB, bulk"; empty without either).
+inline std::pair<backfill_options, std::string> backfill_settings(const parsed_command& p) {
+    backfill_options o;
+    std::vector<std::string> shown_settings;
+    if (const auto budget = p.value("memory-budget")) {
+        if (*budget == "unbounded") {
+            o.bulk_memory_budget = runner_options::unbounded;
+            shown_settings.emplace_back("memory budget unbounded");
+        } else if (const auto bytes = parse_size(*budget)) {
+            o.bulk_memory_budget = *bytes;
+            shown_settings.push_back("memory budget " + bytes_text(*bytes));
+        } else {
+            throw usage_error(
+                fmt::format("--memory-budget '{}': give a size such as 512MiB, 4GiB or 1GB (at least 1 "
+                            "byte), or unbounded",
+                            shown(*budget)));
+        }
+    }
+    if (const auto mode = p.value("mode")) {
+        if (*mode == "auto")
+            o.mode = backfill_mode::automatic;
+        else if (*mode == "bulk")
+            o.mode = backfill_mode::bulk;
+        else if (*mode == "batch")
+            o.mode = backfill_mode::batch;
+        else
+            throw usage_error(fmt::format("--mode '{}': the modes are auto, bulk and batch", shown(*mode)));
+        shown_settings.push_back(fmt::format("mode {}", *mode));
+    }
+    return {o, shown_settings.empty() ? std::string() : "; " + join(shown_settings)};
+}
+
 inline int cmd_backfill(const parsed_command& p, session& s) {
     const std::string mode = p.value("progress").value_or("auto");
     if (mode != "auto" && mode != "bar" && mode != "lines" && mode != "none")
         throw usage_error(fmt::format("--progress '{}': the modes are auto, bar, lines and none", shown(mode)));
+    const auto [options, settings] = backfill_settings(p);
     auto [e, v] = find_version(s, p.args[0]);
     if (const projection_state st = e->refresh(v); st == projection_state::declared || st == projection_state::deleted)
-        e->backfill(v);  // the deployment's refusal, before any progress is shown
+        e->backfill(v, options);  // the deployment's refusal, before any progress is shown
     const runner_status before = e->status_of(v);
     const bool show = mode != "none";
     const bool bar = mode == "bar" || (mode == "auto" && s.terminal);
     if (show) {
         if (before.head > before.position)
-            s.out << fmt::format("backfill {}: from position {} to the head at {} ({} events to go)\n", v,
+            s.out << fmt::format("backfill {}: from position {} to the head at {} ({} events to go){}\n", v,
                                  group_digits(before.position), group_digits(before.head),
-                                 group_digits(before.head - before.position));
+                                 group_digits(before.head - before.position), settings);
         else
-            s.out << fmt::format("backfill {}: at the head already (position {})\n", v, group_digits(before.position));
+            s.out << fmt::format("backfill {}: at the head already (position {}){}\n", v, group_digits(before.position),
+                                 settings);
         s.out << std::flush;
     }
     std::optional<backfill_progress> progress;
     if (show)
-        progress.emplace(s.out, bar, s.options, std::string(v), before.position, before.head, [e = e, v = v] {
-            const runner_status now = e->status_of(v);
-            return progress_sample(now.position, now.phase);
-        });
+        progress.emplace(s.out, bar, s.options, std::string(v), before.position, before.head,
+                         [e = e, v = v, passes = before.bulk_passes] {
+                             const runner_status now = e->status_of(v);
+                             return progress_sample(now.position, bulk_phase_text(now.phase, now.bulk_passes - passes));
+                         });
     const auto started = std::chrono::steady_clock::now();
     std::uint64_t applied = 0;
     try {
-        applied = e->backfill(v);
+        applied = e->backfill(v, options);
     } catch (...) {
         if (progress) progress->finish(false, 0);
         throw;
@@ -150,12 +186,21 @@ inline int cmd_backfill(const parsed_command& p, session& s) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (progress) progress->finish(true, after.position);
     const double scanned = static_cast<double>(after.position > before.position ? after.position - before.position : 0);
+    const std::uint64_t flushes = after.bulk_flushes - before.bulk_flushes;
     s.out << fmt::format(
-        "backfilled {}: {} events applied, now at position {} (head {}) in {}{}; it is {}\n", v, group_digits(applied),
-        group_digits(after.position), group_digits(after.head), elapsed_text(seconds),
+        "backfilled {}: {} events applied, now at position {} (head {}) in {}{}{}; it is {}\n", v,
+        group_digits(applied), group_digits(after.position), group_digits(after.head), elapsed_text(seconds),
         seconds > 0 && scanned > 0
             ? fmt::format(" ({} events/s)", group_digits(static_cast<std::uint64_t>(scanned / seconds)))
             : std::string(),
+        flushes == 0 ? std::string()
+                     : fmt::format(", in bulk: {} rows written by {} write{}{}",
+                                   group_digits(after.bulk_rows_flushed - before.bulk_rows_flushed),
+                                   group_digits(flushes), flushes == 1 ? "" : "s",
+                                   after.bulk_passes == before.bulk_passes
+                                       ? std::string()
+                                       : fmt::format(" in {} passes over the log",
+                                                     group_digits(after.bulk_passes - before.bulk_passes + 1))),
         to_string(after.state));
     if (auto other = e->serving_peer(v)) s.out << fmt::format("next: {} verify {} {}\n", s.program, *other, v);
     return 0;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,26 @@ inline std::optional<std::chrono::milliseconds> parse_duration(std::string_view 
         return std::nullopt;
     if (n > 100'000'000'000ULL / factor) return std::nullopt;
     return std::chrono::milliseconds(static_cast<std::int64_t>(n * factor));
+}
+
+/// A memory size as typed: "512MiB", "2GiB", "64KiB", "1GB" (KB/MB/GB/TB: powers of 1000;
+/// KiB/MiB/GiB/TiB: powers of 1024), or a number of bytes. Empty if malformed, zero or too large.
+inline std::optional<std::size_t> parse_size(std::string_view text) {
+    std::uint64_t n = 0;
+    const char* begin = text.data();
+    const char* end = begin + text.size();
+    auto [ptr, ec] = std::from_chars(begin, end, n);
+    if (ec != std::errc{} || ptr == begin || n == 0) return std::nullopt;
+    const std::string_view unit(ptr, static_cast<std::size_t>(end - ptr));
+    std::uint64_t factor = 1;
+    if (!unit.empty() && unit != "B") {
+        const std::size_t power = std::string_view("KMGT").find(unit.front()) + 1;  // 0: no prefix
+        const std::string_view rest = unit.substr(1);
+        if (power == 0 || (rest != "B" && rest != "iB")) return std::nullopt;
+        for (std::size_t i = 0; i < power; ++i) factor *= rest == "B" ? 1000 : 1024;
+    }
+    if (n > std::numeric_limits<std::size_t>::max() / factor) return std::nullopt;
+    return static_cast<std::size_t>(n * factor);
 }
 
 /// A share as typed: "10", "10%", "12.5", "0.01" -> basis points (0 to 10000). Empty if malformed.
@@ -141,14 +162,24 @@ inline const std::vector<command_spec>& commands() {
            "keep it until this day (YYYY-MM-DD): delete refuses before it unless --force"}}},
         {command_id::backfill,
          "backfill",
-         "<version> [--progress auto|bar|lines|none]",
+         "<version> [--progress auto|bar|lines|none] [--memory-budget SIZE|unbounded] [--mode auto|bulk|batch]",
          1,
          1,
          "replay history into a version, showing progress",
          "Replays the log into the version, from its checkpoint to the head as of the start.\n"
          "The version must have been initialized. On a terminal one line shows a bar, events/s\n"
-         "and the time left; otherwise a plain line is printed every few percent.\n",
-         {{"progress", "MODE", false, "auto (the default), bar, lines or none"}}},
+         "and the time left; otherwise a plain line is printed every few percent.\n"
+         "On a database, a version that serves no queries yet is rebuilt in bulk: its rows are\n"
+         "built in memory and written when they reach the memory budget and at the end, each\n"
+         "time with the checkpoint. A budget that holds the whole read model writes every row\n"
+         "once; a smaller one writes and reads rows back more often.\n",
+         {{"progress", "MODE", false, "auto (the default), bar, lines or none"},
+          {"memory-budget", "SIZE", false,
+           "rows held in memory before a bulk write, e.g. 512MiB, 4GiB, or unbounded; this backfill only "
+           "(default: the application's, 256MiB unless it sets one)"},
+          {"mode", "MODE", false,
+           "bulk, batch (one transaction per batch) or auto (bulk on a database); this backfill only "
+           "(default: the application's)"}}},
         {command_id::catch_up,
          "catch-up",
          "[<version>|<projection>]",

@@ -33,6 +33,15 @@ struct progress_sample {
     std::string phase;
 };
 
+/// A bulk backfill's phase as its progress shows it: "applying", or "applying, pass 3" once
+/// `later_passes` later passes over the log started (runner_options::bulk_passes_by_aggregate;
+/// each pass reads from where the one it continues split, so the position goes back when it
+/// starts); empty in batch mode.
+inline std::string bulk_phase_text(std::string_view phase, std::uint64_t later_passes) {
+    if (phase.empty() || later_passes == 0) return std::string(phase);
+    return fmt::format("{}, pass {}", phase, later_passes + 1);
+}
+
 /// " - bulk: applying" after a line, or nothing in batch mode.
 inline std::string phase_suffix(std::string_view phase) {
     return phase.empty() ? std::string() : fmt::format(" - bulk: {}", phase);

@@ -119,11 +119,12 @@ public:
         return visit(name, [](auto& r) { return r.init(); });
     }
 
-    /// Replays a version's history up to the head as of the call.
-    std::uint64_t backfill(std::string_view name) {
+    /// Replays a version's history up to the head as of the call; `options` overrides the
+    /// runners' memory budget and backfill mode for this call only.
+    std::uint64_t backfill(std::string_view name, const backfill_options& options = {}) {
         return visit(name, [&](auto& r) -> std::uint64_t {
             require_initialized(r, "backfill");
-            return r.backfill();
+            return r.backfill(options);
         });
     }
 

@@ -175,6 +175,20 @@ template <class Replace>
     return clock_text(seconds);
 }
 
+/// A memory size in binary units: 512 -> "512 B", 65536 -> "64 KiB", 1610612736 -> "1.5 GiB".
+[[nodiscard]] inline std::string bytes_text(std::uint64_t bytes) {
+    static constexpr std::string_view units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    std::size_t unit = 0;
+    while (unit + 1 < std::size(units) && bytes >= (std::uint64_t{1} << (10 * (unit + 1)))) ++unit;
+    if (unit == 0) return fmt::format("{} B", bytes);
+    const double value = static_cast<double>(bytes) / static_cast<double>(std::uint64_t{1} << (10 * unit));
+    const std::string shown = fmt::format("{:.1f}", value);
+    const std::string_view trimmed = std::string_view(shown).ends_with(".0")
+                                         ? std::string_view(shown).substr(0, shown.size() - 2)
+                                         : std::string_view(shown);
+    return fmt::format("{} {}", trimmed, units[unit]);
+}
+
 /// How a text_table shows its header.
 enum class table_header {
     ruled,   ///< the header, then a line of dashes under each column

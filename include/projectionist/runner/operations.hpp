@@ -103,7 +103,19 @@ bool runner<Projection, Policies...>::initialized_meanwhile() const {
 }
 
 template <class Projection, class... Policies>
-auto runner<Projection, Policies...>::backfill() -> std::uint64_t {
+auto runner<Projection, Policies...>::backfill(const backfill_options& options) -> std::uint64_t {
+    // This call's settings; the runner's own are back when it returns or throws.
+    struct restore {
+        runner_options& to;
+        std::size_t budget;
+        backfill_mode mode;
+        ~restore() {
+            to.bulk_memory_budget = budget;
+            to.backfill = mode;
+        }
+    } const restored{options_, options_.bulk_memory_budget, options_.backfill};
+    if (options.bulk_memory_budget) options_.bulk_memory_budget = *options.bulk_memory_budget;
+    if (options.mode) options_.backfill = *options.mode;
     sync_catalog();
     if constexpr (kickoff::manual) {
         if (!initialized())

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -89,6 +90,19 @@ struct runner_options {
     std::function<void()> before_batch_begin{};
 
     static constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
+};
+
+/// One backfill's own settings (runner::backfill, deployment::backfill, the command line's
+/// `backfill --memory-budget ... --mode ...`), for the operator who starts it: how much memory
+/// this rebuild may hold and whether it runs in bulk. An unset field keeps the runner's option;
+/// the runner's options are as before once the call returns. What the handlers' code must allow
+/// (bulk_apply_threads, bulk_passes_by_aggregate) stays the runner's.
+struct backfill_options {
+    /// runner_options::bulk_memory_budget for this backfill (runner_options::unbounded: flush only
+    /// at the end of the history).
+    std::optional<std::size_t> bulk_memory_budget{};
+    /// runner_options::backfill for this backfill.
+    std::optional<backfill_mode> mode{};
 };
 
 /// How a version is deleted (`runner::remove`, `deployment::remove`, the command line's delete).

@@ -199,8 +199,9 @@ public:
 
     /// Replays history: from the checkpoint (0 for a new projection) to the head as of this
     /// call, in batches. Returns the number of events applied. A manual projection must be
-    /// initialized first.
-    std::uint64_t backfill();
+    /// initialized first. `options` overrides the runner's memory budget and backfill mode for
+    /// this call only.
+    std::uint64_t backfill(const backfill_options& options = {});
 
     /// Applies every event up to the current head. With manual kick-off and no init yet, does
     /// nothing and says so in status(); with auto kick-off, initializes first if needed.

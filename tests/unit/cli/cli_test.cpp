@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -780,6 +781,97 @@ TEST_CASE("cli: run follows the log until it is stopped", "[cli][run]") {
     }
 }
 
+TEST_CASE("cli: a backfill's memory budget and mode", "[cli][sqlite]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    sqlite_app app(dir.file("app.db"));
+    append_tickets(app.store);
+    REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
+    const std::string head = std::to_string(app.store.head());
+    auto& v2 = app.deployment.get<tickets<2>>();
+
+    // Wrong values: exit status 2, the option and what it takes, nothing replayed.
+    auto r = run(app.cli, {"backfill", "tickets_v2", "--memory-budget", "lots"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("--memory-budget 'lots': give a size such as 512MiB, 4GiB or 1GB (at least 1 "
+                                      "byte), or unbounded"));
+    CHECK(run(app.cli, {"backfill", "tickets_v2", "--memory-budget", "0"}).status == 2);
+    r = run(app.cli, {"backfill", "tickets_v2", "--mode", "fast"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("--mode 'fast': the modes are auto, bulk and batch"));
+    CHECK(v2.status().position == 0);
+    CHECK(v2.status().events_applied == 0);
+
+    // A budget: the first line says it, the last what the bulk writes did.
+    r = run(app.cli, {"backfill", "tickets_v2", "--memory-budget", "64KiB", "--progress", "lines"});
+    CHECK(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK_THAT(r.out, Catch::StartsWith("backfill tickets_v2: from position 0 to the head at " + head + " (" + head +
+                                        " events to go); memory budget 64 KiB\n"));
+    CHECK_THAT(r.out, Catch::Contains(" events/s), in bulk: 60 rows written by 1 write; it is caught_up\n"));
+    CHECK(v2.status().bulk_flushes == 1);
+
+    // Batch mode, after a reset: no bulk writes, one transaction per batch of 64.
+    REQUIRE(run(app.cli, {"reset", "tickets_v2"}).status == 0);
+    const auto batches = v2.status().batches_committed;
+    r = run(app.cli, {"backfill", "tickets_v2", "--mode", "batch", "--memory-budget", "unbounded"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains(" events to go); memory budget unbounded, mode batch\n"));
+    CHECK_THAT(r.out, !Catch::Contains("in bulk"));
+    CHECK_THAT(r.out, Catch::Contains("now at position " + head + " (head " + head + ")"));
+    CHECK(v2.status().bulk_flushes == 1);
+    CHECK(v2.status().batches_committed - batches == (app.store.head() + 63) / 64);
+
+    // Without options, the application's settings again: bulk on SQLite.
+    REQUIRE(run(app.cli, {"reset", "tickets_v2"}).status == 0);
+    r = run(app.cli, {"backfill", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains(" events to go)\n"));
+    CHECK_THAT(r.out, Catch::Contains("in bulk: 60 rows written by 1 write"));
+    CHECK(v2.status().bulk_flushes == 2);
+
+    r = run(app.cli, {"backfill", "--help"});
+    CHECK_THAT(r.out, Catch::Contains("--memory-budget SIZE") && Catch::Contains("--mode MODE"));
+}
+
+TEST_CASE("cli: a small memory budget for a backfill in passes by aggregate", "[cli][sqlite]") {
+    // An application that allows passes (its handlers write only their aggregate's row); the
+    // operator's budget makes the backfill split, and the last line counts the passes.
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    pj::sqlite_event_store store(file);
+    pj::sqlite_storage storage(file);
+    sqlite_tickets deployment(store, storage, {.bulk_read_size = 16, .bulk_passes_by_aggregate = true});
+    pj::command_line cli(test_options());
+    cli.add(deployment);
+    append_tickets(store, 200);
+    REQUIRE(run(cli, {"init", "tickets_v2"}).status == 0);
+
+    auto r = run(cli, {"backfill", "tickets_v2", "--memory-budget", "2KiB"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out,
+               Catch::Matches("[\\s\\S]*, in bulk: [\\d,]+ rows written by [\\d,]+ writes in [\\d,]+ passes over "
+                              "the log; it is caught_up\n[\\s\\S]*"));
+    const pj::runner_status s = deployment.get<tickets<2>>().status();
+    CHECK(s.bulk_passes >= 2);
+    CHECK_THAT(r.out, Catch::Contains(fmt::format("in {} passes over the log", s.bulk_passes + 1)));
+    CHECK(s.position == store.head());
+
+    // The same rows as a backfill in batch mode.
+    const auto rows = [&] {
+        std::map<std::string, ticket_row> out;
+        auto table = storage.find_table<tickets<2>::table>("tickets_v2");
+        REQUIRE(table);
+        table->for_each([&](const ticket_row& row) { out.emplace(row.ticket_id, row); });
+        return out;
+    };
+    const auto bulk_rows = rows();
+    CHECK(bulk_rows.size() == 200);
+    REQUIRE(run(cli, {"reset", "tickets_v2"}).status == 0);
+    r = run(cli, {"backfill", "tickets_v2", "--mode", "batch"});
+    CHECK(r.status == 0);
+    CHECK(rows() == bulk_rows);
+}
+
 TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]") {
     sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
     const auto file = dir.file("app.db");
@@ -833,6 +925,11 @@ TEST_CASE("cli: backfill progress on a terminal and in a log", "[cli][progress]"
               "backfill tickets_v2: 25% (2,500,000/10,000,000 events), 123,456 events/s, ETA 1:02:05 - bulk: flushing");
         CHECK(cli::progress_bar_line("v", 5, 10, 0, std::nullopt, 4, "applying") ==
               "v [##--]  50%  5/10 events  0 events/s  ETA ? - bulk: applying");
+        CHECK(cli::bulk_phase_text("applying", 0) == "applying");
+        CHECK(cli::bulk_phase_text("applying", 2) == "applying, pass 3");
+        CHECK(cli::bulk_phase_text("", 2).empty());  // batch mode: no phase
+        CHECK(cli::progress_plain_line("v", 5, 10, 0, std::nullopt, cli::bulk_phase_text("flushing", 1)) ==
+              "backfill v: 50% (5/10 events), 0 events/s, ETA ? - bulk: flushing, pass 2");
         CHECK(cli::run_report_line("tickets_v2", 1200, 10, 5000, 600) ==
               "  tickets_v2: +1,200 events, 120 events/s; position 5,000, lag 600, ETA 0:05");
         CHECK(cli::run_report_line("tickets_v1", 0, 10, 5000, 0) ==
@@ -936,6 +1033,18 @@ TEST_CASE("cli: parsing of shares, durations and numbers", "[cli]") {
     CHECK(cli::parse_duration("2h") == 2h);
     for (const char* bad : {"", "s", "5 s", "5x", "-5s", "1.5s", "99999999999999999999"})
         CHECK_FALSE(cli::parse_duration(bad));
+
+    CHECK(cli::parse_size("4096") == 4096U);
+    CHECK(cli::parse_size("512B") == 512U);
+    CHECK(cli::parse_size("64KiB") == 65536U);
+    CHECK(cli::parse_size("256MiB") == std::size_t{256} << 20);
+    CHECK(cli::parse_size("2GiB") == std::size_t{2} << 30);
+    CHECK(cli::parse_size("1GB") == 1'000'000'000U);
+    CHECK(cli::parse_size("3MB") == 3'000'000U);
+    CHECK(cli::parse_size("1TiB") == std::size_t{1} << 40);
+    for (const char* bad : {"", "0", "0MiB", "MiB", "5 MiB", "5mib", "5M", "-5MiB", "1.5GiB", "20000000TiB",
+                            "99999999999999999999", "unbounded"})
+        CHECK_FALSE(cli::parse_size(bad));
 
     CHECK(text::shown("tickets_v2") == "tickets_v2");
     CHECK(text::shown("a\tb\\c\xff") == "a\\x09b\\x5cc\\xff");

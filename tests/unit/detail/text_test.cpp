@@ -69,6 +69,14 @@ TEST_CASE("numbers and durations as text", "[text]") {
     CHECK(pd::elapsed_text(0.042) == "0.042 s");
     CHECK(pd::elapsed_text(3.21) == "3.2 s");
     CHECK(pd::elapsed_text(125) == "2:05");
+    CHECK(pd::bytes_text(0) == "0 B");
+    CHECK(pd::bytes_text(1023) == "1023 B");
+    CHECK(pd::bytes_text(1024) == "1 KiB");
+    CHECK(pd::bytes_text(65536) == "64 KiB");
+    CHECK(pd::bytes_text(std::uint64_t{256} << 20) == "256 MiB");
+    CHECK(pd::bytes_text(std::uint64_t{3} << 29) == "1.5 GiB");
+    CHECK(pd::bytes_text(1'000'000'000) == "953.7 MiB");
+    CHECK(pd::bytes_text(std::uint64_t{5} << 40) == "5 TiB");
 }
 
 TEST_CASE("text_table aligns by display width, right-aligns numbers, trims trailing blanks", "[text]") {

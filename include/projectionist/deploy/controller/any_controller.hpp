@@ -26,6 +26,7 @@
 #include <projectionist/detail/interface.hpp>
 #include <projectionist/detail/text.hpp>
 #include <projectionist/error.hpp>
+#include <projectionist/runner/options.hpp>
 #include <projectionist/runner/reconnect.hpp>
 #include <projectionist/runner/status.hpp>
 #include <projectionist/storage/catalog.hpp>
@@ -200,7 +201,10 @@ public:
     }
 
     /// Replays the version's history up to the head as of the call; it must be initialized.
-    std::uint64_t backfill(std::string_view version) { return backfill_version(version); }
+    /// `options` overrides the memory budget and backfill mode for this call only.
+    std::uint64_t backfill(std::string_view version, const backfill_options& options = {}) {
+        return backfill_version(version, options);
+    }
 
     /// Applies the events up to the head to one version; `std::nullopt` (and nothing done) for a
     /// deleted version. A dormant version (manual kick-off) stays dormant. With `checkpoint`, the
@@ -382,7 +386,7 @@ public:
 protected:
     // ---- the deployment and the router, unguarded ----------------------------------------------
     virtual init_result init_version(std::string_view version) = 0;
-    virtual std::uint64_t backfill_version(std::string_view version) = 0;
+    virtual std::uint64_t backfill_version(std::string_view version, const backfill_options& options) = 0;
     virtual std::uint64_t catch_up_version(std::string_view version) = 0;
     virtual void make_live_version(std::string_view version) = 0;
     virtual void serve_version(std::string_view version) = 0;

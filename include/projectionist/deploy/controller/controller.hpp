@@ -168,7 +168,9 @@ public:
 
 protected:
     init_result init_version(std::string_view version) override { return deployment_.init(version); }
-    std::uint64_t backfill_version(std::string_view version) override { return deployment_.backfill(version); }
+    std::uint64_t backfill_version(std::string_view version, const backfill_options& options) override {
+        return deployment_.backfill(version, options);
+    }
     std::uint64_t catch_up_version(std::string_view version) override {
         return deployment_.visit(version, [](auto& r) { return r.catch_up(); });
     }

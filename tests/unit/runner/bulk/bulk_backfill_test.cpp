@@ -107,6 +107,46 @@ TEMPLATE_TEST_CASE("a bulk backfill builds the read model batch mode builds", "[
         CHECK(bulk.status().bulk_flushes == 15);  // 1500 events, 100 at a time
         CHECK(bulk.status().events_applied == batch.status().events_applied);
     }
+    SECTION("a backfill's own budget and mode hold for that call only") {
+        // The runner's options: unbounded, bulk. The first backfill asks for a one-byte budget
+        // (a flush after each read of 100), the second, after a reset, for batch mode; the third
+        // runs on the runner's options again.
+        bulk_runner bulk(b.store, b.storage,
+                         {.backfill = TestType::backend::bulk,
+                          .bulk_memory_budget = pj::runner_options::unbounded,
+                          .bulk_read_size = 100});
+        bulk.init();
+        bulk.backfill({.bulk_memory_budget = 1});
+        CHECK(bulk.status().bulk_flushes == 15);
+        bulk_runner batch(b.store, b.reference_storage, {.backfill = pj::backfill_mode::batch});
+        batch.init();
+        batch.backfill();
+        const auto reference = rows_of(b.reference_storage, "tickets_v2");
+        CHECK(rows_of(b.storage, "tickets_v2") == reference);
+
+        bulk.reset();
+        const auto batches = bulk.status().batches_committed;
+        bulk.backfill({.mode = pj::backfill_mode::batch});
+        CHECK(bulk.status().bulk_flushes == 15);                // none in batch mode
+        CHECK(bulk.status().batches_committed - batches == 2);  // 1500 events, 1000 per batch
+        CHECK(rows_of(b.storage, "tickets_v2") == reference);
+
+        bulk.reset();
+        bulk.backfill();
+        CHECK(bulk.status().bulk_flushes == 16);  // unbounded again: one flush at the end
+        CHECK(rows_of(b.storage, "tickets_v2") == reference);
+    }
+    SECTION("a backfill's own options are the runner's again after it throws") {
+        bulk_runner bulk(b.store, b.storage,
+                         {.backfill = TestType::backend::bulk,
+                          .bulk_memory_budget = pj::runner_options::unbounded,
+                          .bulk_read_size = 100});
+        // Not initialized (manual kick-off): the call throws before it reads anything.
+        CHECK_THROWS_AS(bulk.backfill({.bulk_memory_budget = 1, .mode = pj::backfill_mode::batch}), pj::state_error);
+        bulk.init();
+        bulk.backfill();
+        CHECK(bulk.status().bulk_flushes == 1);
+    }
     SECTION("once caught up, new events are applied in batch mode, with no gap and no repeat") {
         bulk_runner bulk(b.store, b.storage, {.backfill = TestType::backend::bulk});
         bulk.init();
