@@ -315,6 +315,26 @@ TEST_CASE("a bulk backfill's flushes, as the exporter writes them (SQLite)", "[m
     only(r, pj::error_kind::handler, 0);
 }
 
+TEST_CASE("a bulk backfill's later passes by aggregate, as the exporter writes them (SQLite)", "[metrics][bulk]") {
+    // A budget of one byte and one event per read: the pass splits as soon as it met t-1 and t-2,
+    // and goes on with t-1; t-2's events are applied by a later pass.
+    sqlite_backend b;
+    pj::runner_options o;
+    o.backfill = pj::backfill_mode::bulk;
+    o.bulk_memory_budget = 1;
+    o.bulk_read_size = 1;
+    o.bulk_passes_by_aggregate = true;
+    pj::runner<faulty, pj::sqlite_storage, pj::per_aggregate> passes(b.store, b.storage, faulty{}, o);
+    passes.init();
+    CHECK(exported(passes, "projectionist_bulk_passes_total") == "0");
+    passes.backfill();
+    const pj::runner_status s = passes.status();
+    CHECK(s.bulk_passes >= 1);
+    CHECK(exported(passes, "projectionist_bulk_passes_total") == std::to_string(s.bulk_passes));
+    CHECK(exported(passes, "projectionist_events_applied_total") == "5");
+    CHECK(s.position == 5);
+}
+
 TEST_CASE("a bulk backfill whose flush finds the checkpoint moved counts one conflict (SQLite)", "[metrics][bulk]") {
     sqlite_backend b;
     faulty p;

@@ -312,6 +312,10 @@ private:
                   u(s.batches_committed));
         m.counter("projectionist_bulk_rows_flushed_total", "Bulk mode: rows written by flushes.", l,
                   u(s.bulk_rows_flushed));
+        m.counter("projectionist_bulk_passes_total",
+                  "Bulk mode in passes by aggregate: later passes over the log, each from where the pass it "
+                  "continues split.",
+                  l, u(s.bulk_passes));
         m.histogram("projectionist_batch_duration_seconds", "Batch mode: each committed batch, from read to commit.", l,
                     duration_histogram::bounds, s.batch_seconds.counts, s.batch_seconds.sum, s.batch_seconds.count);
         m.histogram("projectionist_flush_duration_seconds", "Bulk mode: each flush's transaction.", l,
