@@ -150,7 +150,7 @@ int walk() {
         type(app, {"status"}, 0);
         type(app, {"switch", "tickets", "--to", "tickets_v2"}, 1);  // refused: v2 is not even initialized
         type(app, {"init", "tickets_v2"}, 0);
-        type(app, {"backfill", "tickets_v2", "--progress", "none"}, 0);
+        type(app, {"backfill", "tickets_v2", "--progress", "none", "--memory-budget", "64MiB"}, 0);
         type(app, {"verify", "tickets_v1", "tickets_v2"}, 1);  // FAIL: the status column changed
         type(app, {"verify", "tickets_v1", "tickets_v2", "--expect-change", "status", "--key", "T-0001"}, 0);
         type(app, {"switch", "tickets", "--to", "tickets_v2", "--percent", "10"}, 0);

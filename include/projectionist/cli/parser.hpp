@@ -172,14 +172,12 @@ inline const std::vector<command_spec>& commands() {
          "On a database, a version that serves no queries yet is rebuilt in bulk: its rows are\n"
          "built in memory and written when they reach the memory budget and at the end, each\n"
          "time with the checkpoint. A budget that holds the whole read model writes every row\n"
-         "once; a smaller one writes and reads rows back more often.\n",
+         "once; a smaller one writes and reads rows back more often. --memory-budget and --mode\n"
+         "hold for this backfill only; without them, the application's settings apply (a budget\n"
+         "of 256MiB unless it sets one).\n",
          {{"progress", "MODE", false, "auto (the default), bar, lines or none"},
-          {"memory-budget", "SIZE", false,
-           "rows held in memory before a bulk write, e.g. 512MiB, 4GiB, or unbounded; this backfill only "
-           "(default: the application's, 256MiB unless it sets one)"},
-          {"mode", "MODE", false,
-           "bulk, batch (one transaction per batch) or auto (bulk on a database); this backfill only "
-           "(default: the application's)"}}},
+          {"memory-budget", "SIZE", false, "rows held in memory before a bulk write: 512MiB, 4GiB, ... or unbounded"},
+          {"mode", "MODE", false, "bulk, batch (a transaction per batch) or auto (bulk on a database)"}}},
         {command_id::catch_up,
          "catch-up",
          "[<version>|<projection>]",
