@@ -15,6 +15,7 @@
 #
 #   release_flow.sh sqlite   <release_1> <release_2> <release_3> <work dir>
 #   release_flow.sh postgres <release_1> <release_2> <release_3> <file holding the server's URL>
+#                            (PROJECTIONIST_PG_URL, if set, names the server instead)
 set -uo pipefail
 
 backend=$1
@@ -30,7 +31,12 @@ case $backend in
     db="sqlite:$5/app.db"
     ;;
   postgres)
-    url=$(cat "$5") || { echo "FAIL: no PostgreSQL server URL in $5"; exit 1; }
+    # The server PROJECTIONIST_PG_URL names, as for every PostgreSQL test; else the test fixture's.
+    if [ -n "${PROJECTIONIST_PG_URL:-}" ]; then
+      url=$PROJECTIONIST_PG_URL
+    else
+      url=$(cat "$5") || { echo "FAIL: no PostgreSQL server URL in $5"; exit 1; }
+    fi
     db="postgres:releases_$$_$(date +%s)@$url"
     ;;
   *) echo "usage: $0 sqlite|postgres <release_1> <release_2> <release_3> <dir or url file>"; exit 2 ;;
