@@ -331,6 +331,7 @@ TEST_CASE("a bulk backfill's later passes by aggregate, as the exporter writes t
     const pj::runner_status s = passes.status();
     CHECK(s.bulk_passes >= 1);
     CHECK(exported(passes, "projectionist_bulk_passes_total") == std::to_string(s.bulk_passes));
+    CHECK(exported(passes, "projectionist_bulk_rows_read_total") == std::to_string(s.bulk_rows_read));
     CHECK(exported(passes, "projectionist_events_applied_total") == "5");
     CHECK(s.position == 5);
 }

@@ -194,9 +194,13 @@ inline int cmd_backfill(const parsed_command& p, session& s) {
             ? fmt::format(" ({} events/s)", group_digits(static_cast<std::uint64_t>(scanned / seconds)))
             : std::string(),
         flushes == 0 ? std::string()
-                     : fmt::format(", in bulk: {} rows written by {} write{}{}",
+                     : fmt::format(", in bulk: {} rows written by {} write{}{}{}",
                                    group_digits(after.bulk_rows_flushed - before.bulk_rows_flushed),
                                    group_digits(flushes), flushes == 1 ? "" : "s",
+                                   after.bulk_rows_read == before.bulk_rows_read
+                                       ? std::string()
+                                       : fmt::format(" ({} read back)",
+                                                     group_digits(after.bulk_rows_read - before.bulk_rows_read)),
                                    after.bulk_passes == before.bulk_passes
                                        ? std::string()
                                        : fmt::format(" in {} passes over the log",

@@ -312,6 +312,10 @@ private:
                   u(s.batches_committed));
         m.counter("projectionist_bulk_rows_flushed_total", "Bulk mode: rows written by flushes.", l,
                   u(s.bulk_rows_flushed));
+        m.counter("projectionist_bulk_rows_read_total",
+                  "Bulk mode: rows read back from the table (evicted at the memory budget, or held before the "
+                  "backfill).",
+                  l, u(s.bulk_rows_read));
         m.counter("projectionist_bulk_passes_total",
                   "Bulk mode in passes by aggregate: later passes over the log, each from where the pass it "
                   "continues split.",

@@ -610,7 +610,8 @@ void runner<Projection, Policies...>::bulk_flush(std::vector<std::unique_ptr<bul
             throw;
         }
         for (auto& lane : lanes) {
-            std::apply([&](auto&... t) { (t.flushed(from), ...); }, lane->tables);
+            std::apply([&](auto&... t) { ((t.flushed(from), bulk_rows_read_ += t.take_rows_read()), ...); },
+                       lane->tables);
             for (std::size_t w = 0; w < lane->marks.size(); ++w) lane->marks[w] &= ~mask_of(w);
         }
         changed_aggregates_.clear();

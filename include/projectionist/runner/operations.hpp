@@ -457,6 +457,7 @@ void runner<Projection, Policies...>::publish_progress() noexcept {
     p.mode = mode_;
     p.bulk_flushes = bulk_flushes_;
     p.bulk_rows_flushed = bulk_rows_flushed_;
+    p.bulk_rows_read = bulk_rows_read_;
     p.bulk_passes = bulk_passes_;
     p.batches_committed = batches_committed_;
     p.batch_seconds = batch_seconds_;

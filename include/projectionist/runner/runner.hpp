@@ -636,6 +636,7 @@ private:
     duration_histogram flush_seconds_;
     std::optional<std::chrono::system_clock::time_point> last_event_recorded_at_;
     std::uint64_t bulk_rows_flushed_ = 0;
+    std::uint64_t bulk_rows_read_ = 0;
     std::uint64_t bulk_passes_ = 0;
     detail::aggregate_passes bulk_plan_{0};  ///< bulk passes by aggregate: what the pass reads, what is left
 

@@ -77,6 +77,7 @@ struct runner_status {
     std::string_view phase;                  ///< bulk mode: "reading", "applying" or "flushing"; else empty
     std::uint64_t bulk_flushes = 0;          ///< bulk mode: flushes committed by this runner
     std::uint64_t bulk_rows_flushed = 0;     ///< bulk mode: rows written by those flushes
+    std::uint64_t bulk_rows_read = 0;        ///< bulk mode: rows read back from the table (evicted, or there before)
     std::uint64_t bulk_passes = 0;           ///< bulk mode: later passes over the log (bulk_passes_by_aggregate)
     std::uint64_t position = 0;              ///< global: last applied position; per-aggregate: scan position
     std::uint64_t head = 0;                  ///< the store's head when the snapshot was taken
@@ -119,6 +120,7 @@ struct runner_progress {
     std::string_view mode = "batch";
     std::uint64_t bulk_flushes = 0;
     std::uint64_t bulk_rows_flushed = 0;
+    std::uint64_t bulk_rows_read = 0;
     std::uint64_t bulk_passes = 0;
     std::uint64_t position = 0;
     std::uint64_t aggregates_tracked = 0;
@@ -144,6 +146,7 @@ struct runner_progress {
         s.mode = mode;
         s.bulk_flushes = bulk_flushes;
         s.bulk_rows_flushed = bulk_rows_flushed;
+        s.bulk_rows_read = bulk_rows_read;
         s.bulk_passes = bulk_passes;
         s.position = position;
         s.aggregates_tracked = aggregates_tracked;

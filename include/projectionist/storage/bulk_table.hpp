@@ -146,6 +146,7 @@ public:
         planned_ = false;
         prefetch_ = true;
         prefetch_queried_ = prefetch_found_ = false;
+        rows_read_ = 0;
     }
 
     /// Remembers, for each row, the aggregate whose event touched it last: `*current` when the
@@ -268,6 +269,9 @@ public:
     }
     /// Rows changed since the last flush.
     [[nodiscard]] std::size_t dirty_rows() const noexcept { return dirty_; }
+    /// Rows read from the real table (evicted by this store, or held by the table before the
+    /// pass) since the last call; the count starts again at 0.
+    [[nodiscard]] std::uint64_t take_rows_read() noexcept { return std::exchange(rows_read_, 0); }
 
     /// Writes the changed rows to `source` (inside the caller's transaction). They stay changed
     /// until `flushed()`: a failed transaction loses nothing.
@@ -386,6 +390,7 @@ public:
                 e.absent = false;
                 e.stored = true;
                 prefetch_found_ = true;
+                ++rows_read_;
             });
         } else {
             (void)keys;
@@ -489,6 +494,7 @@ private:
                 e.row = std::move(*row);
                 e.absent = false;
                 e.stored = true;
+                ++rows_read_;
             }
         }
         return add(key_type(key), std::move(e));
@@ -556,6 +562,7 @@ private:
     bool prefetch_ = true;           ///< prefetching is worth its query
     bool prefetch_queried_ = false;  ///< the last prefetch asked the source
     bool prefetch_found_ = false;    ///< ... and found a row
+    std::uint64_t rows_read_ = 0;    ///< rows read from the source since take_rows_read
 };
 
 }  // namespace projectionist

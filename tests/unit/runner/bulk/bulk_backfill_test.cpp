@@ -91,7 +91,8 @@ TEMPLATE_TEST_CASE("a bulk backfill builds the read model batch mode builds", "[
         CHECK(s.events_applied == batch.status().events_applied);
         CHECK(s.bulk_flushes == 1);
         CHECK(s.bulk_rows_flushed == rows_of(b.storage, "tickets_v2").size());
-        CHECK(s.mode == "batch");  // bulk only while it backfills
+        CHECK(s.bulk_rows_read == 0);  // nothing evicted, and the table was empty
+        CHECK(s.mode == "batch");      // bulk only while it backfills
         CHECK(s.note.empty());
         CHECK(batch.status().bulk_flushes == 0);
     }
@@ -106,6 +107,9 @@ TEMPLATE_TEST_CASE("a bulk backfill builds the read model batch mode builds", "[
         CHECK(rows_of(b.storage, "tickets_v2") == rows_of(b.reference_storage, "tickets_v2"));
         CHECK(bulk.status().bulk_flushes == 15);  // 1500 events, 100 at a time
         CHECK(bulk.status().events_applied == batch.status().events_applied);
+        // Every row is evicted after each read; a later read's events read theirs back.
+        CHECK(bulk.status().bulk_rows_read > 0);
+        CHECK(bulk.status().bulk_rows_read < bulk.status().bulk_rows_flushed);
     }
     SECTION("a backfill's own budget and mode hold for that call only") {
         // The runner's options: unbounded, bulk. The first backfill asks for a one-byte budget
