@@ -133,17 +133,26 @@ inline std::pair<backfill_options, std::string> backfill_settings(const parsed_c
         }
     }
     if (const auto mode = p.value("mode")) {
-        if (*mode == "auto")
-            o.mode = backfill_mode::automatic;
-        else if (*mode == "bulk")
-            o.mode = backfill_mode::bulk;
-        else if (*mode == "batch")
-            o.mode = backfill_mode::batch;
-        else
-            throw usage_error(fmt::format("--mode '{}': the modes are auto, bulk and batch", shown(*mode)));
+        o.mode = detail::enum_names_of<backfill_mode>.parse(*mode);
+        if (!o.mode) throw usage_error(fmt::format("--mode '{}': the modes are auto, bulk and batch", shown(*mode)));
         shown_settings.push_back(fmt::format("mode {}", *mode));
     }
     return {o, shown_settings.empty() ? std::string() : "; " + join(shown_settings)};
+}
+
+/// What a backfill's bulk writes did, between two statuses of its runner: ", in bulk: 209 rows
+/// written by 23 writes (9 read back) in 12 passes over the log"; empty if it wrote nothing in bulk.
+inline std::string bulk_summary(const runner_status& before, const runner_status& after) {
+    const std::uint64_t flushes = after.bulk_flushes - before.bulk_flushes;
+    if (flushes == 0) return {};
+    std::string out = fmt::format(", in bulk: {} rows written by {} write{}",
+                                  group_digits(after.bulk_rows_flushed - before.bulk_rows_flushed),
+                                  group_digits(flushes), flushes == 1 ? "" : "s");
+    if (const std::uint64_t read = after.bulk_rows_read - before.bulk_rows_read; read != 0)
+        out += fmt::format(" ({} read back)", group_digits(read));
+    if (const std::uint64_t passes = after.bulk_passes - before.bulk_passes; passes != 0)
+        out += fmt::format(" in {} passes over the log", group_digits(passes + 1));
+    return out;
 }
 
 inline int cmd_backfill(const parsed_command& p, session& s) {
@@ -186,26 +195,13 @@ inline int cmd_backfill(const parsed_command& p, session& s) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (progress) progress->finish(true, after.position);
     const double scanned = static_cast<double>(after.position > before.position ? after.position - before.position : 0);
-    const std::uint64_t flushes = after.bulk_flushes - before.bulk_flushes;
     s.out << fmt::format(
         "backfilled {}: {} events applied, now at position {} (head {}) in {}{}{}; it is {}\n", v,
         group_digits(applied), group_digits(after.position), group_digits(after.head), elapsed_text(seconds),
         seconds > 0 && scanned > 0
             ? fmt::format(" ({} events/s)", group_digits(static_cast<std::uint64_t>(scanned / seconds)))
             : std::string(),
-        flushes == 0 ? std::string()
-                     : fmt::format(", in bulk: {} rows written by {} write{}{}{}",
-                                   group_digits(after.bulk_rows_flushed - before.bulk_rows_flushed),
-                                   group_digits(flushes), flushes == 1 ? "" : "s",
-                                   after.bulk_rows_read == before.bulk_rows_read
-                                       ? std::string()
-                                       : fmt::format(" ({} read back)",
-                                                     group_digits(after.bulk_rows_read - before.bulk_rows_read)),
-                                   after.bulk_passes == before.bulk_passes
-                                       ? std::string()
-                                       : fmt::format(" in {} passes over the log",
-                                                     group_digits(after.bulk_passes - before.bulk_passes + 1))),
-        to_string(after.state));
+        bulk_summary(before, after), to_string(after.state));
     if (auto other = e->serving_peer(v)) s.out << fmt::format("next: {} verify {} {}\n", s.program, *other, v);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include <projectionist/detail/enum_text.hpp>
 #include <projectionist/runner/reconnect.hpp>
 #include <projectionist/workers/partition.hpp>
 
@@ -25,6 +26,11 @@ enum class backfill_mode : std::uint8_t {
     /// Always batch: one transaction per batch, as for a live version.
     batch,
 };
+
+/// The modes as the command line's `backfill --mode` spells them.
+template <>
+inline constexpr auto detail::enum_names_of<backfill_mode> =
+    detail::enum_names<backfill_mode::batch>{{"auto", "bulk", "batch"}, "?"};
 
 /// Tuning of a runner; the defaults suit most projections.
 ///
