@@ -13,12 +13,17 @@
 //                   COPY and the checkpoint, in ONE transaction
 //   read_only_scan  the loop's read and decode alone
 //   insert_only     the loop's COPY (and checkpoint) alone, of the final rows built beforehand
+//   per_row_loop    8e's per_key_loop from position 0 (batches of 1000, one SELECT per key a
+//                   batch reads): the per-row batch mode that 8b's 30x was set against
 //
 //   8e (group "pg_live"): the read model at head - 10,000 (copied in, untimed), then the last
 //   10,000 events:
-//   runner_batch    runner<...>::catch_up(), batches of 1000: a SELECT per key a batch reads
+//   runner_batch    runner<...>::catch_up(), batches of 1000: the rows a batch reads by one = ANY
 //   any_loop        by hand, batches of 1000: one SELECT ... WHERE key = ANY($1) per batch for
 //                   every key the batch reads, then the runner's multi-row writes
+//   per_key_loop    the same loop with one SELECT ... WHERE key = $1 per key the batch reads: the
+//                   per-row path the runner's batch mode had before it read a batch's rows in one
+//                   query (8e's target is 10x its events/s)
 //
 //   8d (group "bulk"): a larger history in a log schema of its own; the bulk runner (a process
 //   of its own) and the Sequent loop over the 8b log and over the large one, interleaved.
@@ -231,6 +236,8 @@ constexpr const char* copy_sql = R"(COPY "bench_tickets_v1" ()" BULK_COLUMNS R"(
 constexpr const char* select_all_sql = "SELECT " BULK_COLUMNS " FROM ";
 /// 8e's loop: every key a batch reads, in one statement.
 constexpr const char* fetch_any_sql = "SELECT " BULK_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = ANY($1))";
+/// The per-row path's read: one key per statement.
+constexpr const char* fetch_one_sql = "SELECT " BULK_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = $1)";
 /// postgres_table's multi-row writes (the runner's statements at the end of a batch).
 constexpr const char* insert_sql = R"(INSERT INTO "bench_tickets_v1" ()" BULK_COLUMNS ") SELECT * FROM " BULK_UNNEST
                                    R"( ON CONFLICT ("ticket_id") DO NOTHING RETURNING "ticket_id")";
@@ -427,16 +434,25 @@ private:
 
 // ---- 8e: the live path by hand ------------------------------------------------------------------------
 
+/// How a live loop reads the rows a batch needs.
+enum class live_fetch : std::uint8_t {
+    any,      ///< one `SELECT ... WHERE "ticket_id" = ANY($1)` for all of them
+    per_key,  ///< one `SELECT ... WHERE "ticket_id" = $1` each (the per-row path)
+};
+
 /// Catches up from `start` in batches of `batch_size`, each in one transaction: the log read with
 /// the store's statement (binary), the batch's events decoded once; the keys the batch reads
-/// before writing them fetched by ONE `SELECT ... WHERE "ticket_id" = ANY($1)`; the events
-/// applied to the rows in a hash map; then postgres_table's multi-row insert and upsert
-/// (unnest), the checkpoint (compare and set) and COMMIT.
-class any_loop {
+/// before writing them fetched by ONE `SELECT ... WHERE "ticket_id" = ANY($1)` (or, per_key, one
+/// SELECT per key, in the order the batch first reads them); the events applied to the rows in a
+/// hash map; then postgres_table's multi-row insert and upsert (unnest), the checkpoint (compare
+/// and set) and COMMIT.
+class batch_loop {
 public:
-    any_loop(std::string url, const std::string& log_schema, std::string schema, std::size_t batch_size,
-             std::uint64_t start, const std::vector<const ticket_row*>* start_rows)
-        : url_(std::move(url)),
+    batch_loop(std::string url, const std::string& log_schema, std::string schema, std::size_t batch_size,
+               std::uint64_t start, const std::vector<const ticket_row*>* start_rows,
+               live_fetch fetch = live_fetch::any)
+        : fetch_mode_(fetch),
+          url_(std::move(url)),
           schema_(std::move(schema)),
           batch_size_(batch_size),
           start_(start),
@@ -470,6 +486,7 @@ public:
         m.exec(session_settings(schema_));
         warm_session(m.get(), schema_);
         m.prepare("bulk_fetch_any", fetch_any_sql);
+        m.prepare("bulk_fetch_one", fetch_one_sql);
         m.prepare("bulk_insert", insert_sql);
         m.prepare("bulk_upsert", upsert_sql);
         m.prepare("bulk_checkpoint", checkpoint_sql);
@@ -495,6 +512,7 @@ public:
             // not seen yet in the batch is one to fetch.
             events_.clear();
             keys_.assign(1, '{');
+            one_keys_.clear();
             std::size_t fetch = 0;
             PGresult* r = batch.get();
             for (int i = 0; i < n; ++i) {
@@ -506,28 +524,31 @@ public:
                                  if constexpr (std::is_same_v<E, ticket_registered>) {
                                      rows_.insert_or_assign(e.ticket_id, entry{state::insert, make_row(e)});
                                  } else if (rows_.try_emplace(e.ticket_id, entry{state::absent, {}}).second) {
-                                     if (fetch++ != 0) keys_ += ',';
-                                     append_quoted(keys_, e.ticket_id);
+                                     if (fetch_mode_ == live_fetch::per_key) {
+                                         one_keys_.push_back(e.ticket_id);
+                                     } else {
+                                         if (fetch != 0) keys_ += ',';
+                                         append_quoted(keys_, e.ticket_id);
+                                     }
+                                     ++fetch;
                                  }
                                  events_.emplace_back(std::move(e));
                              });
             }
-            if (fetch != 0) {
+            if (fetch != 0 && fetch_mode_ == live_fetch::any) {
                 keys_ += '}';
                 const char* params[1] = {keys_.c_str()};
-                const result found =
-                    m.checked(PQexecPrepared(m.get(), "bulk_fetch_any", 1, params, nullptr, nullptr, 0),
-                              PGRES_TUPLES_OK, "fetch");
-                for (int i = 0; i < found.rows(); ++i) {
-                    entry& x = rows_.find(std::string(found.text(i, 0)))->second;
-                    x.kind = state::clean;
-                    x.row = ticket_row{
-                        std::string(found.text(i, 0)), std::string(found.text(i, 1)), std::string(found.text(i, 2)),
-                        std::string(found.text(i, 3)), std::string(found.text(i, 4)), parse_int(found.text(i, 5)),
-                        parse_int(found.text(i, 6)),   parse_int(found.text(i, 7)),   parse_int(found.text(i, 8))};
-                }
+                take_found(m.checked(PQexecPrepared(m.get(), "bulk_fetch_any", 1, params, nullptr, nullptr, 0),
+                                     PGRES_TUPLES_OK, "fetch"));
                 fetches_ += 1;
                 keys_fetched_ += fetch;
+            }
+            for (const std::string& key : one_keys_) {
+                const char* params[1] = {key.c_str()};
+                take_found(m.checked(PQexecPrepared(m.get(), "bulk_fetch_one", 1, params, nullptr, nullptr, 0),
+                                     PGRES_TUPLES_OK, "fetch one"));
+                fetches_ += 1;
+                keys_fetched_ += 1;
             }
             for (const event& ev : events_)
                 std::visit(
@@ -548,7 +569,7 @@ public:
             const result cp = m.checked(PQexecPrepared(m.get(), "bulk_checkpoint", 3, cp_params, nullptr, nullptr, 0),
                                         PGRES_COMMAND_OK, "checkpoint");
             if (std::strcmp(PQcmdTuples(cp.get()), "1") != 0)
-                throw std::runtime_error("any loop: the checkpoint moved");
+                throw std::runtime_error("batch loop: the checkpoint moved");
             m.exec("COMMIT");
             rows_.clear();
             after = last;
@@ -568,6 +589,18 @@ private:
         ticket_row row;
     };
     using event = boost::mp11::mp_rename<ticket_events, std::variant>;
+
+    /// The rows a fetch found, into the map as read (clean).
+    void take_found(const result& found) {
+        for (int i = 0; i < found.rows(); ++i) {
+            entry& x = rows_.find(std::string(found.text(i, 0)))->second;
+            x.kind = state::clean;
+            x.row =
+                ticket_row{std::string(found.text(i, 0)), std::string(found.text(i, 1)), std::string(found.text(i, 2)),
+                           std::string(found.text(i, 3)), std::string(found.text(i, 4)), parse_int(found.text(i, 5)),
+                           parse_int(found.text(i, 6)),   parse_int(found.text(i, 7)),   parse_int(found.text(i, 8))};
+        }
+    }
 
     /// The batch's inserts, then its upserts, each as one statement of column arrays.
     void flush() {
@@ -601,11 +634,12 @@ private:
         if (inserts != 0) {
             const result r = send("bulk_insert", inserts_, PGRES_TUPLES_OK);
             if (static_cast<std::size_t>(r.rows()) != inserts)
-                throw std::runtime_error("any loop: an inserted key already existed");
+                throw std::runtime_error("batch loop: an inserted key already existed");
         }
         if (upserts != 0) send("bulk_upsert", upserts_, PGRES_COMMAND_OK);
     }
 
+    live_fetch fetch_mode_;
     std::string url_;
     std::string schema_;
     std::size_t batch_size_;
@@ -617,6 +651,7 @@ private:
     boost::unordered_flat_map<std::string, entry> rows_;
     std::vector<event> events_;
     std::string keys_;
+    std::vector<std::string> one_keys_;  ///< per_key: the keys to fetch, in the order first read
     std::array<std::string, 9> inserts_;
     std::array<std::string, 9> upserts_;
     std::uint64_t fetches_ = 0;
@@ -846,8 +881,9 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
     const drop_schemas cleanup{
         url,
         {log_schema, stem + "_runner", stem + "_bulk", stem + "_sequent", stem + "_scan", stem + "_insert",
-         stem + "_live_runner", stem + "_live_any", stem + "_child_unbounded", stem + "_child_budget",
-         stem + "_scale_log", stem + "_scale_sequent", stem + "_child_bulk_reference", stem + "_child_bulk_scale"}};
+         stem + "_per_row", stem + "_live_runner", stem + "_live_any", stem + "_live_per_key",
+         stem + "_child_unbounded", stem + "_child_budget", stem + "_scale_log", stem + "_scale_sequent",
+         stem + "_child_bulk_reference", stem + "_child_bulk_scale"}};
     const connection admin(url);
     const result server = admin.query(
         "SELECT version(), current_setting('fsync'), current_setting('synchronous_commit'), "
@@ -911,6 +947,9 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         sequent_loop loop(url, log_schema, stem + "_sequent", mode::full, fetch, nullptr, n);
         sequent_loop scan(url, log_schema, stem + "_scan", mode::scan, fetch, nullptr, n);
         sequent_loop insert(url, log_schema, stem + "_insert", mode::insert_only, fetch, &final_rows, n);
+        const std::vector<const ticket_row*> no_rows;
+        batch_loop per_row(url, log_schema, stem + "_per_row", pj::runner_options{}.batch_size, 0, &no_rows,
+                           live_fetch::per_key);
         const auto with_checkpoint = [&](auto& side) {
             return [&side, &checkpoint] {
                 side.prepare();
@@ -935,8 +974,13 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
              "the sequent loop's cursor and decoding alone"},
             {"insert_only", with_checkpoint(insert), [&] { return insert.run(); }, [&] { return insert.backends(); }, 0,
              "the sequent loop's COPY and checkpoint alone, of the final rows built beforehand"},
+            {"per_row_loop", with_checkpoint(per_row), [&] { return per_row.run(); },
+             [&] { return per_row.backends(); }, o.pg_runner_repetitions,
+             "8e's per_key_loop from position 0: batches of 1000, one SELECT per key a batch reads, the runner's "
+             "multi-row writes (the per-row batch mode 8b's 30x was set against)"},
         };
-        const std::vector<std::string> schemas{runner.schema(), bulk.schema(), loop.schema(), insert.schema()};
+        const std::vector<std::string> schemas{runner.schema(), bulk.schema(), loop.schema(), insert.schema(),
+                                               per_row.schema()};
         fmt::print(
             "     8b: {} repetitions per side, runner_batch {} (PROJECTIONIST_BENCH_BULK_REPS, "
             "PROJECTIONIST_BENCH_BULK_PG_RUNNER_REPS), interleaved\n",
@@ -979,6 +1023,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         const double loop_t = basis_median(side_named(s, "sequent_loop"), b);
         const double scan_t = basis_median(side_named(s, "read_only_scan"), b);
         const double insert_t = basis_median(side_named(s, "insert_only"), b);
+        const double per_row_t = basis_median(side_named(s, "per_row_loop"), b);
         comparison cb{"8b. PostgreSQL bulk backfill: runner bulk / runner batch (events/s)",
                       runner_t / bulk_t,
                       ">= 30",
@@ -1002,9 +1047,17 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                         loop_t * 1e3, scan_t * 1e3, insert_t * 1e3, (loop_t - scan_t - insert_t) * 1e3),
             extras};
         cd.informational = true;
+        comparison cp{"8b'''. PostgreSQL bulk backfill: runner bulk / per-row path (events/s)",
+                      per_row_t / bulk_t,
+                      "none (the per-row batch mode 8b's 30 was set against)",
+                      false,
+                      rates_line(s, n, b),
+                      extras};
+        cp.informational = true;
         out.push_back(std::move(cb));
         out.push_back(std::move(cb2));
         out.push_back(std::move(cd));
+        out.push_back(std::move(cp));
 
         // 8c. A memory budget of a quarter of the read model, each run a process of its own.
         const bulk_child_options co = bulk_child_options::from_environment();
@@ -1201,7 +1254,9 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         const std::uint64_t expected = rows_digest(rows_at(history));
         const std::size_t batch_size = pj::runner_options{}.batch_size;
         runner_side runner(log, url, stem + "_live_runner", start, &start_rows);
-        any_loop loop(url, log_schema, stem + "_live_any", batch_size, start, &start_rows);
+        batch_loop loop(url, log_schema, stem + "_live_any", batch_size, start, &start_rows);
+        batch_loop per_key(url, log_schema, stem + "_live_per_key", batch_size, start, &start_rows,
+                           live_fetch::per_key);
         const std::vector<bulk_side> sides{
             {"runner_batch",
              [&] {
@@ -1218,6 +1273,13 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
              [&] { return loop.run(); }, [&] { return loop.backends(); }, 0,
              "libpq, batches of 1000: one SELECT ... = ANY($1) per batch for the keys it reads, the runner's "
              "multi-row writes, checkpoint, COMMIT"},
+            {"per_key_loop",
+             [&] {
+                 per_key.prepare();
+                 checkpoint();
+             },
+             [&] { return per_key.run(); }, [&] { return per_key.backends(); }, 0,
+             "the any_loop with one SELECT ... = $1 per key a batch reads: the per-row path, 8e's baseline"},
         };
         fmt::print(
             "  8e. PostgreSQL live catch-up: the read model at position {} ({} rows, copied in untimed), then "
@@ -1229,6 +1291,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                            s, live, b);
         check(runner.schema(), expected, n, "8e. PostgreSQL live", runner.schema());
         check(loop.schema(), expected, n, "8e. PostgreSQL live", runner.schema());
+        check(per_key.schema(), expected, n, "8e. PostgreSQL live", runner.schema());
         std::vector<extra> extras{
             {"events", static_cast<double>(live)},
             {"runner_batch_mode", runner_batch_mode()},
@@ -1243,10 +1306,15 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
              loop.fetches() == 0 ? 0.0
                                  : static_cast<double>(loop.keys_fetched()) / static_cast<double>(loop.fetches())},
         };
+        extras.push_back({"per_key_loop_selects", static_cast<double>(per_key.fetches())});
         for (extra& x : bulk_side_extras(s, live, b)) extras.push_back(std::move(x));
         const double runner_t = basis_median(side_named(s, "runner_batch"), b);
         const double loop_t = basis_median(side_named(s, "any_loop"), b);
-        comparison ce{"8e. PostgreSQL live: = ANY loop / runner batch (events/s)",
+        const double per_key_t = basis_median(side_named(s, "per_key_loop"), b);
+        const double speedup = per_key_t / runner_t;
+        out.push_back(comparison{"8e. PostgreSQL live: runner batch / per-row path (events/s)", speedup, ">= 10",
+                                 speedup >= 10.0, rates_line(s, live, b), extras});
+        comparison ce{"8e'. PostgreSQL live: = ANY loop / runner batch (events/s)",
                       runner_t / loop_t,
                       "none (headroom)",
                       false,
