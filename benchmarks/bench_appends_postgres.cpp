@@ -64,6 +64,8 @@ void bench_appends_postgres(const pj::memory_event_store&, const history_stats&,
 
 #include <projectionist/postgres.hpp>
 
+#include "pg_client.hpp"
+
 namespace bench {
 namespace {
 
@@ -71,97 +73,7 @@ using mem_store = pj::memory_event_store;
 using log_store = pj::postgres_event_store;
 using clock_type = std::chrono::steady_clock;
 
-// ---- plain libpq --------------------------------------------------------------------------------
-
-std::string quote(std::string_view identifier) {
-    std::string out = "\"";
-    for (const char c : identifier) {
-        if (c == '"') out += '"';
-        out += c;
-    }
-    return out + '"';
-}
-
-class pq_result {
-public:
-    explicit pq_result(PGresult* r) noexcept : r_(r) {}
-    pq_result(const pq_result&) = delete;
-    pq_result& operator=(const pq_result&) = delete;
-    pq_result(pq_result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
-    pq_result& operator=(pq_result&&) = delete;
-    ~pq_result() { PQclear(r_); }
-    [[nodiscard]] int rows() const noexcept { return PQntuples(r_); }
-    [[nodiscard]] std::string text(int row, int col) const { return PQgetvalue(r_, row, col); }
-    [[nodiscard]] std::int64_t int64(int row, int col) const { return std::stoll(text(row, col)); }
-
-private:
-    PGresult* r_;
-};
-
-class pq {
-public:
-    explicit pq(const std::string& url) : c_(PQconnectdb(url.c_str())) {
-        if (PQstatus(c_) != CONNECTION_OK) {
-            const std::string why = PQerrorMessage(c_);
-            PQfinish(c_);
-            throw std::runtime_error("9. PostgreSQL appends: cannot connect: " + why);
-        }
-    }
-    pq(const pq&) = delete;
-    pq& operator=(const pq&) = delete;
-    ~pq() { PQfinish(c_); }
-    [[nodiscard]] PGconn* get() const noexcept { return c_; }
-
-    pq_result checked(PGresult* r, std::string_view what) const {
-        const auto status = PQresultStatus(r);
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_COPY_IN) {
-            const std::string why = PQresultErrorMessage(r);
-            PQclear(r);
-            throw std::runtime_error(fmt::format("9. PostgreSQL appends: {}: {}", what, why));
-        }
-        return pq_result(r);
-    }
-    pq_result exec(const std::string& sql) const { return checked(PQexec(c_, sql.c_str()), sql); }
-    void prepare(const char* name, const std::string& sql) const {
-        checked(PQprepare(c_, name, sql.c_str(), 0, nullptr), sql);
-    }
-    pq_result run(const char* name, int n, const char* const* values, const int* lengths, const int* formats,
-                  int result_format = 0) const {
-        return checked(PQexecPrepared(c_, name, n, values, lengths, formats, result_format), name);
-    }
-    void put(const std::string& data) const {
-        if (PQputCopyData(c_, data.data(), static_cast<int>(data.size())) != 1)
-            throw std::runtime_error(std::string("9. PostgreSQL appends: COPY: ") + PQerrorMessage(c_));
-    }
-    void end_copy() const {
-        if (PQputCopyEnd(c_, nullptr) != 1)
-            throw std::runtime_error(std::string("9. PostgreSQL appends: COPY end: ") + PQerrorMessage(c_));
-        for (PGresult* r = PQgetResult(c_); r != nullptr; r = PQgetResult(c_)) checked(r, "COPY");
-    }
-
-private:
-    PGconn* c_;
-};
-
-// Binary COPY fields, big-endian.
-template <class T>
-void put_be(std::string& out, T v) {
-    for (int shift = (sizeof(T) - 1) * 8; shift >= 0; shift -= 8)
-        out.push_back(static_cast<char>((static_cast<std::uint64_t>(v) >> shift) & 0xFF));
-}
-void field(std::string& out, std::string_view bytes) {
-    put_be<std::int32_t>(out, static_cast<std::int32_t>(bytes.size()));
-    out.append(bytes);
-}
-void field64(std::string& out, std::int64_t v) {
-    put_be<std::int32_t>(out, 8);
-    put_be<std::int64_t>(out, v);
-}
-void field32(std::string& out, std::int32_t v) {
-    put_be<std::int32_t>(out, 4);
-    put_be<std::int32_t>(out, v);
-}
-constexpr std::string_view copy_header("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+// ---- clocks and percentiles ------------------------------------------------------------------
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -232,7 +144,7 @@ public:
         pj::postgres_options po;
         po.schema = schema;
         const log_store created(o_.url, po);
-        const pq db(o_.url);
+        const pq_conn db(o_.url, pq_messages::server_default);
         boost::mp11::mp_for_each<ticket_events>([&](auto e) {
             using E = decltype(e);
             db.exec(fmt::format("INSERT INTO {}.projectionist_event_types(id, stream, name) VALUES ({}, '{}', '{}')",
@@ -240,8 +152,7 @@ public:
         });
     }
     void drop(const std::string& schema) const {
-        const pq db(o_.url);
-        db.exec("SET client_min_messages = warning");
+        const pq_conn db(o_.url);  // without the notices of the DROP's cascade
         db.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema)));
     }
 
@@ -277,11 +188,11 @@ public:
     /// 9c's raw side: the same rows and round trips on plain libpq connections (opened by the
     /// caller, statements prepared, untimed).
     void raw_concurrent(const std::vector<std::vector<const mem_store::record*> >& parts,
-                        std::vector<std::unique_ptr<pq> >& conns) const {
+                        std::vector<std::unique_ptr<pq_conn> >& conns) const {
         std::vector<std::thread> threads;
         for (std::size_t t = 0; t < parts.size(); ++t)
             threads.emplace_back([this, &parts, &conns, t] {
-                const pq& db = *conns[t];
+                const pq_conn& db = *conns[t];
                 std::string payload, version_text, expected_text, number_text, type_text, now_text;
                 for (const mem_store::record* rec : parts[t]) {
                     payload.clear();
@@ -293,11 +204,11 @@ public:
                     std::int64_t number = 0;
                     if (version == 1) {
                         const char* v[] = {stream.c_str(), id.c_str()};
-                        number = db.run("add_aggregate", 2, v, nullptr, nullptr).int64(0, 0);
+                        number = db.run("add_aggregate", PGRES_TUPLES_OK, 2, v).int64(0, 0);
                     } else {
                         expected_text = std::to_string(version - 1);
                         const char* v[] = {stream.c_str(), id.c_str(), expected_text.c_str()};
-                        auto moved = db.run("move_aggregate", 3, v, nullptr, nullptr);
+                        const pq_result moved = db.run("move_aggregate", PGRES_TUPLES_OK, 3, v);
                         if (moved.rows() != 1)
                             throw std::runtime_error("9c. raw: the aggregate was not at its version");
                         number = moved.int64(0, 0);
@@ -310,14 +221,14 @@ public:
                                        type_text.c_str(), "1",        payload.data(),      now_text.c_str()};
                     const int lengths[] = {0, 0, 0, 0, 0, 0, static_cast<int>(payload.size()), 0};
                     const int formats[] = {0, 0, 0, 0, 0, 0, 1, 0};
-                    db.run("insert_event", 8, v, lengths, formats);
+                    db.run("insert_event", PGRES_COMMAND_OK, 8, v, 0, lengths, formats);
                     db.exec("COMMIT");
                 }
             });
         for (std::thread& t : threads) t.join();
     }
 
-    void prepare_raw(const pq& db, const std::string& schema) const {
+    void prepare_raw(const pq_conn& db, const std::string& schema) const {
         const std::string s = quote(schema);
         db.prepare("add_aggregate",
                    fmt::format("INSERT INTO {0}.projectionist_aggregates(number, stream, aggregate_id, version) VALUES "
@@ -349,13 +260,12 @@ public:
 
     /// 9d's raw side: the aggregates at their last version and the events, each by one binary
     /// COPY, in one transaction; then the sequences moved past them.
-    void raw_copy(const pq& db, const std::string& schema, std::size_t n) const {
+    void raw_copy(const pq_conn& db, const std::string& schema, std::size_t n) const {
         const std::string s = quote(schema);
         // Aggregate numbers as the store gives them: from 0, in order of first appearance.
         std::vector<std::int64_t> number_of(records_.size() == 0 ? 0 : records_.size(), -1);
         std::vector<const mem_store::record*> first_of;  // by new number
         std::vector<std::int64_t> last_version;
-        std::string payload, data;
         db.exec("BEGIN");
         for (std::size_t i = 0; i < n; ++i) {
             const mem_store::record* rec = records_[i];
@@ -367,55 +277,46 @@ public:
             }
             last_version[static_cast<std::size_t>(number)] = static_cast<std::int64_t>(rec->aggregate_version());
         }
-        db.exec(
-            fmt::format("COPY {}.projectionist_aggregates(number, stream, aggregate_id, version) FROM STDIN "
-                        "(FORMAT binary)",
-                        s));
-        data.assign(copy_header);
-        for (std::size_t k = 0; k < first_of.size(); ++k) {
-            put_be<std::int16_t>(data, 4);
-            field64(data, static_cast<std::int64_t>(k));
-            field(data, first_of[k]->stream());
-            field(data, first_of[k]->aggregate_id());
-            field64(data, last_version[k]);
-            if (data.size() > (1u << 20)) {
-                db.put(data);
-                data.clear();
-            }
-        }
-        put_be<std::int16_t>(data, -1);
-        db.put(data);
-        db.end_copy();
-        db.exec(
-            fmt::format("COPY {}.projectionist_events(position, stream, aggregate_id, aggregate_number, "
-                        "aggregate_version, type_id, schema_version, payload, recorded_at) FROM STDIN "
-                        "(FORMAT binary)",
-                        s));
-        const std::int64_t now = now_ns();
-        data.assign(copy_header);
-        for (std::size_t i = 0; i < n; ++i) {
-            const mem_store::record* rec = records_[i];
-            payload.clear();
-            with_event(alternatives_, *rec, [&](const auto& e) { pj::binary_codec::encode(e, payload); });
-            put_be<std::int16_t>(data, 9);
-            field64(data, static_cast<std::int64_t>(i + 1));
-            field(data, rec->stream());
-            field(data, rec->aggregate_id());
-            field64(data, number_of[rec->aggregate_number()]);
-            field64(data, static_cast<std::int64_t>(rec->aggregate_version()));
-            field32(data, alternatives_[rec->type_id()] + 1);
-            field32(data, 1);
-            field(data, payload);
-            field64(data, now);
-            if (data.size() > (1u << 20)) {
-                db.put(data);
-                data.clear();
-            }
-        }
-        put_be<std::int16_t>(data, -1);
-        db.put(data);
-        db.end_copy();
-        db.exec(
+        copy_in(db,
+                fmt::format("COPY {}.projectionist_aggregates(number, stream, aggregate_id, version) FROM STDIN "
+                            "(FORMAT binary)",
+                            s),
+                [&](std::string& data, auto&& flush) {
+                    for (std::size_t k = 0; k < first_of.size(); ++k) {
+                        put_be<std::int16_t>(data, 4);
+                        field64(data, static_cast<std::int64_t>(k));
+                        field(data, first_of[k]->stream());
+                        field(data, first_of[k]->aggregate_id());
+                        field64(data, last_version[k]);
+                        flush();
+                    }
+                });
+        copy_in(db,
+                fmt::format("COPY {}.projectionist_events(position, stream, aggregate_id, aggregate_number, "
+                            "aggregate_version, type_id, schema_version, payload, recorded_at) FROM STDIN "
+                            "(FORMAT binary)",
+                            s),
+                [&](std::string& data, auto&& flush) {
+                    const std::int64_t now = now_ns();
+                    std::string payload;
+                    for (std::size_t i = 0; i < n; ++i) {
+                        const mem_store::record* rec = records_[i];
+                        payload.clear();
+                        with_event(alternatives_, *rec, [&](const auto& e) { pj::binary_codec::encode(e, payload); });
+                        put_be<std::int16_t>(data, 9);
+                        field64(data, static_cast<std::int64_t>(i + 1));
+                        field(data, rec->stream());
+                        field(data, rec->aggregate_id());
+                        field64(data, number_of[rec->aggregate_number()]);
+                        field64(data, static_cast<std::int64_t>(rec->aggregate_version()));
+                        field32(data, alternatives_[rec->type_id()] + 1);
+                        field32(data, 1);
+                        field(data, payload);
+                        field64(data, now);
+                        flush();
+                    }
+                });
+        (void)db.query(
             fmt::format("SELECT setval('{0}.projectionist_positions', {1}), "
                         "setval('{0}.projectionist_aggregate_numbers', {2})",
                         s, n, static_cast<std::int64_t>(first_of.size()) - 1));
@@ -424,7 +325,7 @@ public:
 
     /// The log in `schema` holds the first `n` events: head, events, aggregates, versions.
     void check(const std::string& schema, std::size_t n, std::string_view side) const {
-        const pq db(o_.url);
+        const pq_conn db(o_.url, pq_messages::server_default);
         const std::string s = quote(schema);
         std::vector<bool> seen(records_.size(), false);
         std::int64_t aggregates = 0;
@@ -433,7 +334,7 @@ public:
                 seen[records_[i]->aggregate_number()] = true;
                 ++aggregates;
             }
-        auto r = db.exec(
+        const pq_result r = db.query(
             fmt::format("SELECT (SELECT count(*) FROM {0}.projectionist_events), (SELECT coalesce(max(position), 0) "
                         "FROM {0}.projectionist_events), (SELECT count(*) FROM {0}.projectionist_aggregates), "
                         "(SELECT coalesce(sum(version), 0) FROM {0}.projectionist_aggregates)",
@@ -456,11 +357,11 @@ private:
 
 /// The server's version, durability settings and whether its data directory is on tmpfs.
 std::vector<extra> describe_server(const std::string& url, std::string& line) {
-    const pq db(url);
-    auto r = db.exec(
+    const pq_conn db(url, pq_messages::server_default);
+    const pq_result r = db.query(
         "SELECT version(), current_setting('fsync'), current_setting('synchronous_commit'), "
         "current_setting('full_page_writes'), current_setting('shared_buffers'), current_setting('data_directory')");
-    const std::string directory = r.text(0, 5);
+    const std::string directory(r.text(0, 5));
     std::string medium = "unknown (the data directory is not readable here)";
     struct statfs fs {};
     if (::statfs(directory.c_str(), &fs) == 0)
@@ -468,7 +369,7 @@ std::vector<extra> describe_server(const std::string& url, std::string& line) {
     const std::string settings = fmt::format("fsync={}, synchronous_commit={}, full_page_writes={}, shared_buffers={}",
                                              r.text(0, 1), r.text(0, 2), r.text(0, 3), r.text(0, 4));
     line = fmt::format("{}; data directory {} on {}", settings, directory, medium);
-    return {{"appends_postgres_server", r.text(0, 0)},
+    return {{"appends_postgres_server", std::string(r.text(0, 0))},
             {"appends_postgres_settings", settings},
             {"appends_postgres_data_directory", directory},
             {"appends_postgres_data_medium", medium}};
@@ -523,7 +424,7 @@ void bench_appends_postgres(const mem_store& history, const history_stats& stats
         const std::size_t n = std::min(o.concurrent_events, bench.records().size());
         const auto parts = bench.split(n, o.writers);
         std::vector<std::unique_ptr<log_store> > stores;
-        std::vector<std::unique_ptr<pq> > conns;
+        std::vector<std::unique_ptr<pq_conn> > conns;
         fmt::print(
             "  9c. {} concurrent writers, one event per transaction: {} events ({} per writer), {} warm-up + {} "
             "repetitions per side\n",
@@ -535,7 +436,7 @@ void bench_appends_postgres(const mem_store& history, const history_stats& stats
                  conns.clear();
                  bench.fresh(raw_schema);
                  for (std::size_t t = 0; t < o.writers; ++t) {
-                     conns.push_back(std::make_unique<pq>(o.url));
+                     conns.push_back(std::make_unique<pq_conn>(o.url, pq_messages::server_default));
                      bench.prepare_raw(*conns.back(), raw_schema);
                  }
              },
@@ -577,7 +478,7 @@ void bench_appends_postgres(const mem_store& history, const history_stats& stats
         o.batch_events == 0 ? bench.records().size() : std::min(o.batch_events, bench.records().size());
     if (part('d') || part('f')) {
         std::unique_ptr<log_store> store;
-        std::unique_ptr<pq> conn;
+        std::unique_ptr<pq_conn> conn;
         fmt::print("  9d. one batch of {} events over {} aggregates, {} warm-up + {} repetitions per side\n", batch_n,
                    stats.aggregates, o.measure.warmup, o.measure.repetitions);
         std::fflush(stdout);
@@ -586,7 +487,7 @@ void bench_appends_postgres(const mem_store& history, const history_stats& stats
              [&] {
                  conn.reset();
                  bench.fresh(raw_schema);
-                 conn = std::make_unique<pq>(o.url);
+                 conn = std::make_unique<pq_conn>(o.url, pq_messages::server_default);
              },
              [&] {
                  bench.raw_copy(*conn, raw_schema, batch_n);
@@ -624,10 +525,10 @@ void bench_appends_postgres(const mem_store& history, const history_stats& stats
     // ---- 9f: the reader's guard, on the log the last 9d store side wrote ----
     if (part('f')) {
         std::vector<std::unique_ptr<log_store> > stores;
-        std::vector<std::unique_ptr<pq> > conns;
+        std::vector<std::unique_ptr<pq_conn> > conns;
         for (std::size_t t = 0; t < o.readers; ++t) {
             stores.push_back(bench.open(store_schema));
-            conns.push_back(std::make_unique<pq>(o.url));
+            conns.push_back(std::make_unique<pq_conn>(o.url, pq_messages::server_default));
             const std::string s = quote(store_schema);
             conns.back()->prepare(
                 "read", fmt::format("SELECT position, type_id, aggregate_number, aggregate_version, schema_version, "
@@ -637,7 +538,7 @@ void bench_appends_postgres(const mem_store& history, const history_stats& stats
             // The store's own guard, called with the store's lock classes and key.
             const auto oid = static_cast<std::uint32_t>(
                 conns.back()
-                    ->exec(fmt::format("SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = '{}'", store_schema))
+                    ->query(fmt::format("SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = '{}'", store_schema))
                     .int64(0, 0));
             conns.back()->prepare(
                 "horizon",
@@ -656,14 +557,14 @@ void bench_appends_postgres(const mem_store& history, const history_stats& stats
              [&](std::size_t t, std::mt19937_64& rng) {
                  const std::string after = std::to_string(static_cast<std::int64_t>(rng() % (max_after + 1)));
                  const char* v[] = {after.c_str(), "100", "9223372036854775807"};
-                 keep(conns[t]->run("read", 3, v, nullptr, nullptr, 1).rows());
+                 keep(conns[t]->run("read", PGRES_TUPLES_OK, 3, v, 1).rows());
              }},
             {"raw_guarded_read",
              [&](std::size_t t, std::mt19937_64& rng) {
                  const std::string after = std::to_string(static_cast<std::int64_t>(rng() % (max_after + 1)));
-                 const std::string horizon = conns[t]->run("horizon", 0, nullptr, nullptr, nullptr).text(0, 0);
+                 const std::string horizon(conns[t]->run("horizon", PGRES_TUPLES_OK, 0, nullptr).text(0, 0));
                  const char* v[] = {after.c_str(), "100", horizon.c_str()};
-                 keep(conns[t]->run("read", 3, v, nullptr, nullptr, 1).rows());
+                 keep(conns[t]->run("read", PGRES_TUPLES_OK, 3, v, 1).rows());
              }},
             {"store_read",
              [&](std::size_t t, std::mt19937_64& rng) {
@@ -671,8 +572,8 @@ void bench_appends_postgres(const mem_store& history, const history_stats& stats
                  stores[t]->read(rng() % static_cast<std::uint64_t>(max_after + 1), 100, got);
                  keep(got.size());
              }},
-            {"raw_head", [&](std::size_t t,
-                             std::mt19937_64&) { keep(conns[t]->run("head", 0, nullptr, nullptr, nullptr).rows()); }},
+            {"raw_head",
+             [&](std::size_t t, std::mt19937_64&) { keep(conns[t]->run("head", PGRES_TUPLES_OK, 0, nullptr).rows()); }},
             {"store_head", [&](std::size_t t, std::mt19937_64&) { keep(stores[t]->head()); }},
         };
         fmt::print(

@@ -12,7 +12,6 @@
 
 #include <malloc.h>
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -237,23 +236,6 @@ struct bulk_samples {
         return t;
     }
 };
-
-/// CPU seconds of a process of this machine (a server backend), or a negative number.
-inline double process_cpu_seconds(int pid) {
-    clockid_t clock{};
-    timespec ts{};
-    if (clock_getcpuclockid(pid, &clock) != 0 || clock_gettime(clock, &ts) != 0) return -1;
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-inline double processes_cpu_seconds(const std::vector<int>& pids) {
-    double sum = 0;
-    for (const int pid : pids) {
-        const double s = process_cpu_seconds(pid);
-        if (s < 0) return -1;
-        sum += s;
-    }
-    return sum;
-}
 
 /// Interleaved rounds (A, B, C, A, B, C, ...): in round r, every side that still has
 /// repetitions left runs once (prepare untimed, run timed). No warm-up run: every repetition

@@ -53,12 +53,9 @@ void bench_bulk_postgres(const pj::memory_event_store&, const history_stats&, co
 #include <libpq-fe.h>
 #include <unistd.h>
 
-#include <array>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string_view>
@@ -70,190 +67,23 @@ void bench_bulk_postgres(const pj::memory_event_store&, const history_stats&, co
 
 #include <projectionist/postgres.hpp>
 
+#include "pg_client.hpp"
+
 namespace bench {
 namespace {
 
 using mem_store = pj::memory_event_store;
 using log_store = pj::postgres_event_store;
 
-// ---- plain libpq ------------------------------------------------------------------------------------
-
-std::string quote(std::string_view identifier) {
-    std::string out = "\"";
-    for (const char c : identifier) {
-        if (c == '"') out += '"';
-        out += c;
-    }
-    return out + '"';
-}
-
-class result {
-public:
-    explicit result(PGresult* r) noexcept : r_(r) {}
-    result(const result&) = delete;
-    result& operator=(const result&) = delete;
-    result(result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
-    result& operator=(result&&) = delete;
-    ~result() { PQclear(r_); }
-    [[nodiscard]] PGresult* get() const noexcept { return r_; }
-    [[nodiscard]] int rows() const noexcept { return PQntuples(r_); }
-    [[nodiscard]] std::string_view text(int row, int col) const noexcept {
-        return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
-    }
-    [[nodiscard]] std::int64_t int64(int row, int col) const {
-        const std::string_view t = text(row, col);
-        std::int64_t v = 0;
-        std::from_chars(t.data(), t.data() + t.size(), v);
-        return v;
-    }
-
-private:
-    PGresult* r_;
-};
-
-class connection {
-public:
-    explicit connection(const std::string& url) : c_(PQconnectdb(url.c_str())) {
-        if (PQstatus(c_) != CONNECTION_OK) {
-            const std::string why = PQerrorMessage(c_);
-            PQfinish(c_);
-            throw std::runtime_error("libpq: cannot connect: " + why);
-        }
-        exec("SET client_min_messages = warning");
-    }
-    connection(const connection&) = delete;
-    connection& operator=(const connection&) = delete;
-    ~connection() { PQfinish(c_); }
-    [[nodiscard]] PGconn* get() const noexcept { return c_; }
-    [[nodiscard]] int backend_pid() const noexcept { return PQbackendPID(c_); }
-
-    result checked(PGresult* r, ExecStatusType want, std::string_view what) const {
-        result out(r);
-        if (PQresultStatus(r) != want)
-            throw std::runtime_error(fmt::format("libpq: {}: {}", what.substr(0, 200),
-                                                 r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(c_)));
-        return out;
-    }
-    void exec(const std::string& sql) const { checked(PQexec(c_, sql.c_str()), PGRES_COMMAND_OK, sql); }
-    result query(const std::string& sql) const { return checked(PQexec(c_, sql.c_str()), PGRES_TUPLES_OK, sql); }
-    void prepare(const char* name, const std::string& sql) const {
-        checked(PQprepare(c_, name, sql.c_str(), 0, nullptr), PGRES_COMMAND_OK, sql);
-    }
-
-private:
-    PGconn* c_;
-};
-
-inline std::int64_t be64(const char* p) noexcept {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-    return static_cast<std::int64_t>(v);
-}
-inline std::int32_t be32(const char* p) noexcept {
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-    return static_cast<std::int32_t>(v);
-}
-template <class T>
-void put_be(std::string& out, T v) {
-    using U = std::make_unsigned_t<T>;
-    const auto u = static_cast<U>(v);
-    for (int shift = static_cast<int>(sizeof(T) * 8) - 8; shift >= 0; shift -= 8)
-        out.push_back(static_cast<char>((u >> shift) & 0xFF));
-}
-void field(std::string& out, std::string_view bytes) {
-    put_be<std::int32_t>(out, static_cast<std::int32_t>(bytes.size()));
-    out.append(bytes);
-}
-void field64(std::string& out, std::int64_t v) {
-    put_be<std::int32_t>(out, 8);
-    put_be<std::int64_t>(out, v);
-}
-void field32(std::string& out, std::int32_t v) {
-    put_be<std::int32_t>(out, 4);
-    put_be<std::int32_t>(out, v);
-}
-
-/// COPY ... FROM STDIN (FORMAT binary): the header, then `rows(out, flush)` appends tuples to
-/// `out` and calls `flush()` after each (which sends `out` once it passes 1 MB), then the trailer.
-template <class Rows>
-void copy_in(const connection& db, const std::string& sql, Rows&& rows) {
-    db.checked(PQexec(db.get(), sql.c_str()), PGRES_COPY_IN, sql);
-    std::string buf("PGCOPY\n\377\r\n\0", 11);
-    put_be<std::int32_t>(buf, 0);
-    put_be<std::int32_t>(buf, 0);
-    const auto send = [&] {
-        if (PQputCopyData(db.get(), buf.data(), static_cast<int>(buf.size())) != 1)
-            throw std::runtime_error(std::string("libpq: COPY: ") + PQerrorMessage(db.get()));
-        buf.clear();
-    };
-    rows(buf, [&] {
-        if (buf.size() >= (1u << 20)) send();
-    });
-    put_be<std::int16_t>(buf, -1);
-    send();
-    if (PQputCopyEnd(db.get(), nullptr) != 1)
-        throw std::runtime_error(std::string("libpq: COPY end: ") + PQerrorMessage(db.get()));
-    while (PGresult* r = PQgetResult(db.get())) db.checked(r, PGRES_COMMAND_OK, sql);
-}
-
-/// Appends `v` to a text array literal, quoted.
-void append_quoted(std::string& array, std::string_view v) {
-    array += '"';
-    for (const char c : v) {
-        if (c == '"' || c == '\\') array += '\\';
-        array += c;
-    }
-    array += '"';
-}
-void append_int(std::string& array, std::int64_t v) {
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    array.append(buf, static_cast<std::size_t>(r.ptr - buf));
-}
-int parse_int(std::string_view t) {
-    int v = 0;
-    std::from_chars(t.data(), t.data() + t.size(), v);
-    return v;
-}
-
-// ---- the statements -----------------------------------------------------------------------------
+// ---- the statements of this group (the read model's others: pg_client.hpp) ------------------------
 
 #define BULK_COLUMNS \
     R"("ticket_id", "type", "status", "assignee", "last_tag", "priority", "comments", "reopened", "escalation")"
-#define BULK_UNNEST                                                                                     \
-    "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::integer[], " \
-    "$8::integer[], $9::integer[])"
-/// The read model's table as postgres_storage creates it (checked against the runner's schema).
-constexpr const char* model_ddl =
-    R"(CREATE TABLE IF NOT EXISTS "bench_tickets_v1" ("ticket_id" text COLLATE "C" NOT NULL, )"
-    R"("type" text COLLATE "C" NOT NULL, "status" text COLLATE "C" NOT NULL, "assignee" text COLLATE "C" NOT NULL, )"
-    R"("last_tag" text COLLATE "C" NOT NULL, "priority" integer NOT NULL, "comments" integer NOT NULL, )"
-    R"("reopened" integer NOT NULL, "escalation" integer NOT NULL, PRIMARY KEY ("ticket_id")))";
-constexpr const char* checkpoint_ddl =
-    "CREATE TABLE IF NOT EXISTS projectionist_checkpoints(projection text PRIMARY KEY, position bigint NOT NULL)";
 constexpr const char* copy_sql = R"(COPY "bench_tickets_v1" ()" BULK_COLUMNS R"() FROM STDIN (FORMAT binary))";
-constexpr const char* select_all_sql = "SELECT " BULK_COLUMNS " FROM ";
 /// 8e's loop: every key a batch reads, in one statement.
 constexpr const char* fetch_any_sql = "SELECT " BULK_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = ANY($1))";
-/// The per-row path's read: one key per statement.
-constexpr const char* fetch_one_sql = "SELECT " BULK_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = $1)";
-/// postgres_table's multi-row writes (the runner's statements at the end of a batch).
-constexpr const char* insert_sql = R"(INSERT INTO "bench_tickets_v1" ()" BULK_COLUMNS ") SELECT * FROM " BULK_UNNEST
-                                   R"( ON CONFLICT ("ticket_id") DO NOTHING RETURNING "ticket_id")";
-constexpr const char* upsert_sql =
-    R"(INSERT INTO "bench_tickets_v1" ()" BULK_COLUMNS ") SELECT * FROM " BULK_UNNEST
-    R"( ON CONFLICT ("ticket_id") DO UPDATE SET "type" = excluded."type", "status" = excluded."status", )"
-    R"("assignee" = excluded."assignee", "last_tag" = excluded."last_tag", "priority" = excluded."priority", )"
-    R"("comments" = excluded."comments", "reopened" = excluded."reopened", "escalation" = excluded."escalation")";
-#undef BULK_UNNEST
 #undef BULK_COLUMNS
-constexpr const char* checkpoint_sql =
-    "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND position = $3";
-
-std::string session_settings(const std::string& schema) {
-    return fmt::format("SET search_path TO {}; SET lock_timeout = 5000; SET synchronous_commit = on", quote(schema));
-}
+static_assert(bulk_model_table == pg_model_table);
 
 /// 8e: what a session that has served for a while holds, given to a new one before the timed
 /// part: the read model's heap and index pages mapped into its process, and the table's caches.
@@ -273,7 +103,7 @@ void warm_session(PGconn* c, const std::string& schema) {
 }
 
 /// A new, empty schema with the read model's table and the checkpoint row at `position`.
-void create_model(const connection& m, const std::string& schema, std::uint64_t position) {
+void create_model(const pq_conn& m, const std::string& schema, std::uint64_t position) {
     m.exec(fmt::format("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}", quote(schema)));
     m.exec(session_settings(schema));
     m.exec(model_ddl);
@@ -283,7 +113,7 @@ void create_model(const connection& m, const std::string& schema, std::uint64_t 
 }
 
 /// The rows, in key order, by one binary COPY into the read model's table (on the search path).
-void copy_rows(const connection& m, const std::vector<const ticket_row*>& sorted) {
+void copy_rows(const pq_conn& m, const std::vector<const ticket_row*>& sorted) {
     copy_in(m, copy_sql, [&](std::string& out, auto&& flush) {
         for (const ticket_row* r : sorted) {
             put_be<std::int16_t>(out, 9);
@@ -302,19 +132,19 @@ void copy_rows(const connection& m, const std::vector<const ticket_row*>& sorted
 }
 
 /// The checkpoint, compare and set, in the open transaction.
-void move_checkpoint(const connection& m, std::uint64_t from, std::uint64_t to) {
+void move_checkpoint(const pq_conn& m, std::uint64_t from, std::uint64_t to) {
     const std::string to_text = std::to_string(to);
     const std::string from_text = std::to_string(from);
     const std::string projection(bulk_model_table);
     const char* params[3] = {to_text.c_str(), projection.c_str(), from_text.c_str()};
-    const result r = m.checked(PQexecParams(m.get(), checkpoint_sql, 3, nullptr, params, nullptr, nullptr, 0),
-                               PGRES_COMMAND_OK, "checkpoint");
+    const pq_result r = m.checked(PQexecParams(m.get(), checkpoint_sql, 3, nullptr, params, nullptr, nullptr, 0),
+                                  PGRES_COMMAND_OK, "checkpoint");
     if (std::strcmp(PQcmdTuples(r.get()), "1") != 0) throw std::runtime_error("bulk loop: the checkpoint moved");
 }
 
 /// Type id -> the switch's case label, from the log's event types.
-std::vector<std::uint8_t> log_alternatives(const connection& log, const std::string& log_schema) {
-    const result types =
+std::vector<std::uint8_t> log_alternatives(const pq_conn& log, const std::string& log_schema) {
+    const pq_result types =
         log.query(fmt::format("SELECT id, stream, name FROM {}.projectionist_event_types", quote(log_schema)));
     std::vector<std::uint8_t> out;
     for (int i = 0; i < types.rows(); ++i) {
@@ -356,7 +186,7 @@ public:
         model_.reset();
         rows_ = bulk_row_map{};
         checksum_ = 0;
-        model_ = std::make_unique<connection>(url_);
+        model_ = std::make_unique<pq_conn>(url_);
         if (mode_ != mode::scan) create_model(*model_, schema_, 0);
     }
 
@@ -371,7 +201,7 @@ public:
         std::uint64_t read = 0;
         std::uint64_t last = 0;
         for (;;) {
-            const result page =
+            const pq_result page =
                 log_.checked(PQexecParams(log_.get(), fetch_sql_.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 1),
                              PGRES_TUPLES_OK, "FETCH");
             PGresult* r = page.get();
@@ -407,7 +237,7 @@ public:
 
 private:
     void write(const bulk_row_map& rows, std::uint64_t position) {
-        const connection& m = *model_;
+        const pq_conn& m = *model_;
         const std::vector<const ticket_row*> sorted = sorted_rows(rows);
         m.exec("BEGIN");
         copy_rows(m, sorted);
@@ -421,11 +251,11 @@ private:
     std::size_t fetch_;
     const bulk_row_map* final_rows_;
     std::uint64_t head_;
-    connection log_;
+    pq_conn log_;
     std::vector<std::uint8_t> alternatives_;
     std::string declare_;
     std::string fetch_sql_;
-    std::unique_ptr<connection> model_;
+    std::unique_ptr<pq_conn> model_;
     bulk_row_map rows_;
     std::uint64_t checksum_ = 0;
     std::vector<double> build_s_;
@@ -459,11 +289,7 @@ public:
           start_rows_(start_rows),
           log_(url_),
           alternatives_(log_alternatives(log_, log_schema)) {
-        log_.prepare("bulk_live_read",
-                     fmt::format("SELECT position, type_id, aggregate_number, aggregate_version, schema_version, "
-                                 "recorded_at, aggregate_id, payload FROM {}.projectionist_events WHERE position > $1 "
-                                 "ORDER BY position LIMIT $2",
-                                 quote(log_schema)));
+        log_.prepare("bulk_live_read", read_sql(log_schema));
     }
 
     /// A new schema holding the read model at `start` (untimed), analyzed; then a new connection
@@ -476,17 +302,17 @@ public:
     void prepare() {
         model_.reset();
         {
-            const connection setup(url_);
+            const pq_conn setup(url_);
             create_model(setup, schema_, start_);
             copy_rows(setup, *start_rows_);
             setup.exec(R"(VACUUM (ANALYZE) "bench_tickets_v1")");
         }
-        model_ = std::make_unique<connection>(url_);
-        const connection& m = *model_;
+        model_ = std::make_unique<pq_conn>(url_);
+        const pq_conn& m = *model_;
         m.exec(session_settings(schema_));
         warm_session(m.get(), schema_);
         m.prepare("bulk_fetch_any", fetch_any_sql);
-        m.prepare("bulk_fetch_one", fetch_one_sql);
+        m.prepare("bulk_fetch_one", find_sql);
         m.prepare("bulk_insert", insert_sql);
         m.prepare("bulk_upsert", upsert_sql);
         m.prepare("bulk_checkpoint", checkpoint_sql);
@@ -494,7 +320,7 @@ public:
     }
 
     std::uint64_t run() {
-        const connection& m = *model_;
+        const pq_conn& m = *model_;
         std::uint64_t after = start_;
         std::uint64_t applied = 0;
         const std::string limit = std::to_string(batch_size_);
@@ -502,7 +328,7 @@ public:
         for (;;) {
             const std::string after_text = std::to_string(after);
             const char* read_params[2] = {after_text.c_str(), limit.c_str()};
-            const result batch =
+            const pq_result batch =
                 log_.checked(PQexecPrepared(log_.get(), "bulk_live_read", 2, read_params, nullptr, nullptr, 1),
                              PGRES_TUPLES_OK, "read");
             const int n = batch.rows();
@@ -566,8 +392,9 @@ public:
             flush();
             const std::string last_text = std::to_string(last);
             const char* cp_params[3] = {last_text.c_str(), projection.c_str(), after_text.c_str()};
-            const result cp = m.checked(PQexecPrepared(m.get(), "bulk_checkpoint", 3, cp_params, nullptr, nullptr, 0),
-                                        PGRES_COMMAND_OK, "checkpoint");
+            const pq_result cp =
+                m.checked(PQexecPrepared(m.get(), "bulk_checkpoint", 3, cp_params, nullptr, nullptr, 0),
+                          PGRES_COMMAND_OK, "checkpoint");
             if (std::strcmp(PQcmdTuples(cp.get()), "1") != 0)
                 throw std::runtime_error("batch loop: the checkpoint moved");
             m.exec("COMMIT");
@@ -583,61 +410,21 @@ public:
     [[nodiscard]] std::uint64_t keys_fetched() const noexcept { return keys_fetched_; }
 
 private:
-    enum class state : std::uint8_t { clean, absent, upsert, insert };
-    struct entry {
-        state kind;
-        ticket_row row;
-    };
+    using state = row_state;
+    using entry = row_entry;
     using event = boost::mp11::mp_rename<ticket_events, std::variant>;
 
     /// The rows a fetch found, into the map as read (clean).
-    void take_found(const result& found) {
+    void take_found(const pq_result& found) {
         for (int i = 0; i < found.rows(); ++i) {
             entry& x = rows_.find(std::string(found.text(i, 0)))->second;
             x.kind = state::clean;
-            x.row =
-                ticket_row{std::string(found.text(i, 0)), std::string(found.text(i, 1)), std::string(found.text(i, 2)),
-                           std::string(found.text(i, 3)), std::string(found.text(i, 4)), parse_int(found.text(i, 5)),
-                           parse_int(found.text(i, 6)),   parse_int(found.text(i, 7)),   parse_int(found.text(i, 8))};
+            x.row = row_from_text(found, i);
         }
     }
 
     /// The batch's inserts, then its upserts, each as one statement of column arrays.
-    void flush() {
-        for (auto& a : inserts_) a.assign(1, '{');
-        for (auto& a : upserts_) a.assign(1, '{');
-        std::size_t inserts = 0;
-        std::size_t upserts = 0;
-        for (const auto& [key, x] : rows_) {
-            if (x.kind != state::insert && x.kind != state::upsert) continue;
-            auto& a = x.kind == state::insert ? inserts_ : upserts_;
-            if ((x.kind == state::insert ? inserts++ : upserts++) != 0)
-                for (auto& s : a) s += ',';
-            append_quoted(a[0], x.row.ticket_id);
-            append_quoted(a[1], x.row.type);
-            append_quoted(a[2], x.row.status);
-            append_quoted(a[3], x.row.assignee);
-            append_quoted(a[4], x.row.last_tag);
-            append_int(a[5], x.row.priority);
-            append_int(a[6], x.row.comments);
-            append_int(a[7], x.row.reopened);
-            append_int(a[8], x.row.escalation);
-        }
-        const auto send = [&](const char* name, std::array<std::string, 9>& a, ExecStatusType want) {
-            const char* params[9];
-            for (std::size_t i = 0; i < a.size(); ++i) {
-                a[i] += '}';
-                params[i] = a[i].c_str();
-            }
-            return model_->checked(PQexecPrepared(model_->get(), name, 9, params, nullptr, nullptr, 0), want, name);
-        };
-        if (inserts != 0) {
-            const result r = send("bulk_insert", inserts_, PGRES_TUPLES_OK);
-            if (static_cast<std::size_t>(r.rows()) != inserts)
-                throw std::runtime_error("batch loop: an inserted key already existed");
-        }
-        if (upserts != 0) send("bulk_upsert", upserts_, PGRES_COMMAND_OK);
-    }
+    void flush() { writes_.write(rows_, *model_, "bulk_insert", "bulk_upsert", "batch loop"); }
 
     live_fetch fetch_mode_;
     std::string url_;
@@ -645,15 +432,14 @@ private:
     std::size_t batch_size_;
     std::uint64_t start_;
     const std::vector<const ticket_row*>* start_rows_;
-    connection log_;
+    pq_conn log_;
     std::vector<std::uint8_t> alternatives_;
-    std::unique_ptr<connection> model_;
+    std::unique_ptr<pq_conn> model_;
     boost::unordered_flat_map<std::string, entry> rows_;
     std::vector<event> events_;
     std::string keys_;
     std::vector<std::string> one_keys_;  ///< per_key: the keys to fetch, in the order first read
-    std::array<std::string, 9> inserts_;
-    std::array<std::string, 9> upserts_;
+    batch_writes writes_;
     std::uint64_t fetches_ = 0;
     std::uint64_t keys_fetched_ = 0;
 };
@@ -682,7 +468,7 @@ public:
         runner_.reset();
         storage_.reset();
         {
-            const connection admin(url_);
+            const pq_conn admin(url_);
             admin.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema_)));
         }
         pj::postgres_options options;
@@ -693,7 +479,7 @@ public:
         if (start_rows_ != nullptr) {
             runner_.reset();
             {
-                const connection admin(url_);
+                const pq_conn admin(url_);
                 admin.exec(session_settings(schema_));
                 admin.exec("BEGIN");
                 copy_rows(admin, *start_rows_);
@@ -728,143 +514,6 @@ private:
     std::unique_ptr<runner_type> runner_;
 };
 
-// ---- the log and the checks ---------------------------------------------------------------------------
-
-/// Writes the history into the store's (empty) tables in one transaction under the store's append
-/// lock: the event types (ids from 1) and aggregates (numbers from 0, at their last version) in
-/// order of first appearance, the events by binary COPY at their positions; then VACUUM (ANALYZE).
-double write_log(const mem_store& history, const std::string& url, const std::string& schema) {
-    const auto started = std::chrono::steady_clock::now();
-    const connection db(url);
-    const std::string s = quote(schema);
-    mem_store::batch all;
-    history.read(0, history.head(), all);
-    const std::vector<std::uint8_t> alternatives = alternatives_of(history);
-    db.exec("BEGIN");
-    std::vector<std::int32_t> type_ids(history.type_count(), 0);
-    std::int32_t next_type = 0;
-    std::vector<std::uint64_t> final_version;
-    for (const mem_store::record* rec : all) {
-        std::int32_t& id = type_ids.at(rec->type_id());
-        if (id == 0) {
-            id = ++next_type;
-            db.exec(fmt::format("INSERT INTO {}.projectionist_event_types(id, stream, name) VALUES ({}, '{}', '{}')", s,
-                                id, rec->stream(), rec->type_name()));
-        }
-        const std::uint64_t number = rec->aggregate_number();
-        if (number >= final_version.size()) final_version.resize(number + 1, 0);
-        final_version[number] = rec->aggregate_version();
-    }
-    copy_in(db,
-            fmt::format("COPY {}.projectionist_aggregates(number, stream, aggregate_id, version) FROM STDIN (FORMAT "
-                        "binary)",
-                        s),
-            [&](std::string& out, auto&& flush) {
-                std::uint64_t next = 0;
-                for (const mem_store::record* rec : all) {
-                    if (rec->aggregate_version() != 1) continue;
-                    if (rec->aggregate_number() != next++) mismatch("8b. PostgreSQL: aggregate numbers out of order");
-                    put_be<std::int16_t>(out, 4);
-                    field64(out, static_cast<std::int64_t>(rec->aggregate_number()));
-                    field(out, rec->stream());
-                    field(out, rec->aggregate_id());
-                    field64(out, static_cast<std::int64_t>(final_version[rec->aggregate_number()]));
-                    flush();
-                }
-            });
-    copy_in(db,
-            fmt::format("COPY {}.projectionist_events(position, stream, aggregate_id, aggregate_number, "
-                        "aggregate_version, type_id, schema_version, payload, recorded_at) FROM STDIN (FORMAT binary)",
-                        s),
-            [&](std::string& out, auto&& flush) {
-                std::string payload;
-                for (const mem_store::record* rec : all) {
-                    unsigned version = 1;
-                    payload.clear();
-                    boost::mp11::mp_with_index<event_type_count>(alternatives.at(rec->type_id()), [&](auto I) {
-                        using E = boost::mp11::mp_at_c<ticket_events, decltype(I)::value>;
-                        pj::binary_codec::encode(mem_store::event_of<E>(*rec), payload);
-                        version = pj::schema_version_of<E>;
-                    });
-                    put_be<std::int16_t>(out, 9);
-                    field64(out, static_cast<std::int64_t>(rec->position()));
-                    field(out, rec->stream());
-                    field(out, rec->aggregate_id());
-                    field64(out, static_cast<std::int64_t>(rec->aggregate_number()));
-                    field64(out, static_cast<std::int64_t>(rec->aggregate_version()));
-                    field32(out, type_ids.at(rec->type_id()));
-                    field32(out, static_cast<std::int32_t>(version));
-                    field(out, payload);
-                    field64(out,
-                            std::chrono::duration_cast<std::chrono::nanoseconds>(rec->recorded_at().time_since_epoch())
-                                .count());
-                    flush();
-                }
-            });
-    // The store's next append and aggregate go on after the rows written here (a SELECT: query).
-    (void)db.query(
-        fmt::format("SELECT setval('{0}.projectionist_positions', (SELECT max(position) FROM "
-                    "{0}.projectionist_events)), setval('{0}.projectionist_aggregate_numbers', (SELECT max(number) "
-                    "FROM {0}.projectionist_aggregates))",
-                    s));
-    db.exec("COMMIT");
-    db.exec(fmt::format(
-        "VACUUM (ANALYZE) {0}.projectionist_events, {0}.projectionist_aggregates, {0}.projectionist_event_types", s));
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-}
-
-std::uint64_t schema_digest(const connection& db, const std::string& schema) {
-    const result r = db.query(std::string(select_all_sql) + quote(schema) + R"(."bench_tickets_v1")");
-    std::uint64_t d = static_cast<std::uint64_t>(r.rows());
-    for (int i = 0; i < r.rows(); ++i)
-        d += digest(ticket_row{std::string(r.text(i, 0)), std::string(r.text(i, 1)), std::string(r.text(i, 2)),
-                               std::string(r.text(i, 3)), std::string(r.text(i, 4)), parse_int(r.text(i, 5)),
-                               parse_int(r.text(i, 6)), parse_int(r.text(i, 7)), parse_int(r.text(i, 8))});
-    return d;
-}
-
-std::int64_t schema_checkpoint(const connection& db, const std::string& schema) {
-    const result r = db.query(fmt::format("SELECT position FROM {}.projectionist_checkpoints WHERE projection = '{}'",
-                                          quote(schema), bulk_model_table));
-    return r.rows() == 1 ? r.int64(0, 0) : -1;
-}
-
-/// The read model's table as the server describes it: columns, types, collations, nullability
-/// and the primary key.
-std::string table_shape(const connection& db, const std::string& schema) {
-    const result r = db.query(fmt::format(
-        "SELECT string_agg(column_name || ' ' || data_type || ' ' || coalesce(collation_name, '-') || ' ' || "
-        "is_nullable, ', ' ORDER BY ordinal_position) || ' | ' || (SELECT pg_get_constraintdef(c.oid) FROM "
-        "pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n "
-        "ON n.oid = t.relnamespace WHERE n.nspname = '{0}' AND t.relname = '{1}' AND c.contype = 'p') FROM "
-        "information_schema.columns WHERE table_schema = '{0}' AND table_name = '{1}'",
-        schema, bulk_model_table));
-    return std::string(r.text(0, 0));
-}
-
-/// Whether the server's processes are this machine's: then their CPU time can be read.
-bool server_is_local(const connection& db) {
-    const result r = db.query("SELECT inet_server_addr()::text");
-    const std::string_view addr = PQgetisnull(r.get(), 0, 0) ? std::string_view() : r.text(0, 0);
-    if (!addr.empty() && !addr.starts_with("127.") && !addr.starts_with("::1")) return false;
-    std::ifstream comm(fmt::format("/proc/{}/comm", db.backend_pid()));
-    std::string name;
-    return std::getline(comm, name) && name == "postgres" && process_cpu_seconds(db.backend_pid()) >= 0;
-}
-
-struct drop_schemas {
-    std::string url;
-    std::vector<std::string> schemas;
-    ~drop_schemas() {
-        try {
-            const connection db(url);
-            for (const std::string& s : schemas) db.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(s)));
-        } catch (...) {
-            // The server is gone: nothing to clean up on it.
-        }
-    }
-};
-
 }  // namespace
 
 void bench_bulk_postgres(const mem_store& history, const history_stats& stats, const bulk_options& o,
@@ -884,45 +533,27 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
          stem + "_per_row", stem + "_live_runner", stem + "_live_any", stem + "_live_per_key",
          stem + "_child_unbounded", stem + "_child_budget", stem + "_scale_log", stem + "_scale_sequent",
          stem + "_child_bulk_reference", stem + "_child_bulk_scale"}};
-    const connection admin(url);
-    const result server = admin.query(
-        "SELECT version(), current_setting('fsync'), current_setting('synchronous_commit'), "
-        "current_setting('full_page_writes'), current_setting('shared_buffers'), current_setting('max_wal_size')");
-    const std::string version(server.text(0, 0));
-    const std::string settings =
-        fmt::format("fsync={}, synchronous_commit={}, full_page_writes={}, shared_buffers={}, max_wal_size={}",
-                    server.text(0, 1), server.text(0, 2), server.text(0, 3), server.text(0, 4), server.text(0, 5));
-    const bool local = server_is_local(admin);
-    bool can_checkpoint = true;
-    try {
-        admin.exec("CHECKPOINT");
-    } catch (const std::exception&) {
-        can_checkpoint = false;
-    }
+    const pq_conn admin(url);
+    const pg_server server = probe_server(admin);
     const auto checkpoint = [&] {
-        if (can_checkpoint) admin.exec("CHECKPOINT");
+        if (server.can_checkpoint) admin.exec("CHECKPOINT");
     };
-    const time_basis b = local ? time_basis::thread_plus_server : time_basis::thread_cpu;
-    const std::string basis = local ? "events/s from the median of CPU time: the measuring thread's plus the side's "
-                                      "server backends' (as 6d); wall-time rates beside them"
-                                    : "events/s from the median of the thread's CPU time (the server is not local)";
+    const time_basis b = server.local ? time_basis::thread_plus_server : time_basis::thread_cpu;
+    const std::string basis = server.local
+                                  ? "events/s from the median of CPU time: the measuring thread's plus the side's "
+                                    "server backends' (as 6d); wall-time rates beside them"
+                                  : "events/s from the median of the thread's CPU time (the server is not local)";
 
     admin.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(log_schema)));
     pj::postgres_options log_options;
     log_options.schema = log_schema;
     log_store log(url, log_options);
     fmt::print("  8b. PostgreSQL bulk baselines ({}; {}): writing the history into schema {} ...\n",
-               version.substr(0, version.find(" on ")), settings, log_schema);
+               server.version.substr(0, server.version.find(" on ")), server.settings, log_schema);
     std::fflush(stdout);
-    const double write_s = write_log(history, url, log_schema);
+    const double write_s = write_log(history, url, log_schema, "8b. PostgreSQL").total_s();
     if (log.head() != n) mismatch("8b. PostgreSQL: the log's head");
-    {
-        const result a = admin.query(
-            fmt::format("SELECT count(*), sum(version) FROM {}.projectionist_aggregates", quote(log_schema)));
-        if (a.int64(0, 0) != static_cast<std::int64_t>(stats.aggregates) ||
-            a.int64(0, 1) != static_cast<std::int64_t>(n))
-            mismatch("8b. PostgreSQL: the log's aggregates");
-    }
+    if (!log_aggregates_are(admin, log_schema, stats.aggregates, n)) mismatch("8b. PostgreSQL: the log's aggregates");
     fmt::print(
         "     {} events in {:.1f} s (COPY, VACUUM ANALYZE); a new schema per side and repetition, CHECKPOINT "
         "before each\n",
@@ -1009,8 +640,8 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
             {"rows", static_cast<double>(final_rows.size())},
             {"runs", static_cast<double>(o.repetitions)},
             {"runner_batch_runs_setting", static_cast<double>(o.pg_runner_repetitions)},
-            {"server", version},
-            {"server_settings", settings},
+            {"server", server.version},
+            {"server_settings", server.settings},
             {"loop_fetch_rows", static_cast<double>(fetch)},
             {"time", basis},
             {"log_write_s", write_s},
@@ -1092,7 +723,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                 static_cast<double>(model_bytes) / 1048576.0, static_cast<double>(budget) / 1048576.0,
                 co.budget_divisor, co.budget_repetitions);
             const std::vector<child_samples> cs =
-                measure_children(sides, co.budget_repetitions, n, local, "8c. PostgreSQL budget");
+                measure_children(sides, co.budget_repetitions, n, server.local, "8c. PostgreSQL budget");
             print_child_samples(fmt::format("8c. PostgreSQL bulk backfill, unbounded / budget of 1/{} ({} events)",
                                             co.budget_divisor, n),
                                 cs, n, b);
@@ -1101,8 +732,8 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                                   {"read_model_row_store_mib", static_cast<double>(model_bytes) / 1048576.0},
                                   {"budget_mib", static_cast<double>(budget) / 1048576.0},
                                   {"budget_divisor", static_cast<double>(co.budget_divisor)},
-                                  {"server", version},
-                                  {"server_settings", settings},
+                                  {"server", server.version},
+                                  {"server_settings", server.settings},
                                   {"runs", static_cast<double>(co.budget_repetitions)},
                                   {"time", basis + "; peak RSS is the child's VmHWM (the client process)"}};
             for (extra& x : child_extras(cs, n, b)) ex.push_back(std::move(x));
@@ -1153,11 +784,8 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                     "log ...\n",
                     bs.events, bs.aggregates, gen_s);
                 std::fflush(stdout);
-                big_write_s = write_log(big, url, big_schema);
-                const result a = admin.query(
-                    fmt::format("SELECT count(*), sum(version) FROM {}.projectionist_aggregates", quote(big_schema)));
-                if (a.int64(0, 0) != static_cast<std::int64_t>(bs.aggregates) ||
-                    a.int64(0, 1) != static_cast<std::int64_t>(big_n))
+                big_write_s = write_log(big, url, big_schema, "8d. PostgreSQL").total_s();
+                if (!log_aggregates_are(admin, big_schema, bs.aggregates, big_n))
                     mismatch("8d. PostgreSQL: the large log's aggregates");
                 const bulk_row_map rows = rows_at(big);
                 big_digest = rows_digest(rows);
@@ -1201,7 +829,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                                        0,
                                        "the Sequent loop of 8b over the large log, in the benchmark's process"};
             const auto relation_mb = [&](const std::string& schema, std::string_view table) {
-                const result r =
+                const pq_result r =
                     admin.query(fmt::format("SELECT pg_total_relation_size('{}.{}')", quote(schema), quote(table)));
                 return static_cast<double>(r.int64(0, 0)) / (1024.0 * 1024.0);
             };
@@ -1214,8 +842,9 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                 big_write_s, log_mb, static_cast<double>(big_bytes) / 1048576.0, big_rows, co.scale_repetitions, n,
                 big_n, n, big_n);
             std::fflush(stdout);
-            const scale_samples ss = measure_scale(bulk_reference, bulk_scale, loop_reference, loop_scale,
-                                                   co.scale_repetitions, n, big_n, local, "8d. PostgreSQL scale");
+            const scale_samples ss =
+                measure_scale(bulk_reference, bulk_scale, loop_reference, loop_scale, co.scale_repetitions, n, big_n,
+                              server.local, "8d. PostgreSQL scale");
             print_scale_samples("8d. PostgreSQL at scale", ss, n, big_n, b);
             check(loop.schema(), expected, n, "8d. PostgreSQL", reference);
             check(big_loop.schema(), big_digest, big_n, "8d. PostgreSQL", reference);
@@ -1232,8 +861,8 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
                                   {"read_model_row_store_mib", static_cast<double>(big_bytes) / 1048576.0},
                                   {"reference_events", static_cast<double>(n)},
                                   {"reference_rows", static_cast<double>(final_rows.size())},
-                                  {"server", version},
-                                  {"server_settings", settings},
+                                  {"server", server.version},
+                                  {"server_settings", server.settings},
                                   {"runs", static_cast<double>(co.scale_repetitions)},
                                   {"loop_scale_build_median_ms", median_of(big_loop.build_seconds()) * 1e3},
                                   {"loop_scale_write_median_ms", median_of(big_loop.write_seconds()) * 1e3},
@@ -1299,8 +928,8 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
             {"start_rows", static_cast<double>(start_rows.size())},
             {"batch_size", static_cast<double>(batch_size)},
             {"runs", static_cast<double>(o.live_repetitions)},
-            {"server", version},
-            {"server_settings", settings},
+            {"server", server.version},
+            {"server_settings", server.settings},
             {"time", basis},
             {"any_loop_keys_per_select",
              loop.fetches() == 0 ? 0.0
@@ -1324,8 +953,8 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         out.push_back(std::move(ce));
     }
     data.push_back({"bulk_postgres_log_write_s", write_s});
-    data.push_back({"bulk_postgres_server", version});
-    data.push_back({"bulk_postgres_settings", settings});
+    data.push_back({"bulk_postgres_server", server.version});
+    data.push_back({"bulk_postgres_settings", server.settings});
 }
 
 }  // namespace bench

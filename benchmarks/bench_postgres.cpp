@@ -36,18 +36,15 @@ void bench_postgres(const pj::memory_event_store&, const history_stats&, std::ve
 
 #include <libpq-fe.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -63,6 +60,8 @@ void bench_postgres(const pj::memory_event_store&, const history_stats&, std::ve
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include <projectionist/postgres.hpp>
+
+#include "pg_client.hpp"
 
 namespace bench {
 namespace {
@@ -97,157 +96,7 @@ struct pg_tickets : pj::projection<"bench_tickets", 1, ticket_stream, pj::exhaus
     }
 };
 constexpr std::string_view model_table = pj::name_of<pg_tickets>;
-static_assert(model_table == "bench_tickets_v1");
-
-// ---- plain libpq, for the hand-written side and the set-up ----------------------------------------
-
-std::string quote(std::string_view identifier) {
-    std::string out = "\"";
-    for (const char c : identifier) {
-        if (c == '"') out += '"';
-        out += c;
-    }
-    return out + '"';
-}
-
-/// A PGresult, cleared on destruction.
-class pq_result {
-public:
-    explicit pq_result(PGresult* r) noexcept : r_(r) {}
-    pq_result(const pq_result&) = delete;
-    pq_result& operator=(const pq_result&) = delete;
-    pq_result(pq_result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
-    pq_result& operator=(pq_result&&) = delete;
-    ~pq_result() { PQclear(r_); }
-    [[nodiscard]] PGresult* get() const noexcept { return r_; }
-    [[nodiscard]] int rows() const noexcept { return PQntuples(r_); }
-    [[nodiscard]] std::string_view text(int row, int col) const noexcept {
-        return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
-    }
-    [[nodiscard]] std::int64_t int64(int row, int col) const {
-        const std::string_view t = text(row, col);
-        std::int64_t v = 0;
-        std::from_chars(t.data(), t.data() + t.size(), v);
-        return v;
-    }
-
-private:
-    PGresult* r_;
-};
-
-class pq_conn {
-public:
-    explicit pq_conn(const std::string& url) : c_(PQconnectdb(url.c_str())) {
-        if (PQstatus(c_) != CONNECTION_OK) {
-            const std::string why = PQerrorMessage(c_);
-            PQfinish(c_);
-            throw std::runtime_error("libpq: cannot connect: " + why);
-        }
-        exec("SET client_min_messages = warning");
-    }
-    pq_conn(const pq_conn&) = delete;
-    pq_conn& operator=(const pq_conn&) = delete;
-    ~pq_conn() { PQfinish(c_); }
-
-    [[nodiscard]] PGconn* get() const noexcept { return c_; }
-    [[nodiscard]] int backend_pid() const noexcept { return PQbackendPID(c_); }
-
-    /// The result of a statement that must end with `want`; throws otherwise.
-    pq_result checked(PGresult* r, ExecStatusType want, std::string_view what) const {
-        pq_result out(r);
-        if (PQresultStatus(r) != want)
-            throw std::runtime_error(fmt::format("libpq: {}: {}", what.substr(0, 200),
-                                                 r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(c_)));
-        return out;
-    }
-    void exec(const std::string& sql) const { checked(PQexec(c_, sql.c_str()), PGRES_COMMAND_OK, sql); }
-    pq_result query(const std::string& sql) const { return checked(PQexec(c_, sql.c_str()), PGRES_TUPLES_OK, sql); }
-    void prepare(const char* name, const std::string& sql) const {
-        checked(PQprepare(c_, name, sql.c_str(), 0, nullptr), PGRES_COMMAND_OK, sql);
-    }
-
-private:
-    PGconn* c_;
-};
-
-/// Big-endian integers of binary-format results and of COPY's binary format.
-inline std::int64_t be64(const char* p) noexcept {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-    return static_cast<std::int64_t>(v);
-}
-inline std::int32_t be32(const char* p) noexcept {
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-    return static_cast<std::int32_t>(v);
-}
-template <class T>
-void put_be(std::string& out, T v) {
-    using U = std::make_unsigned_t<T>;
-    const auto u = static_cast<U>(v);
-    for (int shift = static_cast<int>(sizeof(T) * 8) - 8; shift >= 0; shift -= 8)
-        out.push_back(static_cast<char>((u >> shift) & 0xFF));
-}
-
-/// Appends `v` to an array literal (`{...}`): a string quoted, `"` and `\` escaped.
-inline void append_quoted(std::string& array, std::string_view v) {
-    array += '"';
-    for (const char c : v) {
-        if (c == '"' || c == '\\') array += '\\';
-        array += c;
-    }
-    array += '"';
-}
-inline void append_int(std::string& array, std::int64_t v) {
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    array.append(buf, static_cast<std::size_t>(r.ptr - buf));
-}
-inline int parse_int(std::string_view t) {
-    int v = 0;
-    std::from_chars(t.data(), t.data() + t.size(), v);
-    return v;
-}
-
-// ---- the statements, written out: the same text postgres_event_store, postgres_table and
-// postgres_storage::session prepare (checked after measuring, in pg_prepared_statements) ----------
-
-#define BENCH_COLUMNS \
-    R"("ticket_id", "type", "status", "assignee", "last_tag", "priority", "comments", "reopened", "escalation")"
-#define BENCH_UNNEST                                                                                    \
-    "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::integer[], " \
-    "$8::integer[], $9::integer[])"
-constexpr const char* model_ddl =
-    R"(CREATE TABLE IF NOT EXISTS "bench_tickets_v1" ("ticket_id" text COLLATE "C" NOT NULL, )"
-    R"("type" text COLLATE "C" NOT NULL, "status" text COLLATE "C" NOT NULL, "assignee" text COLLATE "C" NOT NULL, )"
-    R"("last_tag" text COLLATE "C" NOT NULL, "priority" integer NOT NULL, "comments" integer NOT NULL, )"
-    R"("reopened" integer NOT NULL, "escalation" integer NOT NULL, PRIMARY KEY ("ticket_id")))";
-constexpr const char* checkpoint_ddl =
-    "CREATE TABLE IF NOT EXISTS projectionist_checkpoints(projection text PRIMARY KEY, position bigint NOT NULL)";
-constexpr const char* find_sql = "SELECT " BENCH_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = $1)";
-constexpr const char* insert_sql = R"(INSERT INTO "bench_tickets_v1" ()" BENCH_COLUMNS ") SELECT * FROM " BENCH_UNNEST
-                                   R"( ON CONFLICT ("ticket_id") DO NOTHING RETURNING "ticket_id")";
-constexpr const char* upsert_sql =
-    R"(INSERT INTO "bench_tickets_v1" ()" BENCH_COLUMNS ") SELECT * FROM " BENCH_UNNEST
-    R"( ON CONFLICT ("ticket_id") DO UPDATE SET "type" = excluded."type", "status" = excluded."status", )"
-    R"("assignee" = excluded."assignee", "last_tag" = excluded."last_tag", "priority" = excluded."priority", )"
-    R"("comments" = excluded."comments", "reopened" = excluded."reopened", "escalation" = excluded."escalation")";
-constexpr const char* select_rows_sql = "SELECT " BENCH_COLUMNS " FROM ";
-#undef BENCH_UNNEST
-#undef BENCH_COLUMNS
-constexpr const char* checkpoint_sql =
-    "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND position = $3";
-std::string read_sql(const std::string& log_schema) {
-    return fmt::format(
-        "SELECT position, type_id, aggregate_number, aggregate_version, schema_version, recorded_at, aggregate_id, "
-        "payload FROM {}.projectionist_events WHERE position > $1 ORDER BY position LIMIT $2",
-        quote(log_schema));
-}
-
-/// The session settings projectionist's open_database gives every connection.
-std::string session_settings(const std::string& schema) {
-    return fmt::format("SET search_path TO {}; SET lock_timeout = 5000; SET synchronous_commit = on", quote(schema));
-}
+static_assert(model_table == pg_model_table);
 
 // ---- the hand-written side ------------------------------------------------------------------------
 
@@ -346,11 +195,8 @@ public:
     [[nodiscard]] std::uint64_t runs() const noexcept { return runs_; }
 
 private:
-    enum class state : std::uint8_t { clean, absent, upsert, insert };
-    struct entry {
-        state kind;
-        ticket_row row;
-    };
+    using state = row_state;
+    using entry = row_entry;
     using key_hash = boost::hash<std::string>;
     using row_map = boost::unordered_flat_map<std::string, entry, key_hash>;
 
@@ -395,58 +241,12 @@ private:
         const pq_result r = model_->checked(PQexecPrepared(model_->get(), "bench_find", 1, params, nullptr, nullptr, 0),
                                             PGRES_TUPLES_OK, "find");
         if (r.rows() == 0) return rows_.emplace(key, entry{state::absent, ticket_row{}}).first;
-        entry x{state::clean,
-                ticket_row{std::string(r.text(0, 0)), std::string(r.text(0, 1)), std::string(r.text(0, 2)),
-                           std::string(r.text(0, 3)), std::string(r.text(0, 4)), parse_int(r.text(0, 5)),
-                           parse_int(r.text(0, 6)), parse_int(r.text(0, 7)), parse_int(r.text(0, 8))}};
+        entry x{state::clean, row_from_text(r, 0)};
         return rows_.emplace(key, std::move(x)).first;
     }
 
     /// The batch's inserts, then its upserts, each as one statement of column arrays.
-    void flush() {
-        for (auto& a : inserts_) a.assign(1, '{');
-        for (auto& a : upserts_) a.assign(1, '{');
-        std::size_t inserts = 0;
-        std::size_t upserts = 0;
-        for (const auto& [key, x] : rows_) {
-            std::array<std::string, 9>* arrays = nullptr;
-            if (x.kind == state::insert) {
-                arrays = &inserts_;
-                ++inserts;
-            } else if (x.kind == state::upsert) {
-                arrays = &upserts_;
-                ++upserts;
-            } else {
-                continue;
-            }
-            auto& a = *arrays;
-            if (a[0].size() > 1)
-                for (auto& s : a) s += ',';
-            append_quoted(a[0], x.row.ticket_id);
-            append_quoted(a[1], x.row.type);
-            append_quoted(a[2], x.row.status);
-            append_quoted(a[3], x.row.assignee);
-            append_quoted(a[4], x.row.last_tag);
-            append_int(a[5], x.row.priority);
-            append_int(a[6], x.row.comments);
-            append_int(a[7], x.row.reopened);
-            append_int(a[8], x.row.escalation);
-        }
-        const auto send = [&](const char* name, std::array<std::string, 9>& a, ExecStatusType want) {
-            const char* params[9];
-            for (std::size_t i = 0; i < a.size(); ++i) {
-                a[i] += '}';
-                params[i] = a[i].c_str();
-            }
-            return model_->checked(PQexecPrepared(model_->get(), name, 9, params, nullptr, nullptr, 0), want, name);
-        };
-        if (inserts != 0) {
-            const pq_result r = send("bench_insert", inserts_, PGRES_TUPLES_OK);
-            if (static_cast<std::size_t>(r.rows()) != inserts)
-                throw std::runtime_error("libpq loop: an inserted key already existed");
-        }
-        if (upserts != 0) send("bench_upsert", upserts_, PGRES_COMMAND_OK);
-    }
+    void flush() { writes_.write(rows_, *model_, "bench_insert", "bench_upsert", "libpq loop"); }
 
     std::string url_;
     std::string schema_;
@@ -455,8 +255,7 @@ private:
     std::unique_ptr<pq_conn> model_;
     std::vector<std::uint8_t> alternatives_;
     row_map rows_;
-    std::array<std::string, 9> inserts_;  // reused: the strings keep their capacity
-    std::array<std::string, 9> upserts_;
+    batch_writes writes_;
     std::uint64_t fetches_ = 0;
     std::uint64_t runs_ = 0;
 };
@@ -509,150 +308,13 @@ private:
 
 // ---- the log ----------------------------------------------------------------------------------------
 
-struct log_timing {
-    double copy_s = 0;    ///< types, aggregates and events, one transaction
-    double vacuum_s = 0;  ///< VACUUM (ANALYZE) of the log's tables
-};
-
-/// Streams a COPY ... FROM STDIN (FORMAT binary): the header, then `rows(out)` appends tuples
-/// to `out`, which is sent whenever it passes 1 MB.
-template <class Rows>
-void copy_in(const pq_conn& db, const std::string& sql, Rows&& rows) {
-    db.checked(PQexec(db.get(), sql.c_str()), PGRES_COPY_IN, sql);
-    std::string buf("PGCOPY\n\377\r\n\0", 11);
-    put_be<std::int32_t>(buf, 0);  // flags
-    put_be<std::int32_t>(buf, 0);  // header extension
-    const auto send = [&] {
-        if (PQputCopyData(db.get(), buf.data(), static_cast<int>(buf.size())) != 1)
-            throw std::runtime_error(std::string("libpq: COPY: ") + PQerrorMessage(db.get()));
-        buf.clear();
-    };
-    rows(buf, [&] {
-        if (buf.size() >= (1u << 20)) send();
-    });
-    put_be<std::int16_t>(buf, -1);  // trailer
-    send();
-    if (PQputCopyEnd(db.get(), nullptr) != 1)
-        throw std::runtime_error(std::string("libpq: COPY end: ") + PQerrorMessage(db.get()));
-    while (PGresult* r = PQgetResult(db.get())) db.checked(r, PGRES_COMMAND_OK, sql);
-}
-
-void field(std::string& out, std::string_view bytes) {
-    put_be<std::int32_t>(out, static_cast<std::int32_t>(bytes.size()));
-    out.append(bytes);
-}
-void field64(std::string& out, std::int64_t v) {
-    put_be<std::int32_t>(out, 8);
-    put_be<std::int64_t>(out, v);
-}
-void field32(std::string& out, std::int32_t v) {
-    put_be<std::int32_t>(out, 4);
-    put_be<std::int32_t>(out, v);
-}
-
-std::string encode(const mem_store::record& rec, std::uint8_t alt, unsigned& schema_version) {
-    std::string payload;
-    boost::mp11::mp_with_index<event_type_count>(alt, [&](auto I) {
-        using E = boost::mp11::mp_at_c<ticket_events, decltype(I)::value>;
-        pj::binary_codec::encode(mem_store::event_of<E>(rec), payload);
-        schema_version = pj::schema_version_of<E>;
-    });
-    return payload;
-}
-
-/// Writes the history into the store's (empty) tables in one transaction, holding the append
-/// lock the store's own appends take: the event types and aggregates numbered in order of first
-/// appearance (what append assigns: ids from 1, aggregate numbers from 0), each aggregate at its
-/// last version, then every event by COPY (binary), at its position. Then VACUUM (ANALYZE), so
-/// that no side's first read pays for hint bits or runs without statistics.
-log_timing write_log(const mem_store& history, const std::string& url, const std::string& schema) {
-    log_timing t;
-    auto started = std::chrono::steady_clock::now();
-    const pq_conn db(url);
-    const std::string s = quote(schema);
-    mem_store::batch all;
-    history.read(0, history.head(), all);
-    const std::vector<std::uint8_t> alternatives = alternatives_of(history);
-
-    db.exec("BEGIN");
-    // Types: ids from 1 in order of first appearance.
-    std::vector<std::int32_t> type_ids(history.type_count(), 0);
-    std::int32_t next_type = 0;
-    std::vector<std::uint64_t> final_version;
-    for (const mem_store::record* rec : all) {
-        std::int32_t& id = type_ids.at(rec->type_id());
-        if (id == 0) {
-            id = ++next_type;
-            db.exec(fmt::format("INSERT INTO {}.projectionist_event_types(id, stream, name) VALUES ({}, '{}', '{}')", s,
-                                id, rec->stream(), rec->type_name()));
-        }
-        const std::uint64_t number = rec->aggregate_number();
-        if (number >= final_version.size()) final_version.resize(number + 1, 0);
-        final_version[number] = rec->aggregate_version();
-    }
-    // Aggregates: numbers from 0 in order of first appearance, at their last version.
-    copy_in(db,
-            fmt::format("COPY {}.projectionist_aggregates(number, stream, aggregate_id, version) FROM STDIN (FORMAT "
-                        "binary)",
-                        s),
-            [&](std::string& out, auto&& maybe_send) {
-                std::uint64_t next = 0;
-                for (const mem_store::record* rec : all) {
-                    if (rec->aggregate_version() != 1) continue;
-                    if (rec->aggregate_number() != next++)
-                        mismatch("6d. PostgreSQL: aggregate numbers are not in first-appearance order");
-                    put_be<std::int16_t>(out, 4);
-                    field64(out, static_cast<std::int64_t>(rec->aggregate_number()));
-                    field(out, rec->stream());
-                    field(out, rec->aggregate_id());
-                    field64(out, static_cast<std::int64_t>(final_version[rec->aggregate_number()]));
-                    maybe_send();
-                }
-            });
-    copy_in(db,
-            fmt::format("COPY {}.projectionist_events(position, stream, aggregate_id, aggregate_number, "
-                        "aggregate_version, type_id, schema_version, payload, recorded_at) FROM STDIN (FORMAT binary)",
-                        s),
-            [&](std::string& out, auto&& maybe_send) {
-                for (const mem_store::record* rec : all) {
-                    unsigned version = 1;
-                    const std::string payload = encode(*rec, alternatives.at(rec->type_id()), version);
-                    put_be<std::int16_t>(out, 9);
-                    field64(out, static_cast<std::int64_t>(rec->position()));
-                    field(out, rec->stream());
-                    field(out, rec->aggregate_id());
-                    field64(out, static_cast<std::int64_t>(rec->aggregate_number()));
-                    field64(out, static_cast<std::int64_t>(rec->aggregate_version()));
-                    field32(out, type_ids.at(rec->type_id()));
-                    field32(out, static_cast<std::int32_t>(version));
-                    field(out, payload);
-                    field64(out,
-                            std::chrono::duration_cast<std::chrono::nanoseconds>(rec->recorded_at().time_since_epoch())
-                                .count());
-                    maybe_send();
-                }
-            });
-    // The store's next append and aggregate go on after the rows written here.
-    db.exec(
-        fmt::format("SELECT setval('{0}.projectionist_positions', (SELECT max(position) FROM "
-                    "{0}.projectionist_events)), setval('{0}.projectionist_aggregate_numbers', (SELECT max(number) "
-                    "FROM {0}.projectionist_aggregates))",
-                    s));
-    db.exec("COMMIT");
-    t.copy_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    started = std::chrono::steady_clock::now();
-    db.exec(fmt::format(
-        "VACUUM (ANALYZE) {0}.projectionist_events, {0}.projectionist_aggregates, {0}.projectionist_event_types", s));
-    t.vacuum_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    return t;
-}
-
 /// Reads the whole log back through the store and compares every record with the history:
 /// position, aggregate, version, type, schema version, payload bytes.
 void check_log(const mem_store& history, log_store& log) {
     const std::vector<std::uint8_t> alternatives = alternatives_of(history);
     mem_store::batch mem;
     log_store::batch pg;
+    std::string payload;
     std::uint64_t after = 0;
     for (;;) {
         history.read(after, 20'000, mem);
@@ -662,11 +324,11 @@ void check_log(const mem_store& history, log_store& log) {
         for (std::size_t i = 0; i < mem.size(); ++i) {
             const mem_store::record& m = *mem[i];
             const log_store::record& p = pg[i];
-            unsigned version = 1;
+            const unsigned version = encode_payload(m, alternatives.at(m.type_id()), payload);
             if (p.position() != m.position() || p.aggregate_id() != m.aggregate_id() ||
                 p.aggregate_number() != m.aggregate_number() || p.aggregate_version() != m.aggregate_version() ||
-                p.type_name() != m.type_name() || p.stream() != m.stream() ||
-                p.payload() != encode(m, alternatives.at(m.type_id()), version) || p.schema_version() != version)
+                p.type_name() != m.type_name() || p.stream() != m.stream() || p.payload() != payload ||
+                p.schema_version() != version)
                 mismatch(fmt::format("6d. PostgreSQL: the log's event at position {}", m.position()));
         }
         after = mem.back()->position();
@@ -697,36 +359,6 @@ std::uint64_t expected_digest(const mem_store& history) {
     return d;
 }
 
-/// The digest of a schema's read-model rows, read with a separate connection.
-std::uint64_t schema_digest(const pq_conn& db, const std::string& schema) {
-    const pq_result r = db.query(std::string(select_rows_sql) + quote(schema) + ".\"bench_tickets_v1\"");
-    std::uint64_t d = static_cast<std::uint64_t>(r.rows());
-    for (int i = 0; i < r.rows(); ++i)
-        d += digest(ticket_row{std::string(r.text(i, 0)), std::string(r.text(i, 1)), std::string(r.text(i, 2)),
-                               std::string(r.text(i, 3)), std::string(r.text(i, 4)), parse_int(r.text(i, 5)),
-                               parse_int(r.text(i, 6)), parse_int(r.text(i, 7)), parse_int(r.text(i, 8))});
-    return d;
-}
-
-std::int64_t schema_checkpoint(const pq_conn& db, const std::string& schema) {
-    const pq_result r = db.query(fmt::format(
-        "SELECT position FROM {}.projectionist_checkpoints WHERE projection = '{}'", quote(schema), model_table));
-    return r.rows() == 1 ? r.int64(0, 0) : -1;
-}
-
-/// The read model's table as the server describes it: columns, types, collations, nullability
-/// and the primary key.
-std::string table_shape(const pq_conn& db, const std::string& schema) {
-    const pq_result r = db.query(fmt::format(
-        "SELECT string_agg(column_name || ' ' || data_type || ' ' || coalesce(collation_name, '-') || ' ' || "
-        "is_nullable, ', ' ORDER BY ordinal_position) || ' | ' || (SELECT pg_get_constraintdef(c.oid) FROM "
-        "pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n "
-        "ON n.oid = t.relnamespace WHERE n.nspname = '{0}' AND t.relname = '{1}' AND c.contype = 'p') FROM "
-        "information_schema.columns WHERE table_schema = '{0}' AND table_name = '{1}'",
-        schema, model_table));
-    return std::string(r.text(0, 0));
-}
-
 /// The statements prepared on a connection (pg_prepared_statements), by text.
 std::set<std::string> prepared_on(PGconn* c) {
     pq_result r(PQexec(c, "SELECT statement FROM pg_prepared_statements"));
@@ -736,34 +368,6 @@ std::set<std::string> prepared_on(PGconn* c) {
 }
 
 // ---- measuring: the thread's CPU time, the server processes' CPU time, wall time ----------------------
-
-/// CPU seconds of a process on this machine (a server backend), or a negative number.
-double process_cpu_seconds(int pid) {
-    clockid_t clock{};
-    timespec ts{};
-    if (clock_getcpuclockid(pid, &clock) != 0 || clock_gettime(clock, &ts) != 0) return -1;
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-double backends_cpu_seconds(const std::vector<int>& pids) {
-    double sum = 0;
-    for (const int pid : pids) {
-        const double s = process_cpu_seconds(pid);
-        if (s < 0) return -1;
-        sum += s;
-    }
-    return sum;
-}
-
-/// Whether the server's processes are this machine's (a loopback or Unix-socket connection and a
-/// `postgres` process under the backend's pid): then their CPU time can be read.
-bool server_is_local(const pq_conn& db) {
-    const pq_result r = db.query("SELECT inet_server_addr()::text");
-    const std::string_view addr = PQgetisnull(r.get(), 0, 0) ? std::string_view() : r.text(0, 0);
-    if (!addr.empty() && !addr.starts_with("127.") && !addr.starts_with("::1")) return false;
-    std::ifstream comm(fmt::format("/proc/{}/comm", db.backend_pid()));
-    std::string name;
-    return std::getline(comm, name) && name == "postgres" && process_cpu_seconds(db.backend_pid()) >= 0;
-}
 
 struct pg_side {
     std::string name;
@@ -796,7 +400,7 @@ std::vector<pg_samples> measure(const std::vector<pg_side>& sides, const measure
         for (std::size_t i = 0; i < sides.size(); ++i) {
             sides[i].prepare();
             const std::vector<int> pids = local ? sides[i].backends() : std::vector<int>{};
-            const double server_start = local ? backends_cpu_seconds(pids) : 0;
+            const double server_start = local ? processes_cpu_seconds(pids) : 0;
             rusage usage_start{};
             getrusage(RUSAGE_THREAD, &usage_start);
             const cpu_times cpu_start = thread_cpu_seconds();
@@ -806,7 +410,7 @@ std::vector<pg_samples> measure(const std::vector<pg_side>& sides, const measure
             const cpu_times cpu_stop = thread_cpu_seconds();
             rusage usage_stop{};
             getrusage(RUSAGE_THREAD, &usage_stop);
-            const double server_stop = local ? backends_cpu_seconds(pids) : 0;
+            const double server_stop = local ? processes_cpu_seconds(pids) : 0;
             if (applied != events) mismatch("6d. PostgreSQL: " + sides[i].name + " applied count");
             const double thread = cpu_stop.total - cpu_start.total;
             out[i].s.seconds.push_back(std::chrono::duration<double>(stop - start).count());
@@ -828,20 +432,6 @@ std::vector<pg_samples> measure(const std::vector<pg_side>& sides, const measure
         }
     return out;
 }
-
-/// Drops the benchmark's schemas at the end (and on the way out of an exception).
-struct drop_schemas {
-    std::string url;
-    std::vector<std::string> schemas;
-    ~drop_schemas() {
-        try {
-            const pq_conn db(url);
-            for (const std::string& s : schemas) db.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(s)));
-        } catch (...) {
-            // The server is gone: nothing to clean up on it.
-        }
-    }
-};
 
 }  // namespace
 
@@ -867,23 +457,7 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
     const drop_schemas cleanup{url, {log_schema, runner_schema, libpq_schema}};
 
     const pq_conn admin(url);
-    const pq_result server = admin.query(
-        "SELECT version(), current_setting('fsync'), current_setting('synchronous_commit'), "
-        "current_setting('full_page_writes'), current_setting('shared_buffers'), current_setting('max_wal_size')");
-    const std::string server_version(server.text(0, 0));
-    const std::string settings = fmt::format(
-        "fsync={}, synchronous_commit={}, full_page_writes={}, shared_buffers={}, "
-        "max_wal_size={}",
-        server.text(0, 1), server.text(0, 2), server.text(0, 3), server.text(0, 4), server.text(0, 5));
-    const bool local = server_is_local(admin);
-    // CHECKPOINT before every repetition, so that no side pays for the previous one's dirty pages
-    // (needs superuser or pg_checkpoint; without it the repetitions run without).
-    bool can_checkpoint = true;
-    try {
-        admin.exec("CHECKPOINT");
-    } catch (const std::exception&) {
-        can_checkpoint = false;
-    }
+    const pg_server server = probe_server(admin);
 
     // The log: written once, then only read.
     admin.exec(fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", quote(log_schema)));
@@ -891,17 +465,11 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
     log_options.schema = log_schema;
     log_store log(url, log_options);
     fmt::print("  6d. PostgreSQL ({}; {}): writing the history into schema {} ...\n",
-               server_version.substr(0, server_version.find(" on ")), settings, log_schema);
+               server.version.substr(0, server.version.find(" on ")), server.settings, log_schema);
     std::fflush(stdout);
-    const log_timing written = write_log(history, url, log_schema);
+    const log_timing written = write_log(history, url, log_schema, "6d. PostgreSQL");
     if (log.head() != n) mismatch("6d. PostgreSQL: the log's head");
-    {
-        const pq_result a = admin.query(
-            fmt::format("SELECT count(*), sum(version) FROM {}.projectionist_aggregates", quote(log_schema)));
-        if (a.int64(0, 0) != static_cast<std::int64_t>(stats.aggregates) ||
-            a.int64(0, 1) != static_cast<std::int64_t>(n))
-            mismatch("6d. PostgreSQL: the log's aggregates");
-    }
+    if (!log_aggregates_are(admin, log_schema, stats.aggregates, n)) mismatch("6d. PostgreSQL: the log's aggregates");
     const auto check_started = std::chrono::steady_clock::now();
     check_log(history, log);
     const double check_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - check_started).count();
@@ -915,13 +483,15 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
         "and checked in {:.1f} s. A schema per side, dropped and created again before each repetition; {} warm-up + "
         "{} repetitions per side; server CPU time {}\n",
         n, written.copy_s + written.vacuum_s, written.copy_s, written.vacuum_s, log_mb, check_s, opt.warmup,
-        opt.repetitions, local ? "measured (local server)" : "not measured (not a local server)");
+        opt.repetitions, server.local ? "measured (local server)" : "not measured (not a local server)");
     std::fflush(stdout);
 
     runner_side runner(log, url, runner_schema);
     libpq_backfill loop(url, log_schema, libpq_schema, batch_size);
+    // CHECKPOINT before every repetition, so that no side pays for the previous one's dirty pages
+    // (needs superuser or pg_checkpoint; without it the repetitions run without).
     const auto checkpoint = [&] {
-        if (can_checkpoint) admin.exec("CHECKPOINT");
+        if (server.can_checkpoint) admin.exec("CHECKPOINT");
     };
     const std::vector<pg_side> sides{
         {"runner",
@@ -937,7 +507,7 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
          },
          [&] { return loop.run(); }, [&] { return loop.backends(); }},
     };
-    const std::vector<pg_samples> s = measure(sides, opt, local, n);
+    const std::vector<pg_samples> s = measure(sides, opt, server.local, n);
 
     // Both sides built the rows of the in-memory rebuild, and the checkpoint is at the head.
     const std::uint64_t expected = expected_digest(history);
@@ -983,8 +553,8 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
     std::vector<extra> extras{
         {"batch_size", static_cast<double>(batch_size)},
         {"batches", static_cast<double>(batches)},
-        {"server", server_version},
-        {"server_settings", settings},
+        {"server", server.version},
+        {"server_settings", server.settings},
         {"schemas", std::string("a schema per side, dropped and created again before every repetition; CHECKPOINT "
                                 "before every repetition")},
         {"warmup_runs", static_cast<double>(opt.warmup)},
@@ -1036,8 +606,8 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
     data.push_back({"postgres_log_mb", log_mb});
     data.push_back({"postgres_log_written", std::string("one transaction: types and aggregates in first-appearance "
                                                         "order, events by COPY (binary); then VACUUM (ANALYZE)")});
-    data.push_back({"postgres_server", server_version});
-    data.push_back({"postgres_settings", settings});
+    data.push_back({"postgres_server", server.version});
+    data.push_back({"postgres_settings", server.settings});
     data.push_back({"postgres_runs", static_cast<double>(opt.repetitions)});
     data.push_back({"postgres_warmup_runs", static_cast<double>(opt.warmup)});
 }

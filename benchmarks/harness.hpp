@@ -5,6 +5,7 @@
 
 #include <sched.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -95,6 +96,24 @@ inline cpu_times thread_cpu_seconds() {
         return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
     };
     return {seconds(u.ru_utime) + seconds(u.ru_stime), seconds(u.ru_stime)};
+}
+
+/// CPU seconds of a process of this machine (a server backend), or a negative number.
+inline double process_cpu_seconds(int pid) {
+    clockid_t clock{};
+    timespec ts{};
+    if (clock_getcpuclockid(pid, &clock) != 0 || clock_gettime(clock, &ts) != 0) return -1;
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+/// The CPU seconds of several processes together, or a negative number if one cannot be read.
+inline double processes_cpu_seconds(const std::vector<int>& pids) {
+    double sum = 0;
+    for (const int pid : pids) {
+        const double s = process_cpu_seconds(pid);
+        if (s < 0) return -1;
+        sum += s;
+    }
+    return sum;
 }
 
 struct measure_options {
