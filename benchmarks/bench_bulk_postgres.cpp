@@ -80,8 +80,6 @@ using log_store = pj::postgres_event_store;
 #define BULK_COLUMNS \
     R"("ticket_id", "type", "status", "assignee", "last_tag", "priority", "comments", "reopened", "escalation")"
 constexpr const char* copy_sql = R"(COPY "bench_tickets_v1" ()" BULK_COLUMNS R"() FROM STDIN (FORMAT binary))";
-/// 8e's loop: every key a batch reads, in one statement.
-constexpr const char* fetch_any_sql = "SELECT " BULK_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = ANY($1))";
 #undef BULK_COLUMNS
 static_assert(bulk_model_table == pg_model_table);
 
@@ -271,15 +269,15 @@ enum class live_fetch : std::uint8_t {
 };
 
 /// Catches up from `start` in batches of `batch_size`, each in one transaction: the log read with
-/// the store's statement (binary), the batch's events decoded once; the keys the batch reads
+/// the store's guard and statement (log_reader, binary), the batch's events decoded once; the keys the batch reads
 /// before writing them fetched by ONE `SELECT ... WHERE "ticket_id" = ANY($1)` (or, per_key, one
 /// SELECT per key, in the order the batch first reads them); the events applied to the rows in a
 /// hash map; then postgres_table's multi-row insert and upsert (unnest), the checkpoint (compare
 /// and set) and COMMIT.
 class batch_loop {
 public:
-    batch_loop(std::string url, const std::string& log_schema, std::string schema, std::size_t batch_size,
-               std::uint64_t start, const std::vector<const ticket_row*>* start_rows,
+    batch_loop(std::string url, log_store& store, const std::string& log_schema, std::string schema,
+               std::size_t batch_size, std::uint64_t start, const std::vector<const ticket_row*>* start_rows,
                live_fetch fetch = live_fetch::any)
         : fetch_mode_(fetch),
           url_(std::move(url)),
@@ -288,9 +286,8 @@ public:
           start_(start),
           start_rows_(start_rows),
           log_(url_),
-          alternatives_(log_alternatives(log_, log_schema)) {
-        log_.prepare("bulk_live_read", read_sql(log_schema));
-    }
+          reader_(log_, store.connection().get(), log_schema, "bulk_live"),
+          alternatives_(log_alternatives(log_, log_schema)) {}
 
     /// A new schema holding the read model at `start` (untimed), analyzed; then a new connection
     /// for the timed part, warmed and with the statements prepared, as the runner's side has: a
@@ -311,7 +308,7 @@ public:
         const pq_conn& m = *model_;
         m.exec(session_settings(schema_));
         warm_session(m.get(), schema_);
-        m.prepare("bulk_fetch_any", fetch_any_sql);
+        m.prepare("bulk_fetch_any", find_many_sql);
         m.prepare("bulk_fetch_one", find_sql);
         m.prepare("bulk_insert", insert_sql);
         m.prepare("bulk_upsert", upsert_sql);
@@ -323,16 +320,13 @@ public:
         const pq_conn& m = *model_;
         std::uint64_t after = start_;
         std::uint64_t applied = 0;
-        const std::string limit = std::to_string(batch_size_);
         const std::string projection(bulk_model_table);
         for (;;) {
             const std::string after_text = std::to_string(after);
-            const char* read_params[2] = {after_text.c_str(), limit.c_str()};
-            const pq_result batch =
-                log_.checked(PQexecPrepared(log_.get(), "bulk_live_read", 2, read_params, nullptr, nullptr, 1),
-                             PGRES_TUPLES_OK, "read");
+            const std::optional<pq_result> read = reader_.read(after, batch_size_);
+            if (!read || read->rows() == 0) return applied;
+            const pq_result& batch = *read;
             const int n = batch.rows();
-            if (n == 0) return applied;
             m.exec("BEGIN");
             // The batch's events, decoded once; registrations become inserts, and every other key
             // not seen yet in the batch is one to fetch.
@@ -433,6 +427,7 @@ private:
     std::uint64_t start_;
     const std::vector<const ticket_row*>* start_rows_;
     pq_conn log_;
+    log_reader reader_;
     std::vector<std::uint8_t> alternatives_;
     std::unique_ptr<pq_conn> model_;
     boost::unordered_flat_map<std::string, entry> rows_;
@@ -579,7 +574,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         sequent_loop scan(url, log_schema, stem + "_scan", mode::scan, fetch, nullptr, n);
         sequent_loop insert(url, log_schema, stem + "_insert", mode::insert_only, fetch, &final_rows, n);
         const std::vector<const ticket_row*> no_rows;
-        batch_loop per_row(url, log_schema, stem + "_per_row", pj::runner_options{}.batch_size, 0, &no_rows,
+        batch_loop per_row(url, log, log_schema, stem + "_per_row", pj::runner_options{}.batch_size, 0, &no_rows,
                            live_fetch::per_key);
         const auto with_checkpoint = [&](auto& side) {
             return [&side, &checkpoint] {
@@ -883,8 +878,8 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         const std::uint64_t expected = rows_digest(rows_at(history));
         const std::size_t batch_size = pj::runner_options{}.batch_size;
         runner_side runner(log, url, stem + "_live_runner", start, &start_rows);
-        batch_loop loop(url, log_schema, stem + "_live_any", batch_size, start, &start_rows);
-        batch_loop per_key(url, log_schema, stem + "_live_per_key", batch_size, start, &start_rows,
+        batch_loop loop(url, log, log_schema, stem + "_live_any", batch_size, start, &start_rows);
+        batch_loop per_key(url, log, log_schema, stem + "_live_per_key", batch_size, start, &start_rows,
                            live_fetch::per_key);
         const std::vector<bulk_side> sides{
             {"runner_batch",

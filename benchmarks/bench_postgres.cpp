@@ -5,10 +5,10 @@
 //
 //   runner       runner<pg_tickets, postgres_storage, global>: backfill()
 //   libpq_loop   the same work by the same method, hand-written on plain libpq: the log read in
-//                batches with the store's statement, the rows of a batch kept in a hash map
-//                (read-your-writes, a prepared SELECT per key it does not have), written at the
-//                end of the batch with the same multi-row unnest statements, then the checkpoint
-//                UPDATE and COMMIT
+//                batches with the store's guard and statement, the rows of a batch's aggregate
+//                ids read ahead by one = ANY SELECT and kept in a hash map (read-your-writes),
+//                written at the end of the batch with the same multi-row unnest statements, then
+//                the checkpoint UPDATE and COMMIT
 //
 // Each side writes into its own schema, dropped and created again before each repetition, so
 // that every repetition starts from an empty read model. README.md ("6d. PostgreSQL backfill")
@@ -100,20 +100,25 @@ static_assert(model_table == pg_model_table);
 
 // ---- the hand-written side ------------------------------------------------------------------------
 
-/// The hand-written backfill on plain libpq. One connection reads the log (the store's SELECT,
-/// prepared, binary results), another writes the read model in its own schema. Per batch: BEGIN,
-/// then for each event a `switch` on its type and binary_codec::decode straight from the result;
-/// a registration puts its row into the batch's hash map as an insert; any other event looks its
-/// key up in the map, else runs the prepared SELECT of that key (text results) and keeps the row
-/// (or its absence), applies the event to the row in the map and marks it to upsert. At the end
-/// of the batch: the inserts in one `INSERT ... SELECT * FROM unnest(...) ON CONFLICT DO NOTHING
-/// RETURNING key` (a missing key is a duplicate), the upserts in one `... ON CONFLICT DO UPDATE`,
-/// the checkpoint UPDATE (compare and set), COMMIT; the map is cleared.
+/// The hand-written backfill on plain libpq. One connection reads the log (the store's guard and
+/// SELECT, prepared, binary results: log_reader), another writes the read model in its own
+/// schema. Per batch: BEGIN; the rows of the batch's aggregate ids (each once) by ONE prepared
+/// `SELECT ... WHERE "ticket_id" = ANY($1::text[])` (text results), kept in the batch's hash map
+/// with the absence of the others, as the runner's table handle reads ahead; then for each event a
+/// `switch` on its type and binary_codec::decode straight from the result: a registration puts
+/// its row into the map as an insert; any other event applies to the row in the map and marks it
+/// to upsert. At the end of the batch: the inserts in one `INSERT ... SELECT * FROM unnest(...) ON
+/// CONFLICT DO NOTHING RETURNING key` (a missing key is a duplicate), the upserts in one `... ON
+/// CONFLICT DO UPDATE`, the checkpoint UPDATE (compare and set), COMMIT; the map is cleared.
 class libpq_backfill {
 public:
-    libpq_backfill(std::string url, const std::string& log_schema, std::string schema, std::size_t batch_size)
-        : url_(std::move(url)), schema_(std::move(schema)), batch_size_(batch_size), log_(url_) {
-        log_.prepare("bench_read", read_sql(log_schema));
+    libpq_backfill(std::string url, log_store& store, const std::string& log_schema, std::string schema,
+                   std::size_t batch_size)
+        : url_(std::move(url)),
+          schema_(std::move(schema)),
+          batch_size_(batch_size),
+          log_(url_),
+          reader_(log_, store.connection().get(), log_schema, "bench") {
         // Type id -> the switch's case label, by stream and stored name, built once.
         const pq_result types =
             log_.query(fmt::format("SELECT id, stream, name FROM {}.projectionist_event_types", quote(log_schema)));
@@ -139,7 +144,7 @@ public:
         m.exec(checkpoint_ddl);
         m.exec(
             fmt::format("INSERT INTO projectionist_checkpoints(projection, position) VALUES ('{}', 0)", model_table));
-        m.prepare("bench_find", find_sql);
+        m.prepare("bench_find_many", find_many_sql);
         m.prepare("bench_insert", insert_sql);
         m.prepare("bench_upsert", upsert_sql);
         m.prepare("bench_checkpoint", checkpoint_sql);
@@ -153,16 +158,14 @@ public:
         std::uint64_t after = 0;
         std::uint64_t applied = 0;
         char after_text[24];
-        char limit_text[24];
-        *std::to_chars(limit_text, limit_text + sizeof limit_text - 1, batch_size_).ptr = '\0';
         for (;;) {
             *std::to_chars(after_text, after_text + sizeof after_text - 1, after).ptr = '\0';
-            const char* read_params[2] = {after_text, limit_text};
-            const pq_result batch = log_.checked(
-                PQexecPrepared(log_.get(), "bench_read", 2, read_params, nullptr, nullptr, 1), PGRES_TUPLES_OK, "read");
+            const std::optional<pq_result> read = reader_.read(after, batch_size_);
+            if (!read || read->rows() == 0) return applied;
+            const pq_result& batch = *read;
             const int n = batch.rows();
-            if (n == 0) return applied;
             m.exec("BEGIN");
+            read_ahead(batch);
             PGresult* r = batch.get();
             for (int i = 0; i < n; ++i) {
                 const auto type = static_cast<std::size_t>(be32(PQgetvalue(r, i, 1)));
@@ -190,8 +193,9 @@ public:
     [[nodiscard]] const std::string& schema() const noexcept { return schema_; }
     [[nodiscard]] std::vector<int> backends() const { return {log_.backend_pid(), model_->backend_pid()}; }
     [[nodiscard]] const pq_conn& log_connection() const noexcept { return log_; }
-    /// The prepared SELECTs of one key run so far (every run, timed or not).
+    /// The SELECTs of a batch's rows run so far, and the keys they asked for (every run, timed or not).
     [[nodiscard]] std::uint64_t fetches() const noexcept { return fetches_; }
+    [[nodiscard]] std::uint64_t keys_read() const noexcept { return keys_read_; }
     [[nodiscard]] std::uint64_t runs() const noexcept { return runs_; }
 
 private:
@@ -226,23 +230,35 @@ private:
 
     template <class E>
     void change(const E& e) {
-        auto it = rows_.find(e.ticket_id);
-        if (it == rows_.end()) it = fetch(e.ticket_id);
+        const auto it = rows_.find(e.ticket_id);
+        if (it == rows_.end()) throw std::runtime_error("libpq loop: an event whose key is not its aggregate id");
         entry& x = it->second;
         if (x.kind == state::absent) return;
         apply(e, x.row);
         if (x.kind == state::clean) x.kind = state::upsert;
     }
 
-    /// The server's row for `key` (or its absence), kept for the rest of the batch.
-    row_map::iterator fetch(const std::string& key) {
+    /// The rows of the batch's aggregate ids (column 6 of the log's rows), each once, in one
+    /// statement; the ids with no row are kept as absent.
+    void read_ahead(const pq_result& batch) {
+        keys_.assign(1, '{');
+        std::size_t wanted = 0;
+        for (int i = 0; i < batch.rows(); ++i) {
+            const std::string_view id = batch.text(i, 6);
+            if (!rows_.try_emplace(std::string(id), entry{state::absent, ticket_row{}}).second) continue;
+            if (wanted++ != 0) keys_ += ',';
+            append_quoted(keys_, id);
+        }
+        if (wanted == 0) return;
+        keys_ += '}';
         ++fetches_;
-        const char* params[1] = {key.c_str()};
-        const pq_result r = model_->checked(PQexecPrepared(model_->get(), "bench_find", 1, params, nullptr, nullptr, 0),
-                                            PGRES_TUPLES_OK, "find");
-        if (r.rows() == 0) return rows_.emplace(key, entry{state::absent, ticket_row{}}).first;
-        entry x{state::clean, row_from_text(r, 0)};
-        return rows_.emplace(key, std::move(x)).first;
+        keys_read_ += wanted;
+        const char* params[1] = {keys_.c_str()};
+        const pq_result r =
+            model_->checked(PQexecPrepared(model_->get(), "bench_find_many", 1, params, nullptr, nullptr, 0),
+                            PGRES_TUPLES_OK, "find many");
+        for (int i = 0; i < r.rows(); ++i)
+            rows_.find(std::string(r.text(i, 0)))->second = entry{state::clean, row_from_text(r, i)};
     }
 
     /// The batch's inserts, then its upserts, each as one statement of column arrays.
@@ -252,12 +268,15 @@ private:
     std::string schema_;
     std::size_t batch_size_;
     pq_conn log_;
+    log_reader reader_;
     std::unique_ptr<pq_conn> model_;
     std::vector<std::uint8_t> alternatives_;
     row_map rows_;
     batch_writes writes_;
     std::uint64_t fetches_ = 0;
+    std::uint64_t keys_read_ = 0;
     std::uint64_t runs_ = 0;
+    std::string keys_;  ///< the read-ahead's text array literal, its capacity kept
 };
 
 // ---- the runner's side ----------------------------------------------------------------------------
@@ -357,14 +376,6 @@ std::uint64_t expected_digest(const mem_store& history) {
     std::uint64_t d = rows.size();
     for (const auto& [key, row] : rows) d += digest(row);
     return d;
-}
-
-/// The statements prepared on a connection (pg_prepared_statements), by text.
-std::set<std::string> prepared_on(PGconn* c) {
-    pq_result r(PQexec(c, "SELECT statement FROM pg_prepared_statements"));
-    std::set<std::string> out;
-    for (int i = 0; i < r.rows(); ++i) out.emplace(r.text(i, 0));
-    return out;
 }
 
 // ---- measuring: the thread's CPU time, the server processes' CPU time, wall time ----------------------
@@ -487,7 +498,7 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
     std::fflush(stdout);
 
     runner_side runner(log, url, runner_schema);
-    libpq_backfill loop(url, log_schema, libpq_schema, batch_size);
+    libpq_backfill loop(url, log, log_schema, libpq_schema, batch_size);
     // CHECKPOINT before every repetition, so that no side pays for the previous one's dirty pages
     // (needs superuser or pg_checkpoint; without it the repetitions run without).
     const auto checkpoint = [&] {
@@ -522,7 +533,7 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
     {
         const std::set<std::string> session = prepared_on(runner.runner().session().raw());
         const std::set<std::string> reader = prepared_on(log.connection().get());
-        for (const char* sql : {find_sql, insert_sql, upsert_sql, checkpoint_sql})
+        for (const char* sql : {find_many_sql, insert_sql, upsert_sql, checkpoint_sql})
             if (!session.contains(sql))
                 mismatch(fmt::format("6d. PostgreSQL backfill: the runner's session did not prepare: {}", sql));
         if (!reader.contains(read_sql(log_schema))) mismatch("6d. PostgreSQL backfill: the store's read statement");
@@ -571,9 +582,10 @@ void bench_postgres(const mem_store& history, const history_stats& stats, std::v
         {"log_vacuum_analyze_s", written.vacuum_s},
         {"log_mb", log_mb},
         {"handlers", std::string("ticket.registered: insert; every other type: find, apply, upsert")},
-        // Round trips of one backfill: a SELECT per key a batch reads before writing it (the same on
-        // both sides), plus a handful per batch.
-        {"key_selects_per_backfill", static_cast<double>(loop.fetches()) / static_cast<double>(loop.runs())},
+        // Round trips of one backfill: one SELECT of a batch's rows per batch (the same on both
+        // sides), plus a handful more per batch.
+        {"row_selects_per_backfill", static_cast<double>(loop.fetches()) / static_cast<double>(loop.runs())},
+        {"keys_read_per_backfill", static_cast<double>(loop.keys_read()) / static_cast<double>(loop.runs())},
     };
     if (have_total) {
         extras.push_back({"ratio_cpu_thread_plus_server", ratio_total});

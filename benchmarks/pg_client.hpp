@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <exception>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -277,6 +279,9 @@ inline constexpr const char* checkpoint_ddl =
 /// postgres_table's find: one key per statement.
 inline constexpr const char* find_sql =
     "SELECT " PG_CLIENT_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = $1)";
+/// postgres_table's read of many keys: a batch's rows, read ahead in one statement.
+inline constexpr const char* find_many_sql =
+    "SELECT " PG_CLIENT_COLUMNS R"( FROM "bench_tickets_v1" WHERE "ticket_id" = ANY($1::text[]))";
 /// postgres_table's multi-row writes (the runner's statements at the end of a batch).
 inline constexpr const char* insert_sql =
     R"(INSERT INTO "bench_tickets_v1" ()" PG_CLIENT_COLUMNS ") SELECT * FROM " PG_CLIENT_UNNEST
@@ -293,13 +298,60 @@ inline constexpr const char* select_rows_sql = "SELECT " PG_CLIENT_COLUMNS " FRO
 /// postgres_storage's checkpoint: compare and set.
 inline constexpr const char* checkpoint_sql =
     "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND position = $3";
-/// postgres_event_store's read of a batch of the log.
+/// postgres_event_store's read of a batch of the log: after $1, below the horizon $3, at most $2.
 inline std::string read_sql(const std::string& log_schema) {
     return fmt::format(
         "SELECT position, type_id, aggregate_number, aggregate_version, schema_version, recorded_at, aggregate_id, "
-        "payload FROM {}.projectionist_events WHERE position > $1 ORDER BY position LIMIT $2",
+        "payload FROM {}.projectionist_events WHERE position > $1 AND position < $3 ORDER BY position LIMIT $2",
         quote(log_schema));
 }
+
+/// The statements prepared on a connection (pg_prepared_statements), by text.
+inline std::set<std::string> prepared_on(PGconn* c) {
+    pq_result r(PQexec(c, "SELECT statement FROM pg_prepared_statements"));
+    std::set<std::string> out;
+    for (int i = 0; i < r.rows(); ++i) out.emplace(r.text(i, 0));
+    return out;
+}
+
+/// The log's reads as postgres_event_store makes them: its guard first (the horizon: the lowest
+/// position an open append may still commit, a statement of its own), then the read below it,
+/// both with the store's own statements. The horizon's text names the log's lock keys, so it is
+/// taken from the store's connection (`store`, where the store prepared it), not written again.
+class log_reader {
+public:
+    log_reader(const pq_conn& log, PGconn* store, const std::string& log_schema, std::string name)
+        : log_(&log), horizon_name_(name + "_horizon"), read_name_(name + "_read") {
+        std::string horizon;
+        for (const std::string& sql : prepared_on(store))
+            if (sql.find("projectionist_read_horizon(") != std::string::npos) horizon = sql;
+        if (horizon.empty()) mismatch("the event store's connection has no prepared horizon statement");
+        log.prepare(horizon_name_.c_str(), horizon);
+        log.prepare(read_name_.c_str(), read_sql(log_schema));
+    }
+
+    /// At most `limit` events after `after` (binary results: read_sql's columns); nothing, as the
+    /// store reads nothing, when the horizon is not past `after`.
+    [[nodiscard]] std::optional<pq_result> read(std::uint64_t after, std::size_t limit) const {
+        const pq_result h =
+            log_->checked(PQexecPrepared(log_->get(), horizon_name_.c_str(), 0, nullptr, nullptr, nullptr, 0),
+                          PGRES_TUPLES_OK, "horizon");
+        const std::string horizon(h.text(0, 0));
+        std::int64_t below = 0;
+        std::from_chars(horizon.data(), horizon.data() + horizon.size(), below);
+        if (below <= static_cast<std::int64_t>(after) + 1) return std::nullopt;
+        const std::string after_text = std::to_string(after);
+        const std::string limit_text = std::to_string(limit);
+        const char* params[3] = {after_text.c_str(), limit_text.c_str(), horizon.c_str()};
+        return log_->checked(PQexecPrepared(log_->get(), read_name_.c_str(), 3, params, nullptr, nullptr, 1),
+                             PGRES_TUPLES_OK, "read");
+    }
+
+private:
+    const pq_conn* log_;
+    std::string horizon_name_;
+    std::string read_name_;
+};
 
 /// The session settings projectionist's open_database gives every connection.
 inline std::string session_settings(const std::string& schema) {
