@@ -205,7 +205,7 @@ public:
             PGresult* r = page.get();
             const int n = page.rows();
             for (int i = 0; i < n; ++i) {
-                const auto type = static_cast<std::size_t>(be32(PQgetvalue(r, i, 1)));
+                const auto type = static_cast<std::size_t>(binary_int32(PQgetvalue(r, i, 1)));
                 const std::string_view payload(PQgetvalue(r, i, 2), static_cast<std::size_t>(PQgetlength(r, i, 2)));
                 const std::uint8_t alt = type < alternatives_.size() ? alternatives_[type] : no_alternative;
                 if (mode_ == mode::scan)
@@ -213,7 +213,7 @@ public:
                 else
                     decode_event(alt, payload, [&](auto&& e) { apply_to(rows_, std::move(e)); });
             }
-            if (n > 0) last = static_cast<std::uint64_t>(be64(PQgetvalue(r, n - 1, 0)));
+            if (n > 0) last = static_cast<std::uint64_t>(binary_int64(PQgetvalue(r, n - 1, 0)));
             read += static_cast<std::uint64_t>(n);
             if (static_cast<std::size_t>(n) < fetch_) break;
         }
@@ -336,7 +336,7 @@ public:
             std::size_t fetch = 0;
             PGresult* r = batch.get();
             for (int i = 0; i < n; ++i) {
-                const auto type = static_cast<std::size_t>(be32(PQgetvalue(r, i, 1)));
+                const auto type = static_cast<std::size_t>(binary_int32(PQgetvalue(r, i, 1)));
                 const std::string_view payload(PQgetvalue(r, i, 7), static_cast<std::size_t>(PQgetlength(r, i, 7)));
                 decode_event(type < alternatives_.size() ? alternatives_[type] : no_alternative, payload,
                              [&](auto&& e) {
@@ -358,15 +358,17 @@ public:
             if (fetch != 0 && fetch_mode_ == live_fetch::any) {
                 keys_ += '}';
                 const char* params[1] = {keys_.c_str()};
-                take_found(m.checked(PQexecPrepared(m.get(), "bulk_fetch_any", 1, params, nullptr, nullptr, 0),
-                                     PGRES_TUPLES_OK, "fetch"));
+                keep_found_rows(m.checked(PQexecPrepared(m.get(), "bulk_fetch_any", 1, params, nullptr, nullptr, 0),
+                                          PGRES_TUPLES_OK, "fetch"),
+                                rows_);
                 fetches_ += 1;
                 keys_fetched_ += fetch;
             }
             for (const std::string& key : one_keys_) {
                 const char* params[1] = {key.c_str()};
-                take_found(m.checked(PQexecPrepared(m.get(), "bulk_fetch_one", 1, params, nullptr, nullptr, 0),
-                                     PGRES_TUPLES_OK, "fetch one"));
+                keep_found_rows(m.checked(PQexecPrepared(m.get(), "bulk_fetch_one", 1, params, nullptr, nullptr, 0),
+                                          PGRES_TUPLES_OK, "fetch one"),
+                                rows_);
                 fetches_ += 1;
                 keys_fetched_ += 1;
             }
@@ -382,7 +384,7 @@ public:
                         }
                     },
                     ev);
-            const auto last = static_cast<std::uint64_t>(be64(PQgetvalue(r, n - 1, 0)));
+            const auto last = static_cast<std::uint64_t>(binary_int64(PQgetvalue(r, n - 1, 0)));
             flush();
             const std::string last_text = std::to_string(last);
             const char* cp_params[3] = {last_text.c_str(), projection.c_str(), after_text.c_str()};
@@ -407,15 +409,6 @@ private:
     using state = row_state;
     using entry = row_entry;
     using event = boost::mp11::mp_rename<ticket_events, std::variant>;
-
-    /// The rows a fetch found, into the map as read (clean).
-    void take_found(const pq_result& found) {
-        for (int i = 0; i < found.rows(); ++i) {
-            entry& x = rows_.find(std::string(found.text(i, 0)))->second;
-            x.kind = state::clean;
-            x.row = row_from_text(found, i);
-        }
-    }
 
     /// The batch's inserts, then its upserts, each as one statement of column arrays.
     void flush() { writes_.write(rows_, *model_, "bulk_insert", "bulk_upsert", "batch loop"); }

@@ -168,11 +168,11 @@ public:
             read_ahead(batch);
             PGresult* r = batch.get();
             for (int i = 0; i < n; ++i) {
-                const auto type = static_cast<std::size_t>(be32(PQgetvalue(r, i, 1)));
+                const auto type = static_cast<std::size_t>(binary_int32(PQgetvalue(r, i, 1)));
                 const std::string_view payload(PQgetvalue(r, i, 7), static_cast<std::size_t>(PQgetlength(r, i, 7)));
                 apply_event(type < alternatives_.size() ? alternatives_[type] : no_alternative, payload);
             }
-            const auto last = static_cast<std::uint64_t>(be64(PQgetvalue(r, n - 1, 0)));
+            const auto last = static_cast<std::uint64_t>(binary_int64(PQgetvalue(r, n - 1, 0)));
             flush();
             char last_text[24];
             *std::to_chars(last_text, last_text + sizeof last_text - 1, last).ptr = '\0';
@@ -254,11 +254,10 @@ private:
         ++fetches_;
         keys_read_ += wanted;
         const char* params[1] = {keys_.c_str()};
-        const pq_result r =
+        keep_found_rows(
             model_->checked(PQexecPrepared(model_->get(), "bench_find_many", 1, params, nullptr, nullptr, 0),
-                            PGRES_TUPLES_OK, "find many");
-        for (int i = 0; i < r.rows(); ++i)
-            rows_.find(std::string(r.text(i, 0)))->second = entry{state::clean, row_from_text(r, i)};
+                            PGRES_TUPLES_OK, "find many"),
+            rows_);
     }
 
     /// The batch's inserts, then its upserts, each as one statement of column arrays.

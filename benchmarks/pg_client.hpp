@@ -29,6 +29,8 @@
 #include <fmt/format.h>
 #include <boost/mp11/algorithm.hpp>
 
+#include <projectionist/store/postgres_event_store.hpp>
+
 #include "bench_domain.hpp"
 #include "harness.hpp"
 
@@ -178,17 +180,9 @@ inline pg_server probe_server(const pq_conn& admin) {
 
 // ---- binary results and binary COPY -------------------------------------------------------------
 
-/// Big-endian integers of binary-format results and of COPY's binary format.
-inline std::int64_t be64(const char* p) noexcept {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-    return static_cast<std::int64_t>(v);
-}
-inline std::int32_t be32(const char* p) noexcept {
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-    return static_cast<std::int32_t>(v);
-}
+/// Big-endian integers of binary-format results: the store's own readers (int8, int4).
+using pj::detail::pg::binary_int32;
+using pj::detail::pg::binary_int64;
 template <class T>
 void put_be(std::string& out, T v) {
     using U = std::make_unsigned_t<T>;
@@ -372,6 +366,14 @@ struct row_entry {
     row_state kind;
     ticket_row row;
 };
+
+/// The rows of `found` (text results of the read model's columns) into `rows`, which holds an
+/// entry for each of their keys (the keys asked for): each row as read (`clean`).
+template <class Map>
+void keep_found_rows(const pq_result& found, Map& rows) {
+    for (int i = 0; i < found.rows(); ++i)
+        rows.find(std::string(found.text(i, 0)))->second = row_entry{row_state::clean, row_from_text(found, i)};
+}
 
 /// The writes at the end of a hand-written batch, as the runner's: the rows to insert in one
 /// multi-row insert, then the rows to upsert in one multi-row upsert, each row a tenth element of
