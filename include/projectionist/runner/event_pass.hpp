@@ -141,28 +141,36 @@ auto runner<Projection, Policies...>::apply_records_into(It first, const It last
     st.current_aggregate = out.current_aggregate;
     load_bounds(st);
     It it = first;
+    // The inner loop, with or without the slice check: an unsliced runner (the common case) has
+    // none on its path.
+    auto pass = [&]<bool Sliced>(std::bool_constant<Sliced>) {
+        for (; it != last; ++it) {
+            const record_type& rec = detail::deref(*it);
+            if constexpr (partitioning::partitioned && std::random_access_iterator<It>) {
+                // The aggregates' positions are read in random order: fetch a few records ahead.
+                constexpr std::ptrdiff_t ahead = 16;
+                if (last - it > ahead) {
+                    const std::uint64_t next = detail::deref(it[ahead]).aggregate_number();
+                    if (next < st.versions_size) __builtin_prefetch(st.versions + next, 1);
+                }
+            }
+            if constexpr (Filtered) {
+                if (dead_letter_if_marked(rec)) {
+                    ++st.totals.dead;
+                    continue;
+                }
+                if (st.map_size != type_map_.size()) load_bounds(st);  // it may have mapped new types
+            }
+            if (!apply_record<Journaled, Sliced>(rec, ctx, st)) [[unlikely]]
+                break;
+        }
+    };
     try {
         for (;;) {
-            for (; it != last; ++it) {
-                const record_type& rec = detail::deref(*it);
-                if constexpr (partitioning::partitioned && std::random_access_iterator<It>) {
-                    // The aggregates' positions are read in random order: fetch a few records ahead.
-                    constexpr std::ptrdiff_t ahead = 16;
-                    if (last - it > ahead) {
-                        const std::uint64_t next = detail::deref(it[ahead]).aggregate_number();
-                        if (next < st.versions_size) __builtin_prefetch(st.versions + next, 1);
-                    }
-                }
-                if constexpr (Filtered) {
-                    if (dead_letter_if_marked(rec)) {
-                        ++st.totals.dead;
-                        continue;
-                    }
-                    if (st.map_size != type_map_.size()) load_bounds(st);  // it may have mapped new types
-                }
-                if (!apply_record<Journaled>(rec, ctx, st)) [[unlikely]]
-                    break;
-            }
+            if (partitioning::partitioned && st.slice_count > 1)
+                pass(std::bool_constant<partitioning::partitioned>{});
+            else
+                pass(std::false_type{});
             if (it == last) break;
             make_room(detail::deref(*it), st);  // then the inner loop applies it
         }
@@ -196,7 +204,7 @@ PROJECTIONIST_ALWAYS_INLINE void runner<Projection, Policies...>::load_bounds(pa
 }
 
 template <class Projection, class... Policies>
-template <bool Journaled, class Ctx>
+template <bool Journaled, bool Sliced, class Ctx>
 PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::apply_record(const record_type& rec, Ctx& ctx,
                                                                                pass_state& st) -> bool {
     const std::uint32_t type = rec.type_id();
@@ -204,10 +212,11 @@ PROJECTIONIST_ALWAYS_INLINE auto runner<Projection, Policies...>::apply_record(c
         return false;
     const std::uint16_t slot = st.map[type];
     if constexpr (partitioning::partitioned) {
-        if (st.slice_count > 1 && partition_of(rec.stream(), rec.aggregate_id(), st.slice_count) != st.slice_index)
-            [[unlikely]] {
-            ++st.ignored;  // another partition's aggregate: its own runner applies it
-            return true;
+        if constexpr (Sliced) {
+            if (partition_of(rec.stream(), rec.aggregate_id(), st.slice_count) != st.slice_index) {
+                ++st.ignored;  // another partition's aggregate: its own runner applies it
+                return true;
+            }
         }
         if (slot <= subscribed_unhandled) {
             const std::uint64_t number = rec.aggregate_number();
