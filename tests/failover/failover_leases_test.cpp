@@ -360,6 +360,11 @@ TEST_CASE("a runner without a slice refuses to apply a projection that workers p
     part.init();
     const auto applied_by_partition = part.catch_up();
     CHECK(applied_by_partition > 0);
+    // Exactly the slice's aggregates, each once: the others' events are passed over.
+    std::uint64_t in_slice = 0;
+    for (int i = 0; i < 8; ++i) in_slice += pj::contains(sliced.slice, "ticket", "t-" + std::to_string(i)) ? 1 : 0;
+    CHECK(applied_by_partition == in_slice);
+    CHECK(in_slice < 8);
 
     // A command line's catch-up, say: it would start from the unsliced checkpoint (0) and apply
     // every event the partition applied again.
