@@ -110,6 +110,7 @@ public:
         static constexpr bool event_wait = false;
         static constexpr bool aggregate_count = true;
         static constexpr bool transactional_emission = true;
+        static constexpr bool concurrent_read = true;
     };
 
     /// What the backend's constructors take.
@@ -240,6 +241,7 @@ public:
         static constexpr bool event_wait = true;
         static constexpr bool aggregate_count = true;
         static constexpr bool transactional_emission = true;
+        static constexpr bool concurrent_read = true;
     };
 
     struct place {
@@ -411,6 +413,7 @@ public:
         static constexpr bool event_wait = true;
         static constexpr bool aggregate_count = true;
         static constexpr bool transactional_emission = false;
+        static constexpr bool concurrent_read = true;
     };
 
     /// Memory stores hold events, not payloads: the limit is there for the suite to compile.

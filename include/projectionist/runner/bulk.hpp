@@ -9,6 +9,11 @@
 /// connection, a whole-table scan), makes the runner drop what it applied since the last flush
 /// and go on in batch mode from there, where the failure policy sees the failing event as usual.
 ///
+/// With a store that has_concurrent_read (storage/abilities.hpp), the log's next events are read
+/// on a second thread while the last read's are applied, so that a pass costs about the larger of
+/// reading and applying rather than their sum; a failure is reported in log order all the same
+/// (the apply's first, then the read's, as if it had been the next read).
+///
 /// Per aggregate, the events of a read may be applied on several threads
 /// (runner_options::bulk_apply_threads): each aggregate's events go to one of them, by the
 /// aggregate's number, in log order, and each thread writes to row stores of its own. Reading and
@@ -278,7 +283,7 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
         const auto evict = [&] {
             for (auto& lane : lanes) std::apply([](auto&... t) { (t.evict(), ...); }, lane->tables);
         };
-        bool read_ahead = false;  // several lanes: the next read is in bulk_next_ already
+        bulk_read_ahead ahead;  // the next read, made while the last was applied
         // The pass reached the target: its rows are flushed, and the oldest pass still to run
         // starts. False when there is none.
         const auto next_pass = [&] {
@@ -287,7 +292,7 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             if (!from) return false;
             evict();
             checkpoint_->position = flush_cursor = *from;
-            read_ahead = false;
+            ahead.forget();
             ++bulk_passes_;
             return true;
         };
@@ -304,9 +309,11 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
         };
         try {
             while (checkpoint_->position < target) {
-                if (read_ahead) {
+                if (ahead.ready) {
+                    ahead.ready = false;
+                    // It failed: as the read in its turn would have, now.
+                    if (ahead.error) std::rethrow_exception(std::exchange(ahead.error, nullptr));
                     std::swap(batch_, bulk_next_);
-                    read_ahead = false;
                 } else {
                     phase("reading");
                     bulk_read(checkpoint_->position, target, batch_);
@@ -325,14 +332,9 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                 phase("applying");
                 pass_totals totals;
                 if (lane_count == 1) {
-                    bulk_lane& lane = *lanes.front();
-                    detail::prefetch_bulk(lane.tables, batch_.begin(), batch_.end());
-                    totals = apply_records_into<false, false>(
-                        batch_.begin(), batch_.end(), lane.ctx,
-                        {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked, &lane.marks,
-                         lane.owners ? &lane.current_aggregate : nullptr});
+                    totals = bulk_apply_alone(*lanes.front(), target, ahead);
                 } else {
-                    totals = bulk_apply_lanes(lanes, target, read_ahead);
+                    totals = bulk_apply_lanes(lanes, target, ahead);
                 }
                 checkpoint_->position = detail::deref(batch_[batch_.size() - 1]).position();
                 last_event_recorded_at_ = detail::deref(batch_[batch_.size() - 1]).envelope_of().recorded_at;
@@ -373,7 +375,7 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
                     flush();
                 } else if (memory() > options_.bulk_memory_budget) {
                     const std::uint64_t left = split ? bulk_plan_.split(checkpoint_->position) : 0;
-                    if (left != 0) read_ahead = false;  // it read the events of the aggregates left too
+                    if (left != 0) ahead.forget();  // it read the events of the aggregates left too
                     if (left == 0) {
                         flush();
                         evict();
@@ -436,6 +438,55 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
 }
 
 template <class Projection, class... Policies>
+auto runner<Projection, Policies...>::bulk_apply_alone(bulk_lane& lane, std::uint64_t target, bulk_read_ahead& ahead)
+    -> pass_totals {
+    if constexpr (!bulk_capable) {
+        (void)lane, (void)target, (void)ahead;
+        return {};
+    } else {
+        // The rows of the read's aggregates, before the handlers ask for them one by one.
+        detail::prefetch_bulk(lane.tables, batch_.begin(), batch_.end());
+        const auto apply = [&] {
+            return apply_records_into<false, false>(batch_.begin(), batch_.end(), lane.ctx,
+                                                    {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked,
+                                                     &lane.marks, lane.owners ? &lane.current_aggregate : nullptr});
+        };
+        const std::uint64_t after = detail::deref(batch_[batch_.size() - 1]).position();
+        if constexpr (!has_concurrent_read<event_store_type>) {
+            (void)target, (void)ahead, (void)after;
+            return apply();
+        } else {
+            if (after >= target) return apply();
+            // The next read on another thread (the store's connection) while this one applies
+            // (the storage's): reading, which is most of a bulk pass's work on a database, then
+            // overlaps applying. A failure of the apply is met first, as in log order; the read's
+            // is thrown when the pass gets to that read.
+            bulk_read_call call{this, after, target, nullptr};
+            pass_totals totals;
+            {
+                std::vector<std::jthread> reader;
+                reader.reserve(1);
+                detail::start_thread(reader, &runner::bulk_read_entry, &call);
+                totals = apply();
+            }  // joined, even when the apply threw
+            ahead.ready = true;
+            ahead.error = call.error;
+            return totals;
+        }
+    }
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::bulk_read_entry(void* call) noexcept {
+    auto* c = static_cast<bulk_read_call*>(call);
+    try {
+        c->self->bulk_read(c->after, c->target, c->self->bulk_next_);
+    } catch (...) {
+        c->error = std::current_exception();
+    }
+}
+
+template <class Projection, class... Policies>
 void runner<Projection, Policies...>::bulk_apply_lane(bulk_lane& lane) noexcept {
     if constexpr (bulk_capable) {
         lane.failed = nullptr;
@@ -460,9 +511,9 @@ void runner<Projection, Policies...>::bulk_lane_entry(void* call) noexcept {
 
 template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes,
-                                                       std::uint64_t target, bool& read_ahead) -> pass_totals {
+                                                       std::uint64_t target, bulk_read_ahead& ahead) -> pass_totals {
     if constexpr (!bulk_capable) {
-        (void)lanes, (void)target, (void)read_ahead;
+        (void)lanes, (void)target, (void)ahead;
         return {};
     } else {
         const std::size_t count = lanes.size();
@@ -485,9 +536,11 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
         // thread, which owns the connection.
         for (auto& lane : lanes) detail::prefetch_bulk(lane->tables, lane->records.begin(), lane->records.end());
 
-        // Every lane on a thread of its own while this one reads the log's next events (from the
-        // store's connection: the lanes read rows only through the session's), so that reading,
-        // which stays serial, overlaps the apply phase instead of adding to it.
+        // Every lane on a thread of its own while this one reads the log's next events, when the
+        // store allows it (from the store's connection: the lanes read rows only through the
+        // session's), so that reading, which stays serial, overlaps the apply phase instead of
+        // adding to it.
+        bool read = false;
         std::exception_ptr read_error;
         {
             std::vector<std::pair<runner*, bulk_lane*>> calls;
@@ -497,10 +550,10 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
             threads.reserve(count);
             for (auto& call : calls) detail::start_thread(threads, &runner::bulk_lane_entry, &call);
             const std::uint64_t after = detail::deref(batch_[batch_.size() - 1]).position();
-            if (after < target) {
+            if (has_concurrent_read<event_store_type> && after < target) {
+                read = true;
                 try {
                     bulk_read(after, target, bulk_next_);
-                    read_ahead = true;
                 } catch (...) {
                     read_error = std::current_exception();
                 }
@@ -536,8 +589,9 @@ auto runner<Projection, Policies...>::bulk_apply_lanes(std::vector<std::unique_p
             failed_ = first_failure->failed;
             std::rethrow_exception(first_failure->error);
         }
-        // The read ahead failed: the same as the next read failing, after this batch.
-        if (read_error) std::rethrow_exception(read_error);
+        // A failed read ahead is thrown when the pass gets to that read, as if it failed then.
+        ahead.ready = read;
+        ahead.error = read_error;
         return totals;
     }
 }

@@ -580,16 +580,39 @@ private:
     /// bulk_until with `lanes` apply threads. Sets `diverged` (and the note) when handlers on
     /// different threads touched one row: it then stops at its last flush.
     std::uint64_t bulk_pass(std::uint64_t target, std::size_t lanes, bool& diverged);
+    /// The log's next read, made while the last one was applied: in `bulk_next_` when `ready`,
+    /// or, when `error` is set, what it threw (thrown when the pass gets to that read).
+    struct bulk_read_ahead {
+        bool ready = false;
+        std::exception_ptr error;
+        void forget() noexcept {
+            ready = false;
+            error = nullptr;
+        }
+    };
+    /// The apply phase of one read on this thread, with one lane. Meanwhile, with a store that
+    /// has_concurrent_read, reads the log's next events (up to `target`) on another thread into
+    /// `bulk_next_` and fills `ahead`.
+    pass_totals bulk_apply_alone(bulk_lane& lane, std::uint64_t target, bulk_read_ahead& ahead);
     /// The apply phase of one read on several threads: the records routed by aggregate, each
-    /// thread's pass, their outputs merged.
-    /// Meanwhile reads the log's next events (up to `target`) into `bulk_next_` and sets
-    /// `read_ahead`.
+    /// thread's pass, their outputs merged. Meanwhile, with a store that has_concurrent_read,
+    /// reads the log's next events (up to `target`) into `bulk_next_` and fills `ahead`.
     pass_totals bulk_apply_lanes(std::vector<std::unique_ptr<bulk_lane>>& lanes, std::uint64_t target,
-                                 bool& read_ahead);
+                                 bulk_read_ahead& ahead);
     /// One lane's pass over its records, on its own thread.
     void bulk_apply_lane(bulk_lane& lane) noexcept;
     /// The lane threads' entry: `call` is a std::pair<runner*, bulk_lane*>.
     static void bulk_lane_entry(void* call) noexcept;
+    /// A read on a thread of its own while the events read before are applied: where it starts
+    /// and ends, and what it threw.
+    struct bulk_read_call {
+        runner* self;
+        std::uint64_t after;
+        std::uint64_t target;
+        std::exception_ptr error;
+    };
+    /// The reading thread's entry: `call` is a bulk_read_call.
+    static void bulk_read_entry(void* call) noexcept;
     /// Writes the changed rows and moves the checkpoint, in one transaction. `from` > 0: only the
     /// rows the aggregates numbered `from` or higher touched last, and their positions (a split of
     /// a pass by aggregate).
@@ -644,7 +667,7 @@ private:
     detail::aggregate_passes bulk_plan_{0};  ///< bulk passes by aggregate: what the pass reads, what is left
 
     typename event_store_type::batch batch_;
-    typename event_store_type::batch bulk_next_;  ///< bulk apply threads: the next read, read while they apply
+    typename event_store_type::batch bulk_next_;  ///< bulk backfill: the next read, read while the last is applied
     // Declared after session_: destroyed before the connection its statements were prepared on.
     std::optional<typename emit_writer_of<event_store_type, has_emit_writer>::type> emit_writer_;
     std::vector<std::uint16_t> type_map_;

@@ -108,6 +108,17 @@ concept aggregate_range_read_member = requires(const Store& s, typename Store::b
                                                aggregate_numbers range, std::size_t max) {
     s.read_aggregates(n, n, range, max, out);
 };
+template <class Store>
+concept concurrent_read_member = requires {
+    { Store::reads_concurrently } -> std::convertible_to<bool>;
+};
+template <class Store>
+constexpr bool reads_concurrently_value() {
+    if constexpr (concurrent_read_member<Store>)
+        return static_cast<bool>(Store::reads_concurrently);
+    else
+        return false;
+}
 template <class Store, class Storage>
 concept writer_member = requires(const Store& store, typename Storage::session& session) {
     store.writer_on(session.connection());
@@ -234,6 +245,20 @@ inline constexpr bool has_aggregate_count = detail::abilities::aggregate_count_m
 /// the budget as every other one does.
 template <class EventStore>
 inline constexpr bool has_aggregate_range_read = detail::abilities::aggregate_range_read_member<EventStore>;
+
+/// The store's `read` (and `read_aggregates`) may run on one thread while another uses the
+/// records of its earlier reads and the storage's sessions: `reads_concurrently`, a boolean member
+/// constant whose value counts (`false` is false). A store declares it when its reads share no
+/// connection or buffer with a storage session, and leave the records of an earlier read (in
+/// another batch object) as they were.
+///
+/// With it, a bulk backfill reads the log's next events on a second thread while it applies the
+/// events it read last (with one apply thread or several), so that reading overlaps applying
+/// instead of adding to it; a read that fails there is reported as if it had failed in its turn,
+/// after the events before it were applied. Without it, a bulk backfill reads and applies in turn
+/// on one thread (its apply threads, with `bulk_apply_threads`, wait for each read).
+template <class EventStore>
+inline constexpr bool has_concurrent_read = detail::abilities::reads_concurrently_value<EventStore>();
 
 /// The store can append through the storage session's own connection, so that emitted events
 /// commit in the batch's transaction: `writer_on(session.connection())` (a writer with the

@@ -231,6 +231,10 @@ public:
     /// Position of the last event, 0 when the log is empty.
     [[nodiscard]] std::uint64_t head() const noexcept { return head_.load(std::memory_order_acquire); }
 
+    /// Reads may run beside the use of earlier reads' records on another thread (has_concurrent_read):
+    /// they take the log's lock for reading, and appends never move a record.
+    static constexpr bool reads_concurrently = true;
+
     /// Fills `out` with up to `max` records after position `after`, in global order.
     void read(std::uint64_t after, std::size_t max, batch& out) const {
         out.clear();

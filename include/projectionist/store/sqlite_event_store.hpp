@@ -122,6 +122,11 @@ public:
         return n > 0 ? static_cast<std::uint64_t>(n) : 0;
     }
 
+    /// Reads may run beside the use of earlier reads' records and of storage sessions on another
+    /// thread (has_concurrent_read): the store reads on a connection of its own, under its lock,
+    /// into the batch it is given.
+    static constexpr bool reads_concurrently = true;
+
     /// Fills `out` with up to `max` records after position `after`, in global order.
     void read(std::uint64_t after, std::size_t max, batch& out) const {
         std::lock_guard lock(mutex_);
