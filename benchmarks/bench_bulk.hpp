@@ -228,10 +228,10 @@ struct bulk_samples {
     std::string name;
     std::string what;
     std::vector<double> wall;
-    std::vector<double> thread;  ///< the measuring thread's CPU time (user + system)
+    std::vector<double> cpu;     ///< the process's CPU time, every thread's (user + system)
     std::vector<double> server;  ///< the side's server processes' CPU time (PostgreSQL on this machine)
     [[nodiscard]] std::vector<double> total() const {
-        std::vector<double> t = thread;
+        std::vector<double> t = cpu;
         for (std::size_t i = 0; i < t.size() && i < server.size(); ++i) t[i] += server[i];
         return t;
     }
@@ -257,21 +257,21 @@ inline std::vector<bulk_samples> measure_bulk(const std::vector<bulk_side>& side
             s.prepare();
             const std::vector<int> pids = s.backends ? s.backends() : std::vector<int>{};
             const double server_start = pids.empty() ? 0 : processes_cpu_seconds(pids);
-            const cpu_times cpu_start = thread_cpu_seconds();
+            const cpu_times cpu_start = process_cpu_times();
             const auto start = clock::now();
             const std::uint64_t events = s.run();
             const auto stop = clock::now();
-            const cpu_times cpu_stop = thread_cpu_seconds();
+            const cpu_times cpu_stop = process_cpu_times();
             const double server_stop = pids.empty() ? 0 : processes_cpu_seconds(pids);
             if (events != expected_events)
                 mismatch(fmt::format("{}: {} processed {} events, not {}", group, s.name, events, expected_events));
             out[i].wall.push_back(std::chrono::duration<double>(stop - start).count());
-            out[i].thread.push_back(cpu_stop.total - cpu_start.total);
+            out[i].cpu.push_back(cpu_stop.total - cpu_start.total);
             if (!pids.empty() && server_start >= 0 && server_stop >= 0)
                 out[i].server.push_back(server_stop - server_start);
             if (verbose)
-                fmt::print("      {:<16} #{} wall {:.0f} ms, thread CPU {:.0f} ms, server CPU {:.0f} ms\n", s.name, r,
-                           out[i].wall.back() * 1e3, out[i].thread.back() * 1e3,
+                fmt::print("      {:<16} #{} wall {:.0f} ms, CPU {:.0f} ms, server CPU {:.0f} ms\n", s.name, r,
+                           out[i].wall.back() * 1e3, out[i].cpu.back() * 1e3,
                            out[i].server.empty() ? -1.0 : out[i].server.back() * 1e3);
             std::fflush(stdout);
         }
@@ -280,13 +280,29 @@ inline std::vector<bulk_samples> measure_bulk(const std::vector<bulk_side>& side
 
 /// What a comparison's rates are computed from.
 enum class time_basis : std::uint8_t {
-    thread_cpu,         ///< the measuring thread's CPU time (SQLite: all the work is on this thread)
-    thread_plus_server  ///< plus the side's server backends' (PostgreSQL on this machine)
+    cpu,              ///< the process's CPU time, every thread's
+    cpu_plus_server,  ///< plus the side's server backends' (PostgreSQL on this machine)
+    wall,             ///< the time a user waits: where a side works on several threads at once
 };
 
 inline double basis_median(const bulk_samples& s, time_basis b) {
-    if (b == time_basis::thread_plus_server && s.server.size() == s.thread.size()) return median_of(s.total());
-    return median_of(s.thread);
+    if (b == time_basis::wall) return median_of(s.wall);
+    if (b == time_basis::cpu_plus_server && s.server.size() == s.cpu.size()) return median_of(s.total());
+    return median_of(s.cpu);
+}
+/// The CPU basis beside a wall-time one: with the server's CPU where it was measured.
+inline time_basis cpu_basis_of(const std::vector<bulk_samples>& s) {
+    for (const bulk_samples& x : s)
+        if (!x.server.empty()) return time_basis::cpu_plus_server;
+    return time_basis::cpu;
+}
+inline std::string_view basis_name(time_basis b) {
+    switch (b) {
+        case time_basis::cpu: return "CPU";
+        case time_basis::cpu_plus_server: return "CPU + server CPU";
+        case time_basis::wall: return "wall";
+    }
+    return "?";
 }
 
 /// The sides' absolute numbers, for a comparison's extras and the printed lines: per side its
@@ -303,7 +319,8 @@ inline std::vector<extra> bulk_side_extras(const std::vector<bulk_samples>& s, s
         out.push_back({x.name + "_wall_median_ms", median_of(x.wall) * 1e3});
         out.push_back({x.name + "_wall_min_ms", *std::min_element(x.wall.begin(), x.wall.end()) * 1e3});
         out.push_back({x.name + "_wall_max_ms", *std::max_element(x.wall.begin(), x.wall.end()) * 1e3});
-        out.push_back({x.name + "_thread_cpu_median_ms", median_of(x.thread) * 1e3});
+        out.push_back({x.name + "_cpu_median_ms", median_of(x.cpu) * 1e3});
+        out.push_back({x.name + "_events_per_s_cpu", events_per_second(median_of(x.cpu), events)});
         if (!x.server.empty()) out.push_back({x.name + "_server_cpu_median_ms", median_of(x.server) * 1e3});
         out.push_back({x.name + "_runs", static_cast<double>(x.wall.size())});
         if (!x.what.empty()) out.push_back({x.name + "_does", x.what});
@@ -317,18 +334,23 @@ inline std::vector<extra> bulk_side_extras(const std::vector<bulk_samples>& s, s
 inline void print_bulk_samples(std::string_view group, const std::vector<bulk_samples>& s, std::size_t events,
                                time_basis b) {
     fmt::print("  {}\n", group);
-    for (const bulk_samples& x : s)
+    // Beside the basis: wall time, or, when the basis is wall time, CPU time.
+    const time_basis beside = b == time_basis::wall ? cpu_basis_of(s) : time_basis::wall;
+    for (const bulk_samples& x : s) {
+        const auto named = [&](time_basis t) {
+            return basis_name(t == time_basis::cpu_plus_server && x.server.empty() ? time_basis::cpu : t);
+        };
         fmt::print(
-            "    {:<16} {:>10}ev/s ({}; {} runs, median {:.0f} ms)  wall {:>10}ev/s (median {:.0f} ms, min {:.0f}, "
-            "max {:.0f}){}\n",
-            x.name, si(events_per_second(basis_median(x, b), events)),
-            b == time_basis::thread_cpu || x.server.empty() ? "thread CPU" : "thread + server CPU", x.wall.size(),
-            basis_median(x, b) * 1e3, si(events_per_second(median_of(x.wall), events)), median_of(x.wall) * 1e3,
-            *std::min_element(x.wall.begin(), x.wall.end()) * 1e3,
+            "    {:<16} {:>10}ev/s ({}; {} runs, median {:.0f} ms)  {} {:>10}ev/s (median {:.0f} ms); wall min "
+            "{:.0f}, max {:.0f} ms{}\n",
+            x.name, si(events_per_second(basis_median(x, b), events)), named(b), x.wall.size(),
+            basis_median(x, b) * 1e3, named(beside), si(events_per_second(basis_median(x, beside), events)),
+            basis_median(x, beside) * 1e3, *std::min_element(x.wall.begin(), x.wall.end()) * 1e3,
             *std::max_element(x.wall.begin(), x.wall.end()) * 1e3,
-            x.server.empty() ? std::string()
-                             : fmt::format("; CPU thread {:.0f} + server {:.0f} ms", median_of(x.thread) * 1e3,
-                                           median_of(x.server) * 1e3));
+            x.server.empty()
+                ? std::string()
+                : fmt::format("; CPU {:.0f} + server {:.0f} ms", median_of(x.cpu) * 1e3, median_of(x.server) * 1e3));
+    }
     std::fflush(stdout);
 }
 
@@ -356,7 +378,7 @@ inline std::size_t row_store_bytes(const bulk_row_map& rows) {
 struct child_result {
     std::uint64_t events = 0;
     double wall = 0;
-    double thread = 0;
+    double cpu = 0;
     double server = -1;
     double rss_start_kib = 0;
     double peak_rss_kib = 0;
@@ -400,8 +422,8 @@ inline child_result run_child(const std::vector<std::string>& args, bool server_
             r.events = static_cast<std::uint64_t>(v);
         else if (key == "wall_s")
             r.wall = v;
-        else if (key == "thread_cpu_s")
-            r.thread = v;
+        else if (key == "cpu_s")
+            r.cpu = v;
         else if (key == "server_cpu_s")
             r.server = v;
         else if (key == "rss_start_kib")
@@ -453,7 +475,7 @@ inline std::vector<child_samples> measure_children(const std::vector<child_side>
             sides[i].check();
             child_samples& x = out[i];
             x.times.wall.push_back(c.wall);
-            x.times.thread.push_back(c.thread);
+            x.times.cpu.push_back(c.cpu);
             if (server_cpu && c.server >= 0) x.times.server.push_back(c.server);
             x.peak_mib.push_back(c.peak_rss_kib / 1024.0);
             x.start_mib.push_back(c.rss_start_kib / 1024.0);
@@ -462,9 +484,9 @@ inline std::vector<child_samples> measure_children(const std::vector<child_side>
             x.passes = c.passes;
             if (verbose)
                 fmt::print(
-                    "      {:<16} #{} wall {:.0f} ms, thread CPU {:.0f} ms, server CPU {:.0f} ms, peak RSS {:.1f} "
+                    "      {:<16} #{} wall {:.0f} ms, CPU {:.0f} ms, server CPU {:.0f} ms, peak RSS {:.1f} "
                     "MiB (after init {:.1f}), {} flushes, {} passes\n",
-                    sides[i].name, r, c.wall * 1e3, c.thread * 1e3, c.server * 1e3, c.peak_rss_kib / 1024.0,
+                    sides[i].name, r, c.wall * 1e3, c.cpu * 1e3, c.server * 1e3, c.peak_rss_kib / 1024.0,
                     c.rss_start_kib / 1024.0, c.flushes, c.passes);
             std::fflush(stdout);
         }
@@ -541,7 +563,7 @@ inline void append_runs(bulk_samples& into, const bulk_samples& from) {
         return;
     }
     into.wall.insert(into.wall.end(), from.wall.begin(), from.wall.end());
-    into.thread.insert(into.thread.end(), from.thread.begin(), from.thread.end());
+    into.cpu.insert(into.cpu.end(), from.cpu.begin(), from.cpu.end());
     into.server.insert(into.server.end(), from.server.begin(), from.server.end());
 }
 inline void append_runs(child_samples& into, const child_samples& from) {

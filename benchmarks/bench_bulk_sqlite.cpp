@@ -445,12 +445,13 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
     fmt::print(
         "     {} events in {:.1f} s ({:.0f} MB); a new read-model file per side and repetition in {}; "
         "synchronous={}, journal_mode=WAL; the loops' read-model connection cache_size={} MB; {} repetitions per "
-        "side, interleaved; rates from the thread's CPU time\n",
+        "side, interleaved; rates from wall time (the bulk runner reads on a second thread while it applies), "
+        "CPU-time rates beside them\n",
         n, write_s, file_mb(log_path), o.directory, synchronous, cfg.model_cache_kib / 1024, o.repetitions);
     std::fflush(stdout);
     const std::vector<bulk_samples> s = measure_bulk(sides, o.repetitions, n, "8a. SQLite bulk");
     print_bulk_samples(fmt::format("8a. SQLite bulk backfill baselines ({} events, synchronous={})", n, synchronous), s,
-                       n, time_basis::thread_cpu);
+                       n, time_basis::wall);
 
     for (const std::string& f : files) {
         if (file_digest(f) != expected) mismatch("8a. SQLite bulk: the rows in " + f);
@@ -463,7 +464,10 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
     }
     if (scan.checksum() != expected_checksum) mismatch("8a. SQLite bulk: the read-only scan's events");
 
-    const time_basis b = time_basis::thread_cpu;
+    // 8a's sides: wall time, the time a user waits (the bulk runner works on two threads, the
+    // loops on one); their CPU time beside it. The children's (8c, 8d): the process's CPU time.
+    const time_basis bw = time_basis::wall;
+    const time_basis b = time_basis::cpu;
     std::vector<extra> extras{
         {"events", static_cast<double>(n)},
         {"runner_batch_mode", runner_batch_mode()},
@@ -476,33 +480,36 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
         {"loop_page_events", static_cast<double>(cfg.page)},
         {"loop_rows_per_insert", static_cast<double>(cfg.rows_per_insert)},
         {"runner_cache", std::string("SQLite's default page cache (2 MB), as projectionist leaves it")},
-        {"time", std::string("events/s from the median of the measuring thread's CPU time (SQLite works on the "
-                             "calling thread; the files are in memory); wall-time rates beside them")},
+        {"time", std::string("events/s from the median of wall time (the bulk runner reads the log on a second "
+                             "thread while it applies; the files are in memory); rates from the process's CPU "
+                             "time (every thread's) beside them")},
         {"log_write_s", write_s},
         {"log_mb", file_mb(log_path)},
         {"read_model_mb", file_mb(loop.path())},
         {"sequent_loop_build_median_ms", median_of(loop.build_seconds()) * 1e3},
         {"sequent_loop_write_median_ms", median_of(loop.write_seconds()) * 1e3},
     };
-    for (extra& x : bulk_side_extras(s, n, b)) extras.push_back(std::move(x));
+    for (extra& x : bulk_side_extras(s, n, bw)) extras.push_back(std::move(x));
 
-    const double runner_t = basis_median(side_named(s, "runner_batch"), b);
-    const double bulk_t = basis_median(side_named(s, "runner_bulk"), b);
-    const double loop_t = basis_median(side_named(s, "sequent_loop"), b);
-    const double scan_t = basis_median(side_named(s, "read_only_scan"), b);
-    const double insert_t = basis_median(side_named(s, "insert_only"), b);
+    const double runner_t = basis_median(side_named(s, "runner_batch"), bw);
+    const double bulk_t = basis_median(side_named(s, "runner_bulk"), bw);
+    const double loop_t = basis_median(side_named(s, "sequent_loop"), bw);
+    const double scan_t = basis_median(side_named(s, "read_only_scan"), bw);
+    const double insert_t = basis_median(side_named(s, "insert_only"), bw);
+    extras.push_back({"runner_bulk_over_sequent_loop_by_cpu",
+                      basis_median(side_named(s, "sequent_loop"), b) / basis_median(side_named(s, "runner_bulk"), b)});
     comparison a{"8a. SQLite bulk backfill: runner bulk / runner batch (events/s)",
                  runner_t / bulk_t,
                  ">= 8",
                  false,
-                 rates_line(s, n, b),
+                 rates_line(s, n, bw),
                  extras};
     a.met = a.ratio >= 8;
     comparison a2{"8a'. SQLite bulk backfill: runner bulk / sequent loop (events/s)",
                   loop_t / bulk_t,
                   ">= 0.9",
                   false,
-                  rates_line(s, n, b),
+                  rates_line(s, n, bw),
                   extras};
     a2.met = a2.ratio >= 0.9;
     comparison c{"8a''. SQLite bulk: (scan + insert) / sequent loop (time)",

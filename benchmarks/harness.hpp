@@ -98,6 +98,17 @@ inline cpu_times thread_cpu_seconds() {
     return {seconds(u.ru_utime) + seconds(u.ru_stime), seconds(u.ru_stime)};
 }
 
+/// CPU time of this whole process, every thread's: user + system, and system alone (what a side
+/// that works on more than one thread costs).
+inline cpu_times process_cpu_times() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    const auto seconds = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+    };
+    return {seconds(u.ru_utime) + seconds(u.ru_stime), seconds(u.ru_stime)};
+}
+
 /// CPU seconds of a process of this machine (a server backend), or a negative number.
 inline double process_cpu_seconds(int pid) {
     clockid_t clock{};
