@@ -280,6 +280,48 @@ TEST_CASE("a table write refused inside the pipeline is the same error as withou
     CHECK(pipelined == plain);
 }
 
+TEST_CASE("a connection lost during a pipelined commit is reported as lost; the session goes on on a new one",
+          "[postgres][pipeline]") {
+    scoped_schema schema;
+    pj::postgres_storage storage(pg_url(), schema.options());
+    auto s = storage.open("x_v1");
+    auto& t = s.create_table<ticket_table>("x_v1");
+    (void)s.load_checkpoint();
+    s.begin();
+    t.insert({"a", "bug", "open", 0});
+    s.commit(pj::checkpoint{1, {}, 0}, {});
+    // A write of "doomed" ends the backend that sends it, once.
+    schema.connection().exec(fmt::format(
+        "CREATE SEQUENCE {0}.pj_kill_once; "
+        "CREATE FUNCTION {0}.pj_kill() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.ticket_id = 'doomed' THEN IF nextval('{1}.pj_kill_once') = 1 THEN "
+        "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END IF; RETURN NEW; END $$; "
+        "CREATE TRIGGER pj_kill BEFORE INSERT OR UPDATE ON {0}.x_v1 FOR EACH ROW EXECUTE FUNCTION {0}.pj_kill()",
+        schema.quoted(), schema.name()));
+    const int pid = PQbackendPID(s.raw());
+    s.begin();
+    t.insert({"doomed", "bug", "open", 0});
+    CHECK(t.update("a", [](ticket_row& r) { r.status = "closed"; }));
+    try {
+        s.commit(pj::checkpoint{2, {}, 0}, {});
+        FAIL("the commit went through");
+    } catch (const pj::postgres_storage_error& e) {
+        CHECK(e.connection_lost());
+    }
+    CHECK(PQpipelineStatus(s.raw()) == PQ_PIPELINE_OFF);
+    s.rollback();
+    CHECK(count_rows(schema, "x_v1") == 1);
+    CHECK(checkpoint_of(schema, "x_v1") == 1);
+    // The next batch opens a new connection and commits what the lost one did not.
+    s.begin();
+    t.insert({"doomed", "bug", "open", 0});
+    CHECK(t.update("a", [](ticket_row& r) { r.status = "closed"; }));
+    s.commit(pj::checkpoint{2, {}, 0}, {});
+    CHECK(PQbackendPID(s.raw()) != pid);
+    CHECK(count_rows(schema, "x_v1") == 2);
+    CHECK(checkpoint_of(schema, "x_v1") == 2);
+}
+
 TEST_CASE("a connection lost during a pipelined commit stops the runner; a new one applies every event once",
           "[postgres][pipeline]") {
     scoped_schema schema;
