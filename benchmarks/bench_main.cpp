@@ -10,7 +10,7 @@
 // Environment: PROJECTIONIST_BENCH_EVENTS (default 1000000), PROJECTIONIST_BENCH_AGGREGATES
 // (default events / 8), PROJECTIONIST_BENCH_REPS (default 7), PROJECTIONIST_BENCH_WARMUP
 // (default 1), PROJECTIONIST_BENCH_SEED, PROJECTIONIST_BENCH_ONLY (comma-separated groups:
-// dispatch, rebuild, partitioning, scan, sqlite, shadow, compile; default all; sqlite_attribution adds
+// dispatch, rebuild, partitioning, scan, sqlite, shadow, pg_pipeline, compile; default all; sqlite_attribution adds
 // the SQLite attribution sides; sqlite_log alone only writes the SQLite log and says how long
 // it took), PROJECTIONIST_BENCH_SQLITE_LOG (preregister or append; default preregister),
 // PROJECTIONIST_BENCH_SQLITE_REPS (default 5), PROJECTIONIST_BENCH_SQLITE_WARMUP (default 0),
@@ -53,6 +53,7 @@
 #include "bench_bulk.hpp"
 #include "bench_bulk_parallel.hpp"
 #include "bench_domain.hpp"
+#include "bench_pipeline.hpp"
 #include "bench_postgres.hpp"
 #include "bench_shadow.hpp"
 #include "bench_sqlite.hpp"
@@ -944,7 +945,8 @@ int main(int argc, char** argv) {
         "," +
         env_text(
             "PROJECTIONIST_BENCH_ONLY",
-            "dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,bulk_parallel,pg_live,appends,shadow,compile") +
+            "dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,bulk_parallel,pg_live,pg_pipeline,appends,shadow,"
+            "compile") +
         ",";
     const auto wanted = [&](std::string_view group) {
         return only.find(fmt::format(",{},", group)) != std::string::npos;
@@ -1003,6 +1005,16 @@ int main(int argc, char** argv) {
         bo.live = wanted("pg_live");
         if (bo.sqlite) bench_bulk_sqlite(b.store, b.stats, bo, b.comparisons, r.data);
         if (bo.postgres || bo.live) bench_bulk_postgres(b.store, b.stats, bo, b.comparisons, r.data);
+    }
+    // 8g. 8e's live catch-up with the storage session's pipelines on and off, through a delaying
+    // proxy and on loopback (bench_pipeline_postgres.cpp).
+    if (wanted("pg_pipeline")) {
+        pipeline_options po;
+        po.repetitions = static_cast<unsigned>(env_number("PROJECTIONIST_BENCH_PG_PIPELINE_REPS", po.repetitions));
+        po.live_events = env_number("PROJECTIONIST_BENCH_PG_LIVE_EVENTS", po.live_events);
+        po.delay = std::chrono::microseconds(
+            env_number("PROJECTIONIST_BENCH_PG_PIPELINE_DELAY_US", static_cast<std::size_t>(po.delay.count())));
+        bench_pipeline_postgres(b.store, b.stats, po, b.comparisons, r.data);
     }
     // 8f. The bulk backfill's apply threads, 2 against 1 (bench_bulk_parallel.cpp), SQLite.
     if (wanted("bulk_parallel")) {

@@ -30,9 +30,11 @@
 #   PROJECTIONIST_BENCH_BULK_SCALE_REPS      rounds of 8d's four sides (1)
 #   PROJECTIONIST_BENCH_PG_LIVE_REPS   timed repetitions per side of 8e, the live catch-up (5)
 #   PROJECTIONIST_BENCH_PG_LIVE_EVENTS new events of 8e (10000)
+#   PROJECTIONIST_BENCH_PG_PIPELINE_REPS  timed repetitions per side of 8g, pipelines on and off (3)
+#   PROJECTIONIST_BENCH_PG_PIPELINE_DELAY_US  8g's proxy delay, each way (1000)
 #   PROJECTIONIST_BENCH_PG_APPEND_*    9c-9f, PostgreSQL appends: see README.md (env table)
 #   PROJECTIONIST_BENCH_ONLY           groups to run (all): dispatch,rebuild,partitioning,scan,sqlite,postgres,bulk,
-#                                      pg_live,shadow,compile (+ sqlite_attribution: the 6x sides, not run by default;
+#                                      pg_live,pg_pipeline,shadow,compile (+ sqlite_attribution: the 6x sides, not run by default;
 #                                      bulk_sqlite, bulk_postgres: one half of bulk)
 #   PROJECTIONIST_BENCH_COMPILE_RUNS   timed compiles per unit (5); 0 skips the compile-time part, as does a
 #                                      PROJECTIONIST_BENCH_ONLY that does not name compile
@@ -95,7 +97,7 @@ pg_state="$build/pg-cluster"
 stop_pg() { bash "$root/tests/support/pg_cluster.sh" stop "$pg_state" || true; }
 pg_groups=",${PROJECTIONIST_BENCH_ONLY:-postgres},"
 if [[ "$pg_groups" == *",postgres,"* || "$pg_groups" == *",bulk,"* || "$pg_groups" == *",bulk_postgres,"* ||
-  "$pg_groups" == *",pg_live,"* ]]; then
+  "$pg_groups" == *",pg_live,"* || "$pg_groups" == *",pg_pipeline,"* ]]; then
   # grep reads all of ldd's output (no -q): an early exit would end ldd with SIGPIPE, which fails the
   # pipeline under pipefail and would read as "built without libpq".
   if ! ldd "$build/benchmarks/projectionist_bench" | grep libpq >/dev/null; then

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -352,7 +353,8 @@ public:
         : c_(std::exchange(o.c_, nullptr)),
           prepared_(std::move(o.prepared_)),
           setup_(std::move(o.setup_)),
-          in_transaction_(o.in_transaction_) {}
+          in_transaction_(o.in_transaction_),
+          round_trips_(o.round_trips_) {}
     connection& operator=(connection&& o) noexcept {
         if (this != &o) {
             close();
@@ -360,6 +362,7 @@ public:
             prepared_ = std::move(o.prepared_);
             setup_ = std::move(o.setup_);
             in_transaction_ = o.in_transaction_;
+            round_trips_ = o.round_trips_;
         }
         return *this;
     }
@@ -375,9 +378,17 @@ public:
         return s == PQTRANS_INTRANS || s == PQTRANS_INERROR;
     }
 
+    /// Round trips to the server so far: each statement run, each prepare, each pipeline's sync
+    /// point (two per COPY). For tests and benchmarks that count what a batch costs.
+    [[nodiscard]] std::uint64_t round_trips() const noexcept { return round_trips_; }
+
+    class pipeline;
+
     /// Runs one or more statements without parameters (the simple query protocol).
     void exec(const std::string& sql) const {
-        if (usable(sql)) check(PQexec(c_, sql.c_str()), sql);
+        if (!usable(sql)) return;
+        ++round_trips_;
+        check(PQexec(c_, sql.c_str()), sql);
     }
 
     /// Runs `sql`, statements separated by ';' (the simple query protocol, one round trip), and
@@ -385,6 +396,7 @@ public:
     /// later ones are best effort (a notification sent after a COMMIT).
     void exec_first(const std::string& sql) const {
         if (!usable(sql)) return;
+        ++round_trips_;
         if (PQsendQuery(c_, sql.c_str()) != 1) {
             check(nullptr, sql);
             return;
@@ -404,6 +416,7 @@ public:
     /// Runs one statement with parameters; text results unless `binary_results`.
     result query(const std::string& sql, const params& p = {}, bool binary_results = false) const {
         usable(sql);
+        ++round_trips_;
         return check(PQexecParams(c_, sql.c_str(), p.size(), nullptr, p.values(), p.lengths(), p.formats(),
                                   binary_results ? 1 : 0),
                      sql);
@@ -415,12 +428,14 @@ public:
         for (const auto& n : prepared_)
             if (n.first == name) return;
         usable(sql);
+        ++round_trips_;
         check(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr), sql);
         prepared_.emplace_back(name, sql);
     }
     /// Runs a statement prepared under `name`.
     result execute(const std::string& name, const params& p = {}, bool binary_results = false) const {
         usable(name);
+        ++round_trips_;
         return check(
             PQexecPrepared(c_, name.c_str(), p.size(), p.values(), p.lengths(), p.formats(), binary_results ? 1 : 0),
             name);
@@ -441,6 +456,7 @@ public:
     template <class Produce>
     void copy_in_pieces(const std::string& sql, Produce&& produce) const {
         usable(sql);
+        round_trips_ += 2;  // the COPY's start, then its end
         check(PQexec(c_, sql.c_str()), sql);
         bool sent = true;
         std::exception_ptr failed;
@@ -469,6 +485,10 @@ public:
     }
 
 private:
+    [[nodiscard]] bool is_prepared(std::string_view name) const noexcept {
+        return std::any_of(prepared_.begin(), prepared_.end(), [&](const auto& n) { return n.first == name; });
+    }
+
     /// Before each statement: a connection that libpq found lost, or that the server closed while
     /// it was idle (the server restarted, the backend was terminated), is opened again, with its settings and prepared
     /// statements, and false is returned for a ROLLBACK, which has nothing left to undo. Only outside a transaction: if
@@ -550,6 +570,187 @@ private:
     std::vector<std::pair<std::string, std::string>> prepared_;  // name, SQL
     std::vector<std::string> setup_;
     mutable bool in_transaction_ = false;  // as the last statement found it
+    mutable std::uint64_t round_trips_ = 0;
+};
+
+/// Statements sent together and answered in one round trip (libpq's pipeline mode). `add_query`
+/// and `add_prepared` send each statement at once (a statement this connection has not prepared
+/// yet is prepared in the same round trip); `run` sends the sync point, reads every answer,
+/// leaves pipeline mode, and then hands each statement's answer to its handler, in the order
+/// sent. A statement without a handler only has its failure reported.
+///
+/// The server runs the statements in order and, after one fails, skips the rest up to the sync
+/// point; `run` throws the first failure exactly as `connection::query` or `execute` would have
+/// for that statement (postgres_error with its SQLSTATE, postgres_storage_error for the server's
+/// or the connection's failure), after the handlers of the statements before it have run. A
+/// handler may throw too: the answers after it are dropped. Whatever happens, including an
+/// exception before `run`, the connection leaves pipeline mode, usable or marked lost. Statements
+/// that must not run after a failed one are not sent in the same pipeline as it: a pipeline is not
+/// a transaction (COMMIT goes after checking the answers).
+///
+///     detail::pg::connection::pipeline pl(db);
+///     pl.add_query("BEGIN");
+///     pl.add_prepared("lock", "SELECT ... FOR UPDATE", p, [&](auto& a) { locked = a.take(); });
+///     pl.run();
+class connection::pipeline {
+public:
+    /// One statement's answer, for its handler: `take()` returns the result, or throws what the
+    /// statement run on its own would have thrown.
+    class answer {
+    public:
+        answer(const answer&) = delete;
+        answer& operator=(const answer&) = delete;
+        [[nodiscard]] result take() { return db_->check(std::exchange(*raw_, nullptr), what_); }
+
+    private:
+        friend class pipeline;
+        answer(const connection* db, PGresult** raw, std::string_view what) noexcept
+            : db_(db), raw_(raw), what_(what) {}
+        const connection* db_;
+        PGresult** raw_;
+        std::string_view what_;
+    };
+    using handler = std::function<void(answer&)>;
+
+    explicit pipeline(connection& db) noexcept : db_(&db) {}
+    pipeline(const pipeline&) = delete;
+    pipeline& operator=(const pipeline&) = delete;
+    ~pipeline() {
+        collect();
+        for (auto& s : steps_) PQclear(std::exchange(s.raw, nullptr));
+    }
+
+    /// Sends `sql` with parameters `p` (unnamed, not prepared).
+    void add_query(const std::string& sql, const params& p = {}, handler on_answer = {}) {
+        enter(sql);
+        auto& s = push(sql, std::move(on_answer));
+        s.begins = sql == "BEGIN";
+        if (sending_)
+            sending_ = PQsendQueryParams(db_->c_, sql.c_str(), p.size(), nullptr, p.values(), p.lengths(), p.formats(),
+                                         0) == 1;
+        if (sending_) ++sent_;
+    }
+
+    /// Sends the statement prepared under `name` (`sql`: prepared first if this connection has
+    /// not yet, in this round trip, as connection::prepare would).
+    void add_prepared(const std::string& name, const std::string& sql, const params& p = {}, handler on_answer = {}) {
+        enter(sql);
+        if (!db_->is_prepared(name) &&
+            std::none_of(steps_.begin(), steps_.end(), [&](const step& s) { return s.prepares == name; })) {
+            auto& s = push(sql, {});
+            s.prepares = name;
+            s.prepared_sql = sql;
+            if (sending_) sending_ = PQsendPrepare(db_->c_, name.c_str(), sql.c_str(), 0, nullptr) == 1;
+            if (sending_) ++sent_;
+        }
+        push(name, std::move(on_answer));
+        if (sending_)
+            sending_ =
+                PQsendQueryPrepared(db_->c_, name.c_str(), p.size(), p.values(), p.lengths(), p.formats(), 0) == 1;
+        if (sending_) ++sent_;
+    }
+
+    /// Statements added so far.
+    [[nodiscard]] std::size_t size() const noexcept { return steps_.size(); }
+
+    /// The sync point, the answers, the handlers (see the class comment). Once.
+    void run() {
+        collect();
+        for (auto& s : steps_) {
+            answer a(db_, &s.raw, s.what);
+            if (s.on_answer)
+                s.on_answer(a);
+            else
+                (void)a.take();
+        }
+    }
+
+private:
+    struct step {
+        std::string what;  // the SQL, or the prepared statement's name (as the error names it)
+        handler on_answer;
+        PGresult* raw = nullptr;
+        std::string prepares;  // a prepare step: the name it prepares
+        std::string prepared_sql;
+        bool begins = false;  // BEGIN
+    };
+
+    step& push(const std::string& what, handler on_answer) {
+        auto& s = steps_.emplace_back();
+        s.what = what;
+        s.on_answer = std::move(on_answer);
+        return s;
+    }
+
+    /// Before the first statement: the connection's check (a lost idle connection is opened
+    /// again), then pipeline mode.
+    void enter(const std::string& sql) {
+        if (entered_) return;
+        db_->usable(sql);
+        entered_ = true;
+        in_transaction_before_ = db_->in_transaction_;
+        sending_ = db_->c_ != nullptr && PQenterPipelineMode(db_->c_) == 1;
+        in_pipeline_ = sending_;
+    }
+
+    /// Sends the sync point and reads the answer of every statement sent, then leaves pipeline
+    /// mode. Statements never sent, and those whose answer a lost connection cut off, keep no
+    /// result: taking it reports the connection's error.
+    void collect() noexcept {
+        if (!entered_ || collected_) return;
+        collected_ = true;
+        if (!in_pipeline_) return;
+        PGconn* c = db_->c_;
+        ++db_->round_trips_;
+        const bool synced = PQpipelineSync(c) == 1;
+        bool saw_sync = false;
+        for (std::size_t i = 0; i < sent_ && !saw_sync; ++i) {
+            PGresult* first = nullptr;
+            while (PGresult* r = PQgetResult(c)) {
+                if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+                    saw_sync = true;
+                    PQclear(r);
+                    break;
+                }
+                if (first == nullptr)
+                    first = r;
+                else
+                    PQclear(r);
+            }
+            steps_[i].raw = first;
+            if (first == nullptr && PQstatus(c) == CONNECTION_BAD) break;
+        }
+        // Up to the sync point (the answers of a connection lost meanwhile end earlier).
+        for (int spins = 0; synced && !saw_sync && PQstatus(c) != CONNECTION_BAD && spins < 64;) {
+            PGresult* r = PQgetResult(c);
+            if (r == nullptr) {
+                ++spins;
+                continue;
+            }
+            saw_sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+            PQclear(r);
+        }
+        PQexitPipelineMode(c);  // a lost connection that stays in it is reset before its next use
+        in_pipeline_ = false;
+        bool began = false;
+        for (auto& s : steps_) {
+            const bool ok = s.raw != nullptr && PQresultStatus(s.raw) == PGRES_COMMAND_OK;
+            began = began || (s.begins && ok);
+            // A prepared statement outlives a failed transaction: it is not prepared again.
+            if (ok && !s.prepares.empty()) db_->prepared_.emplace_back(s.prepares, s.prepared_sql);
+        }
+        db_->in_transaction_ =
+            PQstatus(c) != CONNECTION_BAD ? PQtransactionStatus(c) != PQTRANS_IDLE : in_transaction_before_ || began;
+    }
+
+    connection* db_;
+    std::vector<step> steps_;
+    std::size_t sent_ = 0;  // steps_ sent to the server, from the first
+    bool entered_ = false;
+    bool in_pipeline_ = false;
+    bool sending_ = false;
+    bool collected_ = false;
+    bool in_transaction_before_ = false;
 };
 
 }  // namespace detail::pg

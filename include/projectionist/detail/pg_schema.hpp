@@ -26,6 +26,12 @@ struct postgres_options {
     /// `synchronous_commit`: on (the default) a commit returns once its WAL is flushed; off lets
     /// a server crash lose the last few commits (never corrupting the database).
     bool synchronous_commit = true;
+    /// A read-model storage session sends the statements of a batch's start (BEGIN, the
+    /// checkpoint's lock) together, and those of its commit (the tables' buffered writes, the
+    /// checkpoint, the aggregates' positions) together, each group in one round trip (libpq's
+    /// pipeline mode), then COMMIT on its own once their answers are checked. false sends them one
+    /// at a time, a round trip each (the same statements and outcomes). The event store ignores it.
+    bool pipeline = true;
 };
 
 namespace detail::pg {

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <projectionist/detail/pg_api.hpp>
+
 namespace projectionist::detail::pg {
 
 /// The part of a table handle its session sees: the name, and how to send or drop its buffer.
@@ -20,12 +22,16 @@ public:
     [[nodiscard]] std::string_view table_name() const noexcept { return name_; }
     /// Sends the buffered writes; the rows read stay cached until the batch ends.
     void flush_buffer() { flush_(this); }
+    /// Adds the buffered writes to `pl`: they are sent with it, and its run checks their answers
+    /// as `flush_buffer` would (the same errors), then marks them sent.
+    void queue_buffer(connection::pipeline& pl) { queue_(this, pl); }
     /// Drops the buffered writes and cached rows.
     void forget_buffer() noexcept { forget_(this); }
 
 protected:
-    buffered_table(std::string name, void (*flush)(buffered_table*), void (*forget)(buffered_table*) noexcept)
-        : name_(std::move(name)), flush_(flush), forget_(forget) {}
+    buffered_table(std::string name, void (*flush)(buffered_table*),
+                   void (*queue)(buffered_table*, connection::pipeline&), void (*forget)(buffered_table*) noexcept)
+        : name_(std::move(name)), flush_(flush), queue_(queue), forget_(forget) {}
     ~buffered_table() = default;
     buffered_table(buffered_table&&) = default;
     buffered_table& operator=(buffered_table&&) = default;
@@ -34,6 +40,7 @@ protected:
 
 private:
     void (*flush_)(buffered_table*);
+    void (*queue_)(buffered_table*, connection::pipeline&);
     void (*forget_)(buffered_table*) noexcept;
 };
 
@@ -52,6 +59,10 @@ struct write_behind {
     [[nodiscard]] bool buffering() const noexcept { return active && !eager && !immediate; }
     void flush_all() {
         for (auto* t : tables) t->flush_buffer();
+    }
+    /// `flush_all`, its statements added to `pl` (one round trip with what else it holds).
+    void queue_all(connection::pipeline& pl) {
+        for (auto* t : tables) t->queue_buffer(pl);
     }
     void forget_all() noexcept {
         for (auto* t : tables) t->forget_buffer();

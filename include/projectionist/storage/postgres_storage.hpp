@@ -163,6 +163,7 @@ public:
           conninfo_(storage.conninfo()),
           slice_(slice),
           key_(::projectionist::checkpoint_key(projection, slice)),
+          pipelined_(storage.options().pipeline),
           buffer_(std::make_unique<detail::pg::write_behind>()) {}
 
     ~session() {
@@ -197,6 +198,11 @@ public:
         return db_;
     }
     [[nodiscard]] PGconn* raw() const noexcept { return db_.get(); }
+    /// Round trips to the server on this session's connection so far (connection::round_trips):
+    /// what tests and benchmarks count a batch's cost in.
+    [[nodiscard]] std::uint64_t round_trips() const noexcept { return db_.round_trips(); }
+    /// Whether batches send their statements in pipelines (postgres_options::pipeline).
+    [[nodiscard]] bool pipelined() const noexcept { return pipelined_; }
 
     /// The checkpoint as last committed, loaded on first use and kept up to date by the runner.
     [[nodiscard]] checkpoint& load_checkpoint() {
@@ -370,35 +376,28 @@ public:
     /// Throws checkpoint_conflict, writing nothing, if another runner moved the checkpoint since
     /// this session loaded or committed it, and lease_lost, writing nothing, if the session is
     /// fenced and its worker no longer holds the lease (checked first).
+    ///
+    /// Pipelined (postgres_options::pipeline), the lease check, the writes, the checkpoint and the
+    /// aggregates' positions go in one round trip and their answers are checked in that order,
+    /// with the errors a statement-by-statement commit reports; COMMIT follows only once the
+    /// checkpoint's compare-and-set is seen to have moved it.
     void commit(const checkpoint& cp, std::span<const std::uint64_t> changed_aggregates) {
-        if (fence_) check_fence();
-        if (buffer_->conflict) throw checkpoint_conflict(*buffer_->conflict);
-        buffer_->flush_all();
-        detail::pg::params p;
         // A checkpoint reset in this transaction (reset, delete) and not moved has no row: a
         // deleted version leaves none behind.
         const bool no_row =
             !has_position_row_ && reset_in_transaction_ && cp.position == 0 && changed_aggregates.empty();
-        if (no_row) {
-            // nothing to write
-        } else if (has_position_row_) {
-            p.add(static_cast<std::int64_t>(cp.position)).add(key_).add(static_cast<std::int64_t>(committed_position_));
-            const auto r = run("pj_move_checkpoint",
-                               "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND "
-                               "position = $3",
-                               p);
-            if (r.affected() != 1) throw checkpoint_conflict(conflict_message());
+        if (pipelined_ && !buffer_->conflict) {
+            detail::pg::connection::pipeline pl(db_);
+            if (fence_) check_fence(&pl);
+            buffer_->queue_all(pl);
+            write_checkpoint(cp, changed_aggregates, no_row, &pl);
+            pl.run();
         } else {
-            p.add(key_).add(static_cast<std::int64_t>(cp.position));
-            try {
-                run("pj_insert_checkpoint",
-                    "INSERT INTO projectionist_checkpoints(projection, position) VALUES ($1, $2)", p);
-            } catch (const postgres_error& e) {
-                if (e.unique_violation()) throw checkpoint_conflict(conflict_message());
-                throw;
-            }
+            if (fence_) check_fence(nullptr);
+            if (buffer_->conflict) throw checkpoint_conflict(*buffer_->conflict);
+            buffer_->flush_all();
+            write_checkpoint(cp, changed_aggregates, no_row, nullptr);
         }
-        if (!changed_aggregates.empty()) save_aggregates(cp, changed_aggregates);
         db_.exec("COMMIT");
         end_transaction();
         buffer_->eager = false;  // this batch went through: buffer again
@@ -454,10 +453,17 @@ private:
         return out;
     }
 
-    /// BEGIN, then the checkpoint row locked until commit. In the same statement, a session
-    /// without a slice looks for partition checkpoints (see `begin`).
+    /// BEGIN, then the checkpoint row locked until commit (pipelined: both in one round trip).
+    /// In the same statement, a session without a slice looks for partition checkpoints (see
+    /// `begin`).
     void open_transaction(bool lifecycle) {
-        db_.exec("BEGIN");
+        std::optional<detail::pg::connection::pipeline> pl;
+        if (pipelined_) {
+            pl.emplace(db_);
+            pl->add_query("BEGIN");
+        } else {
+            db_.exec("BEGIN");
+        }
         in_transaction_ = true;
         buffer_->active = true;
         buffer_->immediate = lifecycle;
@@ -477,17 +483,19 @@ private:
                                        name.find_first_not_of("0123456789", v + 2) == std::string_view::npos;
                 p.add(static_cast<std::int64_t>(detail::pg::lifecycle_lock_class))
                     .add(versioned ? name.substr(0, v) : name);
-                run("pj_lock_lifecycle",
-                    "SELECT pg_advisory_xact_lock($1::integer, hashtext(current_schema() || '.' || $2))", p);
+                send_checked(pl ? &*pl : nullptr, "pj_lock_lifecycle",
+                             "SELECT pg_advisory_xact_lock($1::integer, hashtext(current_schema() || '.' || $2))", p,
+                             [](const auto& get) { (void)get(); });
                 p.clear();
             }
             p.add(key_).add(projection_ + "#");
-            const auto r =
-                run("pj_lock_checkpoint",
-                    "SELECT (SELECT position FROM projectionist_checkpoints WHERE projection = $1 FOR "
-                    "UPDATE), (SELECT projection FROM projectionist_checkpoints WHERE starts_with(projection, "
-                    "$2) LIMIT 1)",
-                    p);
+            detail::pg::result r;
+            send_checked(pl ? &*pl : nullptr, "pj_lock_checkpoint",
+                         "SELECT (SELECT position FROM projectionist_checkpoints WHERE projection = $1 FOR "
+                         "UPDATE), (SELECT projection FROM projectionist_checkpoints WHERE starts_with(projection, "
+                         "$2) LIMIT 1)",
+                         p, [&r](const auto& get) { r = get(); });
+            if (pl) pl->run();
             const bool has_row = !r.is_null(0, 0);
             // The compare of commit's compare-and-set, made early: the row stays locked, so the
             // answer holds until commit, and a batch that cannot commit sends no table writes.
@@ -503,9 +511,54 @@ private:
                     "remove only",
                     projection_, r.text(0, 1)));
         } catch (...) {
+            pl.reset();  // out of pipeline mode before the ROLLBACK
             rollback();
             throw;
         }
+    }
+
+    /// Runs `sql`, prepared under `name`, and passes `check` a function that returns its result
+    /// or throws its error: at once, or (`pl` not null) when `pl` runs.
+    template <class Check>
+    void send_checked(detail::pg::connection::pipeline* pl, const char* name, const char* sql,
+                      const detail::pg::params& p, Check check) {
+        if (pl == nullptr) {
+            check([&] { return run(name, sql, p); });
+            return;
+        }
+        pl->add_prepared(name, sql, p,
+                         [check](detail::pg::connection::pipeline::answer& a) { check([&a] { return a.take(); }); });
+    }
+
+    /// The checkpoint's compare-and-set (or its first row), then the positions of the aggregates
+    /// the batch changed: at once, or added to `pl`.
+    void write_checkpoint(const checkpoint& cp, std::span<const std::uint64_t> changed_aggregates, bool no_row,
+                          detail::pg::connection::pipeline* pl) {
+        detail::pg::params p;
+        if (no_row) {
+            // nothing to write
+        } else if (has_position_row_) {
+            p.add(static_cast<std::int64_t>(cp.position)).add(key_).add(static_cast<std::int64_t>(committed_position_));
+            // An UPDATE that matches no row is no error: the COMMIT waits for this answer.
+            send_checked(pl, "pj_move_checkpoint",
+                         "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND position = $3",
+                         p, [this](const auto& get) {
+                             if (get().affected() != 1) throw checkpoint_conflict(conflict_message());
+                         });
+        } else {
+            p.add(key_).add(static_cast<std::int64_t>(cp.position));
+            send_checked(pl, "pj_insert_checkpoint",
+                         "INSERT INTO projectionist_checkpoints(projection, position) VALUES ($1, $2)", p,
+                         [this](const auto& get) {
+                             try {
+                                 (void)get();
+                             } catch (const postgres_error& e) {
+                                 if (e.unique_violation()) throw checkpoint_conflict(conflict_message());
+                                 throw;
+                             }
+                         });
+        }
+        if (!changed_aggregates.empty()) save_aggregates(cp, changed_aggregates, pl);
     }
 
     /// Runs `sql`, prepared once on this session's connection under `name`.
@@ -516,7 +569,8 @@ private:
 
     /// One statement for every aggregate the batch moved: arrays of numbers and versions,
     /// without duplicates (ON CONFLICT may not touch a row twice in one statement).
-    void save_aggregates(const checkpoint& cp, std::span<const std::uint64_t> changed) {
+    void save_aggregates(const checkpoint& cp, std::span<const std::uint64_t> changed,
+                         detail::pg::connection::pipeline* pl) {
         numbers_.assign(changed.begin(), changed.end());
         std::sort(numbers_.begin(), numbers_.end());
         numbers_.erase(std::unique(numbers_.begin(), numbers_.end()), numbers_.end());
@@ -533,11 +587,12 @@ private:
         versions += '}';
         detail::pg::params p;
         p.add(key_).add(numbers).add(versions);
-        run("pj_save_aggregates",
-            "INSERT INTO projectionist_aggregate_checkpoints(projection, aggregate_number, version) SELECT $1, n, v "
-            "FROM unnest($2::bigint[], $3::bigint[]) AS u(n, v) ON CONFLICT (projection, aggregate_number) DO UPDATE "
-            "SET version = excluded.version",
-            p);
+        send_checked(
+            pl, "pj_save_aggregates",
+            "INSERT INTO projectionist_aggregate_checkpoints(projection, aggregate_number, version) SELECT $1, "
+            "n, v FROM unnest($2::bigint[], $3::bigint[]) AS u(n, v) ON CONFLICT (projection, "
+            "aggregate_number) DO UPDATE SET version = excluded.version",
+            p, [](const auto& get) { (void)get(); });
     }
 
     void end_transaction() noexcept {
@@ -556,23 +611,25 @@ private:
             key_, committed_position_);
     }
 
-    /// The fence: the lease row, still ours, locked FOR SHARE until the batch commits or rolls back.
-    void check_fence() {
+    /// The fence: the lease row, still ours, locked FOR SHARE until the batch commits or rolls back
+    /// (checked at once, or when `pl` runs, before the answers of what follows it).
+    void check_fence(detail::pg::connection::pipeline* pl) {
         detail::pg::params p;
         p.add(fence_->projection)
             .add(static_cast<std::int64_t>(fence_->partition))
             .add(fence_->holder)
             .add(static_cast<std::int64_t>(fence_->epoch));
-        const auto r = run("pj_check_fence",
-                           "SELECT 1 FROM projectionist_leases WHERE projection = $1 AND partition = $2 AND holder = "
-                           "$3 AND epoch = $4 AND expires_at > clock_timestamp() FOR SHARE",
-                           p);
-        if (r.rows() == 1) return;
-        fenced_out_ = true;
-        throw lease_lost(fmt::format(
-            "projectionist: '{}': worker '{}' no longer holds the lease of partition {} with epoch {} (it expired "
-            "or another worker claimed it); this batch was not written",
-            key_, fence_->holder, fence_->partition, fence_->epoch));
+        send_checked(pl, "pj_check_fence",
+                     "SELECT 1 FROM projectionist_leases WHERE projection = $1 AND partition = $2 AND holder = "
+                     "$3 AND epoch = $4 AND expires_at > clock_timestamp() FOR SHARE",
+                     p, [this, f = *fence_](const auto& get) {
+                         if (get().rows() == 1) return;
+                         fenced_out_ = true;
+                         throw lease_lost(fmt::format(
+                             "projectionist: '{}': worker '{}' no longer holds the lease of partition {} with epoch "
+                             "{} (it expired or another worker claimed it); this batch was not written",
+                             key_, f.holder, f.partition, f.epoch));
+                     });
     }
 
     /// A partition without a checkpoint row: refuses if the projection has checkpoints for another
@@ -627,6 +684,7 @@ private:
     std::string key_;  // the checkpoint's: the projection's name, or its partition's key
     std::optional<lease_fence> fence_;
     bool fenced_out_ = false;
+    bool pipelined_ = true;                             // postgres_options::pipeline
     std::unique_ptr<detail::pg::write_behind> buffer_;  // boxed: table handles point at it
     std::vector<std::uint64_t> numbers_;
 };

@@ -101,6 +101,9 @@ public:
     postgres_table(detail::pg::connection& db, std::string name, detail::pg::write_behind* session = nullptr)
         : buffered_table(
               std::move(name), [](buffered_table* t) { static_cast<postgres_table*>(t)->flush(); },
+              [](buffered_table* t, detail::pg::connection::pipeline& pl) {
+                  static_cast<postgres_table*>(t)->queue(pl);
+              },
               [](buffered_table* t) noexcept { static_cast<postgres_table*>(t)->forget(); }),
           db_(&db),
           session_(session),
@@ -280,32 +283,18 @@ public:
             if (!caching()) entries_.clear();
             return;
         }
-        try {
-            send();
-        } catch (const postgres_error& e) {
-            forget();
-            if (buffered_batch() && detail::pg::constraint_refusal(e)) retry_batch(e.what());
-            if (detail::pg::constraint_refusal(e))
-                throw table_error(fmt::format("projectionist: a write to table '{}' was refused: {}", name_, e.what()));
-            throw;
-        } catch (const table_error& e) {
-            forget();
-            if (buffered_batch()) retry_batch(e.what());
-            throw;
-        } catch (...) {
-            forget();
-            throw;
+        guarded([&] { send(nullptr); });
+        sent();
+    }
+
+    /// `flush`, its statements added to `pl` instead of run: `pl.run()` checks their answers and
+    /// reports a refused write as `flush` would, or marks the writes sent.
+    void queue(detail::pg::connection::pipeline& pl) {
+        if (dirty_ == 0) {
+            if (!caching()) entries_.clear();
+            return;
         }
-        if (caching()) {
-            for (auto& kv : entries_) {
-                entry& e = kv.second;
-                if (e.kind == state::upsert || e.kind == state::insert) e.kind = state::clean;
-                if (e.kind == state::erase || e.kind == state::erase_claimed) e.kind = state::absent;
-            }
-        } else {
-            entries_.clear();
-        }
-        dirty_ = 0;
+        guarded([&] { send(&pl); });
     }
 
     void forget() noexcept {
@@ -468,6 +457,43 @@ private:
                         name_, why));
     }
 
+    /// Runs `f`, which sends buffered writes or checks their answers; a failure drops the buffer,
+    /// and a refusal by a constraint becomes a table_error, or inside a buffered batch the replay
+    /// of postgres_batch_retry.
+    template <class F>
+    void guarded(F&& f) {
+        try {
+            std::forward<F>(f)();
+        } catch (const postgres_error& e) {
+            forget();
+            if (buffered_batch() && detail::pg::constraint_refusal(e)) retry_batch(e.what());
+            if (detail::pg::constraint_refusal(e))
+                throw table_error(fmt::format("projectionist: a write to table '{}' was refused: {}", name_, e.what()));
+            throw;
+        } catch (const table_error& e) {
+            forget();
+            if (buffered_batch()) retry_batch(e.what());
+            throw;
+        } catch (...) {
+            forget();
+            throw;
+        }
+    }
+
+    /// The buffered writes reached the server: what was written is now what the server holds.
+    void sent() {
+        if (caching()) {
+            for (auto& kv : entries_) {
+                entry& e = kv.second;
+                if (e.kind == state::upsert || e.kind == state::insert) e.kind = state::clean;
+                if (e.kind == state::erase || e.kind == state::erase_claimed) e.kind = state::absent;
+            }
+        } else {
+            entries_.clear();
+        }
+        dirty_ = 0;
+    }
+
     /// The entry for `key`: the buffer's, else what the server has (cached for the batch).
     entry* lookup(const key_type& key) {
         if (auto* e = entries_.find_entry(key)) return e;
@@ -527,8 +553,9 @@ private:
         return db_->execute(st.name, p);
     }
 
-    /// One array literal per column (rows whose state is `s`), then the statement.
-    detail::pg::result send_rows(statement which, state s) {
+    /// One array literal per column (rows whose state is `s`): the parameters of `insert` or
+    /// `upsert`.
+    void row_arrays(state s, detail::pg::params& p) const {
         std::vector<std::string> arrays(columns_.size(), "{");
         for (const auto& kv : entries_) {
             const entry& e = kv.second;
@@ -540,12 +567,10 @@ private:
                 detail::pg::append_element(a, field);
             });
         }
-        detail::pg::params p;
         for (auto& a : arrays) {
             a += '}';
             p.add(a);
         }
-        return run(which, p);
     }
 
     std::string key_array(state s, std::size_t& count) const {
@@ -561,32 +586,56 @@ private:
         return a;
     }
 
-    void send() {
+    /// The buffered writes' statements, in order, each answer checked: run one by one (`pl`
+    /// null) or added to `pl`, whose run checks the answers and marks the writes sent.
+    void send(detail::pg::connection::pipeline* pl) {
         std::size_t inserts = 0, upserts = 0;
         for (const auto& kv : entries_) {
             inserts += kv.second.kind == state::insert;
             upserts += kv.second.kind == state::upsert;
         }
+        std::size_t claimed = 0, erased = 0;
+        const std::string claimed_keys = key_array(state::erase_claimed, claimed);
+        const std::string erased_keys = key_array(state::erase, erased);
+        const std::size_t statements = (claimed != 0) + (erased != 0) + (inserts != 0) + (upserts != 0);
+        std::size_t issued = 0;
+        auto issue = [&](statement s, const detail::pg::params& p, auto check) {
+            if (pl == nullptr) {
+                check(run(s, p));
+                return;
+            }
+            const bool last = ++issued == statements;
+            const auto& st = statements_[static_cast<std::size_t>(s)];
+            pl->add_prepared(st.name, st.sql, p, [this, check, last](detail::pg::connection::pipeline::answer& a) {
+                guarded([&] { check(a.take()); });
+                if (last) sent();
+            });
+        };
         // Keys inserted and erased in this batch: an insert would have failed if the server had one.
-        std::size_t n = 0;
-        std::string keys = key_array(state::erase_claimed, n);
-        if (n != 0) {
+        if (claimed != 0) {
             detail::pg::params p;
-            p.add(keys);
-            const auto r = run(statement::claimed, p);
-            if (r.rows() != 0) throw first_conflict(r, state::erase_claimed, true);
+            p.add(claimed_keys);
+            issue(statement::claimed, p, [this](const detail::pg::result& r) {
+                if (r.rows() != 0) throw first_conflict(r, state::erase_claimed, true);
+            });
         }
-        keys = key_array(state::erase, n);
-        if (n != 0) {
+        if (erased != 0) {
             detail::pg::params p;
-            p.add(keys);
-            run(statement::erase, p);
+            p.add(erased_keys);
+            issue(statement::erase, p, [](const detail::pg::result&) {});
         }
         if (inserts != 0) {
-            const auto r = send_rows(statement::insert, state::insert);
-            if (static_cast<std::size_t>(r.rows()) != inserts) throw first_conflict(r, state::insert, false);
+            detail::pg::params p;
+            row_arrays(state::insert, p);
+            issue(statement::insert, p, [this, inserts](const detail::pg::result& r) {
+                if (static_cast<std::size_t>(r.rows()) != inserts) throw first_conflict(r, state::insert, false);
+            });
         }
-        if (upserts != 0) send_rows(statement::upsert, state::upsert);
+        if (upserts != 0) {
+            detail::pg::params p;
+            row_arrays(state::upsert, p);
+            issue(statement::upsert, p, [](const detail::pg::result&) {});
+        }
     }
 
     /// The duplicate-key error for the first key of `s` that the result lists (`listed`: the
