@@ -31,6 +31,7 @@ static_assert(pj::has_event_wait<store_type> == backend::abilities::event_wait);
 static_assert(pj::has_aggregate_count<store_type> == backend::abilities::aggregate_count);
 static_assert(pj::has_transactional_emission<store_type, storage_type> == backend::abilities::transactional_emission);
 static_assert(pj::has_concurrent_read<store_type> == backend::abilities::concurrent_read);
+static_assert(pj::has_prefetching_begin<storage_type> == backend::abilities::prefetching_begin);
 
 // The storage's own header names its event store, whatever else is included.
 static_assert(std::is_same_v<pj::detail::default_event_store<storage_type>::type, store_type>);

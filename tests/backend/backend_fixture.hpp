@@ -111,6 +111,7 @@ public:
         static constexpr bool aggregate_count = true;
         static constexpr bool transactional_emission = true;
         static constexpr bool concurrent_read = true;
+        static constexpr bool prefetching_begin = false;
     };
 
     /// What the backend's constructors take.
@@ -242,6 +243,7 @@ public:
         static constexpr bool aggregate_count = true;
         static constexpr bool transactional_emission = true;
         static constexpr bool concurrent_read = true;
+        static constexpr bool prefetching_begin = true;
     };
 
     struct place {
@@ -414,6 +416,7 @@ public:
         static constexpr bool aggregate_count = true;
         static constexpr bool transactional_emission = false;
         static constexpr bool concurrent_read = true;
+        static constexpr bool prefetching_begin = false;
     };
 
     /// Memory stores hold events, not payloads: the limit is there for the suite to compile.

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -50,10 +51,11 @@ std::int64_t checkpoint_of(scoped_schema& schema, const std::string& projection)
                                              schema.quoted(), pj::detail::pg::literal(projection)));
 }
 
-/// The round trips of a batch like a live runner's: begin, the prefetch of the keys it touches,
-/// an insert, an update and an erase, commit moving the checkpoint and two aggregates' positions.
-/// Measured on the session's third batch, once the statements are prepared.
-std::uint64_t batch_round_trips(bool pipelined) {
+/// The round trips of a batch like a live runner's: begin, the prefetch of the keys it touches
+/// (inside begin's opening when `joined`, as a runner does on PostgreSQL, or after it), an insert,
+/// an update and an erase, commit moving the checkpoint and two aggregates' positions. Measured on
+/// the session's third batch, once the statements are prepared.
+std::uint64_t batch_round_trips(bool pipelined, bool joined = false) {
     scoped_schema schema;
     pj::postgres_storage storage(pg_url(), options_of(schema, pipelined));
     auto s = storage.open("x_v1");
@@ -65,10 +67,22 @@ std::uint64_t batch_round_trips(bool pipelined) {
         const std::string added = "n" + std::to_string(round), changed = "c" + std::to_string(round);
         const std::string gone = "c" + std::to_string(round - 1);
         const std::uint64_t before = s.round_trips();
-        s.begin();
         const std::vector<std::string> keys{added, changed, gone};
         const std::vector<const std::string*> wanted{&keys[0], &keys[1], &keys[2]};
-        t.prefetch(std::span<const std::string* const>(wanted));
+        const auto prefetch = [&] { t.prefetch(std::span<const std::string* const>(wanted)); };
+        if (joined) {
+            s.begin(prefetch);
+        } else {
+            s.begin();
+            prefetch();
+        }
+        // The rows read are kept for the batch: reading them costs no round trip.
+        const std::uint64_t opened = s.round_trips();
+        const std::optional<ticket_row> kept = t.find(gone);
+        CHECK(kept.has_value() == (round > 0));
+        if (kept) CHECK(kept->reopened == round - 1);
+        CHECK_FALSE(t.find(added).has_value());
+        CHECK(s.round_trips() == opened);
         t.insert({added, "bug", "open", 0});
         t.upsert({changed, "bug", "open", round});
         (void)t.erase(gone);
@@ -160,6 +174,38 @@ TEST_CASE("a pipelined batch takes four round trips: begin, prefetch, the writes
     // BEGIN; the lock; the prefetch; erase; insert; upsert; the checkpoint; the aggregates; COMMIT.
     CHECK(plain == 9);
     CHECK(pj::postgres_options{}.pipeline);
+}
+
+TEST_CASE("a batch whose prefetch is made in begin's opening takes three round trips", "[postgres][pipeline]") {
+    static_assert(pj::has_prefetching_begin<pj::postgres_storage>);
+    // BEGIN + the lock + the prefetch; the writes with the checkpoint and aggregates; COMMIT.
+    CHECK(batch_round_trips(true, true) == 3);
+    // Not pipelined, the same statements one at a time.
+    CHECK(batch_round_trips(false, true) == 9);
+}
+
+TEST_CASE("a prefetch in begin's opening that fails fails begin, with the transaction rolled back",
+          "[postgres][pipeline]") {
+    scoped_schema schema;
+    pj::postgres_storage storage(pg_url(), options_of(schema, true));
+    auto s = storage.open("x_v1");
+    auto& t = s.create_table<ticket_table>("x_v1");
+    (void)s.load_checkpoint();
+    // The prefetch's statement, prepared by an earlier batch, now refers to a column gone.
+    const std::vector<std::string> keys{"a"};
+    const std::vector<const std::string*> wanted{&keys[0]};
+    s.begin([&] { t.prefetch(std::span<const std::string* const>(wanted)); });
+    t.insert({"a", "bug", "open", 0});
+    s.commit(pj::checkpoint{1, {}, 0}, {});
+    schema.connection().exec(fmt::format("ALTER TABLE {}.x_v1 RENAME COLUMN status TO state", schema.quoted()));
+    CHECK_THROWS_AS(s.begin([&] { t.prefetch(std::span<const std::string* const>(wanted)); }), pj::postgres_error);
+    CHECK_FALSE(s.connection().in_transaction());
+    schema.connection().exec(fmt::format("ALTER TABLE {}.x_v1 RENAME COLUMN state TO status", schema.quoted()));
+    // The session goes on: the next batch opens, reads the row and commits.
+    s.begin([&] { t.prefetch(std::span<const std::string* const>(wanted)); });
+    CHECK(t.find("a").has_value());
+    s.commit(pj::checkpoint{2, {}, 0}, {});
+    CHECK(checkpoint_of(schema, "x_v1") == 2);
 }
 
 TEST_CASE("a pipeline reports its first failure as the statement alone would, and leaves the connection usable",

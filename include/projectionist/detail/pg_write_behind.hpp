@@ -55,6 +55,9 @@ struct write_behind {
     /// The batch's checkpoint was moved by another runner (seen at begin): its commit will
     /// throw checkpoint_conflict before it sends anything.
     std::optional<std::string> conflict;
+    /// While a batch's opening is assembled (session::begin with an opening): the pipeline that
+    /// sends BEGIN and the checkpoint's lock, to which the tables add their prefetch.
+    connection::pipeline* opening = nullptr;
 
     [[nodiscard]] bool buffering() const noexcept { return active && !eager && !immediate; }
     void flush_all() {

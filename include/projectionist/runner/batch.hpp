@@ -79,7 +79,10 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
         pass_totals totals;
         failed_ = nullptr;
         try {
-            session_.begin();
+            if constexpr (has_prefetching_begin<storage_type>)
+                session_.begin([this] { detail::prefetch_batch(handles_, batch_.begin(), batch_.end()); });
+            else
+                session_.begin();
         } catch (...) {
             // Nothing was written. Like a failed commit, this stops the runner with the reason
             // in status() (e.g. an unsliced runner of a projection that workers partition).
@@ -92,7 +95,8 @@ auto runner<Projection, Policies...>::apply_batch() -> std::uint64_t {
             fail(nullptr, cause);
         }
         try {
-            detail::prefetch_batch(handles_, batch_.begin(), batch_.end());
+            if constexpr (!has_prefetching_begin<storage_type>)
+                detail::prefetch_batch(handles_, batch_.begin(), batch_.end());
             // The hand-over of emission as it is inside this transaction: none can commit before
             // this batch does (it would lock this version's checkpoint), so it holds for the batch.
             load_window();

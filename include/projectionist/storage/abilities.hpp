@@ -86,6 +86,14 @@ template <class Handle>
 concept prefetch_member = requires(Handle& h, std::span<const typename Handle::key_type* const> keys) {
     h.prefetch(keys);
 };
+/// What the check below hands `begin`: the work of a batch's opening.
+struct opening_work {
+    void operator()() const noexcept {}
+};
+template <class S>
+concept opening_begin_member = requires(typename S::session& s) {
+    s.begin(opening_work{});
+};
 template <class S>
 concept handoff_members = requires(typename S::session& s, const typename S::session& cs, std::string_view name) {
     { cs.live_versions(name) } -> std::convertible_to<std::vector<std::string>>;
@@ -201,6 +209,16 @@ template <class Handle>
 inline constexpr bool has_batch_prefetch = detail::abilities::prefetch_member<Handle>;
 
 // ---- session abilities ----------------------------------------------------------------------
+
+/// The session opens a batch with work of the caller's inside its opening: `begin(F opening)`
+/// calls `opening()` once the batch is open, and the tables' `prefetch` calls made there are sent
+/// with the opening's own statements (PostgreSQL: in the round trip of BEGIN and the checkpoint's
+/// lock). A failure there fails `begin`, with nothing written.
+///
+/// With it, a runner in batch mode prefetches a batch's rows (has_batch_prefetch) from inside
+/// `begin`, one round trip fewer per batch; without it, right after `begin()`.
+template <class Storage>
+inline constexpr bool has_prefetching_begin = detail::abilities::opening_begin_member<Storage>;
 
 /// The session can hand emission over from one version to another inside a transaction
 /// (storage/emission_window.hpp): `live_versions(base_name) const -> std::vector<std::string>`

@@ -363,13 +363,26 @@ public:
     /// A session without a slice refuses to, writing nothing, when workers run the projection in
     /// partitions (a checkpoint `projection#k/n` exists): it would apply their events again from
     /// its own checkpoint.
-    void begin() { open_transaction(false); }
+    void begin() {
+        open_transaction(false, [] {});
+    }
+
+    /// `begin()`, calling `opening()` once the batch is open: the tables' `prefetch` calls it
+    /// makes go with BEGIN and the checkpoint's lock, in their round trip (pipelined; not
+    /// pipelined, they run after them, each a round trip), and the rows they read are kept for
+    /// the batch. A failure of theirs fails `begin`, with the transaction rolled back.
+    template <class Opening>
+    void begin(Opening&& opening) {
+        open_transaction(false, opening);
+    }
 
     /// Opens the transaction of a lifecycle operation (init, reset, remove). Its table writes are
     /// sent at once instead of buffered: hooks write few rows, and a refused write then fails in
     /// the hook that made it, as a table_error, rather than at commit. Allowed without a slice on
     /// a partitioned projection: a reset or remove covers every partition.
-    void begin_lifecycle() { open_transaction(true); }
+    void begin_lifecycle() {
+        open_transaction(true, [] {});
+    }
 
     /// Sends the tables' buffered writes, writes the checkpoint (and the positions of the
     /// aggregates the batch changed, in one statement) and commits them all together.
@@ -453,10 +466,11 @@ private:
         return out;
     }
 
-    /// BEGIN, then the checkpoint row locked until commit (pipelined: both in one round trip).
-    /// In the same statement, a session without a slice looks for partition checkpoints (see
-    /// `begin`).
-    void open_transaction(bool lifecycle) {
+    /// BEGIN, then the checkpoint row locked until commit (pipelined: both in one round trip, with
+    /// the queries `opening` adds). In the same statement, a session without a slice looks for
+    /// partition checkpoints (see `begin`).
+    template <class Opening>
+    void open_transaction(bool lifecycle, Opening&& opening) {
         std::optional<detail::pg::connection::pipeline> pl;
         if (pipelined_) {
             pl.emplace(db_);
@@ -495,7 +509,17 @@ private:
                          "UPDATE), (SELECT projection FROM projectionist_checkpoints WHERE starts_with(projection, "
                          "$2) LIMIT 1)",
                          p, [&r](const auto& get) { r = get(); });
-            if (pl) pl->run();
+            if (pl) {
+                // What the opening reads joins the round trip.
+                struct joined {
+                    detail::pg::write_behind& buffer;
+                    ~joined() { buffer.opening = nullptr; }
+                } until_run{*buffer_};
+                buffer_->opening = &*pl;
+                opening();
+                buffer_->opening = nullptr;
+                pl->run();
+            }
             const bool has_row = !r.is_null(0, 0);
             // The compare of commit's compare-and-set, made early: the row stays locked, so the
             // answer holds until commit, and a batch that cannot commit sends no table writes.
@@ -510,6 +534,7 @@ private:
                     "worker<...> or with runner_options::slice; without a slice use it for init, status, reset and "
                     "remove only",
                     projection_, r.text(0, 1)));
+            if (!pl) opening();
         } catch (...) {
             pl.reset();  // out of pipeline mode before the ROLLBACK
             rollback();

@@ -363,6 +363,8 @@ public:
     /// Reads the rows of `keys` that this batch has not read or written yet, in one query per
     /// chunk of keys, and keeps them (or that they are absent) for the batch: the reads of the
     /// batch's handlers are then answered without a round trip. A no-op outside a buffered batch.
+    /// Called from the opening of a batch (session::begin with an opening), the queries go with
+    /// BEGIN and the checkpoint's lock, in their round trip, and the rows are kept when it ends.
     void prefetch(std::span<const key_type* const> keys) {
         if (!caching()) return;
         std::vector<const key_type*> wanted;
@@ -372,11 +374,26 @@ public:
                 entries_.emplace(*k, entry{state::absent, row_type{}});  // until the server says otherwise
                 wanted.push_back(k);
             }
-        find_each(std::span<const key_type* const>(wanted), [&](row_type&& row) {
+        const auto keep = [this](row_type&& row) {
             entry& e = entries_.find(Table::key_of(row))->second;
             e.kind = state::clean;
             e.row = std::move(row);
-        });
+        };
+        detail::pg::connection::pipeline* opening = session_ != nullptr ? session_->opening : nullptr;
+        if (opening == nullptr) {
+            find_each(std::span<const key_type* const>(wanted), keep);
+            return;
+        }
+        const auto& st = statements_[static_cast<std::size_t>(statement::find_many)];
+        for (std::size_t at = 0; at < wanted.size(); at += keys_per_query) {
+            detail::pg::params p;
+            p.add(key_list(
+                std::span<const key_type* const>(wanted).subspan(at, std::min(keys_per_query, wanted.size() - at))));
+            opening->add_prepared(st.name, st.sql, p, [keep](detail::pg::connection::pipeline::answer& a) {
+                const auto r = a.take();
+                for (int i = 0; i < r.rows(); ++i) keep(detail::pg::read_row<row_type>(r, i));
+            });
+        }
     }
 
 private:
