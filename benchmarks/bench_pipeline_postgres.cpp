@@ -290,9 +290,8 @@ void bench_pipeline_postgres(const pj::memory_event_store& history, const histor
         start, start_rows.size(), live, batch_size, o.repetitions);
     std::fflush(stdout);
     const std::vector<bulk_samples> s = measure_bulk(sides, o.repetitions, live, "8g. PostgreSQL pipelines");
-    const time_basis wall_basis = time_basis::thread_cpu;  // unused for the rates below: wall time
     print_bulk_samples(fmt::format("8g. PostgreSQL live catch-up, pipelines on and off ({} new events)", live), s, live,
-                       server.local ? time_basis::thread_plus_server : wall_basis);
+                       time_basis::wall);
     for (pipeline_side* x : {&proxy_pipelined, &proxy_plain, &local_pipelined, &local_plain}) {
         if (schema_digest(admin, x->schema()) != expected)
             mismatch(fmt::format("8g. PostgreSQL pipelines: the rows in {}", x->schema()));
@@ -337,8 +336,7 @@ void bench_pipeline_postgres(const pj::memory_event_store& history, const histor
         {"time", std::string("events/s from the median of wall time (the proxy's delay is waiting, not CPU); CPU "
                              "time beside them")},
     };
-    for (extra& x : bulk_side_extras(s, live, server.local ? time_basis::thread_plus_server : wall_basis))
-        extras.push_back(std::move(x));
+    for (extra& x : bulk_side_extras(s, live, time_basis::wall)) extras.push_back(std::move(x));
     const auto line = [&](std::string_view a, std::string_view b, double ta, double tb) {
         return fmt::format("{} {}ev/s ({:.1f} round trips/batch), {} {}ev/s ({:.1f})", a, si(wall_rate(a)), ta, b,
                            si(wall_rate(b)), tb);
