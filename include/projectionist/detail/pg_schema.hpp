@@ -27,9 +27,10 @@ struct postgres_options {
     /// a server crash lose the last few commits (never corrupting the database).
     bool synchronous_commit = true;
     /// A read-model storage session sends the statements of a batch's start (BEGIN, the
-    /// checkpoint's lock) together, and those of its commit (the tables' buffered writes, the
-    /// checkpoint, the aggregates' positions) together, each group in one round trip (libpq's
-    /// pipeline mode), then COMMIT on its own once their answers are checked. false sends them one
+    /// checkpoint's lock, and the reads of the batch's rows a runner asks for in `begin`)
+    /// together, and those of its commit (the tables' buffered writes, the checkpoint, the
+    /// aggregates' positions) together, each group in one round trip (libpq's pipeline mode),
+    /// then COMMIT on its own once their answers are checked. false sends them one
     /// at a time, a round trip each (the same statements and outcomes). The event store ignores it.
     bool pipeline = true;
 };
