@@ -361,6 +361,13 @@ inline const bulk_samples& side_named(const std::vector<bulk_samples>& s, std::s
     throw std::logic_error(fmt::format("bulk: no side named {}", name));
 }
 
+/// 8a'/8b' from CPU time (`cpu` a CPU basis), beside the wall-time ratio: the runner's work per
+/// event against the loop's.
+inline extra bulk_over_loop_by_cpu(const std::vector<bulk_samples>& s, time_basis cpu) {
+    return {"runner_bulk_over_sequent_loop_by_cpu",
+            basis_median(side_named(s, "sequent_loop"), cpu) / basis_median(side_named(s, "runner_bulk"), cpu)};
+}
+
 // ---- 8c and 8d: a bulk backfill in a process of its own (bench_bulk_child.cpp) -------------------------
 
 /// What the bulk row store counts a read model as (runner_options::bulk_memory_budget's unit): per

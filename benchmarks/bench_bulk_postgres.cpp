@@ -651,8 +651,7 @@ void bench_bulk_postgres(const mem_store& history, const history_stats& stats, c
         const double scan_t = basis_median(side_named(s, "read_only_scan"), bw);
         const double insert_t = basis_median(side_named(s, "insert_only"), bw);
         const double per_row_t = basis_median(side_named(s, "per_row_loop"), bw);
-        extras.push_back({"runner_bulk_over_sequent_loop_by_cpu", basis_median(side_named(s, "sequent_loop"), b) /
-                                                                      basis_median(side_named(s, "runner_bulk"), b)});
+        extras.push_back(bulk_over_loop_by_cpu(s, b));
         comparison cb{"8b. PostgreSQL bulk backfill: runner bulk / runner batch (events/s)",
                       runner_t / bulk_t,
                       ">= 30",

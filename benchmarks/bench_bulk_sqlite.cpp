@@ -496,8 +496,7 @@ void bench_bulk_sqlite(const mem_store& history, const history_stats& stats, con
     const double loop_t = basis_median(side_named(s, "sequent_loop"), bw);
     const double scan_t = basis_median(side_named(s, "read_only_scan"), bw);
     const double insert_t = basis_median(side_named(s, "insert_only"), bw);
-    extras.push_back({"runner_bulk_over_sequent_loop_by_cpu",
-                      basis_median(side_named(s, "sequent_loop"), b) / basis_median(side_named(s, "runner_bulk"), b)});
+    extras.push_back(bulk_over_loop_by_cpu(s, b));
     comparison a{"8a. SQLite bulk backfill: runner bulk / runner batch (events/s)",
                  runner_t / bulk_t,
                  ">= 8",

@@ -89,24 +89,23 @@ struct cpu_times {
     double total = 0;
     double system = 0;
 };
-inline cpu_times thread_cpu_seconds() {
+/// `getrusage(who)`'s CPU time as cpu_times.
+inline cpu_times rusage_cpu_times(int who) {
     rusage u{};
-    getrusage(RUSAGE_THREAD, &u);
+    getrusage(who, &u);
     const auto seconds = [](const timeval& t) {
         return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
     };
     return {seconds(u.ru_utime) + seconds(u.ru_stime), seconds(u.ru_stime)};
 }
+inline cpu_times thread_cpu_seconds() {
+    return rusage_cpu_times(RUSAGE_THREAD);
+}
 
 /// CPU time of this whole process, every thread's: user + system, and system alone (what a side
 /// that works on more than one thread costs).
 inline cpu_times process_cpu_times() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    const auto seconds = [](const timeval& t) {
-        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
-    };
-    return {seconds(u.ru_utime) + seconds(u.ru_stime), seconds(u.ru_stime)};
+    return rusage_cpu_times(RUSAGE_SELF);
 }
 
 /// CPU seconds of a process of this machine (a server backend), or a negative number.

@@ -451,11 +451,11 @@ auto runner<Projection, Policies...>::bulk_apply_alone(bulk_lane& lane, std::uin
                                                     {&changed_aggregates_, &failed_, &checkpoint_->aggregates_tracked,
                                                      &lane.marks, lane.owners ? &lane.current_aggregate : nullptr});
         };
-        const std::uint64_t after = detail::deref(batch_[batch_.size() - 1]).position();
         if constexpr (!has_concurrent_read<event_store_type>) {
-            (void)target, (void)ahead, (void)after;
+            (void)target, (void)ahead;
             return apply();
         } else {
+            const std::uint64_t after = detail::deref(batch_[batch_.size() - 1]).position();
             if (after >= target) return apply();
             // The next read on another thread (the store's connection) while this one applies
             // (the storage's): reading, which is most of a bulk pass's work on a database, then
