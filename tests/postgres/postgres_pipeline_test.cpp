@@ -12,6 +12,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -49,6 +50,18 @@ std::int64_t checkpoint_of(scoped_schema& schema, const std::string& projection)
                                  fmt::format("SELECT coalesce((SELECT position FROM {}.projectionist_checkpoints WHERE "
                                              "projection = {}), -1)",
                                              schema.quoted(), pj::detail::pg::literal(projection)));
+}
+
+/// The first write of the row `ticket_id` into `table` to reach the server ends the backend that
+/// sends it (a trigger, once per schema); later writes of it go through.
+void kill_backend_on_write(scoped_schema& schema, std::string_view table, std::string_view ticket_id) {
+    schema.connection().exec(fmt::format(
+        "CREATE SEQUENCE {0}.pj_kill_once; "
+        "CREATE FUNCTION {0}.pj_kill() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.ticket_id = {2} THEN IF nextval('{1}.pj_kill_once') = 1 THEN "
+        "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END IF; RETURN NEW; END $$; "
+        "CREATE TRIGGER pj_kill BEFORE INSERT OR UPDATE ON {0}.{3} FOR EACH ROW EXECUTE FUNCTION {0}.pj_kill()",
+        schema.quoted(), schema.name(), pj::detail::pg::literal(ticket_id), pj::detail::pg::quote(table)));
 }
 
 /// The round trips of a batch like a live runner's: begin, the prefetch of the keys it touches
@@ -337,13 +350,7 @@ TEST_CASE("a connection lost during a pipelined commit is reported as lost; the 
     t.insert({"a", "bug", "open", 0});
     s.commit(pj::checkpoint{1, {}, 0}, {});
     // A write of "doomed" ends the backend that sends it, once.
-    schema.connection().exec(fmt::format(
-        "CREATE SEQUENCE {0}.pj_kill_once; "
-        "CREATE FUNCTION {0}.pj_kill() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "IF NEW.ticket_id = 'doomed' THEN IF nextval('{1}.pj_kill_once') = 1 THEN "
-        "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END IF; RETURN NEW; END $$; "
-        "CREATE TRIGGER pj_kill BEFORE INSERT OR UPDATE ON {0}.x_v1 FOR EACH ROW EXECUTE FUNCTION {0}.pj_kill()",
-        schema.quoted(), schema.name()));
+    kill_backend_on_write(schema, "x_v1", "doomed");
     const int pid = PQbackendPID(s.raw());
     s.begin();
     t.insert({"doomed", "bug", "open", 0});
@@ -385,14 +392,7 @@ TEST_CASE("a connection lost during a pipelined commit stops the runner; a new o
         (void)r.init();
         // The first write of t-7 reaching the server ends the session's backend, once: in the
         // middle of the commit's pipeline.
-        schema.connection().exec(fmt::format(
-            "CREATE SEQUENCE {0}.pj_kill_once; "
-            "CREATE FUNCTION {0}.pj_kill() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "IF NEW.ticket_id = 't-7' THEN IF nextval('{1}.pj_kill_once') = 1 THEN "
-            "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END IF; RETURN NEW; END $$; "
-            "CREATE TRIGGER pj_kill BEFORE INSERT OR UPDATE ON {0}.tickets_v2 FOR EACH ROW EXECUTE FUNCTION "
-            "{0}.pj_kill()",
-            schema.quoted(), schema.name()));
+        kill_backend_on_write(schema, "tickets_v2", "t-7");
         CHECK_THROWS_AS(r.catch_up(), pj::error);
         REQUIRE(r.status().error);
         CHECK_THAT(*r.status().error, Contains("connection"));
