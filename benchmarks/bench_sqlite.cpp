@@ -90,7 +90,7 @@ constexpr const char* model_ddl =
     R"(CREATE TABLE IF NOT EXISTS "bench_tickets_v1" ("ticket_id" TEXT NOT NULL, "type" TEXT NOT NULL, )"
     R"("status" TEXT NOT NULL, "assignee" TEXT NOT NULL, "last_tag" TEXT NOT NULL, "priority" INTEGER NOT NULL, )"
     R"("comments" INTEGER NOT NULL, "reopened" INTEGER NOT NULL, "escalation" INTEGER NOT NULL, )"
-    R"(PRIMARY KEY("ticket_id")))";
+    R"(PRIMARY KEY("ticket_id")) WITHOUT ROWID)";
 constexpr const char* checkpoint_ddl =
     "CREATE TABLE IF NOT EXISTS projectionist_checkpoints(\n    projection TEXT PRIMARY KEY,\n    position "
     "INTEGER NOT NULL)";

@@ -26,11 +26,27 @@
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
 
+namespace sqlite_layout {
+
+/// A table whose user keeps SQLite's rowid layout (large rows: see sqlite_without_rowid), as a
+/// user would say it: the specialization at namespace scope, outside any namespace of theirs.
+struct document_row {
+    BOOST_HANA_DEFINE_STRUCT(document_row, (std::string, path), (std::string, body));
+    friend bool operator==(const document_row&, const document_row&) = default;
+};
+using document_table = projectionist::table<document_row, &document_row::path>;
+
+}  // namespace sqlite_layout
+
+template <>
+inline constexpr bool projectionist::sqlite_without_rowid<sqlite_layout::document_table> = false;
+
 namespace sqlite_specific_test {
 
 namespace pj = projectionist;
 using namespace tickets_domain;
 using Catch::Contains;
+using Catch::EndsWith;
 using sqlite_test::temp_dir;
 
 namespace {
@@ -57,6 +73,7 @@ struct wide_row {
 };
 using wide_table = pj::table<wide_row, &wide_row::id>;
 using ticket_table = pj::table<ticket_row, &ticket_row::ticket_id>;
+using sqlite_layout::document_table;
 
 std::chrono::system_clock::time_point at_ns(std::int64_t ns) {
     return std::chrono::system_clock::time_point(
@@ -538,6 +555,77 @@ TEST_CASE("sqlite_table takes a key as any type the key is made from", "[sqlite]
     CHECK_FALSE(table.contains(b));
     CHECK_FALSE(table.find(std::string_view("b")));
     CHECK(keys_of(table) == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("sqlite_table keeps a table with a non-integer key in one B-tree, and works on tables with a rowid",
+          "[sqlite][storage][table]") {
+    static_assert(pj::sqlite_without_rowid<ticket_table>);     // text key
+    static_assert(!pj::sqlite_without_rowid<wide_table>);      // integer key: the rowid itself
+    static_assert(!pj::sqlite_without_rowid<document_table>);  // specialized
+    temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("models.db");
+    pj::sqlite_storage storage(file, fast);
+    auto& db = storage.connection();
+    // What SQLite recorded, and the indexes it made for the table (a rowid table with a text key
+    // has one for the key, sqlite_autoindex_<table>_1).
+    auto recorded = [&](std::string_view table) {
+        return text(db, fmt::format("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = '{}'", table));
+    };
+    auto indexes = [&](std::string_view table) {
+        return scalar(
+            db, fmt::format("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = '{}'", table));
+    };
+
+    auto session = storage.open("t_v1");
+    auto& tickets = session.create_table<ticket_table>("t_v1");
+    CHECK_THAT(tickets.create_sql(), EndsWith(R"(PRIMARY KEY("ticket_id")) WITHOUT ROWID)"));
+    CHECK_THAT(recorded("t_v1"), EndsWith("WITHOUT ROWID"));
+    CHECK(indexes("t_v1") == 0);
+    auto& wide = session.create_table<wide_table>("w_v1");
+    CHECK_THAT(wide.create_sql(), EndsWith(R"(PRIMARY KEY("id")))"));
+    CHECK(indexes("w_v1") == 0);
+    auto& documents = session.create_table<document_table>("d_v1");
+    CHECK_THAT(documents.create_sql(), EndsWith(R"(PRIMARY KEY("path")))"));
+    CHECK(indexes("d_v1") == 1);
+
+    // A table created with a rowid (by an earlier release of this library: the same text without
+    // WITHOUT ROWID) keeps its layout when a handle creates it again, and every operation works.
+    db.exec(R"(CREATE TABLE "old_v1" ("ticket_id" TEXT NOT NULL, "type" TEXT NOT NULL, "status" TEXT NOT NULL, )"
+            R"("reopened" INTEGER NOT NULL, PRIMARY KEY("ticket_id")))");
+    db.exec(R"(INSERT INTO "old_v1" VALUES ('b', 'bug', 'open', 1), ('a', 'task', 'open', 0))");
+    auto& old = session.create_table<ticket_table>("old_v1");
+    CHECK_THAT(recorded("old_v1"), !Contains("WITHOUT ROWID"));
+    CHECK(indexes("old_v1") == 1);
+    for (pj::sqlite_table<ticket_table>* t : {&tickets, &old}) {
+        INFO(t->name());
+        if (t == &tickets) {
+            t->insert({"b", "bug", "open", 1});
+            t->insert({"a", "task", "open", 0});
+        }
+        t->insert({"c", "bug", "open", 0});
+        CHECK_THROWS_AS(t->insert({"c", "task", "open", 0}), pj::table_error);
+        CHECK(t->update("a", [](ticket_row& r) { ++r.reopened; }));
+        t->upsert({"b", "bug", "closed", 4});
+        CHECK(t->erase("c"));
+        const ticket_row d{"d", "bug", "open", 0}, a{"a", "task", "open", 1};
+        const ticket_row b2{"b", "bug", "closed", 5};
+        const std::vector<const ticket_row*> added{&d}, changed{&b2};
+        const std::string gone = "zz";
+        const std::vector<const std::string*> erased{&gone};
+        t->write_bulk(added, changed, erased);
+        CHECK(t->find("a") == a);
+        CHECK(t->find("b") == b2);
+        CHECK_FALSE(t->find("c"));
+        CHECK(keys_of(*t) == std::vector<std::string>{"a", "b", "d"});
+        const std::string ka = "a", kc = "c", kd = "d";
+        const std::vector<const std::string*> wanted{&kd, &kc, &ka};
+        std::vector<std::string> found;
+        t->find_each(wanted, [&](ticket_row&& r) { found.push_back(r.ticket_id); });
+        std::sort(found.begin(), found.end());
+        CHECK(found == std::vector<std::string>{"a", "d"});
+        CHECK(t->size() == 3);
+    }
+    CHECK(sqlite_test::integrity_ok(file));
 }
 
 TEST_CASE("per-aggregate positions are logged per batch and replaced by a snapshot from time to time",
