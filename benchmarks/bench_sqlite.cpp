@@ -175,7 +175,7 @@ public:
                    ///< projectionist_aggregate_checkpoints
             delta  ///< proposed: one row per batch holding the batch's (aggregate, version) pairs as a blob
         } aggregates = positions::none;
-        int cache_kib = 0;  ///< 0: SQLite's default page cache (what projectionist uses); else PRAGMA cache_size=-N
+        int cache_kib = 0;  ///< 0: SQLite's default page cache; else PRAGMA cache_size=-N
     };
 
     raw_backfill(const std::string& log_path, std::string model_path, bool synchronous_full, std::size_t batch_size,
@@ -701,9 +701,11 @@ void bench_sqlite(const mem_store& history, const history_stats& stats, const sq
     if (o.main) {
         runner_side<sqlite_tickets, pj::global> global(log, path("runner"), options);
         runner_side<sqlite_tickets, pj::per_aggregate> partitioned(log, path("runner_per_aggregate"), options);
-        raw_backfill raw(log_path, path("raw_loop"), o.synchronous_full, batch_size, {});
+        // The raw loops get the page cache a runner's session gets (session_cache_size_kib).
+        const int session_cache = static_cast<int>(options.session_cache_size_kib);
+        raw_backfill raw(log_path, path("raw_loop"), o.synchronous_full, batch_size, {.cache_kib = session_cache});
         raw_backfill raw_no_cp(log_path, path("raw_loop_no_checkpoint"), o.synchronous_full, batch_size,
-                               {.checkpoint = false});
+                               {.checkpoint = false, .cache_kib = session_cache});
         std::vector<side> sides{
             {"runner", [&] { global.prepare(); }, [&] { check_count(global.run(), "runner"); }},
             {"raw_loop", [&] { raw.prepare(); }, [&] { check_count(raw.run(), "raw loop"); }},
@@ -780,14 +782,17 @@ void bench_sqlite(const mem_store& history, const history_stats& stats, const sq
     if (o.attribution) {
         // What the SQLite time goes to: not targets, and not part of the default run.
         constexpr int big_cache_kib = 64 * 1024;
+        // SQLite's default page cache on every side but the 64 MB ones, the runner's sessions too.
+        pj::sqlite_options small_cache = options;
+        small_cache.session_cache_size_kib = 0;
         raw_backfill raw(log_path, path("x_raw_loop"), o.synchronous_full, batch_size, {});
         runner_side<sqlite_tickets_t<row_write::update_all>, pj::global> runner_update(log, path("x_runner_update"),
-                                                                                       options);
+                                                                                       small_cache);
         raw_backfill raw_update_all(log_path, path("x_raw_update_all"), o.synchronous_full, batch_size,
                                     {.rows = raw_config::write::update_all});
         raw_backfill raw_update_non_key(log_path, path("x_raw_update_non_key"), o.synchronous_full, batch_size,
                                         {.rows = raw_config::write::update_non_key});
-        runner_side<sqlite_tickets, pj::global> runner_cache(log, path("x_runner_cache"), options, big_cache_kib);
+        runner_side<sqlite_tickets, pj::global> runner_cache(log, path("x_runner_cache"), small_cache, big_cache_kib);
         raw_backfill raw_cache(log_path, path("x_raw_cache"), o.synchronous_full, batch_size,
                                {.cache_kib = big_cache_kib});
         raw_backfill raw_rows(log_path, path("x_raw_per_aggregate_rows"), o.synchronous_full, batch_size,

@@ -356,6 +356,42 @@ TEST_CASE("the page cache size option reaches the connection", "[sqlite][storage
     CHECK(s.int64(0) == -65536);
 }
 
+TEST_CASE("a storage session's connection gets the larger of the two page caches", "[sqlite][storage][options]") {
+    sqlite_test::temp_dir dir;
+    const auto cache = [](projectionist::detail::sqlite::connection& db) {
+        projectionist::detail::sqlite::statement s(db, "PRAGMA cache_size");
+        REQUIRE(s.step());
+        return s.int64(0);
+    };
+    projectionist::sqlite_options options;
+    {
+        projectionist::sqlite_storage storage(dir.file("default.db"), options);
+        const std::int64_t sqlite_default = cache(storage.connection());
+        REQUIRE(sqlite_default != -65536);
+        auto session = storage.open("x_v1");
+        CHECK(cache(session.connection()) == -65536);          // session_cache_size_kib's default
+        CHECK(cache(storage.connection()) == sqlite_default);  // the storage's own connection keeps it
+        options.session_cache_size_kib = 0;
+        projectionist::sqlite_storage off(dir.file("default.db"), options);
+        auto plain = off.open("x_v1");
+        CHECK(cache(plain.connection()) == sqlite_default);
+    }
+    options.cache_size_kib = 131072;
+    options.session_cache_size_kib = 4096;
+    {
+        projectionist::sqlite_storage storage(dir.file("larger.db"), options);
+        auto session = storage.open("x_v1");
+        CHECK(cache(session.connection()) == -131072);  // never lowered
+    }
+    options.cache_size_kib = 1024;
+    {
+        projectionist::sqlite_storage storage(dir.file("raised.db"), options);
+        auto session = storage.open("x_v1");
+        CHECK(cache(storage.connection()) == -1024);
+        CHECK(cache(session.connection()) == -4096);
+    }
+}
+
 TEST_CASE("the store's appending connection gets the larger of the two page caches", "[sqlite][store][options]") {
     sqlite_test::temp_dir dir;
     const auto cache = [](projectionist::sqlite_event_store& store) {

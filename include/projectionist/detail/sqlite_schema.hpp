@@ -30,6 +30,13 @@ struct sqlite_options {
     /// page back from the OS (the index takes about 35 MB per million events). SQLite allocates
     /// the cache as it fills, so a small log pays nothing.
     std::size_t append_cache_size_kib = 64u << 10;
+    /// Page cache in KiB of each storage session's connection (a runner's), if larger than
+    /// `cache_size_kib`; 0 leaves it at that. A batch reads and rewrites rows at random places of
+    /// its read model: once the tables outgrow the cache, every batch reads their pages back from
+    /// the OS (6x4 in benchmarks/README.md: a batch-mode backfill of the tickets read model took
+    /// 0.68 of the time with 64 MiB). SQLite allocates the cache as it fills, so a small read
+    /// model pays nothing.
+    std::size_t session_cache_size_kib = 64u << 10;
     /// Per-aggregate positions are written as one row per batch (the batch's changed positions);
     /// once the rows hold this many positions, or twice as many as there are tracked aggregates,
     /// whichever is more, a batch writes one row with every position and the older rows go.

@@ -125,7 +125,11 @@ public:
     session(const sqlite_storage& storage, std::string_view projection)
         : sql_session_base(projection, detail::sqlite::open_database(storage.path(), storage.options())),
           path_(storage.path()),
-          log_limit_(storage.options().aggregate_position_log_limit) {}
+          log_limit_(storage.options().aggregate_position_log_limit) {
+        const sqlite_options& o = storage.options();
+        if (o.session_cache_size_kib > o.cache_size_kib)
+            db_.exec(fmt::format("PRAGMA cache_size=-{}", o.session_cache_size_kib));
+    }
 
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
     /// The raw connection, for handlers that write their own SQL inside the batch's transaction.
