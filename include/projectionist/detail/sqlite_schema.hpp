@@ -30,12 +30,12 @@ struct sqlite_options {
     /// page back from the OS (the index takes about 35 MB per million events). SQLite allocates
     /// the cache as it fills, so a small log pays nothing.
     std::size_t append_cache_size_kib = 64u << 10;
-    /// Page cache in KiB of each storage session's connection (a runner's), if larger than
-    /// `cache_size_kib`; 0 leaves it at that. A batch reads and rewrites rows at random places of
-    /// its read model: once the tables outgrow the cache, every batch reads their pages back from
-    /// the OS (6x4 in benchmarks/README.md: a batch-mode backfill of the tickets read model took
-    /// 0.68 of the time with 64 MiB). SQLite allocates the cache as it fills, so a small read
-    /// model pays nothing.
+    /// Page cache in KiB of each storage session's connection (a runner's), if larger than the
+    /// connection's own (`cache_size_kib`, or SQLite's 2 MiB); 0 leaves it at that. A batch
+    /// reads and rewrites rows at random places of its read model: once the tables outgrow the
+    /// cache, every batch reads their pages back from the OS (6x4 in benchmarks/README.md: a
+    /// batch-mode backfill of the tickets read model took 0.68 of the time with 64 MiB). SQLite
+    /// allocates the cache as it fills, so a small read model pays nothing.
     std::size_t session_cache_size_kib = 64u << 10;
     /// Per-aggregate positions are written as one row per batch (the batch's changed positions);
     /// once the rows hold this many positions, or twice as many as there are tracked aggregates,
@@ -61,6 +61,14 @@ inline constexpr std::array<const char*, 5> catalog_columns_v3{"fingerprint", "d
 inline std::int64_t pragma_int(const connection& db, const char* pragma) {
     statement s(db, fmt::format("PRAGMA {}", pragma));
     return s.step() ? s.int64(0) : 0;
+}
+
+/// Raises the connection's page cache to `kib` KiB if it is smaller; never lowers it
+/// (sqlite_options::append_cache_size_kib, session_cache_size_kib).
+inline void raise_cache(connection& db, std::size_t kib) {
+    const std::int64_t now = pragma_int(db, "cache_size");  // negative: KiB; positive: pages
+    const std::int64_t now_kib = now < 0 ? -now : now * pragma_int(db, "page_size") / 1024;
+    if (static_cast<std::int64_t>(kib) > now_kib) db.exec(fmt::format("PRAGMA cache_size=-{}", kib));
 }
 
 /// Schema version 4: an event type id is never given again. With a plain INTEGER PRIMARY KEY,

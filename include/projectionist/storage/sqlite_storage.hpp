@@ -126,9 +126,8 @@ public:
         : sql_session_base(projection, detail::sqlite::open_database(storage.path(), storage.options())),
           path_(storage.path()),
           log_limit_(storage.options().aggregate_position_log_limit) {
-        const sqlite_options& o = storage.options();
-        if (o.session_cache_size_kib > o.cache_size_kib)
-            db_.exec(fmt::format("PRAGMA cache_size=-{}", o.session_cache_size_kib));
+        if (const std::size_t kib = storage.options().session_cache_size_kib; kib != 0)
+            detail::sqlite::raise_cache(db_, kib);
     }
 
     [[nodiscard]] const std::string& path() const noexcept { return path_; }

@@ -58,7 +58,7 @@ public:
                                  std::size_t max_payload_bytes = sqlite_options{}.max_payload_bytes,
                                  std::size_t cache_size_kib = 0)
         : db_(&db), max_payload_bytes_(max_payload_bytes) {
-        if (cache_size_kib != 0) raise_cache(cache_size_kib);
+        if (cache_size_kib != 0) sqlite::raise_cache(db, cache_size_kib);
     }
 
     sqlite_event_writer(sqlite_event_writer&&) noexcept = default;
@@ -255,13 +255,6 @@ private:
     static constexpr std::size_t max_cached = 1u << 20;
 
     /// PRAGMA cache_size is pages when positive, KiB when negative.
-    void raise_cache(std::size_t kib) {
-        const std::int64_t now = sqlite::pragma_int(*db_, "cache_size");
-        const std::int64_t page = sqlite::pragma_int(*db_, "page_size");
-        const std::int64_t now_kib = now < 0 ? -now : now * page / 1024;
-        if (static_cast<std::int64_t>(kib) > now_kib) db_->exec(fmt::format("PRAGMA cache_size=-{}", kib));
-    }
-
     static std::int64_t now_ns() {
         return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
