@@ -451,6 +451,24 @@ TEST_CASE("the store's appending connection gets the larger of the two page cach
     }
 }
 
+TEST_CASE("a page cache set in pages is compared at the file's page size", "[sqlite][options]") {
+    temp_dir dir(sqlite_test::fast_temp_base());
+    pj::detail::sqlite::connection db(dir.file("pages.db"), SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    db.exec("PRAGMA page_size=16384");
+    db.exec("CREATE TABLE t(x)");  // the file now has its page size
+    REQUIRE(scalar(db, "PRAGMA page_size") == 16384);
+
+    db.exec("PRAGMA cache_size=5000");  // 5000 pages of 16 KiB: 80000 KiB
+    CHECK_FALSE(pj::detail::sqlite::raise_cache(db, 65536).has_value());
+    CHECK(scalar(db, "PRAGMA cache_size") == 5000);  // not lowered to 64 MiB
+
+    db.exec("PRAGMA cache_size=100");  // 1600 KiB
+    const std::optional<std::int64_t> replaced = pj::detail::sqlite::raise_cache(db, 65536);
+    REQUIRE(replaced.has_value());
+    CHECK(*replaced == 100);  // what a caller restores afterwards
+    CHECK(scalar(db, "PRAGMA cache_size") == -65536);
+}
+
 // ---- Read-model storage in the file ----
 
 TEST_CASE("sqlite_table maps every supported field type to a column and back", "[sqlite][storage][table]") {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -64,11 +65,14 @@ inline std::int64_t pragma_int(const connection& db, const char* pragma) {
 }
 
 /// Raises the connection's page cache to `kib` KiB if it is smaller; never lowers it
-/// (sqlite_options::append_cache_size_kib, session_cache_size_kib).
-inline void raise_cache(connection& db, std::size_t kib) {
+/// (sqlite_options::append_cache_size_kib, session_cache_size_kib, a bulk flush). Returns the
+/// `PRAGMA cache_size` value it replaced, to restore later, or nothing if it left it.
+inline std::optional<std::int64_t> raise_cache(connection& db, std::size_t kib) {
     const std::int64_t now = pragma_int(db, "cache_size");  // negative: KiB; positive: pages
     const std::int64_t now_kib = now < 0 ? -now : now * pragma_int(db, "page_size") / 1024;
-    if (static_cast<std::int64_t>(kib) > now_kib) db.exec(fmt::format("PRAGMA cache_size=-{}", kib));
+    if (static_cast<std::int64_t>(kib) <= now_kib) return std::nullopt;
+    db.exec(fmt::format("PRAGMA cache_size=-{}", kib));
+    return now;
 }
 
 /// Schema version 4: an event type id is never given again. With a plain INTEGER PRIMARY KEY,

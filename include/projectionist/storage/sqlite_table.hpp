@@ -18,6 +18,7 @@
 
 #include <projectionist/detail/sql_dialect.hpp>
 #include <projectionist/detail/sqlite_api.hpp>
+#include <projectionist/detail/sqlite_schema.hpp>
 #include <projectionist/error.hpp>
 #include <projectionist/event/codec.hpp>
 #include <projectionist/meta/type_list.hpp>
@@ -342,7 +343,7 @@ public:
     /// transaction; SQLite keeps changed pages in the cache until the commit and, once they
     /// outgrow it (2 MiB by default), spills them to the log mid-transaction and reads them back
     /// for the next rows of the same page. The connection's own setting comes back afterwards.
-    static constexpr std::int64_t bulk_cache_kib = 64 * 1024;
+    static constexpr std::size_t bulk_cache_kib = 64 * 1024;
 
     /// A bulk backfill over this table begins (bulk_table::attach) or ends (bulk_table::detach).
     /// In between, the connection keeps the bulk write's page cache: once a memory budget evicts
@@ -358,20 +359,14 @@ private:
     /// Raises the connection's page cache to at least `kib` KiB until destroyed.
     class cache_scope {
     public:
-        cache_scope(detail::sqlite::connection& db, std::int64_t kib) : db_(db) {
-            detail::sqlite::statement q(db_, "PRAGMA cache_size");
-            before_ = q.step() ? q.int64(0) : 0;
-            // Negative: KiB; positive: pages (of 4 KiB by default).
-            const std::int64_t before_kib = before_ < 0 ? -before_ : before_ * 4;
-            raised_ = before_kib < kib;
-            if (raised_) db_.exec(fmt::format("PRAGMA cache_size=-{}", kib));
-        }
+        cache_scope(detail::sqlite::connection& db, std::size_t kib)
+            : db_(db), before_(detail::sqlite::raise_cache(db, kib)) {}
         cache_scope(const cache_scope&) = delete;
         cache_scope& operator=(const cache_scope&) = delete;
         ~cache_scope() {
-            if (!raised_) return;
+            if (!before_) return;
             try {
-                db_.exec(fmt::format("PRAGMA cache_size={}", before_));
+                db_.exec(fmt::format("PRAGMA cache_size={}", *before_));
             } catch (...) {
                 // The cache stays larger; nothing else depends on it.
             }
@@ -379,8 +374,7 @@ private:
 
     private:
         detail::sqlite::connection& db_;
-        std::int64_t before_ = 0;
-        bool raised_ = false;
+        std::optional<std::int64_t> before_;  // the setting raise_cache replaced
     };
 
     /// Multi-row `INSERT ... VALUES (...), (...) <tail>` of `rows`, in chunks.
