@@ -254,7 +254,6 @@ private:
     }
     static constexpr std::size_t max_cached = 1u << 20;
 
-    /// PRAGMA cache_size is pages when positive, KiB when negative.
     static std::int64_t now_ns() {
         return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
