@@ -512,16 +512,14 @@ void bench_rebuild(bench_context& b) {
         const double scraped_eps = events_per_second(s[3].median(), n);
         // Each round's scraped run over the same round's plain run: on a shared machine the
         // rounds drift, and a ratio within a round does not.
-        std::vector<double> paired;
-        for (std::size_t i = 0; i < s[0].seconds.size(); ++i) paired.push_back(s[3].seconds[i] / s[0].seconds[i]);
-        const auto [paired_min, paired_max] = std::minmax_element(paired.begin(), paired.end());
+        const paired_ratio paired = paired_ratio_of(s[3].seconds, s[0].seconds);
         const double runs = static_cast<double>(b.options.warmup + b.options.repetitions);
         std::vector<extra> scraped_extras{
             {"runner_events_per_s", runner_eps},
             {"runner_scraped_events_per_s", scraped_eps},
-            {"paired_ratio_median", median_of(paired)},
-            {"paired_ratio_min", *paired_min},
-            {"paired_ratio_max", *paired_max},
+            {"paired_ratio_median", paired.median},
+            {"paired_ratio_min", paired.min},
+            {"paired_ratio_max", paired.max},
             {"runner_cpu_median_ms", s[0].cpu_median() * 1e3},
             {"runner_scraped_cpu_median_ms", s[3].cpu_median() * 1e3},
             {"cpu_ratio", s[3].cpu_median() / s[0].cpu_median()},
@@ -535,7 +533,7 @@ void bench_rebuild(bench_context& b) {
                      false,
                      fmt::format("runner {}ev/s, scraped {}ev/s, {} scrapes; paired {:.3f} ({:.3f}-{:.3f}), "
                                  "runner thread CPU {:.3f}",
-                                 si(runner_eps), si(scraped_eps), scrapes, median_of(paired), *paired_min, *paired_max,
+                                 si(runner_eps), si(scraped_eps), scrapes, paired.median, paired.min, paired.max,
                                  s[3].cpu_median() / s[0].cpu_median()),
                      scraped_extras};
         c.met = c.ratio <= 1.05;

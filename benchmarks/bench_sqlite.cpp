@@ -18,7 +18,6 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -627,24 +626,6 @@ ratio_pair time_ratio(const samples& a, const samples& b) {
     return {a.cpu_median() / b.cpu_median(), a.median() / b.median()};
 }
 
-/// The ratio of `a`'s CPU time to `b`'s within each round of the interleaved measurement (the
-/// sides run one after the other in every round): its median and range. Reported beside the
-/// ratio of the medians, which a target judges: on a host whose speed drifts, the pairs show
-/// whether the drift or the sides made a ratio.
-struct paired_ratio {
-    double median;
-    double min;
-    double max;
-};
-paired_ratio paired_cpu_ratio(const samples& a, const samples& b) {
-    std::vector<double> r;
-    for (std::size_t i = 0; i < a.cpu_seconds.size() && i < b.cpu_seconds.size(); ++i)
-        r.push_back(a.cpu_seconds[i] / b.cpu_seconds[i]);
-    if (r.empty()) return {0, 0, 0};
-    const auto [lo, hi] = std::minmax_element(r.begin(), r.end());
-    return {median_of(r), *lo, *hi};
-}
-
 }  // namespace
 
 void bench_sqlite(const mem_store& history, const history_stats& stats, const sqlite_bench_options& o,
@@ -767,9 +748,9 @@ void bench_sqlite(const mem_store& history, const history_stats& stats, const sq
         const ratio_pair a = time_ratio(s[1], s[0]);  // runner events/s / raw events/s = raw time / runner time
         const ratio_pair b = time_ratio(s[1], s[2]);
         const ratio_pair c = time_ratio(s[3], s[0]);
-        const paired_ratio pa = paired_cpu_ratio(s[1], s[0]);
-        const paired_ratio pb = paired_cpu_ratio(s[1], s[2]);
-        const paired_ratio pc = paired_cpu_ratio(s[3], s[0]);
+        const paired_ratio pa = paired_ratio_of(s[1].cpu_seconds, s[0].cpu_seconds);
+        const paired_ratio pb = paired_ratio_of(s[1].cpu_seconds, s[2].cpu_seconds);
+        const paired_ratio pc = paired_ratio_of(s[3].cpu_seconds, s[0].cpu_seconds);
         const auto with_wall = [&](std::vector<extra> x, double wall, const paired_ratio& p) {
             x.push_back({"ratio_wall", wall});
             x.push_back({"paired_ratio_median", p.median});

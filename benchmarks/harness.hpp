@@ -65,6 +65,23 @@ inline double median_of(std::vector<double> s) {
     return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+/// The ratio a[i] / b[i] of two sides' times within each round of an interleaved measurement
+/// (the sides run one after the other in every round): its median and range. On a host whose
+/// speed drifts from round to round, the pairs show whether the drift or the sides made the ratio
+/// of the two medians.
+struct paired_ratio {
+    double median = 0;
+    double min = 0;
+    double max = 0;
+};
+inline paired_ratio paired_ratio_of(const std::vector<double>& a, const std::vector<double>& b) {
+    std::vector<double> r;
+    for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) r.push_back(a[i] / b[i]);
+    if (r.empty()) return {};
+    const auto [lo, hi] = std::minmax_element(r.begin(), r.end());
+    return {median_of(r), *lo, *hi};
+}
+
 struct samples {
     std::string name;
     std::vector<double> seconds;      ///< wall time (steady_clock) of each timed run
