@@ -242,6 +242,10 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
         bool split = false;
         if constexpr (partitioning::partitioned && has_aggregate_range_read<event_store_type>)
             split = options_.bulk_passes_by_aggregate && options_.bulk_memory_budget != runner_options::unbounded;
+        // A pass of some aggregates that reads nothing more has reached the target: it needs a
+        // position, not "the end of the log" (a catch-up's target). The head as of now; batch
+        // mode then applies what comes after it.
+        if (split) target = std::min(target, store_->head());
         bulk_plan_ = detail::aggregate_passes(checkpoint_->position);
         if (split)
             for (auto& lane : lanes) {

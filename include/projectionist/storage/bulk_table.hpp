@@ -198,7 +198,9 @@ public:
         entry& e = load(key);
         if (e.absent) return false;
         const key_type& stored_key = last_->first;  // `load` leaves the entry it returns in `last_`
+        const std::size_t before = detail::heap_bytes(e.row);
         std::forward<F>(fn)(e.row);
+        bytes_ = bytes_ - std::min(bytes_, before) + detail::heap_bytes(e.row);  // a row may grow or shrink
         if (!(Table::key_of(e.row) == stored_key)) {  // against the map's key: no copy of `key`
             e.row.*Table::key = stored_key;
             throw table_error(
@@ -215,7 +217,9 @@ public:
     bool erase(const K& key) {
         entry& e = load(key);
         if (e.absent) return false;
+        bytes_ -= std::min(bytes_, detail::heap_bytes(e.row));
         e.absent = true;
+        { row_type gone = std::move(e.row); }  // frees its heap blocks (assigning keeps a string's)
         e.row = row_type{};
         mark_dirty(e);
         return true;

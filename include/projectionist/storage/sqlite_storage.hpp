@@ -168,6 +168,7 @@ public:
                 apply(static_cast<std::uint64_t>(log.int64(0)), static_cast<std::uint64_t>(log.int64(1)));
                 ++log_entries_;
             }
+            committed_versions_ = point_.aggregate_versions;
             loaded_ = true;
         }
         return point_;
@@ -267,6 +268,7 @@ public:
         committed_position_ = 0;
         log_entries_ = 0;
         reset_in_transaction_ = in_transaction_;
+        if (!in_transaction_) committed_versions_.clear();
     }
 
     void begin() {
@@ -311,7 +313,12 @@ public:
         if (!changed_aggregates.empty()) log_entries = log_positions(cp, changed_aggregates);
         db_.exec("COMMIT");
         in_transaction_ = false;
+        if (reset_in_transaction_) committed_versions_.clear();
         reset_in_transaction_ = false;
+        for (const std::uint64_t number : changed_aggregates) {
+            if (number >= committed_versions_.size()) committed_versions_.resize(number + 1, 0);
+            committed_versions_[number] = cp.version_of(number);
+        }
         has_position_row_ = !no_row;
         committed_position_ = cp.position;
         log_entries_ = log_entries;
@@ -350,12 +357,17 @@ private:
     /// changes aggregates all over the table, and rewriting their rows cost each commit most of
     /// that table's pages (6c in benchmarks/README.md). Once the log holds more positions than
     /// the limit and twice the tracked aggregates, the batch writes instead one row with every
-    /// tracked aggregate's position (from the checkpoint in memory) and deletes the older rows,
-    /// so loading stays proportional to the aggregates tracked. A snapshot costs about 10 bytes
-    /// per aggregate and one sequential write, where folding into rows cost a B-tree update per
-    /// aggregate (measured: about 1 s per 1M-event backfill with 125k aggregates). The view
+    /// tracked aggregate's position and deletes the older rows, so loading stays proportional to
+    /// the aggregates tracked. A snapshot costs about 10 bytes per aggregate and one sequential
+    /// write, where folding into rows cost a B-tree update per aggregate (measured: about 1 s per
+    /// 1M-event backfill with 125k aggregates). The view
     /// `projectionist_aggregate_positions` shows the positions as a table. Returns the number of
     /// positions the log holds after this commit.
+    ///
+    /// A snapshot holds what is committed with this commit: `changed` from `cp`, every other
+    /// aggregate as last committed (`committed_versions_`), never `cp`'s other entries. A bulk
+    /// backfill in passes commits some aggregates while others hold applied but unwritten
+    /// positions in `cp`; writing those would lose their events after a reload.
     std::size_t log_positions(const checkpoint& cp, std::span<const std::uint64_t> changed) {
         scratch_.assign(changed.begin(), changed.end());
         std::sort(scratch_.begin(), scratch_.end());
@@ -366,11 +378,23 @@ private:
         json_ += '{';
         std::size_t entries = 0;
         if (snapshot) {
-            for (std::size_t number = 0; number < cp.aggregate_versions.size(); ++number)
-                if (const std::uint64_t v = cp.aggregate_versions[number]; v != 0) {
+            const std::span<const std::uint64_t> base = reset_in_transaction_
+                                                            ? std::span<const std::uint64_t>()
+                                                            : std::span<const std::uint64_t>(committed_versions_);
+            const std::size_t end = std::max<std::size_t>(
+                base.size(), scratch_.empty() ? 0 : static_cast<std::size_t>(scratch_.back()) + 1);
+            auto next_changed = scratch_.begin();
+            for (std::size_t number = 0; number < end; ++number) {
+                std::uint64_t v = number < base.size() ? base[number] : 0;
+                if (next_changed != scratch_.end() && *next_changed == number) {
+                    v = cp.version_of(number);
+                    ++next_changed;
+                }
+                if (v != 0) {
                     fmt::format_to(std::back_inserter(json_), "\"{}\":{},", number, v);
                     ++entries;
                 }
+            }
             for (const char* sql : {"DELETE FROM projectionist_aggregate_position_log WHERE projection = ?",
                                     "DELETE FROM projectionist_aggregate_checkpoints WHERE projection = ?"}) {
                 detail::sqlite::statement clear(db_, sql);
@@ -408,6 +432,7 @@ private:
     std::size_t log_limit_;
     std::size_t log_entries_ = 0;  // positions in this projection's rows of the position log
     std::vector<std::uint64_t> scratch_;
+    std::vector<std::uint64_t> committed_versions_;  // the aggregates' positions as committed
     std::string json_;
     detail::sqlite::statement update_position_, insert_position_, save_dead_letter_;
     detail::sqlite::statement append_log_;

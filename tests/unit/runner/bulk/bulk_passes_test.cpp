@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include <projectionist/sqlite.hpp>
 #include <sqlite_test_support.hpp>
 #include <tickets_domain.hpp>
@@ -50,6 +52,30 @@ struct fragile : pj::projection<"fragile", 1, ticket_stream> {
         ctx.table().update(e.ticket_id, [](ticket_row& r) { r.status = "closed"; });
     }
     void on(const ticket_reopened& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [](ticket_row& r) {
+            r.status = "open";
+            ++r.reopened;
+        });
+    }
+};
+
+/// fragile, failing on the event at position `fail_at` instead.
+struct fragile_at : pj::projection<"fragile", 1, ticket_stream> {
+    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
+    std::uint64_t fail_at = 0;
+    void check(auto& ctx) const {
+        if (ctx.envelope().position == fail_at) throw std::runtime_error("refused");
+    }
+    void on(const ticket_registered& e, auto& ctx) {
+        check(ctx);
+        ctx.table().insert({e.ticket_id, e.type, "open", 0});
+    }
+    void on(const ticket_closed& e, auto& ctx) {
+        check(ctx);
+        ctx.table().update(e.ticket_id, [](ticket_row& r) { r.status = "closed"; });
+    }
+    void on(const ticket_reopened& e, auto& ctx) {
+        check(ctx);
         ctx.table().update(e.ticket_id, [](ticket_row& r) {
             r.status = "open";
             ++r.reopened;
@@ -155,6 +181,82 @@ TEST_CASE("a per-aggregate bulk backfill in passes builds what one pass builds",
     passes.catch_up();
     CHECK(rows_of(passes_storage, "tickets_v2") == rows_of(one_storage, "tickets_v2"));
     CHECK(committed_of(passes_storage, "tickets_v2") == committed_of(one_storage, "tickets_v2"));
+}
+
+TEST_CASE("a catch-up in passes commits the head it reached, then follows later events", "[bulk][passes]") {
+    // catch_up (and run) replay to the end of the log, not to a head read at the start.
+    files f;
+    history h(29);
+    h.append(f.store, 400, 4000);
+    pj::sqlite_storage one_storage(f.dir.file("one.db"));
+    sqlite_runner<tickets<2>> one(f.store, one_storage, {.bulk_memory_budget = pj::runner_options::unbounded});
+    one.init();
+    one.catch_up();
+    pj::sqlite_storage passes_storage(f.dir.file("passes.db"));
+    sqlite_runner<tickets<2>> passes(
+        f.store, passes_storage,
+        {.bulk_memory_budget = quarter, .bulk_read_size = 250, .bulk_passes_by_aggregate = true});
+    passes.init();
+    passes.catch_up();
+    CHECK(passes.status().bulk_passes >= 1);
+    CHECK(committed_of(passes_storage, "tickets_v2").position == f.store.head());
+    CHECK(rows_of(passes_storage, "tickets_v2") == rows_of(one_storage, "tickets_v2"));
+    CHECK(committed_of(passes_storage, "tickets_v2") == committed_of(one_storage, "tickets_v2"));
+
+    h.append(f.store, 450, 300);
+    CHECK(passes.catch_up() == one.catch_up());
+    CHECK(committed_of(passes_storage, "tickets_v2").position == f.store.head());
+    CHECK(rows_of(passes_storage, "tickets_v2") == rows_of(one_storage, "tickets_v2"));
+    CHECK(committed_of(passes_storage, "tickets_v2") == committed_of(one_storage, "tickets_v2"));
+}
+
+TEST_CASE("a split's flush commits only the positions it wrote, when SQLite folds the positions too",
+          "[bulk][passes]") {
+    // A log limit of 1 folds the aggregates' positions into one snapshot row as often as it can.
+    // A split writes the rows of the aggregates it leaves; the pass's own aggregates have applied
+    // events whose rows are still in memory, and their positions must stay as committed: a
+    // failure (or a crash) after that flush resumes them from there.
+    files f;
+    history(41).append(f.store, 40, 4000);
+    pj::sqlite_event_store::batch all;
+    f.store.read(0, 100'000, all);
+    pj::sqlite_storage whole(f.dir.file("whole.db"));
+    {
+        sqlite_runner<fragile_at> r(f.store, whole, fragile_at{},
+                                    {.bulk_memory_budget = pj::runner_options::unbounded});
+        r.init();
+        r.backfill();
+    }
+    // Failures at the first event of one aggregate after a position, in the later half of the log.
+    const auto first_event = [&](std::uint64_t after, std::uint64_t aggregate) -> std::uint64_t {
+        for (const auto& r : all)
+            if (r.position() > after && r.aggregate_number() == aggregate) return r.position();
+        return 0;
+    };
+    const std::uint64_t fail_at = GENERATE_COPY(first_event(2164, 15), first_event(2500, 5), first_event(3000, 30));
+    REQUIRE(fail_at != 0);
+    INFO("failing at " << fail_at);
+    pj::sqlite_options folding;
+    folding.aggregate_position_log_limit = 1;
+    pj::sqlite_storage storage(f.dir.file(fmt::format("rm-{}.db", fail_at)), folding);
+    const auto options =
+        pj::runner_options{.bulk_memory_budget = 1, .bulk_read_size = 100, .bulk_passes_by_aggregate = true};
+    {
+        fragile_at p;
+        p.fail_at = fail_at;
+        sqlite_runner<fragile_at> r(f.store, storage, p, options);
+        r.init();
+        CHECK_THROWS_AS(r.backfill(), pj::projection_error);
+        CHECK(r.status().bulk_passes >= 1);
+    }
+    {
+        sqlite_runner<fragile_at> r(f.store, storage, fragile_at{}, options);
+        r.backfill();
+        CHECK(r.status().position == f.store.head());
+    }
+    // A reopened count would be off for any event applied twice, a status for any lost.
+    CHECK(rows_of(storage, "fragile_v1") == rows_of(whole, "fragile_v1"));
+    CHECK(committed_of(storage, "fragile_v1") == committed_of(whole, "fragile_v1"));
 }
 
 TEST_CASE("passes by aggregate read an in-memory log through its range reads too", "[bulk][passes]") {

@@ -232,6 +232,29 @@ TEST_CASE("eviction by owner: the rows an aggregate from a number on touched las
     CHECK(bulk.prefetching());  // evicted rows may be read back in batches now
 }
 
+TEST_CASE("the bytes counted against the budget follow rows that update grows or shrinks, and erase", "[bulk]") {
+    counting_source<true> source;
+    pj::bulk_table<row_table, counting_source<true>> bulk("counted");
+    bulk.attach(&source, true);
+    bulk.insert(row(0));
+    bulk.insert(row(1));
+    const std::size_t two_rows = bulk.approximate_bytes();
+    const std::string big(1'000'000, 'x');
+    REQUIRE(bulk.update(std::string("t-0"), [&](ticket_row& r) { r.status = big; }));
+    CHECK(bulk.approximate_bytes() >= two_rows + big.size());
+    REQUIRE(bulk.update(std::string("t-0"), [](ticket_row& r) {
+        r.status.clear();
+        r.status.shrink_to_fit();
+    }));
+    CHECK(bulk.approximate_bytes() < two_rows + big.size() / 2);  // the released block is not counted
+
+    REQUIRE(bulk.update(std::string("t-1"), [&](ticket_row& r) { r.status = big; }));
+    const std::size_t with_big = bulk.approximate_bytes();
+    CHECK(with_big >= big.size());
+    CHECK(bulk.erase(std::string("t-1")));
+    CHECK(bulk.approximate_bytes() + big.size() <= with_big);  // an erased row holds no heap block
+}
+
 TEST_CASE("a flush of the rows an aggregate from a number on touched last leaves the others changed", "[bulk]") {
     counting_source<true> source;
     pj::bulk_table<row_table, counting_source<true>> bulk("counted");
