@@ -311,8 +311,20 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
             mode_ = "batch";
             phase({});
         };
+        // The batch hook (runner_options::before_batch_begin) is asked before each read, as batch
+        // mode asks it before each batch: if it throws (a stop request), what was applied is
+        // flushed first, and the pass ends with its exception.
+        std::exception_ptr stopped;
         try {
             while (checkpoint_->position < target) {
+                if (options_.before_batch_begin) [[unlikely]] {
+                    try {
+                        options_.before_batch_begin();
+                    } catch (...) {
+                        stopped = std::current_exception();
+                        break;
+                    }
+                }
                 if (ahead.ready) {
                     ahead.ready = false;
                     // It failed: as the read in its turn would have, now.
@@ -437,6 +449,7 @@ auto runner<Projection, Policies...>::bulk_pass(std::uint64_t target, std::size_
         mode_ = "batch";
         phase({});
         publish_status();
+        if (stopped) std::rethrow_exception(stopped);
         return flushed;
     }
 }

@@ -90,9 +90,11 @@ struct runner_options {
     /// `run` after the database's connection was lost (its server restarted, say): how often and
     /// how long it tries to reconnect before it stops with the cause (runner/reconnect.hpp).
     reconnect_options reconnect{};
-    /// For tests of what another process may do in the middle of a batch: called once per batch
-    /// in batch mode, after its events were read and before its transaction begins. Empty (the
-    /// default): nothing is called.
+    /// Called once per batch in batch mode, after its events were read and before its transaction
+    /// begins, and in a bulk backfill before each read. An exception it throws ends the
+    /// operation between two batches (a bulk backfill first flushes what it applied): what a
+    /// deployment's stoppable catch-up uses, and tests of what another process may do in the
+    /// middle of a batch. Empty (the default): nothing is called.
     std::function<void()> before_batch_begin{};
 
     static constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();

@@ -67,6 +67,38 @@ struct setup {
 
 }  // namespace
 
+TEST_CASE("a bulk backfill asked to stop before a read flushes what it applied, and a later one goes on", "[bulk]") {
+    sqlite_backend b;
+    history(11).append(b.store, 200, 1500);
+    struct stop_request {};
+    int reads = 0;
+    using bulk_runner = pj::runner<tickets<2>, pj::per_aggregate, pj::manual_kickoff, pj::sqlite_storage>;
+    pj::runner_options options{.bulk_memory_budget = pj::runner_options::unbounded, .bulk_read_size = 100};
+    options.before_batch_begin = [&] {
+        if (++reads == 6) throw stop_request{};
+    };
+    {
+        bulk_runner bulk(b.store, b.storage, options);
+        bulk.init();
+        CHECK_THROWS_AS(bulk.backfill(), stop_request);
+        const pj::runner_status s = bulk.status();
+        CHECK(s.position == 500);  // five reads of 100 applied, and flushed although unbounded
+        CHECK(s.events_applied == 500);
+        CHECK(s.bulk_flushes == 1);
+        CHECK_FALSE(s.error.has_value());  // a stop, not a failure
+        CHECK(s.mode == "batch");
+    }
+    {
+        bulk_runner reference(b.store, b.reference_storage, {.backfill = pj::backfill_mode::batch});
+        reference.init();
+        reference.backfill();
+        bulk_runner again(b.store, b.storage, pj::runner_options{});
+        CHECK(again.status().position == 500);  // what the stop committed
+        CHECK(again.backfill() == 1000);
+        CHECK(rows_of(b.storage, "tickets_v2") == rows_of(b.reference_storage, "tickets_v2"));
+    }
+}
+
 TEMPLATE_TEST_CASE("a bulk backfill builds the read model batch mode builds", "[bulk]",
                    (setup<sqlite_backend, pj::global>), (setup<sqlite_backend, pj::per_aggregate>)) {
     using P = typename TestType::partitioning;
