@@ -3,8 +3,8 @@
 /// The runner's part of the catalog: taking in what other processes changed, the version's tables,
 /// the catalog row it writes, and the transaction of init, reset and remove.
 
-#include <projectionist/deploy/router/state.hpp>
 #include <projectionist/detail/catalog_text.hpp>
+#include <projectionist/detail/text.hpp>
 #include <projectionist/runner/runner.hpp>
 
 namespace projectionist {

@@ -4,6 +4,7 @@
 /// flag, the state marks and the status snapshot.
 
 #include <projectionist/detail/catalog_text.hpp>
+#include <projectionist/detail/routing_text.hpp>
 #include <projectionist/runner/runner.hpp>
 
 namespace projectionist {

@@ -11,7 +11,7 @@
 
 #include <projectionist/detail/enum_text.hpp>
 #include <projectionist/runner/reconnect.hpp>
-#include <projectionist/workers/partition.hpp>
+#include <projectionist/store/partition.hpp>
 
 namespace projectionist {
 

@@ -48,7 +48,7 @@
 #include <projectionist/store/concepts.hpp>
 #include <projectionist/store/event_type.hpp>
 #include <projectionist/store/expected_version.hpp>
-#include <projectionist/workers/partition.hpp>
+#include <projectionist/store/partition.hpp>
 
 namespace projectionist {
 
