@@ -42,6 +42,9 @@ void runner<Projection, Policies...>::sync_catalog() {
         error_.reset();
         if (initialized() && !changed_) open_tables();
     }
+    // Tables found missing stay closed, and are looked for again: another process may have reset
+    // the version since.
+    if (initialized() && !changed_ && !tables_open_) open_tables();
 }
 
 template <class Projection, class... Policies>
@@ -96,13 +99,22 @@ void runner<Projection, Policies...>::open_tables_impl(std::index_sequence<I...>
     using list = detail::tables_of<Projection>;
     typename context_type::handle_tuple handles{session_.template open_table<boost::mp11::mp_at_c<list, I>>(
         detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>)...};
-    bool all = true;
-    std::apply([&](auto*... h) { ((all = all && h != nullptr), ...); }, handles);
-    if (!all)
-        throw state_error(
-            fmt::format("projectionist: '{}' is {} in the catalog but some of its tables are "
-                        "missing; run reset or remove, then init",
-                        name_of<Projection>, to_string(state_)));
+    std::vector<std::string_view> missing;
+    const auto note_missing = [&](const auto* handle, std::string_view name) {
+        if (handle == nullptr) missing.push_back(name);
+    };
+    (note_missing(std::get<I>(handles), detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>), ...);
+    if (!missing.empty()) {
+        // Dropped behind the catalog's back. As with a changed definition, the version refuses
+        // everything but reset (which makes its tables again) and remove, and says so in its
+        // status: the process starts, and the other versions are not held up.
+        changed_ = fmt::format(
+            "projectionist: {} is {} in the catalog, but its table{} {} {} missing; reset {} to make its "
+            "tables again and replay the log, or delete it",
+            name_of<Projection>, to_string(state_), missing.size() == 1 ? "" : "s", detail::join(missing),
+            missing.size() == 1 ? "is" : "are", name_of<Projection>);
+        return;
+    }
     bind_tables(handles);
 }
 
@@ -121,6 +133,7 @@ void runner<Projection, Policies...>::bind_tables(const typename context_type::h
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::clear_tables() {
     if (!tables_open_) open_tables();
+    if (!tables_open_) throw state_error(*changed_);  // some are missing: changed_ says which
     std::apply([](auto*... table) { (table->clear(), ...); }, handles_);
 }
 

@@ -53,7 +53,7 @@ void runner<Projection, Policies...>::require_no_debt(std::string_view what) con
                 "projectionist: cannot {} {}: it still emits downstream for the source positions up to {} (its "
                 "hand-over to the live version) and is at {}; let it catch up first (catch-up or run){}",
                 what, name_of<Projection>, *window_->through, at,
-                changed_ ? ", with the release that initialized it: this one defines it differently" : ""));
+                recorded_ ? ", with the release that initialized it: this one defines it differently" : ""));
     }
 }
 

@@ -345,6 +345,8 @@ void runner<Projection, Policies...>::remove(remove_options options) {
     }
     bind_tables({});
     tables_open_ = false;
+    changed_.reset();  // a deleted version has no definition or tables to find fault with
+    recorded_.reset();
     settle_lifecycle(projection_state::deleted);
 }
 

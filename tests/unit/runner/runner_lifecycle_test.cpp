@@ -260,6 +260,43 @@ TEST_CASE("remove drops only that version's own tables, checkpoint and catalog r
     CHECK(storage.find_table<tickets<1>::table>("tickets_v1")->find("t-1")->status == "closed");
 }
 
+TEST_CASE("a version whose table was dropped behind the catalog says so, and reset or remove repairs it",
+          "[runner][lifecycle]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_ticket(store, "t-1", "bug", 1, false);
+    {
+        pj::runner<tickets<1>> v1(store, storage);
+        v1.catch_up();
+    }
+    REQUIRE(storage.open("someone").drop_table("tickets_v1"));
+
+    // A process starts: the runner is made, and its status says what is wrong and what to run.
+    pj::runner<tickets<1>> v1(store, storage);
+    const std::string why =
+        "projectionist: tickets_v1 is caught_up in the catalog, but its table tickets_v1 is missing; reset "
+        "tickets_v1 to make its tables again and replay the log, or delete it";
+    CHECK(v1.status().error == why);
+    CHECK_THROWS_WITH(v1.catch_up(), why);
+    CHECK_THROWS_WITH(v1.backfill(), why);
+    CHECK_FALSE(storage.has_table("tickets_v1"));  // nothing made it again behind the operator's back
+
+    v1.reset();
+    CHECK_FALSE(v1.status().error.has_value());
+    CHECK(v1.catch_up() == 2);
+    CHECK(storage.find_table<tickets<1>::table>("tickets_v1")->find("t-1")->status == "closed");
+
+    // remove repairs it too
+    pj::runner<tickets<2>> v2(store, storage);
+    v2.catch_up();
+    REQUIRE(storage.open("someone").drop_table("tickets_v2"));
+    pj::runner<tickets<2>> again(store, storage);
+    CHECK(again.status().error.has_value());
+    again.remove();
+    CHECK(storage.find_catalog("tickets_v2")->state == pj::projection_state::deleted);
+    CHECK_FALSE(again.status().error.has_value());
+}
+
 TEST_CASE("remove does not drop a table the catalog does not list as the version's own", "[runner][lifecycle]") {
     pj::memory_event_store store;
     pj::memory_storage storage;
