@@ -227,6 +227,7 @@ private:
             case command_id::backfill: return detail::cli::cmd_backfill(p, s);
             case command_id::catch_up: return detail::cli::cmd_catch_up(p, s);
             case command_id::status: return detail::cli::cmd_status(p, s);
+            case command_id::dead_letters: return detail::cli::cmd_dead_letters(p, s);
             case command_id::verify: return detail::cli::cmd_verify(p, s);
             case command_id::switch_traffic: return detail::cli::cmd_switch(p, s);
             case command_id::live: return detail::cli::cmd_live(p, s);

@@ -434,6 +434,26 @@ inline int cmd_switch(const parsed_command& p, session& s) {
     return 0;
 }
 
+inline int cmd_dead_letters(const parsed_command& p, session& s) {
+    auto [e, v] = find_version(s, p.args[0]);
+    const std::vector<dead_letter> letters = e->dead_letters_of(v);
+    if (letters.empty()) {
+        s.out << fmt::format("{} has no dead letters\n", v);
+        return 0;
+    }
+    const auto parked = static_cast<std::size_t>(
+        std::count_if(letters.begin(), letters.end(), [](const dead_letter& d) { return d.parked; }));
+    s.out << fmt::format("{}: {} dead letter{}{}\n", v, letters.size(), letters.size() == 1 ? "" : "s",
+                         parked == 0 ? std::string() : fmt::format(" ({} parked behind an earlier failure)", parked));
+    text_table t({"position", "stream", "aggregate", "event", "parked", "reason"},
+                 {true, false, false, false, false, false}, table_header::plain);
+    for (const dead_letter& d : letters)
+        t.add({group_digits(d.position), shown(d.stream), shown(d.aggregate_id), shown(d.event_type),
+               d.parked ? "yes" : "no", shown(d.reason)});
+    s.out << t.render("  ");
+    return 0;
+}
+
 inline int cmd_live(const parsed_command& p, session& s) {
     auto [e, v] = find_version(s, p.args[0]);
     e->make_live(v);

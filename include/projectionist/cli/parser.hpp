@@ -117,6 +117,7 @@ enum class command_id {
     backfill,
     catch_up,
     status,
+    dead_letters,
     verify,
     switch_traffic,
     live,
@@ -197,6 +198,17 @@ inline const std::vector<command_spec>& commands() {
          "Shows each version's state, live flag, position, the head of the log, the lag, its\n"
          "partitioning, the share of queries the router sends it, and its error or note; then\n"
          "the router's state.\n",
+         {}},
+        {command_id::dead_letters,
+         "dead-letters",
+         "<version>",
+         1,
+         1,
+         "list the events a version skipped, with the handler's error",
+         "Lists the events the version recorded as dead letters, oldest first: with the\n"
+         "skip_to_dead_letter policy an event whose handler fails is skipped and recorded, and a\n"
+         "per-aggregate version also parks that aggregate's later events (marked parked) until\n"
+         "it is reset. A handler is fixed in a new version, which is backfilled beside this one.\n",
          {}},
         {command_id::verify,
          "verify",

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,66 @@ TEST_CASE("cli verify compares every table of two versions, or the one --table n
     CHECK(json.as_array().size() == 2);
     r = run(app.cli, {"verify", "desk_v1", "desk_v2", "--json", "--table", "types"});
     CHECK(boost::json::parse(r.out).is_object());
+}
+
+/// Tickets by id. Version 1 cannot close `t-3`: with skip_to_dead_letter, per aggregate, that
+/// close becomes a dead letter and t-3's later events are parked. Version 2 has it fixed.
+template <unsigned V>
+struct fussy : pj::projection<"fussy", V, ticket_stream> {
+    using table = pj::table<ticket_row, &ticket_row::ticket_id>;
+    void on(const ticket_registered& e, auto& ctx) { ctx.table().insert({e.ticket_id, e.type, "open", 0}); }
+    void on(const ticket_closed& e, auto& ctx) {
+        if (V == 1 && e.ticket_id == "t-3") throw std::runtime_error("cannot close t-3:\nthe ledger is locked");
+        ctx.table().update(e.ticket_id, [](ticket_row& r) { r.status = "closed"; });
+    }
+    void on(const ticket_reopened& e, auto& ctx) {
+        ctx.table().update(e.ticket_id, [](ticket_row& r) { ++r.reopened; });
+    }
+};
+
+TEST_CASE("cli dead-letters lists the events a version skipped, and says when there are none", "[cli][dead_letter]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    pj::deployment<pj::runner<fussy<1>, pj::memory_storage, pj::per_aggregate, pj::skip_to_dead_letter>,
+                   pj::runner<fussy<2>, pj::memory_storage>>
+        deployment(store, storage);
+    pj::command_line cli(test_options());
+    cli.add(deployment);
+
+    auto r = run(cli, {"dead-letters", "fussy_v1"});
+    CHECK(r.status == 0);
+    CHECK(r.out == "fussy_v1 has no dead letters\n");
+
+    append_ticket(store, "t-1", "bug", 0, true);
+    append_ticket(store, "t-3", "bug", 0, true);                      // registered (3), closed (4): fails
+    store.append(ticket_stream{}, "t-3", 2, ticket_reopened{"t-3"});  // 5: parked behind it
+    append_ticket(store, "t-5", "question", 0, false);
+    deployment.catch_up();
+
+    r = run(cli, {"dead-letters", "fussy_v1"});
+    CHECK(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK_THAT(r.out, StartsWith("fussy_v1: 2 dead letters (1 parked behind an earlier failure)\n"));
+    CHECK_THAT(r.out, Contains("  position  stream  aggregate  event            parked  reason\n"));
+    // the reason is shown on one line, its control characters escaped
+    CHECK_THAT(r.out, Contains("         4  ticket  t-3        ticket.closed    no      cannot close t-3:\\x0athe "
+                               "ledger is locked\n"));
+    CHECK_THAT(r.out, Contains("         5  ticket  t-3        ticket.reopened  yes"));
+    CHECK(r.out.find("t-1") == std::string::npos);
+    CHECK(r.out.find("t-5") == std::string::npos);
+    // the fixed version skipped nothing
+    CHECK(run(cli, {"dead-letters", "fussy_v2"}).out == "fussy_v2 has no dead letters\n");
+
+    // an unknown version, no version: usage errors
+    r = run(cli, {"dead-letters", "fussy_v3"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Contains("fussy_v3") && Contains("fussy_v1"));
+    r = run(cli, {"dead-letters"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err,
+               StartsWith("app dead-letters: missing argument <version>\n\nusage: app dead-letters <version>\n"));
+    CHECK_THAT(run(cli, {"help"}).out,
+               Contains("dead-letters <version>") && Contains("list the events a version skipped"));
 }
 
 TEST_CASE("cli predicate switches a named predicate on and off and shows it", "[cli][router]") {

@@ -343,8 +343,8 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     CHECK(r.out.empty());
     CHECK_THAT(r.err,
                Catch::StartsWith(
-                   "app: unknown command 'frobnicate'; the commands are: init, backfill, "
-                   "catch-up, status, verify, switch, live, rollback, reset, delete, run, rollout, predicate, help\n"));
+                   "app: unknown command 'frobnicate'; the commands are: init, backfill, catch-up, status, "
+                   "dead-letters, verify, switch, live, rollback, reset, delete, run, rollout, predicate, help\n"));
 
     r = run(app.cli, {"init", "tickets_v9"});
     CHECK(r.status == 2);

@@ -30,6 +30,7 @@
 #include <projectionist/runner/reconnect.hpp>
 #include <projectionist/runner/status.hpp>
 #include <projectionist/storage/catalog.hpp>
+#include <projectionist/storage/records.hpp>
 
 namespace projectionist {
 
@@ -164,6 +165,9 @@ public:
     [[nodiscard]] virtual std::optional<router_status> routing() const = 0;
     /// The version's table names, from its declarations.
     [[nodiscard]] virtual std::vector<std::string> tables_of(std::string_view version) = 0;
+    /// The events the version skipped under skip_to_dead_letter, oldest first, with their reasons
+    /// (none for a version that stops on an error).
+    [[nodiscard]] virtual std::vector<dead_letter> dead_letters_of(std::string_view version) = 0;
     /// Whether the version has manual kick-off (else the first catch-up initializes it).
     [[nodiscard]] virtual bool manual_kickoff(std::string_view version) = 0;
     /// After `cause` (thrown by a catch-up of `version`): if the connection to the database was

@@ -150,6 +150,9 @@ public:
             return out;
         });
     }
+    [[nodiscard]] std::vector<dead_letter> dead_letters_of(std::string_view version) override {
+        return deployment_.visit(version, [](auto& r) { return r.dead_letters(); });
+    }
     [[nodiscard]] bool manual_kickoff(std::string_view version) override {
         return deployment_.visit(version,
                                  [](auto& r) { return std::remove_reference_t<decltype(r)>::kickoff::manual; });
