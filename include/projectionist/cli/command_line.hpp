@@ -5,6 +5,7 @@
 /// (deploy/controller.hpp); see <projectionist/cli.hpp> for the commands.
 
 #include <algorithm>
+#include <cerrno>
 #include <exception>
 #include <iostream>
 #include <list>
@@ -12,6 +13,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -129,8 +131,41 @@ public:
     }
 
     /// Runs one command (`args` without the program name) and returns the exit status: 0
-    /// success, 1 a refused or failed operation (or a failing verify), 2 a usage error.
+    /// success, 1 a refused or failed operation (or a failing verify), 2 a usage error. `out` is
+    /// flushed at the end: if it could not be written (a full disk, say), `err` says so and the
+    /// status is at least 1, since a script would otherwise read a partial answer as the whole.
     int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+        int status = run_command(args, out, err);
+        errno = 0;
+        out.flush();
+        if (!out) {
+            const int cause = errno;
+            err << fmt::format(
+                "{}{}: cannot write the output: {}; what the command did stands, but its output is incomplete: "
+                "check where the output goes\n",
+                program(), args.empty() ? std::string() : " " + detail::shown(args[0]),
+                cause != 0 ? std::system_category().message(cause) : std::string("the output stream failed"));
+            status = std::max(status, 1);
+        }
+        return status;
+    }
+
+    /// The text of `help`: every command, the registered projections, the exit statuses.
+    [[nodiscard]] std::string general_usage() const {
+        std::vector<const detail::cli::command_spec*> added;
+        for (const auto& c : added_) added.push_back(&c.spec);
+        return detail::cli::general_usage(program(), entries_, added);
+    }
+
+    /// The text of `<command> --help`; empty for an unknown command.
+    [[nodiscard]] std::string command_usage(std::string_view command) const {
+        const auto* spec = find_command(command);
+        return spec ? detail::cli::command_usage(program(), *spec, entries_) : std::string();
+    }
+
+private:
+    /// run() without the check of the output.
+    int run_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
         const bool terminal = options_.terminal.value_or(&out == &std::cout && ::isatty(STDOUT_FILENO) == 1);
         if (args.empty()) {
             err << general_usage();
@@ -172,20 +207,6 @@ public:
         }
     }
 
-    /// The text of `help`: every command, the registered projections, the exit statuses.
-    [[nodiscard]] std::string general_usage() const {
-        std::vector<const detail::cli::command_spec*> added;
-        for (const auto& c : added_) added.push_back(&c.spec);
-        return detail::cli::general_usage(program(), entries_, added);
-    }
-
-    /// The text of `<command> --help`; empty for an unknown command.
-    [[nodiscard]] std::string command_usage(std::string_view command) const {
-        const auto* spec = find_command(command);
-        return spec ? detail::cli::command_usage(program(), *spec, entries_) : std::string();
-    }
-
-private:
     [[nodiscard]] std::string program() const {
         if (!options_.program_name.empty()) return options_.program_name;
         if (!argv0_.empty()) return argv0_;

@@ -95,11 +95,23 @@ inline std::pair<entry_ptr, std::string_view> find_projection_or_version(const s
 inline int cmd_init(const parsed_command& p, session& s) {
     auto [e, v] = find_version(s, p.args[0]);
     const projection_state before = e->refresh(v);
-    if (const auto date = p.value("retain-until"); date && !is_day(*date))
+    const auto date = p.value("retain-until");
+    if (date && !is_day(*date))
         throw usage_error(fmt::format("--retain-until '{}': a day is written YYYY-MM-DD", shown(*date)));
+    const bool force = p.has("force");
+    if (force && !date) throw usage_error("--force goes with --retain-until: it moves a retention date earlier");
+    if (date && !force && before != projection_state::declared && before != projection_state::deleted) {
+        // Refused before anything changes: an earlier day lets delete drop the version sooner.
+        const std::string current = e->status_of(v).retain_until;
+        if (shortens_retention(current, *date))
+            throw state_error(fmt::format(
+                "projectionist: cannot retain {} until {}: it is retained until {}, a later day; give that day or "
+                "a later one, or run '{} init {} --retain-until {} --force' to move it earlier",
+                v, *date, current, s.program, v, *date));
+    }
     const init_result done = e->init(v);
-    if (const auto date = p.value("retain-until")) {
-        e->retain_until(v, *date);
+    if (date) {
+        e->retain_until(v, *date, force);
         s.out << fmt::format("{} is retained until {}: delete refuses before that day unless --force\n", v, *date);
     }
     if (!done) {  // initialized already: init only created a table a newer build declares, if any

@@ -153,14 +153,17 @@ inline const std::vector<command_spec>& commands() {
     static const std::vector<command_spec> all{
         {command_id::init,
          "init",
-         "<version> [--retain-until YYYY-MM-DD]",
+         "<version> [--retain-until YYYY-MM-DD [--force]]",
          1,
          1,
          "create a version's tables and catalog row (ends a manual version's dormancy)",
          "Creates the version's tables and its catalog row; a version with manual kick-off starts\n"
-         "following the log from then on. Nothing is replayed yet: run backfill next.\n",
+         "following the log from then on. Nothing is replayed yet: run backfill next.\n"
+         "With --retain-until, delete refuses before that day unless forced; a recorded day moves\n"
+         "only later, or earlier with --force.\n",
          {{"retain-until", "DATE", false,
-           "keep it until this day (YYYY-MM-DD): delete refuses before it unless --force"}}},
+           "keep it until this day (YYYY-MM-DD): delete refuses before it unless --force"},
+          {"force", "", false, "with --retain-until: move a recorded retention date earlier"}}},
         {command_id::backfill,
          "backfill",
          "<version> [--progress auto|bar|lines|none] [--memory-budget SIZE|unbounded] [--mode auto|bulk|batch]",
@@ -285,10 +288,10 @@ inline const std::vector<command_spec>& commands() {
          0,
          "follow the log with every version until stopped",
          "Applies new events to every initialized version as they arrive, until SIGINT (Ctrl-C) or\n"
-         "SIGTERM, then stops cleanly between two batches. Exit status 1 if a version stopped on an\n"
-         "error. With --metrics, serves /metrics (Prometheus), /healthz and /readyz over HTTP while\n"
-         "it runs; /readyz answers 200 when the --ready version (else every version) is caught up\n"
-         "within --max-lag events (default 0).\n",
+         "SIGTERM, then stops cleanly between two batches; a second signal ends it at once. Exit\n"
+         "status 1 if a version stopped on an error. With --metrics, serves /metrics (Prometheus),\n"
+         "/healthz and /readyz over HTTP while it runs; /readyz answers 200 when the --ready version\n"
+         "(else every version) is caught up within --max-lag events (default 0).\n",
          {{"for", "DURATION", false, "stop after this long, e.g. 500ms, 30s, 5m, 1h"},
           {"metrics", "ADDRESS:PORT", false, "serve metrics and probes here, e.g. 127.0.0.1:9464 (port 0: any)"},
           {"ready", "VERSION", false, "the version /readyz checks"},

@@ -1,7 +1,8 @@
 #pragma once
 
 /// `run`: follows the log with every version until a signal, the options' stop token or the
-/// `--for` duration; deleted versions are skipped (the controller's catch-up does not touch them).
+/// `--for` duration, which end a catch-up between two batches; deleted versions are skipped (the
+/// controller's catch-up does not touch them).
 /// Every report interval, a line per version that applied events or is behind, with events/s
 /// and the ETA; with `--metrics`, an HTTP endpoint for Prometheus and probes while it runs.
 
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <ostream>
@@ -86,7 +88,7 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
     ctx.out << std::flush;
 
     std::string reason;
-    auto stopping = [&] {
+    const std::function<bool()> stopping = [&] {
         return ctx.options.stop.stop_requested() || stop.stop_requested() || signals.received() != 0 ||
                (limit && clock::now() >= deadline);
     };
@@ -104,10 +106,11 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
 
         std::uint64_t applied = 0;
         for (auto& f : all) {
+            if (stopping()) break;
             try {
-                // the checkpoint is this runner's own: not re-read
+                // the checkpoint is this runner's own: not re-read; a stop ends it between two batches
                 const projection_state was = f.e->refresh(f.v, false);
-                const std::optional<std::uint64_t> caught_up = f.e->catch_up(f.v, false);
+                const std::optional<std::uint64_t> caught_up = f.e->catch_up(f.v, false, stopping);
                 if (!caught_up) continue;  // deleted: catching up would re-create it
                 const std::uint64_t n = *caught_up;
                 if (was == projection_state::declared && f.e->status_of(f.v).state != projection_state::declared)
@@ -123,7 +126,7 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
                     [&](const detail::reconnect_attempt& a) {
                         ctx.err << fmt::format("{}: {}\n", f.v, projectionist::detail::describe(a)) << std::flush;
                     },
-                    [&] { return stopping(); });
+                    stopping);
                 if (back) {
                     ctx.err << fmt::format("{}: reconnected; going on from position {}\n", f.v,
                                            group_digits(f.e->status_of(f.v).position))
@@ -149,7 +152,7 @@ inline int cmd_run(const parsed_command& p, session& ctx) {
             ctx.out << std::flush;
             last_report = now;
         }
-        if (applied == 0) {
+        if (applied == 0 && !stopping()) {
             auto wait = ctx.options.poll_interval;
             if (ctx.options.handle_signals) wait = std::min(wait, std::chrono::milliseconds(100));
             if (limit) {

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -20,6 +21,7 @@
 
 #include <projectionist/error.hpp>
 #include <projectionist/projection/projection.hpp>
+#include <projectionist/projection/retention.hpp>
 #include <projectionist/runner/runner.hpp>
 #include <projectionist/storage/catalog.hpp>
 
@@ -58,6 +60,29 @@ inline std::string what_to_run_first(std::string_view name, projection_state s) 
     }
 }
 
+/// Whether retaining a version until `date` ("" for no date) moves its retention date `current`
+/// earlier: a delete could then drop it sooner than was promised.
+inline bool shortens_retention(std::string_view current, std::string_view date) noexcept {
+    return !current.empty() && (date.empty() || date < current);
+}
+
+/// Thrown by a runner's batch hook to end a deployment's stoppable catch-up between two batches;
+/// caught by deployment::catch_up(name, should_stop), never seen outside it.
+struct catch_up_interrupted {};
+
+/// The stop condition of the stoppable catch-up running on this thread, if any.
+inline thread_local const std::function<bool()>* catch_up_should_stop = nullptr;
+
+/// The runners' options with a batch hook that ends a stoppable catch-up between two batches
+/// once its condition says so; the hook the options had already is called first.
+inline runner_options stoppable_between_batches(runner_options options) {
+    options.before_batch_begin = [hook = std::move(options.before_batch_begin)] {
+        if (hook) hook();
+        if (catch_up_should_stop != nullptr && (*catch_up_should_stop)()) throw catch_up_interrupted{};
+    };
+    return options;
+}
+
 }  // namespace detail
 
 /// The versions of one projection, deployed together over the same event store and storage:
@@ -66,7 +91,7 @@ inline std::string what_to_run_first(std::string_view name, projection_state s) 
 /// catalog row; the deployment adds what spans versions: operations by name (for the command
 /// line), and the rules of the life cycle
 ///
-///     declared → initialized → backfilling → caught_up → live → serving → retired → deleted
+///     declared → initialized → backfilling → caught_up → serving → retired → deleted
 ///
 /// with an error that says which state a version is in and what to run first when an operation
 /// does not fit (a version cannot serve before it has caught up; a serving version cannot be
@@ -95,7 +120,7 @@ public:
 
     template <class Store, class Storage>
     deployment(Store& store, Storage& storage, runner_options options = {})
-        : runners_(std::make_unique<Runners>(store, storage, options)...) {}
+        : runners_(std::make_unique<Runners>(store, storage, detail::stoppable_between_batches(options))...) {}
 
     /// The runner of version `Projection`.
     template <class Projection>
@@ -133,6 +158,28 @@ public:
         std::uint64_t applied = 0;
         for_each([&](auto& r) { applied += r.catch_up(); });
         return applied;
+    }
+
+    /// Catches version `name` up to the head like `catch_up()`, but ends between two batches once
+    /// `should_stop()` says so (asked on this thread before each batch, through the runners'
+    /// runner_options::before_batch_begin; a catch-up in bulk mode first flushes what it
+    /// applied): what was applied is committed, and the next catch-up goes on from there.
+    /// Returns the events applied.
+    std::uint64_t catch_up(std::string_view name, const std::function<bool()>& should_stop) {
+        return visit(name, [&](auto& r) -> std::uint64_t {
+            if (!should_stop) return r.catch_up();
+            const std::uint64_t before = r.status().events_applied;
+            struct restore {
+                const std::function<bool()>* previous;
+                ~restore() { detail::catch_up_should_stop = previous; }
+            } const restored{detail::catch_up_should_stop};
+            detail::catch_up_should_stop = &should_stop;
+            try {
+                return r.catch_up();
+            } catch (const detail::catch_up_interrupted&) {
+                return r.status().events_applied - before;
+            }
+        });
     }
 
     /// Lets a version's emitted events through, and stops every other version's: downstream
@@ -184,9 +231,28 @@ public:
     }
 
     /// Keeps version `name` until `date` ("YYYY-MM-DD"; "" clears it): a delete before that day is
-    /// refused unless forced. Persisted in the catalog.
-    void retain_until(std::string_view name, std::string_view date) {
-        visit(name, [&](auto& r) { r.retain_until(date); });
+    /// refused unless forced. Persisted in the catalog. A later day than the one recorded (or a
+    /// first one) is always accepted; an earlier day, or clearing it, is refused (state_error,
+    /// nothing changed) unless `force`: a delete could then drop the version sooner than was
+    /// promised.
+    void retain_until(std::string_view name, std::string_view date, bool force = false) {
+        visit(name, [&](auto& r) {
+            if (!force && (date.empty() || detail::is_day(date))) {  // a malformed day: the runner says so
+                const auto entry = r.session().find_catalog();
+                if (entry && entry->state != projection_state::deleted &&
+                    detail::shortens_retention(entry->retain_until, date))
+                    throw state_error(
+                        date.empty()
+                            ? fmt::format("projectionist: cannot clear the retention date of {}: it is retained "
+                                          "until {}; force it to clear it (--force on the command line)",
+                                          name, entry->retain_until)
+                            : fmt::format("projectionist: cannot retain {} until {}: it is retained until {}, a "
+                                          "later day; give that day or a later one, or force it to move it earlier "
+                                          "(--force on the command line)",
+                                          name, date, entry->retain_until));
+            }
+            r.retain_until(date);
+        });
     }
 
     /// One status per version, in the order of the runners.
@@ -202,15 +268,17 @@ public:
                                                 [&](auto I) { return std::get<I>(runners_)->status(); });
     }
 
-    /// Follows the log with every version until `stop` is requested; each version's failure
-    /// stops only that version (see its status), and a lost connection is reconnected with the
-    /// runner's bounded backoff (runner::recover).
+    /// Follows the log with every version until `stop` is requested, which ends a catch-up
+    /// between two batches; each version's failure stops only that version (see its status), and
+    /// a lost connection is reconnected with the runner's bounded backoff (runner::recover).
     void run(std::stop_token stop, std::chrono::milliseconds poll_interval = std::chrono::milliseconds(100)) {
+        const std::function<bool()> stopping = [&stop] { return stop.stop_requested(); };
         while (!stop.stop_requested()) {
             std::uint64_t applied = 0;
-            for_each([&](auto& r) {
+            for_each_indexed([&](std::size_t i, auto& r) {
+                if (stop.stop_requested()) return;
                 try {
-                    applied += r.catch_up();
+                    applied += catch_up(names[i], stopping);
                 } catch (const error& e) {
                     // stopped: status() holds the reason; the other versions go on
                     r.recover(

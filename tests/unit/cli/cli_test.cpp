@@ -8,13 +8,18 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
+#include <fstream>
 #include <map>
 #include <sstream>
+#include <streambuf>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -122,7 +127,7 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     CHECK_THAT(r.out, !Catch::Contains(v1_print.substr(8)));
     app.deployment.retain_until("tickets_v1", "2099-12-31");
     CHECK_THAT(run(app.cli, {"status", "tickets_v1"}).out, Catch::Contains(v1_print.substr(0, 8) + "     2099-12-31"));
-    app.deployment.retain_until("tickets_v1", "");
+    app.deployment.retain_until("tickets_v1", "", true);
 
     // out of order: backfill before init
     r = run(app.cli, {"backfill", "tickets_v2"});
@@ -392,7 +397,8 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     CHECK(r.status == 2);
     CHECK_THAT(r.err,
                Catch::StartsWith(
-                   "app init: missing argument <version>\n\nusage: app init <version> [--retain-until YYYY-MM-DD]\n"));
+                   "app init: missing argument <version>\n\nusage: app init <version> [--retain-until YYYY-MM-DD "
+                   "[--force]]\n"));
     r = run(app.cli, {"init", "tickets_v2", "tickets_v1"});
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::StartsWith("app init: unexpected argument 'tickets_v1'\n"));
@@ -411,10 +417,10 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     CHECK_THAT(r.err, Catch::Contains("cannot verify tickets_v2: it is declared; run init tickets_v2 first"));
 
     // options
-    r = run(app.cli, {"init", "--force", "tickets_v2"});
+    r = run(app.cli, {"init", "--percent", "tickets_v2"});
     CHECK(r.status == 2);
-    CHECK_THAT(r.err,
-               Catch::StartsWith("app init: unknown option '--force'; the options are: --retain-until, --help\n"));
+    CHECK_THAT(r.err, Catch::StartsWith(
+                          "app init: unknown option '--percent'; the options are: --retain-until, --force, --help\n"));
     r = run(app.cli, {"init", "-f", "tickets_v2"});
     CHECK(r.status == 2);
     r = run(app.cli, {"switch", "tickets", "--to"});
@@ -778,6 +784,168 @@ TEST_CASE("cli: run follows the log until it is stopped", "[cli][run]") {
         r = run(app.cli, {"catch-up", "tickets_v1"});
         CHECK(r.status == 1);
         CHECK_THAT(r.err, Catch::Contains("cannot catch up 'tickets_v1': it stopped after an error"));
+    }
+}
+
+TEST_CASE("cli: run ends a long catch-up between two batches when it is stopped", "[cli][run]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+    std::stop_source source;
+    bool armed = false, by_signal = false;
+    int batches = 0;
+    auto options = test_options();
+    options.stop = source.get_token();
+    pj::sqlite_event_store store(file);
+    pj::sqlite_storage storage(file);
+    pj::runner_options runner_options{.batch_size = 16};
+    // Asked to stop while the third batch of the catch-up is about to begin.
+    runner_options.before_batch_begin = [&] {
+        if (!armed || ++batches != 3) return;
+        if (by_signal)
+            std::raise(SIGINT);
+        else
+            source.request_stop();
+    };
+    sqlite_tickets deployment(store, storage, runner_options);
+    tickets_router router(storage);
+    append_tickets(store, 10);
+    deployment.catch_up();  // v1 has caught up; v2 is dormant
+    append_tickets(store, 60, 100);
+    const std::uint64_t from = deployment.get<tickets<1>>().status().position;
+    const std::uint64_t head = store.head();
+    REQUIRE(head - from > 3 * 16);
+    std::string reason;
+
+    SECTION("by a stop token") {
+        reason = "stop requested";
+    }
+    SECTION("by SIGINT") {
+        by_signal = true;
+        options.handle_signals = true;
+        reason = "SIGINT received";
+    }
+    pj::command_line cli(options);
+    cli.add(deployment, router);
+    armed = true;
+    auto r = run(cli, {"run"});
+    armed = false;
+    CHECK(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK(batches == 3);
+    // the two batches before the stop are committed; the rest waits for the next catch-up
+    const std::uint64_t at = deployment.get<tickets<1>>().status().position;
+    CHECK(at == from + 2 * 16);
+    CHECK_THAT(r.out, Catch::Contains("run: stopped (" + reason + ")") &&
+                          Catch::Contains("  tickets_v1: caught_up, position " + std::to_string(at) + ", lag " +
+                                          std::to_string(head - at) + "\n"));
+    r = run(cli, {"catch-up", "tickets_v1"});
+    CHECK(r.status == 0);
+    CHECK(deployment.get<tickets<1>>().status().position == head);
+}
+
+TEST_CASE("cli: a second SIGINT while run stops ends the program at once", "[cli][run]") {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::signal(SIGINT, SIG_DFL);  // what the program does without run's handler
+        {
+            cli::signal_scope scope(true);
+            std::raise(SIGINT);  // the first: run stops between two batches
+            if (scope.received() != SIGINT) ::_exit(3);
+            std::raise(SIGINT);  // the second: the default action, at once
+        }
+        ::_exit(4);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status));
+    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGINT));
+}
+
+TEST_CASE("cli: a retention date moves later, and earlier only with --force", "[cli][sqlite]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    sqlite_app app(dir.file("app.db"));
+    append_tickets(app.store, 5);
+    auto retained = [&] { return app.storage.find_catalog("tickets_v2")->retain_until; };
+    auto r = run(app.cli, {"init", "tickets_v2", "--retain-until", "2099-12-31"});
+    REQUIRE(r.status == 0);
+    CHECK(run(app.cli, {"delete", "tickets_v2"}).status == 1);
+
+    // an earlier day, or a typo in the year: refused, and nothing changes
+    for (const std::string day : {"2000-01-01", "2009-12-31"}) {
+        r = run(app.cli, {"init", "tickets_v2", "--retain-until", day});
+        CHECK(r.status == 1);
+        CHECK(r.out.empty());
+        CHECK(r.err == "projectionist: cannot retain tickets_v2 until " + day +
+                           ": it is retained until 2099-12-31, a later day; give that day or a later one, or run 'app "
+                           "init tickets_v2 --retain-until " +
+                           day + " --force' to move it earlier\n");
+        CHECK(retained() == "2099-12-31");
+    }
+    r = run(app.cli, {"delete", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v2: it is retained until 2099-12-31"));
+
+    // the same day, then a later one
+    CHECK(run(app.cli, {"init", "tickets_v2", "--retain-until", "2099-12-31"}).status == 0);
+    r = run(app.cli, {"init", "tickets_v2", "--retain-until", "2100-06-30"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("tickets_v2 is retained until 2100-06-30"));
+    CHECK(retained() == "2100-06-30");
+
+    // --force goes with --retain-until
+    r = run(app.cli, {"init", "tickets_v2", "--force"});
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app init: --force goes with --retain-until: it moves a retention date "
+                                        "earlier\n"));
+
+    // forced: moved earlier, and a delete goes through
+    r = run(app.cli, {"init", "tickets_v2", "--retain-until", "2000-01-01", "--force"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("tickets_v2 is retained until 2000-01-01"));
+    CHECK(retained() == "2000-01-01");
+    CHECK(run(app.cli, {"delete", "tickets_v2"}).status == 0);
+}
+
+TEST_CASE("cli: an output that cannot be written fails the command", "[cli][sqlite]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    sqlite_app app(dir.file("app.db"));
+    append_tickets(app.store, 5);
+    app.deployment.catch_up();
+    REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
+    REQUIRE(run(app.cli, {"backfill", "tickets_v2"}).status == 0);
+    const std::vector<std::string> verify{"verify", "tickets_v1",      "tickets_v2",
+                                          "--json", "--expect-change", "status,reopened"};
+    REQUIRE(run(app.cli, verify).status == 0);
+
+    SECTION("a full device") {
+        std::ofstream full("/dev/full");
+        REQUIRE(full.is_open());
+        std::ostringstream err;
+        CHECK(app.cli.run({"status"}, full, err) == 1);
+        CHECK(err.str() ==
+              "app status: cannot write the output: No space left on device; what the command did stands, but its "
+              "output is incomplete: check where the output goes\n");
+        // a longer output fails while it is written, before the end
+        std::ofstream again("/dev/full");
+        err.str("");
+        CHECK(app.cli.run(verify, again, err) == 1);
+        CHECK_THAT(err.str(), Catch::StartsWith("app verify: cannot write the output: "));
+    }
+    SECTION("a stream that fails; a usage error keeps its status") {
+        struct failing : std::streambuf {
+            int overflow(int) override { return traits_type::eof(); }
+            int sync() override { return -1; }
+        } buffer;
+        std::ostream out(&buffer);
+        std::ostringstream err;
+        CHECK(app.cli.run({"help"}, out, err) == 1);
+        CHECK_THAT(err.str(), Catch::StartsWith("app help: cannot write the output: "));
+        out.clear();
+        err.str("");
+        CHECK(app.cli.run({"status", "--bogus"}, out, err) == 2);
+        CHECK_THAT(err.str(), Catch::Contains("unknown option '--bogus'") &&
+                                  Catch::Contains("app status: cannot write the output: "));
     }
 }
 

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -198,6 +200,73 @@ TEST_CASE("controller: deleted versions are skipped when catching up and running
     CHECK(all[0].status.state == pj::projection_state::deleted);
     CHECK(all[1].traffic == "primary");
     CHECK(all[1].status.position == f.store.head());
+}
+
+TEST_CASE("controller: a retention date moves earlier, or is cleared, only by force", "[deploy][controller]") {
+    fixture f;
+    CHECK(f.control.init("tickets_v2"));
+    auto retained = [&] { return f.deployment.status("tickets_v2").retain_until; };
+    f.control.retain_until("tickets_v2", "2099-12-31");
+    CHECK(error_of([&] { f.control.retain_until("tickets_v2", "2000-01-01"); }) ==
+          "state_error: projectionist: cannot retain tickets_v2 until 2000-01-01: it is retained until 2099-12-31, a "
+          "later day; give that day or a later one, or force it to move it earlier (--force on the command line)");
+    CHECK(error_of([&] { f.deployment.retain_until("tickets_v2", ""); }) ==
+          "state_error: projectionist: cannot clear the retention date of tickets_v2: it is retained until "
+          "2099-12-31; force it to clear it (--force on the command line)");
+    CHECK(retained() == "2099-12-31");
+    CHECK_THAT(error_of([&] { f.control.remove("tickets_v2"); }), Contains("it is retained until 2099-12-31"));
+    CHECK_THAT(error_of([&] { f.control.retain_until("tickets_v2", "2000-1-1"); }),
+               Contains("error: projectionist: the retention date of 'tickets_v2' must be a day"));
+
+    f.control.retain_until("tickets_v2", "2099-12-31");  // the same day
+    f.deployment.retain_until("tickets_v2", "2100-01-31");
+    CHECK(retained() == "2100-01-31");
+    f.control.retain_until("tickets_v2", "2000-01-01", true);
+    CHECK(retained() == "2000-01-01");
+    f.deployment.retain_until("tickets_v2", "2099-12-31");
+    f.deployment.retain_until("tickets_v2", "", true);
+    CHECK(retained().empty());
+    f.control.retain_until("tickets_v2", "2000-01-01");  // a first date: nothing to shorten
+    f.control.remove("tickets_v2");
+}
+
+TEST_CASE("controller: a catch-up ends between two batches when asked to stop", "[deploy][controller]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    for (int i = 0; i < 30; ++i) append_ticket(store, "t-" + std::to_string(i), "bug", i % 3, i % 2 == 0);
+    REQUIRE(store.head() > 20);
+    int batches = 0;
+    std::stop_source source;
+    pj::runner_options options{.batch_size = 4};
+    options.before_batch_begin = [&] {  // the application's own hook is still called
+        if (++batches == 3) source.request_stop();
+    };
+    memory_tickets deployment(store, storage, options);
+    pj::controller control(deployment);
+    auto position = [&] { return deployment.status("tickets_v1").position; };
+
+    SECTION("controller::catch_up with a condition") {
+        const std::function<bool()> stop = [&] { return source.stop_requested(); };
+        const auto applied = control.catch_up("tickets_v1", true, stop);
+        CHECK(batches == 3);
+        CHECK(position() == 8);  // two batches committed; the third did not begin
+        REQUIRE(applied);
+        CHECK(*applied == deployment.status("tickets_v1").events_applied);
+        CHECK(control.catch_up("tickets_v1", true, stop) == 0U);  // asked to stop before the next batch
+        CHECK(position() == 8);
+        CHECK(control.catch_up("tickets_v1", false, {}));  // no condition: to the head
+        CHECK(position() == store.head());
+    }
+    SECTION("deployment::run") {
+        deployment.run(source.get_token(), 1ms);
+        CHECK(batches == 3);
+        CHECK(position() == 8);
+    }
+    SECTION("any_controller::run") {
+        control.run(source.get_token(), 1ms);
+        CHECK(batches == 3);
+        CHECK(position() == 8);
+    }
 }
 
 TEST_CASE("controller: without a router, switch records the serving version; shares are refused",

@@ -214,8 +214,16 @@ public:
     /// deleted version. A dormant version (manual kick-off) stays dormant. With `checkpoint`, the
     /// committed checkpoint is re-read first (another process may have moved it).
     std::optional<std::uint64_t> catch_up(std::string_view version, bool checkpoint = true) {
+        return catch_up(version, checkpoint, {});
+    }
+
+    /// The same, ending between two batches once `should_stop()` says so (asked before each
+    /// batch, on this thread; an empty function never stops): what was applied is committed, and
+    /// the next catch-up goes on from there. See deployment::catch_up(name, should_stop).
+    std::optional<std::uint64_t> catch_up(std::string_view version, bool checkpoint,
+                                          const std::function<bool()>& should_stop) {
         if (refresh(version, checkpoint) == projection_state::deleted) return std::nullopt;
-        return catch_up_version(version);
+        return catch_up_version(version, should_stop);
     }
 
     /// Catches up every version but the deleted ones; returns the events applied.
@@ -225,16 +233,19 @@ public:
         return applied;
     }
 
-    /// Follows the log with every version but the deleted ones until `stop` is requested; a
-    /// version that fails stops alone (its status holds the error).
+    /// Follows the log with every version but the deleted ones until `stop` is requested, which
+    /// ends a catch-up between two batches; a version that fails stops alone (its status holds
+    /// the error).
     void run(std::stop_token stop, std::chrono::milliseconds poll_interval = std::chrono::milliseconds(100)) {
         std::mutex m;
         std::condition_variable_any cv;
+        const std::function<bool()> stopping = [&stop] { return stop.stop_requested(); };
         while (!stop.stop_requested()) {
             std::uint64_t applied = 0;
             for (auto v : versions()) {
+                if (stop.stop_requested()) break;
                 try {
-                    applied += catch_up(v, false).value_or(0);
+                    applied += catch_up(v, false, stopping).value_or(0);
                 } catch (const error& e) {
                     // A lost connection is reconnected with a bounded backoff; otherwise stopped:
                     // status_of(v) holds the reason, and the other versions go on.
@@ -353,10 +364,11 @@ public:
     }
 
     /// Keeps the version until `date` ("YYYY-MM-DD"; "" clears it): delete refuses before that
-    /// day unless forced.
-    void retain_until(std::string_view version, std::string_view date) {
+    /// day unless forced. Moving a recorded date earlier, or clearing it, is refused (state_error,
+    /// nothing changed) unless `force`; a later day is always accepted (deployment::retain_until).
+    void retain_until(std::string_view version, std::string_view date, bool force = false) {
         require_version(version);
-        retain_version(version, date);
+        retain_version(version, date, force);
     }
 
     // ---- verification --------------------------------------------------------------------------
@@ -391,12 +403,12 @@ protected:
     // ---- the deployment and the router, unguarded ----------------------------------------------
     virtual init_result init_version(std::string_view version) = 0;
     virtual std::uint64_t backfill_version(std::string_view version, const backfill_options& options) = 0;
-    virtual std::uint64_t catch_up_version(std::string_view version) = 0;
+    virtual std::uint64_t catch_up_version(std::string_view version, const std::function<bool()>& should_stop) = 0;
     virtual void make_live_version(std::string_view version) = 0;
     virtual void serve_version(std::string_view version) = 0;
     virtual void reset_version(std::string_view version) = 0;
     virtual void remove_version(std::string_view version, const remove_options& options) = 0;
-    virtual void retain_version(std::string_view version, std::string_view date) = 0;
+    virtual void retain_version(std::string_view version, std::string_view date, bool force) = 0;
     virtual void router_switch_to(std::string_view version) = 0;
     virtual void router_rollout(std::string_view version, unsigned basis_points) = 0;
     virtual void router_rollback() = 0;

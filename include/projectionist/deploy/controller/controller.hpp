@@ -8,6 +8,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -174,8 +175,8 @@ protected:
     std::uint64_t backfill_version(std::string_view version, const backfill_options& options) override {
         return deployment_.backfill(version, options);
     }
-    std::uint64_t catch_up_version(std::string_view version) override {
-        return deployment_.visit(version, [](auto& r) { return r.catch_up(); });
+    std::uint64_t catch_up_version(std::string_view version, const std::function<bool()>& should_stop) override {
+        return deployment_.catch_up(version, should_stop);
     }
     void make_live_version(std::string_view version) override { deployment_.make_live(version); }
     void serve_version(std::string_view version) override { deployment_.serve(version); }
@@ -184,8 +185,8 @@ protected:
         deployment_.remove(version, options);
     }
 
-    void retain_version(std::string_view version, std::string_view date) override {
-        deployment_.retain_until(version, date);
+    void retain_version(std::string_view version, std::string_view date, bool force) override {
+        deployment_.retain_until(version, date, force);
     }
 
     void router_switch_to(std::string_view version) override {
