@@ -3,6 +3,7 @@
 //
 //     tickets_console DATABASE <command> [arguments]   one command on a SQLite file, e.g.
 //                                                      tickets_console app.db status
+//     tickets_console DATABASE record <count>          creates the file if need be: a demo history
 //     tickets_console                                  the whole walk on a fresh file, checked:
 //                                                      status, init, backfill, verify, switch by
 //                                                      share then fully, rollback, live, delete
@@ -12,6 +13,9 @@
 // is deleting a version that still gets queries. Exit status: 0 success, 1 refused or failed (a
 // verify that fails), 2 a usage error.
 
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -113,7 +117,7 @@ void type(application& app, std::vector<std::string> args, int expected) {
 }
 
 /// One ticket's life: registered, closed; every fifth is reopened afterwards (v1's bug).
-void ticket_life(pj::sqlite_event_store& store, int i) {
+void ticket_life(pj::sqlite_event_store& store, std::uint64_t i) {
     const std::string id = fmt::format("T-{:04}", i);
     auto v = store.append(ticket_stream{}, id, 0, ticket_registered{id, i % 3 ? "bug" : "question"}).version;
     if (i % 4 != 0) v = store.append(ticket_stream{}, id, v, ticket_closed{id}).version;
@@ -124,11 +128,14 @@ void ticket_life(pj::sqlite_event_store& store, int i) {
 
 /// `record <count>`: the next <count> tickets' lives, numbered after those in the log.
 int application::record(pj::command_call& call) {
+    constexpr std::uint64_t most = 1'000'000;
     const std::string& text = call.args()[0];
-    const int count = std::atoi(text.c_str());
-    if (count <= 0 || fmt::format("{}", count) != text) call.usage_error(fmt::format("'{}' is not a count", text));
-    const auto first = static_cast<int>(store.head());  // a ticket has at least one event: new numbers
-    for (int i = first; i < first + count; ++i) ticket_life(store, i);
+    std::uint64_t count = 0;
+    const auto [end, failed] = std::from_chars(text.data(), text.data() + text.size(), count);
+    if (failed != std::errc() || end != text.data() + text.size() || count == 0 || count > most)
+        call.usage_error(fmt::format("'{}' is not a count from 1 to {}", text, most));
+    const std::uint64_t first = store.head();  // a ticket has at least one event: new numbers
+    for (std::uint64_t i = first; i < first + count; ++i) ticket_life(store, i);
     call.out() << fmt::format("recorded {} tickets; the log's head is {}\n", count, store.head());
     return 0;
 }
@@ -143,7 +150,7 @@ int walk() {
     options.terminal = false;  // plain progress lines: the output is a log
     {
         application app(path, options);
-        for (int i = 0; i < 400; ++i) ticket_life(app.store, i);
+        for (std::uint64_t i = 0; i < 400; ++i) ticket_life(app.store, i);
         app.deployment.catch_up();  // v1 is in production...
         app.deployment.serve("tickets_v1");
 
@@ -172,22 +179,63 @@ int walk() {
     return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+constexpr std::string_view usage_text =
+    "usage: tickets_console DATABASE <command> [arguments]   one command on a SQLite file\n"
+    "       tickets_console DATABASE record <count>          creates the file if need be: a demo history\n"
+    "       tickets_console DATABASE help                    the commands\n"
+    "       tickets_console                                  the whole walk on a fresh file, checked\n";
+
+int usage(std::string_view problem) {
+    fmt::print(stderr, "tickets_console: {}\n{}", problem, usage_text);
+    return 2;
+}
+
+/// Whether `word` is one of the command line's commands (a command line with nothing registered
+/// knows the built-in ones).
+bool is_command(std::string_view word) {
+    return word == "record" || !pj::command_line().command_usage(word).empty();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc == 1) return walk();
-    const std::string_view first = argv[1];
-    if (first == "--help" || first == "-h" || first.starts_with("-") || argc < 3) {
-        fmt::print(first == "--help" || first == "-h" ? stdout : stderr,
-                   "usage: tickets_console DATABASE <command> [arguments]   (or no arguments: the whole walk)\n");
-        return first == "--help" || first == "-h" ? 0 : 2;
-    }
+    const std::string path = argv[1];
+    if (path == "help" || path == "--help" || path == "-h") return fmt::print("{}", usage_text), 0;
+    if (path.empty()) return usage("the database path is empty");
+    if (path.starts_with("-")) return usage(fmt::format("unknown option '{}'", path));
+    if (is_command(path))
+        return usage(fmt::format("'{}' is a command: the database path comes first, as in tickets_console app.db {}",
+                                 path, fmt::join(argv + 1, argv + argc, " ")));
+    if (argc == 2) return usage(fmt::format("a command comes after the database '{}'", path));
+    const std::vector<std::string> args(argv + 2, argv + argc);
+    std::string database = path;
     try {
+        const bool existed = std::filesystem::exists(path);
+        if (!existed && args[0] != "record") {
+            // Only `record` creates the file. Help and a mistyped command need no data: an
+            // in-memory database answers them; every other command needs the file.
+            const bool help = args[0] == "help" || std::ranges::find(args, "--help") != args.end() ||
+                              std::ranges::find(args, "-h") != args.end();
+            if (is_command(args[0]) && !help)
+                return usage(fmt::format("there is no database '{}'; create one with: tickets_console {} record 400",
+                                         path, path));
+            database = ":memory:";
+        }
         pj::command_line_options options;
-        options.program_name = fmt::format("tickets_console {}", first);  // hints to copy and paste
-        application app(std::string(first), options);
-        return app.cli.main(argc - 1, argv + 1);
-    } catch (const pj::error& e) {
+        options.program_name = fmt::format("tickets_console {}", path);  // hints to copy and paste
+        int status = 0;
+        {
+            application app(database, options);
+            status = app.cli.run(args, std::cout, std::cerr);
+        }
+        if (!existed && status != 0)  // `record` refused: no empty file left behind
+            for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+        return status;
+    } catch (const pj::error& e) {  // a file that is not a SQLite database, say
+        fmt::print(stderr, "tickets_console: {}\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
         fmt::print(stderr, "tickets_console: {}\n", e.what());
         return 1;
     }

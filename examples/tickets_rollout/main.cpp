@@ -11,10 +11,12 @@
 // processes would be. Every step is printed; the program checks each outcome and exits 1 if one
 // is wrong.
 //
-// Usage: tickets_rollout [DATABASE]   (default: a fresh file in the temp directory, removed at the end)
+// Usage: tickets_rollout [--keep] [DATABASE]   (default: a fresh file in the temp directory, removed
+// at the end unless --keep; a DATABASE given must not exist yet)
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -175,16 +177,39 @@ pj::rollout_record serve_until_done(application& app, pj::sqlite_event_store& wr
     }
 }
 
+int usage(std::string_view problem) {
+    fmt::print(stderr, "tickets_rollout: {}\nusage: tickets_rollout [--keep] [DATABASE]\n", problem);
+    return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    const bool own_file = argc < 2;
-    const std::string file =
-        own_file ? (std::filesystem::temp_directory_path() / fmt::format("tickets-rollout-{}.db", ::getpid())).string()
-                 : argv[1];
-    if (own_file) std::filesystem::remove(file);
+    bool keep = false;
+    std::string file;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--keep")
+            keep = true;
+        else if (arg == "--help" || arg == "-h")
+            return fmt::print("usage: tickets_rollout [--keep] [DATABASE]\n"), 0;
+        else if (arg.starts_with("-"))
+            return usage(fmt::format("unknown option '{}'", arg));
+        else if (arg.empty())
+            return usage("the database path is empty");
+        else if (!file.empty())
+            return usage(fmt::format("one database path only (got '{}' and '{}')", file, arg));
+        else
+            file = std::string(arg);
+    }
+    const bool own_file = file.empty();
     int next_ticket = 0;
-    {
+    try {
+        if (own_file)  // a fresh file of its own, so that an interrupted earlier run is never in the way
+            file = (std::filesystem::temp_directory_path() / fmt::format("tickets-rollout-{}.db", ::getpid())).string();
+        if (std::filesystem::exists(file))
+            return usage(fmt::format("'{}' exists; the demo starts from an empty database", file));
+
         fmt::print("1. v1 serves; v2 and v3 are deployed beside it and backfilled\n");
         pj::sqlite_event_store writer(file);
         for (; next_ticket < 2000; ++next_ticket) ticket_life(writer, next_ticket);
@@ -243,8 +268,14 @@ int main(int argc, char** argv) {
         check(app.router.status().primary == "tickets_v2" && !app.router.status().candidate,
               "tickets_v2 still serves every query");
         command(cli, {"rollout", "status"});
+    } catch (const pj::error& e) {  // a path SQLite cannot open, say
+        fmt::print(stderr, "tickets_rollout: {}\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "tickets_rollout: {}\n", e.what());
+        return 1;
     }
-    if (own_file)
+    if (own_file && !keep)
         for (const auto* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(file + suffix);
     fmt::print("\n{}\n", failures == 0 ? "all steps as expected" : fmt::format("{} checks FAILED", failures));
     return failures == 0 ? 0 : 1;
