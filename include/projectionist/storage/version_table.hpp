@@ -9,7 +9,7 @@
 ///
 /// The table's name is `table_name_of<P, Table>` ("customer_orders_v2",
 /// "customer_orders_v2_transactions"); the handle is the storage's own: a `sqlite_table` or
-/// `postgres_table` on the storage object's connection (by value), a `memory_table&`. A table that
+/// `postgres_table` on the storage object's connection, or a `memory_table_ref`, each by value. A table that
 /// does not exist (the version is not initialized yet, or was deleted) is a `state_error` naming
 /// the table and the version, never a handle on nothing.
 
