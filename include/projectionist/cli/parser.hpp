@@ -415,7 +415,7 @@ inline parsed_command parse(const command_spec& spec, const std::vector<std::str
             p.options.emplace_back(name, std::string());
         } else if (eq != std::string::npos) {
             p.options.emplace_back(name, a.substr(eq + 1));
-        } else if (i + 1 < args.size()) {
+        } else if (i + 1 < args.size() && !args[i + 1].starts_with("--")) {  // not the next option
             p.options.emplace_back(name, args[++i]);
         } else {
             throw usage_error(fmt::format("option --{} needs a value ({})", name, o->value_name));

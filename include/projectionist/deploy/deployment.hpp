@@ -351,10 +351,13 @@ private:
     template <class R>
     static void require_initialized(const R& r, std::string_view what) {
         const auto s = r.state();
-        if (s == projection_state::declared || s == projection_state::deleted)
-            throw state_error(fmt::format("projectionist: cannot {} {}: it is {}; {}", what,
-                                          name_of<typename R::projection_type>, to_string(s),
-                                          detail::what_to_run_first(name_of<typename R::projection_type>, s)));
+        if (s != projection_state::declared && s != projection_state::deleted) return;
+        constexpr std::string_view name = name_of<typename R::projection_type>;
+        if (what == "delete")  // nothing to do: not a step to take first
+            throw state_error(fmt::format("projectionist: cannot delete {}: it is {}; there is nothing to delete", name,
+                                          s == projection_state::deleted ? "deleted already" : "not initialized"));
+        throw state_error(fmt::format("projectionist: cannot {} {}: it is {}; {}", what, name, to_string(s),
+                                      detail::what_to_run_first(name, s)));
     }
 
     template <class R>

@@ -309,7 +309,7 @@ TEST_CASE("cli: the blue-green flow on SQLite, command by command", "[cli][sqlit
     CHECK(app.storage.has_table("tickets_v2"));
     r = run(app.cli, {"delete", "tickets_v1"});
     CHECK(r.status == 1);
-    CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v1: it is deleted; run init tickets_v1 first"));
+    CHECK_THAT(r.err, Catch::Contains("cannot delete tickets_v1: it is deleted already; there is nothing to delete"));
 
     // the router forgot the deleted version: nothing to roll back; catching up does not bring it back
     r = run(app.cli, {"rollback", "tickets"});
@@ -426,6 +426,9 @@ TEST_CASE("cli: usage errors exit with 2 and say what is valid", "[cli]") {
     r = run(app.cli, {"switch", "tickets", "--to"});
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::Contains("option --to needs a value (VERSION)"));
+    r = run(app.cli, {"switch", "tickets", "--to", "--percent", "10"});  // the next option is not its value
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("app switch: option --to needs a value (VERSION)\n"));
     r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2", "--to", "tickets_v1"});
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::Contains("option --to is given twice"));

@@ -53,7 +53,8 @@ TEST_CASE("operations out of order say which state the version is in and what to
                                                     Catch::Contains("run init tickets_v2 first"));
     CHECK_THROWS_WITH(d.make_live("tickets_v2"), Catch::Contains("it is declared"));
     CHECK_THROWS_WITH(d.serve("tickets_v2"), Catch::Contains("tickets_v2 cannot serve queries: it is declared"));
-    CHECK_THROWS_WITH(d.remove("tickets_v2"), Catch::Contains("run init tickets_v2 first"));
+    CHECK_THROWS_WITH(d.remove("tickets_v2"),
+                      Catch::Contains("cannot delete tickets_v2: it is not initialized; there is nothing to delete"));
     CHECK_THROWS_AS(d.init("tickets_v7"), pj::error);
     CHECK_THROWS_WITH(d.init("tickets_v7"), Catch::Contains("'tickets_v7' is not a version of tickets") &&
                                                 Catch::Contains("tickets_v1, tickets_v2"));
