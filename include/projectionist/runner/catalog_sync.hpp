@@ -100,7 +100,7 @@ void runner<Projection, Policies...>::open_tables_impl(std::index_sequence<I...>
     typename context_type::handle_tuple handles{session_.template open_table<boost::mp11::mp_at_c<list, I>>(
         detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>)...};
     std::vector<std::string_view> missing;
-    const auto note_missing = [&](const auto* handle, std::string_view name) {
+    [[maybe_unused]] const auto note_missing = [&](const auto* handle, std::string_view name) {
         if (handle == nullptr) missing.push_back(name);
     };
     (note_missing(std::get<I>(handles), detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>), ...);

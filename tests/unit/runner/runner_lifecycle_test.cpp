@@ -297,6 +297,29 @@ TEST_CASE("a version whose table was dropped behind the catalog says so, and res
     CHECK_FALSE(again.status().error.has_value());
 }
 
+/// No table: it counts in a member, as a projection that only feeds a metric or emits might.
+struct tableless : pj::projection<"tableless", 1, ticket_stream> {
+    int registered = 0;
+    void on(const ticket_registered&, auto&) { ++registered; }
+};
+
+TEST_CASE("a projection without tables has a life cycle too", "[runner][lifecycle]") {
+    pj::memory_event_store store;
+    pj::memory_storage storage;
+    append_ticket(store, "t-1", "bug", 1, false);
+    append_ticket(store, "t-2", "bug", 0, true);
+    pj::runner<tableless> r(store, storage);
+    CHECK(r.catch_up() == 2);
+    CHECK(r.projection().registered == 2);
+    CHECK_FALSE(r.status().error.has_value());
+    pj::runner<tableless> again(store, storage);  // opens its (no) tables: nothing is missing
+    CHECK_FALSE(again.status().error.has_value());
+    again.reset();
+    CHECK(again.catch_up() == 2);
+    again.remove();
+    CHECK(storage.find_catalog("tableless_v1")->state == pj::projection_state::deleted);
+}
+
 TEST_CASE("remove does not drop a table the catalog does not list as the version's own", "[runner][lifecycle]") {
     pj::memory_event_store store;
     pj::memory_storage storage;
