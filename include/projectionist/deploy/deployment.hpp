@@ -166,20 +166,7 @@ public:
     /// applied): what was applied is committed, and the next catch-up goes on from there.
     /// Returns the events applied.
     std::uint64_t catch_up(std::string_view name, const std::function<bool()>& should_stop) {
-        return visit(name, [&](auto& r) -> std::uint64_t {
-            if (!should_stop) return r.catch_up();
-            const std::uint64_t before = r.status().events_applied;
-            struct restore {
-                const std::function<bool()>* previous;
-                ~restore() { detail::catch_up_should_stop = previous; }
-            } const restored{detail::catch_up_should_stop};
-            detail::catch_up_should_stop = &should_stop;
-            try {
-                return r.catch_up();
-            } catch (const detail::catch_up_interrupted&) {
-                return r.status().events_applied - before;
-            }
-        });
+        return visit(name, [&](auto& r) { return catch_up_until_stopped(r, should_stop); });
     }
 
     /// Lets a version's emitted events through, and stops every other version's: downstream
@@ -275,10 +262,10 @@ public:
         const std::function<bool()> stopping = [&stop] { return stop.stop_requested(); };
         while (!stop.stop_requested()) {
             std::uint64_t applied = 0;
-            for_each_indexed([&](std::size_t i, auto& r) {
+            for_each([&](auto& r) {
                 if (stop.stop_requested()) return;
                 try {
-                    applied += catch_up(names[i], stopping);
+                    applied += catch_up_until_stopped(r, stopping);
                 } catch (const error& e) {
                     // stopped: status() holds the reason; the other versions go on
                     r.recover(
@@ -346,6 +333,23 @@ private:
             require_not_serving(r, name, what);
             fn(r);
         });
+    }
+
+    /// catch_up(name, should_stop) for a runner in hand.
+    template <class R>
+    static std::uint64_t catch_up_until_stopped(R& r, const std::function<bool()>& should_stop) {
+        if (!should_stop) return r.catch_up();
+        const std::uint64_t before = r.status().events_applied;
+        struct restore {
+            const std::function<bool()>* previous;
+            ~restore() { detail::catch_up_should_stop = previous; }
+        } const restored{detail::catch_up_should_stop};
+        detail::catch_up_should_stop = &should_stop;
+        try {
+            return r.catch_up();
+        } catch (const detail::catch_up_interrupted&) {
+            return r.status().events_applied - before;
+        }
     }
 
     template <class R>
