@@ -729,6 +729,37 @@ TEST_CASE("init, reset and remove touch one version only", "[backend][runner][li
     CHECK(fx.integrity_ok());
 }
 
+TEST_CASE("init refuses a table of the version's name that something else filled, and changes nothing",
+          "[backend][runner][lifecycle]") {
+    backend fx;
+    auto store = fx.store();
+    auto storage = fx.storage();
+    append_ticket(store, "t-1", "bug", 1, true);
+    {
+        auto s = storage.open("someone_else");
+        s.create_table<ticket_table>("tickets_v2").insert({"old", "bug", "closed", 0});
+    }
+    pj::runner<tickets<2>, backend::storage_type, pj::per_aggregate, pj::manual_kickoff> v2(store, storage);
+    CHECK_THROWS_WITH(v2.init(), Contains("cannot init tickets_v2: it is declared in the catalog and has no tables "
+                                          "yet, but a table with its table names already holds rows: tickets_v2 (1 "
+                                          "row)") &&
+                                     Contains("rename or drop that table first"));
+    CHECK(v2.state() == pj::projection_state::declared);
+    CHECK_FALSE(storage.find_catalog("tickets_v2").has_value());
+    const auto kept = rows_of<ticket_table>(storage, "tickets_v2");
+    REQUIRE(kept.size() == 1);
+    CHECK(kept.begin()->first == "old");
+
+    // Once that table is out of the way, the read model is the log's alone.
+    storage.open("someone_else").drop_table("tickets_v2");
+    v2.init();
+    v2.backfill();
+    const auto rows = rows_of<ticket_table>(storage, "tickets_v2");
+    REQUIRE(rows.size() == 1);
+    CHECK(rows.begin()->first == "t-1");
+    CHECK(fx.integrity_ok());
+}
+
 TEST_CASE("a reset that fails after clearing keeps the committed rows and checkpoint", "[backend][runner][lifecycle]") {
     BACKEND_SKIP_UNLESS(backend::speaks_sql, "a SQL trigger that refuses the reset's catalog update");
     BACKEND_BACKFILL_MODES(run);

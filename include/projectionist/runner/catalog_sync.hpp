@@ -95,6 +95,39 @@ void runner<Projection, Policies...>::create_tables() {
 
 template <class Projection, class... Policies>
 template <std::size_t... I>
+void runner<Projection, Policies...>::require_no_foreign_rows_impl(std::index_sequence<I...>) {
+    using list = detail::tables_of<Projection>;
+    std::vector<std::string> found;
+    [[maybe_unused]] const auto note_rows = [&](auto* handle, std::string_view name) {
+        if (handle == nullptr) return;
+        if (const std::size_t rows = handle->size(); rows != 0)
+            found.push_back(fmt::format("{} ({} row{})", name, rows, rows == 1 ? "" : "s"));
+    };
+    (note_rows(session_.template open_table<boost::mp11::mp_at_c<list, I>>(
+                   detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>),
+               detail::table_name_v<Projection, boost::mp11::mp_at_c<list, I>>),
+     ...);
+    if (found.empty()) return;
+    // The version has no tables of its own (it is declared, or deleted, which dropped them): these
+    // were made by something else. Adopting them would mix rows the log did not produce into the
+    // read model, and a later delete would drop them.
+    const bool one = found.size() == 1;
+    throw state_error(
+        fmt::format("projectionist: cannot init {0}: it is {1} in the catalog and has no tables yet, but {2} with its "
+                    "table names already hold{3} rows: {4}. Made by something else, they would mix into the read model "
+                    "that the log builds, and a delete of {0} would drop them; rename or drop {5} first",
+                    name_of<Projection>, to_string(state_), one ? "a table" : "tables", one ? "s" : "",
+                    detail::join(found), one ? "that table" : "those tables"));
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::require_no_foreign_rows() {
+    require_no_foreign_rows_impl(
+        std::make_index_sequence<boost::mp11::mp_size<detail::tables_of<Projection>>::value>{});
+}
+
+template <class Projection, class... Policies>
+template <std::size_t... I>
 void runner<Projection, Policies...>::open_tables_impl(std::index_sequence<I...>) {
     using list = detail::tables_of<Projection>;
     typename context_type::handle_tuple handles{session_.template open_table<boost::mp11::mp_at_c<list, I>>(

@@ -82,6 +82,7 @@ init_result runner<Projection, Policies...>::init() {
         retain_until_ = std::string(detail::declared_retention<Projection>());  // a re-created version starts afresh
     }
     try {
+        if (!initialized()) require_no_foreign_rows();
         create_tables();
         if constexpr (detail::has_init_hook<Projection, context_type>) projection_.init(context_);
         session_.save_catalog(make_catalog_entry(next, live_));  // with the tables, atomically

@@ -400,6 +400,11 @@ private:
     template <std::size_t... I>
     void create_tables_impl(std::index_sequence<I...>);
     void create_tables();
+    /// At the init of a version that has no tables yet: refuses a table of its name that already
+    /// holds rows (created by something else; a backfill would mix them into the read model).
+    template <std::size_t... I>
+    void require_no_foreign_rows_impl(std::index_sequence<I...>);
+    void require_no_foreign_rows();
     template <std::size_t... I>
     void open_tables_impl(std::index_sequence<I...>);
     void open_tables();
