@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <projectionist/cli/cli.hpp>
@@ -290,6 +291,49 @@ TEST_CASE("a version's life cycle persists in the catalog, for every process on 
     CHECK(b.storage.find_table<tickets<2>::table>("tickets_v2")->empty());
     CHECK(b.deployment.catch_up() == head);
     CHECK(rows_of<tickets<2>::table>(b.storage, "tickets_v2") == reference_rows<tickets<2>>(10));
+}
+
+TEST_CASE("a switch that fails between its catalog writes leaves two versions serving, never none",
+          "[backend][blue_green][fault]") {
+    BACKEND_SKIP_UNLESS(backend::speaks_sql, "a SQL trigger that refuses one catalog write");
+    backend fx;
+    app a(fx);
+    history(a.store, 10);
+    a.deployment.catch_up();
+    a.deployment.serve("tickets_v1");
+    a.deployment.init("tickets_v2");
+    a.deployment.backfill("tickets_v2");
+    auto& v1 = a.deployment.get<tickets<1>>();
+    auto& v2 = a.deployment.get<tickets<2>>();
+    const auto recorded = [&] {  // what another process reads
+        app other(fx);
+        return std::pair{other.deployment.get<tickets<1>>().state(), other.deployment.get<tickets<2>>().state()};
+    };
+    using enum pj::projection_state;
+
+    // The new version's own write fails (a full disk, say): nothing changed, v1 still serves.
+    fx.refuse("refuse_serve", "UPDATE", "projectionist_catalog", "NEW.name = 'tickets_v2' AND NEW.state = 'serving'",
+              "catalog write refused");
+    CHECK_THROWS_WITH(a.deployment.serve("tickets_v2"), Contains("catalog write refused"));
+    CHECK(v1.state() == serving);
+    CHECK(v2.state() == caught_up);  // the process agrees with its catalog
+    CHECK(recorded() == std::pair{serving, caught_up});
+    fx.allow("refuse_serve", "projectionist_catalog");
+
+    // The write that retires v1 fails after v2's went through: two serve, none is left out.
+    fx.refuse("refuse_retire", "UPDATE", "projectionist_catalog", "NEW.name = 'tickets_v1' AND NEW.state = 'retired'",
+              "catalog write refused");
+    CHECK_THROWS_WITH(a.deployment.serve("tickets_v2"), Contains("catalog write refused"));
+    CHECK(v1.state() == serving);
+    CHECK(v2.state() == serving);
+    CHECK(recorded() == std::pair{serving, serving});
+    fx.allow("refuse_retire", "projectionist_catalog");
+
+    // The same switch again retires v1.
+    a.deployment.serve("tickets_v2");
+    CHECK(v1.state() == retired);
+    CHECK(v2.state() == serving);
+    CHECK(recorded() == std::pair{retired, serving});
 }
 
 TEST_CASE("the query path: a version's tables by type, the deployment's status by name, a named predicate",

@@ -291,6 +291,7 @@ inline int cmd_status(const parsed_command& p, session& s) {
                       "retained until", "error / note"},
                      {false, false, false, true, true, true, false, false, false, false, false}, table_header::plain);
         std::vector<std::string> notes;
+        std::vector<std::string_view> serving;  // in the catalog: one, unless a switch did not finish
         for (const version_status& vs : all) {
             const std::string_view v = vs.name;
             if (!only.empty() && v != only) continue;
@@ -302,6 +303,7 @@ inline int cmd_status(const parsed_command& p, session& s) {
                    group_digits(st.head), group_digits(st.lag), std::string(st.partitioning), vs.traffic,
                    short_fingerprint(st.fingerprint), st.retain_until.empty() ? "-" : st.retain_until, note});
             const projection_state recorded = st.catalog_state;
+            if (recorded == projection_state::serving) serving.push_back(v);
             if (routing && routing->primary == v && recorded != projection_state::serving &&
                 caught_up_or_later(recorded))
                 notes.push_back(
@@ -313,6 +315,14 @@ inline int cmd_status(const parsed_command& p, session& s) {
                 notes.push_back(
                     fmt::format("WARNING: the router sends queries to {}, which is {}", v, to_string(recorded)));
         }
+        if (serving.size() > 1)
+            notes.push_back(fmt::format(
+                "{} serving in the catalog: a switch did not finish{}; run '{} switch {} --to <version>' again to "
+                "retire the other{}",
+                serving.size() == 2 ? fmt::format("{} and {} are both", serving[0], serving[1])
+                                    : fmt::format("{} are all", join(serving)),
+                routing ? fmt::format(" (the router's primary is {})", routing->primary) : std::string(), s.program,
+                e->base_name(), serving.size() == 2 ? "" : "s"));
         s.out << t.render("  ");
         if (routing)
             s.out << "  router " << routing->to_string() << '\n';

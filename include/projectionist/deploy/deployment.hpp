@@ -194,13 +194,15 @@ public:
     /// Marks `name` as the version that serves queries and every other serving version retired
     /// (kept, following the log, ready for a rollback). The query router decides per query;
     /// this records the deployment's state.
+    ///
+    /// Each version's catalog row is its own write, so the target is marked first: a failure
+    /// between the writes (a full disk, a lost connection) leaves two versions serving, never
+    /// none, and the same call again retires the others.
     void serve(std::string_view name) {
         const std::size_t target = require_caught_up(name, fmt::format("{} cannot serve queries", name));
+        visit(name, [](auto& r) { r.mark(projection_state::serving); });
         for_each_indexed([&](std::size_t i, auto& r) {
-            if (i == target)
-                r.mark(projection_state::serving);
-            else if (detail::serves(r.state()))
-                r.mark(projection_state::retired);
+            if (i != target && detail::serves(r.state())) r.mark(projection_state::retired);
         });
     }
 

@@ -236,8 +236,8 @@ void runner<Projection, Policies...>::drop_recorded_tables(const catalog_entry& 
 
 template <class Projection, class... Policies>
 void runner<Projection, Policies...>::set_state(projection_state s) {
+    session_.save_catalog(make_catalog_entry(s, live_));  // a failed write changes nothing here either
     state_ = s;
-    save_catalog();
 }
 
 template <class Projection, class... Policies>

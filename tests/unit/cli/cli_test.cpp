@@ -952,6 +952,39 @@ TEST_CASE("cli: an output that cannot be written fails the command", "[cli][sqli
     }
 }
 
+TEST_CASE("cli: a switch that fails midway names its cause, and status flags two serving versions until it is rerun",
+          "[cli][sqlite]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const std::string file = dir.file("app.db");
+    sqlite_app app(file);
+    append_tickets(app.store);
+    app.deployment.catch_up();
+    app.deployment.serve("tickets_v1");
+    REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
+    REQUIRE(run(app.cli, {"backfill", "tickets_v2", "--progress", "none"}).status == 0);
+
+    // The write that retires v1 fails, as on a full disk, after v2's own went through.
+    sqlite_test::raw_db(file).exec(
+        "CREATE TRIGGER full_disk BEFORE UPDATE ON projectionist_catalog WHEN NEW.name = 'tickets_v1' AND "
+        "NEW.state = 'retired' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+    auto r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("database or disk is full"));
+    CHECK(app.router.status().primary == "tickets_v1");  // the router moves only once the catalog has
+    r = run(app.cli, {"status"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("note: tickets_v1 and tickets_v2 are both serving in the catalog: a switch did "
+                                      "not finish (the router's primary is tickets_v1); run 'app switch tickets --to "
+                                      "<version>' again to retire the other\n"));
+
+    sqlite_test::raw_db(file).exec("DROP TRIGGER full_disk");
+    r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
+    CHECK(r.status == 0);
+    CHECK(app.router.status().primary == "tickets_v2");
+    CHECK(app.deployment.get<tickets<1>>().state() == pj::projection_state::retired);
+    CHECK_THAT(run(app.cli, {"status"}).out, !Catch::Contains("both serving"));
+}
+
 TEST_CASE("cli: a backfill's memory budget and mode", "[cli][sqlite]") {
     sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
     sqlite_app app(dir.file("app.db"));
