@@ -176,6 +176,11 @@ inline int cmd_backfill(const parsed_command& p, session& s) {
     if (const projection_state st = e->refresh(v); st == projection_state::declared || st == projection_state::deleted)
         e->backfill(v, options);  // the deployment's refusal, before any progress is shown
     const runner_status before = e->status_of(v);
+    if (options.mode == backfill_mode::bulk && caught_up_or_later(before.state))
+        s.out << fmt::format(
+            "note: --mode bulk rebuilds a version that serves no queries yet; {} is {}, so its tables are "
+            "not private and its events are applied a batch at a time\n",
+            v, to_string(before.state));
     const bool show = mode != "none";
     const bool bar = mode == "bar" || (mode == "auto" && s.terminal);
     if (show) {

@@ -1034,6 +1034,19 @@ TEST_CASE("cli: a backfill's memory budget and mode", "[cli][sqlite]") {
     CHECK_THAT(r.out, Catch::Contains("in bulk: 60 rows written by 1 write"));
     CHECK(v2.status().bulk_flushes == 2);
 
+    // Bulk asked for a version whose tables are no longer private: said, not silently batch.
+    append_ticket(app.store, "t-late", "bug", 0, false);
+    r = run(app.cli, {"backfill", "tickets_v2", "--mode", "bulk"});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::StartsWith("note: --mode bulk rebuilds a version that serves no queries yet; tickets_v2 "
+                                        "is caught_up, so its tables are not private and its events are applied a "
+                                        "batch at a time\n"));
+    CHECK_THAT(r.out, !Catch::Contains("in bulk"));
+    CHECK(v2.status().bulk_flushes == 2);
+    CHECK(v2.status().position == app.store.head());
+    r = run(app.cli, {"backfill", "tickets_v2", "--mode", "batch"});
+    CHECK_THAT(r.out, !Catch::Contains("note:"));
+
     r = run(app.cli, {"backfill", "--help"});
     CHECK_THAT(r.out, Catch::Contains("--memory-budget SIZE") && Catch::Contains("--mode MODE"));
 }
