@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -19,6 +20,7 @@
 #include <projectionist/cli/options.hpp>
 #include <projectionist/cli/parser.hpp>
 #include <projectionist/cli/progress.hpp>
+#include <projectionist/cli/signals.hpp>
 #include <projectionist/deploy/controller/any_controller.hpp>
 #include <projectionist/deploy/verify.hpp>
 #include <projectionist/detail/text.hpp>
@@ -201,24 +203,39 @@ inline int cmd_backfill(const parsed_command& p, session& s) {
                              return progress_sample(now.position, bulk_phase_text(now.phase, now.bulk_passes - passes));
                          });
     const auto started = std::chrono::steady_clock::now();
+    // SIGINT or SIGTERM ends the backfill between two batches, keeping what it applied (a bulk
+    // backfill writes it first): hours of a long rebuild are not lost to a Ctrl-C or a shutdown.
+    signal_scope signals(s.options.handle_signals);
+    const std::function<bool()> stopping = [&] { return s.options.stop.stop_requested() || signals.received() != 0; };
     std::uint64_t applied = 0;
     try {
-        applied = e->backfill(v, options);
+        applied = e->backfill(v, options, stopping);
     } catch (...) {
         if (progress) progress->finish(false, 0);
         throw;
     }
     const runner_status after = e->status_of(v);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (progress) progress->finish(true, after.position);
+    const bool stopped = after.position < before.head && stopping();
+    if (progress) progress->finish(!stopped, after.position);
     const double scanned = static_cast<double>(after.position > before.position ? after.position - before.position : 0);
-    s.out << fmt::format(
-        "backfilled {}: {} events applied, now at position {} (head {}) in {}{}{}; it is {}\n", v,
-        group_digits(applied), group_digits(after.position), group_digits(after.head), elapsed_text(seconds),
+    const std::string rate =
         seconds > 0 && scanned > 0
             ? fmt::format(" ({} events/s)", group_digits(static_cast<std::uint64_t>(scanned / seconds)))
-            : std::string(),
-        bulk_summary(before, after), to_string(after.state));
+            : std::string();
+    if (stopped) {
+        s.out << fmt::format(
+            "stopped backfill of {} ({}): {} events applied and kept, now at position {} of {} in {}{}{}; it is {}\n",
+            v, signals.received() != 0 ? fmt::format("{} received", signal_name(signals.received())) : "stop requested",
+            group_digits(applied), group_digits(after.position), group_digits(before.head), elapsed_text(seconds), rate,
+            bulk_summary(before, after), to_string(after.state));
+        s.out << fmt::format("next: {} backfill {} (goes on from position {})\n", s.program, v,
+                             group_digits(after.position));
+        return 1;  // not done: a script must not go on to verify or switch
+    }
+    s.out << fmt::format("backfilled {}: {} events applied, now at position {} (head {}) in {}{}{}; it is {}\n", v,
+                         group_digits(applied), group_digits(after.position), group_digits(after.head),
+                         elapsed_text(seconds), rate, bulk_summary(before, after), to_string(after.state));
     if (auto other = e->serving_peer(v)) s.out << fmt::format("next: {} verify {} {}\n", s.program, *other, v);
     return 0;
 }

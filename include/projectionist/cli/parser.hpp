@@ -178,7 +178,9 @@ inline const std::vector<command_spec>& commands() {
          "time with the checkpoint. A budget that holds the whole read model writes every row\n"
          "once; a smaller one writes and reads rows back more often. --memory-budget and --mode\n"
          "hold for this backfill only; without them, the application's settings apply (a budget\n"
-         "of 256MiB unless it sets one).\n",
+         "of 256MiB unless it sets one). SIGINT (Ctrl-C) or SIGTERM stops it between two batches,\n"
+         "keeping what it applied (in bulk, written first), and exits 1; backfill again goes on\n"
+         "from there.\n",
          {{"progress", "MODE", false, "auto (the default), bar, lines or none"},
           {"memory-budget", "SIZE", false, "rows held in memory before a bulk write: 512MiB, 4GiB, ... or unbounded"},
           {"mode", "MODE", false, "bulk, batch (a transaction per batch) or auto (bulk on a database)"}}},

@@ -66,8 +66,9 @@ inline bool shortens_retention(std::string_view current, std::string_view date) 
     return !current.empty() && (date.empty() || date < current);
 }
 
-/// Thrown by a runner's batch hook to end a deployment's stoppable catch-up between two batches;
-/// caught by deployment::catch_up(name, should_stop), never seen outside it.
+/// Thrown by a runner's batch hook to end a deployment's stoppable catch-up or backfill between
+/// two batches; caught by deployment::catch_up(name, should_stop) and deployment::backfill(name,
+/// options, should_stop), never seen outside them.
 struct catch_up_interrupted {};
 
 /// The stop condition of the stoppable catch-up running on this thread, if any.
@@ -147,9 +148,17 @@ public:
     /// Replays a version's history up to the head as of the call; `options` overrides the
     /// runners' memory budget and backfill mode for this call only.
     std::uint64_t backfill(std::string_view name, const backfill_options& options = {}) {
+        return backfill(name, options, {});
+    }
+
+    /// The same, ending between two batches once `should_stop()` says so, like the stoppable
+    /// catch-up below (a bulk backfill first writes what it applied): the version stays
+    /// backfilling, and the next backfill goes on from there. Returns the events applied.
+    std::uint64_t backfill(std::string_view name, const backfill_options& options,
+                           const std::function<bool()>& should_stop) {
         return visit(name, [&](auto& r) -> std::uint64_t {
             require_initialized(r, "backfill");
-            return r.backfill(options);
+            return until_stopped(r, should_stop, [&] { return r.backfill(options); });
         });
     }
 
@@ -340,7 +349,14 @@ private:
     /// catch_up(name, should_stop) for a runner in hand.
     template <class R>
     static std::uint64_t catch_up_until_stopped(R& r, const std::function<bool()>& should_stop) {
-        if (!should_stop) return r.catch_up();
+        return until_stopped(r, should_stop, [&] { return r.catch_up(); });
+    }
+
+    /// Runs `replay` (a catch-up or a backfill of `r`) with `should_stop` asked before each batch;
+    /// returns the events applied, up to the stop if one ended it.
+    template <class R, class Replay>
+    static std::uint64_t until_stopped(R& r, const std::function<bool()>& should_stop, Replay&& replay) {
+        if (!should_stop) return replay();
         const std::uint64_t before = r.status().events_applied;
         struct restore {
             const std::function<bool()>* previous;
@@ -348,7 +364,7 @@ private:
         } const restored{detail::catch_up_should_stop};
         detail::catch_up_should_stop = &should_stop;
         try {
-            return r.catch_up();
+            return replay();
         } catch (const detail::catch_up_interrupted&) {
             return r.status().events_applied - before;
         }

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <stop_token>
 #include <streambuf>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -844,6 +846,82 @@ TEST_CASE("cli: run ends a long catch-up between two batches when it is stopped"
     r = run(cli, {"catch-up", "tickets_v1"});
     CHECK(r.status == 0);
     CHECK(deployment.get<tickets<1>>().status().position == head);
+}
+
+TEST_CASE("cli: a backfill stopped between two batches keeps what it applied, exits 1, and the next one goes on",
+          "[cli][run][sqlite]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+    const std::string mode = GENERATE(as<std::string>{}, "bulk", "batch");
+    const bool by_signal = GENERATE(false, true);
+    CAPTURE(mode, by_signal);
+    std::stop_source source;
+    bool armed = false;
+    int batches = 0;
+    auto options = test_options();
+    options.handle_signals = by_signal;
+    if (!by_signal) options.stop = source.get_token();
+    pj::sqlite_event_store store(file);
+    pj::sqlite_storage storage(file);
+    pj::runner_options runner_options{.batch_size = 16};
+    runner_options.bulk_read_size = 16;
+    // Asked to stop while the third batch (in bulk: the third read) is about to begin.
+    runner_options.before_batch_begin = [&] {
+        if (!armed || ++batches != 3) return;
+        if (by_signal)
+            std::raise(SIGINT);
+        else
+            source.request_stop();
+    };
+    sqlite_tickets deployment(store, storage, runner_options);
+    tickets_router router(storage);
+    append_tickets(store);
+    const std::uint64_t head = store.head();
+    REQUIRE(head > 3 * 16);
+    pj::command_line cli(options);
+    cli.add(deployment, router);
+    REQUIRE(run(cli, {"init", "tickets_v2"}).status == 0);
+
+    armed = true;
+    auto r = run(cli, {"backfill", "tickets_v2", "--mode", mode, "--memory-budget", "unbounded"});
+    armed = false;
+    CHECK(r.status == 1);  // not done: a script must not go on to verify or switch
+    CHECK(batches == 3);
+    auto& v2 = deployment.get<tickets<2>>();
+    CHECK(v2.status().position == 2 * 16);  // the two batches before the stop, committed (in bulk: written)
+    CHECK(v2.state() == pj::projection_state::backfilling);
+    CHECK(storage.find_catalog("tickets_v2")->state == pj::projection_state::backfilling);
+    CHECK(storage.find_table<tickets<2>::table>("tickets_v2")->size() > 0);
+    CHECK_THAT(r.out, Catch::Contains(fmt::format("stopped backfill of tickets_v2 ({}): 32 events applied and kept, "
+                                                  "now at position 32 of {} in ",
+                                                  by_signal ? "SIGINT received" : "stop requested", head)) &&
+                          Catch::Contains("; it is backfilling\nnext: app backfill tickets_v2 (goes on from "
+                                          "position 32)\n"));
+    CHECK_THAT(r.out, !Catch::Contains("backfilled"));
+    if (mode == "bulk") CHECK_THAT(r.out, Catch::Contains("in bulk: "));
+
+    // The next backfill goes on from there (a command line without the stop), to the rows of one
+    // that was never stopped.
+    pj::command_line again(test_options());
+    again.add(deployment, router);
+    r = run(again, {"backfill", "tickets_v2", "--mode", mode});
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains(fmt::format("backfilled tickets_v2: {} events applied, now at position {}",
+                                                  head - 32, head)));
+    CHECK(v2.state() == pj::projection_state::caught_up);
+    const auto rows = [](auto&& table) {
+        std::map<std::string, ticket_row> out;
+        table.for_each([&](const ticket_row& row) { out.emplace(row.ticket_id, row); });
+        return out;
+    };
+    pj::memory_event_store reference_store;
+    pj::memory_storage reference_storage;
+    append_tickets(reference_store);
+    pj::runner<tickets<2>, pj::memory_storage, pj::per_aggregate> reference(reference_store, reference_storage);
+    reference.catch_up();
+    const auto expected = rows(*reference_storage.find_table<tickets<2>::table>("tickets_v2"));
+    CHECK(expected.size() == 60);
+    CHECK(rows(*storage.find_table<tickets<2>::table>("tickets_v2")) == expected);
 }
 
 TEST_CASE("cli: a second SIGINT while run stops ends the program at once", "[cli][run]") {

@@ -207,7 +207,16 @@ public:
     /// Replays the version's history up to the head as of the call; it must be initialized.
     /// `options` overrides the memory budget and backfill mode for this call only.
     std::uint64_t backfill(std::string_view version, const backfill_options& options = {}) {
-        return backfill_version(version, options);
+        return backfill_version(version, options, {});
+    }
+
+    /// The same, ending between two batches once `should_stop()` says so (asked before each
+    /// batch, on this thread): what was applied is committed (in bulk mode, written first), the
+    /// version stays backfilling, and the next backfill goes on from there. See
+    /// deployment::backfill(name, options, should_stop).
+    std::uint64_t backfill(std::string_view version, const backfill_options& options,
+                           const std::function<bool()>& should_stop) {
+        return backfill_version(version, options, should_stop);
     }
 
     /// Applies the events up to the head to one version; `std::nullopt` (and nothing done) for a
@@ -402,7 +411,8 @@ public:
 protected:
     // ---- the deployment and the router, unguarded ----------------------------------------------
     virtual init_result init_version(std::string_view version) = 0;
-    virtual std::uint64_t backfill_version(std::string_view version, const backfill_options& options) = 0;
+    virtual std::uint64_t backfill_version(std::string_view version, const backfill_options& options,
+                                           const std::function<bool()>& should_stop) = 0;
     virtual std::uint64_t catch_up_version(std::string_view version, const std::function<bool()>& should_stop) = 0;
     virtual void make_live_version(std::string_view version) = 0;
     virtual void serve_version(std::string_view version) = 0;

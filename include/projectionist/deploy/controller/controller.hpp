@@ -172,8 +172,9 @@ public:
 
 protected:
     init_result init_version(std::string_view version) override { return deployment_.init(version); }
-    std::uint64_t backfill_version(std::string_view version, const backfill_options& options) override {
-        return deployment_.backfill(version, options);
+    std::uint64_t backfill_version(std::string_view version, const backfill_options& options,
+                                   const std::function<bool()>& should_stop) override {
+        return deployment_.backfill(version, options, should_stop);
     }
     std::uint64_t catch_up_version(std::string_view version, const std::function<bool()>& should_stop) override {
         return deployment_.catch_up(version, should_stop);
