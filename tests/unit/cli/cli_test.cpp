@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <stop_token>
@@ -94,6 +95,26 @@ bool eventually(Predicate p, std::chrono::milliseconds timeout = 20s) {
     }
     return true;
 }
+
+/// Asks a command to stop when the third batch of its runner (in bulk: the third read) is about
+/// to begin, once armed: by SIGINT, or by `source` (the command line's stop token).
+struct stop_at_third_batch {
+    std::stop_source source;
+    bool armed = false;
+    bool by_signal = false;
+    int batches = 0;
+
+    /// For runner_options::before_batch_begin; `this` must outlive the runners.
+    std::function<void()> hook() {
+        return [this] {
+            if (!armed || ++batches != 3) return;
+            if (by_signal)
+                std::raise(SIGINT);
+            else
+                source.request_stop();
+        };
+    }
+};
 
 }  // namespace
 
@@ -795,22 +816,13 @@ TEST_CASE("cli: run follows the log until it is stopped", "[cli][run]") {
 TEST_CASE("cli: run ends a long catch-up between two batches when it is stopped", "[cli][run]") {
     sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
     const auto file = dir.file("app.db");
-    std::stop_source source;
-    bool armed = false, by_signal = false;
-    int batches = 0;
+    stop_at_third_batch stop;
     auto options = test_options();
-    options.stop = source.get_token();
+    options.stop = stop.source.get_token();
     pj::sqlite_event_store store(file);
     pj::sqlite_storage storage(file);
     pj::runner_options runner_options{.batch_size = 16};
-    // Asked to stop while the third batch of the catch-up is about to begin.
-    runner_options.before_batch_begin = [&] {
-        if (!armed || ++batches != 3) return;
-        if (by_signal)
-            std::raise(SIGINT);
-        else
-            source.request_stop();
-    };
+    runner_options.before_batch_begin = stop.hook();
     sqlite_tickets deployment(store, storage, runner_options);
     tickets_router router(storage);
     append_tickets(store, 10);
@@ -825,18 +837,18 @@ TEST_CASE("cli: run ends a long catch-up between two batches when it is stopped"
         reason = "stop requested";
     }
     SECTION("by SIGINT") {
-        by_signal = true;
+        stop.by_signal = true;
         options.handle_signals = true;
         reason = "SIGINT received";
     }
     pj::command_line cli(options);
     cli.add(deployment, router);
-    armed = true;
+    stop.armed = true;
     auto r = run(cli, {"run"});
-    armed = false;
+    stop.armed = false;
     CHECK(r.status == 0);
     CHECK(r.err.empty());
-    CHECK(batches == 3);
+    CHECK(stop.batches == 3);
     // the two batches before the stop are committed; the rest waits for the next catch-up
     const std::uint64_t at = deployment.get<tickets<1>>().status().position;
     CHECK(at == from + 2 * 16);
@@ -855,24 +867,16 @@ TEST_CASE("cli: a backfill stopped between two batches keeps what it applied, ex
     const std::string mode = GENERATE(as<std::string>{}, "bulk", "batch");
     const bool by_signal = GENERATE(false, true);
     CAPTURE(mode, by_signal);
-    std::stop_source source;
-    bool armed = false;
-    int batches = 0;
+    stop_at_third_batch stop;
+    stop.by_signal = by_signal;
     auto options = test_options();
     options.handle_signals = by_signal;
-    if (!by_signal) options.stop = source.get_token();
+    if (!by_signal) options.stop = stop.source.get_token();
     pj::sqlite_event_store store(file);
     pj::sqlite_storage storage(file);
     pj::runner_options runner_options{.batch_size = 16};
     runner_options.bulk_read_size = 16;
-    // Asked to stop while the third batch (in bulk: the third read) is about to begin.
-    runner_options.before_batch_begin = [&] {
-        if (!armed || ++batches != 3) return;
-        if (by_signal)
-            std::raise(SIGINT);
-        else
-            source.request_stop();
-    };
+    runner_options.before_batch_begin = stop.hook();
     sqlite_tickets deployment(store, storage, runner_options);
     tickets_router router(storage);
     append_tickets(store);
@@ -882,11 +886,11 @@ TEST_CASE("cli: a backfill stopped between two batches keeps what it applied, ex
     cli.add(deployment, router);
     REQUIRE(run(cli, {"init", "tickets_v2"}).status == 0);
 
-    armed = true;
+    stop.armed = true;
     auto r = run(cli, {"backfill", "tickets_v2", "--mode", mode, "--memory-budget", "unbounded"});
-    armed = false;
+    stop.armed = false;
     CHECK(r.status == 1);  // not done: a script must not go on to verify or switch
-    CHECK(batches == 3);
+    CHECK(stop.batches == 3);
     auto& v2 = deployment.get<tickets<2>>();
     CHECK(v2.status().position == 2 * 16);  // the two batches before the stop, committed (in bulk: written)
     CHECK(v2.state() == pj::projection_state::backfilling);
