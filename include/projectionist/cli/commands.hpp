@@ -523,6 +523,14 @@ inline int cmd_predicate(const parsed_command& p, session& s) {
     entry_ptr e = find_projection(s, p.args[0]);
     const auto on = p.value("on");
     if (on && p.has("off")) throw usage_error("give --on NAME or --off, not both");
+    if (const auto routing = on ? e->routing() : std::nullopt;
+        routing && std::find(routing->predicates.begin(), routing->predicates.end(), *on) == routing->predicates.end())
+        // A name typed wrong, like an unknown version: a usage error, listing the valid ones.
+        throw name_error(
+            fmt::format("no predicate named '{}' is registered; {}", shown(*on),
+                        routing->predicates.empty()
+                            ? std::string("none is (register one in code with router.register_predicate(name, fn))")
+                            : fmt::format("the registered ones are: {}", join(routing->predicates))));
     if (on || p.has("off")) {
         e->set_predicate(on ? std::optional<std::string_view>(*on) : std::nullopt);
         s.out << (on ? fmt::format("{}: predicate {} is on: the keys it accepts go to the candidate\n", e->base_name(),

@@ -239,7 +239,7 @@ TEST_CASE("cli predicate switches a named predicate on and off and shows it", "[
 
     // refusals: an unknown name (listing the registered ones), both options, no projection
     r = run(app.cli, {"predicate", "desk", "--on", "vip"});
-    CHECK(r.status == 1);
+    CHECK(r.status == 2);
     CHECK_THAT(r.err, Contains("no predicate named 'vip' is registered; the registered ones are: beta, "
                                "internal-users"));
     CHECK_FALSE(app.router.enabled_predicate().has_value());
