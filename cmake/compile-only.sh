@@ -1,7 +1,8 @@
 #!/bin/sh
-# The compiler and linker launcher of the test targets that a build only compiles
-# (PROJECTIONIST_TESTS_COMPILE_ONLY, tests/CMakeLists.txt): their sources are checked with every
-# warning of the project (-fsyntax-only, no code generated) and nothing is linked.
+# The compiler and linker launcher of the targets that a build only compiles (the tests of
+# PROJECTIONIST_TESTS_COMPILE_ONLY, tests/CMakeLists.txt; the benchmarks with
+# PROJECTIONIST_BENCHMARKS_COMPILE_ONLY, benchmarks/CMakeLists.txt): their sources are checked with
+# every warning of the project (-fsyntax-only, no code generated) and nothing is linked.
 #
 #   compile-only.sh compile <compiler command...>  runs it with -fsyntax-only, then touches its -o file
 #   compile-only.sh link <linker command...>       writes, as its -o file, a program that says it was
@@ -27,7 +28,7 @@ compile)
 link)
   cat >"$out" <<STUB
 #!/bin/sh
-echo "$(basename "$out"): this build only compiled its sources (PROJECTIONIST_TESTS_COMPILE_ONLY); build it without that option to run it" >&2
+echo "$(basename "$out"): this build only compiled its sources (PROJECTIONIST_TESTS_COMPILE_ONLY or PROJECTIONIST_BENCHMARKS_COMPILE_ONLY); build it without that option to run it" >&2
 exit 1
 STUB
   chmod +x "$out"

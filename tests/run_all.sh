@@ -10,11 +10,14 @@
 #      and package, which run the compiler (and an install) only and run in 3, and example. Line
 #      tables only (-g1): the sanitizers' reports keep their function, file and line, and full
 #      debug information costs a tenth of this build's compile time.
-#      Not the examples (nor the benchmarks, which are built by benchmarks/run.sh only): they are
-#      users of the library, whose code they run (runners, backends, command line, rollouts,
-#      metrics server) the tests above run here too; what they add is their own outcome, which
-#      is checked in 3. Their compiles cost about 350 CPU-s under the sanitizers, an eighth of
-#      this build.
+#      Not the examples: they are users of the library, whose code they run (runners, backends,
+#      command line, rollouts, metrics server) the tests above run here too; what they add is
+#      their own outcome, which is checked in 3. Their compiles cost about 350 CPU-s under the
+#      sanitizers, an eighth of this build.
+#      The benchmarks are compiled here with -fsyntax-only (PROJECTIONIST_BENCHMARKS_COMPILE_ONLY:
+#      gcc's warnings, as errors, and no code, about 70 CPU-s), not linked nor run (that is
+#      benchmarks/run.sh's work): a change of the library that breaks them fails this command.
+#      gcc, because benchmarks/run.sh builds them with the default compiler.
 #   3. clang: clang 14, -Werror. Compiles every target. It links and runs the examples (the one
 #      configuration that runs them, label example), the compile-fail tests (-fsyntax-only: they
 #      need no sanitizer, and their expectations hold for gcc and clang alike) and the package
@@ -88,7 +91,8 @@ trap stop_clang_build EXIT
 section "gcc-asan-ubsan: configure and build"
 cmake -S "$root" -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCMAKE_CXX_COMPILER=g++ \
   -DPROJECTIONIST_SANITIZE=ON -DPROJECTIONIST_BUILD_EXAMPLES=OFF -DPROJECTIONIST_COMPILE_FAIL_TESTS=OFF \
-  -DPROJECTIONIST_PACKAGE_TESTS=OFF >/dev/null
+  -DPROJECTIONIST_PACKAGE_TESTS=OFF -DPROJECTIONIST_BUILD_BENCHMARKS=ON -DPROJECTIONIST_BENCHMARKS_COMPILE_ONLY=ON \
+  >/dev/null
 cmake --build "$asan" -j"$jobs"
 
 section "gcc-asan-ubsan: test (all labels registered: all but compile_fail, package and example)"
