@@ -150,6 +150,51 @@ TEMPLATE_TEST_CASE("a restart resumes from the committed checkpoint", "[backend]
     CHECK(r.catch_up() == 0);
 }
 
+namespace {
+/// What a runner's batch hook throws to stop a backfill (as a deployment's stoppable one does).
+struct stop_requested {};
+}  // namespace
+
+TEMPLATE_TEST_CASE("a backfill stopped between two batches keeps what it applied, and a restart goes on from there",
+                   "[backend][runner]", pj::global, pj::per_aggregate) {
+    BACKEND_SKIP_UNLESS(pj::has_persisted_checkpoint<backend::storage_type>,
+                        "a second storage object over one database, as after a restart");
+    BACKEND_BACKFILL_MODES(run);
+    backend fx;
+    const std::uint64_t stopped_at = 2 * 16;
+    {
+        auto store = fx.store();
+        auto storage = fx.storage();
+        history(store);
+        REQUIRE(store.head() > stopped_at + 16);
+        int batches = 0;
+        pj::runner_options options = run({.batch_size = 16});
+        options.bulk_read_size = 16;
+        options.bulk_memory_budget = pj::runner_options::unbounded;  // in bulk, nothing written before the stop
+        // Asked to stop when the third batch (in bulk: the third read) is about to begin.
+        options.before_batch_begin = [&] {
+            if (++batches == 3) throw stop_requested{};
+        };
+        pj::runner<tickets<2>, backend::storage_type, TestType, pj::manual_kickoff> r(store, storage, options);
+        r.init();
+        CHECK_THROWS_AS(r.backfill(), stop_requested);
+        CHECK(r.position() == stopped_at);
+        CHECK(r.state() == pj::projection_state::backfilling);
+        CHECK_FALSE(r.status().error);  // a stop, not a failure
+    }
+    // A new process finds the two batches committed (in bulk: written), and applies the rest once.
+    auto store = fx.store();
+    auto storage = fx.storage();
+    pj::runner<tickets<2>, backend::storage_type, TestType, pj::manual_kickoff> r(store, storage, run());
+    CHECK(r.position() == stopped_at);
+    CHECK(storage.find_catalog("tickets_v2")->state == pj::projection_state::backfilling);
+    CHECK_FALSE(rows_of<tickets<2>::table>(storage, "tickets_v2").empty());
+    CHECK(r.backfill() == store.head() - stopped_at);
+    CHECK(r.state() == pj::projection_state::caught_up);
+    CHECK(rows_of<tickets<2>::table>(storage, "tickets_v2") == reference_rows<tickets<2>>());
+    CHECK(fx.integrity_ok());
+}
+
 TEMPLATE_TEST_CASE("a failing handler stops the projection at its last committed position", "[backend][runner]",
                    pj::global, pj::per_aggregate) {
     BACKEND_BACKFILL_MODES(run);
