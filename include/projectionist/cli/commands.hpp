@@ -169,6 +169,12 @@ inline std::string bulk_summary(const runner_status& before, const runner_status
     return out;
 }
 
+/// Why a command stopped between two batches: "SIGINT received", or "stop requested" (the
+/// options' stop token) when no signal came.
+inline std::string stop_reason(int signal) {
+    return signal != 0 ? fmt::format("{} received", signal_name(signal)) : std::string("stop requested");
+}
+
 inline int cmd_backfill(const parsed_command& p, session& s) {
     const std::string mode = p.value("progress").value_or("auto");
     if (mode != "auto" && mode != "bar" && mode != "lines" && mode != "none")
@@ -226,9 +232,9 @@ inline int cmd_backfill(const parsed_command& p, session& s) {
     if (stopped) {
         s.out << fmt::format(
             "stopped backfill of {} ({}): {} events applied and kept, now at position {} of {} in {}{}{}; it is {}\n",
-            v, signals.received() != 0 ? fmt::format("{} received", signal_name(signals.received())) : "stop requested",
-            group_digits(applied), group_digits(after.position), group_digits(before.head), elapsed_text(seconds), rate,
-            bulk_summary(before, after), to_string(after.state));
+            v, stop_reason(signals.received()), group_digits(applied), group_digits(after.position),
+            group_digits(before.head), elapsed_text(seconds), rate, bulk_summary(before, after),
+            to_string(after.state));
         s.out << fmt::format("next: {} backfill {} (goes on from position {})\n", s.program, v,
                              group_digits(after.position));
         return 1;  // not done: a script must not go on to verify or switch
@@ -252,20 +258,36 @@ inline int cmd_catch_up(const parsed_command& p, session& s) {
         else
             targets.emplace_back(e, v);
     }
+    // As in backfill: SIGINT or SIGTERM ends the catch-up between two batches, keeping what it
+    // applied, and the versions not reached yet are left for the next one.
+    signal_scope signals(s.options.handle_signals);
+    const std::function<bool()> stopping = [&] { return s.options.stop.stop_requested() || signals.received() != 0; };
     int status = 0;
-    for (auto [e, v] : targets) {
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        auto [e, v] = targets[i];
+        if (stopping()) {
+            std::vector<std::string_view> left;
+            for (std::size_t j = i; j < targets.size(); ++j) left.push_back(targets[j].second);
+            s.out << fmt::format("stopped ({}) before {}\n", stop_reason(signals.received()), join(left));
+            return 1;
+        }
         e->refresh(v);
         const runner_status before = e->status_of(v);
         try {
-            const auto applied = e->catch_up(v, false);  // refreshed just now
+            const auto applied = e->catch_up(v, false, stopping);  // refreshed just now
             if (!applied) {
                 s.out << fmt::format("{}: deleted; skipped (run init {} to start it again)\n", v, v);
                 continue;
             }
             const runner_status after = e->status_of(v);
-            if (after.dormant)
+            if (after.dormant) {
                 s.out << fmt::format("{}: dormant (manual kick-off); run init {} to start it\n", v, v);
-            else
+            } else if (after.lag != 0 && stopping()) {
+                s.out << fmt::format("{}: stopped ({}) after {} events; position {}, head {}, lag {}\n", v,
+                                     stop_reason(signals.received()), group_digits(*applied),
+                                     group_digits(after.position), group_digits(after.head), group_digits(after.lag));
+                status = 1;  // not caught up: the next catch-up goes on from there
+            } else {
                 s.out << fmt::format(
                     "{}: {} events applied; position {}, head {}, lag {}{}\n", v, group_digits(*applied),
                     group_digits(after.position), group_digits(after.head), group_digits(after.lag),
@@ -273,6 +295,7 @@ inline int cmd_catch_up(const parsed_command& p, session& s) {
                         ? fmt::format("; initialized by its automatic kick-off, it is {}", to_string(after.state))
                     : before.state != after.state ? fmt::format("; it is {}", to_string(after.state))
                                                   : std::string());
+            }
         } catch (const error& x) {
             s.err << x.what() << '\n';
             status = 1;

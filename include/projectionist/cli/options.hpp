@@ -16,11 +16,11 @@ struct command_line_options {
     /// Whether the output is a terminal (a redrawn progress bar) or not (plain progress lines).
     /// Empty: true when the output stream is std::cout and isatty(1).
     std::optional<bool> terminal{};
-    /// `run` and `backfill` stop on SIGINT and SIGTERM, between two batches (handlers installed
-    /// only while they run, then restored).
+    /// `run`, `backfill` and `catch-up` stop on SIGINT and SIGTERM, between two batches (handlers
+    /// installed only while they run, then restored).
     bool handle_signals = true;
-    /// `run` and `backfill` also stop when this is requested (tests, or an application that owns
-    /// the signals).
+    /// `run`, `backfill` and `catch-up` also stop when this is requested (tests, or an application
+    /// that owns the signals).
     std::stop_token stop{};
     /// How often a backfill's progress is looked at (and the bar redrawn).
     std::chrono::milliseconds progress_interval{100};

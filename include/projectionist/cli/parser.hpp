@@ -192,7 +192,8 @@ inline const std::vector<command_spec>& commands() {
          "apply the events since the last run to initialized versions",
          "Applies every event up to the head to the initialized versions (of one projection, or\n"
          "one version). Dormant versions (manual kick-off, not initialized) and deleted ones are\n"
-         "left alone.\n",
+         "left alone. SIGINT (Ctrl-C) or SIGTERM stops it between two batches, keeping what it\n"
+         "applied, and exits 1; catch-up again goes on from there.\n",
          {}},
         {command_id::status,
          "status",

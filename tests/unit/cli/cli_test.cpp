@@ -855,7 +855,9 @@ TEST_CASE("cli: run ends a long catch-up between two batches when it is stopped"
     CHECK_THAT(r.out, Catch::Contains("run: stopped (" + reason + ")") &&
                           Catch::Contains("  tickets_v1: caught_up, position " + std::to_string(at) + ", lag " +
                                           std::to_string(head - at) + "\n"));
-    r = run(cli, {"catch-up", "tickets_v1"});
+    pj::command_line again(test_options());  // without the stop, which catch-up heeds too
+    again.add(deployment, router);
+    r = run(again, {"catch-up", "tickets_v1"});
     CHECK(r.status == 0);
     CHECK(deployment.get<tickets<1>>().status().position == head);
 }
@@ -926,6 +928,56 @@ TEST_CASE("cli: a backfill stopped between two batches keeps what it applied, ex
     const auto expected = rows(*reference_storage.find_table<tickets<2>::table>("tickets_v2"));
     CHECK(expected.size() == 60);
     CHECK(rows(*storage.find_table<tickets<2>::table>("tickets_v2")) == expected);
+}
+
+TEST_CASE("cli: a catch-up stopped between two batches keeps what it applied and leaves the versions after it",
+          "[cli][run][sqlite]") {
+    sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
+    const auto file = dir.file("app.db");
+    const bool by_signal = GENERATE(false, true);
+    CAPTURE(by_signal);
+    stop_at_third_batch stop;
+    stop.by_signal = by_signal;
+    auto options = test_options();
+    options.handle_signals = by_signal;
+    if (!by_signal) options.stop = stop.source.get_token();
+    pj::sqlite_event_store store(file);
+    pj::sqlite_storage storage(file);
+    pj::runner_options runner_options{.batch_size = 16};
+    runner_options.before_batch_begin = stop.hook();
+    sqlite_tickets deployment(store, storage, runner_options);
+    tickets_router router(storage);
+    append_tickets(store, 10);
+    deployment.catch_up();  // v1 follows
+    deployment.init("tickets_v2");
+    deployment.backfill("tickets_v2");
+    const std::uint64_t from = store.head();
+    append_tickets(store, 60, 100);
+    const std::uint64_t head = store.head();
+    pj::command_line cli(options);
+    cli.add(deployment, router);
+
+    stop.armed = true;
+    auto r = run(cli, {"catch-up"});
+    stop.armed = false;
+    CHECK(r.status == 1);  // not caught up
+    CHECK(stop.batches == 3);
+    const std::uint64_t at = from + 2 * 16;
+    CHECK(deployment.get<tickets<1>>().status().position == at);
+    CHECK(deployment.get<tickets<2>>().status().position == from);  // not reached
+    const std::string reason = by_signal ? "SIGINT received" : "stop requested";
+    CHECK_THAT(r.out,
+               Catch::StartsWith("tickets_v1: stopped (" + reason + ") after ") &&
+                   Catch::Contains(fmt::format(" events; position {}, head {}, lag {}\n", at, head, head - at)) &&
+                   Catch::EndsWith("stopped (" + reason + ") before tickets_v2\n"));
+
+    // The next catch-up (a command line without the stop) goes on from there, for both.
+    pj::command_line again(test_options());
+    again.add(deployment, router);
+    r = run(again, {"catch-up"});
+    CHECK(r.status == 0);
+    CHECK(deployment.get<tickets<1>>().status().position == head);
+    CHECK(deployment.get<tickets<2>>().status().position == head);
 }
 
 TEST_CASE("cli: a second SIGINT while run stops ends the program at once", "[cli][run]") {
