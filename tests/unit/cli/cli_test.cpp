@@ -104,6 +104,16 @@ struct stop_at_third_batch {
     bool by_signal = false;
     int batches = 0;
 
+    /// The command line's options for a stop by SIGINT (`signal`: its handlers installed) or by
+    /// the stop token.
+    pj::command_line_options options(bool signal) {
+        by_signal = signal;
+        auto o = test_options();
+        o.handle_signals = signal;
+        if (!signal) o.stop = source.get_token();
+        return o;
+    }
+
     /// For runner_options::before_batch_begin; `this` must outlive the runners.
     std::function<void()> hook() {
         return [this] {
@@ -870,10 +880,7 @@ TEST_CASE("cli: a backfill stopped between two batches keeps what it applied, ex
     const bool by_signal = GENERATE(false, true);
     CAPTURE(mode, by_signal);
     stop_at_third_batch stop;
-    stop.by_signal = by_signal;
-    auto options = test_options();
-    options.handle_signals = by_signal;
-    if (!by_signal) options.stop = stop.source.get_token();
+    const auto options = stop.options(by_signal);
     pj::sqlite_event_store store(file);
     pj::sqlite_storage storage(file);
     pj::runner_options runner_options{.batch_size = 16};
@@ -937,10 +944,7 @@ TEST_CASE("cli: a catch-up stopped between two batches keeps what it applied and
     const bool by_signal = GENERATE(false, true);
     CAPTURE(by_signal);
     stop_at_third_batch stop;
-    stop.by_signal = by_signal;
-    auto options = test_options();
-    options.handle_signals = by_signal;
-    if (!by_signal) options.stop = stop.source.get_token();
+    const auto options = stop.options(by_signal);
     pj::sqlite_event_store store(file);
     pj::sqlite_storage storage(file);
     pj::runner_options runner_options{.batch_size = 16};
