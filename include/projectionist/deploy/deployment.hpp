@@ -206,12 +206,24 @@ public:
     ///
     /// Each version's catalog row is its own write, so the target is marked first: a failure
     /// between the writes (a full disk, a lost connection) leaves two versions serving, never
-    /// none, and the same call again retires the others.
+    /// none, and the same call again retires the others. The error then says so after its cause
+    /// (a storage_error stays one; any other error of the write is thrown as an `error`).
     void serve(std::string_view name) {
         const std::size_t target = require_caught_up(name, fmt::format("{} cannot serve queries", name));
         visit(name, [](auto& r) { r.mark(projection_state::serving); });
-        for_each_indexed([&](std::size_t i, auto& r) {
-            if (i != target && detail::serves(r.state())) r.mark(projection_state::retired);
+        for_each_indexed([&]<class R>(std::size_t i, R& r) {
+            if (i == target || !detail::serves(r.state())) return;
+            try {
+                r.mark(projection_state::retired);
+            } catch (const error& e) {
+                const std::string what = fmt::format(
+                    "{}; {} serves now, but {} could not be retired: both serve in the catalog until this "
+                    "switch is made again",
+                    e.what(), name, name_of<typename R::projection_type>);
+                if (const auto* storage = dynamic_cast<const storage_error*>(&e))
+                    throw storage_error(what, storage->code(), storage->connection_lost());
+                throw error(what);
+            }
         });
     }
 
