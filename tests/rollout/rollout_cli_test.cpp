@@ -164,6 +164,9 @@ TEST_CASE("rollout from the command line: what a user can get wrong", "[rollout]
     wrong({"rollout", "tickets", "--to", "tickets_v2", "--expect-change", "colour"}, 2, "unknown column 'colour'");
     wrong({"rollout", "orders", "--to", "orders_v2"}, 2, "unknown projection 'orders'");
     wrong({"rollout", "tickets", "--to", "tickets_v2", "--steps", "50,10,100"}, 1, "the shares must grow");
+    wrong({"rollout", "tickets", "--to", "tickets_v2", "--steps", "vip,10,100"}, 2,
+          "--steps: no predicate named 'vip' is registered for the rollout of tickets; none is (register one in "
+          "code with rollout.add_predicate(name, fn))");
     wrong({"rollout", "status", "--to", "tickets_v2"}, 2, "rollout status takes no option --to");
     CHECK(admin.run({"rollout", "status"}).out == "tickets: no rollout was ever started\n");
     CHECK_THAT(admin.run({"rollout", "--help"}).out, Catch::Contains("usage: app rollout <projection> --to <version>"));

@@ -202,6 +202,15 @@ inline int cmd_rollout(const parsed_command& p, session& s, const std::vector<an
     if (p.args.size() != 1) throw usage_error(fmt::format("unexpected argument '{}'", shown(p.args[1])));
     auto& r = find_rollout(rollouts, s, what);
     rollout_plan plan = plan_from(p);
+    if (const std::string& named = plan.steps.front().predicate; !named.empty()) {
+        // A name typed wrong, like an unknown version: a usage error, listing the valid ones.
+        const std::vector<std::string> known = r.predicates();
+        if (std::find(known.begin(), known.end(), named) == known.end())
+            throw name_error(fmt::format(
+                "--steps: no predicate named '{}' is registered for the rollout of {}; {}", shown(named), what,
+                known.empty() ? std::string("none is (register one in code with rollout.add_predicate(name, fn))")
+                              : fmt::format("the registered ones are: {}", join(known))));
+    }
     auto* control = find_projection(s, what);
     if (!control->contains(plan.candidate))
         throw name_error(fmt::format("--to '{}': not a version of {}; the versions are: {}", shown(plan.candidate),

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <projectionist/deploy/rollout/gates.hpp>
 #include <projectionist/deploy/rollout/plan.hpp>
@@ -28,6 +29,8 @@ public:
     [[nodiscard]] virtual std::string_view projection() const noexcept = 0;
     /// The primary now and the versions the router knows.
     [[nodiscard]] virtual router_status routing() const = 0;
+    /// The predicates a plan's first step may name in this process (add_predicate), sorted.
+    [[nodiscard]] virtual std::vector<std::string> predicates() const = 0;
     /// Saves a new plan (pending); refused while another one is pending or running.
     virtual rollout_record start(rollout_plan plan) = 0;
     /// One evaluation: starts a pending plan, or judges the gates of the running step.

@@ -93,6 +93,12 @@ public:
 
     [[nodiscard]] std::string_view projection() const noexcept override { return Router::projection_name; }
     [[nodiscard]] router_status routing() const override { return router_.status(); }
+    [[nodiscard]] std::vector<std::string> predicates() const override {
+        std::lock_guard lock(mutex_);
+        std::vector<std::string> out;
+        for (const auto& entry : predicates_) out.push_back(entry.first);
+        return out;
+    }
     /// This process's name among the observers of a plan.
     [[nodiscard]] const std::string& observer() const noexcept { return observer_; }
 
@@ -578,7 +584,7 @@ private:
     detail::routing::settings_ref settings_;
     rollout_options options_;
     std::string observer_;
-    std::recursive_mutex mutex_;  // one judgment, start or abort at a time
+    mutable std::recursive_mutex mutex_;  // one judgment, start or abort at a time
     std::map<std::string, std::function<bool(std::string_view)>, std::less<>> predicates_;
     std::string applied_predicate_;
     rollout_check check_;
