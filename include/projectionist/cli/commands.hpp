@@ -175,6 +175,21 @@ inline std::string stop_reason(int signal) {
     return signal != 0 ? fmt::format("{} received", signal_name(signal)) : std::string("stop requested");
 }
 
+/// The stop condition of `backfill` and `catch-up`: the options' stop token, or a signal caught
+/// by `signals`.
+inline std::function<bool()> stop_condition(const session& s, const signal_scope& signals) {
+    return [&s, &signals] { return s.options.stop.stop_requested() || signals.received() != 0; };
+}
+
+/// "no predicate named 'vip' is registered<where>; the registered ones are: beta, internal", with
+/// `how_to_register` said instead when `known` is empty.
+inline std::string unknown_predicate(std::string_view name, const std::vector<std::string>& known,
+                                     std::string_view how_to_register, std::string_view where = {}) {
+    return fmt::format("no predicate named '{}' is registered{}; {}", shown(name), where,
+                       known.empty() ? fmt::format("none is (register one in code with {})", how_to_register)
+                                     : fmt::format("the registered ones are: {}", join(known)));
+}
+
 inline int cmd_backfill(const parsed_command& p, session& s) {
     const std::string mode = p.value("progress").value_or("auto");
     if (mode != "auto" && mode != "bar" && mode != "lines" && mode != "none")
@@ -212,7 +227,7 @@ inline int cmd_backfill(const parsed_command& p, session& s) {
     // SIGINT or SIGTERM ends the backfill between two batches, keeping what it applied (a bulk
     // backfill writes it first): hours of a long rebuild are not lost to a Ctrl-C or a shutdown.
     signal_scope signals(s.options.handle_signals);
-    const std::function<bool()> stopping = [&] { return s.options.stop.stop_requested() || signals.received() != 0; };
+    const std::function<bool()> stopping = stop_condition(s, signals);
     std::uint64_t applied = 0;
     try {
         applied = e->backfill(v, options, stopping);
@@ -261,7 +276,7 @@ inline int cmd_catch_up(const parsed_command& p, session& s) {
     // As in backfill: SIGINT or SIGTERM ends the catch-up between two batches, keeping what it
     // applied, and the versions not reached yet are left for the next one.
     signal_scope signals(s.options.handle_signals);
-    const std::function<bool()> stopping = [&] { return s.options.stop.stop_requested() || signals.received() != 0; };
+    const std::function<bool()> stopping = stop_condition(s, signals);
     int status = 0;
     for (std::size_t i = 0; i < targets.size(); ++i) {
         auto [e, v] = targets[i];
@@ -549,11 +564,7 @@ inline int cmd_predicate(const parsed_command& p, session& s) {
     if (const auto routing = on ? e->routing() : std::nullopt;
         routing && std::find(routing->predicates.begin(), routing->predicates.end(), *on) == routing->predicates.end())
         // A name typed wrong, like an unknown version: a usage error, listing the valid ones.
-        throw name_error(
-            fmt::format("no predicate named '{}' is registered; {}", shown(*on),
-                        routing->predicates.empty()
-                            ? std::string("none is (register one in code with router.register_predicate(name, fn))")
-                            : fmt::format("the registered ones are: {}", join(routing->predicates))));
+        throw name_error(unknown_predicate(*on, routing->predicates, "router.register_predicate(name, fn)"));
     if (on || p.has("off")) {
         e->set_predicate(on ? std::optional<std::string_view>(*on) : std::nullopt);
         s.out << (on ? fmt::format("{}: predicate {} is on: the keys it accepts go to the candidate\n", e->base_name(),

@@ -206,10 +206,8 @@ inline int cmd_rollout(const parsed_command& p, session& s, const std::vector<an
         // A name typed wrong, like an unknown version: a usage error, listing the valid ones.
         const std::vector<std::string> known = r.predicates();
         if (std::find(known.begin(), known.end(), named) == known.end())
-            throw name_error(fmt::format(
-                "--steps: no predicate named '{}' is registered for the rollout of {}; {}", shown(named), what,
-                known.empty() ? std::string("none is (register one in code with rollout.add_predicate(name, fn))")
-                              : fmt::format("the registered ones are: {}", join(known))));
+            throw name_error("--steps: " + unknown_predicate(named, known, "rollout.add_predicate(name, fn)",
+                                                             fmt::format(" for the rollout of {}", what)));
     }
     auto* control = find_projection(s, what);
     if (!control->contains(plan.candidate))
