@@ -32,6 +32,7 @@ static_assert(pj::has_aggregate_count<store_type> == backend::abilities::aggrega
 static_assert(pj::has_transactional_emission<store_type, storage_type> == backend::abilities::transactional_emission);
 static_assert(pj::has_concurrent_read<store_type> == backend::abilities::concurrent_read);
 static_assert(pj::has_prefetching_begin<storage_type> == backend::abilities::prefetching_begin);
+static_assert(pj::has_serving_switch<storage_type> == backend::abilities::serving_switch);
 
 // The storage's own header names its event store, whatever else is included.
 static_assert(std::is_same_v<pj::detail::default_event_store<storage_type>::type, store_type>);

@@ -112,6 +112,7 @@ public:
         static constexpr bool transactional_emission = true;
         static constexpr bool concurrent_read = true;
         static constexpr bool prefetching_begin = false;
+        static constexpr bool serving_switch = true;
     };
 
     /// What the backend's constructors take.
@@ -244,6 +245,7 @@ public:
         static constexpr bool transactional_emission = true;
         static constexpr bool concurrent_read = true;
         static constexpr bool prefetching_begin = true;
+        static constexpr bool serving_switch = true;
     };
 
     struct place {
@@ -417,6 +419,7 @@ public:
         static constexpr bool transactional_emission = false;
         static constexpr bool concurrent_read = true;
         static constexpr bool prefetching_begin = false;
+        static constexpr bool serving_switch = true;
     };
 
     /// Memory stores hold events, not payloads: the limit is there for the suite to compile.

@@ -2,11 +2,12 @@
 // way a third party would: std::map tables, a snapshot per batch for rollback, and a session that
 // keeps its committed checkpoint apart from the one the runner moves. It uses no storage of the
 // library (the events come from a memory_event_store); a runner accepts it and runs projections
-// through it, a failing batch included.
+// through it, a failing batch included, and a deployment switches between two versions on it.
 
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include <projectionist/deploy/deployment.hpp>
 #include <projectionist/storage/abilities.hpp>
 #include <projectionist/storage/concepts.hpp>
 
@@ -96,6 +98,9 @@ public:
         settings_.insert_or_assign(std::string(key), std::string(value));
     }
 
+    /// Called before each catalog write; a test's way to make one fail.
+    std::function<void(const pj::catalog_entry&)> before_catalog_write;
+
     template <class Table>
     [[nodiscard]] std::optional<map_table<Table>> find_table(std::string_view name) {
         auto it = tables_.find(std::string(name));
@@ -153,7 +158,10 @@ public:
     }
 
     [[nodiscard]] std::optional<pj::catalog_entry> find_catalog() const { return space_->entry; }
-    void save_catalog(const pj::catalog_entry& e) { space_->entry = e; }
+    void save_catalog(const pj::catalog_entry& e) {
+        if (storage_->before_catalog_write) storage_->before_catalog_write(e);
+        space_->entry = e;
+    }
     void erase_catalog() { space_->entry.reset(); }
 
     void record_dead_letter(pj::dead_letter d) { pending_dead_.push_back(std::move(d)); }
@@ -208,6 +216,7 @@ static_assert(pj::has_persisted_checkpoint<acme::map_storage>);
 static_assert(!pj::has_slices<acme::map_storage> && !pj::has_lifecycle_transactions<acme::map_storage> &&
               !pj::has_journal_rollback<acme::map_storage>);
 static_assert(std::is_same_v<pj::runner<tickets<1>, acme::map_storage>::event_store_type, pj::memory_event_store>);
+static_assert(!pj::has_serving_switch<acme::map_storage>);  // a switch writes one catalog row at a time
 
 /// v2 with a close that fails for one ticket: the batch rolls back, the event is dead-lettered.
 struct picky_tickets : pj::projection<"picky_tickets", 1, ticket_stream> {
@@ -264,4 +273,53 @@ TEST_CASE("a failing batch on a third-party backend rolls back and dead-letters 
     CHECK(table->find("t-1")->status == "closed");
     CHECK(table->find("t-2")->status == "open");
     CHECK(r.position() == 4);
+}
+
+TEST_CASE("a switch on a backend that writes one catalog row at a time leaves two versions serving, never none",
+          "[backend][contract][blue_green]") {
+    pj::memory_event_store store;
+    append_ticket(store, "t-1", "bug", 0, true);
+    acme::map_storage storage;
+    pj::deployment<pj::runner<tickets<1>, acme::map_storage>,
+                   pj::runner<tickets<2>, acme::map_storage, pj::per_aggregate>>
+        d(store, storage);
+    d.catch_up();
+    d.serve("tickets_v1");
+    auto& v1 = d.get<tickets<1>>();
+    auto& v2 = d.get<tickets<2>>();
+    using enum pj::projection_state;
+    const auto refuse = [&](std::string_view name, pj::projection_state state) {
+        storage.before_catalog_write = [=](const pj::catalog_entry& e) {
+            if (e.name == name && e.state == state) throw pj::storage_error("acme: the disk is full", 28);
+        };
+    };
+
+    // The new version's own write fails: nothing changed, v1 still serves.
+    refuse("tickets_v2", serving);
+    CHECK_THROWS_WITH(d.serve("tickets_v2"), "acme: the disk is full");
+    CHECK(v1.state() == serving);
+    CHECK(v2.state() == caught_up);
+
+    // The write that retires v1 fails after v2's went through: two serve, and the error says so
+    // after its cause, still a storage_error with its code.
+    refuse("tickets_v1", retired);
+    try {
+        d.serve("tickets_v2");
+        FAIL("the switch went through");
+    } catch (const pj::storage_error& e) {
+        CHECK(std::string(e.what()) ==
+              "acme: the disk is full; tickets_v2 serves now, but tickets_v1 could not be retired: both serve in the "
+              "catalog until this switch is made again");
+        CHECK(e.code() == 28);
+    }
+    CHECK(v1.state() == serving);
+    CHECK(v2.state() == serving);
+    CHECK(storage.open("tickets_v1").find_catalog()->state == serving);
+
+    // The same switch again retires v1.
+    storage.before_catalog_write = nullptr;
+    d.serve("tickets_v2");
+    CHECK(v1.state() == retired);
+    CHECK(v2.state() == serving);
+    CHECK(storage.open("tickets_v1").find_catalog()->state == retired);
 }

@@ -377,8 +377,8 @@ inline int cmd_status(const parsed_command& p, session& s) {
         }
         if (serving.size() > 1)
             notes.push_back(fmt::format(
-                "{} serving in the catalog: a switch did not finish{}; run '{} switch {} --to <version>' again to "
-                "retire the other{}",
+                "{} serving in the catalog: a switch did not finish, or the catalog was edited{}; run '{} switch {} "
+                "--to <version>' to retire the other{}",
                 serving.size() == 2 ? fmt::format("{} and {} are both", serving[0], serving[1])
                                     : fmt::format("{} are all", join(serving)),
                 routing ? fmt::format(" (the router's primary is {})", routing->primary) : std::string(), s.program,

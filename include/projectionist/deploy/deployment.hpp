@@ -66,6 +66,14 @@ inline bool shortens_retention(std::string_view current, std::string_view date) 
     return !current.empty() && (date.empty() || date < current);
 }
 
+/// Throws `e` again with the text `what`: a storage_error stays one, with its code and whether
+/// the connection was lost (alerting reads those); any other error becomes an `error`.
+[[noreturn]] inline void rethrow_as(const error& e, const std::string& what) {
+    if (const auto* storage = dynamic_cast<const storage_error*>(&e))
+        throw storage_error(what, storage->code(), storage->connection_lost());
+    throw error(what);
+}
+
 /// Thrown by a runner's batch hook to end a deployment's stoppable catch-up or backfill between
 /// two batches; caught by deployment::catch_up(name, should_stop) and deployment::backfill(name,
 /// options, should_stop), never seen outside them.
@@ -204,25 +212,40 @@ public:
     /// (kept, following the log, ready for a rollback). The query router decides per query;
     /// this records the deployment's state.
     ///
-    /// Each version's catalog row is its own write, so the target is marked first: a failure
-    /// between the writes (a full disk, a lost connection) leaves two versions serving, never
-    /// none, and the same call again retires the others. The error then says so after its cause
-    /// (a storage_error stays one; any other error of the write is thrown as an `error`).
+    /// With a storage that switches in one write (has_serving_switch: memory, SQLite,
+    /// PostgreSQL), it is all or nothing, and it also retires a version that another process
+    /// made serve since this one looked. With another storage each version's catalog row is its
+    /// own write, so the target is marked first: a failure between the writes (a full disk, a
+    /// lost connection) leaves two versions serving, never none, and the same call again retires
+    /// the others. The error then says so after its cause (a storage_error stays one; any other
+    /// error of the write is thrown as an `error`).
     void serve(std::string_view name) {
         const std::size_t target = require_caught_up(name, fmt::format("{} cannot serve queries", name));
-        visit(name, [](auto& r) { r.mark(projection_state::serving); });
+        const bool switched = visit(name, []<class R>(R& r) {
+            if constexpr (has_serving_switch<typename R::storage_type>) {
+                r.serve_exclusively();
+                return true;
+            } else {
+                r.mark(projection_state::serving);
+                return false;
+            }
+        });
+        // The target serves now: a failure below says so after its cause.
         for_each_indexed([&]<class R>(std::size_t i, R& r) {
-            if (i == target || !detail::serves(r.state())) return;
+            if (i == target || (!switched && !detail::serves(r.state()))) return;
             try {
-                r.mark(projection_state::retired);
+                if (switched)
+                    r.refresh();  // retired by the switch, or untouched
+                else
+                    r.mark(projection_state::retired);
             } catch (const error& e) {
-                const std::string what = fmt::format(
-                    "{}; {} serves now, but {} could not be retired: both serve in the catalog until this "
-                    "switch is made again",
-                    e.what(), name, name_of<typename R::projection_type>);
-                if (const auto* storage = dynamic_cast<const storage_error*>(&e))
-                    throw storage_error(what, storage->code(), storage->connection_lost());
-                throw error(what);
+                const auto other = name_of<typename R::projection_type>;
+                detail::rethrow_as(e, switched ? fmt::format("{}; {} serves now and the other versions are retired in "
+                                                             "the catalog, but this process could not read {} back",
+                                                             e.what(), name, other)
+                                               : fmt::format("{}; {} serves now, but {} could not be retired: both "
+                                                             "serve in the catalog until this switch is made again",
+                                                             e.what(), name, other));
             }
         });
     }

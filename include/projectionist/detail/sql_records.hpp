@@ -63,6 +63,19 @@ inline constexpr std::array<std::string_view, 13> catalog_columns{
                        catalog_column_list(), parameter_list(style, columns.size()), upsert_action(columns, 0));
 }
 
+/// Switches the version that serves queries in one statement: the row named by the 1st, 3rd
+/// and 4th parameters (the same name) becomes `serving`, and every other `serving` row of the
+/// base name (the 2nd) `retired`; no row changes unless that version is caught up, serving or
+/// retired. The subquery reads the rows as they were before the statement, on both dialects.
+[[nodiscard]] inline std::string serving_switch(placeholders style) {
+    const auto p = [&](int i) { return style == placeholders::numbered ? fmt::format("${}", i) : std::string("?"); };
+    return fmt::format(
+        "UPDATE projectionist_catalog SET state = CASE WHEN name = {} THEN 'serving' ELSE 'retired' END "
+        "WHERE base_name = {} AND (name = {} OR state = 'serving') AND EXISTS (SELECT 1 FROM projectionist_catalog "
+        "WHERE name = {} AND state IN ('caught_up', 'serving', 'retired'))",
+        p(1), p(2), p(3), p(4));
+}
+
 /// Hands `bind` the values of `e` in the order of `catalog_columns`. `tables` is
 /// `join_lines(e.tables)`, kept alive by the caller until the statement has run (SQLite binds
 /// text without copying it).

@@ -420,6 +420,27 @@ void runner<Projection, Policies...>::mark(projection_state s) {
 }
 
 template <class Projection, class... Policies>
+void runner<Projection, Policies...>::serve_exclusively() {
+    static_assert(has_serving_switch<storage_type>,
+                  "projectionist: runner::serve_exclusively() needs a storage with has_serving_switch; mark(serving) "
+                  "and mark(retired) write one version each");
+    sync_catalog();
+    if (!initialized())
+        throw state_error(fmt::format("projectionist: cannot mark '{}' serving: it is {}; run init first",
+                                      name_of<Projection>, to_string(state_)));
+    require_same_definition();
+    if (!session_.switch_serving(Projection::base_name)) {
+        sync_catalog();  // another process may have moved the row: say where it is now
+        throw state_error(
+            fmt::format("projectionist: {} cannot serve queries: the catalog says it is {}, and a version serves "
+                        "only once it has caught up; nothing was switched",
+                        name_of<Projection>, to_string(state_)));
+    }
+    state_ = projection_state::serving;
+    publish_status();
+}
+
+template <class Projection, class... Policies>
 auto runner<Projection, Policies...>::status() const -> runner_status {
     runner_status s;
     {

@@ -267,6 +267,14 @@ public:
     /// the runner only persists it. Throws state_error for any other state or before init.
     void mark(projection_state s);
 
+    /// Marks the version serving and every other version of the projection that serves in the
+    /// catalog retired, in one write (a storage with has_serving_switch): exactly one version
+    /// serves afterwards, or nothing changed. Throws state_error, nothing changed, before init,
+    /// when the version was defined differently, or when the catalog says it has not caught up
+    /// (another process reset it, say). Other runners of the projection see the change on their
+    /// next refresh().
+    void serve_exclusively();
+
     /// Throws state_error if the version was initialized with another definition than this
     /// code's ("tickets_v2 changed since it was initialized: column 'reopened' is new; deploy it
     /// as tickets_v3, or reset tickets_v2 to rebuild it"). Backfill, catch-up, run, init, live

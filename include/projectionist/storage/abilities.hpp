@@ -102,6 +102,10 @@ concept handoff_members = requires(typename S::session& s, const typename S::ses
     { cs.find_setting(name) } -> std::convertible_to<std::optional<std::string>>;
     s.save_setting(name, name);
 };
+template <class S>
+concept serving_switch_member = requires(typename S::session& s, std::string_view base_name) {
+    { s.switch_serving(base_name) } -> std::convertible_to<bool>;
+};
 template <class Store>
 concept wait_member = requires(const Store& s, std::uint64_t after, std::chrono::milliseconds timeout,
                                std::stop_token stop) {
@@ -235,6 +239,19 @@ inline constexpr bool has_prefetching_begin = detail::abilities::opening_begin_m
 /// version that has not yet seen a switch made elsewhere may emit what its successor emits too.
 template <class Storage>
 inline constexpr bool has_emission_handoff = detail::abilities::handoff_members<Storage>;
+
+/// The session switches the version that serves queries in one write, all or nothing:
+/// `switch_serving(base_name) -> bool` marks the session's version `serving` in the catalog and
+/// every other version of `base_name` that serves there `retired`, provided the version's own row
+/// is caught up, serving or retired; otherwise it changes nothing and returns false.
+///
+/// With it, deployment::serve (the command line's switch) leaves exactly one version serving,
+/// whatever fails and whichever versions another process switched since this one looked. Without
+/// it, it writes the target's row and then each other serving version's, one write each: a
+/// failure between them leaves two versions serving (never none), and the same call again
+/// retires the other.
+template <class Storage>
+inline constexpr bool has_serving_switch = detail::abilities::serving_switch_member<Storage>;
 
 // ---- event store abilities ------------------------------------------------------------------
 

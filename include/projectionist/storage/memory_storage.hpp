@@ -422,6 +422,22 @@ private:
         if (auto it = catalog_.find(name); it != catalog_.end()) catalog_.erase(it);
     }
 
+    /// session::switch_serving, under the storage's lock.
+    bool switch_serving(std::string_view name, std::string_view base_name) {
+        std::lock_guard lock(mutex_);
+        const auto self = catalog_.find(name);
+        if (self == catalog_.end() || self->second.base_name != base_name ||
+            (self->second.state != projection_state::caught_up && self->second.state != projection_state::serving &&
+             self->second.state != projection_state::retired))
+            return false;
+        for (auto& entry : catalog_) {
+            catalog_entry& e = entry.second;
+            if (e.base_name == base_name && e.state == projection_state::serving) e.state = projection_state::retired;
+        }
+        self->second.state = projection_state::serving;
+        return true;
+    }
+
     mutable std::mutex mutex_;
     std::mutex handoff_mutex_;  // one hand-over of emission at a time (session::lock_position)
     std::map<std::string, erased_table, std::less<>> tables_;
@@ -490,6 +506,12 @@ public:
     [[nodiscard]] std::optional<catalog_entry> find_catalog() const { return storage_->find_catalog(projection_); }
     void save_catalog(const catalog_entry& e) { storage_->save_catalog(e); }
     void erase_catalog() { storage_->erase_catalog(projection_); }
+    /// Marks this version serving and every other serving version of `base_name` retired, at once
+    /// (has_serving_switch); false, with nothing changed, if this version is not caught up, serving
+    /// or retired.
+    [[nodiscard]] bool switch_serving(std::string_view base_name) {
+        return storage_->switch_serving(projection_, base_name);
+    }
     /// The storage's settings (a delete forgets the version in its router's setting).
     [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
         return storage_->find_setting(key);

@@ -312,6 +312,16 @@ public:
             p);
     }
 
+    /// Marks this version serving and every other serving version of `base_name` retired, in one
+    /// statement (has_serving_switch); false, with nothing changed, if this version's row is not
+    /// caught up, serving or retired.
+    [[nodiscard]] bool switch_serving(std::string_view base_name) {
+        static const std::string sql = detail::sql::serving_switch(detail::sql::placeholders::numbered);
+        detail::pg::params p;
+        p.add(projection_).add(base_name).add(projection_).add(projection_);
+        return db_.query(sql, p).affected() > 0;
+    }
+
     void erase_catalog() {
         detail::pg::params p;
         p.add(projection_);

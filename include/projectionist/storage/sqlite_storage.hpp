@@ -226,6 +226,19 @@ public:
         s.run();
     }
 
+    /// Marks this version serving and every other serving version of `base_name` retired, in one
+    /// statement (has_serving_switch); false, with nothing changed, if this version's row is not
+    /// caught up, serving or retired.
+    [[nodiscard]] bool switch_serving(std::string_view base_name) {
+        detail::sqlite::statement s(db_, detail::sql::serving_switch(detail::sql::placeholders::positional));
+        s.bind(1, projection_);
+        s.bind(2, base_name);
+        s.bind(3, projection_);
+        s.bind(4, projection_);
+        s.run();
+        return sqlite3_changes(db_.get()) > 0;
+    }
+
     void erase_catalog() {
         detail::sqlite::statement s(db_, "DELETE FROM projectionist_catalog WHERE name = ?");
         s.bind(1, projection_);

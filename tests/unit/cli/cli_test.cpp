@@ -1090,8 +1090,10 @@ TEST_CASE("cli: an output that cannot be written fails the command", "[cli][sqli
     }
 }
 
-TEST_CASE("cli: a switch that fails midway names its cause, and status flags two serving versions until it is rerun",
-          "[cli][sqlite]") {
+TEST_CASE(
+    "cli: a switch whose catalog write fails names its cause and switches nothing; status flags two serving "
+    "versions",
+    "[cli][sqlite]") {
     sqlite_test::temp_dir dir(sqlite_test::fast_temp_base());
     const std::string file = dir.file("app.db");
     sqlite_app app(file);
@@ -1101,22 +1103,26 @@ TEST_CASE("cli: a switch that fails midway names its cause, and status flags two
     REQUIRE(run(app.cli, {"init", "tickets_v2"}).status == 0);
     REQUIRE(run(app.cli, {"backfill", "tickets_v2", "--progress", "none"}).status == 0);
 
-    // The write that retires v1 fails, as on a full disk, after v2's own went through.
+    // The write that retires v1 fails, as on a full disk: v2's row is not written either.
     sqlite_test::raw_db(file).exec(
         "CREATE TRIGGER full_disk BEFORE UPDATE ON projectionist_catalog WHEN NEW.name = 'tickets_v1' AND "
         "NEW.state = 'retired' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
     auto r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
     CHECK(r.status == 1);
-    CHECK_THAT(r.err, Catch::Contains("database or disk is full") &&
-                          Catch::Contains("tickets_v2 serves now, but tickets_v1 could not be retired"));
+    CHECK_THAT(r.err, Catch::Contains("database or disk is full"));
     CHECK(app.router.status().primary == "tickets_v1");  // the router moves only once the catalog has
+    CHECK(app.deployment.get<tickets<2>>().state() == pj::projection_state::caught_up);
+    CHECK_THAT(run(app.cli, {"status"}).out, !Catch::Contains("both serving"));
+    sqlite_test::raw_db(file).exec("DROP TRIGGER full_disk");
+
+    // Two serving rows (written by hand here; a storage that switches in two writes can leave
+    // them when the second fails): status says so, and a switch retires the other.
+    sqlite_test::raw_db(file).exec("UPDATE projectionist_catalog SET state = 'serving' WHERE name = 'tickets_v2'");
     r = run(app.cli, {"status"});
     CHECK(r.status == 0);
     CHECK_THAT(r.out, Catch::Contains("note: tickets_v1 and tickets_v2 are both serving in the catalog: a switch did "
-                                      "not finish (the router's primary is tickets_v1); run 'app switch tickets --to "
-                                      "<version>' again to retire the other\n"));
-
-    sqlite_test::raw_db(file).exec("DROP TRIGGER full_disk");
+                                      "not finish, or the catalog was edited (the router's primary is tickets_v1); "
+                                      "run 'app switch tickets --to <version>' to retire the other\n"));
     r = run(app.cli, {"switch", "tickets", "--to", "tickets_v2"});
     CHECK(r.status == 0);
     CHECK(app.router.status().primary == "tickets_v2");
