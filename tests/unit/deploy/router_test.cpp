@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -441,6 +442,45 @@ TEST_CASE("changes start from the persisted state, not from a stale snapshot", "
     app.rollout<tickets<2>>(50);
     CHECK(app.status().basis_points == 5000);
     CHECK(f.storage.find_setting(setting_key) == "format=1 primary=tickets_v1 candidate=tickets_v2 basis_points=5000");
+}
+
+namespace {
+
+/// The settings of a router in a second process that writes between this router's read of the
+/// state and its write (once).
+struct racing_settings {
+    pj::memory_storage& inner;
+    std::function<void()> first;
+
+    [[nodiscard]] std::optional<std::string> find_setting(std::string_view key) const {
+        return inner.find_setting(key);
+    }
+    void save_setting(std::string_view key, std::string_view value) { inner.save_setting(key, value); }
+    bool replace_setting(std::string_view key, std::optional<std::string_view> expected, std::string_view value) {
+        if (first) std::exchange(first, {})();
+        return inner.replace_setting(key, expected, value);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a change is a compare-and-set: another process's change between the read and the write is kept",
+          "[router]") {
+    fixture f;
+    tickets_router other(f.storage);
+    racing_settings settings{f.storage, [&] { other.switch_to<tickets<2>>(); }};
+    tickets_router app(settings);
+    // The app reads v1 as the primary and would roll v2 out to 20%; the other process switches to
+    // v2 before the app writes. The app's change runs again on what was saved, and is refused.
+    CHECK_THROWS_WITH(app.rollout<tickets<2>>(20), Catch::Contains("tickets_v2 is the primary already"));
+    CHECK(f.storage.find_setting(setting_key) == "format=1 primary=tickets_v2 previous=tickets_v1");
+    // A rollout's cancel leaves a switch alone: there is no candidate to cancel.
+    CHECK_FALSE(app.cancel_rollout("tickets_v2"));
+    CHECK(app.status().primary == "tickets_v2");
+    app.rollout<tickets<1>>(10);
+    CHECK(app.cancel_rollout("tickets_v1"));
+    CHECK_FALSE(app.status().candidate);
+    CHECK_THROWS_WITH(app.cancel_rollout("tickets_v9"), Catch::Contains("tickets_v9"));
 }
 
 TEST_CASE("three versions: rollout of v3 on top of v2, then back step by step", "[router]") {

@@ -248,6 +248,22 @@ public:
         rollout_index(require_index(name, "rollout"), basis_points);
     }
 
+    /// Sends every key to the primary again if `name` is the candidate, and returns whether it
+    /// was; otherwise changes nothing (another process switched to it, cancelled it, or rolls out
+    /// another version). Unlike rollback(), never puts an earlier primary back: what a rollout
+    /// that stops uses, whatever it saw of the routing last.
+    bool cancel_rollout(std::string_view name) {
+        const std::size_t index = require_index(name, "cancel the rollout of");
+        bool cancelled = false;
+        change([&](state& s) {
+            cancelled = s.candidate == index;
+            if (!cancelled) return;
+            s.candidate.reset();
+            s.basis_points = 0;
+        });
+        return cancelled;
+    }
+
     /// Cancels the candidate if there is one; otherwise puts the previous primary back (and
     /// forgets it). Throws `state_error` when there is nothing to roll back.
     void rollback() {
@@ -424,11 +440,15 @@ public:
         return true;
     }
 
-    /// Counters of shadow reads.
+    /// Counters of shadow reads, since the router was created or clear_discrepancies().
     [[nodiscard]] shadow_counters shadow_stats() const { return shadow_.counters(); }
+    /// Counters of shadow reads since the router was created, whatever clear_discrepancies() did:
+    /// what a rollout counts a step's reads from.
+    [[nodiscard]] shadow_counters shadow_totals() const { return shadow_.totals(); }
     /// The most recent discrepancies (at most `router_options::max_discrepancies`), oldest first.
     [[nodiscard]] std::vector<discrepancy> discrepancies() const { return shadow_.recent(); }
-    /// Forgets the recorded discrepancies and zeroes the counters.
+    /// Forgets the recorded discrepancies and zeroes shadow_stats() (not shadow_totals(), nor the
+    /// discrepancies' sequence numbers: a running rollout's counts go on).
     void clear_discrepancies() { shadow_.clear(); }
     /// The share of shadow_query calls that are shadowed, in basis points (10000: all); takes
     /// effect for the next call. Above 10000 counts as 10000.
@@ -602,25 +622,33 @@ private:
     }
 
     /// Read-modify-write of the persisted state, then publication. Starts from the persisted
-    /// state so that a change made by another process is not undone by a stale snapshot.
+    /// state so that a change made by another process is not undone by a stale snapshot, and
+    /// writes it as a compare-and-set (atomically on the storages of this library): when another
+    /// process wrote between the read and the write, `fn` runs again on what it wrote.
     template <class Fn>
     void change(Fn&& fn) {
         std::lock_guard lock(write_mutex_);
-        const state before = load();
-        state next = before;
-        fn(next);
-        if (next.primary != before.primary) {
-            require_not_deleted(next.primary);
-            require_same_definition(next, next.primary);
+        const std::string key = setting_key();
+        for (;;) {
+            const std::optional<std::string> saved = settings_.find(key);
+            const state before = load(saved);
+            state next = before;
+            fn(next);
+            if (next.primary != before.primary) {
+                require_not_deleted(next.primary);
+                require_same_definition(next, next.primary);
+            }
+            if (next.candidate && next.candidate != before.candidate) {
+                require_not_deleted(*next.candidate);
+                require_same_definition(next, *next.candidate);
+            }
+            const std::string text = detail::routing::format_routing_state(next, version_names);
+            if (!settings_.replace(key, saved ? std::optional<std::string_view>(*saved) : std::nullopt, text)) continue;
+            next.predicate = current_state()->predicate;
+            next.preferred = current_state()->preferred;
+            publish(std::move(next));
+            return;
         }
-        if (next.candidate && next.candidate != before.candidate) {
-            require_not_deleted(*next.candidate);
-            require_same_definition(next, *next.candidate);
-        }
-        settings_.save(setting_key(), detail::routing::format_routing_state(next, version_names));
-        next.predicate = current_state()->predicate;
-        next.preferred = current_state()->preferred;
-        publish(std::move(next));
     }
 
     void set_preferred(std::shared_ptr<const std::function<bool(std::string_view)>> predicate) {
@@ -667,11 +695,12 @@ private:
     /// are deleted are left out (a deleted previous primary is forgotten, a deleted candidate
     /// cancelled), and a version this build does not have but that still exists is refused
     /// with the commands that retire it.
-    [[nodiscard]] state load() const {
+    [[nodiscard]] state load() const { return load(settings_.find(setting_key())); }
+    /// The state that the setting's text `saved` (nullopt: none saved) holds.
+    [[nodiscard]] state load(std::optional<std::string> saved) const {
         state s;
         s.changed = detail::routing::definition_changes_of<Versions...>(settings_);
         const std::string key = setting_key();
-        auto saved = settings_.find(key);
         if (!saved) return s;
         if (settings_.has_catalog()) {
             for (const auto& t : detail::routing::routing_tokens(*saved))

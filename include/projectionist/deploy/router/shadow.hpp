@@ -67,7 +67,8 @@ struct discrepancy {
     std::string primary_value;    ///< the primary's answer, formatted (empty when it threw)
     std::string candidate_value;  ///< the candidate's answer, formatted (empty when it threw)
     std::string error;            ///< when the shadow run or the comparison threw: what, and its message
-    std::uint64_t sequence = 0;   ///< its number among the router's discrepancies, from 1 (`discrepancies` counter)
+    std::uint64_t sequence =
+        0;  ///< its number among the router's discrepancies, from 1 (shadow_totals().discrepancies)
 };
 
 }  // namespace projectionist
@@ -168,7 +169,16 @@ public:
         discrepancies_.fetch_add(1, std::memory_order_release);
     }
 
-    [[nodiscard]] shadow_counters counters() const noexcept {
+    /// Since the log was created or last cleared.
+    [[nodiscard]] shadow_counters counters() const {
+        const shadow_counters all = totals();
+        std::lock_guard lock(cleared_mutex_);
+        return {all.queries - cleared_.queries, all.compared - cleared_.compared,
+                all.discrepancies - cleared_.discrepancies, all.errors - cleared_.errors,
+                all.settled - cleared_.settled};
+    }
+    /// Since the log was created, whatever `clear` did: what a rollout counts a step's reads from.
+    [[nodiscard]] shadow_counters totals() const noexcept {
         return {queries_.load(), compared_.load(), discrepancies_.load(std::memory_order_acquire), errors_.load(),
                 settled_.load()};
     }
@@ -176,15 +186,14 @@ public:
         std::lock_guard lock(mutex_);
         return {recent_.begin(), recent_.end()};
     }
+    /// Forgets the kept discrepancies and starts `counters` from zero; `totals` and the
+    /// discrepancies' sequence numbers go on.
     void clear() {
         std::lock_guard lock(mutex_);
         recent_.clear();
-        queries_ = 0;
-        compared_ = 0;
-        discrepancies_ = 0;
-        sequence_ = 0;
-        errors_ = 0;
-        settled_ = 0;
+        const shadow_counters all = totals();
+        std::lock_guard cleared(cleared_mutex_);
+        cleared_ = all;
     }
 
 private:
@@ -213,6 +222,8 @@ private:
     std::atomic<std::uint64_t> compared_{0};
     std::atomic<std::uint64_t> discrepancies_{0};
     std::atomic<std::uint64_t> sequence_{0};  ///< numbers the discrepancies as they begin to be kept
+    mutable std::mutex cleared_mutex_;
+    shadow_counters cleared_{};  ///< the totals at the last clear
     std::atomic<std::uint64_t> errors_{0};
     std::atomic<std::uint64_t> settled_{0};
     mutable std::mutex mutex_;
