@@ -330,8 +330,32 @@ TEST_CASE("a process that starts while a plan runs compares its first reads as t
 
 namespace {
 
+/// The current step's dwell passes: its start moves a minute and a second into the past, without
+/// waiting for it (a wait would make a test depend on how long its reads take on a loaded
+/// machine). `by` = 0 restarts the step now instead.
+void age_step(const watcher& w, std::int64_t by = 61'000) {
+    auto r = w.record();
+    r.step_started_ms = by == 0 ? pj::detail::rollout::now_ms() : r.step_started_ms - by;
+    w.storage->save_setting(pj::detail::rollout::record_key("tickets"), pj::detail::rollout::format_record(r));
+}
+
+/// `a` rolls v2 out to its first step (1%, a minute's dwell, 20 reads needed) and makes 40 reads;
+/// then the dwell passes: the next judgment advances.
+void at_first_step_ready(app<good_v2>& a, const watcher& w) {
+    auto plan = quick_plan();
+    plan.dwell = std::chrono::minutes(1);
+    plan.min_shadow_reads = 20;
+    a.rollout.start(plan);
+    a.rollout.tick();  // the first step
+    for (long i = 0; i < 40; ++i) (void)a.ask(i);
+    a.rollout.tick();  // publishes a's reads; the dwell has not passed
+    REQUIRE(w.record().step == 0);
+    age_step(w);
+}
+
 /// The settings of a second decider: before it writes the plan, the other decider judges and
-/// writes first (once), as if both had read the plan at the same moment.
+/// writes first (once), as if both had read the plan at the same moment. A `first` that throws
+/// fails that write instead, as a lost connection does.
 struct racing_settings {
     storage_type& inner;
     std::function<void()> first;
@@ -349,32 +373,25 @@ struct racing_settings {
     }
 };
 
+/// Two application processes over one database, v1 serving and v2 backfilled; the rollout `b`
+/// is the second process's, deciding through `settings`.
+struct two_deciders {
+    place where;
+    bool seeded = (seed(where), true);
+    watcher w{where};
+    app<good_v2> a{where};
+    app<good_v2> b_app{where};
+    racing_settings settings{*b_app.storage, {}};
+    pj::rollout<app<good_v2>::router_type> b{b_app.control, b_app.router, settings};
+
+    two_deciders() { a.deploy_v2(); }
+};
+
 }  // namespace
 
-TEST_CASE("two processes deciding at once move the plan once", "[rollout]") {
-    place where;
-    seed(where);
-    watcher w(where);
-    app<good_v2> a(where);
-    app<good_v2> b_app(where);
-    a.deploy_v2();
-    auto plan = quick_plan();
-    plan.dwell = std::chrono::minutes(1);
-    plan.min_shadow_reads = 20;
-    a.rollout.start(plan);
-    a.rollout.tick();  // the first step
-    for (long i = 0; i < 40; ++i) (void)a.ask(i);
-    a.rollout.tick();  // publishes a's reads; the dwell has not passed
-    REQUIRE(w.record().step == 0);
+TEST_CASE_METHOD(two_deciders, "two processes deciding at once move the plan once", "[rollout]") {
+    at_first_step_ready(a, w);
     const std::uint64_t revision = w.record().revision;
-    // The dwell passes: the step's start moves a dwell into the past, without waiting for it (a
-    // wait would make the test depend on how long the reads above take on a loaded machine).
-    auto aged = w.record();
-    aged.step_started_ms -= 61'000;
-    w.storage->save_setting(pj::detail::rollout::record_key("tickets"), pj::detail::rollout::format_record(aged));
-
-    racing_settings settings{*b_app.storage, {}};
-    pj::rollout<app<good_v2>::router_type> b(b_app.control, b_app.router, settings);
 
     SECTION("both would advance: one does") {
         settings.first = [&] { a.rollout.tick(); };  // a advances to the second step first
@@ -386,6 +403,17 @@ TEST_CASE("two processes deciding at once move the plan once", "[rollout]") {
         CHECK(settings.refused == 1);
         b_app.router.refresh();
         CHECK(b_app.router.status().basis_points == 1000);
+    }
+    SECTION("one rolls back after the other applied its next step: the roll-back holds, with no traffic left") {
+        b.set_check([](const pj::rollout_record&) -> std::optional<std::string> { return "error rate up"; });
+        settings.first = [&] { a.rollout.tick(); };  // a advances (10%) after b took the traffic back
+        b.tick();                                    // b's roll-back is saved over a's step
+        const auto r = w.record();
+        CHECK(r.state == pj::rollout_state::rolled_back);
+        CHECK_THAT(r.reason, Catch::Contains("error rate up"));
+        CHECK(settings.refused == 1);
+        a.router.refresh();
+        CHECK_FALSE(a.router.status().candidate);  // a's 10% is taken back too
     }
     SECTION("one rolls back while the other advances: the roll-back holds") {
         std::atomic<bool> fail{false};
@@ -470,6 +498,86 @@ TEST_CASE("another process's queries leave the candidate within the watch period
     CHECK(b.on_v2.load() == v2_before);
     b.stop();
     CHECK(w.record().state == pj::rollout_state::aborted);
+}
+
+namespace {
+
+/// One step at 100%, judged at once: the next judgment completes the plan.
+pj::rollout_plan one_step_plan() {
+    auto plan = quick_plan();
+    plan.steps = pj::percent_steps({100});
+    plan.dwell = std::chrono::milliseconds(0);
+    plan.min_shadow_reads = 0;
+    return plan;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(two_deciders, "a roll-back decided while another process completes the plan leaves the switch alone",
+                 "[rollout]") {
+    a.rollout.start(one_step_plan());
+    a.rollout.tick();  // 100% to the candidate
+    REQUIRE(w.record().state == pj::rollout_state::running);
+    // b reads the plan and the routing, then its check runs long: a completes meanwhile.
+    b.set_check([&](const pj::rollout_record&) -> std::optional<std::string> {
+        a.rollout.tick();
+        return "the check failed late";
+    });
+    b.tick();
+    CHECK(w.record().state == pj::rollout_state::completed);
+    b_app.router.refresh();
+    CHECK(b_app.router.status().primary == "tickets_v2");
+    CHECK_FALSE(b_app.router.status().candidate);
+    b_app.control.refresh();
+    CHECK(b_app.control.status_of("tickets_v2").state == pj::projection_state::serving);
+}
+
+TEST_CASE_METHOD(two_deciders, "a completion that loses to an abort takes its switch back", "[rollout]") {
+    a.control.make_live("tickets_v1");
+    a.rollout.start(one_step_plan());
+    a.rollout.tick();
+    settings.first = [&] { a.rollout.abort("by hand"); };  // saved before b's completion
+    b.tick();  // b switched to v2 and made it live, then finds the plan aborted
+    CHECK(w.record().state == pj::rollout_state::aborted);
+    a.router.refresh();
+    CHECK(a.router.status().primary == "tickets_v1");
+    CHECK_FALSE(a.router.status().candidate);
+    a.control.refresh();
+    CHECK(a.control.status_of("tickets_v1").state == pj::projection_state::serving);
+    CHECK(a.control.status_of("tickets_v2").state == pj::projection_state::retired);
+    CHECK(a.control.status_of("tickets_v1").live);
+    CHECK_FALSE(a.control.status_of("tickets_v2").live);
+}
+
+TEST_CASE_METHOD(two_deciders, "a step whose record was not written is set back to the recorded step's share",
+                 "[rollout]") {
+    at_first_step_ready(a, w);
+    settings.first = [] { throw pj::storage_error("the connection to the server was lost", 0, true); };
+    CHECK_THROWS_WITH(b.tick(), Catch::Contains("connection to the server was lost"));  // 10% applied, not recorded
+    a.router.refresh();
+    REQUIRE(a.router.status().basis_points == 1000);
+    age_step(w, 0);    // the step restarts: the next judgment waits
+    a.rollout.tick();  // and sets the share the record says
+    CHECK(w.record().step == 0);
+    CHECK(a.router.status().basis_points == 100);
+}
+
+TEST_CASE("clearing the router's discrepancies does not count reads a step did not make", "[rollout]") {
+    place where;
+    seed(where);
+    watcher w(where);
+    app<good_v2> a(where);
+    a.deploy_v2();
+    at_first_step_ready(a, w);
+    a.rollout.tick();  // 40 reads: the second step
+    REQUIRE(w.record().step == 1);
+    a.router.clear_discrepancies();
+    CHECK(a.router.shadow_stats().compared == 0);
+    (void)a.ask(1);
+    age_step(w);
+    a.rollout.tick();  // one read at this step: it waits for more
+    CHECK(w.record().step == 1);
+    CHECK(a.rollout.snapshot().readings.compared == 1);
 }
 
 }  // namespace rollout_test

@@ -296,6 +296,7 @@ private:
         follow(*r, new_columns);
         if (r->state == rollout_state::pending) return begin(*r);
         if (r->state != rollout_state::running) return;
+        if (!follow_share(*r)) return;
         publish_observation(*r);
         rollout_readings in = sum_observations(*r, observations(*r), options_.sample_size);
         if (r->plan.max_lag) {
@@ -355,13 +356,13 @@ private:
         }
         if (new_columns || baseline_.plan_id != r.id || baseline_.step != r.step) {
             epochs_.advance();  // the reads begun under the old step or columns end before the count starts
-            const shadow_counters now = router_.shadow_stats();
+            const shadow_counters now = router_.shadow_totals();
             baseline_ = step_baseline{r.id, r.step, now, now.discrepancies, {}, {}};
         }
     }
 
     void publish_observation(const rollout_record& r) {
-        const shadow_counters now = router_.shadow_stats();
+        const shadow_counters now = router_.shadow_totals();
         if (baseline_.sample.size() < options_.sample_size)
             for (const auto& d : router_.discrepancies()) {
                 if (d.sequence <= baseline_.last_sequence) continue;
@@ -437,19 +438,54 @@ private:
     void advance(rollout_record& r) {
         if (r.step + 1 < r.plan.steps.size()) return enter_step(r, r.step + 1);
         if (!still_current(r)) return;  // another process decided since this one read the plan
+        const std::string primary = r.primary;
+        bool switched = false;
+        bool primary_was_live = false;
         try {
             if (r.plan.steps.back().basis_points >= routing_buckets) {
+                (void)control_.refresh(primary);  // another process may have made it live since
+                primary_was_live = control_.status_of(primary).live;
                 control_.switch_to(r.plan.candidate);
+                switched = true;
                 if (r.plan.make_live) control_.make_live(r.plan.candidate);
             }
         } catch (const std::exception& e) {
-            return roll_back(r, rollout_state::rolled_back, std::string(rollout_gates::step),
-                             fmt::format("completing the rollout failed: {}", e.what()), {});
+            const std::string reason = fmt::format("completing the rollout failed: {}", e.what());
+            if (switched) undo_switch(primary, primary_was_live);
+            return roll_back(r, rollout_state::rolled_back, std::string(rollout_gates::step), reason, {});
         }
         r.state = rollout_state::completed;
         r.finished_ms = detail::rollout::now_ms();
         decided(r);
         drop_predicate();
+        // Another process stopped the plan (an abort, a failed gate) between this one's last read
+        // and its record: the stop holds, so the switch made here is taken back.
+        if (switched && r.state != rollout_state::completed) undo_switch(primary, primary_was_live);
+    }
+
+    /// Takes back a completion's switch: `primary` serves every query again, and is live again if it
+    /// was.
+    void undo_switch(const std::string& primary, bool was_live) {
+        control_.switch_to(primary);
+        if (was_live && !control_.status_of(primary).live) control_.make_live(primary);
+    }
+
+    /// While a step runs, the router sends the step's share to the candidate: it sets the share
+    /// again when it differs (a process stopped, or failed, between applying a step's share and
+    /// recording the step). Returns false when the share could not be applied: the plan is then
+    /// rolled back, as when a step begins.
+    bool follow_share(rollout_record& r) {
+        const unsigned share = std::min<unsigned>(r.plan.steps[r.step].basis_points, routing_buckets);
+        const router_status routing = router_.status();
+        if (routing.candidate == r.plan.candidate && routing.basis_points == share) return true;
+        try {
+            apply_share(r, r.step);
+        } catch (const std::exception& e) {
+            roll_back(r, rollout_state::rolled_back, std::string(rollout_gates::step),
+                      fmt::format("{} could not be applied again: {}", r.step_text(), e.what()), {});
+            return false;
+        }
+        return true;
     }
 
     void drop_predicate() {
@@ -483,11 +519,12 @@ private:
         follow(r);
     }
 
-    /// Sends the traffic back to the primary first, then records why.
+    /// Sends the traffic back to the primary first, then records why. Once the stop is recorded,
+    /// the candidate's share is cancelled again: another process may have applied a step between
+    /// the first cancel and the record (its step's record then lost to this stop).
     void roll_back(rollout_record& r, rollout_state outcome, std::string gate, std::string reason,
                    std::vector<rollout_discrepancy> keys) {
-        const auto routing = router_.status();
-        if (routing.candidate == r.plan.candidate) router_.rollback();
+        router_.cancel_rollout(r.plan.candidate);
         drop_predicate();
         r.state = outcome;
         r.gate = std::move(gate);
@@ -495,6 +532,8 @@ private:
         r.discrepant = std::move(keys);
         r.finished_ms = detail::rollout::now_ms();
         decided(r);
+        if (r.state == rollout_state::rolled_back || r.state == rollout_state::aborted)
+            router_.cancel_rollout(r.plan.candidate);
     }
 
     /// Saves a decision taken on the plan as read (at `r.revision`), as a compare-and-set of the
@@ -530,15 +569,14 @@ private:
         }
     }
 
-    /// This process's decision lost to another one: its routing follows the saved plan.
+    /// This process's decision lost to another one: its routing follows the saved plan (the saved
+    /// step's share; none for a plan that stopped; a completed plan's switch is left as it is).
     void follow_saved(rollout_record& r, std::optional<rollout_record> current) {
-        const bool stopped = !current || current->id != r.id || !active(current->state);
         router_.refresh();  // the deciding process may have changed the routing since this one read it
-        if (stopped) {
-            if (router_.status().candidate == r.plan.candidate) router_.rollback();
-        } else if (current->state == rollout_state::running) {
+        if (current && current->state == rollout_state::running)
             apply_share(*current, current->step);
-        }
+        else if (!current || current->state != rollout_state::completed)
+            router_.cancel_rollout(r.plan.candidate);
         if (current) r = std::move(*current);
     }
 
