@@ -464,7 +464,8 @@ private:
     }
 
     /// Takes back a completion's switch: `primary` serves every query again, and is live again if it
-    /// was.
+    /// was. When it was not (no version was live), the candidate stays live: the controller has no
+    /// way to make a version not live but making another one live.
     void undo_switch(const std::string& primary, bool was_live) {
         control_.switch_to(primary);
         if (was_live && !control_.status_of(primary).live) control_.make_live(primary);
