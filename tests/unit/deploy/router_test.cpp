@@ -771,6 +771,13 @@ TEST_CASE("shadow reads return the primary's answer and record every discrepancy
     CHECK(router.discrepancies().empty());
     CHECK(router.shadow_stats().queries == 0);
     CHECK(router.shadow_stats().discrepancies == 0);
+    // The totals, which a running rollout counts from, and the discrepancies' numbers go on.
+    CHECK(router.shadow_totals().discrepancies == 2);
+    router.shadow_query("user-2", ticket_query(f.storage, "t-2"), same_status);
+    CHECK(router.shadow_stats().discrepancies == 1);
+    CHECK(router.shadow_totals().discrepancies == 3);
+    REQUIRE(router.discrepancies().size() == 1);
+    CHECK(router.discrepancies().back().sequence == 3);
 }
 
 TEST_CASE("an exception in the candidate never reaches the caller", "[router][shadow]") {

@@ -67,8 +67,7 @@ struct discrepancy {
     std::string primary_value;    ///< the primary's answer, formatted (empty when it threw)
     std::string candidate_value;  ///< the candidate's answer, formatted (empty when it threw)
     std::string error;            ///< when the shadow run or the comparison threw: what, and its message
-    std::uint64_t sequence =
-        0;  ///< its number among the router's discrepancies, from 1 (shadow_totals().discrepancies)
+    std::uint64_t sequence = 0;   ///< its number among the router's discrepancies, from 1 (see shadow_totals)
 };
 
 }  // namespace projectionist
@@ -171,8 +170,8 @@ public:
 
     /// Since the log was created or last cleared.
     [[nodiscard]] shadow_counters counters() const {
+        std::lock_guard lock(cleared_mutex_);  // the totals read after the clear's, so never below them
         const shadow_counters all = totals();
-        std::lock_guard lock(cleared_mutex_);
         return {all.queries - cleared_.queries, all.compared - cleared_.compared,
                 all.discrepancies - cleared_.discrepancies, all.errors - cleared_.errors,
                 all.settled - cleared_.settled};
@@ -191,9 +190,8 @@ public:
     void clear() {
         std::lock_guard lock(mutex_);
         recent_.clear();
-        const shadow_counters all = totals();
         std::lock_guard cleared(cleared_mutex_);
-        cleared_ = all;
+        cleared_ = totals();
     }
 
 private:
