@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <failover_support.hpp>
@@ -159,6 +160,32 @@ TEST_CASE("leases: every worker of a projection must use the same partition coun
     auto a = lease_table(schema, "a", 4);
     CHECK_THROWS_WITH(lease_table(schema, "b", 8), Catch::Contains("are for 4 partitions, this worker was given 8"));
     CHECK_NOTHROW(lease_table(schema, "b", 4));
+    // What the error says to do, with the workers stopped, lets another count start.
+    CHECK_THROWS_WITH(lease_table(schema, "b", 8),
+                      Catch::Contains("DELETE FROM projectionist_leases WHERE projection = 'counted_v1'"));
+    schema.connection().exec("DELETE FROM " + schema.quoted() +
+                             ".projectionist_leases WHERE projection = 'counted_v1'");
+    CHECK_NOTHROW(lease_table(schema, "b", 8));
+}
+
+TEST_CASE("leases: the lease connection keeps its time limits when it is opened again", "[failover][lease]") {
+    scoped_schema schema;
+    auto a = lease_table(schema, "a", 4, 2000ms);
+    const auto limits = [&] {
+        return std::pair{std::string(a.connection().query("SHOW lock_timeout").text(0, 0)),
+                         std::string(a.connection().query("SHOW idle_in_transaction_session_timeout").text(0, 0))};
+    };
+    REQUIRE(limits() == std::pair{std::string("500ms"), std::string("2s")});
+    // The server ends the connection while it is idle (a restart, say): the next statement opens
+    // it again, with the same limits.
+    auto admin = postgres_test::raw_connection();
+    const std::string pid = std::to_string(a.connection().backend_pid());
+    admin.exec("SELECT pg_terminate_backend(" + pid + ")");
+    REQUIRE(wait_until(5s, [&] {
+        return postgres_test::scalar(admin, "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == 0;
+    }));
+    a.heartbeat();
+    CHECK(limits() == std::pair{std::string("500ms"), std::string("2s")});
 }
 
 TEST_CASE("leases: a claim passes over a lease whose fenced commit is under way", "[failover][lease][fence]") {
@@ -572,6 +599,17 @@ struct fragile : pj::projection<"fragile", 1, tickets_domain::ticket_stream> {
     }
 };
 
+/// Sleeps in its handler once, when `stall` is set: a worker frozen mid-batch.
+std::atomic<bool> stall{false};
+struct stalling : pj::projection<"stalling", 1, tickets_domain::ticket_stream> {
+    using table = failover::counted_table;
+    template <class E>
+    void on(const E& e, auto& ctx) {
+        if (stall.exchange(false)) std::this_thread::sleep_for(3s);
+        failover::apply_ticket(e, ctx.table());
+    }
+};
+
 double cpu_seconds() {
     rusage u{};
     ::getrusage(RUSAGE_SELF, &u);
@@ -651,6 +689,39 @@ TEST_CASE("a worker whose lease is taken under a batch counts the fenced commit,
     CHECK(s.events_applied == 2);  // the first batch's
     CHECK(s.held.empty());
     CHECK(stored_position(schema, "fragile_v1") == 2);
+    t = {};
+}
+
+TEST_CASE("a worker's batch frozen past the lease is ended by the server, also after its connection was opened again",
+          "[failover][worker]") {
+    scoped_schema schema;
+    pj::postgres_event_store store(pg_url(), schema.options());
+    auto admin = postgres_test::raw_connection();
+    // The worker's storage connects as a role of the test's own, so that its connections can be
+    // ended alone.
+    pj::postgres_storage storage(postgres_test::login_role_url(admin, "pj_worker_reopened"), schema.options());
+    failover::append_ticket(store, "t-1", "bug", 0, true);
+    pj::worker_options o;
+    o.lease_ttl = 1s;
+    o.heartbeat = 100ms;
+    o.poll_interval = 10ms;
+    o.id = "a";
+    o.runner.backfill = pj::backfill_mode::batch;
+    pj::worker<stalling, pj::postgres_storage> w(store, storage, o);
+    std::jthread t([&](std::stop_token st) { w.run(st); });
+    REQUIRE(wait_until(10s, [&] { return stored_position(schema, "stalling_v1") == store.head(); }));
+
+    // The server ends the worker's connections while they are idle: each is opened again by its
+    // next statement. Then a batch stalls in its handler, inside its transaction, for three times
+    // the lease: the server must end it, as it did before the connection was opened again.
+    admin.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'pj_worker_reopened'");
+    stall = true;
+    failover::append_ticket(store, "t-2", "bug", 0, true);
+    REQUIRE(wait_until(20s, [&] { return stored_position(schema, "stalling_v1") == store.head(); }));
+    const auto s = w.status();
+    INFO("error: " << s.error.value_or("(none)"));
+    CHECK(s.errors.total() >= 1);  // the stalled batch, rolled back by the server and applied again
+    CHECK_FALSE(stall.load());
     t = {};
 }
 

@@ -67,9 +67,10 @@ public:
         if (worker_.empty()) throw error(fmt::format("projectionist: a worker of '{}' needs an id", projection_));
         if (ttl_.count() <= 0)
             throw error(fmt::format("projectionist: workers of '{}': the lease time must be positive", projection_));
-        // Never wait long for a row: the heartbeat must come round within the lease time.
-        db_.exec(fmt::format("SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
-                             std::max<std::int64_t>(1, ttl_.count() / 4), ttl_.count()));
+        // Never wait long for a row: the heartbeat must come round within the lease time. Set up
+        // again whenever the connection is opened anew.
+        db_.setup(fmt::format("SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+                              std::max<std::int64_t>(1, ttl_.count() / 4), ttl_.count()));
         // Checked, then created, under a lock: workers starting together with different counts
         // must not leave rows of both.
         detail::pg::in_locked_transaction(db_, lease_lock_class, detail::pg::schema_name_key(projection_), [&] {
@@ -81,9 +82,10 @@ public:
             if (rows != 0 &&
                 (rows != static_cast<std::int64_t>(partitions_) || r.int64(0, 1) != rows || r.int64(0, 2) != rows))
                 throw error(fmt::format(
-                    "projectionist: workers of '{}': its lease rows (projectionist_leases) are for {} partitions, "
-                    "this worker was given {}; every worker of a projection must use the same count (changing it "
-                    "needs a reset of the projection and its lease rows)",
+                    "projectionist: workers of '{0}': its lease rows (projectionist_leases) are for {1} partitions, "
+                    "this worker was given {2}; every worker of a projection must use the same count. To change "
+                    "it, stop every worker of '{0}', reset it (its partitions' checkpoints are for {1}), and delete "
+                    "its lease rows: DELETE FROM projectionist_leases WHERE projection = '{0}'",
                     projection_, r.int64(0, 2), partitions_));
             if (rows == 0) {
                 detail::pg::params p;

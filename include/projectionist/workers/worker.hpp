@@ -307,6 +307,16 @@ private:
 
     // ---- the runner thread ---------------------------------------------------------------------
 
+    /// Forgets lease `l`, lost under a batch, if it is still the one held: the heartbeat may have
+    /// claimed the partition again since, with a newer epoch, and counted the loss. The caller
+    /// holds `mutex_`.
+    bool forget(const lease& l) {
+        const auto it = held_.find(l.partition);
+        if (it == held_.end() || it->second.epoch != l.epoch) return false;
+        held_.erase(it);
+        return true;
+    }
+
     void work_loop(std::stop_token stop) {
         while (!stop.stop_requested()) {
             std::vector<lease> mine;
@@ -401,7 +411,7 @@ private:
                 // new holder had moved the checkpoint): the lease is lost all the same.
                 std::lock_guard lock(mutex_);
                 ++status_.fenced_commits;
-                if (held_.erase(l.partition) != 0) ++status_.leases_lost;
+                if (forget(l)) ++status_.leases_lost;
                 runners_.erase(l.partition);
                 return applied;
             }
@@ -421,7 +431,7 @@ private:
                 status_.error = fmt::format("partition {}: {}", l.partition, e.what());
                 if (fenced) {
                     ++status_.fenced_commits;
-                    if (held_.erase(l.partition) != 0) ++status_.leases_lost;  // found out before the heartbeat
+                    if (forget(l)) ++status_.leases_lost;  // found out before the heartbeat
                 } else if (!handler_failed) {
                     ++status_.runner_restarts;
                 }
@@ -443,8 +453,9 @@ private:
         auto r = std::make_unique<runner_type>(*store_, *storage_, ro);
         auto& session = r->session();
         // A batch frozen mid-way must not hold its row locks (the checkpoint's, the lease's) past
-        // the lease: the server ends such a session and rolls the batch back.
-        session.connection().exec(
+        // the lease: the server ends such a session and rolls the batch back. A setup statement, so
+        // that a connection opened again after a loss (a server restart) has it too.
+        session.connection().setup(
             fmt::format("SET idle_in_transaction_session_timeout = {}", options_.lease_ttl.count()));
         session.fence(lease_fence{std::string(name_of<Projection>), l.partition, options_.id, l.epoch});
         return runners_.emplace(l.partition, partition_runner{l.epoch, std::move(r), false, 0, {}}).first->second;
