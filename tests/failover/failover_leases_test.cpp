@@ -413,6 +413,52 @@ TEST_CASE("a runner without a slice refuses to apply a projection that workers p
     CHECK(table->size() == 8);
 }
 
+TEST_CASE("a move from one runner to workers applies no event twice, whichever begins first", "[failover][slice]") {
+    scoped_schema schema;
+    pj::postgres_storage storage(pg_url(), schema.options());
+    auto whole = storage.open("counted_v1");
+    whole.begin();
+    whole.commit(pj::checkpoint{7, {}, 0}, {});
+    (void)whole.reload_checkpoint();
+
+    SECTION("a partition's first checkpoint waits for the batch under way without a slice") {
+        whole.begin();  // the batch holds the checkpoint's row
+        std::promise<std::uint64_t> seeded;
+        std::jthread partition([&] {
+            auto p0 = storage.open("counted_v1", {2, 0});
+            seeded.set_value(p0.load_checkpoint().position);  // copies the unsliced position
+        });
+        auto copied = seeded.get_future();
+        CHECK(copied.wait_for(300ms) == std::future_status::timeout);  // it waits for the batch
+        whole.commit(pj::checkpoint{12, {}, 0}, {});
+        REQUIRE(copied.wait_for(10s) == std::future_status::ready);
+        CHECK(copied.get() == 12);  // after the batch: none of its events again
+    }
+    SECTION("a batch without a slice that began while a partition was being seeded commits nothing") {
+        // A partition's first load copies the unsliced checkpoint under its lock; held open here.
+        auto seeder = postgres_test::raw_connection();
+        seeder.exec("BEGIN");
+        seeder.exec("SET search_path = " + schema.quoted());
+        seeder.exec(
+            "INSERT INTO projectionist_checkpoints(projection, position) SELECT 'counted_v1#0/2', position FROM "
+            "projectionist_checkpoints WHERE projection = 'counted_v1' FOR SHARE");
+        std::promise<void> begun;
+        std::jthread batch([&] {
+            whole.begin();  // waits for the seeder's lock; its look for partitions is older than the seed
+            begun.set_value();
+        });
+        auto f = begun.get_future();
+        CHECK(f.wait_for(300ms) == std::future_status::timeout);
+        seeder.exec("COMMIT");
+        REQUIRE(f.wait_for(10s) == std::future_status::ready);
+        batch.join();
+        CHECK_THROWS_AS(whole.commit(pj::checkpoint{12, {}, 0}, {}), pj::checkpoint_conflict);
+        whole.rollback();
+        CHECK(stored_position(schema, "counted_v1") == 7);
+        CHECK_THROWS_WITH(whole.begin(), Catch::Contains("is run in partitions by workers"));
+    }
+}
+
 // ---- a worker, in this process ----------------------------------------------------------------------
 
 namespace {

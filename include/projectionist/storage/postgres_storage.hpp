@@ -572,6 +572,21 @@ private:
         detail::pg::params p;
         if (no_row) {
             // nothing to write
+        } else if (has_position_row_ && slice_.whole() && !buffer_->immediate) {
+            // A batch without a slice: `begin` found no partition checkpoints, but one seeded
+            // while this batch waited for the checkpoint's lock is not in that statement's
+            // snapshot. This statement's is newer: such a batch commits nothing (a conflict,
+            // and the next `begin` refuses with the reason).
+            p.add(static_cast<std::int64_t>(cp.position))
+                .add(key_)
+                .add(static_cast<std::int64_t>(committed_position_))
+                .add(projection_ + "#");
+            send_checked(pl, "pj_move_whole_checkpoint",
+                         "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND position = $3 "
+                         "AND NOT EXISTS (SELECT 1 FROM projectionist_checkpoints WHERE starts_with(projection, $4))",
+                         p, [this](const auto& get) {
+                             if (get().affected() != 1) throw checkpoint_conflict(conflict_message());
+                         });
         } else if (has_position_row_) {
             p.add(static_cast<std::int64_t>(cp.position)).add(key_).add(static_cast<std::int64_t>(committed_position_));
             // An UPDATE that matches no row is no error: the COMMIT waits for this answer.
@@ -690,9 +705,12 @@ private:
         try {
             detail::pg::params q;
             q.add(projection_).add(key_);
+            // FOR SHARE: a batch of a runner without a slice that holds the row (this is a move
+            // from one runner to workers) commits first, and its position is the one copied; the
+            // aggregates' versions are read after it, in the next statement.
             const auto copied = db_.query(
                 "INSERT INTO projectionist_checkpoints(projection, position) SELECT $2, position FROM "
-                "projectionist_checkpoints WHERE projection = $1 ON CONFLICT (projection) DO NOTHING",
+                "projectionist_checkpoints WHERE projection = $1 FOR SHARE ON CONFLICT (projection) DO NOTHING",
                 q);
             if (copied.affected() != 0)
                 db_.query(
