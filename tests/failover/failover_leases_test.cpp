@@ -184,7 +184,15 @@ TEST_CASE("leases: the lease connection keeps its time limits when it is opened 
     REQUIRE(wait_until(5s, [&] {
         return postgres_test::scalar(admin, "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == 0;
     }));
-    a.heartbeat();
+    try {
+        a.heartbeat();
+    } catch (const pj::storage_error& e) {
+        // The loss was found by the statement itself (the server's goodbye had not arrived yet):
+        // the next one opens the connection again, as a worker's next heartbeat does.
+        REQUIRE(e.connection_lost());
+        a.heartbeat();
+    }
+    CHECK(std::to_string(a.connection().backend_pid()) != pid);
     CHECK(limits() == std::pair{std::string("500ms"), std::string("2s")});
 }
 
@@ -757,16 +765,20 @@ TEST_CASE("a worker's batch frozen past the lease is ended by the server, also a
     std::jthread t([&](std::stop_token st) { w.run(st); });
     REQUIRE(wait_until(10s, [&] { return stored_position(schema, "stalling_v1") == store.head(); }));
 
-    // The server ends the worker's connections while they are idle: each is opened again by its
-    // next statement. Then a batch stalls in its handler, inside its transaction, for three times
-    // the lease: the server must end it, as it did before the connection was opened again.
+    // The server ends the worker's connections while they are idle; the worker opens them again
+    // (at once, or after a failed statement) and applies the next event.
     admin.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'pj_worker_reopened'");
-    stall = true;
     failover::append_ticket(store, "t-2", "bug", 0, true);
+    REQUIRE(wait_until(20s, [&] { return stored_position(schema, "stalling_v1") == store.head(); }));
+    const std::uint64_t errors_before = w.status().errors.total();
+    // Then a batch stalls in its handler, inside its transaction, for three times the lease: the
+    // server must end it, as it would have before the connection was opened again.
+    stall = true;
+    failover::append_ticket(store, "t-3", "bug", 0, true);
     REQUIRE(wait_until(20s, [&] { return stored_position(schema, "stalling_v1") == store.head(); }));
     const auto s = w.status();
     INFO("error: " << s.error.value_or("(none)"));
-    CHECK(s.errors.total() >= 1);  // the stalled batch, rolled back by the server and applied again
+    CHECK(s.errors.total() > errors_before);  // the stalled batch, rolled back by the server and applied again
     CHECK_FALSE(stall.load());
     t = {};
 }
