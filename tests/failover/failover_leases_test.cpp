@@ -664,6 +664,16 @@ struct stalling : pj::projection<"stalling", 1, tickets_domain::ticket_stream> {
     }
 };
 
+/// A worker "a" that beats every 100 ms and looks for events every 10 ms, with leases of `ttl`.
+pj::worker_options quick_worker(std::chrono::milliseconds ttl) {
+    pj::worker_options o;
+    o.lease_ttl = ttl;
+    o.heartbeat = 100ms;
+    o.poll_interval = 10ms;
+    o.id = "a";
+    return o;
+}
+
 double cpu_seconds() {
     rusage u{};
     ::getrusage(RUSAGE_SELF, &u);
@@ -682,11 +692,7 @@ TEST_CASE("a handler's failure stops its partition at the last commit; the worke
     failover::append_ticket(store, "boom", "bug", 0, true);
     failover::append_ticket(store, "t-2", "bug", 0, true);
 
-    pj::worker_options o;
-    o.lease_ttl = 2s;
-    o.heartbeat = 100ms;
-    o.poll_interval = 10ms;
-    o.id = "a";
+    auto o = quick_worker(2s);
     o.runner.batch_size = 2;
     pj::worker<fragile, pj::postgres_storage> w(store, storage, o);
     std::jthread t([&](std::stop_token st) { w.run(st); });
@@ -716,11 +722,7 @@ TEST_CASE("a worker whose lease is taken under a batch counts the fenced commit,
 
     auto thief = postgres_test::raw_connection();
     std::atomic<int> batches{0};
-    pj::worker_options o;
-    o.lease_ttl = 2s;
-    o.heartbeat = 100ms;
-    o.poll_interval = 10ms;
-    o.id = "a";
+    auto o = quick_worker(2s);
     o.runner.batch_size = 2;
     o.runner.backfill = pj::backfill_mode::batch;  // one transaction per batch, each after the hook
     o.runner.before_batch_begin = [&] {
@@ -755,11 +757,7 @@ TEST_CASE("a worker's batch frozen past the lease is ended by the server, also a
     // ended alone.
     pj::postgres_storage storage(postgres_test::login_role_url(admin, "pj_worker_reopened"), schema.options());
     failover::append_ticket(store, "t-1", "bug", 0, true);
-    pj::worker_options o;
-    o.lease_ttl = 1s;
-    o.heartbeat = 100ms;
-    o.poll_interval = 10ms;
-    o.id = "a";
+    auto o = quick_worker(1s);
     o.runner.backfill = pj::backfill_mode::batch;
     pj::worker<stalling, pj::postgres_storage> w(store, storage, o);
     std::jthread t([&](std::stop_token st) { w.run(st); });
@@ -794,11 +792,7 @@ TEST_CASE("a runner that fails to start counts as the worker's error, by its kin
     schema.connection().exec("UPDATE " + schema.quoted() +
                              ".projectionist_catalog SET state = 'unheard-of' WHERE name = 'led_v1'");
 
-    pj::worker_options o;
-    o.lease_ttl = 2s;
-    o.heartbeat = 100ms;
-    o.poll_interval = 10ms;
-    o.id = "a";
+    auto o = quick_worker(2s);
     o.max_failed_rounds = 1000;  // keeps trying: what is counted is each failed start
     pj::worker<failover::led, pj::postgres_storage> w(store, storage, o);
     std::jthread t([&](std::stop_token st) { w.run(st); });
@@ -824,11 +818,7 @@ TEST_CASE("a worker that cannot work any more gives its leases back and throws",
     // a connection lost while idle is opened again, unless logins are refused.
     auto admin = postgres_test::raw_connection();
     pj::postgres_event_store worker_store(postgres_test::login_role_url(admin, "pj_worker_gone"), schema.options());
-    pj::worker_options o;
-    o.lease_ttl = 20s;
-    o.heartbeat = 100ms;
-    o.poll_interval = 10ms;
-    o.id = "a";
+    auto o = quick_worker(20s);
     o.max_failed_rounds = 3;
     pj::worker<failover::led, pj::postgres_storage> w(worker_store, storage, o);
     std::promise<std::string> ended;

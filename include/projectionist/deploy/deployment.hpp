@@ -44,9 +44,6 @@ consteval bool same_projection_distinct_versions() {
 inline bool serves(projection_state s) noexcept {
     return s == projection_state::serving;
 }
-inline bool caught_up_or_later(projection_state s) noexcept {
-    return s == projection_state::caught_up || s == projection_state::serving || s == projection_state::retired;
-}
 
 /// What a version in state `s` must run before it can do `what`: the second half of an error.
 inline std::string what_to_run_first(std::string_view name, projection_state s) {

@@ -404,7 +404,7 @@ void runner<Projection, Policies...>::refresh() {
 }
 
 template <class Projection, class... Policies>
-void runner<Projection, Policies...>::mark(projection_state s) {
+void runner<Projection, Policies...>::require_markable(projection_state s) {
     sync_catalog();
     if (s != projection_state::serving && s != projection_state::retired && s != projection_state::caught_up)
         throw state_error(
@@ -415,6 +415,11 @@ void runner<Projection, Policies...>::mark(projection_state s) {
         throw state_error(fmt::format("projectionist: cannot mark '{}' {}: it is {}; run init first",
                                       name_of<Projection>, to_string(s), to_string(state_)));
     if (s != projection_state::retired) require_same_definition();
+}
+
+template <class Projection, class... Policies>
+void runner<Projection, Policies...>::mark(projection_state s) {
+    require_markable(s);
     set_state(s);
     publish_status();
 }
@@ -424,11 +429,7 @@ void runner<Projection, Policies...>::serve_exclusively() {
     static_assert(has_serving_switch<storage_type>,
                   "projectionist: runner::serve_exclusively() needs a storage with has_serving_switch; mark(serving) "
                   "and mark(retired) write one version each");
-    sync_catalog();
-    if (!initialized())
-        throw state_error(fmt::format("projectionist: cannot mark '{}' serving: it is {}; run init first",
-                                      name_of<Projection>, to_string(state_)));
-    require_same_definition();
+    require_markable(projection_state::serving);
     if (!session_.switch_serving(Projection::base_name)) {
         sync_catalog();  // another process may have moved the row: say where it is now
         throw state_error(

@@ -468,6 +468,8 @@ private:
     /// not deterministic: the projection stops.
     void rebuild_to(std::uint64_t position, const record_type* failed, std::exception_ptr cause);
     void mark_failed(const record_type& rec, std::string reason);
+    /// Reads the catalog, then throws state_error unless the version may be marked `s` (see mark).
+    void require_markable(projection_state s);
     /// Records `rec` as a dead letter if it failed in an earlier attempt of this batch, or if its
     /// aggregate is parked (per aggregate); returns whether it did.
     bool dead_letter_if_marked(const record_type& rec);

@@ -427,8 +427,7 @@ private:
         std::lock_guard lock(mutex_);
         const auto self = catalog_.find(name);
         if (self == catalog_.end() || self->second.base_name != base_name ||
-            (self->second.state != projection_state::caught_up && self->second.state != projection_state::serving &&
-             self->second.state != projection_state::retired))
+            !detail::caught_up_or_later(self->second.state))
             return false;
         for (auto& entry : catalog_) {
             catalog_entry& e = entry.second;

@@ -35,6 +35,14 @@ template <>
 inline constexpr auto detail::enum_names_of<projection_state> = detail::enum_names<projection_state::stopped>{
     {"declared", "initialized", "backfilling", "caught_up", "serving", "retired", "deleted", "stopped"}, "unknown"};
 
+namespace detail {
+/// Whether a version in state `s` has caught up with the log, and so may serve queries: caught
+/// up, serving, or retired (following the log for a rollback).
+[[nodiscard]] constexpr bool caught_up_or_later(projection_state s) noexcept {
+    return s == projection_state::caught_up || s == projection_state::serving || s == projection_state::retired;
+}
+}  // namespace detail
+
 /// The state a catalog stores as `s`. "live", which catalogs written when being live was also a
 /// state still hold, reads as `caught_up` (the row's live flag says it emits). Never `stopped`,
 /// which no catalog row holds.
