@@ -134,11 +134,8 @@ void copy_rows(const pq_conn& m, const std::vector<const ticket_row*>& sorted) {
 
 /// The checkpoint, compare and set, in the open transaction.
 void move_checkpoint(const pq_conn& m, std::uint64_t from, std::uint64_t to) {
-    const std::string to_text = std::to_string(to);
-    const std::string from_text = std::to_string(from);
-    const std::string projection(bulk_model_table);
-    const char* params[3] = {to_text.c_str(), projection.c_str(), from_text.c_str()};
-    const pq_result r = m.checked(PQexecParams(m.get(), checkpoint_sql, 3, nullptr, params, nullptr, nullptr, 0),
+    const auto params = checkpoint_move(bulk_model_table, from, to).params();
+    const pq_result r = m.checked(PQexecParams(m.get(), checkpoint_sql, 4, nullptr, params.data(), nullptr, nullptr, 0),
                                   PGRES_COMMAND_OK, "checkpoint");
     if (std::strcmp(PQcmdTuples(r.get()), "1") != 0) throw std::runtime_error("bulk loop: the checkpoint moved");
 }
@@ -330,7 +327,6 @@ public:
         std::uint64_t applied = 0;
         const std::string projection(bulk_model_table);
         for (;;) {
-            const std::string after_text = std::to_string(after);
             const std::optional<pq_result> read = reader_.read(after, batch_size_);
             if (!read || read->rows() == 0) return applied;
             const pq_result& batch = *read;
@@ -399,10 +395,9 @@ public:
             if (fetch_mode_ == live_fetch::memory)
                 for (const auto& [key, x] : rows_)
                     if (x.kind == state::insert || x.kind == state::upsert) held_.insert_or_assign(key, x.row);
-            const std::string last_text = std::to_string(last);
-            const char* cp_params[3] = {last_text.c_str(), projection.c_str(), after_text.c_str()};
+            const auto cp_params = checkpoint_move(projection, after, last).params();
             const pq_result cp =
-                m.checked(PQexecPrepared(m.get(), "bulk_checkpoint", 3, cp_params, nullptr, nullptr, 0),
+                m.checked(PQexecPrepared(m.get(), "bulk_checkpoint", 4, cp_params.data(), nullptr, nullptr, 0),
                           PGRES_COMMAND_OK, "checkpoint");
             if (std::strcmp(PQcmdTuples(cp.get()), "1") != 0)
                 throw std::runtime_error("batch loop: the checkpoint moved");

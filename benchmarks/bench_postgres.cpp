@@ -39,7 +39,6 @@ void bench_postgres(const pj::memory_event_store&, const history_stats&, std::ve
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -157,9 +156,7 @@ public:
         ++runs_;
         std::uint64_t after = 0;
         std::uint64_t applied = 0;
-        char after_text[24];
         for (;;) {
-            *std::to_chars(after_text, after_text + sizeof after_text - 1, after).ptr = '\0';
             const std::optional<pq_result> read = reader_.read(after, batch_size_);
             if (!read || read->rows() == 0) return applied;
             const pq_result& batch = *read;
@@ -174,12 +171,9 @@ public:
             }
             const auto last = static_cast<std::uint64_t>(binary_int64(PQgetvalue(r, n - 1, 0)));
             flush();
-            char last_text[24];
-            *std::to_chars(last_text, last_text + sizeof last_text - 1, last).ptr = '\0';
-            const std::string projection(model_table);
-            const char* cp_params[3] = {last_text, projection.c_str(), after_text};
+            const auto cp_params = checkpoint_move(model_table, after, last).params();
             const pq_result cp =
-                m.checked(PQexecPrepared(m.get(), "bench_checkpoint", 3, cp_params, nullptr, nullptr, 0),
+                m.checked(PQexecPrepared(m.get(), "bench_checkpoint", 4, cp_params.data(), nullptr, nullptr, 0),
                           PGRES_COMMAND_OK, "checkpoint");
             if (std::strcmp(PQcmdTuples(cp.get()), "1") != 0)
                 throw std::runtime_error("libpq loop: the checkpoint moved");

@@ -289,9 +289,25 @@ inline constexpr const char* upsert_sql =
 inline constexpr const char* select_rows_sql = "SELECT " PG_CLIENT_COLUMNS " FROM ";
 #undef PG_CLIENT_UNNEST
 #undef PG_CLIENT_COLUMNS
-/// postgres_storage's checkpoint: compare and set.
+/// postgres_storage's checkpoint of a session without a slice: compare and set, and no partition
+/// checkpoint of the projection.
 inline constexpr const char* checkpoint_sql =
-    "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND position = $3";
+    "UPDATE projectionist_checkpoints SET position = $1 WHERE projection = $2 AND position = $3 AND NOT EXISTS "
+    "(SELECT 1 FROM projectionist_checkpoints WHERE starts_with(projection, $4))";
+/// The parameters of checkpoint_sql, as text: the projection's checkpoint moved from `from` to `to`.
+struct checkpoint_move {
+    checkpoint_move(std::string_view projection, std::uint64_t from, std::uint64_t to)
+        : to_(std::to_string(to)),
+          projection_(projection),
+          from_(std::to_string(from)),
+          partitions_(std::string(projection) + "#") {}
+    [[nodiscard]] std::array<const char*, 4> params() const {
+        return {to_.c_str(), projection_.c_str(), from_.c_str(), partitions_.c_str()};
+    }
+
+private:
+    std::string to_, projection_, from_, partitions_;
+};
 /// postgres_event_store's read of a batch of the log: after $1, below the horizon $3, at most $2.
 inline std::string read_sql(const std::string& log_schema) {
     return fmt::format(
