@@ -134,7 +134,8 @@ void copy_rows(const pq_conn& m, const std::vector<const ticket_row*>& sorted) {
 
 /// The checkpoint, compare and set, in the open transaction.
 void move_checkpoint(const pq_conn& m, std::uint64_t from, std::uint64_t to) {
-    const auto params = checkpoint_move(bulk_model_table, from, to).params();
+    const checkpoint_move moved(bulk_model_table, from, to);
+    const auto params = moved.params();
     const pq_result r = m.checked(PQexecParams(m.get(), checkpoint_sql, 4, nullptr, params.data(), nullptr, nullptr, 0),
                                   PGRES_COMMAND_OK, "checkpoint");
     if (std::strcmp(PQcmdTuples(r.get()), "1") != 0) throw std::runtime_error("bulk loop: the checkpoint moved");
@@ -395,7 +396,8 @@ public:
             if (fetch_mode_ == live_fetch::memory)
                 for (const auto& [key, x] : rows_)
                     if (x.kind == state::insert || x.kind == state::upsert) held_.insert_or_assign(key, x.row);
-            const auto cp_params = checkpoint_move(projection, after, last).params();
+            const checkpoint_move moved(projection, after, last);
+            const auto cp_params = moved.params();
             const pq_result cp =
                 m.checked(PQexecPrepared(m.get(), "bulk_checkpoint", 4, cp_params.data(), nullptr, nullptr, 0),
                           PGRES_COMMAND_OK, "checkpoint");

@@ -171,7 +171,8 @@ public:
             }
             const auto last = static_cast<std::uint64_t>(binary_int64(PQgetvalue(r, n - 1, 0)));
             flush();
-            const auto cp_params = checkpoint_move(model_table, after, last).params();
+            const checkpoint_move moved(model_table, after, last);
+            const auto cp_params = moved.params();
             const pq_result cp =
                 m.checked(PQexecPrepared(m.get(), "bench_checkpoint", 4, cp_params.data(), nullptr, nullptr, 0),
                           PGRES_COMMAND_OK, "checkpoint");

@@ -301,9 +301,11 @@ struct checkpoint_move {
           projection_(projection),
           from_(std::to_string(from)),
           partitions_(std::string(projection) + "#") {}
-    [[nodiscard]] std::array<const char*, 4> params() const {
+    /// Pointers into this object: not on a temporary, which would leave them dangling.
+    [[nodiscard]] std::array<const char*, 4> params() const& {
         return {to_.c_str(), projection_.c_str(), from_.c_str(), partitions_.c_str()};
     }
+    std::array<const char*, 4> params() const&& = delete;
 
 private:
     std::string to_, projection_, from_, partitions_;
